@@ -1,0 +1,205 @@
+"""Inference handlers in the SageMaker scikit-learn container's contract.
+
+SageMaker's scikit-learn serving container imports this file as the entry point and calls
+``model_fn`` once, then ``input_fn`` -> ``predict_fn`` -> ``output_fn`` per request. The local
+runtime and the local batch transform call the same four functions, so a model answers the same
+way on both backends.
+
+Artifact layout (``model.tar.gz`` extracted into ``model_dir``):
+``model.joblib`` (fitted estimator taking a DataFrame of ``feature_columns``) and ``model.json``
+(``feature_columns``, ``target``, ``problem_type``, ``classes``, ``framework``).
+
+Response keys follow SageMaker Autopilot: ``predicted_label``, ``probability`` (binary: of the
+second/positive class; multiclass: of the predicted class), ``labels``, ``probabilities``. The
+keys returned are those in the ``SAGEMAKER_INFERENCE_OUTPUT`` environment variable
+(comma-separated), default ``predicted_label,probability`` for classifiers and
+``predicted_label`` for regressors. Only numpy, pandas and joblib are needed here.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+CSV = "text/csv"
+JSON = "application/json"
+RESPONSE_KEYS = ("predicted_label", "probability", "labels", "probabilities")
+MAX_ROWS_PER_REQUEST = 100_000
+
+
+class UnsupportedContentType(ValueError):
+    """The request or accept content type is not text/csv or application/json."""
+
+
+@dataclass
+class LoadedModel:
+    estimator: Any
+    feature_columns: list[str]
+    problem_type: str
+    classes: list[Any]
+    target: str
+
+    @property
+    def is_classifier(self) -> bool:
+        return self.problem_type in ("binary", "multiclass")
+
+
+def model_fn(model_dir: str) -> LoadedModel:
+    """Load ``model.joblib`` and ``model.json`` from ``model_dir``."""
+    import joblib
+
+    directory = Path(model_dir)
+    meta = json.loads((directory / "model.json").read_text(encoding="utf-8"))
+    return LoadedModel(
+        estimator=joblib.load(directory / "model.joblib"),
+        feature_columns=list(meta["feature_columns"]),
+        problem_type=meta["problem_type"],
+        classes=list(meta.get("classes") or []),
+        target=meta.get("target", ""),
+    )
+
+
+def _base_type(content_type: str | None) -> str:
+    return (content_type or CSV).split(";")[0].strip().lower()
+
+
+def input_fn(request_body: bytes | str, content_type: str, model: LoadedModel) -> pd.DataFrame:
+    """Parse a request into a DataFrame of the model's feature columns.
+
+    ``text/csv``: one record per line, no header, fields in ``feature_columns`` order.
+    ``application/json``: ``{"instances": [[...], ...]}`` or ``{"instances": [{col: v}, ...]}``
+    (a bare list is accepted too). Raises ``ValueError`` naming what is wrong.
+    """
+    kind = _base_type(content_type)
+    text = request_body.decode("utf-8") if isinstance(request_body, bytes) else request_body
+    columns = model.feature_columns
+    if kind == CSV:
+        rows = [row for row in csv.reader(io.StringIO(text)) if row]
+        if not rows:
+            raise ValueError("empty text/csv payload: expected one record per line")
+        bad = next((i for i, row in enumerate(rows) if len(row) != len(columns)), None)
+        if bad is not None:
+            raise ValueError(
+                f"text/csv record {bad + 1} has {len(rows[bad])} fields; expected {len(columns)} "
+                f"({', '.join(columns)})"
+            )
+        frame = pd.DataFrame(rows, columns=columns)
+    elif kind == JSON:
+        try:
+            payload = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"application/json payload is not valid JSON: {err}") from err
+        instances = payload.get("instances") if isinstance(payload, dict) else payload
+        if not isinstance(instances, list) or not instances:
+            raise ValueError('application/json payload must be {"instances": [...]} with records')
+        if all(isinstance(item, dict) for item in instances):
+            missing = sorted(set(columns) - set().union(*(item.keys() for item in instances)))
+            if missing:
+                raise ValueError(f"JSON instances lack feature columns: {', '.join(missing)}")
+            frame = pd.DataFrame([[item.get(c) for c in columns] for item in instances], columns=columns)
+        elif all(isinstance(item, list) and len(item) == len(columns) for item in instances):
+            frame = pd.DataFrame(instances, columns=columns)
+        else:
+            raise ValueError(
+                f"each JSON instance must be an object of features or a list of {len(columns)} values"
+            )
+    else:
+        raise UnsupportedContentType(f"content type {content_type!r} is not {CSV} or {JSON}")
+    if len(frame) > MAX_ROWS_PER_REQUEST:
+        raise ValueError(f"{len(frame)} records in one request; the limit is {MAX_ROWS_PER_REQUEST}")
+    return coerce_numeric(frame, model)
+
+
+def coerce_numeric(frame: pd.DataFrame, model: LoadedModel) -> pd.DataFrame:
+    """Turn text fields into numbers where the column is numeric in training.
+
+    ``numeric_columns`` is read from the fitted estimator when it records them; columns that
+    parse fully as numbers are converted, the rest are left as text for the encoder.
+    """
+    for column in frame.columns:
+        if frame[column].dtype == object:
+            converted = pd.to_numeric(frame[column], errors="coerce")
+            if converted.notna().sum() == frame[column].notna().sum():
+                frame[column] = converted
+    return frame
+
+
+def predict_fn(frame: pd.DataFrame, model: LoadedModel) -> dict[str, Any]:
+    """Predict every row; return arrays for every response key the model can give."""
+    estimator = model.estimator
+    if not model.is_classifier:
+        return {"predicted_label": np.asarray(estimator.predict(frame))}
+    proba = np.asarray(estimator.predict_proba(frame))
+    classes = list(getattr(estimator, "classes_", model.classes))
+    winner = proba.argmax(axis=1)
+    labels = np.asarray(classes, dtype=object)
+    probability = proba[:, 1] if len(classes) == 2 else proba[np.arange(len(proba)), winner]
+    return {
+        "predicted_label": labels[winner],
+        "probability": probability,
+        "labels": classes,
+        "probabilities": proba,
+    }
+
+
+def response_keys(model: LoadedModel, env: dict[str, str] | None = None) -> list[str]:
+    """Keys to return, from ``SAGEMAKER_INFERENCE_OUTPUT`` or the default for the model."""
+    env = os.environ if env is None else env
+    raw = env.get("SAGEMAKER_INFERENCE_OUTPUT", "")
+    if not raw.strip():
+        return ["predicted_label", "probability"] if model.is_classifier else ["predicted_label"]
+    keys = [k.strip().lower() for k in raw.split(",") if k.strip()]
+    unknown = [k for k in keys if k not in RESPONSE_KEYS]
+    if unknown:
+        raise ValueError(f"unknown inference response keys {unknown}; choose from {RESPONSE_KEYS}")
+    if not model.is_classifier and keys != ["predicted_label"]:
+        raise ValueError("a regression model only answers with predicted_label")
+    return keys
+
+
+def _cell(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return [_cell(v) for v in value]
+    if isinstance(value, (list, tuple)):
+        return [_cell(v) for v in value]
+    return value
+
+
+def prediction_rows(prediction: dict[str, Any], keys: list[str]) -> list[list[Any]]:
+    """One list of values per record, in ``keys`` order."""
+    n = len(prediction["predicted_label"])
+    columns = []
+    for key in keys:
+        value = prediction[key]
+        if key == "labels":
+            columns.append([list(value)] * n)
+        else:
+            columns.append(value)
+    return [[_cell(col[i]) for col in columns] for i in range(n)]
+
+
+def output_fn(prediction: dict[str, Any], accept: str, keys: list[str] | None = None) -> tuple[str, str]:
+    """Serialise predictions: CSV lines (list fields as JSON arrays) or JSON ``predictions``."""
+    keys = keys or ["predicted_label"]
+    rows = prediction_rows(prediction, keys)
+    kind = _base_type(accept)
+    if kind == JSON:
+        body = json.dumps({"predictions": [dict(zip(keys, row)) for row in rows]})
+        return body, JSON
+    if kind == CSV:
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        for row in rows:
+            writer.writerow([json.dumps(v) if isinstance(v, list) else v for v in row])
+        return out.getvalue(), CSV
+    raise UnsupportedContentType(f"accept type {accept!r} is not {CSV} or {JSON}")

@@ -1,0 +1,39 @@
+"""Backend selection: one setting (``MLOPS_BACKEND``) picks every port's implementation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from mlops.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from mlops.backends.base import AutoML, BatchTransform, Hosting, Registry, Trainer, Tuner
+
+
+class BackendNotAvailable(RuntimeError):
+    """The configured backend has no implementation of a port."""
+
+
+@dataclass(frozen=True)
+class Backend:
+    name: str
+    tuner: Tuner
+    trainer: Trainer
+    registry: Registry
+    hosting: Hosting
+    automl: AutoML
+    transform: BatchTransform
+
+
+def get_backend(settings: Settings | None = None) -> Backend:
+    """Build the ports for ``settings.backend`` (imports happen here, inside tasks)."""
+    settings = settings or get_settings()
+    if settings.backend == "local":
+        from mlops.backends import local
+
+        return local.build(settings)
+    raise BackendNotAvailable(
+        f"MLOPS_BACKEND={settings.backend!r}: the AWS implementations of the ports are not "
+        "built yet; run with MLOPS_BACKEND=local"
+    )

@@ -1,0 +1,295 @@
+"""The ports: one interface per step whose work differs between AWS and this machine.
+
+Each port has an ``aws`` and a ``local`` implementation (``mlops.backends.aws`` and
+``mlops.backends.local``); :func:`mlops.backends.get_backend` picks them from
+``MLOPS_BACKEND``. Operators only ever talk to these interfaces.
+
+Everything crossing a port is a URI string, a name, or a small dataclass that serialises to
+JSON (it travels through XCom): never data frames or models.
+
+Model artifact contract (both backends): a ``model.tar.gz`` holding ``model.joblib`` (a fitted
+object with ``predict`` and, for classifiers, ``predict_proba`` and ``classes_``) and
+``model.json`` (``feature_columns``, ``target``, ``problem_type``, ``classes``, ``framework``).
+``include/serving/inference.py`` loads it the way the SageMaker scikit-learn container does.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+class Serializable:
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]):
+        return cls(**data)
+
+
+# ---------------------------------------------------------------- training and tuning
+@dataclass(frozen=True)
+class TrainingData(Serializable):
+    """What a training job reads: rows, their fold assignment, and how to learn from them.
+
+    :param train_uri: Parquet file (or folder of files) with feature and target columns.
+    :param folds_uri: fold manifest JSON (``{"k": 5, "seed": 42, "folds": [0, 3, ...]}``,
+        one fold id per row of ``train_uri`` in file order).
+    :param target: label column.
+    :param feature_columns: columns to learn from, in order; ``categorical`` is the subset to
+        one-hot encode.
+    :param problem_type: ``binary``, ``multiclass`` or ``regression``.
+    :param estimator: key of ``include/training/train.py``'s ``ESTIMATORS``.
+    :param objective: scikit-learn scorer name, e.g. ``roc_auc``.
+    :param positive_label: label of the positive class for binary problems.
+    """
+
+    train_uri: str
+    folds_uri: str
+    target: str
+    feature_columns: list[str]
+    categorical: list[str]
+    problem_type: str
+    estimator: str
+    objective: str
+    positive_label: str | None = None
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class CVResult(Serializable):
+    """Scores of one hyperparameter set over all k folds."""
+
+    hyperparameters: dict[str, Any]
+    fold_scores: list[float]
+    mean: float
+    std: float
+
+
+@dataclass(frozen=True)
+class TuningResult(Serializable):
+    """Outcome of a tuning job: the best trial and where the full history is stored."""
+
+    job_name: str
+    objective: str
+    best: CVResult
+    n_trials: int
+    history_uri: str
+
+
+@dataclass(frozen=True)
+class TrainedModel(Serializable):
+    """A model artifact written by a training job."""
+
+    job_name: str
+    model_uri: str  # .../model.tar.gz
+    sha256: str
+    hyperparameters: dict[str, Any]
+
+
+class Tuner(abc.ABC):
+    @abc.abstractmethod
+    def tune(
+        self,
+        job_name: str,
+        data: TrainingData,
+        search_space: dict[str, dict[str, Any]],
+        n_trials: int,
+        output_uri: str,
+    ) -> TuningResult:
+        """Search ``search_space`` with ``n_trials`` trials, each scored by k-fold CV.
+
+        :param search_space: ``{name: {"type": "float"|"int"|"categorical", "low", "high",
+            "log", "choices"}}`` as in the pipeline config.
+        :param output_uri: folder for the tuning history.
+        """
+
+
+class Trainer(abc.ABC):
+    @abc.abstractmethod
+    def fit(
+        self, job_name: str, data: TrainingData, hyperparameters: dict[str, Any], output_uri: str
+    ) -> TrainedModel:
+        """Fit on all rows of ``data.train_uri``; write ``model.tar.gz`` under ``output_uri``."""
+
+
+# ---------------------------------------------------------------- model registry
+PENDING = "PendingManualApproval"
+APPROVED = "Approved"
+REJECTED = "Rejected"
+APPROVAL_STATUSES = (PENDING, APPROVED, REJECTED)
+
+
+@dataclass(frozen=True)
+class ModelVersion(Serializable):
+    """A model package: one version in a model package group."""
+
+    group: str
+    version: int
+    arn: str
+    status: str
+    model_uri: str
+    sha256: str
+    metrics: dict[str, Any]
+    metadata: dict[str, Any]  # hyperparameters, dataset digest, validation id, code version, run
+    created_at: str
+    approver: str | None = None
+    approval_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Deployment(Serializable):
+    """One deployment attempt of a model version to a stage."""
+
+    arn: str  # model package
+    stage: str  # staging | prod
+    endpoint_name: str
+    endpoint_config: str
+    outcome: str  # succeeded | failed | rolled_back
+    deployed_at: str
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+class Registry(abc.ABC):
+    @abc.abstractmethod
+    def ensure_group(self, group: str, description: str = "") -> None: ...
+
+    @abc.abstractmethod
+    def register(
+        self, group: str, model_uri: str, sha256: str, metrics: dict[str, Any],
+        metadata: dict[str, Any],
+    ) -> ModelVersion:
+        """Add a version with status ``PendingManualApproval``."""
+
+    @abc.abstractmethod
+    def get(self, arn: str) -> ModelVersion: ...
+
+    @abc.abstractmethod
+    def list_versions(self, group: str, status: str | None = None) -> list[ModelVersion]:
+        """Versions of ``group``, newest first, optionally only those with ``status``."""
+
+    def latest_approved(self, group: str) -> ModelVersion | None:
+        versions = self.list_versions(group, status=APPROVED)
+        return versions[0] if versions else None
+
+    @abc.abstractmethod
+    def set_status(
+        self, arn: str, status: str, approver: str, reason: str, evidence: dict[str, Any]
+    ) -> ModelVersion:
+        """Approve or reject ``arn``, recording who decided, why, and on what evidence."""
+
+    def approve(self, arn: str, approver: str, reason: str, evidence: dict[str, Any]) -> ModelVersion:
+        return self.set_status(arn, APPROVED, approver, reason, evidence)
+
+    def reject(self, arn: str, approver: str, reason: str, evidence: dict[str, Any]) -> ModelVersion:
+        return self.set_status(arn, REJECTED, approver, reason, evidence)
+
+    @abc.abstractmethod
+    def record_deployment(self, deployment: Deployment) -> None: ...
+
+    @abc.abstractmethod
+    def deployments(self, stage: str | None = None) -> list[Deployment]:
+        """Deployment history, newest first."""
+
+
+# ---------------------------------------------------------------- hosting
+@dataclass(frozen=True)
+class EndpointSpec(Serializable):
+    """How to host a model version.
+
+    ``serverless`` holds ``MemorySizeInMB``/``MaxConcurrency`` (staging); otherwise
+    ``instance_type``/``initial_instance_count`` apply (prod).
+    """
+
+    endpoint_name: str
+    config_name: str
+    model_uri: str
+    sha256: str
+    serverless: dict[str, Any] | None = None
+    instance_type: str | None = None
+    initial_instance_count: int = 1
+    environment: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Endpoint(Serializable):
+    name: str
+    config_name: str
+    status: str  # InService | Creating | Updating | Failed ...
+    url: str  # invocation URL
+    runtime_endpoint_url: str  # what to give boto3's sagemaker-runtime client as endpoint_url
+    region: str
+
+
+class Hosting(abc.ABC):
+    @abc.abstractmethod
+    def deploy(self, spec: EndpointSpec) -> Endpoint:
+        """Create the endpoint, or update it to ``spec.config_name``; return once InService."""
+
+    @abc.abstractmethod
+    def describe(self, endpoint_name: str) -> Endpoint: ...
+
+    @abc.abstractmethod
+    def delete(self, endpoint_name: str) -> None:
+        """Delete the endpoint; deleting a missing endpoint is not an error."""
+
+    @abc.abstractmethod
+    def runtime_client(self):
+        """A boto3 ``sagemaker-runtime`` client that reaches this backend's endpoints."""
+
+
+# ---------------------------------------------------------------- AutoML and batch transform
+@dataclass(frozen=True)
+class Candidate(Serializable):
+    name: str
+    objective_metric: str
+    objective_value: float
+    model_uri: str
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+class AutoML(abc.ABC):
+    @abc.abstractmethod
+    def create_or_attach(
+        self, job_name: str, train_uri: str, target: str, problem_type: str, objective: str,
+        max_candidates: int, time_budget_s: int, output_uri: str,
+    ) -> str:
+        """Start the job (or attach to one of that name) and wait until it completes.
+
+        Returns the job's status; raises ``RuntimeError`` with the job's reason when it failed
+        or was stopped.
+        """
+
+    @abc.abstractmethod
+    def candidates(self, job_name: str) -> list[Candidate]:
+        """Candidates ranked best first by the job's objective."""
+
+    @abc.abstractmethod
+    def create_model(self, model_name: str, candidate: Candidate, response_keys: list[str]) -> str:
+        """Make a deployable model from ``candidate`` answering with ``response_keys``."""
+
+
+@dataclass(frozen=True)
+class TransformResult(Serializable):
+    job_name: str
+    output_uri: str
+    input_rows: int
+    output_rows: int
+
+
+class BatchTransform(abc.ABC):
+    @abc.abstractmethod
+    def transform(
+        self, job_name: str, model_name: str, input_uri: str, output_uri: str,
+        content_type: str = "text/csv", input_filter: str | None = None,
+        join_source: bool = False, output_filter: str | None = None,
+    ) -> TransformResult:
+        """Predict every line of the CSV file(s) at ``input_uri``; one output line per input line.
+
+        Mirrors SageMaker's DataProcessing: ``input_filter`` (e.g. ``"$[1:]"``, drop the id
+        column before predicting), ``join_source`` (output line = input line followed by the
+        prediction fields, ``JoinSource=Input``), ``output_filter`` (e.g. ``"$[0,-2,-1]"``).
+        Output files are named like SageMaker's: ``<input file name>.out`` under ``output_uri``.
+        """

@@ -1,0 +1,30 @@
+"""Local twins of every port: real training, tuning, registry, serving and batch prediction
+on this machine, with no AWS account."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mlops.backends import Backend
+    from mlops.settings import Settings
+
+
+def build(settings: Settings) -> Backend:
+    from mlops.backends import Backend
+    from mlops.backends.local.automl import FlamlAutoML
+    from mlops.backends.local.hosting import LocalHosting
+    from mlops.backends.local.registry import SQLiteRegistry
+    from mlops.backends.local.training import LocalTrainer, OptunaTuner
+    from mlops.backends.local.transform import LocalBatchTransform
+
+    automl = FlamlAutoML(settings.state_dir / "automl")
+    return Backend(
+        name="local",
+        tuner=OptunaTuner(),
+        trainer=LocalTrainer(),
+        registry=SQLiteRegistry(settings.registry_db),
+        hosting=LocalHosting(settings),
+        automl=automl,
+        transform=LocalBatchTransform(automl),
+    )

@@ -1,0 +1,83 @@
+"""Project settings, read from the environment with working local defaults.
+
+========================  ===========================================  ==========================
+variable                  meaning                                      default
+========================  ===========================================  ==========================
+``MLOPS_BACKEND``         ``local`` (twins on this machine) or ``aws``   ``local``
+``MLOPS_HOME``            local state: registry DB, runtime, Airflow      ``<project>/.mlops``
+``MLOPS_DATA_URI``        root of the object store (``file://``/``s3://``) ``file://$MLOPS_HOME/data``
+``MLOPS_AWS_CONN_ID``     Airflow connection used for ``s3://`` and AWS  ``aws_default``
+``MLOPS_RUNTIME_PORT``    port of the local runtime on 127.0.0.1          ``8765``
+========================  ===========================================  ==========================
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from airflow.sdk import ObjectStoragePath
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+INCLUDE_DIR = PROJECT_ROOT / "include"
+PIPELINES_DIR = INCLUDE_DIR / "pipelines"
+BACKENDS = ("local", "aws")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved settings; build one with :func:`get_settings`."""
+
+    backend: str
+    home: Path
+    data_uri: str
+    aws_conn_id: str
+    runtime_port: int
+
+    @property
+    def state_dir(self) -> Path:
+        """Folder for local state that is not data: registry database, runtime files."""
+        return self.home / "state"
+
+    @property
+    def registry_db(self) -> Path:
+        return self.state_dir / "registry.sqlite"
+
+    @property
+    def runtime_dir(self) -> Path:
+        return self.state_dir / "runtime"
+
+    @property
+    def runtime_url(self) -> str:
+        return f"http://127.0.0.1:{self.runtime_port}"
+
+    def data_root(self) -> ObjectStoragePath:
+        """Root of the object store as an ``ObjectStoragePath`` (``file://`` or ``s3://``)."""
+        from airflow.sdk import ObjectStoragePath
+
+        conn_id = self.aws_conn_id if self.data_uri.startswith("s3://") else None
+        return ObjectStoragePath(self.data_uri, conn_id=conn_id)
+
+
+def get_settings() -> Settings:
+    """Read the settings from the environment; raise ``ValueError`` naming a bad value."""
+    backend = os.environ.get("MLOPS_BACKEND", "local").strip().lower()
+    if backend not in BACKENDS:
+        raise ValueError(f"MLOPS_BACKEND={backend!r} is not one of {', '.join(BACKENDS)}")
+    home = Path(os.environ.get("MLOPS_HOME") or PROJECT_ROOT / ".mlops").resolve()
+    data_uri = os.environ.get("MLOPS_DATA_URI") or (home / "data").as_uri()
+    if not data_uri.startswith(("file://", "s3://")):
+        raise ValueError(f"MLOPS_DATA_URI={data_uri!r} must start with file:// or s3://")
+    port_text = os.environ.get("MLOPS_RUNTIME_PORT", "8765")
+    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise ValueError(f"MLOPS_RUNTIME_PORT={port_text!r} is not a TCP port number")
+    return Settings(
+        backend=backend,
+        home=home,
+        data_uri=data_uri.rstrip("/"),
+        aws_conn_id=os.environ.get("MLOPS_AWS_CONN_ID", "aws_default"),
+        runtime_port=int(port_text),
+    )

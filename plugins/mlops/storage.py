@@ -1,0 +1,109 @@
+"""Object-store helpers shared by every step: paths, digests and model packages.
+
+URIs are ``file://`` locally and ``s3://`` on AWS; both become ``ObjectStoragePath``s, so the
+same code reads and writes either.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import tarfile
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from airflow.sdk import ObjectStoragePath
+
+CHUNK = 1 << 20
+
+
+class DigestMismatch(RuntimeError):
+    """An artifact's sha256 differs from the one recorded for it."""
+
+
+def to_path(uri: str) -> ObjectStoragePath:
+    """``ObjectStoragePath`` for ``uri``, using the project's AWS connection for ``s3://``."""
+    from airflow.sdk import ObjectStoragePath
+
+    from mlops.settings import get_settings
+
+    conn_id = get_settings().aws_conn_id if uri.startswith("s3://") else None
+    return ObjectStoragePath(uri, conn_id=conn_id)
+
+
+def data_path(*parts: str) -> ObjectStoragePath:
+    """A path under the project's data root, e.g. ``data_path("raw", "churn")``."""
+    from mlops.settings import get_settings
+
+    path = get_settings().data_root()
+    for part in parts:
+        path = path / part
+    return path
+
+
+def sha256_of(uri_or_path: str | Path | ObjectStoragePath) -> str:
+    """Streaming sha256 of one file."""
+    path = to_path(uri_or_path) if isinstance(uri_or_path, str) else uri_or_path
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def write_json(uri: str, payload: Any) -> str:
+    path = to_path(uri)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str))
+    return uri
+
+
+def read_json(uri: str) -> Any:
+    return json.loads(to_path(uri).read_text())
+
+
+def pack_model(model_dir: Path, dest_uri: str) -> tuple[str, str]:
+    """Tar+gzip ``model_dir``'s files into ``dest_uri`` (``.../model.tar.gz``); return (uri, sha256).
+
+    The archive is deterministic (sorted names, zeroed mtimes and owners) so re-packing the same
+    files gives the same digest.
+    """
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz", compresslevel=6) as tar:
+        for file in sorted(p for p in model_dir.rglob("*") if p.is_file()):
+            info = tar.gettarinfo(str(file), arcname=str(file.relative_to(model_dir)))
+            info.mtime = 0
+            info.uid = info.gid = 0
+            info.uname = info.gname = ""
+            with file.open("rb") as handle:
+                tar.addfile(info, handle)
+    data = buffer.getvalue()
+    dest = to_path(dest_uri)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.write_bytes(data)
+    return dest_uri, hashlib.sha256(data).hexdigest()
+
+
+def unpack_model(model_uri: str, dest_dir: Path, expected_sha256: str | None) -> Path:
+    """Download ``model_uri``, verify its sha256 *before* opening it, extract into ``dest_dir``.
+
+    Raises :class:`DigestMismatch` when the digest differs; nothing is extracted then.
+    """
+    data = to_path(model_uri).read_bytes()
+    actual = hashlib.sha256(data).hexdigest()
+    if expected_sha256 is not None and actual != expected_sha256:
+        raise DigestMismatch(
+            f"{model_uri}: sha256 {actual} does not match the recorded {expected_sha256}; "
+            "refusing to load a changed artifact"
+        )
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+        tar.extractall(dest_dir, filter="data")
+    return dest_dir
+
+
+def scratch_dir(prefix: str) -> Path:
+    return Path(tempfile.mkdtemp(prefix=f"mlops-{prefix}-"))
