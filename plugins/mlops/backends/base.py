@@ -139,6 +139,10 @@ class ModelVersion(Serializable):
     approval_reason: str | None = None
 
 
+SUCCEEDED, FAILED, ROLLED_BACK, REJECTED_DEPLOYMENT = "succeeded", "failed", "rolled_back", "rejected"
+DEPLOYMENT_OUTCOMES = (SUCCEEDED, FAILED, ROLLED_BACK, REJECTED_DEPLOYMENT)
+
+
 @dataclass(frozen=True)
 class Deployment(Serializable):
     """One deployment attempt of a model version to a stage."""
@@ -147,7 +151,7 @@ class Deployment(Serializable):
     stage: str  # staging | prod
     endpoint_name: str
     endpoint_config: str
-    outcome: str  # succeeded | failed | rolled_back
+    outcome: str  # one of DEPLOYMENT_OUTCOMES; rejected = a person or the policy said no
     deployed_at: str
     detail: dict[str, Any] = field(default_factory=dict)
 

@@ -1,0 +1,153 @@
+"""Autopilot (AutoML V2) model -> batch transform -> predictions joined to their ids."""
+
+from __future__ import annotations
+
+from airflow.sdk import Param, dag, task
+
+from mlops.assets import predictions
+from mlops.dag_defaults import DEFAULT_ARGS, START_DATE
+from mlops.operators.sagemaker import (
+    SageMakerAutoMLModelOperator,
+    SageMakerAutoMLOperator,
+    SageMakerTransformOperator,
+)
+
+USE_CASE = "churn"
+
+
+@dag(
+    dag_id="autopilot_batch_predict",
+    schedule="@daily",
+    start_date=START_DATE,
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    tags=["batch", "autopilot", "sagemaker"],
+    params={
+        "automl_job_name": Param("", type="string",
+                                 description="Attach to this existing AutoML job instead of starting one. "
+                                             "Empty: a job named for this run (a retry re-attaches)."),
+        "candidate_name": Param("", type="string",
+                                description="Candidate to deploy. Empty: the best by the job's objective."),
+        "scoring_prefix": Param("batch/churn/incoming", type="string",
+                                description="Prefix (under the data root) of the CSV files to predict."),
+    },
+    render_template_as_native_obj=True,
+    doc_md="""
+### autopilot_batch_predict
+Trains candidates with Autopilot (AutoML V2) on the newest labelled churn partition — or attaches
+to a named job — picks the best (or a named) candidate, creates a model answering with the
+inference response keys from the pipeline config, and runs a batch transform over the scoring
+files (SplitType Line, the record id joined back to each prediction). Predictions are written as
+Parquet; when the scoring data carries labels, ROC AUC, PR AUC and the threshold with the best
+recall at the configured minimum precision are reported. Locally, FLAML and a streaming,
+parallel transform do the same work.
+""",
+)
+def autopilot_batch_predict():
+    @task
+    def prepare(params=None, run_id=None, dag=None) -> dict:
+        import fnmatch
+
+        from mlops import partitions
+        from mlops.config import load_pipeline
+        from mlops.naming import path_safe, run_name
+        from mlops.storage import data_path
+
+        config = load_pipeline(USE_CASE)
+        autopilot = config.section("autopilot")
+        run_uri = data_path("autopilot", USE_CASE, path_safe(run_id))
+        train = partitions.read_partition(partitions.latest_partition(USE_CASE))
+        train = train[[*config.feature_columns, config.target]]
+        run_uri.mkdir(parents=True, exist_ok=True)
+        with (run_uri / "train.parquet").open("wb") as handle:
+            train.to_parquet(handle, index=False)
+        incoming = data_path(*params["scoring_prefix"].strip("/").split("/"))
+        files = sorted(str(p) for p in incoming.iterdir() if fnmatch.fnmatch(p.name, "*.csv")) if incoming.exists() else []
+        if not files:
+            raise FileNotFoundError(f"no CSV files to score under {incoming}")
+        from mlops.ml.batch_predictions import prepare_transform_input
+
+        batch = prepare_transform_input(files, config.schema["id_column"], config.feature_columns,
+                                        config.target, str(run_uri / "transform"))
+        keys = autopilot["response_keys"]
+        return {
+            **batch,
+            "train_uri": str(run_uri / "train.parquet"),
+            "run_uri": str(run_uri),
+            "job_name": params["automl_job_name"] or run_name(dag.dag_id, run_id, "automl"),
+            "model_name": run_name(dag.dag_id, run_id, "model"),
+            "transform_job": run_name(dag.dag_id, run_id, "transform"),
+            "response_keys": keys,
+            "output_filter": "$[0," + ",".join(str(-i) for i in range(len(keys), 0, -1)) + "]",
+            "target": config.target,
+            "objective": autopilot["objective"],
+            "time_budget_s": autopilot["time_budget_s"],
+            "max_candidates": autopilot["max_candidates"],
+        }
+
+    plan = prepare()
+    job = SageMakerAutoMLOperator(
+        task_id="automl_job",
+        job_name="{{ ti.xcom_pull(task_ids='prepare')['job_name'] }}",
+        train_uri="{{ ti.xcom_pull(task_ids='prepare')['train_uri'] }}",
+        output_uri="{{ ti.xcom_pull(task_ids='prepare')['run_uri'] }}",
+        target="{{ ti.xcom_pull(task_ids='prepare')['target'] }}",
+        problem_type="binary",
+        objective="{{ ti.xcom_pull(task_ids='prepare')['objective'] }}",
+        time_budget_s="{{ ti.xcom_pull(task_ids='prepare')['time_budget_s'] }}",
+        max_candidates="{{ ti.xcom_pull(task_ids='prepare')['max_candidates'] }}",
+    )
+    model = SageMakerAutoMLModelOperator(
+        task_id="create_model",
+        job_name="{{ ti.xcom_pull(task_ids='automl_job')['job_name'] }}",
+        model_name="{{ ti.xcom_pull(task_ids='prepare')['model_name'] }}",
+        candidate_name="{{ params.candidate_name }}",
+        response_keys="{{ ti.xcom_pull(task_ids='prepare')['response_keys'] }}",
+    )
+    transform = SageMakerTransformOperator(
+        task_id="batch_transform",
+        job_name="{{ ti.xcom_pull(task_ids='prepare')['transform_job'] }}",
+        model_name="{{ ti.xcom_pull(task_ids='create_model')['model_name'] }}",
+        input_uri="{{ ti.xcom_pull(task_ids='prepare')['input_uri'] }}",
+        output_uri="{{ ti.xcom_pull(task_ids='prepare')['run_uri'] }}/transform/output",
+        input_filter="$[1:]",
+        join_source=True,
+        output_filter="{{ ti.xcom_pull(task_ids='prepare')['output_filter'] }}",
+    )
+
+    @task(outlets=[predictions(USE_CASE)])
+    def publish_predictions(plan: dict, result: dict, model: dict, ds=None) -> dict:
+        from mlops.config import load_pipeline
+        from mlops.ml.batch_predictions import evaluate_predictions, read_transform_output
+        from mlops.storage import data_path, to_path, write_json
+
+        config = load_pipeline(USE_CASE)
+        id_column = config.schema["id_column"]
+        frame = read_transform_output(result["output_uri"], id_column, plan["response_keys"])
+        if len(frame) != plan["rows"]:
+            raise RuntimeError(f"{len(frame)} predictions for {plan['rows']} input rows")
+        out = data_path("predictions", USE_CASE, f"ds={ds}")
+        out.mkdir(parents=True, exist_ok=True)
+        with (out / "predictions.parquet").open("wb") as handle:
+            frame.to_parquet(handle, index=False)
+        summary = {"predictions_uri": str(out / "predictions.parquet"), "rows": int(len(frame)),
+                   "model_name": model["model_name"], "candidate": model["candidate"]["name"]}
+        if plan["labels_uri"]:
+            import pandas as pd
+
+            with to_path(plan["labels_uri"]).open("rb") as handle:
+                labels = pd.read_parquet(handle)
+            frame[id_column] = frame[id_column].astype(str)
+            labels[id_column] = labels[id_column].astype(str)
+            summary["evaluation"] = evaluate_predictions(
+                frame, labels, id_column, config.target, config.schema["positive_label"],
+                config.section("autopilot").get("min_precision", 0.5))
+        write_json(str(out / "summary.json"), summary)
+        return summary
+
+    plan >> job >> model >> transform
+    publish_predictions(plan, transform.output, model.output)
+
+
+autopilot_batch_predict()

@@ -1,0 +1,67 @@
+"""Retail transactions -> RFM features -> named segments + KMeans clusters."""
+
+from __future__ import annotations
+
+from airflow.sdk import Param, dag, task
+
+from mlops.assets import raw_data, segments
+from mlops.dag_defaults import DEFAULT_ARGS, START_DATE
+from mlops.operators.validation import DataValidationOperator
+
+USE_CASE = "retail"
+
+
+@dag(
+    dag_id="customer_segmentation",
+    schedule=[raw_data(USE_CASE)],
+    start_date=START_DATE,
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    tags=["segmentation", "keyspaces"],
+    params={
+        "partition_uri": Param("", type="string",
+                               description="Raw retail partition to segment. Empty: the newest one."),
+        "k_max": Param(None, type=["null", "integer"], minimum=2, maximum=20,
+                       description="Largest k tried for KMeans (k is chosen by silhouette). "
+                                   "Empty: segmentation.k_max from include/pipelines/retail.yaml."),
+    },
+    doc_md="""
+### customer_segmentation
+The retail use case (`include/pipelines/retail.yaml`): validates the newest raw partition of the
+Online Retail transactions, computes recency/frequency/monetary per customer (cancelled invoices
+and missing customer ids handled), scores them in quintiles and names the classic RFM segments,
+clusters the scaled RFM features with KMeans (k chosen by silhouette), and writes a row for
+**every** segment to `ml_clustering_results` (Parquet in the object store; the Keyspaces table
+of the same name in `sql/keyspaces/`), with a bar chart and an HTML report.
+""",
+)
+def customer_segmentation():
+    @task
+    def resolve_partition(params=None) -> str:
+        from mlops.partitions import latest_partition, read_manifest
+
+        uri = params["partition_uri"] or str(latest_partition(USE_CASE))
+        read_manifest(uri)
+        return uri
+
+    partition = resolve_partition()
+    validation = DataValidationOperator(task_id="validate", use_case=USE_CASE, partition_uri=partition)
+
+    @task(outlets=[segments(USE_CASE)])
+    def segment(partition_uri: str, validation: dict, params=None, run_id=None, ds=None) -> dict:
+        from mlops.config import load_pipeline
+        from mlops.ml.segmentation_job import run_segmentation
+        from mlops.naming import path_safe
+        from mlops.storage import data_path
+
+        settings = load_pipeline(USE_CASE).section("segmentation")
+        out = data_path("segments", USE_CASE, f"ds={ds}", path_safe(run_id))
+        result = run_segmentation(partition_uri, str(out), run_id, ds, settings["k_min"],
+                                  params["k_max"] or settings["k_max"], settings["seed"])
+        return {**result, "validation_id": validation["validation_id"]}
+
+    segment(partition, validation.output)
+
+
+customer_segmentation()

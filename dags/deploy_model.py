@@ -1,0 +1,141 @@
+"""Approved model -> staging (serverless) -> endpoint tests -> prod approval -> prod."""
+
+from __future__ import annotations
+
+from airflow.sdk import Param, dag, task
+
+from mlops.assets import approved_model
+from mlops.dag_defaults import DEFAULT_ARGS, START_DATE
+from mlops.operators.approval import ProdApprovalOperator
+from mlops.operators.sagemaker import (
+    SageMakerEndpointDeleteOperator,
+    SageMakerEndpointOperator,
+    SageMakerEndpointTestOperator,
+)
+
+USE_CASE = "churn"
+GROUP = "churn-classifier"
+STAGING_ENDPOINT = f"{GROUP}-staging"
+PROD_ENDPOINT = f"{GROUP}-prod"
+
+
+@dag(
+    dag_id="deploy_model",
+    schedule=[approved_model(GROUP)],
+    start_date=START_DATE,
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    tags=["deployment", "sagemaker"],
+    params={
+        "model_package_arn": Param("", type="string",
+                                   description="Model package version to deploy. Empty: the newest "
+                                               "Approved version of the group."),
+        "approval_mode": Param("policy", enum=["policy", "manual"],
+                               description="policy: staging test thresholds from the pipeline config "
+                                           "approve prod. manual: a person approves on the Required "
+                                           "Actions page after reading the staging test results."),
+    },
+    render_template_as_native_obj=True,
+    doc_md="""
+### deploy_model
+Deploys a model package that is **Approved** and whose artifact sha256 still matches the one
+recorded at registration (anything else is refused):
+
+1. **staging**: a serverless endpoint (memory size and max concurrency from the pipeline config);
+2. **endpoint tests** through the `sagemaker-runtime` client: CSV and JSON contract, golden rows
+   within tolerance of the offline predictions, CSV/JSON parity, malformed payload -> 4xx while
+   the endpoint keeps serving, p50/p95 latency;
+3. **prod approval**: a person (human-in-the-loop) or the policy, with the test results as evidence;
+4. **prod**: an instance-backed endpoint, created or updated in place; a silent rollback fails;
+5. **verify** prod answers; every deployment is recorded in the registry's history;
+6. **staging teardown** runs even when tests fail.
+""",
+)
+def deploy_model():
+    @task
+    def resolve_package(params=None) -> dict:
+        from mlops.backends import get_backend
+        from mlops.operators.sagemaker import resolve_deployable
+
+        return resolve_deployable(get_backend().registry, GROUP, params["model_package_arn"] or None)
+
+    @task
+    def endpoint_settings() -> dict:
+        from mlops.config import load_pipeline
+
+        endpoint = load_pipeline(USE_CASE).section("endpoint")
+        return {
+            "serverless": {"MemorySizeInMB": endpoint["staging"]["memory_size_mb"],
+                           "MaxConcurrency": endpoint["staging"]["max_concurrency"]},
+            "instance_type": endpoint["prod"]["instance_type"],
+            "instance_count": endpoint["prod"]["initial_instance_count"],
+            "requests": endpoint["test"]["requests"],
+            "tolerance": endpoint["test"]["tolerance"],
+        }
+
+    package = resolve_package()
+    settings = endpoint_settings()
+    staging = SageMakerEndpointOperator(
+        task_id="deploy_staging",
+        stage="staging",
+        package=package,
+        endpoint_name=STAGING_ENDPOINT,
+        serverless="{{ ti.xcom_pull(task_ids='endpoint_settings')['serverless'] }}",
+    )
+    tests = SageMakerEndpointTestOperator(
+        task_id="test_staging",
+        endpoint=staging.output,
+        golden_uri="{{ ti.xcom_pull(task_ids='resolve_package')['metadata']['golden_uri'] }}",
+        requests="{{ ti.xcom_pull(task_ids='endpoint_settings')['requests'] }}",
+        tolerance="{{ ti.xcom_pull(task_ids='endpoint_settings')['tolerance'] }}",
+    )
+
+    @task
+    def prod_evidence(report: dict) -> dict:
+        return {
+            "checks_passed": float(report["passed"]),
+            "p50_latency_ms": report["latency_ms"]["p50"],
+            "p95_latency_ms": report["latency_ms"]["p95"],
+        }
+
+    @task
+    def prod_thresholds() -> dict:
+        from mlops.config import load_pipeline
+
+        return {"min_checks_passed": 1.0, **load_pipeline(USE_CASE).section("approval")["prod"]}
+
+    evidence = prod_evidence(tests.output)
+    approve = ProdApprovalOperator(
+        task_id="approve_prod",
+        subject="Promote {{ ti.xcom_pull(task_ids='resolve_package')['arn'] }} to prod?",
+        model_package_arn="{{ ti.xcom_pull(task_ids='resolve_package')['arn'] }}",
+        evidence=evidence,
+        thresholds=prod_thresholds(),
+        mode="{{ params.approval_mode }}",
+    )
+    prod = SageMakerEndpointOperator(
+        task_id="deploy_prod",
+        stage="prod",
+        package=package,
+        endpoint_name=PROD_ENDPOINT,
+        instance_type="{{ ti.xcom_pull(task_ids='endpoint_settings')['instance_type'] }}",
+        initial_instance_count="{{ ti.xcom_pull(task_ids='endpoint_settings')['instance_count'] }}",
+    )
+
+    @task
+    def verify_prod(endpoint: dict, package: dict, settings: dict) -> dict:
+        from mlops.backends import get_backend
+        from mlops.endpoint_tests import verify_golden
+
+        return verify_golden(get_backend().hosting.runtime_client(), endpoint["name"],
+                             package["metadata"]["golden_uri"], settings["tolerance"])
+
+    teardown = SageMakerEndpointDeleteOperator(task_id="teardown_staging", endpoint_name=STAGING_ENDPOINT)
+    [package, settings] >> staging >> tests >> evidence >> approve >> prod
+    verify_prod(prod.output, package, settings)
+    # Staging lives until the prod decision, and is deleted even when tests fail.
+    approve >> teardown.as_teardown(setups=staging)
+
+
+deploy_model()

@@ -1,0 +1,198 @@
+"""Validated data -> k-fold CV + tuning -> quality gate -> refit -> holdout -> registry -> approval."""
+
+from __future__ import annotations
+
+from airflow.providers.standard.operators.empty import EmptyOperator
+from airflow.sdk import Param, dag, task
+
+from mlops.assets import approved_model, raw_data
+from mlops.dag_defaults import DEFAULT_ARGS, START_DATE
+from mlops.operators.approval import ModelApprovalOperator
+from mlops.operators.sagemaker import (
+    SageMakerModelPackageOperator,
+    SageMakerTrainingOperator,
+    SageMakerTuningOperator,
+)
+from mlops.operators.validation import DataValidationOperator
+
+USE_CASE = "churn"
+GROUP = "churn-classifier"  # registry.group in include/pipelines/churn.yaml
+
+
+@dag(
+    dag_id="train_model",
+    schedule=[raw_data(USE_CASE)],
+    start_date=START_DATE,
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    tags=["training", "sagemaker"],
+    params={
+        "partition_uri": Param("", type="string",
+                               description="Raw partition to train on. Empty: the newest committed "
+                                           "partition of the use case."),
+        "n_trials": Param(None, type=["null", "integer"], minimum=1, maximum=500,
+                          description="Tuning trials. Empty: training.n_trials from the pipeline config."),
+        "baseline": Param(None, type=["null", "number"],
+                          description="Quality gate: the mean CV objective must reach this. Empty: "
+                                      "training.baseline from the pipeline config."),
+        "approval_mode": Param("policy", enum=["policy", "manual"],
+                               description="policy: thresholds in the pipeline config decide and are "
+                                           "recorded as the approver. manual: a person approves on the "
+                                           "Required Actions page."),
+    },
+    render_template_as_native_obj=True,
+    doc_md="""
+### train_model
+Trains the churn classifier (`include/pipelines/churn.yaml`) on the newest raw partition:
+
+1. **validate** the partition with Great Expectations (a failure quarantines it and stops here);
+2. **prepare** a holdout that CV and tuning never see, and a fold manifest (stratified k-fold);
+3. **tune** hyperparameters, every trial scored by k-fold CV (Optuna locally, a SageMaker HPO job on AWS);
+4. **quality gate**: mean CV objective >= baseline, else the run ends with the reason recorded
+   and no model is registered;
+5. **refit** on all training rows, **evaluate** on the holdout, write the model report;
+6. **register** the version as `PendingManualApproval`, then **approve** it (a person, or the policy).
+
+Approval emits the `churn-classifier_approved` asset, which triggers `deploy_model`.
+""",
+)
+def train_model():
+    @task
+    def resolve_partition(params=None) -> str:
+        from mlops.partitions import latest_partition, read_manifest
+
+        uri = params["partition_uri"] or str(latest_partition(USE_CASE))
+        read_manifest(uri)  # fails clearly if the partition was never committed
+        return uri
+
+    partition = resolve_partition()
+    validation = DataValidationOperator(task_id="validate", use_case=USE_CASE, partition_uri=partition)
+
+    @task
+    def prepare(partition_uri: str, validation: dict, run_id=None) -> dict:
+        from mlops.config import load_pipeline
+        from mlops.ml.dataset import prepare_training_data
+        from mlops.naming import path_safe
+        from mlops.storage import data_path
+
+        out = data_path("training", USE_CASE, path_safe(run_id))
+        prepared = prepare_training_data(load_pipeline(USE_CASE), partition_uri, str(out))
+        return {**prepared, "validation_id": validation["validation_id"], "run_uri": str(out)}
+
+    prepared = prepare(partition, validation.output)
+
+    @task
+    def tuning_settings(params=None) -> dict:
+        from mlops.config import load_pipeline
+
+        training = load_pipeline(USE_CASE).section("training")
+        return {
+            "n_trials": params["n_trials"] or training["n_trials"],
+            "baseline": params["baseline"] if params["baseline"] is not None else training["baseline"],
+            "search_space": training["search_space"],
+        }
+
+    settings = tuning_settings()
+    tuned = SageMakerTuningOperator(
+        task_id="tune",
+        training_data="{{ ti.xcom_pull(task_ids='prepare')['training_data'] }}",
+        search_space="{{ ti.xcom_pull(task_ids='tuning_settings')['search_space'] }}",
+        n_trials="{{ ti.xcom_pull(task_ids='tuning_settings')['n_trials'] }}",
+        output_uri="{{ ti.xcom_pull(task_ids='prepare')['run_uri'] }}",
+    )
+    [prepared, settings] >> tuned
+
+    @task.branch
+    def quality_gate(tuning: dict, settings: dict) -> str:
+        mean, baseline = tuning["best"]["mean"], settings["baseline"]
+        print(f"quality gate: mean CV {tuning['objective']} {mean:.4f} vs baseline {baseline}")
+        return "refit" if mean >= baseline else "below_baseline"
+
+    gate = quality_gate(tuned.output, settings)
+
+    @task
+    def below_baseline(tuning: dict, settings: dict) -> dict:
+        """End cleanly: nothing is registered, so nothing can be approved or deployed."""
+        reason = (f"mean CV {tuning['objective']} {tuning['best']['mean']:.4f} is below the baseline "
+                  f"{settings['baseline']}; no model registered")
+        print(reason)
+        return {"registered": False, "reason": reason}
+
+    refit = SageMakerTrainingOperator(
+        task_id="refit",
+        training_data="{{ ti.xcom_pull(task_ids='prepare')['training_data'] }}",
+        hyperparameters="{{ ti.xcom_pull(task_ids='tune')['best']['hyperparameters'] }}",
+        output_uri="{{ ti.xcom_pull(task_ids='prepare')['run_uri'] }}",
+    )
+    gate >> [refit, below_baseline(tuned.output, settings)]
+
+    @task
+    def evaluate(model: dict, prepared: dict, tuning: dict) -> dict:
+        from mlops.config import load_pipeline
+        from mlops.ml.evaluation import evaluate_holdout, model_report_html, write_report
+        from mlops.storage import read_json, to_path
+
+        config = load_pipeline(USE_CASE)
+        training_data = prepared["training_data"]
+        metrics, curves = evaluate_holdout(model, prepared["holdout_uri"], training_data["target"],
+                                           training_data["positive_label"],
+                                           golden_rows=config.section("endpoint")["test"]["golden_rows"])
+        history = read_json(tuning["history_uri"])
+        run_uri = prepared["run_uri"]
+        report_uri = write_report(model_report_html(f"{config.name} model report", tuning, history, metrics, curves),
+                                  f"{run_uri}/model_report.html")
+        golden_uri = f"{run_uri}/golden.parquet"
+        with to_path(golden_uri).open("wb") as handle:
+            curves["golden"].to_parquet(handle, index=False)
+        cv = {f"cv_{tuning['objective']}_mean": tuning["best"]["mean"],
+              f"cv_{tuning['objective']}_std": tuning["best"]["std"]}
+        return {"metrics": {**metrics, **cv}, "report_uri": report_uri, "golden_uri": golden_uri}
+
+    evaluation = evaluate(refit.output, prepared, tuned.output)
+
+    @task
+    def lineage(prepared: dict, tuning: dict, evaluation: dict) -> dict:
+        from mlops.code_version import code_version
+
+        return {
+            "dataset_digest": prepared["dataset_digest"],
+            "validation_id": prepared["validation_id"],
+            "hyperparameters": tuning["best"]["hyperparameters"],
+            "fold_scores": tuning["best"]["fold_scores"],
+            "report_uri": evaluation["report_uri"],
+            "golden_uri": evaluation["golden_uri"],
+            "code_version": code_version(),
+        }
+
+    register = SageMakerModelPackageOperator(
+        task_id="register",
+        group=GROUP,
+        model=refit.output,
+        metrics="{{ ti.xcom_pull(task_ids='evaluate')['metrics'] }}",
+        metadata=lineage(prepared, tuned.output, evaluation),
+    )
+    evaluation >> register
+
+    @task
+    def approval_thresholds() -> dict:
+        from mlops.config import load_pipeline
+
+        return load_pipeline(USE_CASE).section("approval")["model"]
+
+    thresholds = approval_thresholds()
+    approve = ModelApprovalOperator(
+        task_id="approve_model",
+        subject="Approve churn model {{ ti.xcom_pull(task_ids='register')['arn'] }}?",
+        model_package_arn="{{ ti.xcom_pull(task_ids='register')['arn'] }}",
+        evidence="{{ ti.xcom_pull(task_ids='evaluate')['metrics'] }}",
+        thresholds="{{ ti.xcom_pull(task_ids='approval_thresholds') }}",
+        report_uri="{{ ti.xcom_pull(task_ids='evaluate')['report_uri'] }}",
+        mode="{{ params.approval_mode }}",
+    )
+    # Skipped when the model is rejected, so only an approval triggers deploy_model.
+    announce = EmptyOperator(task_id="announce_approved", outlets=[approved_model(GROUP)])
+    [register, thresholds] >> approve >> announce
+
+
+train_model()

@@ -1,0 +1,615 @@
+"""The local twin of SageMaker hosting: one process on 127.0.0.1 serving every local endpoint.
+
+It speaks the SageMaker Runtime REST path, so the real boto3 ``sagemaker-runtime`` client works
+against it with ``endpoint_url=settings.runtime_url`` (the SigV4 headers are ignored)::
+
+    POST /endpoints/{name}/invocations     InvokeEndpoint: body, Content-Type, Accept
+    GET  /ping                             health (200), with this runtime's pid and folder
+
+and an admin API that :class:`mlops.backends.local.hosting.LocalHosting` drives::
+
+    PUT    /admin/endpoints/{name}         {config_name, model_uri, sha256, environment}
+    GET    /admin/endpoints/{name}         {name, config_name, status, sha256, ...}
+    DELETE /admin/endpoints/{name}
+    GET    /admin/endpoints
+
+Requests are answered by ``include/serving/inference.py``, the same handlers the SageMaker
+scikit-learn container calls (``model_fn`` once per deploy; ``input_fn`` -> ``predict_fn`` ->
+``output_fn`` per request), so a model answers the same way on both backends.
+
+A deploy verifies the artifact's sha256 before extracting it into
+``runtime_dir/models/<sha256>/``, loads it, and only then swaps it in: the old model serves
+until the new one is ready, and a failed deploy leaves the endpoint as it was. The endpoint
+table persists in ``runtime_dir/endpoints.json`` and is restored on start; the process writes
+``runtime_dir/runtime.pid`` and logs every request to ``runtime_dir/runtime.log``.
+
+Run it with ``python -m mlops.backends.local.runtime serve|stop|status`` (``plugins/`` on
+``PYTHONPATH``); :class:`~mlops.backends.local.hosting.LocalHosting` starts it on demand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import logging
+import os
+import re
+import shutil
+import signal
+import socket
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from mlops.settings import INCLUDE_DIR, Settings, get_settings
+from mlops.storage import DigestMismatch, unpack_model
+
+HOST = "127.0.0.1"
+MAX_PAYLOAD_BYTES = 6 * 1024 * 1024  # SageMaker real-time InvokeEndpoint limit
+DRAIN_LIMIT_BYTES = 8 * MAX_PAYLOAD_BYTES
+PRODUCTION_VARIANT = "AllTraffic"
+ACCOUNT = "local"
+IN_SERVICE = "InService"
+FAILED = "Failed"
+INFERENCE_ENTRY_POINT = INCLUDE_DIR / "serving" / "inference.py"
+ENDPOINT_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")  # SageMaker's rule
+SHA256 = re.compile(r"^[0-9a-f]{64}$")
+MODULE = "mlops.backends.local.runtime"
+
+log = logging.getLogger(MODULE)
+
+
+# ---------------------------------------------------------------- files in runtime_dir
+def pid_file(runtime_dir: Path) -> Path:
+    return runtime_dir / "runtime.pid"
+
+
+def log_file(runtime_dir: Path) -> Path:
+    return runtime_dir / "runtime.log"
+
+
+def table_file(runtime_dir: Path) -> Path:
+    return runtime_dir / "endpoints.json"
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Write ``text`` to a temp file next to ``path``, then ``os.replace`` it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+
+
+def load_inference_module(path: Path = INFERENCE_ENTRY_POINT) -> ModuleType:
+    """Import the serving entry point from its file, as the SageMaker container does."""
+    name = "mlops_serving_inference"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+# ---------------------------------------------------------------- the endpoint table
+class NotAcceptable(ValueError):
+    """The Accept type is not one the handlers can write."""
+
+
+@dataclass(frozen=True)
+class ServedEndpoint:
+    """One endpoint and the model it serves. Immutable: a deploy replaces the whole object."""
+
+    name: str
+    config_name: str
+    model_uri: str
+    sha256: str
+    environment: dict[str, str]
+    created_at: str
+    last_modified_at: str
+    model: Any = field(default=None, repr=False, compare=False)
+    response_keys: tuple[str, ...] = ()
+    failure_reason: str | None = None
+
+    @property
+    def status(self) -> str:
+        return IN_SERVICE if self.model is not None else FAILED
+
+    def record(self) -> dict[str, Any]:
+        """What ``endpoints.json`` keeps: enough to load the endpoint again."""
+        return {
+            "config_name": self.config_name,
+            "model_uri": self.model_uri,
+            "sha256": self.sha256,
+            "environment": self.environment,
+            "created_at": self.created_at,
+            "last_modified_at": self.last_modified_at,
+        }
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "status": self.status,
+            **self.record(),
+            "response_keys": list(self.response_keys),
+            "failure_reason": self.failure_reason,
+        }
+
+    def invoke(self, inference: ModuleType, body: bytes, content_type: str, accept: str) -> tuple[str, str]:
+        """``input_fn`` -> ``predict_fn`` -> ``output_fn``; returns (body, content type)."""
+        frame = inference.input_fn(body, content_type, self.model)
+        prediction = inference.predict_fn(frame, self.model)
+        try:
+            return inference.output_fn(prediction, accept, list(self.response_keys))
+        except inference.UnsupportedContentType as err:
+            raise NotAcceptable(str(err)) from err
+
+
+class EndpointTable:
+    """The endpoints this runtime serves, persisted to ``endpoints.json``.
+
+    Reads take no lock: an endpoint is an immutable object, and a deploy swaps the dict entry
+    in one assignment once the new model is loaded. Deploys and deletes are serialised by one
+    lock, so the persisted file and the extracted models always agree with the table.
+
+    :param runtime_dir: the runtime's folder (``settings.runtime_dir``).
+    :param inference: the serving entry point module (``include/serving/inference.py``).
+    """
+
+    def __init__(self, runtime_dir: Path, inference: ModuleType):
+        self.runtime_dir = runtime_dir
+        self.models_dir = runtime_dir / "models"
+        self.inference = inference
+        self._endpoints: dict[str, ServedEndpoint] = {}
+        self._admin = threading.Lock()
+
+    def get(self, name: str) -> ServedEndpoint | None:
+        return self._endpoints.get(name)
+
+    def all(self) -> list[ServedEndpoint]:
+        return sorted(self._endpoints.values(), key=lambda e: e.name)
+
+    def deploy(
+        self, name: str, config_name: str, model_uri: str, sha256: str, environment: dict[str, str]
+    ) -> ServedEndpoint:
+        """Verify, extract and load the model, then swap it in.
+
+        Raises :class:`DigestMismatch` (the artifact changed), ``ValueError`` (bad name, digest
+        or environment) or whatever loading raised; the endpoint keeps its old model then.
+        """
+        if not ENDPOINT_NAME.match(name):
+            raise ValueError(f"endpoint name {name!r} must match {ENDPOINT_NAME.pattern}")
+        if not SHA256.match(sha256):
+            raise ValueError(f"sha256 {sha256!r} is not 64 lowercase hex digits")
+        with self._admin:
+            try:
+                model_dir = self._extract(model_uri, sha256)
+                model = self.inference.model_fn(str(model_dir))
+                keys = tuple(self.inference.response_keys(model, environment))
+                now = _now()
+                old = self._endpoints.get(name)
+                endpoint = ServedEndpoint(
+                    name=name, config_name=config_name, model_uri=model_uri, sha256=sha256,
+                    environment=dict(environment), created_at=old.created_at if old else now,
+                    last_modified_at=now, model=model, response_keys=keys,
+                )
+                self._endpoints[name] = endpoint
+                self._save()
+            finally:
+                # The served models are in memory; drop folders no endpoint refers to any more.
+                self._prune_models()
+        log.info("endpoint %s serves %s (config %s, sha256 %s)", name, model_uri, config_name, sha256)
+        return endpoint
+
+    def delete(self, name: str) -> bool:
+        with self._admin:
+            if self._endpoints.pop(name, None) is None:
+                return False
+            self._save()
+            self._prune_models()
+        log.info("endpoint %s deleted", name)
+        return True
+
+    def restore(self) -> None:
+        """Load every endpoint in ``endpoints.json``; one that fails to load is kept as Failed."""
+        path = table_file(self.runtime_dir)
+        if not path.exists():
+            return
+        records = json.loads(path.read_text(encoding="utf-8")).get("endpoints", {})
+        with self._admin:
+            for name, record in records.items():
+                endpoint = ServedEndpoint(name=name, **record)
+                try:
+                    model_dir = self.models_dir / endpoint.sha256
+                    if not model_dir.is_dir():
+                        model_dir = self._extract(endpoint.model_uri, endpoint.sha256)
+                    model = self.inference.model_fn(str(model_dir))
+                    keys = tuple(self.inference.response_keys(model, endpoint.environment))
+                    endpoint = replace(endpoint, model=model, response_keys=keys)
+                    log.info("restored endpoint %s (sha256 %s)", name, endpoint.sha256)
+                except Exception as err:
+                    log.exception("could not restore endpoint %s", name)
+                    endpoint = replace(endpoint, failure_reason=f"{type(err).__name__}: {err}")
+                self._endpoints[name] = endpoint
+            self._prune_models()
+
+    def _extract(self, model_uri: str, sha256: str) -> Path:
+        """Verify and extract into a staging folder, then rename it to ``models/<sha256>``.
+
+        The digest is checked on every deploy, even when the folder exists already: the
+        artifact at ``model_uri`` must still be the one that was recorded.
+        """
+        self.models_dir.mkdir(parents=True, exist_ok=True)
+        target = self.models_dir / sha256
+        staging = Path(tempfile.mkdtemp(prefix=f".{sha256[:12]}-", dir=self.models_dir))
+        try:
+            unpack_model(model_uri, staging, sha256)
+            if not target.exists():
+                os.replace(staging, target)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return target
+
+    def _prune_models(self) -> None:
+        """Remove extracted models no endpoint serves (and staging leftovers of a crash)."""
+        if not self.models_dir.is_dir():
+            return
+        keep = {e.sha256 for e in self._endpoints.values()}
+        for child in self.models_dir.iterdir():
+            if child.name not in keep:
+                shutil.rmtree(child, ignore_errors=True)
+
+    def _save(self) -> None:
+        payload = {"endpoints": {e.name: e.record() for e in self.all()}}
+        _write_atomically(table_file(self.runtime_dir), json.dumps(payload, indent=2, sort_keys=True))
+
+
+# ---------------------------------------------------------------- the HTTP app
+def _error(status: int, code: str, message: str, **extra: Any):
+    """An error the way SageMaker sends it: botocore reads the code from ``x-amzn-ErrorType``."""
+    from fastapi.responses import JSONResponse
+
+    return JSONResponse(
+        {"ErrorCode": code, "Message": message, **extra},
+        status_code=status,
+        headers={"x-amzn-ErrorType": code},
+    )
+
+
+def _model_error(original_status: int, message: str, log_path: Path):
+    """A ``ModelError``: the handlers refused the request or failed on it.
+
+    Client errors keep their own status (400, 406, 415) so callers can tell them apart; a
+    failure inside the model answers 424 like SageMaker, which botocore does not retry.
+    """
+    kind = "client" if original_status < 500 else "server"
+    return _error(
+        original_status if original_status < 500 else 424,
+        "ModelError",
+        f'Received {kind} error ({original_status}) from primary with message "{message}". '
+        f"See {log_path} for more information.",
+        OriginalStatusCode=original_status,
+        OriginalMessage=message,
+        LogStreamArn=str(log_path),
+    )
+
+
+def _accept_type(accept: str | None, content_type: str) -> str:
+    """First concrete type in ``Accept``; none (or ``*/*``) answers in the request's type."""
+    for choice in (accept or "").split(","):
+        choice = choice.strip()
+        if choice and not choice.startswith("*/*"):
+            return choice
+    return content_type
+
+
+async def _read_body(request) -> bytes | None:
+    """The request body, or None when it is over ``MAX_PAYLOAD_BYTES``.
+
+    An oversized body is still drained (up to a hard cap) so the client reads the 413 instead
+    of a connection reset in the middle of its upload.
+    """
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > DRAIN_LIMIT_BYTES:
+        return None
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size <= MAX_PAYLOAD_BYTES:
+            chunks.append(chunk)
+        elif size > DRAIN_LIMIT_BYTES:
+            break
+    return b"".join(chunks) if size <= MAX_PAYLOAD_BYTES else None
+
+
+class RequestLog:
+    """ASGI middleware logging method, path, status and milliseconds of every request."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started = time.perf_counter()
+        status = 500
+
+        async def send_and_note(message):
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_note)
+        finally:
+            elapsed = (time.perf_counter() - started) * 1000
+            log.info("%s %s %d %.1fms", scope["method"], scope["path"], status, elapsed)
+
+
+def create_app(table: EndpointTable, runtime_dir: Path):
+    """The runtime's ASGI app serving ``table``."""
+    from fastapi import FastAPI, Request
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import Response
+    from pydantic import BaseModel, Field
+    from starlette.concurrency import run_in_threadpool
+
+    inference = table.inference
+    log_path = log_file(runtime_dir)
+    app = FastAPI(title="mlops local SageMaker runtime", docs_url=None, redoc_url=None)
+    app.add_middleware(RequestLog)
+
+    class EndpointRequest(BaseModel):
+        config_name: str = Field(min_length=1)
+        model_uri: str = Field(min_length=1)
+        sha256: str
+        environment: dict[str, str] = Field(default_factory=dict)
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(request: Request, exc: RequestValidationError):
+        return _error(400, "ValidationError", f"invalid request: {exc.errors()}")
+
+    @app.get("/ping")
+    async def ping() -> dict[str, Any]:
+        return {"status": "Healthy", "pid": os.getpid(), "runtime_dir": str(runtime_dir)}
+
+    @app.post("/endpoints/{name}/invocations")
+    async def invoke_endpoint(name: str, request: Request):
+        body = await _read_body(request)
+        if body is None:
+            return _error(
+                413, "ValidationError",
+                f"Request payload for endpoint {name} is larger than {MAX_PAYLOAD_BYTES} bytes.",
+            )
+        endpoint = table.get(name)
+        if endpoint is None:
+            return _error(404, "ValidationError", f"Endpoint {name} of account {ACCOUNT} not found.")
+        if endpoint.model is None:
+            return _error(
+                400, "ValidationError",
+                f"Endpoint {name} of account {ACCOUNT} is {FAILED}: {endpoint.failure_reason}",
+            )
+        content_type = request.headers.get("content-type") or inference.CSV
+        accept = _accept_type(request.headers.get("accept"), content_type)
+        try:
+            # Prediction is CPU-bound: run it in the threadpool so the event loop keeps serving.
+            payload, mime = await run_in_threadpool(endpoint.invoke, inference, body, content_type, accept)
+        except inference.UnsupportedContentType as err:
+            return _model_error(415, str(err), log_path)
+        except NotAcceptable as err:
+            return _model_error(406, str(err), log_path)
+        except ValueError as err:
+            return _model_error(400, str(err), log_path)
+        except Exception as err:
+            log.exception("endpoint %s failed to answer", name)
+            return _model_error(500, f"{type(err).__name__}: {err}", log_path)
+        return Response(
+            content=payload.encode("utf-8"),
+            headers={"Content-Type": mime, "x-Amzn-Invoked-Production-Variant": PRODUCTION_VARIANT},
+        )
+
+    @app.put("/admin/endpoints/{name}")
+    def deploy_endpoint(name: str, spec: EndpointRequest):
+        try:
+            endpoint = table.deploy(name, spec.config_name, spec.model_uri, spec.sha256, spec.environment)
+        except DigestMismatch as err:
+            return _error(409, "DigestMismatch", str(err))
+        except ValueError as err:
+            return _error(400, "ValidationError", str(err))
+        except Exception as err:
+            log.exception("deploying endpoint %s failed", name)
+            return _error(500, "ModelLoadError", f"{type(err).__name__}: {err}")
+        return endpoint.describe()
+
+    @app.get("/admin/endpoints")
+    def list_endpoints() -> dict[str, Any]:
+        return {"endpoints": [e.describe() for e in table.all()]}
+
+    @app.get("/admin/endpoints/{name}")
+    def describe_endpoint(name: str):
+        endpoint = table.get(name)
+        if endpoint is None:
+            return _error(404, "ValidationError", f"Could not find endpoint {name}.")
+        return endpoint.describe()
+
+    @app.delete("/admin/endpoints/{name}")
+    def delete_endpoint(name: str):
+        if not table.delete(name):
+            return _error(404, "ValidationError", f"Could not find endpoint {name}.")
+        return {"name": name, "deleted": True}
+
+    return app
+
+
+# ---------------------------------------------------------------- process control
+def _configure_logging(runtime_dir: Path) -> None:
+    handlers: list[logging.Handler] = [logging.FileHandler(log_file(runtime_dir), encoding="utf-8")]
+    if sys.stderr.isatty():
+        handlers.append(logging.StreamHandler())
+    logging.basicConfig(
+        level=logging.INFO, handlers=handlers, force=True,
+        format="%(asctime)s %(levelname)s %(name)s [%(process)d] %(message)s",
+    )
+
+
+def serve(settings: Settings) -> int:
+    """Bind 127.0.0.1:<port>, restore the endpoints and serve until SIGTERM/SIGINT."""
+    import uvicorn
+
+    runtime_dir = settings.runtime_dir
+    runtime_dir.mkdir(parents=True, exist_ok=True)
+    _configure_logging(runtime_dir)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((HOST, settings.runtime_port))
+    except OSError as err:
+        sock.close()
+        log.error("cannot bind %s: %s (is another runtime running?)", settings.runtime_url, err)
+        return 1
+    # Written only once the port is ours, so a losing concurrent start leaves the file alone.
+    _write_atomically(pid_file(runtime_dir), f"{os.getpid()}\n")
+    try:
+        table = EndpointTable(runtime_dir, load_inference_module())
+        table.restore()
+        config = uvicorn.Config(
+            create_app(table, runtime_dir), log_config=None, access_log=False, lifespan="off",
+            timeout_graceful_shutdown=5,
+        )
+        log.info("runtime %d serving %s from %s", os.getpid(), settings.runtime_url, runtime_dir)
+        uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        _remove_pid_file(runtime_dir, os.getpid())
+        log.info("runtime %d stopped", os.getpid())
+    return 0
+
+
+def read_pid(runtime_dir: Path) -> int | None:
+    try:
+        text = pid_file(runtime_dir).read_text().strip()
+    except FileNotFoundError:
+        return None
+    return int(text) if text.isdigit() else None
+
+
+def _remove_pid_file(runtime_dir: Path, pid: int | None) -> None:
+    """Remove the pid file if it still names ``pid`` (a newer runtime may own it)."""
+    if read_pid(runtime_dir) == pid:
+        pid_file(runtime_dir).unlink(missing_ok=True)
+
+
+def is_alive(pid: int) -> bool:
+    """Whether ``pid`` runs; reaps it first when it is our own exited child (no zombies)."""
+    try:
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return False
+    except ChildProcessError:
+        pass
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _is_runtime_process(pid: int) -> bool:
+    """Guard against a recycled pid: on Linux, check the command line names this module."""
+    if not Path("/proc/self").exists():
+        return True
+    try:
+        return MODULE.encode() in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
+def _wait_gone(pid: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not is_alive(pid):
+            return True
+        time.sleep(0.05)
+    return not is_alive(pid)
+
+
+def stop_runtime(runtime_dir: Path, timeout: float = 10.0) -> int | None:
+    """Stop the runtime named by the pid file: SIGTERM, wait ``timeout`` s, then SIGKILL.
+
+    Returns the pid stopped, or None when nothing ran (not an error). The pid file is removed.
+    """
+    pid = read_pid(runtime_dir)
+    if pid is None:
+        pid_file(runtime_dir).unlink(missing_ok=True)
+        return None
+    if not is_alive(pid) or not _is_runtime_process(pid):
+        _remove_pid_file(runtime_dir, pid)
+        return None
+    os.kill(pid, signal.SIGTERM)
+    if not _wait_gone(pid, timeout):
+        os.kill(pid, signal.SIGKILL)
+        _wait_gone(pid, 5.0)
+    _remove_pid_file(runtime_dir, pid)
+    return pid
+
+
+def status(settings: Settings) -> dict[str, Any]:
+    """Pid, URL and endpoints of the runtime, as far as it answers."""
+    import urllib.request
+
+    pid = read_pid(settings.runtime_dir)
+    info: dict[str, Any] = {
+        "running": pid is not None and is_alive(pid), "pid": pid, "url": settings.runtime_url,
+        "runtime_dir": str(settings.runtime_dir), "endpoints": None,
+    }
+    if info["running"]:
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        try:
+            with opener.open(f"{settings.runtime_url}/admin/endpoints", timeout=5) as response:
+                info["endpoints"] = [
+                    {k: e[k] for k in ("name", "status", "config_name", "sha256")}
+                    for e in json.loads(response.read())["endpoints"]
+                ]
+        except OSError as err:
+            info["error"] = f"runtime does not answer: {err}"
+    return info
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog=f"python -m {MODULE}", description=__doc__.split("\n")[0])
+    parser.add_argument("command", choices=("serve", "stop", "status"))
+    args = parser.parse_args(argv)
+    settings = get_settings()
+    if args.command == "serve":
+        return serve(settings)
+    if args.command == "stop":
+        pid = stop_runtime(settings.runtime_dir)
+        print(f"stopped runtime {pid}" if pid else "no runtime running")
+        return 0
+    info = status(settings)
+    print(json.dumps(info, indent=2))
+    return 0 if info["running"] else 3
+
+
+if __name__ == "__main__":
+    sys.exit(main())

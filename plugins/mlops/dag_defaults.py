@@ -1,0 +1,13 @@
+"""Defaults every DAG shares (owner, retries) — imported at parse time, so nothing heavy here."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+START_DATE = datetime(2026, 1, 1, tzinfo=timezone.utc)
+DEFAULT_ARGS = {
+    "owner": "mlops",
+    "retries": 1,
+    "retry_delay": timedelta(minutes=1),
+}
+USE_CASES = ("churn", "retail")

@@ -1,0 +1,34 @@
+"""Idempotent resource names derived from (dag_id, run_id, step).
+
+SageMaker names allow ``[a-zA-Z0-9-]``, at most 63 characters. A retry of the same task gets
+the same name, so it can describe the job first and re-attach instead of launching a second one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+MAX_LEN = 63
+
+
+def slug(text: str) -> str:
+    return re.sub(r"-+", "-", re.sub(r"[^a-zA-Z0-9]+", "-", text)).strip("-").lower()
+
+
+def resource_name(*parts: str, max_len: int = MAX_LEN) -> str:
+    """A readable name made of ``parts`` plus a short hash of all of them (stable, unique)."""
+    digest = hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:8]
+    readable = slug("-".join(p for p in parts if p))
+    keep = max_len - len(digest) - 1
+    return f"{readable[:keep].rstrip('-')}-{digest}"
+
+
+def run_name(dag_id: str, run_id: str, step: str) -> str:
+    """Name for one step of one DAG run, e.g. a training job or an endpoint config."""
+    return resource_name(dag_id.replace("_", "-"), step, run_id)
+
+
+def path_safe(run_id: str) -> str:
+    """``run_id`` as a single path segment (run ids contain ``:`` and ``+``)."""
+    return re.sub(r"[^A-Za-z0-9._=-]+", "_", run_id)

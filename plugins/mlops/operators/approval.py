@@ -1,0 +1,155 @@
+"""Approvals as Airflow human-in-the-loop tasks, with a policy mode for unattended runs.
+
+In ``manual`` mode the task waits in ``awaiting_input`` until someone answers on the UI's
+required-actions page (or through the REST API); in ``policy`` mode the thresholds from the
+pipeline config answer at once, and the registry records the policy as the approver. Either
+way the decision, the approver, the reason and the evidence are written to the registry, and a
+rejection skips everything downstream so the run ends cleanly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+from airflow.providers.standard.operators.hitl import ApprovalOperator
+
+MODES = ("policy", "manual")
+
+
+def evaluate_policy(thresholds: dict[str, float], evidence: dict[str, Any]) -> tuple[bool, str]:
+    """Check ``min_<name>`` / ``max_<name>`` thresholds against ``evidence[<name>]``.
+
+    A threshold whose value is missing from the evidence fails, so a policy never approves
+    blind. Returns (approved, reason).
+    """
+    if not thresholds:
+        return False, "no policy thresholds configured"
+    failures, passes = [], []
+    for key, limit in sorted(thresholds.items()):
+        bound, _, name = key.partition("_")
+        if bound not in ("min", "max") or not name:
+            raise ValueError(f"policy threshold {key!r} must be named min_<metric> or max_<metric>")
+        value = evidence.get(name)
+        if value is None:
+            failures.append(f"{name} missing from the evidence")
+        elif (bound == "min" and value < limit) or (bound == "max" and value > limit):
+            failures.append(f"{name}={value:.4g} {'<' if bound == 'min' else '>'} {limit}")
+        else:
+            passes.append(f"{name}={value:.4g} {'>=' if bound == 'min' else '<='} {limit}")
+    if failures:
+        return False, "policy: " + "; ".join(failures)
+    return True, "policy: " + "; ".join(passes)
+
+
+def _markdown_table(evidence: dict[str, Any]) -> str:
+    lines = ["| evidence | value |", "|---|---|"]
+    for key, value in sorted(evidence.items()):
+        shown = f"{value:.4f}" if isinstance(value, float) else str(value)
+        lines.append(f"| {key} | {shown} |")
+    return "\n".join(lines)
+
+
+class RegistryApprovalOperator(ApprovalOperator):
+    """Approve or reject a model package, by a person (HITL) or by the configured policy.
+
+    :param model_package_arn: the version to decide on (templated).
+    :param evidence: numbers the decision rests on, e.g. holdout metrics (templated).
+    :param thresholds: policy thresholds ``{min_<metric>: x, max_<metric>: y}``.
+    :param mode: ``policy`` or ``manual`` (templated, usually from a Param).
+    :param report_uri: link shown in the approval body (templated).
+    """
+
+    template_fields: Sequence[str] = (*ApprovalOperator.template_fields, "model_package_arn", "evidence",
+                                      "thresholds", "mode", "report_uri")
+    policy_name = "policy"
+
+    def __init__(self, *, model_package_arn: str, evidence: dict[str, Any] | str,
+                 thresholds: dict[str, float], mode: str = "policy", report_uri: str = "",
+                 **kwargs: Any) -> None:
+        kwargs.setdefault("ignore_downstream_trigger_rules", False)
+        super().__init__(**kwargs)
+        self.model_package_arn = model_package_arn
+        self.evidence = evidence
+        self.thresholds = thresholds
+        self.mode = mode
+        self.report_uri = report_uri
+
+    def _body(self) -> str:
+        return (
+            f"**Model package:** `{self.model_package_arn}`\n\n"
+            f"**Report:** {self.report_uri or 'n/a'}\n\n{_markdown_table(dict(self.evidence))}\n\n"
+            f"Policy thresholds (used in policy mode): `{self.thresholds}`"
+        )
+
+    def execute(self, context):
+        if self.mode not in MODES:
+            raise ValueError(f"approval mode {self.mode!r} is not one of {', '.join(MODES)}")
+        self.body = self._body()
+        if self.mode == "manual":
+            return super().execute(context)
+        approved, reason = evaluate_policy(self.thresholds, dict(self.evidence))
+        self.log.info("policy decision: %s (%s)", "Approve" if approved else "Reject", reason)
+        event = {
+            "chosen_options": [self.APPROVE if approved else self.REJECT],
+            "params_input": {},
+            "responded_at": datetime.now(timezone.utc),
+            "responded_by_user": {"id": self.policy_name, "name": f"{self.policy_name} ({reason})"},
+            "policy_reason": reason,
+        }
+        return self.execute_complete(context, event)
+
+    def execute_complete(self, context, event: dict[str, Any]):
+        # Record first: on Reject the base class skips downstream by raising, ending this method.
+        if "error" not in event:
+            self.validate_chosen_options(event["chosen_options"])
+            approved = event["chosen_options"][:1] == [self.APPROVE]
+            user = event.get("responded_by_user") or {}
+            approver = (self.policy_name if user.get("id") == self.policy_name
+                        else str(user.get("name") or user.get("id") or "unknown"))
+            reason = event.get("policy_reason") or ("approved" if approved else "rejected") + f" in Airflow by {approver}"
+            self.record(approved, approver, reason)
+            context["ti"].xcom_push(key="decision", value={
+                "approved": approved, "approver": approver, "reason": reason, "arn": self.model_package_arn,
+            })
+        return super().execute_complete(context=context, event=event)
+
+    def record(self, approved: bool, approver: str, reason: str) -> None:
+        from mlops.backends import get_backend
+
+        registry = get_backend().registry
+        evidence = {**dict(self.evidence), "report_uri": self.report_uri, "mode": self.mode}
+        if approved:
+            registry.approve(self.model_package_arn, approver, reason, evidence)
+        else:
+            registry.reject(self.model_package_arn, approver, reason, evidence)
+        self.log.info("%s %s by %s", "approved" if approved else "rejected", self.model_package_arn, approver)
+
+
+class ModelApprovalOperator(RegistryApprovalOperator):
+    """Model approval after registration: decides the package's ModelApprovalStatus."""
+
+
+class ProdApprovalOperator(RegistryApprovalOperator):
+    """Prod approval after staging tests: records the decision and the staging evidence.
+
+    Does not change the package status (it is already Approved); a rejection is recorded in the
+    deployment history and skips the prod deployment.
+    """
+
+    policy_name = "policy"
+
+    def record(self, approved: bool, approver: str, reason: str) -> None:
+        from mlops.backends import get_backend
+        from mlops.backends.base import Deployment
+
+        if approved:
+            self.log.info("prod deployment of %s approved by %s: %s", self.model_package_arn, approver, reason)
+            return
+        get_backend().registry.record_deployment(Deployment(
+            arn=self.model_package_arn, stage="prod", endpoint_name="", endpoint_config="",
+            outcome="rejected", deployed_at=datetime.now(timezone.utc).isoformat(),
+            detail={"approver": approver, "reason": reason, "evidence": dict(self.evidence)},
+        ))
+        self.log.info("prod deployment of %s rejected by %s: %s", self.model_package_arn, approver, reason)

@@ -1,0 +1,371 @@
+"""SageMaker steps: tuning, training, model registry, endpoints, Autopilot, batch transform.
+
+Each operator is thin: it builds the request, makes one call on a port of the configured
+backend (SageMaker on ``aws``, the local twin on ``local``) and returns a small JSON dict for
+XCom. Names come from :func:`mlops.naming.run_name`, so a retry reuses the same job name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from airflow.sdk import BaseOperator
+
+from mlops.naming import run_name
+
+
+def _backend():
+    from mlops.backends import get_backend
+
+    return get_backend()
+
+
+def _name(context, step: str) -> str:
+    return run_name(context["dag"].dag_id, context["run_id"], step)
+
+
+class SageMakerTuningOperator(BaseOperator):
+    """Hyperparameter tuning where every trial is scored by k-fold cross-validation.
+
+    :param training_data: a :class:`~mlops.backends.base.TrainingData` dict (templated).
+    :param search_space: ``{name: {type, low, high, log, choices}}`` from the pipeline config.
+    :param n_trials: trial budget.
+    :param output_uri: where the tuning history goes (templated).
+    """
+
+    template_fields: Sequence[str] = ("training_data", "output_uri", "n_trials")
+
+    def __init__(self, *, training_data: dict[str, Any] | str, search_space: dict[str, Any],
+                 n_trials: int | str, output_uri: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.training_data = training_data
+        self.search_space = search_space
+        self.n_trials = n_trials
+        self.output_uri = output_uri
+
+    def execute(self, context) -> dict[str, Any]:
+        from mlops.backends.base import TrainingData
+
+        result = _backend().tuner.tune(
+            job_name=_name(context, "tune"),
+            data=TrainingData.from_dict(self.training_data),
+            search_space=self.search_space,
+            n_trials=int(self.n_trials),
+            output_uri=self.output_uri,
+        )
+        best = result.best
+        self.log.info("best mean %s=%.4f ± %.4f with %s", result.objective, best.mean, best.std,
+                      best.hyperparameters)
+        return result.to_dict()
+
+
+class SageMakerTrainingOperator(BaseOperator):
+    """Fit one model on all training rows with fixed hyperparameters (the refit).
+
+    :param training_data: a :class:`~mlops.backends.base.TrainingData` dict (templated).
+    :param hyperparameters: hyperparameters, e.g. the tuner's best (templated).
+    :param output_uri: model output prefix (templated).
+    """
+
+    template_fields: Sequence[str] = ("training_data", "hyperparameters", "output_uri")
+
+    def __init__(self, *, training_data: dict[str, Any] | str, hyperparameters: dict[str, Any] | str,
+                 output_uri: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.training_data = training_data
+        self.hyperparameters = hyperparameters
+        self.output_uri = output_uri
+
+    def execute(self, context) -> dict[str, Any]:
+        from mlops.backends.base import TrainingData
+
+        model = _backend().trainer.fit(
+            job_name=_name(context, "refit"),
+            data=TrainingData.from_dict(self.training_data),
+            hyperparameters=dict(self.hyperparameters),
+            output_uri=self.output_uri,
+        )
+        self.log.info("model %s sha256=%s", model.model_uri, model.sha256)
+        return model.to_dict()
+
+
+class SageMakerModelPackageOperator(BaseOperator):
+    """Register a model version (``PendingManualApproval``) in a model package group.
+
+    :param group: model package group, created if missing.
+    :param model: a :class:`~mlops.backends.base.TrainedModel` dict (templated).
+    :param metrics: metrics to record with the version (templated).
+    :param metadata: lineage: dataset digest, validation id, hyperparameters, ... (templated).
+    """
+
+    template_fields: Sequence[str] = ("group", "model", "metrics", "metadata")
+
+    def __init__(self, *, group: str, model: dict[str, Any] | str, metrics: dict[str, Any] | str,
+                 metadata: dict[str, Any] | str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.group = group
+        self.model = model
+        self.metrics = metrics
+        self.metadata = metadata
+
+    def execute(self, context) -> dict[str, Any]:
+        registry = _backend().registry
+        registry.ensure_group(self.group)
+        metadata = {**dict(self.metadata), "dag_id": context["dag"].dag_id, "run_id": context["run_id"]}
+        version = registry.register(
+            self.group, self.model["model_uri"], self.model["sha256"], dict(self.metrics), metadata
+        )
+        self.log.info("registered %s (%s)", version.arn, version.status)
+        return version.to_dict()
+
+
+class DeploymentRefused(RuntimeError):
+    """A model version may not be deployed: not Approved, or its artifact changed."""
+
+
+def resolve_deployable(registry, group: str, arn: str | None) -> dict[str, Any]:
+    """The version to deploy: ``arn`` if given, else the newest Approved one in ``group``.
+
+    Refuses anything not Approved and any artifact whose sha256 no longer matches the one
+    recorded at registration.
+    """
+    from mlops.backends.base import APPROVED
+    from mlops.storage import sha256_of
+
+    version = registry.get(arn) if arn else registry.latest_approved(group)
+    if version is None:
+        raise DeploymentRefused(f"model package group {group!r} has no Approved version to deploy")
+    if version.status != APPROVED:
+        raise DeploymentRefused(f"{version.arn} is {version.status}; only Approved versions are deployed")
+    actual = sha256_of(version.model_uri)
+    if actual != version.sha256:
+        raise DeploymentRefused(
+            f"{version.arn}: artifact {version.model_uri} has sha256 {actual}, registered {version.sha256}"
+        )
+    return version.to_dict()
+
+
+class SageMakerEndpointOperator(BaseOperator):
+    """Deploy an Approved model version to a stage's endpoint (create, or update in place).
+
+    Serverless config for staging, instance config for prod. After the call the endpoint must
+    run the new endpoint config: a silent rollback fails the task. Every attempt is recorded in
+    the registry's deployment history.
+
+    :param stage: ``staging`` or ``prod``.
+    :param package: the :class:`~mlops.backends.base.ModelVersion` dict to deploy (templated).
+    :param endpoint_name: endpoint name (templated).
+    :param serverless: ``{"MemorySizeInMB", "MaxConcurrency"}`` for a serverless endpoint.
+    :param instance_type: instance type for an instance-backed endpoint.
+    """
+
+    template_fields: Sequence[str] = ("package", "endpoint_name", "serverless", "instance_type",
+                                      "initial_instance_count")
+
+    def __init__(self, *, stage: str, package: dict[str, Any] | str, endpoint_name: str,
+                 serverless: dict[str, Any] | str | None = None, instance_type: str | None = None,
+                 initial_instance_count: int | str = 1, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if stage not in ("staging", "prod"):
+            raise ValueError(f"stage {stage!r} is not staging or prod")
+        self.stage = stage
+        self.package = package
+        self.endpoint_name = endpoint_name
+        self.serverless = serverless
+        self.instance_type = instance_type
+        self.initial_instance_count = initial_instance_count
+
+    def execute(self, context) -> dict[str, Any]:
+        from datetime import datetime, timezone
+
+        from mlops.backends.base import Deployment, EndpointSpec
+
+        backend = _backend()
+        package = resolve_deployable(backend.registry, self.package["group"], self.package["arn"])
+        spec = EndpointSpec(
+            endpoint_name=self.endpoint_name,
+            config_name=_name(context, f"{self.stage}-config"),
+            model_uri=package["model_uri"],
+            sha256=package["sha256"],
+            serverless=dict(self.serverless) if self.serverless else None,
+            instance_type=self.instance_type or None,
+            initial_instance_count=int(self.initial_instance_count),
+        )
+        outcome, detail = "failed", {}
+        try:
+            endpoint = backend.hosting.deploy(spec)
+            if endpoint.config_name != spec.config_name:
+                outcome = "rolled_back"
+                raise RuntimeError(
+                    f"endpoint {spec.endpoint_name} is {endpoint.status} on config {endpoint.config_name}, "
+                    f"not the intended {spec.config_name}: the update was rolled back"
+                )
+            outcome, detail = "succeeded", endpoint.to_dict()
+        except Exception as err:
+            detail = {"error": str(err)}
+            raise
+        finally:
+            backend.registry.record_deployment(Deployment(
+                arn=package["arn"], stage=self.stage, endpoint_name=spec.endpoint_name,
+                endpoint_config=spec.config_name, outcome=outcome,
+                deployed_at=datetime.now(timezone.utc).isoformat(), detail=detail,
+            ))
+        self.log.info("%s endpoint %s serves %s at %s", self.stage, endpoint.name, package["arn"], endpoint.url)
+        return {**endpoint.to_dict(), "arn": package["arn"], "stage": self.stage}
+
+
+class SageMakerEndpointDeleteOperator(BaseOperator):
+    """Delete an endpoint (a teardown: deleting a missing endpoint is not an error)."""
+
+    template_fields: Sequence[str] = ("endpoint_name",)
+
+    def __init__(self, *, endpoint_name: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.endpoint_name = endpoint_name
+
+    def execute(self, context) -> None:
+        _backend().hosting.delete(self.endpoint_name)
+        self.log.info("deleted endpoint %s", self.endpoint_name)
+
+
+class SageMakerEndpointTestOperator(BaseOperator):
+    """Test a live endpoint through the ``sagemaker-runtime`` client (same code on both backends).
+
+    Contract (text/csv and application/json), golden rows against the model's offline
+    predictions, a malformed payload must give a 4xx and leave the endpoint serving, and
+    p50/p95 latency over ``requests`` calls. Fails the task listing every failed check.
+
+    :param endpoint: the :class:`~mlops.backends.base.Endpoint` dict (templated).
+    :param golden_uri: Parquet rows with the features and the offline ``probability`` (templated).
+    """
+
+    template_fields: Sequence[str] = ("endpoint", "golden_uri", "requests", "tolerance")
+
+    def __init__(self, *, endpoint: dict[str, Any] | str, golden_uri: str, requests: int | str = 50,
+                 tolerance: float | str = 1e-6, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.endpoint = endpoint
+        self.golden_uri = golden_uri
+        self.requests = requests
+        self.tolerance = tolerance
+
+    def execute(self, context) -> dict[str, Any]:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from mlops.endpoint_tests import run_endpoint_tests
+
+        client = _backend().hosting.runtime_client()
+        report = run_endpoint_tests(client, self.endpoint["name"], self.golden_uri,
+                                    requests=int(self.requests), tolerance=float(self.tolerance))
+        for check in report["checks"]:
+            self.log.info("%s: %s %s", check["name"], "ok" if check["passed"] else "FAILED", check["detail"])
+        if not report["passed"]:
+            failed = [c["name"] for c in report["checks"] if not c["passed"]]
+            raise AirflowFailException(f"endpoint {self.endpoint['name']} failed: {', '.join(failed)}")
+        return report
+
+
+class SageMakerAutoMLOperator(BaseOperator):
+    """Run an Autopilot (AutoML V2) job, or attach to the job of that name if it exists.
+
+    :param job_name: job name (templated); a retry reuses it and attaches.
+    :param train_uri: labelled training data (templated).
+    """
+
+    template_fields: Sequence[str] = ("job_name", "train_uri", "output_uri", "target", "objective",
+                                      "time_budget_s", "max_candidates")
+
+    def __init__(self, *, job_name: str, train_uri: str, target: str, problem_type: str, objective: str,
+                 output_uri: str, max_candidates: int | str = 5, time_budget_s: int | str = 60,
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.job_name = job_name
+        self.train_uri = train_uri
+        self.target = target
+        self.problem_type = problem_type
+        self.objective = objective
+        self.output_uri = output_uri
+        self.max_candidates = max_candidates
+        self.time_budget_s = time_budget_s
+
+    def execute(self, context) -> dict[str, Any]:
+        automl = _backend().automl
+        status = automl.create_or_attach(
+            self.job_name, self.train_uri, self.target, self.problem_type, self.objective,
+            int(self.max_candidates), int(self.time_budget_s), self.output_uri,
+        )
+        ranked = automl.candidates(self.job_name)
+        for rank, candidate in enumerate(ranked, 1):
+            self.log.info("%d. %s %s=%.4f", rank, candidate.name, candidate.objective_metric,
+                          candidate.objective_value)
+        return {"job_name": self.job_name, "status": status, "candidates": [c.to_dict() for c in ranked]}
+
+
+class SageMakerAutoMLModelOperator(BaseOperator):
+    """Create a model from the best (or a named) Autopilot candidate with inference response keys.
+
+    :param job_name: the AutoML job (templated).
+    :param candidate_name: a candidate to use instead of the best (templated; empty = best).
+    :param response_keys: e.g. ``["predicted_label", "probability"]``.
+    """
+
+    template_fields: Sequence[str] = ("job_name", "candidate_name", "model_name", "response_keys")
+
+    def __init__(self, *, job_name: str, model_name: str, response_keys: list[str] | str,
+                 candidate_name: str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.job_name = job_name
+        self.model_name = model_name
+        self.response_keys = response_keys
+        self.candidate_name = candidate_name
+
+    def execute(self, context) -> dict[str, Any]:
+        automl = _backend().automl
+        ranked = automl.candidates(self.job_name)
+        if self.candidate_name:
+            chosen = next((c for c in ranked if c.name == self.candidate_name), None)
+            if chosen is None:
+                raise ValueError(
+                    f"candidate {self.candidate_name!r} is not in job {self.job_name}: "
+                    f"{', '.join(c.name for c in ranked)}"
+                )
+        else:
+            chosen = ranked[0]
+        model_name = automl.create_model(self.model_name, chosen, list(self.response_keys))
+        self.log.info("model %s from candidate %s (%s=%.4f)", model_name, chosen.name,
+                      chosen.objective_metric, chosen.objective_value)
+        return {"model_name": model_name, "candidate": chosen.to_dict(), "response_keys": list(self.response_keys)}
+
+
+class SageMakerTransformOperator(BaseOperator):
+    """Batch transform: one prediction line per input line, joined to the input as configured.
+
+    :param model_name: model to run (templated).
+    :param input_uri: headerless CSV file or prefix (templated).
+    :param output_uri: output prefix (templated).
+    """
+
+    template_fields: Sequence[str] = ("model_name", "input_uri", "output_uri", "job_name", "input_filter",
+                                      "output_filter")
+
+    def __init__(self, *, job_name: str, model_name: str, input_uri: str, output_uri: str,
+                 input_filter: str | None = None, join_source: bool = False,
+                 output_filter: str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.job_name = job_name
+        self.model_name = model_name
+        self.input_uri = input_uri
+        self.output_uri = output_uri
+        self.input_filter = input_filter
+        self.join_source = join_source
+        self.output_filter = output_filter
+
+    def execute(self, context) -> dict[str, Any]:
+        result = _backend().transform.transform(
+            self.job_name, self.model_name, self.input_uri, self.output_uri,
+            input_filter=self.input_filter, join_source=self.join_source, output_filter=self.output_filter,
+        )
+        self.log.info("transform %s: %d input rows -> %d output rows at %s", result.job_name,
+                      result.input_rows, result.output_rows, result.output_uri)
+        return result.to_dict()
