@@ -68,7 +68,7 @@ def keyspaces_ingest():
                 return commit_segments(use_case, ds, [p for group in parts for p in group],
                                        source={"kind": "keyspaces", "table": f"{keyspace}.{table}"})
 
-            commit_partition(parts)
+            commit_partition(parts.output)
 
         ingest()
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -79,8 +80,8 @@ def churn(n_rows: int = 5000, seed: int = 7) -> pd.DataFrame:
             f"n_rows={n_rows} exceeds the limit of {PHONE_NUMBERS:,} rows (unique 7-digit phone numbers)"
         )
     rng = np.random.default_rng(seed)
-    columns: dict[str, object] = {
-        "State": rng.choice(np.array(US_STATES), n_rows),
+    columns: dict[str, Any] = {
+        "State": _labels(US_STATES, rng.integers(len(US_STATES), size=n_rows)),
         "Account Length": _clipped_normal(rng, 101.0, 39.8, 1, 243, n_rows).round().astype(np.int64),
         "Area Code": rng.choice(np.array(AREA_CODES), n_rows, p=AREA_CODE_SHARES),
         "Phone": _phone_strings(rng.choice(PHONE_NUMBERS, size=n_rows, replace=False)),
@@ -88,8 +89,8 @@ def churn(n_rows: int = 5000, seed: int = 7) -> pd.DataFrame:
     intl_plan = rng.random(n_rows) < INTL_PLAN_SHARE
     vmail_plan = rng.random(n_rows) < VMAIL_PLAN_SHARE
     messages = _clipped_normal(rng, 29.3, 7.6, 4, 51, n_rows).round().astype(np.int64)
-    columns["Int'l Plan"] = _yes_no(intl_plan)
-    columns["VMail Plan"] = _yes_no(vmail_plan)
+    columns["Int'l Plan"] = _labels(("no", "yes"), intl_plan)
+    columns["VMail Plan"] = _labels(("no", "yes"), vmail_plan)
     columns["VMail Message"] = np.where(vmail_plan, messages, 0)
 
     for period, (mean_mins, sd_mins, max_mins, mean_calls, sd_calls, max_calls) in USAGE.items():
@@ -110,11 +111,11 @@ def churn(n_rows: int = 5000, seed: int = 7) -> pd.DataFrame:
         + rng.normal(0.0, CHURN_NOISE_SD, n_rows)
     )
     churned = rng.random(n_rows) < 1.0 / (1.0 + np.exp(-logit))
-    columns["Churn?"] = np.where(churned, "True.", "False.")
+    columns["Churn?"] = _labels(("False.", "True."), churned)
     return pd.DataFrame({name: columns[name] for name in CHURN_COLUMNS})
 
 
-def _add_usage(columns: dict[str, object], period: str, minutes: np.ndarray, calls: np.ndarray) -> None:
+def _add_usage(columns: dict[str, Any], period: str, minutes: np.ndarray, calls: np.ndarray) -> None:
     """Add ``<period> Mins/Calls/Charge``; no calls means no minutes, charge is minutes * rate."""
     minutes = np.where(calls == 0, 0.0, minutes)
     columns[f"{period} Mins"] = minutes
@@ -132,8 +133,10 @@ def _phone_strings(numbers: np.ndarray) -> np.ndarray:
     return text.view("S8").ravel().astype("U8")
 
 
-def _yes_no(flags: np.ndarray) -> np.ndarray:
-    return np.where(flags, "yes", "no")
+def _labels(values: tuple[str, ...] | np.ndarray, index: np.ndarray) -> pd.api.extensions.ExtensionArray:
+    """``values[index]`` as a pandas string array; taking from the few values is much faster than
+    converting a million numpy strings."""
+    return pd.array(np.asarray(values), dtype="str").take(np.asarray(index, dtype=np.intp))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -167,10 +170,17 @@ COUNTRIES = (
     "United Kingdom", "Germany", "France", "EIRE", "Netherlands", "Spain", "Belgium",
     "Switzerland", "Portugal", "Australia", "Sweden", "Italy", "Norway",
 )  # fmt: skip
-CUSTOMER_COUNTRY_SHARES = (0.86, 0.03, 0.025, 0.02, 0.01, 0.01, 0.01, 0.008, 0.008, 0.007, 0.006, 0.003, 0.003)
-GUEST_COUNTRY_SHARES = (0.95, 0.01, 0.01, 0.005, 0.004, 0.003, 0.003, 0.003, 0.003, 0.003, 0.002, 0.002, 0.002)
+# Shares of COUNTRIES: customers are mostly British, guests (no Customer ID) even more so.
+CUSTOMER_COUNTRY_SHARES = (
+    0.86, 0.03, 0.025, 0.02, 0.01, 0.01, 0.01, 0.008, 0.008, 0.007, 0.006, 0.003, 0.003,
+)  # fmt: skip
+GUEST_COUNTRY_SHARES = (
+    0.95, 0.01, 0.01, 0.005, 0.004, 0.003, 0.003, 0.003, 0.003, 0.003, 0.002, 0.002, 0.002,
+)  # fmt: skip
 # The catalogue: every colour of every item, so 12 * 25 = 300 products with fixed codes and prices.
-COLOURS = ("WHITE", "RED", "PINK", "BLUE", "GREEN", "IVORY", "BLACK", "CREAM", "SILVER", "GOLD", "PURPLE", "ORANGE")
+COLOURS = (
+    "WHITE", "RED", "PINK", "BLUE", "GREEN", "IVORY", "BLACK", "CREAM", "SILVER", "GOLD", "PURPLE", "ORANGE",
+)  # fmt: skip
 ITEMS = (  # (stock code stem, description, unit price)
     ("85123", "HANGING HEART T-LIGHT HOLDER", 2.95),
     ("22423", "REGENCY CAKESTAND 3 TIER", 12.75),
@@ -230,29 +240,28 @@ def retail(n_rows: int = 20000, seed: int = 11) -> pd.DataFrame:
     shares, rates, max_multiplier, first_range, last_range = (np.array(v) for v in zip(*SEGMENTS.values()))
     segment = rng.choice(len(SEGMENTS), n_customers, p=shares)
     rate = rates[segment] * rng.lognormal(0.0, 0.5, n_customers)
-    n_days = int((LAST_DAY - FIRST_DAY) / np.timedelta64(1, "D")) + 1
-    first_day = rng.uniform(first_range[segment, 0], first_range[segment, 1]) * n_days
-    last_day = rng.uniform(last_range[segment, 0], last_range[segment, 1]) * n_days
+    trading_days = _trading_days()
+    first_day = rng.uniform(first_range[segment, 0], first_range[segment, 1]) * len(trading_days)
+    last_day = rng.uniform(last_range[segment, 0], last_range[segment, 1]) * len(trading_days)
     country = rng.choice(len(COUNTRIES), n_customers, p=CUSTOMER_COUNTRY_SHARES)
 
     # Each invoice belongs to a customer (in proportion to the rate) or to a guest.
     guest = rng.random(n_invoices) < GUEST_SHARE
     customer = rng.choice(n_customers, n_invoices, p=rate / rate.sum())
-    window = np.where(guest, 0.0, first_day[customer]), np.where(guest, n_days, last_day[customer])
+    window = np.where(guest, 0.0, first_day[customer]), np.where(guest, len(trading_days), last_day[customer])
     day = np.floor(window[0] + rng.random(n_invoices) * (window[1] - window[0])).astype(np.int64)
+    day = np.minimum(day, len(trading_days) - 1)  # guard against rounding up to the window's end
     minute = rng.integers(*OPENING_MINUTES, n_invoices)
     invoice_country = np.where(
         guest, rng.choice(len(COUNTRIES), n_invoices, p=GUEST_COUNTRY_SHARES), country[customer]
     )
-    date = FIRST_DAY + day.astype("timedelta64[D]")
-    date = date - (_weekday(date) == 5).astype("timedelta64[D]")  # the shop is shut on Saturdays
-    stamp = date.astype("datetime64[us]") + minute.astype("timedelta64[m]")
+    stamp = trading_days[day].astype("datetime64[us]") + minute.astype("timedelta64[m]")
 
     # Number invoices in date order, as the shop did; cancellations carry a "C" prefix.
     order = np.argsort(stamp, kind="stable")
     lines, cancelled, guest, customer = lines[order], cancelled[order], guest[order], customer[order]
     stamp, invoice_country = stamp[order], invoice_country[order]
-    numbers = (FIRST_INVOICE + np.arange(n_invoices)).astype("U6")
+    numbers = (FIRST_INVOICE + np.arange(n_invoices)).astype(str)
     invoice = np.where(cancelled, np.char.add("C", numbers), numbers)
     customer_id = np.where(guest, np.nan, FIRST_CUSTOMER_ID + customer.astype(np.float64))
 
@@ -266,14 +275,14 @@ def retail(n_rows: int = 20000, seed: int = 11) -> pd.DataFrame:
 
     return pd.DataFrame(
         {
-            "Invoice": invoice[of_invoice],
-            "StockCode": codes[product],
-            "Description": descriptions[product],
+            "Invoice": _labels(invoice, of_invoice),
+            "StockCode": _labels(codes, product),
+            "Description": _labels(descriptions, product),
             "Quantity": quantity.astype(np.int64),
             "InvoiceDate": stamp[of_invoice],
             "Price": price,
             "Customer ID": customer_id[of_invoice],
-            "Country": np.array(COUNTRIES)[invoice_country[of_invoice]],
+            "Country": _labels(COUNTRIES, invoice_country[of_invoice]),
         }
     )
 
@@ -294,9 +303,11 @@ def _catalogue() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     return codes, descriptions, prices, weight / weight.sum()
 
 
-def _weekday(days: np.ndarray) -> np.ndarray:
-    """Monday=0 ... Sunday=6 for datetime64[D] values (1970-01-01 was a Thursday)."""
-    return (days.astype(np.int64) + 3) % 7
+def _trading_days() -> np.ndarray:
+    """Every day from ``FIRST_DAY`` to ``LAST_DAY`` but Saturdays, when the shop is shut."""
+    days = np.arange(FIRST_DAY, LAST_DAY + 1)
+    weekday = (days.astype(np.int64) + 3) % 7  # Monday=0; 1970-01-01 was a Thursday
+    return days[weekday != 5]
 
 
 # ---------------------------------------------------------------------------------------------

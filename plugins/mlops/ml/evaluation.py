@@ -11,7 +11,7 @@ from typing import Any
 def load_model(model_uri: str, sha256: str):
     """Load a packed model through the serving handlers (digest verified first)."""
     from mlops.storage import scratch_dir, unpack_model
-    from mlops.training_code import inference_module
+    from mlops.entrypoints import inference_module
 
     directory = unpack_model(model_uri, scratch_dir("eval"), sha256)
     return inference_module().model_fn(str(directory))
@@ -29,7 +29,7 @@ def evaluate_holdout(model: dict[str, Any], holdout_uri: str, target: str, posit
     from sklearn import metrics as skm
 
     from mlops.storage import to_path
-    from mlops.training_code import inference_module
+    from mlops.entrypoints import inference_module
 
     inference = inference_module()
     loaded = load_model(model["model_uri"], model["sha256"])

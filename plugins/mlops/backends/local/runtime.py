@@ -48,6 +48,12 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
 from mlops.settings import INCLUDE_DIR, Settings, get_settings
 from mlops.storage import DigestMismatch, unpack_model
 
@@ -284,10 +290,17 @@ class EndpointTable:
 
 
 # ---------------------------------------------------------------- the HTTP app
-def _error(status: int, code: str, message: str, **extra: Any):
-    """An error the way SageMaker sends it: botocore reads the code from ``x-amzn-ErrorType``."""
-    from fastapi.responses import JSONResponse
+class EndpointRequest(BaseModel):
+    """Body of ``PUT /admin/endpoints/{name}``."""
 
+    config_name: str = Field(min_length=1)
+    model_uri: str = Field(min_length=1)
+    sha256: str
+    environment: dict[str, str] = Field(default_factory=dict)
+
+
+def _error(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
+    """An error the way SageMaker sends it: botocore reads the code from ``x-amzn-ErrorType``."""
     return JSONResponse(
         {"ErrorCode": code, "Message": message, **extra},
         status_code=status,
@@ -295,7 +308,7 @@ def _error(status: int, code: str, message: str, **extra: Any):
     )
 
 
-def _model_error(original_status: int, message: str, log_path: Path):
+def _model_error(original_status: int, message: str, log_path: Path) -> JSONResponse:
     """A ``ModelError``: the handlers refused the request or failed on it.
 
     Client errors keep their own status (400, 406, 415) so callers can tell them apart; a
@@ -322,7 +335,7 @@ def _accept_type(accept: str | None, content_type: str) -> str:
     return content_type
 
 
-async def _read_body(request) -> bytes | None:
+async def _read_body(request: Request) -> bytes | None:
     """The request body, or None when it is over ``MAX_PAYLOAD_BYTES``.
 
     An oversized body is still drained (up to a hard cap) so the client reads the 413 instead
@@ -366,24 +379,12 @@ class RequestLog:
             log.info("%s %s %d %.1fms", scope["method"], scope["path"], status, elapsed)
 
 
-def create_app(table: EndpointTable, runtime_dir: Path):
+def create_app(table: EndpointTable, runtime_dir: Path) -> FastAPI:
     """The runtime's ASGI app serving ``table``."""
-    from fastapi import FastAPI, Request
-    from fastapi.exceptions import RequestValidationError
-    from fastapi.responses import Response
-    from pydantic import BaseModel, Field
-    from starlette.concurrency import run_in_threadpool
-
     inference = table.inference
     log_path = log_file(runtime_dir)
     app = FastAPI(title="mlops local SageMaker runtime", docs_url=None, redoc_url=None)
     app.add_middleware(RequestLog)
-
-    class EndpointRequest(BaseModel):
-        config_name: str = Field(min_length=1)
-        model_uri: str = Field(min_length=1)
-        sha256: str
-        environment: dict[str, str] = Field(default_factory=dict)
 
     @app.exception_handler(RequestValidationError)
     async def bad_request(request: Request, exc: RequestValidationError):
@@ -463,6 +464,13 @@ def create_app(table: EndpointTable, runtime_dir: Path):
 
 # ---------------------------------------------------------------- process control
 def _configure_logging(runtime_dir: Path) -> None:
+    """Send this process's logs (the runtime's and uvicorn's) to ``runtime.log``.
+
+    ``storage`` reads artifacts through Airflow's ``ObjectStoragePath``, and importing Airflow
+    installs Airflow's logging config; import it first so that this config is the one in force.
+    """
+    import airflow  # noqa: F401
+
     handlers: list[logging.Handler] = [logging.FileHandler(log_file(runtime_dir), encoding="utf-8")]
     if sys.stderr.isatty():
         handlers.append(logging.StreamHandler())
@@ -470,6 +478,10 @@ def _configure_logging(runtime_dir: Path) -> None:
         level=logging.INFO, handlers=handlers, force=True,
         format="%(asctime)s %(levelname)s %(name)s [%(process)d] %(message)s",
     )
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logger = logging.getLogger(name)
+        logger.handlers.clear()
+        logger.propagate = True
 
 
 def serve(settings: Settings) -> int:
@@ -497,11 +509,19 @@ def serve(settings: Settings) -> int:
             timeout_graceful_shutdown=5,
         )
         log.info("runtime %d serving %s from %s", os.getpid(), settings.runtime_url, runtime_dir)
+        # uvicorn shuts down gracefully, then re-raises the signal to the handler it found:
+        # make that handler a clean exit, so the finally below still runs.
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, _exit_cleanly)
         uvicorn.Server(config).run(sockets=[sock])
     finally:
         _remove_pid_file(runtime_dir, os.getpid())
         log.info("runtime %d stopped", os.getpid())
     return 0
+
+
+def _exit_cleanly(signum: int, frame: Any) -> None:
+    raise SystemExit(0)
 
 
 def read_pid(runtime_dir: Path) -> int | None:

@@ -28,3 +28,8 @@ def inference_module() -> ModuleType:
 def training_module() -> ModuleType:
     """``include/training/train.py``: the SageMaker-compatible training entry point."""
     return _load("mlops_training_train", "training/train.py")
+
+
+def generators_module() -> ModuleType:
+    """``include/data/generate.py``: the deterministic sample-data generators."""
+    return _load("mlops_sample_data", "data/generate.py")
