@@ -225,24 +225,27 @@ def test_write_csv_writes_a_header_and_no_index(tmp_path, retail_frame):
     pd.testing.assert_frame_equal(back, retail_frame.head(50), check_dtype=False)
 
 
-@pytest.mark.parametrize(
-    "dataset, columns", [("churn", generate.CHURN_COLUMNS), ("retail", generate.RETAIL_COLUMNS)]
-)
-def test_cli_writes_a_readable_csv_and_reports_path_and_rows(tmp_path, dataset, columns):
-    out = tmp_path / f"{dataset}.csv"
+def test_cli_writes_a_readable_csv_and_reports_path_and_rows(tmp_path):
+    out = tmp_path / "churn.csv"
     result = subprocess.run(
-        [sys.executable, str(SCRIPT), dataset, "--rows", "321", "--seed", "5", "--out", str(out)],
+        [sys.executable, str(SCRIPT), "churn", "--rows", "321", "--seed", "5", "--out", str(out)],
         capture_output=True, text=True, check=True, cwd=tmp_path,
     )  # fmt: skip
     assert str(out) in result.stdout and "321" in result.stdout
     frame = pd.read_csv(out)
-    assert list(frame.columns) == list(columns) and len(frame) == 321
+    assert list(frame.columns) == list(generate.CHURN_COLUMNS) and len(frame) == 321
 
 
-def test_cli_rejects_a_bad_row_count(tmp_path):
-    result = subprocess.run(
-        [sys.executable, str(SCRIPT), "churn", "--rows", "0", "--out", str(tmp_path / "x.csv")],
-        capture_output=True, text=True,
-    )  # fmt: skip
-    assert result.returncode != 0 and "n_rows" in result.stderr
+def test_cli_main_writes_the_retail_dataset(tmp_path, capsys):
+    out = tmp_path / "retail.csv"
+    assert generate.main(["retail", "--rows", "500", "--seed", "5", "--out", str(out)]) == 0
+    assert capsys.readouterr().out.split() == [str(out), "500"]
+    frame = pd.read_csv(out)
+    assert list(frame.columns) == list(generate.RETAIL_COLUMNS) and len(frame) == 500
+
+
+def test_cli_rejects_a_bad_row_count_naming_it(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        generate.main(["churn", "--rows", "0", "--out", str(tmp_path / "x.csv")])
+    assert exit_info.value.code != 0 and "n_rows" in capsys.readouterr().err
     assert not (tmp_path / "x.csv").exists()
