@@ -138,7 +138,7 @@ def train_model():
         metrics, curves = evaluate_holdout(model, prepared["holdout_uri"], training_data["target"],
                                            training_data["positive_label"],
                                            golden_rows=config.section("endpoint")["test"]["golden_rows"])
-        history = read_json(tuning["history_uri"])
+        history = read_json(tuning["history_uri"])["trials"]
         run_uri = prepared["run_uri"]
         report_uri = write_report(model_report_html(f"{config.name} model report", tuning, history, metrics, curves),
                                   f"{run_uri}/model_report.html")

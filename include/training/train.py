@@ -420,35 +420,32 @@ def cross_validate(
     """Score ``hyperparameters`` on every fold with scikit-learn's scorer for the objective.
 
     Equals ``cross_val_score(build_pipeline(...), X, y, cv=PredefinedSplit(folds))`` for
-    non-time manifests. With ``n_jobs > 1`` folds are fitted in parallel worker processes
-    (joblib); results still arrive in fold order. ``on_fold(fold, score)`` is called after each
-    fold; if it raises (a pruned trial), the remaining folds are cancelled and the error
-    propagates.
+    non-time manifests. With ``n_jobs > 1`` folds are fitted in waves of ``n_jobs`` parallel
+    worker processes (joblib's loky, whose workers stay up between calls). ``on_fold(fold,
+    score)`` is called after each fold in fold order; if it raises (a pruned trial), the folds
+    of later waves are never started and the error propagates. Waves, rather than one queue of
+    every fold, let a pruned trial stop without killing workers that are still busy.
     """
     config = training_config(config)
     X = feature_frame(frame, config)
     y, _ = encode_target(frame[config["target"]], config)
     splits = fold_splits(folds, len(frame))
     hyperparameters = dict(hyperparameters)
-    if n_jobs == 1:
-        results: Iterable[float] = (
-            _fit_and_score(X, y, train, test, config, hyperparameters) for _, train, test in splits
-        )
-    else:
-        results = joblib.Parallel(n_jobs=n_jobs, return_as="generator")(
-            joblib.delayed(_fit_and_score)(X, y, train, test, config, hyperparameters)
-            for _, train, test in splits
-        )
+    width = joblib.effective_n_jobs(n_jobs)
     scores: list[float] = []
-    try:
-        for (fold, _, _), score in zip(splits, results):
+    for start in range(0, len(splits), width):
+        wave = splits[start : start + width]
+        if width == 1:
+            results = [_fit_and_score(X, y, train, test, config, hyperparameters) for _, train, test in wave]
+        else:
+            results = joblib.Parallel(n_jobs=width)(
+                joblib.delayed(_fit_and_score)(X, y, train, test, config, hyperparameters)
+                for _, train, test in wave
+            )
+        for (fold, _, _), score in zip(wave, results):
             scores.append(score)
             if on_fold is not None:
                 on_fold(fold, score)
-    finally:
-        close = getattr(results, "close", None)
-        if close is not None:
-            close()  # cancels folds not started yet when on_fold stopped early
     return scores
 
 

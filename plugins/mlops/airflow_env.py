@@ -55,15 +55,17 @@ def xcom(run, task_id: str, key: str = "return_value"):
     from airflow.utils.session import create_session
 
     with create_session() as session:
-        rows = XComModel.get_many(run_id=run.run_id, dag_ids=run.dag_id, task_ids=task_id, key=key,
-                                  session=session).all()
+        query = XComModel.get_many(run_id=run.run_id, dag_ids=run.dag_id, task_ids=task_id, key=key)
+        rows = session.scalars(query).all()
         return XComModel.deserialize_value(rows[0]) if rows else None
 
 
 def task_states(run) -> dict[str, str]:
+    from sqlalchemy import select
+
     from airflow.models.taskinstance import TaskInstance
     from airflow.utils.session import create_session
 
     with create_session() as session:
-        tis = session.query(TaskInstance).filter_by(dag_id=run.dag_id, run_id=run.run_id).all()
+        tis = session.scalars(select(TaskInstance).filter_by(dag_id=run.dag_id, run_id=run.run_id)).all()
         return {ti.task_id + ("" if ti.map_index < 0 else f"[{ti.map_index}]"): str(ti.state) for ti in tis}

@@ -53,6 +53,7 @@ _PARTIAL_UNEXPECTED_COUNT = 20
 _SUITE_KEYS = {"name", "notes", "meta", "allow_extra_columns", "expectations"}
 _COLUMN_SET = "expect_table_columns_to_match_set"
 _ROW_COUNT = "expect_table_row_count_to_be_between"
+_POSITION = "suite_position"
 
 
 class SuiteError(ValueError):
@@ -75,7 +76,8 @@ class ValidationReport:
     :param suite: Name of the suite.
     :param failures: One dict per failed expectation: ``expectation``, ``column`` (None for table
         expectations), ``unexpected_count``, ``offending_values`` (up to five distinct examples),
-        ``message`` (one readable sentence) and, for table expectations, ``observed``.
+        ``rule`` (what the expectation allows), ``message`` (one readable sentence) and, where GE
+        reports one, ``observed``.
     :param statistics: ``evaluated``, ``successful``, ``unsuccessful`` expectation counts and
         ``success_percent``.
     :param run_id: The caller's run id (e.g. the Airflow run id), or a generated one.
@@ -185,7 +187,7 @@ def validate_frame(
     :param frame: The batch, as loaded (no coercion happens here: types are checked as they are).
     :param suite_name: Suite file stem in ``directory`` (``churn``, ``retail``).
     :param min_rows: Overrides the suite's minimum row count (the pipeline's ``min_rows``).
-    :param run_id: Recorded in the report and as GE's run name; generated when absent.
+    :param run_id: Recorded in the report (pass the Airflow run id); generated when absent.
     :param directory: Where the suite files live.
     :return: A :class:`ValidationReport`; call :meth:`~ValidationReport.raise_for_failures` to
         turn a failed batch into an exception.
@@ -195,7 +197,6 @@ def validate_frame(
     started = time.perf_counter()
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     import great_expectations as gx
-    from great_expectations.core.run_identifier import RunIdentifier
     from great_expectations.data_context.types.base import (
         DataContextConfig,
         InMemoryStoreBackendDefaults,
@@ -203,7 +204,11 @@ def validate_frame(
     )
 
     spec = load_suite(suite_name, directory)
-    expectations = _with_min_rows(spec["expectations"], min_rows)
+    # GE reports exceptions before other results; the position in meta restores suite order.
+    expectations = [
+        {**entry, "meta": {**entry.get("meta", {}), _POSITION: position}}
+        for position, entry in enumerate(_with_min_rows(spec["expectations"], min_rows))
+    ]
     run_id = run_id or uuid.uuid4().hex
 
     context = gx.get_context(
@@ -214,40 +219,34 @@ def validate_frame(
             store_backend_defaults=InMemoryStoreBackendDefaults(init_temp_docs_sites=False),
         ),
     )
-    batch_definition = (
+    batch = (
         context.data_sources.add_pandas("frames")
         .add_dataframe_asset(suite_name)
         .add_batch_definition_whole_dataframe("whole_frame")
+        .get_batch(batch_parameters={"dataframe": frame})
     )
-    suite = context.suites.add(
-        gx.ExpectationSuite(name=spec["name"], expectations=expectations, notes=spec["notes"])
-    )
-    definition = context.validation_definitions.add(
-        gx.ValidationDefinition(name=f"{suite_name}_frame", data=batch_definition, suite=suite)
-    )
-    result = definition.run(
-        batch_parameters={"dataframe": frame},
+    # Batch.validate is GE's lightest path: a ValidationDefinition would also store the suite and
+    # serialise the result into the context's stores, which an ephemeral context throws away.
+    result = batch.validate(
+        gx.ExpectationSuite(name=spec["name"], expectations=expectations, notes=spec["notes"]),
         result_format={
             "result_format": "BASIC",
             "partial_unexpected_count": _PARTIAL_UNEXPECTED_COUNT,
         },
-        run_id=RunIdentifier(run_name=run_id),
-    ).to_json_dict()
+    )
 
-    # GE returns results in its own order; report them in suite order.
-    by_id = {r["expectation_config"]["id"]: r for r in result["results"]}
-    ordered = [by_id[e.id] for e in suite.expectations if e.id in by_id]
-    outcomes = [_outcome(r) for r in ordered]
-    stats = result["statistics"]
+    ordered = sorted(result.results, key=lambda r: r.expectation_config.meta.get(_POSITION, 0))
+    outcomes = [_outcome(r, set(frame.columns)) for r in ordered]
+    stats = result.statistics
     return ValidationReport(
-        success=bool(result["success"]),
+        success=bool(result.success),
         suite=suite_name,
         failures=[{k: v for k, v in o.items() if k != "success"} for o in outcomes if not o["success"]],
         statistics={
-            "evaluated": stats["evaluated_expectations"],
-            "successful": stats["successful_expectations"],
-            "unsuccessful": stats["unsuccessful_expectations"],
-            "success_percent": stats["success_percent"],
+            "evaluated": int(stats["evaluated_expectations"]),
+            "successful": int(stats["successful_expectations"]),
+            "unsuccessful": int(stats["unsuccessful_expectations"]),
+            "success_percent": float(stats["success_percent"] or 0.0),
         },
         run_id=run_id,
         results=outcomes,
@@ -266,34 +265,38 @@ def _with_min_rows(expectations: list[dict[str, Any]], min_rows: int | None) -> 
     return [*expectations, {"type": _ROW_COUNT, "kwargs": {"min_value": int(min_rows)}}]
 
 
-def _outcome(result: dict[str, Any]) -> dict[str, Any]:
-    """Turn one GE result (JSON dict) into the report's flat shape, with a readable message."""
-    config = result["expectation_config"]
-    kwargs = config.get("kwargs", {})
-    details = result.get("result") or {}
+def _outcome(result: Any, columns: set[str]) -> dict[str, Any]:
+    """Turn one GE ``ExpectationValidationResult`` into the report's flat, JSON-safe shape."""
+    config = result.expectation_config
+    kwargs = {k: v for k, v in config.kwargs.items() if k != "batch_id"}
+    details = result.result or {}
+    column = kwargs.get("column")
     outcome: dict[str, Any] = {
-        "expectation": config["type"],
-        "column": kwargs.get("column"),
-        "success": bool(result["success"]),
-        "unexpected_count": details.get("unexpected_count"),
+        "expectation": config.type,
+        "column": column,
+        "success": bool(result.success),
+        "unexpected_count": _json_safe(details.get("unexpected_count")),
         "offending_values": _distinct(details.get("partial_unexpected_list") or []),
+        "rule": _rule(kwargs),
         "message": "",
     }
     if "observed_value" in details:
         outcome["observed"] = _json_safe(details["observed_value"])
 
-    error = _exception_message(result.get("exception_info"))
-    if error:
+    error = _exception_message(result.exception_info)
+    if column is not None and column not in columns:
+        outcome["message"] = f"column {column!r} is missing from the batch"
+    elif error:
         outcome["message"] = f"could not be evaluated: {error}"
-    elif config["type"] == _COLUMN_SET:
+    elif config.type == _COLUMN_SET:
         mismatched = (details.get("details") or {}).get("mismatched") or {}
-        missing, extra = mismatched.get("missing") or [], mismatched.get("unexpected") or []
+        missing, extra = list(mismatched.get("missing") or []), list(mismatched.get("unexpected") or [])
         outcome["offending_values"] = [*missing, *extra][:MAX_OFFENDING_VALUES]
         outcome.pop("observed", None)
         parts = [f"missing columns {missing}"] if missing else []
         parts += [f"unexpected columns {extra}"] if extra else []
         outcome["message"] = "; ".join(parts) or "columns match"
-    elif config["type"] == _ROW_COUNT:
+    elif config.type == _ROW_COUNT:
         bounds = f"[{kwargs.get('min_value', '-inf')}, {kwargs.get('max_value', 'inf')}]"
         outcome["message"] = f"row count {details.get('observed_value')} (allowed {bounds})"
     elif outcome["unexpected_count"] is not None:
@@ -304,39 +307,49 @@ def _outcome(result: dict[str, Any]) -> dict[str, Any]:
             text += f", at most {100 * (1 - kwargs['mostly']):.2f}% allowed"
         if count:
             text += f", e.g. {_format_values(outcome['offending_values'])}"
-        outcome["message"] = text + _rule(config["type"], kwargs)
+        outcome["message"] = text + (f" ({outcome['rule']})" if outcome["rule"] else "")
     elif "observed_value" in details:
-        outcome["message"] = f"observed {details['observed_value']!r}" + _rule(config["type"], kwargs)
+        rule = f" ({outcome['rule']})" if outcome["rule"] else ""
+        outcome["message"] = f"observed {details['observed_value']!r}{rule}"
     else:
         outcome["message"] = "passed" if outcome["success"] else "failed"
     return outcome
 
 
-def _rule(expectation_type: str, kwargs: dict[str, Any]) -> str:
-    """A short reminder of what was expected, for messages."""
+def _rule(kwargs: dict[str, Any]) -> str:
+    """What an expectation allows, in a few words (empty when its name says it all)."""
     if "value_set" in kwargs:
-        return f" (allowed: {_format_values(kwargs['value_set'], limit=8)})"
+        return f"allowed: {_format_values(kwargs['value_set'], limit=8)}"
     if "min_value" in kwargs or "max_value" in kwargs:
-        return f" (allowed range [{kwargs.get('min_value', '-inf')}, {kwargs.get('max_value', 'inf')}])"
+        return f"allowed range [{kwargs.get('min_value', '-inf')}, {kwargs.get('max_value', 'inf')}]"
     if "regex" in kwargs:
-        return f" (pattern {kwargs['regex']!r})"
+        return f"pattern {kwargs['regex']!r}"
     if "type_list" in kwargs:
-        return f" (allowed types: {', '.join(kwargs['type_list'])})"
+        return f"allowed types: {', '.join(kwargs['type_list'])}"
+    if "column_set" in kwargs:
+        return f"{len(kwargs['column_set'])} columns{'' if kwargs.get('exact_match', True) else ' or more'}"
     return ""
 
 
 def _exception_message(info: Any) -> str | None:
-    """GE puts either one flat dict or a dict of per-metric dicts in ``exception_info``."""
+    """GE puts either one flat dict or a dict of per-metric ``ExceptionInfo`` in ``exception_info``."""
     if not isinstance(info, dict):
         return None
-    entries = [info] if "raised_exception" in info else [v for v in info.values() if isinstance(v, dict)]
+    entries = [info] if "raised_exception" in info else list(info.values())
     for entry in entries:
-        if entry.get("raised_exception") in (True, "True") and entry.get("exception_message"):
-            return str(entry["exception_message"]).removeprefix("Error: ").strip()
+        raised = entry.get("raised_exception") if isinstance(entry, dict) else entry.raised_exception
+        message = entry.get("exception_message") if isinstance(entry, dict) else entry.exception_message
+        if raised and message:
+            return str(message).removeprefix("Error: ").strip()
     return None
 
 
 def _json_safe(value: Any) -> Any:
+    if hasattr(value, "item") and not isinstance(value, (list, tuple, dict)):
+        try:  # numpy and pandas scalars
+            value = value.item()
+        except (TypeError, ValueError):
+            pass
     if isinstance(value, float) and math.isnan(value):
         return None
     if isinstance(value, (str, int, float, bool)) or value is None:
@@ -377,6 +390,7 @@ def validation_html(report: ValidationReport) -> str:
             f'<tr class="{"pass" if passed else "fail"}"><td>{number}</td>'
             f"<td><code>{escape(outcome['expectation'])}</code></td>"
             f"<td>{escape(str(outcome['column'])) if outcome.get('column') is not None else '&mdash;'}</td>"
+            f"<td>{escape(outcome.get('rule', ''))}</td>"
             f"<td>{'pass' if passed else 'FAIL'}</td>"
             f"<td>{'' if outcome.get('unexpected_count') is None else outcome['unexpected_count']}</td>"
             f"<td>{escape(_format_values(values)) if values else ''}</td>"
@@ -390,8 +404,8 @@ body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; }}
 table {{ border-collapse: collapse; font-size: 0.9em; }}
 th, td {{ border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: left; vertical-align: top; }}
 th {{ background: #f0f0f0; }}
-tr.pass td:nth-child(4) {{ color: #1a7f37; }}
-tr.fail {{ background: #fff0f0; }} tr.fail td:nth-child(4) {{ color: #b00020; font-weight: bold; }}
+tr.pass td:nth-child(5) {{ color: #1a7f37; }}
+tr.fail {{ background: #fff0f0; }} tr.fail td:nth-child(5) {{ color: #b00020; font-weight: bold; }}
 .verdict {{ font-weight: bold; color: {"#1a7f37" if report.success else "#b00020"}; }}
 </style></head><body>
 <h1>Data validation: suite <code>{escape(report.suite)}</code></h1>
@@ -399,7 +413,7 @@ tr.fail {{ background: #fff0f0; }} tr.fail td:nth-child(4) {{ color: #b00020; fo
 {stats.get("successful", 0)} of {stats.get("evaluated", 0)} expectations passed &middot;
 {report.rows} rows &middot; run <code>{escape(report.run_id)}</code></p>
 <table>
-<thead><tr><th>#</th><th>expectation</th><th>column</th><th>result</th><th>unexpected</th>
+<thead><tr><th>#</th><th>expectation</th><th>column</th><th>rule</th><th>result</th><th>unexpected</th>
 <th>offending values</th><th>details</th></tr></thead>
 <tbody>
 {chr(10).join(rows)}
@@ -435,8 +449,7 @@ def load_csv_strict(
     data, name = _read_bytes(path_or_buffer)
     if not data.strip():
         raise ValueError(f"{name}: the file is empty ({len(data)} bytes)")
-    if data.startswith(codecs.BOM_UTF8):
-        data = data[len(codecs.BOM_UTF8) :]
+    data = data.removeprefix(codecs.BOM_UTF8)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as err:

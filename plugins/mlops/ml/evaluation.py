@@ -82,7 +82,7 @@ def model_report_html(title: str, tuning: dict[str, Any], history: list[dict[str
     ax.set(xlabel="fold", ylabel=tuning["objective"], title="CV score per fold (best trial)")
     ax.legend()
     images.append(("CV per fold", _png(fig)))
-    complete = [t for t in history if t.get("mean") is not None]
+    complete = [t for t in history if t.get("state") == "COMPLETE"]
     if complete:
         fig, ax = plt.subplots(figsize=(5, 3))
         ax.plot([t["number"] for t in complete], [t["mean"] for t in complete], "o-")

@@ -34,9 +34,9 @@ class SageMakerTuningOperator(BaseOperator):
     :param output_uri: where the tuning history goes (templated).
     """
 
-    template_fields: Sequence[str] = ("training_data", "output_uri", "n_trials")
+    template_fields: Sequence[str] = ("training_data", "search_space", "output_uri", "n_trials")
 
-    def __init__(self, *, training_data: dict[str, Any] | str, search_space: dict[str, Any],
+    def __init__(self, *, training_data: dict[str, Any] | str, search_space: dict[str, Any] | str,
                  n_trials: int | str, output_uri: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.training_data = training_data

@@ -267,11 +267,13 @@ class FlamlAutoML(AutoML):
     """Autopilot's local twin: FLAML searches, every estimator it tried becomes a candidate.
 
     :param state_dir: folder for job and model records (``jobs/``, ``models/``).
-    :param n_jobs: threads per trial and per refit (``-1``: all cores).
+    :param n_jobs: threads per trial and per refit. One thread per trial runs several times
+        more trials in a time budget on a busy machine (no OpenMP oversubscription); ``-1``
+        uses all cores, for large training sets.
     :param seed: FLAML's search seed and the refit estimators' random state.
     """
 
-    def __init__(self, state_dir: Path, n_jobs: int = -1, seed: int = 0):
+    def __init__(self, state_dir: Path, n_jobs: int = 1, seed: int = 0):
         self.state_dir = Path(state_dir)
         self.n_jobs = n_jobs
         self.seed = seed
@@ -385,6 +387,7 @@ class FlamlAutoML(AutoML):
 
         estimators = installed_estimators(problem_type)
         search = FlamlSearch()
+        search_started = time.monotonic()
         search.fit(
             search_frame, labels,
             task="regression" if problem_type == "regression" else "classification",
@@ -445,7 +448,8 @@ class FlamlAutoML(AutoML):
             "trials": len(search.config_history),
             "estimators_searched": estimators,
             "timings": {
-                "search_seconds": round(searched - started, 3),
+                "prepare_seconds": round(search_started - started, 3),
+                "search_seconds": round(searched - search_started, 3),
                 "refit_seconds": round(finished - searched, 3),
                 "total_seconds": round(finished - started, 3),
             },
@@ -467,11 +471,9 @@ class FlamlAutoML(AutoML):
     def create_model(self, model_name: str, candidate: Candidate, response_keys: list[str]) -> str:
         """Record a model (like ``CreateModel``) serving ``candidate`` with ``response_keys``.
 
-        Returns the model name. Creating the same model again is a no-op; the same name with
-        a different candidate or keys is a ``ValueError``.
+        The candidate must be one of its job's recorded candidates; its recorded digest goes
+        into the model. Returns the model name (what a transform job takes).
         """
-        from mlops.training_code import inference_module
-
         if isinstance(candidate, dict):
             candidate = Candidate.from_dict(candidate)
         job_name = candidate.detail.get("job_name")
@@ -480,7 +482,27 @@ class FlamlAutoML(AutoML):
         recorded = next((c for c in self.candidates(job_name) if c.name == candidate.name), None)
         if recorded is None or recorded.model_uri != candidate.model_uri:
             raise ValueError(f"candidate {candidate.name} is not a candidate of AutoML job {job_name}")
-        problem_type = recorded.detail["problem_type"]
+        return self.register_model(
+            model_name, recorded.model_uri, recorded.detail["sha256"], recorded.detail["problem_type"],
+            response_keys, source={"job_name": job_name, "candidate": recorded.name},
+        )
+
+    def register_model(
+        self, model_name: str, model_uri: str, sha256: str, problem_type: str, response_keys: list[str],
+        source: dict[str, Any] | None = None,
+    ) -> str:
+        """``CreateModel`` for any artifact in the model contract (``create_model`` uses this).
+
+        :param response_keys: keys of ``SAGEMAKER_INFERENCE_OUTPUT``, checked against
+            ``inference.RESPONSE_KEYS`` and ``problem_type`` (regression: ``predicted_label``
+            only); empty means the container's default.
+        :param source: where the artifact comes from (AutoML job and candidate), recorded.
+
+        Creating the same model again is a no-op; the same name with a different artifact,
+        digest or keys is a ``ValueError``.
+        """
+        from mlops.entrypoints import inference_module
+
         keys = [str(k).strip().lower() for k in response_keys]
         if len(set(keys)) != len(keys):
             raise ValueError(f"response keys {keys} repeat a key")
@@ -491,21 +513,20 @@ class FlamlAutoML(AutoML):
         inference.response_keys(probe, environment)  # raises ValueError naming a bad key
         content = {
             "ModelName": model_name,
-            "PrimaryContainer": {"ModelDataUrl": recorded.model_uri, "Environment": environment},
-            "sha256": recorded.detail["sha256"],
+            "PrimaryContainer": {"ModelDataUrl": model_uri, "Environment": environment},
+            "sha256": sha256,
             "problem_type": problem_type,
             "response_keys": keys,
-            "job_name": job_name,
-            "candidate": recorded.name,
+            "source": source or {},
         }
         path = self._model_path(model_name)
         if path.is_file():
             existing = _read_json(path)
-            if {k: existing.get(k) for k in content} != content:
+            if {k: existing.get(k) for k in content} != _plain(content):
                 raise ValueError(
-                    f"model {model_name} exists with a different candidate or response keys "
-                    f"({existing.get('candidate')}, {existing.get('response_keys')}); "
-                    "use a new model name"
+                    f"model {model_name} exists with different content (artifact "
+                    f"{existing['PrimaryContainer']['ModelDataUrl']}, response keys "
+                    f"{existing.get('response_keys')}); use a new model name"
                 )
             return model_name
         _write_json_atomic(path, {
@@ -513,7 +534,7 @@ class FlamlAutoML(AutoML):
             "ModelArn": f"arn:aws:sagemaker:local:000000000000:model/{model_name.lower()}",
             "CreationTime": _utcnow(),
         })
-        log.info("model %s: candidate %s, response keys %s", model_name, recorded.name, keys)
+        log.info("model %s: %s, response keys %s", model_name, model_uri, keys or "default")
         return model_name
 
     def describe_model(self, model_name: str) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from :meth:`LocalHosting.runtime_client`, exactly as on AWS.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -103,11 +104,9 @@ class LocalHosting(Hosting):
         from mlops.backends.local.runtime import stop_runtime
 
         stop_runtime(self.settings.runtime_dir)
-        if self._process is not None:
-            try:
+        if self._process is not None:  # reap the runtime this object started
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 self._process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                pass
             self._process = None
 
     def _runtime_environment(self) -> dict[str, str]:

@@ -464,24 +464,21 @@ def create_app(table: EndpointTable, runtime_dir: Path) -> FastAPI:
 
 # ---------------------------------------------------------------- process control
 def _configure_logging(runtime_dir: Path) -> None:
-    """Send this process's logs (the runtime's and uvicorn's) to ``runtime.log``.
+    """Send the runtime's and uvicorn's logs to ``runtime.log``.
 
-    ``storage`` reads artifacts through Airflow's ``ObjectStoragePath``, and importing Airflow
-    installs Airflow's logging config; import it first so that this config is the one in force.
+    The handlers sit on these named loggers rather than the root: ``storage`` reads artifacts
+    through Airflow's ``ObjectStoragePath``, and importing Airflow replaces the root config.
     """
-    import airflow  # noqa: F401
-
-    handlers: list[logging.Handler] = [logging.FileHandler(log_file(runtime_dir), encoding="utf-8")]
-    if sys.stderr.isatty():
-        handlers.append(logging.StreamHandler())
-    logging.basicConfig(
-        level=logging.INFO, handlers=handlers, force=True,
-        format="%(asctime)s %(levelname)s %(name)s [%(process)d] %(message)s",
-    )
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+    handler = logging.FileHandler(log_file(runtime_dir), encoding="utf-8")
+    handlers: list[logging.Handler] = [handler] + ([logging.StreamHandler()] if sys.stderr.isatty() else [])
+    formatter = logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(process)d] %(message)s")
+    for name in (MODULE, "uvicorn.error"):
         logger = logging.getLogger(name)
-        logger.handlers.clear()
-        logger.propagate = True
+        logger.handlers[:] = handlers
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+    for each in handlers:
+        each.setFormatter(formatter)
 
 
 def serve(settings: Settings) -> int:
@@ -495,6 +492,7 @@ def serve(settings: Settings) -> int:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((HOST, settings.runtime_port))
+        sock.listen(2048)  # listening at once: a concurrent start now fails to bind or listen
     except OSError as err:
         sock.close()
         log.error("cannot bind %s: %s (is another runtime running?)", settings.runtime_url, err)

@@ -1,0 +1,368 @@
+"""Local twins of SageMaker training and hyperparameter tuning.
+
+Both run ``include/training/train.py``, the entry point SageMaker's scikit-learn container runs,
+loaded here by file path: there is one implementation of the training logic.
+
+* :class:`LocalTrainer` is a training job: fit on every row, write ``model.tar.gz`` where
+  SageMaker would (``<output_uri>/<job_name>/output/model.tar.gz``) and a job description;
+  a completed job of the same name is reused, not retrained.
+* :class:`OptunaTuner` is an HPO job: Optuna's seeded TPE sampler over the config's search space;
+  each trial scores the k folds of the fold manifest, folds in parallel worker processes, and
+  is pruned (MedianPruner) as soon as its fold scores are clearly below the other trials'.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import json
+import logging
+import shutil
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from mlops import storage
+from mlops.backends.base import CVResult, TrainedModel, Trainer, TrainingData, Tuner, TuningResult
+from mlops.settings import INCLUDE_DIR
+
+log = logging.getLogger(__name__)
+
+ENTRY_POINT = INCLUDE_DIR / "training" / "train.py"
+ENTRY_POINT_MODULE = "mlops_training_entry_point"
+COMPLETED = "Completed"
+SEARCH_TYPES = ("float", "int", "categorical")
+
+
+@functools.cache
+def training_entry_point() -> ModuleType:
+    """``include/training/train.py`` as a module, loaded once per process."""
+    spec = importlib.util.spec_from_file_location(ENTRY_POINT_MODULE, ENTRY_POINT)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load the training entry point {ENTRY_POINT}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[ENTRY_POINT_MODULE] = module
+    spec.loader.exec_module(module)
+    # Worker processes cannot import a module loaded from a file path, so joblib ships its
+    # functions by value instead of by reference.
+    import cloudpickle  # joblib's own pickler for worker processes
+
+    cloudpickle.register_pickle_by_value(module)
+    return module
+
+
+def _job_uri(output_uri: str, job_name: str) -> str:
+    return f"{output_uri.rstrip('/')}/{job_name}"
+
+
+def _json_normal(value: Any) -> Any:
+    """``value`` as it reads back from JSON, so recorded and requested values compare."""
+    return json.loads(json.dumps(value, sort_keys=True, default=str))
+
+
+def _local_copy(uri: str) -> Path:
+    """A local path holding ``uri``'s files: ``file://`` as is; other stores are downloaded
+    first, as SageMaker's File input mode does."""
+    path = storage.to_path(uri)
+    if path.protocol in ("", "file", "local"):
+        return Path(path.path)
+    target = storage.scratch_dir("channel")
+    files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
+    for file in files:
+        relative = file.name if file == path else str(file.relative_to(path))
+        destination = target / relative
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        destination.write_bytes(file.read_bytes())
+    return target
+
+
+def _training_config(data: TrainingData) -> dict[str, Any]:
+    return training_entry_point().training_config(data.to_dict())
+
+
+def _read_rows(data: TrainingData):
+    return training_entry_point().read_training_frame(_local_copy(data.train_uri))
+
+
+class LocalTrainer(Trainer):
+    """Training job on this machine: ``train.py``'s ``fit_full`` on every row of the data.
+
+    Writes ``<output_uri>/<job_name>/output/model.tar.gz`` and, once the artifact is complete,
+    ``<output_uri>/<job_name>/job.json`` (status, hyperparameters, input, sha256). A job
+    name whose ``job.json`` says Completed is reused without retraining; reusing it with other
+    hyperparameters or data is an error, as SageMaker refuses a duplicate job name.
+    """
+
+    def fit(
+        self, job_name: str, data: TrainingData, hyperparameters: dict[str, Any], output_uri: str
+    ) -> TrainedModel:
+        job_uri = _job_uri(output_uri, job_name)
+        model_uri = f"{job_uri}/output/model.tar.gz"
+        description_uri = f"{job_uri}/job.json"
+        reused = self._completed(job_name, description_uri, model_uri, data, hyperparameters)
+        if reused is not None:
+            return reused
+
+        train = training_entry_point()
+        started = time.monotonic()
+        frame = _read_rows(data)
+        estimator, meta = train.fit_full(frame, _training_config(data), hyperparameters)
+        model_dir = storage.scratch_dir("model")
+        try:
+            train.save_model(estimator, meta, model_dir)
+            _, sha256 = storage.pack_model(model_dir, model_uri)
+        finally:
+            shutil.rmtree(model_dir, ignore_errors=True)
+        seconds = round(time.monotonic() - started, 3)
+        storage.write_json(
+            description_uri,
+            {
+                "TrainingJobName": job_name,
+                "TrainingJobStatus": COMPLETED,
+                "ModelArtifacts": {"S3ModelArtifacts": model_uri},
+                "sha256": sha256,
+                "HyperParameters": _json_normal(hyperparameters),
+                "InputDataConfig": data.to_dict(),
+                "TrainingTimeInSeconds": seconds,
+                "rows": int(len(frame)),
+            },
+        )
+        log.info("training job %s: %d rows in %.1f s -> %s", job_name, len(frame), seconds, model_uri)
+        return TrainedModel(job_name, model_uri, sha256, dict(hyperparameters))
+
+    @staticmethod
+    def _completed(
+        job_name: str, description_uri: str, model_uri: str, data: TrainingData,
+        hyperparameters: dict[str, Any],
+    ) -> TrainedModel | None:
+        if not storage.to_path(description_uri).exists():
+            return None
+        job = storage.read_json(description_uri)
+        if job.get("TrainingJobStatus") != COMPLETED or not storage.to_path(model_uri).exists():
+            return None
+        if job["HyperParameters"] != _json_normal(hyperparameters) or job["InputDataConfig"] != data.to_dict():
+            raise ValueError(
+                f"training job {job_name!r} already completed with other hyperparameters or data "
+                f"({description_uri}); use a new job name"
+            )
+        actual = storage.sha256_of(model_uri)
+        if actual != job["sha256"]:
+            raise storage.DigestMismatch(
+                f"{model_uri}: sha256 {actual} differs from the {job['sha256']} recorded when "
+                f"training job {job_name!r} completed"
+            )
+        log.info("training job %s already completed: reusing %s", job_name, model_uri)
+        return TrainedModel(job_name, model_uri, actual, dict(hyperparameters))
+
+
+class OptunaTuner(Tuner):
+    """Hyperparameter tuning job on this machine: Optuna over the same search space.
+
+    :param n_jobs: worker processes fitting a trial's folds in parallel (joblib loky).
+    :param pruner_startup_trials: trials that always run every fold before pruning starts.
+    :param pruner_warmup_folds: folds every trial scores before it can be pruned.
+    """
+
+    def __init__(self, n_jobs: int = 2, pruner_startup_trials: int = 3, pruner_warmup_folds: int = 1):
+        self.n_jobs = n_jobs
+        self.pruner_startup_trials = pruner_startup_trials
+        self.pruner_warmup_folds = pruner_warmup_folds
+
+    def tune(
+        self,
+        job_name: str,
+        data: TrainingData,
+        search_space: dict[str, dict[str, Any]],
+        n_trials: int,
+        output_uri: str,
+    ) -> TuningResult:
+        import numpy as np
+        import optuna
+
+        space = validate_search_space(search_space)
+        if n_trials < 1:
+            raise ValueError(f"n_trials must be at least 1; got {n_trials}")
+        history_uri = f"{_job_uri(output_uri, job_name)}/tuning_history.json"
+        request = _json_normal(
+            {"data": data.to_dict(), "search_space": space, "n_trials": n_trials}
+        )
+        reused = self._completed(job_name, history_uri, request)
+        if reused is not None:
+            return reused
+
+        train = training_entry_point()
+        config = _training_config(data)
+        train.check_hyperparameters(config["estimator"], config["problem_type"], space)
+        frame = _read_rows(data)  # read once: every trial reuses the rows and the manifest
+        manifest = storage.read_json(data.folds_uri)
+        n_folds = len(train.fold_splits(manifest, len(frame)))  # a bad manifest fails here
+
+        # This job logs one line per trial itself; Optuna's own INFO lines would repeat them.
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        study = optuna.create_study(
+            study_name=job_name,
+            direction="maximize",  # scikit-learn scorers are greater-is-better
+            sampler=optuna.samplers.TPESampler(
+                seed=data.seed, n_startup_trials=max(2, min(10, n_trials // 2))
+            ),
+            pruner=optuna.pruners.MedianPruner(
+                n_startup_trials=self.pruner_startup_trials,
+                n_warmup_steps=self.pruner_warmup_folds,
+            ),
+        )
+
+        def objective(trial: optuna.Trial) -> float:
+            params = {name: _suggest(trial, name, spec) for name, spec in space.items()}
+            scores: list[float] = []
+
+            def on_fold(fold: int, score: float) -> None:
+                scores.append(score)
+                trial.set_user_attr("fold_scores", list(scores))
+                trial.report(score, step=fold)
+                if len(scores) < n_folds and trial.should_prune():
+                    raise optuna.TrialPruned(f"fold {fold} scored {score:.6f}, below the median")
+
+            train.cross_validate(frame, manifest, config, params, n_jobs=self.n_jobs, on_fold=on_fold)
+            return float(np.mean(scores))
+
+        def report(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+            scores = trial.user_attrs.get("fold_scores", [])
+            best = _best_value(study)
+            state = "" if trial.state.name == "COMPLETE" else f" {trial.state.name.lower()} after {len(scores)} folds"
+            log.info(
+                "trial %d/%d score=%s best=%s%s %s",
+                trial.number + 1, n_trials, _fmt(np.mean(scores) if scores else None), _fmt(best),
+                state, json.dumps(trial.params, sort_keys=True),
+            )
+
+        started = time.monotonic()
+        study.optimize(objective, n_trials=n_trials, callbacks=[report])
+        complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+        if not complete:
+            raise RuntimeError(f"tuning job {job_name!r}: no trial completed all folds")
+
+        trials = [_trial_record(trial) for trial in study.trials]
+        best_record = trials[study.best_trial.number]
+        best = CVResult(
+            hyperparameters=best_record["params"],
+            fold_scores=best_record["fold_scores"],
+            mean=best_record["mean"],
+            std=best_record["std"],
+        )
+        storage.write_json(
+            history_uri,
+            {
+                **request,
+                "job_name": job_name,
+                "status": COMPLETED,
+                "objective": config["objective"],
+                "direction": "maximize",
+                "best_trial": study.best_trial.number,
+                "best": best.to_dict(),
+                "trials": trials,
+                "seconds": round(time.monotonic() - started, 3),
+            },
+        )
+        log.info(
+            "tuning job %s: best %s=%.6f (+/- %.6f) after %d trials, %d pruned",
+            job_name, config["objective"], best.mean, best.std, len(trials),
+            sum(t["state"] == "PRUNED" for t in trials),
+        )
+        return TuningResult(job_name, config["objective"], best, len(trials), history_uri)
+
+    @staticmethod
+    def _completed(job_name: str, history_uri: str, request: dict[str, Any]) -> TuningResult | None:
+        if not storage.to_path(history_uri).exists():
+            return None
+        history = storage.read_json(history_uri)
+        if history.get("status") != COMPLETED:
+            return None
+        if {key: history.get(key) for key in request} != request:
+            raise ValueError(
+                f"tuning job {job_name!r} already completed with another search space, trial "
+                f"count or data ({history_uri}); use a new job name"
+            )
+        log.info("tuning job %s already completed: reusing %s", job_name, history_uri)
+        return TuningResult(
+            job_name, history["objective"], CVResult.from_dict(history["best"]),
+            len(history["trials"]), history_uri,
+        )
+
+
+def validate_search_space(search_space: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Check a config search space; raise ``ValueError`` naming the first bad parameter.
+
+    ``{name: {"type": "float"|"int", "low", "high", "log"?, "step"?}}`` or
+    ``{name: {"type": "categorical", "choices": [...]}}``.
+    """
+    if not isinstance(search_space, Mapping) or not search_space:
+        raise ValueError("the search space is empty: give at least one hyperparameter to tune")
+    checked: dict[str, dict[str, Any]] = {}
+    for name, spec in search_space.items():
+        if not isinstance(spec, Mapping):
+            raise ValueError(f"search space parameter {name!r}: expected a mapping, got {spec!r}")
+        kind = spec.get("type")
+        if kind not in SEARCH_TYPES:
+            raise ValueError(
+                f"search space parameter {name!r}: unknown type {kind!r}; use {', '.join(SEARCH_TYPES)}"
+            )
+        if kind == "categorical":
+            choices = spec.get("choices")
+            if not isinstance(choices, (list, tuple)) or not choices:
+                raise ValueError(f"search space parameter {name!r}: categorical needs a list of choices")
+            if not all(c is None or isinstance(c, (bool, int, float, str)) for c in choices):
+                raise ValueError(
+                    f"search space parameter {name!r}: choices must be numbers, text, booleans or null"
+                )
+            checked[name] = {"type": kind, "choices": list(choices)}
+            continue
+        number = int if kind == "int" else (int, float)
+        low, high = spec.get("low"), spec.get("high")
+        for bound, value in (("low", low), ("high", high)):
+            if isinstance(value, bool) or not isinstance(value, number):
+                raise ValueError(f"search space parameter {name!r}: {bound} must be a {kind}; got {value!r}")
+        if low > high:
+            raise ValueError(f"search space parameter {name!r}: low {low} is above high {high}")
+        if spec.get("log") and low <= 0:
+            raise ValueError(f"search space parameter {name!r}: a log scale needs low > 0; got {low}")
+        checked[name] = {key: spec[key] for key in ("type", "low", "high", "log", "step") if key in spec}
+    return checked
+
+
+def _suggest(trial, name: str, spec: Mapping[str, Any]) -> Any:
+    kind = spec["type"]
+    if kind == "categorical":
+        return trial.suggest_categorical(name, spec["choices"])
+    log_scale = bool(spec.get("log", False))
+    if kind == "int":
+        return trial.suggest_int(name, spec["low"], spec["high"], step=spec.get("step", 1), log=log_scale)
+    return trial.suggest_float(name, spec["low"], spec["high"], step=spec.get("step"), log=log_scale)
+
+
+def _trial_record(trial) -> dict[str, Any]:
+    import numpy as np
+
+    scores = [float(s) for s in trial.user_attrs.get("fold_scores", [])]
+    return {
+        "number": trial.number,
+        "params": dict(trial.params),
+        "fold_scores": scores,
+        "mean": float(np.mean(scores)) if scores else None,
+        "std": float(np.std(scores)) if scores else None,
+        "state": trial.state.name,
+        "seconds": trial.duration.total_seconds() if trial.duration else None,
+    }
+
+
+def _best_value(study) -> float | None:
+    try:
+        return study.best_value
+    except ValueError:  # no completed trial yet
+        return None
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.6f}"

@@ -1,0 +1,351 @@
+"""Local twin of a SageMaker batch transform job (SplitType=Line, AssembleWith=Line).
+
+Every CSV file at the input URI (one file, or every file under a prefix) is streamed in chunks
+of ``chunk_rows`` lines; worker processes, each holding the model loaded once through the
+serving handlers (``include/serving/inference.py``: ``model_fn``, then ``input_fn`` ->
+``predict_fn`` -> ``output_fn`` per chunk), predict a bounded number of chunks at a time, and
+the results are written in input order to ``<output_uri>/<input file name>.out``: one output
+line per input line. ``DataProcessing`` is honoured for CSV: ``input_filter`` and
+``output_filter`` take the JSONPath subset used with CSV records (``$``, ``$[2]``,
+``$[0,-1]``, ``$[1:]``, ``$[:-1]``) and ``join_source`` puts the input fields before the
+prediction fields (``JoinSource=Input``).
+
+A job is a transaction: outputs are written under temporary names and renamed when complete,
+and ``<output_uri>/_SUCCESS`` (JSON: job name, row counts) is written last. A job whose
+``_SUCCESS`` names it is not run again.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import multiprocessing
+import re
+import shutil
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mlops.backends.base import BatchTransform, TransformResult
+from mlops.backends.local.automl import check_name
+
+if TYPE_CHECKING:
+    from mlops.backends.local.automl import FlamlAutoML
+
+log = logging.getLogger(__name__)
+
+SUCCESS = "_SUCCESS"
+CSV = "text/csv"
+_INDEX = r"-?\d+"
+_SLICE = re.compile(rf"^\$\[\s*({_INDEX})?\s*:\s*({_INDEX})?\s*\]$")
+_INDICES = re.compile(rf"^\$\[\s*{_INDEX}\s*(,\s*{_INDEX}\s*)*\]$")
+
+
+# ---------------------------------------------------------------- JSONPath filters
+@dataclass(frozen=True)
+class FieldFilter:
+    """A JSONPath expression over one CSV record's fields, as SageMaker's DataProcessing takes it.
+
+    Supported: ``$`` (all fields), ``$[i]``, ``$[i,j,...]`` and ``$[a:b]`` slices, with negative
+    indices counting from the end.
+    """
+
+    expression: str
+    indices: tuple[int, ...] | None = None
+    start: int | None = None
+    stop: int | None = None
+
+    @classmethod
+    def parse(cls, expression: str | None) -> FieldFilter:
+        text = "$" if expression is None else str(expression).strip()
+        if text == "$":
+            return cls(text)
+        if match := _SLICE.match(text):
+            start, stop = (int(v) if v is not None else None for v in match.groups())
+            return cls(text, start=start, stop=stop)
+        if _INDICES.match(text):
+            return cls(text, indices=tuple(int(v) for v in text[2:-1].split(",")))
+        raise ValueError(
+            f"unsupported JSONPath filter {expression!r}: use $, $[i], $[i,j,...] or $[a:b] "
+            "(e.g. $[1:], $[:-1], $[0,-1])"
+        )
+
+    @property
+    def selects_all(self) -> bool:
+        return self.expression == "$"
+
+    def apply(self, fields: list[str]) -> list[str]:
+        if self.indices is None:
+            return fields[self.start:self.stop]
+        try:
+            return [fields[i] for i in self.indices]
+        except IndexError:
+            raise ValueError(
+                f"filter {self.expression} selects a field beyond the {len(fields)} fields of a record"
+            ) from None
+
+
+# ---------------------------------------------------------------- one chunk (runs in a worker)
+_WORKER: dict[str, Any] = {}
+
+
+def load_worker(model_dir: str, environment: dict[str, str], input_filter: str | None,
+                join_source: bool, output_filter: str | None) -> None:
+    """Load the model once for this process (a pool initializer, or in-process for n_jobs=1)."""
+    from mlops.entrypoints import inference_module
+
+    inference = inference_module()
+    model = inference.model_fn(model_dir)
+    _WORKER.update(
+        inference=inference, model=model, keys=inference.response_keys(model, environment),
+        input_filter=FieldFilter.parse(input_filter), join_source=join_source,
+        output_filter=FieldFilter.parse(output_filter),
+    )
+
+
+def _csv_line(fields: list[str]) -> str:
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerow(fields)
+    return out.getvalue()
+
+
+def predict_chunk(lines: list[str]) -> str:
+    """Output lines (newline-terminated, in order) for ``lines``, one per input line."""
+    inference, model, keys = _WORKER["inference"], _WORKER["model"], _WORKER["keys"]
+    input_filter, output_filter = _WORKER["input_filter"], _WORKER["output_filter"]
+    join_source = _WORKER["join_source"]
+    records = None
+    if input_filter.selects_all:
+        body = "\n".join(lines)
+    else:
+        records = list(csv.reader(lines))
+        body = "".join(_csv_line(input_filter.apply(fields)) for fields in records)
+    frame = inference.input_fn(body, CSV, model)
+    prediction = inference.predict_fn(frame, model)
+    text, _ = inference.output_fn(prediction, CSV, keys)
+    if join_source or not output_filter.selects_all:
+        predicted = list(csv.reader(io.StringIO(text)))
+        if join_source:
+            records = records if records is not None else list(csv.reader(lines))
+            predicted = [source + fields for source, fields in zip(records, predicted, strict=True)]
+        text = "".join(_csv_line(output_filter.apply(fields)) for fields in predicted)
+    produced = text.count("\n")
+    if produced != len(lines):
+        raise RuntimeError(f"a chunk of {len(lines)} records produced {produced} output lines")
+    return text
+
+
+# ---------------------------------------------------------------- the BatchTransform port
+def _forkserver_context():
+    """Workers fork from a fresh server process (not from this one, which may hold OpenMP or
+    Airflow state); the server preloads the heavy imports once per parent process."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["mlops.backends.local.transform", "pandas", "sklearn"])
+    return context
+
+
+class LocalBatchTransform(BatchTransform):
+    """SageMaker batch transform on this machine: streaming, chunked, parallel.
+
+    :param automl: where models are recorded (``describe_model``).
+    :param chunk_rows: lines per chunk (a "mini batch"); bounds the memory per chunk.
+    :param n_jobs: worker processes; ``1`` predicts in this process.
+    :param max_in_flight: chunks read ahead of the writer; default ``2 * n_jobs``.
+    """
+
+    def __init__(self, automl: FlamlAutoML, chunk_rows: int = 5000, n_jobs: int = 2,
+                 max_in_flight: int | None = None):
+        if not 1 <= chunk_rows <= 100_000:
+            raise ValueError(f"chunk_rows must be between 1 and 100000, not {chunk_rows}")
+        if n_jobs < 1:
+            raise ValueError(f"n_jobs must be at least 1, not {n_jobs}")
+        self.automl = automl
+        self.chunk_rows = chunk_rows
+        self.n_jobs = n_jobs
+        self.max_in_flight = max_in_flight or 2 * n_jobs
+
+    def transform(
+        self, job_name: str, model_name: str, input_uri: str, output_uri: str,
+        content_type: str = CSV, input_filter: str | None = None,
+        join_source: bool = False, output_filter: str | None = None,
+    ) -> TransformResult:
+        from mlops.storage import scratch_dir, to_path, unpack_model
+
+        check_name("transform job", job_name)
+        if (content_type or CSV).split(";")[0].strip().lower() != CSV:
+            raise ValueError(f"content type {content_type!r} is not supported: the local transform reads {CSV}")
+        FieldFilter.parse(input_filter)
+        FieldFilter.parse(output_filter)
+        output_uri = output_uri.rstrip("/")
+        out_dir = to_path(output_uri)
+        success = out_dir / SUCCESS
+        if success.exists():
+            done = json.loads(success.read_text())
+            if done.get("job_name") == job_name:
+                log.info("transform %s already succeeded at %s: reusing it", job_name, output_uri)
+                return TransformResult(job_name, output_uri, int(done["input_rows"]), int(done["output_rows"]))
+            log.info("%s holds job %s's output: replacing it", output_uri, done.get("job_name"))
+            success.unlink()
+
+        model = self.automl.describe_model(model_name)
+        container = model["PrimaryContainer"]
+        inputs = self._input_files(input_uri)
+        counts = [self._count_lines(path) for _, path in inputs]
+        total_chunks = sum(-(-n // self.chunk_rows) for n in counts)
+        log.info("transform %s: model %s, %d file(s), %d rows, %d chunk(s) of %d rows, %d worker(s)",
+                 job_name, model_name, len(inputs), sum(counts), total_chunks, self.chunk_rows, self.n_jobs)
+
+        model_dir = scratch_dir("transform")
+        try:
+            unpack_model(container["ModelDataUrl"], model_dir, model["sha256"])
+            worker_args = (str(model_dir), dict(container.get("Environment") or {}), input_filter,
+                           bool(join_source), output_filter)
+            started = time.monotonic()
+            out_dir.mkdir(parents=True, exist_ok=True)
+            outputs, input_rows, output_rows = [], 0, 0
+            with self._runner(worker_args) as submit:
+                done_chunks = 0
+                for (relative, path), expected in zip(inputs, counts, strict=True):
+                    target = out_dir / f"{relative}.out"
+                    partial = target.parent / f".{target.name}.{job_name}.partial"
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    file_in = file_out = 0
+                    try:
+                        with partial.open("w") as sink:
+                            for n_lines, text in self._ordered(submit, self._chunks(path)):
+                                sink.write(text)
+                                file_in += n_lines
+                                file_out += text.count("\n")
+                                done_chunks += 1
+                                log.info("chunk %d/%d rows/s=%.0f", done_chunks, total_chunks,
+                                         (input_rows + file_in) / max(time.monotonic() - started, 1e-9))
+                        if file_in != expected or file_out != file_in:
+                            raise RuntimeError(
+                                f"transform {job_name}: {path} has {expected} lines, {file_in} were "
+                                f"read and {file_out} output lines written"
+                            )
+                    except BaseException:
+                        partial.unlink(missing_ok=True)
+                        raise
+                    partial.replace(target)
+                    outputs.append(str(target))
+                    input_rows += file_in
+                    output_rows += file_out
+        except BrokenProcessPool as err:
+            raise RuntimeError(
+                f"transform {job_name}: a worker process died (out of memory, or a __main__ script "
+                "without an `if __name__ == '__main__':` guard, which worker processes re-import)"
+            ) from err
+        finally:
+            shutil.rmtree(model_dir, ignore_errors=True)
+
+        if input_rows != output_rows:
+            raise RuntimeError(f"transform {job_name}: {input_rows} input rows but {output_rows} output rows")
+        seconds = time.monotonic() - started
+        success.write_text(json.dumps({
+            "job_name": job_name, "model_name": model_name, "input_uri": input_uri,
+            "output_uri": output_uri, "input_rows": input_rows, "output_rows": output_rows,
+            "outputs": outputs, "seconds": round(seconds, 3),
+        }, indent=2, sort_keys=True))
+        log.info("transform %s: %d rows in %.1f s (%.0f rows/s) -> %s", job_name, input_rows, seconds,
+                 input_rows / max(seconds, 1e-9), output_uri)
+        return TransformResult(job_name, output_uri, input_rows, output_rows)
+
+    # ------------------------------------------------------------ input
+    @staticmethod
+    def _input_files(input_uri: str) -> list[tuple[str, Any]]:
+        """(name relative to the input prefix, path) of every input file, in name order."""
+        from mlops.storage import to_path
+
+        root = to_path(input_uri)
+        if root.is_file():
+            return [(root.name, root)]
+        if not root.exists():
+            raise FileNotFoundError(f"transform input {input_uri} does not exist")
+        files = sorted(
+            (p for p in root.rglob("*") if p.is_file()
+             and not any(part.startswith((".", "_")) for part in p.relative_to(root).parts)),
+            key=str,
+        )
+        if not files:
+            raise ValueError(f"no input files under {input_uri}")
+        return [(str(p.relative_to(root)), p) for p in files]
+
+    @staticmethod
+    def _records(path) -> Iterator[str]:
+        """Non-empty lines of ``path`` without their line ending, streamed."""
+        with path.open("rb") as handle:
+            for raw in handle:
+                line = raw.decode("utf-8").rstrip("\r\n")
+                if line.strip():
+                    yield line
+
+    def _count_lines(self, path) -> int:
+        return sum(1 for _ in self._records(path))
+
+    def _chunks(self, path) -> Iterator[list[str]]:
+        chunk: list[str] = []
+        for line in self._records(path):
+            chunk.append(line)
+            if len(chunk) == self.chunk_rows:
+                yield chunk
+                chunk = []
+        if chunk:
+            yield chunk
+
+    # ------------------------------------------------------------ execution
+    def _runner(self, worker_args: tuple) -> _Runner:
+        return _Runner(self.n_jobs, worker_args)
+
+    def _ordered(self, submit: Callable[[list[str]], Future], chunks: Iterator[list[str]]
+                 ) -> Iterator[tuple[int, str]]:
+        """(lines in, output text) per chunk, in input order, with at most ``max_in_flight`` pending."""
+        pending: deque[tuple[int, Future]] = deque()
+        for chunk in chunks:
+            pending.append((len(chunk), submit(chunk)))
+            if len(pending) >= self.max_in_flight:
+                n, future = pending.popleft()
+                yield n, future.result()
+        while pending:
+            n, future = pending.popleft()
+            yield n, future.result()
+
+
+class _Runner:
+    """Context manager giving a ``submit(lines) -> Future``: a process pool, or this process."""
+
+    def __init__(self, n_jobs: int, worker_args: tuple):
+        self.n_jobs = n_jobs
+        self.worker_args = worker_args
+        self.pool: ProcessPoolExecutor | None = None
+
+    def __enter__(self) -> Callable[[list[str]], Future]:
+        if self.n_jobs == 1:
+            load_worker(*self.worker_args)
+            return self._submit_here
+        self.pool = ProcessPoolExecutor(
+            max_workers=self.n_jobs, mp_context=_forkserver_context(),
+            initializer=load_worker, initargs=self.worker_args,
+        )
+        return lambda lines: self.pool.submit(predict_chunk, lines)
+
+    @staticmethod
+    def _submit_here(lines: list[str]) -> Future:
+        future: Future = Future()
+        try:
+            future.set_result(predict_chunk(lines))
+        except BaseException as err:  # surfaces at .result(), like a pool's future
+            future.set_exception(err)
+        return future
+
+    def __exit__(self, *exc) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+        _WORKER.clear()

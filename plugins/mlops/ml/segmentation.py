@@ -1,0 +1,290 @@
+"""Retail customer segmentation: RFM features, rule-based RFM segments and KMeans clusters.
+
+The seed's retail use case on the Online Retail II schema (``Invoice``, ``Quantity``,
+``InvoiceDate``, ``Price``, ``Customer ID``; cancelled invoices start with ``"C"``). Every step is
+vectorised pandas/numpy (groupby and masks, no loop per customer) and deterministic for a seed.
+
+pandas, numpy, scikit-learn and matplotlib are imported inside the functions: DAG files import
+modules that import this one.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+log = logging.getLogger(__name__)
+
+CUSTOMER, INVOICE, QUANTITY, PRICE, DATE = "Customer ID", "Invoice", "Quantity", "Price", "InvoiceDate"
+RFM_COLUMNS = ("recency", "frequency", "monetary")
+CANCELLED_PREFIX = "C"
+SILHOUETTE_SAMPLE = 10_000
+# The classic RFM segment map on the concatenated R and F scores; together the patterns cover all
+# 25 (R, F) pairs exactly once.
+SEGMENT_MAP = {
+    r"[1-2][1-2]": "Hibernating",
+    r"[1-2][3-4]": "At Risk",
+    r"[1-2]5": "Can't Lose Them",
+    r"3[1-2]": "About to Sleep",
+    r"33": "Need Attention",
+    r"[3-4][4-5]": "Loyal Customers",
+    r"41": "Promising",
+    r"51": "New Customers",
+    r"[4-5][2-3]": "Potential Loyalists",
+    r"5[4-5]": "Champions",
+}
+SEGMENTS = tuple(dict.fromkeys(SEGMENT_MAP.values()))
+
+
+def rfm_table(transactions: pd.DataFrame, as_of: Any = None) -> pd.DataFrame:
+    """Recency, frequency and monetary value per customer.
+
+    :param transactions: invoice lines with ``Invoice``, ``Quantity``, ``InvoiceDate``, ``Price``
+        and ``Customer ID``.
+    :param as_of: the snapshot day; default the day after the last ``InvoiceDate`` in
+        ``transactions``. Lines dated on or after it are ignored, so an explicit ``as_of`` gives
+        the table as it was at the start of that day.
+    :return: a frame indexed by ``customer_id`` (int when every id is integral, as with the float
+        ids of Online Retail II), sorted by id, with
+
+        * ``recency``: whole days from the customer's last purchase day to ``as_of`` (>= 1);
+        * ``frequency``: distinct non-cancelled invoices;
+        * ``monetary``: sum of ``Quantity * Price`` over all the customer's lines.
+
+        ``attrs`` records ``as_of``, ``rows_without_customer`` and ``customers_dropped``.
+
+    Choices, as the seed intends:
+
+    * lines without a ``Customer ID`` (guest checkouts) cannot be attributed and are dropped;
+    * cancellations (``Invoice`` starting with ``"C"``) are not purchases: they count neither in
+      ``frequency`` nor as the last purchase, but their negative amounts reduce ``monetary``, so
+      a refunded order does not make a customer look valuable;
+    * customers whose ``monetary`` is <= 0 (everything refunded, or only cancellations) have no
+      value to segment on and are dropped; their number is logged and kept in
+      ``attrs["customers_dropped"]``.
+    """
+    import pandas as pd
+
+    missing = [c for c in (CUSTOMER, INVOICE, QUANTITY, PRICE, DATE) if c not in transactions.columns]
+    if missing:
+        raise ValueError(f"transactions lack columns {missing} (have {list(transactions.columns)})")
+    days = pd.to_datetime(transactions[DATE]).dt.normalize()
+    if as_of is None:
+        as_of_day = days.max() + pd.Timedelta(days=1)
+    else:
+        as_of_day = pd.Timestamp(as_of).normalize()
+    known = transactions[CUSTOMER].notna() & (days < as_of_day)
+    rows_without_customer = int(transactions[CUSTOMER].isna().sum())
+
+    lines = pd.DataFrame(
+        {
+            "customer_id": _customer_ids(transactions.loc[known, CUSTOMER]),
+            "invoice": transactions.loc[known, INVOICE].astype(str),
+            "day": days[known],
+            "amount": transactions.loc[known, QUANTITY] * transactions.loc[known, PRICE],
+        }
+    )
+    purchases = lines[~lines["invoice"].str.startswith(CANCELLED_PREFIX)]
+    bought = purchases.groupby("customer_id").agg(last_day=("day", "max"), frequency=("invoice", "nunique"))
+    monetary = lines.groupby("customer_id")["amount"].sum().rename("monetary")
+    rfm = bought.join(monetary, how="outer")
+
+    keep = (rfm["monetary"] > 0) & rfm["frequency"].notna()
+    dropped = int((~keep).sum())
+    if dropped:
+        log.info("dropped %d customers with monetary <= 0 (refunds or only cancellations)", dropped)
+    rfm = rfm[keep]
+    table = pd.DataFrame(
+        {
+            "recency": (as_of_day - rfm["last_day"]).dt.days.astype("int64"),
+            "frequency": rfm["frequency"].astype("int64"),
+            "monetary": rfm["monetary"].astype("float64"),
+        },
+        index=rfm.index,
+    ).sort_index()
+    table.index.name = "customer_id"
+    table.attrs.update(
+        as_of=as_of_day.date().isoformat(),
+        rows_without_customer=rows_without_customer,
+        customers_dropped=dropped,
+    )
+    return table
+
+
+def _customer_ids(ids: pd.Series) -> pd.Series:
+    """Online Retail II stores ids as floats (NaN for guests); make integral ids ints."""
+    import pandas as pd
+
+    if pd.api.types.is_float_dtype(ids) and bool((ids % 1 == 0).all()):
+        return ids.astype("int64")
+    return ids
+
+
+def rfm_scores(rfm: pd.DataFrame) -> pd.DataFrame:
+    """Add quintile scores ``R``, ``F``, ``M`` (1..5, 5 best), ``RFM`` and the named ``segment``.
+
+    Scores are ``pd.qcut`` of the ranks (``method="first"``), so ties (many customers with one
+    invoice) cannot produce duplicate bin edges; tied customers are ordered by their position,
+    that is by customer id for :func:`rfm_table` output. Recency is scored in reverse: the most
+    recent customers get ``R = 5``. ``segment`` comes from :data:`SEGMENT_MAP` on the ``R`` and
+    ``F`` scores.
+    """
+    import pandas as pd
+
+    if rfm.empty:
+        raise ValueError("no customers to score")
+    scored = rfm.copy()
+    scored["R"] = 6 - _quintile(rfm["recency"])
+    scored["F"] = _quintile(rfm["frequency"])
+    scored["M"] = _quintile(rfm["monetary"])
+    rf = scored["R"].astype(str) + scored["F"].astype(str)
+    scored["RFM"] = rf + scored["M"].astype(str)
+    segment = pd.Series(pd.NA, index=scored.index, dtype="object")
+    for pattern, name in SEGMENT_MAP.items():
+        segment[rf.str.fullmatch(pattern)] = name
+    scored["segment"] = segment.astype(str)
+    return scored
+
+
+def _quintile(values: pd.Series) -> pd.Series:
+    """Quintile (1..5) of each value, by rank, so ties never collapse bin edges."""
+    import pandas as pd
+
+    if len(values) == 1:  # qcut needs two distinct ranks; a lone customer sits in the middle
+        return pd.Series(3, index=values.index, dtype="int64")
+    ranks = values.rank(method="first")
+    return pd.qcut(ranks, 5, labels=False).astype("int64") + 1
+
+
+@dataclass
+class SegmentationResult:
+    """KMeans on the log-scaled RFM table, with k chosen by silhouette.
+
+    :param best_k: the k with the highest silhouette (the smallest such k on a tie).
+    :param silhouette: silhouette score per k tried.
+    :param inertia: within-cluster sum of squares per k tried (for an elbow plot).
+    :param labels: cluster per customer, indexed like the RFM table. Cluster ids are ordered by
+        mean monetary value, highest first, so id 0 is the most valuable cluster in every run.
+    :param summary: one row for every cluster: ``cluster``, ``customers``, ``recency``,
+        ``frequency``, ``monetary`` (means, in the original units).
+    :param seed: the random seed used for KMeans and the silhouette sample.
+    """
+
+    best_k: int
+    silhouette: dict[int, float]
+    inertia: dict[int, float]
+    labels: pd.Series = field(repr=False)
+    summary: pd.DataFrame = field(repr=False)
+    seed: int = 42
+
+    def to_dict(self) -> dict[str, Any]:
+        """Small JSON-serialisable summary (no per-customer labels), for XCom and reports."""
+        return {
+            "best_k": int(self.best_k),
+            "silhouette": {str(k): float(v) for k, v in self.silhouette.items()},
+            "inertia": {str(k): float(v) for k, v in self.inertia.items()},
+            "clusters": self.summary.to_dict(orient="records"),
+            "customers": len(self.labels),
+            "seed": self.seed,
+        }
+
+
+def kmeans_segments(
+    rfm: pd.DataFrame, k_min: int = 2, k_max: int = 8, seed: int = 42, *, threads: int | None = 1
+) -> SegmentationResult:
+    """Cluster customers with KMeans on ``log1p`` + standard-scaled recency, frequency, monetary.
+
+    Each k in ``k_min..k_max`` (capped at customers - 1, the most silhouette allows) is fitted
+    with ``KMeans(n_init=10, random_state=seed)`` and scored by silhouette on the same fixed-seed
+    sample of at most :data:`SILHOUETTE_SAMPLE` customers, which bounds the O(n^2) cost.
+
+    :param threads: OpenMP/BLAS threads for the fits; ``None`` keeps the library default (all
+        cores). One thread is the default because three features leave little to parallelise:
+        on a busy two-core worker the default thread pool made 4,400 customers take 37 s instead
+        of 2.5 s, with identical labels.
+    """
+    import numpy as np
+    import pandas as pd
+    from sklearn.cluster import KMeans
+    from sklearn.metrics import silhouette_score
+    from sklearn.preprocessing import StandardScaler
+    from threadpoolctl import threadpool_limits
+
+    if k_min < 2 or k_max < k_min:
+        raise ValueError(f"need 2 <= k_min <= k_max, got k_min={k_min}, k_max={k_max}")
+    n = len(rfm)
+    candidates = range(k_min, min(k_max, n - 1) + 1)
+    if not candidates:
+        raise ValueError(f"{n} customers are too few for k >= {k_min} (silhouette needs k < customers)")
+    features = StandardScaler().fit_transform(np.log1p(rfm[list(RFM_COLUMNS)].to_numpy(dtype="float64")))
+    sample = SILHOUETTE_SAMPLE if n > SILHOUETTE_SAMPLE else None
+
+    silhouette: dict[int, float] = {}
+    inertia: dict[int, float] = {}
+    labels_by_k: dict[int, np.ndarray] = {}
+    with threadpool_limits(limits=threads):
+        for k in candidates:
+            model = KMeans(n_clusters=k, n_init=10, random_state=seed).fit(features)
+            labels_by_k[k], inertia[k] = model.labels_, float(model.inertia_)
+            if len(np.unique(model.labels_)) < 2:  # identical customers: no second cluster exists
+                silhouette[k] = -1.0
+            else:
+                silhouette[k] = float(
+                    silhouette_score(features, model.labels_, sample_size=sample, random_state=seed)
+                )
+    best_k = max(silhouette, key=lambda k: (silhouette[k], -k))
+
+    raw = pd.Series(labels_by_k[best_k], index=rfm.index)
+    by_value = rfm["monetary"].groupby(raw).mean().sort_values(ascending=False, kind="stable")
+    relabel = pd.Series(np.arange(len(by_value)), index=by_value.index)
+    labels = raw.map(relabel).astype("int64").rename("cluster")
+
+    means = rfm[list(RFM_COLUMNS)].groupby(labels).mean()
+    summary = (
+        pd.DataFrame({"customers": labels.value_counts()})
+        .join(means)
+        .reindex(range(best_k))
+        .fillna({"customers": 0})
+        .astype({"customers": "int64"})
+        .rename_axis("cluster")
+        .reset_index()
+    )
+    return SegmentationResult(best_k, silhouette, inertia, labels, summary, seed)
+
+
+def segment_counts(scored: pd.DataFrame) -> pd.DataFrame:
+    """Customers per named segment: columns ``segment``, ``total_customers``, one row for every
+    segment present, largest first (ties by name)."""
+    counts = scored["segment"].value_counts().rename("total_customers").rename_axis("segment").reset_index()
+    counts["total_customers"] = counts["total_customers"].astype("int64")
+    return counts.sort_values(["total_customers", "segment"], ascending=[False, True], ignore_index=True)
+
+
+def segment_chart_png(counts: pd.DataFrame, path: str | Path) -> Path:
+    """Write a horizontal bar chart of customers per segment as a PNG; return the path.
+
+    Uses matplotlib's object API with the Agg canvas, so it never touches pyplot's global state
+    or the process-wide backend (safe in a worker that also runs other tasks).
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    ordered = counts.sort_values("total_customers", kind="stable")
+    figure = Figure(figsize=(8, 0.45 * len(ordered) + 1.5), dpi=100)
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    bars = axes.barh(ordered["segment"].astype(str), ordered["total_customers"], color="#3b75af")
+    axes.bar_label(bars, padding=3)
+    axes.set_xlabel("customers")
+    axes.set_title("Customers per RFM segment")
+    axes.margins(x=0.12)
+    figure.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, format="png")
+    return path

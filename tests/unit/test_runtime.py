@@ -1,0 +1,386 @@
+"""The local twin of SageMaker hosting, through LocalHosting and the real boto3 client.
+
+A tiny real model (one-hot encoded text column + logistic regression) is packed like a
+training job's ``model.tar.gz``, deployed to the runtime process, and invoked with the
+``sagemaker-runtime`` client exactly as on AWS.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import socket
+import threading
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+from botocore.exceptions import ClientError
+from sklearn.compose import make_column_transformer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import OneHotEncoder
+
+from mlops.backends.base import EndpointSpec
+from mlops.backends.local.hosting import EndpointNotFound, LocalHosting
+from mlops.backends.local.runtime import MAX_PAYLOAD_BYTES, read_pid
+from mlops.settings import Settings, get_settings
+from mlops.storage import DigestMismatch, pack_model
+
+FEATURES = ["plan", "tenure", "charges"]
+CLASSES = ["no", "yes"]
+RECORDS = pd.DataFrame(
+    {"plan": ["basic", "pro", "plus", "pro", "basic"], "tenure": [3, 50, 12, 2, 40],
+     "charges": [40.5, 99.0, 61.25, 20.0, 75.0]}
+)
+
+
+# ---------------------------------------------------------------- a real model artifact
+@dataclass(frozen=True)
+class Model:
+    estimator: Pipeline
+    model_dir: Path
+
+    def probability(self, frame: pd.DataFrame = RECORDS) -> np.ndarray:
+        return self.estimator.predict_proba(frame)[:, 1]
+
+    def labels(self, frame: pd.DataFrame = RECORDS) -> list[str]:
+        return list(self.estimator.predict(frame))
+
+
+def fit_model(model_dir: Path, flip_labels: bool) -> Model:
+    """Fit a churn-like classifier and write it in the artifact contract of inference.py."""
+    rng = np.random.default_rng(7)
+    frame = pd.DataFrame({
+        "plan": rng.choice(["basic", "plus", "pro"], 300),
+        "tenure": rng.integers(0, 60, 300),
+        "charges": rng.normal(60, 15, 300).round(2),
+    })
+    churn = (frame["plan"] == "basic") & (frame["tenure"] < 24) | (frame["charges"] > 80)
+    target = np.where(churn != flip_labels, "yes", "no")
+    estimator = make_pipeline(
+        make_column_transformer((OneHotEncoder(handle_unknown="ignore"), ["plan"]), remainder="passthrough"),
+        LogisticRegression(max_iter=1000),
+    ).fit(frame[FEATURES], target)
+    model_dir.mkdir(parents=True)
+    joblib.dump(estimator, model_dir / "model.joblib")
+    (model_dir / "model.json").write_text(json.dumps({
+        "feature_columns": FEATURES, "target": "churn", "problem_type": "binary",
+        "classes": CLASSES, "framework": "sklearn",
+    }))
+    return Model(estimator, model_dir)
+
+
+def package(model: Model, home: Path, name: str) -> tuple[str, str]:
+    """``model.tar.gz`` under ``home``'s data folder: (file:// URI, sha256)."""
+    return pack_model(model.model_dir, (home / "data" / "models" / name / "model.tar.gz").as_uri())
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory) -> dict[str, Model]:
+    root = tmp_path_factory.mktemp("models")
+    return {"a": fit_model(root / "a", flip_labels=False), "b": fit_model(root / "b", flip_labels=True)}
+
+
+# ---------------------------------------------------------------- one runtime for the module
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass(frozen=True)
+class Runtime:
+    settings: Settings
+    hosting: LocalHosting
+    artifacts: dict[str, tuple[str, str]]
+
+    def deploy(self, name: str, model: str, config: str | None = None, **environment: str):
+        uri, sha = self.artifacts[model]
+        spec = EndpointSpec(name, config or f"{name}-{model}", uri, sha, environment=environment)
+        return self.hosting.deploy(spec)
+
+
+@pytest.fixture(scope="module")
+def runtime(tmp_path_factory, models):
+    """A runtime shared by the tests that only deploy and invoke (starting one takes seconds)."""
+    home = tmp_path_factory.mktemp("mlops")
+    settings = Settings(
+        backend="local", home=home, data_uri=(home / "data").as_uri(), aws_conn_id="aws_default",
+        runtime_port=_free_port(),
+    )
+    hosting = LocalHosting(settings)
+    try:
+        hosting.ensure_running()
+        yield Runtime(settings, hosting, {k: package(m, home, k) for k, m in models.items()})
+    finally:
+        hosting.stop()
+
+
+@pytest.fixture(scope="module")
+def client(runtime):
+    return runtime.hosting.runtime_client()
+
+
+@pytest.fixture
+def own_hosting(mlops_home):
+    """A runtime of its own (in a fresh MLOPS_HOME) for tests that stop or restart it."""
+    hosting = LocalHosting(get_settings())
+    yield hosting
+    hosting.stop()
+
+
+# ---------------------------------------------------------------- helpers
+def csv_body(frame: pd.DataFrame = RECORDS) -> str:
+    out = io.StringIO()
+    frame.to_csv(out, header=False, index=False, lineterminator="\n")
+    return out.getvalue()
+
+
+def invoke_csv(client, name: str, body: str | bytes | None = None) -> list[list[str]]:
+    body = csv_body() if body is None else body
+    response = client.invoke_endpoint(EndpointName=name, ContentType="text/csv", Accept="text/csv", Body=body)
+    assert response["ContentType"] == "text/csv"
+    return list(csv.reader(io.StringIO(response["Body"].read().decode())))
+
+
+def answers_of(model: Model) -> list[list[str]]:
+    """What ``invoke_csv`` returns when ``model`` serves RECORDS."""
+    return [[label, repr(float(p))] for label, p in zip(model.labels(), model.probability(), strict=True)]
+
+
+def status_of(error: ClientError) -> int:
+    return error.response["ResponseMetadata"]["HTTPStatusCode"]
+
+
+# ---------------------------------------------------------------- invocations
+def test_ping_answers_with_the_runtime_pid(runtime):
+    with urllib.request.urlopen(f"{runtime.settings.runtime_url}/ping", timeout=5) as response:
+        assert response.status == 200
+        assert json.loads(response.read())["pid"] == read_pid(runtime.settings.runtime_dir)
+
+
+def test_deploy_returns_an_in_service_endpoint_reachable_with_boto3(runtime):
+    endpoint = runtime.deploy("deployed", "a", config="deployed-config-1")
+
+    assert endpoint.status == "InService"
+    assert endpoint.config_name == "deployed-config-1"
+    assert endpoint.runtime_endpoint_url == runtime.settings.runtime_url
+    assert endpoint.url == f"{runtime.settings.runtime_url}/endpoints/deployed/invocations"
+    assert endpoint.region == "us-east-1"
+    assert runtime.hosting.describe("deployed") == endpoint
+
+
+def test_csv_invocation_answers_each_record_like_predict_proba(runtime, client, models):
+    runtime.deploy("csv", "a")
+
+    rows = invoke_csv(client, "csv")
+
+    assert len(rows) == len(RECORDS)
+    assert [row[0] for row in rows] == models["a"].labels()
+    assert [float(row[1]) for row in rows] == pytest.approx(models["a"].probability(), abs=1e-12)
+
+
+def test_json_invocation_answers_each_record_like_predict_proba(runtime, client, models):
+    runtime.deploy("json", "a")
+    body = json.dumps({"instances": RECORDS.to_dict(orient="records")})
+
+    response = client.invoke_endpoint(
+        EndpointName="json", ContentType="application/json", Accept="application/json", Body=body
+    )
+
+    assert response["ContentType"] == "application/json"
+    predictions = json.loads(response["Body"].read())["predictions"]
+    assert len(predictions) == len(RECORDS)
+    assert [p["predicted_label"] for p in predictions] == models["a"].labels()
+    assert [p["probability"] for p in predictions] == pytest.approx(models["a"].probability(), abs=1e-12)
+
+
+def test_inference_output_environment_selects_the_response_keys(runtime, client, models):
+    runtime.deploy("keys", "a", SAGEMAKER_INFERENCE_OUTPUT="predicted_label,probabilities,labels")
+    runtime.deploy("default-keys", "a")
+    body = json.dumps({"instances": RECORDS.values.tolist()})
+
+    def predictions(name):
+        response = client.invoke_endpoint(
+            EndpointName=name, ContentType="application/json", Accept="application/json", Body=body
+        )
+        return json.loads(response["Body"].read())["predictions"]
+
+    chosen = predictions("keys")
+    assert [list(p) for p in chosen] == [["predicted_label", "probabilities", "labels"]] * len(RECORDS)
+    assert chosen[0]["labels"] == CLASSES
+    assert np.array([p["probabilities"] for p in chosen]) == pytest.approx(
+        models["a"].estimator.predict_proba(RECORDS), abs=1e-12
+    )
+    default = predictions("default-keys")
+    assert [list(p) for p in default] == [["predicted_label", "probability"]] * len(RECORDS)
+
+
+def test_unknown_inference_output_key_fails_the_deploy(runtime):
+    with pytest.raises(RuntimeError, match="unknown inference response keys"):
+        runtime.deploy("bad-keys", "a", SAGEMAKER_INFERENCE_OUTPUT="predicted_label,score")
+
+    with pytest.raises(EndpointNotFound):
+        runtime.hosting.describe("bad-keys")
+
+
+def test_unknown_endpoint_is_a_404_validation_error_naming_it(client):
+    with pytest.raises(ClientError) as raised:
+        invoke_csv(client, "no-such-endpoint")
+
+    assert status_of(raised.value) == 404
+    assert raised.value.response["Error"]["Code"] == "ValidationError"
+    assert "no-such-endpoint" in raised.value.response["Error"]["Message"]
+
+
+def test_malformed_csv_is_a_400_model_error_and_the_endpoint_keeps_serving(runtime, client, models):
+    runtime.deploy("malformed", "a")
+
+    with pytest.raises(client.exceptions.ModelError) as raised:
+        invoke_csv(client, "malformed", body="basic,3\n")
+
+    assert status_of(raised.value) == 400
+    assert "has 2 fields; expected 3" in raised.value.response["Error"]["Message"]
+    assert invoke_csv(client, "malformed") == answers_of(models["a"])
+
+
+def test_unsupported_content_type_is_a_415(runtime, client):
+    runtime.deploy("content-type", "a")
+
+    with pytest.raises(ClientError) as raised:
+        client.invoke_endpoint(EndpointName="content-type", ContentType="text/plain", Body="basic,3,40.5")
+
+    assert status_of(raised.value) == 415
+
+
+def test_payload_over_6_mb_is_a_413_and_6_mb_is_accepted(runtime, client):
+    runtime.deploy("large", "a")
+    at_limit = b"basic,1,2.0\n" * (MAX_PAYLOAD_BYTES // 12)
+    assert len(at_limit) == MAX_PAYLOAD_BYTES == 6 * 1024 * 1024
+
+    with pytest.raises(ClientError) as over:
+        invoke_csv(client, "large", body=at_limit + b"\n")
+    with pytest.raises(ClientError) as at:  # not too large, but more records than one request may hold
+        invoke_csv(client, "large", body=at_limit)
+
+    assert status_of(over.value) == 413
+    assert status_of(at.value) == 400
+    assert "records in one request" in at.value.response["Error"]["Message"]
+
+
+# ---------------------------------------------------------------- deploys
+def test_tampered_artifact_is_refused_and_the_old_model_keeps_serving(runtime, client, models):
+    runtime.deploy("tamper", "a")
+    uri, sha = package(models["b"], runtime.settings.home, "tampered")
+    path = Path(uri.removeprefix("file://"))
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+    with pytest.raises(DigestMismatch):
+        runtime.hosting.deploy(EndpointSpec("tamper", "tamper-b", uri, sha))
+
+    assert runtime.hosting.describe("tamper").config_name == "tamper-a"
+    assert invoke_csv(client, "tamper") == answers_of(models["a"])
+
+
+def test_redeploy_swaps_the_model(runtime, client, models):
+    runtime.deploy("swap", "a")
+    assert invoke_csv(client, "swap") == answers_of(models["a"])
+
+    endpoint = runtime.deploy("swap", "b", config="swap-config-2")
+
+    assert endpoint.config_name == "swap-config-2"
+    assert invoke_csv(client, "swap") == answers_of(models["b"])
+    assert answers_of(models["b"]) != answers_of(models["a"])
+
+
+def test_requests_during_a_redeploy_are_answered_by_the_old_or_the_new_model(runtime, models):
+    runtime.deploy("hot", "a")
+    expected = {"a": answers_of(models["a"]), "b": answers_of(models["b"])}
+    answered, failures, done = [], [], threading.Event()
+
+    def keep_invoking():
+        client = runtime.hosting.runtime_client()
+        while not done.is_set():
+            try:
+                answered.append(invoke_csv(client, "hot"))
+            except Exception as err:  # noqa: BLE001 - every failure is a finding here
+                failures.append(err)
+
+    workers = [threading.Thread(target=keep_invoking) for _ in range(4)]
+    for worker in workers:
+        worker.start()
+    try:
+        runtime.deploy("hot", "b")
+        last = invoke_csv(runtime.hosting.runtime_client(), "hot")
+    finally:
+        done.set()
+        for worker in workers:
+            worker.join()
+
+    assert failures == []
+    assert answered and all(answer in expected.values() for answer in answered)
+    assert last == expected["b"]
+
+
+def test_delete_removes_the_endpoint_and_deleting_again_is_fine(runtime, client):
+    runtime.deploy("doomed", "a")
+
+    runtime.hosting.delete("doomed")
+    runtime.hosting.delete("doomed")
+
+    with pytest.raises(EndpointNotFound):
+        runtime.hosting.describe("doomed")
+    with pytest.raises(ClientError) as raised:
+        invoke_csv(client, "doomed")
+    assert status_of(raised.value) == 404
+
+
+# ---------------------------------------------------------------- the runtime process
+def test_restarted_runtime_restores_its_endpoints(own_hosting, mlops_home, models):
+    uri, sha = package(models["b"], mlops_home, "b")
+    own_hosting.deploy(EndpointSpec("restored", "restored-config", uri, sha))
+    first_pid = read_pid(own_hosting.settings.runtime_dir)
+    own_hosting.stop()
+
+    restarted = LocalHosting(get_settings())
+    endpoint = restarted.describe("restored")
+
+    assert read_pid(own_hosting.settings.runtime_dir) not in (None, first_pid)
+    assert (endpoint.status, endpoint.config_name) == ("InService", "restored-config")
+    assert invoke_csv(restarted.runtime_client(), "restored") == answers_of(models["b"])
+
+
+def test_stop_leaves_no_process_and_stopping_again_is_fine(own_hosting):
+    own_hosting.ensure_running()
+    runtime_dir = own_hosting.settings.runtime_dir
+    pid = read_pid(runtime_dir)
+    assert pid is not None
+
+    own_hosting.stop()
+    own_hosting.stop()
+
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+    assert not (runtime_dir / "runtime.pid").exists()
+    with pytest.raises(OSError):
+        urllib.request.urlopen(f"{own_hosting.settings.runtime_url}/ping", timeout=2)
+
+
+def test_requests_are_logged_with_status_and_milliseconds(runtime, client):
+    runtime.deploy("logged", "a")
+    invoke_csv(client, "logged")
+
+    log = (runtime.settings.runtime_dir / "runtime.log").read_text()
+
+    assert any(
+        "POST /endpoints/logged/invocations 200" in line and line.endswith("ms") for line in log.splitlines()
+    )

@@ -1,0 +1,301 @@
+"""The training entry point (include/training/train.py) and the local Trainer and Tuner."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.model_selection import PredefinedSplit, cross_val_score
+from threadpoolctl import threadpool_limits
+
+from include.serving import inference
+from mlops import storage
+from mlops.backends.base import TrainingData
+from mlops.backends.local.training import (
+    ENTRY_POINT,
+    LocalTrainer,
+    OptunaTuner,
+    training_entry_point,
+)
+from mlops.ml.folds import fold_manifest
+
+TARGET = "Churn?"
+CATEGORICAL = ["State", "Int'l Plan", "Area Code"]
+NUMERIC = ["Day Mins", "Eve Mins", "CustServ Calls"]
+FEATURES = CATEGORICAL + NUMERIC
+SMALL_HPS = {"max_iter": 20, "learning_rate": 0.1, "max_leaf_nodes": 8}
+
+
+def churn_like(n: int = 300, seed: int = 0) -> pd.DataFrame:
+    """A frame shaped like the churn schema whose label really depends on the features."""
+    rng = np.random.default_rng(seed)
+    intl = rng.choice(["yes", "no"], n, p=[0.2, 0.8])
+    day = rng.normal(180, 50, n).round(1)
+    calls = rng.poisson(1.5, n)
+    logit = -1.8 + 0.03 * (day - 180) + 0.9 * np.clip(calls - 1.5, 0, None) + 1.8 * (intl == "yes")
+    churned = rng.random(n) < 1 / (1 + np.exp(-logit))
+    return pd.DataFrame(
+        {
+            "State": rng.choice(["KS", "OH", "NJ", "TX", "CA", "NY"], n),
+            "Int'l Plan": intl,
+            "Area Code": rng.choice([415, 408, 510], n),
+            "Day Mins": day,
+            "Eve Mins": rng.normal(200, 50, n).round(1),
+            "CustServ Calls": calls,
+            TARGET: np.where(churned, "True.", "False."),
+        }
+    )
+
+
+@pytest.fixture(autouse=True)
+def one_thread_per_process():
+    """OpenMP threads crawl when the CPUs are shared with other processes (CI, parallel
+    tests); one thread per process keeps these tests fast and their timings stable."""
+    with threadpool_limits(limits=1):
+        yield
+
+
+@pytest.fixture(scope="module")
+def train():
+    return training_entry_point()
+
+
+@pytest.fixture(scope="module")
+def rows():
+    return churn_like()
+
+
+@pytest.fixture(scope="module")
+def manifest(rows):
+    return fold_manifest(rows, TARGET, k=3, seed=11)
+
+
+def config(estimator: str = "gradient_boosting", **overrides):
+    return {
+        "estimator": estimator,
+        "target": TARGET,
+        "feature_columns": FEATURES,
+        "categorical": CATEGORICAL,
+        "problem_type": "binary",
+        "objective": "roc_auc",
+        "positive_label": "True.",
+        "seed": 7,
+        **overrides,
+    }
+
+
+@pytest.fixture
+def training_data(tmp_path, rows, manifest, mlops_home):
+    rows.to_parquet(tmp_path / "train.parquet", index=False)
+    storage.write_json((tmp_path / "folds.json").as_uri(), manifest)
+    return TrainingData(
+        train_uri=(tmp_path / "train.parquet").as_uri(),
+        folds_uri=(tmp_path / "folds.json").as_uri(),
+        target=TARGET,
+        feature_columns=FEATURES,
+        categorical=CATEGORICAL,
+        problem_type="binary",
+        estimator="gradient_boosting",
+        objective="roc_auc",
+        positive_label="True.",
+        seed=42,
+    )
+
+
+# ---------------------------------------------------------------- train.py as a module
+@pytest.mark.parametrize(
+    ("estimator", "hyperparameters"),
+    [
+        ("gradient_boosting", SMALL_HPS),
+        ("random_forest", {"n_estimators": 15, "max_depth": 4}),
+        ("logistic_regression", {"C": 0.5}),
+    ],
+)
+def test_cross_validate_equals_sklearn_cross_val_score_on_the_same_folds(
+    train, rows, manifest, estimator, hyperparameters
+):
+    ours = train.cross_validate(rows, manifest, config(estimator), hyperparameters)
+    pipeline = train.build_pipeline(estimator, hyperparameters, FEATURES, CATEGORICAL, "binary", 7)
+    y = (rows[TARGET] == "True.").astype(int).to_numpy()
+    theirs = cross_val_score(
+        pipeline, rows[FEATURES], y, cv=PredefinedSplit(manifest["folds"]), scoring="roc_auc"
+    )
+    assert len(ours) == 3
+    np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-12)
+    assert np.mean(ours) > 0.7, "the synthetic label has a real signal"
+
+
+def test_on_fold_sees_every_fold_and_can_stop_early(train, rows, manifest):
+    seen = []
+    train.cross_validate(rows, manifest, config(), SMALL_HPS, on_fold=lambda f, s: seen.append(f))
+    assert seen == [0, 1, 2]
+
+    def stop(fold, score):
+        raise RuntimeError(f"stop after fold {fold}")
+
+    with pytest.raises(RuntimeError, match="stop after fold 0"):
+        train.cross_validate(rows, manifest, config(), SMALL_HPS, on_fold=stop)
+
+
+def test_time_manifest_trains_each_fold_only_on_its_past(train, rows):
+    timed = rows.assign(signup=np.random.default_rng(1).permutation(len(rows)))
+    manifest = fold_manifest(timed, TARGET, k=3, seed=0, strategy="time", time_column="signup")
+    splits = train.fold_splits(manifest, len(timed))
+    assert [fold for fold, _, _ in splits] == [0, 1, 2]
+    for _, train_rows, test_rows in splits:
+        assert timed["signup"].iloc[train_rows].max() < timed["signup"].iloc[test_rows].min()
+
+
+def test_manifest_for_other_rows_is_refused(train, rows, manifest):
+    with pytest.raises(ValueError, match="fold manifest is for 300 rows; the training data has 299"):
+        train.cross_validate(rows.iloc[1:], manifest, config(), SMALL_HPS)
+
+
+def test_positive_label_is_class_one_even_when_it_sorts_first(train, rows):
+    relabelled = rows.assign(**{TARGET: rows[TARGET].map({"True.": "churn", "False.": "stay"})})
+    model, meta = train.fit_full(relabelled, config(positive_label="churn"), SMALL_HPS)
+    assert meta["classes"] == ["stay", "churn"]
+    assert list(model.classes_) == ["stay", "churn"]
+    proba = model.predict_proba(relabelled[FEATURES])[:, 1]
+    assert proba[relabelled[TARGET] == "churn"].mean() > proba[relabelled[TARGET] == "stay"].mean()
+    assert set(model.predict(relabelled[FEATURES])) <= {"stay", "churn"}
+
+
+def test_hyperparameters_round_trip_through_the_command_line(train):
+    values = {
+        "positive_label": "True.",
+        "target": "Churn?",
+        "feature_columns": FEATURES,
+        "learning_rate": 0.05,
+        "max_iter": 120,
+        "early_stopping": False,
+        "label_looking_like_a_number": "1",
+    }
+    args = [token for name, text in train.encode_hyperparameters(values).items() for token in (f"--{name}", text)]
+    assert all(isinstance(token, str) for token in args)
+    assert train.parse_hyperparameters(args) == values
+
+
+def test_unknown_hyperparameter_is_named(train, rows, manifest):
+    with pytest.raises(ValueError, match="has no hyperparameter.*learning_rat\\b"):
+        train.cross_validate(rows, manifest, config(), {"learning_rat": 0.1})
+
+
+# ---------------------------------------------------------------- train.py in the container contract
+def test_entry_point_runs_as_a_sagemaker_script_and_its_model_serves(train, rows, manifest, tmp_path):
+    channel, folds, model_dir, output = (tmp_path / d for d in ("train", "folds", "model", "output"))
+    channel.mkdir()
+    folds.mkdir()
+    rows.iloc[:150].to_parquet(channel / "part-0.parquet", index=False)
+    rows.iloc[150:].to_csv(channel / "part-1.csv", index=False)
+    (folds / "folds.json").write_text(json.dumps(manifest))
+    hyperparameters = train.encode_hyperparameters({**config(), **SMALL_HPS})
+    argv = [token for name, text in hyperparameters.items() for token in (f"--{name}", text)]
+    env = {
+        **os.environ,
+        "SM_CHANNEL_TRAIN": str(channel),
+        "SM_CHANNEL_FOLDS": str(folds),
+        "SM_MODEL_DIR": str(model_dir),
+        "SM_OUTPUT_DATA_DIR": str(output),
+        "OMP_NUM_THREADS": "1",
+    }
+    done = subprocess.run(
+        [sys.executable, str(ENTRY_POINT), *argv], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+
+    metrics = json.loads((output / "metrics.json").read_text())
+    captured = {
+        d["Name"]: float(re.search(d["Regex"], done.stdout).group(1))
+        for d in train.metric_definitions("roc_auc", k=3)
+    }
+    assert captured["cv_mean:roc_auc"] == pytest.approx(metrics["cv_mean"], abs=1e-6)
+    assert [captured[f"fold_{i}:roc_auc"] for i in range(3)] == pytest.approx(metrics["fold_scores"], abs=1e-6)
+    assert metrics["fold_scores"] == pytest.approx(
+        train.cross_validate(rows, manifest, config(), SMALL_HPS), abs=1e-12
+    )
+
+    model = inference.model_fn(str(model_dir))
+    assert model.classes == ["False.", "True."]
+    assert model.feature_columns == FEATURES
+    csv_body = "\n".join(",".join(str(v) for v in row) for row in rows[FEATURES].head(5).itertuples(index=False))
+    prediction = inference.predict_fn(inference.input_fn(csv_body, "text/csv", model), model)
+    assert set(prediction["predicted_label"]) <= {"True.", "False."}
+    assert np.all((prediction["probability"] >= 0) & (prediction["probability"] <= 1))
+
+
+# ---------------------------------------------------------------- local Trainer and Tuner
+SEARCH_SPACE = {
+    "learning_rate": {"type": "float", "low": 0.05, "high": 0.3, "log": True},
+    "max_iter": {"type": "int", "low": 5, "high": 30},
+    "max_leaf_nodes": {"type": "int", "low": 4, "high": 16, "log": True},
+}
+
+
+def test_tuner_is_deterministic_for_a_seed_with_folds_in_parallel(training_data, tmp_path):
+    output = (tmp_path / "tuning").as_uri()
+    sequential = OptunaTuner(n_jobs=1).tune("tune-a", training_data, SEARCH_SPACE, 5, output)
+    parallel = OptunaTuner(n_jobs=2).tune("tune-b", training_data, SEARCH_SPACE, 5, output)
+
+    assert parallel.best.hyperparameters == sequential.best.hyperparameters
+    assert parallel.best.fold_scores == sequential.best.fold_scores
+    assert len(parallel.best.fold_scores) == 3
+    assert parallel.best.mean == pytest.approx(np.mean(parallel.best.fold_scores), abs=1e-15)
+    assert parallel.best.std == pytest.approx(np.std(parallel.best.fold_scores), abs=1e-15)
+
+    history = storage.read_json(parallel.history_uri)
+    assert parallel.history_uri == f"{output}/tune-b/tuning_history.json"
+    assert len(history["trials"]) == parallel.n_trials == 5
+    strip = [{k: t[k] for k in ("number", "params", "fold_scores", "state")} for t in history["trials"]]
+    first = storage.read_json(sequential.history_uri)["trials"]
+    assert strip == [{k: t[k] for k in ("number", "params", "fold_scores", "state")} for t in first]
+    assert max(t["mean"] for t in history["trials"] if t["state"] == "COMPLETE") == parallel.best.mean
+
+
+def test_completed_tuning_job_is_reused(training_data, tmp_path, monkeypatch):
+    output = (tmp_path / "tuning").as_uri()
+    first = OptunaTuner(n_jobs=1).tune("tune-once", training_data, SEARCH_SPACE, 2, output)
+    monkeypatch.setattr("mlops.backends.local.training.training_entry_point", _must_not_run)
+    assert OptunaTuner(n_jobs=1).tune("tune-once", training_data, SEARCH_SPACE, 2, output) == first
+
+
+@pytest.mark.parametrize(
+    ("space", "message"),
+    [
+        ({"max_iter": {"type": "integer", "low": 1, "high": 9}}, "'max_iter': unknown type 'integer'"),
+        ({"learning_rate": {"type": "float", "low": 0, "high": 1, "log": True}}, "'learning_rate': a log scale"),
+        ({"max_depth": {"type": "categorical", "choices": []}}, "'max_depth': categorical needs"),
+        ({"max_iter": {"type": "int", "low": 10, "high": 2}}, "'max_iter': low 10 is above high 2"),
+    ],
+)
+def test_bad_search_space_is_named(training_data, tmp_path, space, message):
+    with pytest.raises(ValueError, match=message):
+        OptunaTuner().tune("tune-bad", training_data, space, 2, tmp_path.as_uri())
+
+
+def test_trainer_writes_a_servable_artifact_where_sagemaker_would(training_data, tmp_path):
+    trained = LocalTrainer().fit("fit-job", training_data, SMALL_HPS, tmp_path.as_uri())
+    assert trained.model_uri == f"{tmp_path.as_uri()}/fit-job/output/model.tar.gz"
+    assert trained.sha256 == storage.sha256_of(trained.model_uri)
+    model_dir = storage.unpack_model(trained.model_uri, tmp_path / "serve", trained.sha256)
+    model = inference.model_fn(str(model_dir))
+    frame = pd.DataFrame(churn_like(5, seed=3)[FEATURES])
+    assert set(inference.predict_fn(frame, model)["predicted_label"]) <= {"True.", "False."}
+
+
+def test_trainer_reuses_a_completed_job_instead_of_retraining(training_data, tmp_path, monkeypatch):
+    first = LocalTrainer().fit("fit-job", training_data, SMALL_HPS, tmp_path.as_uri())
+    monkeypatch.setattr("mlops.backends.local.training.training_entry_point", _must_not_run)
+    assert LocalTrainer().fit("fit-job", training_data, SMALL_HPS, tmp_path.as_uri()) == first
+    with pytest.raises(ValueError, match="already completed with other hyperparameters"):
+        LocalTrainer().fit("fit-job", training_data, {**SMALL_HPS, "max_iter": 21}, tmp_path.as_uri())
+
+
+def _must_not_run():
+    raise AssertionError("a completed job was run again")

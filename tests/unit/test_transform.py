@@ -1,0 +1,191 @@
+"""The local batch transform: one output line per input line, in order, through the serving handlers."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mlops.backends.local.automl import FlamlAutoML
+from mlops.backends.local.transform import FieldFilter, LocalBatchTransform
+from mlops.storage import DigestMismatch, pack_model
+
+FEATURES = ["tenure", "charges", "calls"]
+
+
+def scoring_frame(n: int, first_id: int = 0, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame({
+        "id": np.arange(first_id, first_id + n),
+        "tenure": rng.integers(1, 72, n),
+        "charges": rng.normal(60, 20, n).round(2),
+        "calls": rng.poisson(2, n),
+    })
+
+
+def write_input(path, frame: pd.DataFrame) -> None:
+    """Headerless CSV, id first, as a transform job reads it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(path, header=False, index=False)
+
+
+def read_lines(path) -> list[list[str]]:
+    return list(csv.reader(path.read_text().splitlines()))
+
+
+@pytest.fixture
+def automl(mlops_home) -> FlamlAutoML:
+    return FlamlAutoML(mlops_home / "state" / "automl")
+
+
+@pytest.fixture
+def estimator(mlops_home, automl):
+    """A small scikit-learn classifier packed in the artifact contract and registered twice:
+    ``churn-lr`` answers predicted_label,probability; ``churn-lr-label`` predicted_label."""
+    import joblib
+    from sklearn.linear_model import LogisticRegression
+
+    train = scoring_frame(400, seed=1)
+    labels = np.where(train["charges"] / 20 - train["tenure"] / 30 + train["calls"] / 2 > 2, "True.", "False.")
+    model = LogisticRegression(max_iter=500).fit(train[FEATURES], labels)
+    model_dir = mlops_home / "model"
+    model_dir.mkdir(parents=True)
+    joblib.dump(model, model_dir / "model.joblib")
+    (model_dir / "model.json").write_text(json.dumps({
+        "feature_columns": FEATURES, "target": "Churn?", "problem_type": "binary",
+        "classes": ["False.", "True."], "framework": "sklearn",
+    }))
+    uri, sha256 = pack_model(model_dir, (mlops_home / "artifacts" / "model.tar.gz").as_uri())
+    automl.register_model("churn-lr", uri, sha256, "binary", ["predicted_label", "probability"])
+    automl.register_model("churn-lr-label", uri, sha256, "binary", ["predicted_label"])
+    return model
+
+
+def test_every_input_line_gets_one_output_line(mlops_home, automl, estimator):
+    write_input(mlops_home / "in" / "records.csv", scoring_frame(1234)[FEATURES])
+    transform = LocalBatchTransform(automl, chunk_rows=100, n_jobs=1)
+
+    result = transform.transform("score-1", "churn-lr", (mlops_home / "in" / "records.csv").as_uri(),
+                                 (mlops_home / "out").as_uri())
+
+    assert (result.input_rows, result.output_rows) == (1234, 1234)
+    assert len(read_lines(mlops_home / "out" / "records.csv.out")) == 1234
+
+
+def test_predictions_equal_the_models_offline_predictions_in_input_order(mlops_home, automl, estimator):
+    frame = scoring_frame(777, seed=3)
+    write_input(mlops_home / "in" / "records.csv", frame[FEATURES])
+    transform = LocalBatchTransform(automl, chunk_rows=64, n_jobs=1)
+
+    transform.transform("score-1", "churn-lr", (mlops_home / "in").as_uri(), (mlops_home / "out").as_uri())
+
+    lines = read_lines(mlops_home / "out" / "records.csv.out")
+    assert [row[0] for row in lines] == list(estimator.predict(frame[FEATURES]))
+    np.testing.assert_allclose([float(row[1]) for row in lines],
+                               estimator.predict_proba(frame[FEATURES])[:, 1], rtol=1e-12)
+
+
+def test_filters_and_join_source_give_id_and_predicted_label(mlops_home, automl, estimator):
+    frame = scoring_frame(250, first_id=1000)
+    write_input(mlops_home / "in" / "records.csv", frame)
+    transform = LocalBatchTransform(automl, chunk_rows=40, n_jobs=1)
+
+    transform.transform("score-1", "churn-lr-label", (mlops_home / "in").as_uri(),
+                        (mlops_home / "out").as_uri(), input_filter="$[1:]", join_source=True,
+                        output_filter="$[0,-1]")
+
+    lines = read_lines(mlops_home / "out" / "records.csv.out")
+    assert lines == [[str(i), label] for i, label in zip(frame["id"], estimator.predict(frame[FEATURES]))]
+
+
+def test_a_folder_of_files_is_predicted_in_parallel_file_by_file(mlops_home, automl, estimator):
+    sizes = {"part-0.csv": 333, "part-1.csv": 7, "nested/part-2.csv": 120}
+    first_id = 0
+    for name, size in sizes.items():
+        write_input(mlops_home / "in" / name, scoring_frame(size, first_id=first_id, seed=size))
+        first_id += size
+    transform = LocalBatchTransform(automl, chunk_rows=50, n_jobs=2)
+
+    result = transform.transform("score-1", "churn-lr", (mlops_home / "in").as_uri(),
+                                 (mlops_home / "out").as_uri(), input_filter="$[1:]", join_source=True,
+                                 output_filter="$[0,-2,-1]")
+
+    assert (result.input_rows, result.output_rows) == (460, 460)
+    first_id = 0
+    for name, size in sizes.items():
+        lines = read_lines(mlops_home / "out" / f"{name}.out")
+        assert [int(row[0]) for row in lines] == list(range(first_id, first_id + size))
+        assert all(len(row) == 3 for row in lines)
+        first_id += size
+
+
+@pytest.mark.parametrize("expression, fields", [
+    ("$", ["a", "b", "c", "d"]),
+    ("$[1:]", ["b", "c", "d"]),
+    ("$[:-1]", ["a", "b", "c"]),
+    ("$[2]", ["c"]),
+    ("$[0,-1]", ["a", "d"]),
+    ("$[0,-2,-1]", ["a", "c", "d"]),
+])
+def test_supported_filters_select_fields_like_sagemaker(expression, fields):
+    assert FieldFilter.parse(expression).apply(["a", "b", "c", "d"]) == fields
+
+
+@pytest.mark.parametrize("expression", ["$.features", "$[1:3:2]", "$[a]", "$..*", "[0]", "$[*]"])
+def test_an_unsupported_filter_is_rejected_naming_it(mlops_home, automl, expression):
+    write_input(mlops_home / "in" / "records.csv", scoring_frame(5))
+    transform = LocalBatchTransform(automl, n_jobs=1)
+
+    with pytest.raises(ValueError, match=re.escape(expression)):
+        transform.transform("score-1", "churn-lr", (mlops_home / "in").as_uri(),
+                            (mlops_home / "out").as_uri(), output_filter=expression)
+    assert not (mlops_home / "out").exists()
+
+
+def test_a_finished_job_is_not_run_again(mlops_home, automl, estimator):
+    write_input(mlops_home / "in" / "records.csv", scoring_frame(300)[FEATURES])
+    transform = LocalBatchTransform(automl, chunk_rows=100, n_jobs=1)
+    args = ("score-1", "churn-lr", (mlops_home / "in").as_uri(), (mlops_home / "out").as_uri())
+    first = transform.transform(*args)
+    output = mlops_home / "out" / "records.csv.out"
+    written = output.stat().st_mtime_ns
+
+    again = transform.transform(*args)
+
+    assert again == first
+    assert output.stat().st_mtime_ns == written
+    assert json.loads((mlops_home / "out" / "_SUCCESS").read_text())["job_name"] == "score-1"
+
+
+def test_a_failing_job_leaves_no_partial_output(mlops_home, automl, estimator):
+    path = mlops_home / "in" / "records.csv"
+    write_input(path, scoring_frame(150)[FEATURES])
+    with path.open("a") as handle:
+        handle.write("1,2\n")  # a record with too few fields, in the second chunk
+    transform = LocalBatchTransform(automl, chunk_rows=100, n_jobs=1)
+
+    with pytest.raises(ValueError, match="fields"):
+        transform.transform("score-1", "churn-lr", (mlops_home / "in").as_uri(), (mlops_home / "out").as_uri())
+    assert sorted(p.name for p in (mlops_home / "out").iterdir()) == []
+
+
+def test_a_changed_artifact_is_refused(mlops_home, automl, estimator):
+    write_input(mlops_home / "in" / "records.csv", scoring_frame(10)[FEATURES])
+    artifact = mlops_home / "artifacts" / "model.tar.gz"
+    artifact.write_bytes(artifact.read_bytes() + b"\0")
+    transform = LocalBatchTransform(automl, n_jobs=1)
+
+    with pytest.raises(DigestMismatch):
+        transform.transform("score-1", "churn-lr", (mlops_home / "in").as_uri(), (mlops_home / "out").as_uri())
+
+
+def test_an_unknown_model_is_a_key_error_naming_it(mlops_home, automl):
+    write_input(mlops_home / "in" / "records.csv", scoring_frame(10)[FEATURES])
+
+    with pytest.raises(KeyError, match="no-such-model"):
+        LocalBatchTransform(automl, n_jobs=1).transform(
+            "score-1", "no-such-model", (mlops_home / "in").as_uri(), (mlops_home / "out").as_uri())

@@ -1,0 +1,326 @@
+"""Great Expectations validation of the churn and retail suites, and the strict CSV reader."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mlops.validation import (
+    DataValidationError,
+    ValidationReport,
+    load_csv_strict,
+    load_suite,
+    suite_columns,
+    validate_frame,
+    validation_html,
+)
+
+CHURN_COLUMNS = [
+    "State", "Account Length", "Area Code", "Phone", "Int'l Plan", "VMail Plan", "VMail Message",
+    "Day Mins", "Day Calls", "Day Charge", "Eve Mins", "Eve Calls", "Eve Charge",
+    "Night Mins", "Night Calls", "Night Charge", "Intl Mins", "Intl Calls", "Intl Charge",
+    "CustServ Calls", "Churn?",
+]  # fmt: skip
+RETAIL_COLUMNS = [
+    "Invoice", "StockCode", "Description", "Quantity", "InvoiceDate", "Price", "Customer ID", "Country",
+]  # fmt: skip
+
+
+def churn_frame(rows: int = 40, seed: int = 0) -> pd.DataFrame:
+    """Small synthetic customers in the 21-column churn schema, all within the suite's rules."""
+    rng = np.random.default_rng(seed)
+    phones = rng.choice(10_000_000, size=rows, replace=False)
+    frame = pd.DataFrame(
+        {
+            "State": rng.choice(["KS", "OH", "NJ", "CA", "TX"], rows),
+            "Account Length": rng.integers(1, 240, rows),
+            "Area Code": rng.choice([408, 415, 510], rows),
+            "Phone": [f"{p // 10_000:03d}-{p % 10_000:04d}" for p in phones],
+            "Int'l Plan": rng.choice(["yes", "no"], rows),
+            "VMail Plan": rng.choice(["yes", "no"], rows),
+            "VMail Message": rng.integers(0, 50, rows),
+        }
+    )
+    for period, rate in (("Day", 0.17), ("Eve", 0.085), ("Night", 0.045), ("Intl", 0.27)):
+        minutes = rng.uniform(0, 20 if period == "Intl" else 350, rows).round(1)
+        frame[f"{period} Mins"] = minutes
+        frame[f"{period} Calls"] = rng.integers(0, 20 if period == "Intl" else 160, rows)
+        frame[f"{period} Charge"] = (minutes * rate).round(2)
+    frame["CustServ Calls"] = rng.integers(0, 9, rows)
+    frame["Churn?"] = rng.choice(["True.", "False."], rows)
+    return frame[CHURN_COLUMNS]
+
+
+def retail_frame() -> pd.DataFrame:
+    """A few Online Retail II lines: a cancellation, a guest line, float customer ids."""
+    return pd.DataFrame(
+        {
+            "Invoice": ["489434", "489434", "C489449", "489450", "489451"],
+            "StockCode": ["85048", "79323P", "22087", "21232", "84879"],
+            "Description": ["CHRISTMAS LIGHTS", "PINK CHERRY LIGHTS", None, "MUG", "BIRD ORNAMENT"],
+            "Quantity": [12, 12, -12, 6, 8],
+            "InvoiceDate": pd.to_datetime(
+                [
+                    "2009-12-01 07:45",
+                    "2009-12-01 07:45",
+                    "2009-12-01 10:33",
+                    "2009-12-01 10:35",
+                    "2009-12-02 09:00",
+                ]
+            ),
+            "Price": [6.95, 6.75, 2.95, 1.25, 1.69],
+            "Customer ID": [13085.0, 13085.0, 13085.0, np.nan, 16329.0],
+            "Country": ["United Kingdom"] * 4 + ["France"],
+        }
+    )
+
+
+def failure(report: ValidationReport, expectation: str, column: str | None = None) -> dict:
+    matches = [f for f in report.failures if f["expectation"] == expectation and f["column"] == column]
+    assert matches, f"no failure {expectation} on {column!r} in:\n{report.summary()}"
+    return matches[0]
+
+
+# -- suites --------------------------------------------------------------------------------------
+
+
+def test_suite_files_are_ge_expectation_lists_with_the_schema_columns():
+    assert suite_columns("churn") == CHURN_COLUMNS
+    assert suite_columns("retail") == RETAIL_COLUMNS
+    churn = load_suite("churn")
+    column_set = next(e for e in churn["expectations"] if e["type"] == "expect_table_columns_to_match_set")
+    assert column_set["kwargs"]["exact_match"] is True  # from "allow_extra_columns": false
+
+
+def test_module_import_stays_light_for_dag_parsing():
+    code = (
+        "import sys, mlops.validation; "
+        "heavy = [m for m in ('great_expectations', 'pandas') if m in sys.modules]; "
+        "assert not heavy, heavy"
+    )
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(root / "plugins")}
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, cwd=root)
+
+
+# -- validate_frame ------------------------------------------------------------------------------
+
+
+def test_good_churn_frame_passes_every_expectation():
+    report = validate_frame(churn_frame(), "churn", run_id="manual__1")
+
+    assert report.success, report.summary()
+    assert report.failures == []
+    assert report.statistics["evaluated"] == report.statistics["successful"] > 40
+    assert report.run_id == "manual__1"
+    assert report.summary().startswith("Validation of suite 'churn' passed")
+
+
+def test_good_retail_frame_with_cancellations_and_guests_passes():
+    report = validate_frame(retail_frame(), "retail")
+    assert report.success, report.summary()
+
+
+def test_null_in_required_column_fails_naming_column():
+    frame = churn_frame()
+    frame.loc[[3, 7], "Day Mins"] = np.nan
+
+    report = validate_frame(frame, "churn")
+
+    assert not report.success
+    found = failure(report, "expect_column_values_to_not_be_null", "Day Mins")
+    assert found["unexpected_count"] == 2
+    assert found["offending_values"] == [None]
+    line = next(s for s in report.summary().splitlines() if "not_be_null" in s)
+    assert "'Day Mins'" in line and "2 of 40" in line and "null" in line
+
+
+def test_out_of_range_number_fails_showing_the_value():
+    frame = churn_frame()
+    frame.loc[5, "CustServ Calls"] = 42
+    frame.loc[6, "Eve Mins"] = -3.5
+
+    report = validate_frame(frame, "churn")
+
+    assert failure(report, "expect_column_values_to_be_between", "CustServ Calls")["offending_values"] == [42]
+    assert failure(report, "expect_column_values_to_be_between", "Eve Mins")["offending_values"] == [-3.5]
+    summary = report.summary()
+    assert "expect_column_values_to_be_between on column 'CustServ Calls'" in summary
+    assert "42" in summary and "-3.5" in summary
+
+
+def test_unknown_category_fails_showing_the_value():
+    frame = churn_frame()
+    frame.loc[0, "Int'l Plan"] = "maybe"
+    frame.loc[1, "Churn?"] = "True"  # no trailing dot
+    frame.loc[2, "Area Code"] = 999
+
+    report = validate_frame(frame, "churn")
+
+    assert failure(report, "expect_column_values_to_be_in_set", "Int'l Plan")["offending_values"] == ["maybe"]
+    assert failure(report, "expect_column_values_to_be_in_set", "Churn?")["offending_values"] == ["True"]
+    assert failure(report, "expect_column_values_to_be_in_set", "Area Code")["offending_values"] == [999]
+    assert "'maybe'" in report.summary()
+
+
+def test_duplicate_phone_fails_uniqueness_showing_the_key():
+    frame = churn_frame()
+    frame.loc[9, "Phone"] = frame.loc[4, "Phone"]
+
+    report = validate_frame(frame, "churn")
+
+    found = failure(report, "expect_column_values_to_be_unique", "Phone")
+    assert found["unexpected_count"] == 2
+    assert found["offending_values"] == [frame.loc[4, "Phone"]]
+    assert frame.loc[4, "Phone"] in report.summary()
+
+
+def test_missing_column_fails_the_column_set_and_says_which():
+    report = validate_frame(churn_frame().drop(columns=["Eve Calls"]), "churn")
+
+    found = failure(report, "expect_table_columns_to_match_set")
+    assert found["offending_values"] == ["Eve Calls"]
+    assert "missing columns ['Eve Calls']" in report.summary()
+    # the column's own expectations fail with a plain message, not a GE traceback
+    assert failure(report, "expect_column_values_to_not_be_null", "Eve Calls")["message"] == (
+        "column 'Eve Calls' is missing from the batch"
+    )
+
+
+def test_extra_column_fails_the_column_set_and_says_which():
+    frame = churn_frame().assign(Notes="vip")
+
+    report = validate_frame(frame, "churn")
+
+    assert failure(report, "expect_table_columns_to_match_set")["offending_values"] == ["Notes"]
+    assert "unexpected columns ['Notes']" in report.summary()
+    assert report.statistics["unsuccessful"] == 1
+
+
+def test_text_in_numeric_column_fails_the_type_check():
+    frame = churn_frame()
+    frame["Day Calls"] = frame["Day Calls"].astype(str)
+
+    report = validate_frame(frame, "churn")
+
+    found = failure(report, "expect_column_values_to_be_in_type_list", "Day Calls")
+    assert "observed 'str'" in found["message"]
+
+
+def test_min_rows_overrides_the_suite_row_count():
+    assert validate_frame(churn_frame(40), "churn").success
+
+    report = validate_frame(churn_frame(40), "churn", min_rows=100)
+
+    assert "row count 40 (allowed [100," in failure(report, "expect_table_row_count_to_be_between")["message"]
+
+
+def test_offending_values_are_capped_at_five_distinct():
+    frame = churn_frame()
+    frame.loc[:9, "State"] = [f"Z{i}" for i in range(10)]
+
+    found = failure(validate_frame(frame, "churn"), "expect_column_values_to_be_in_set", "State")
+
+    assert found["unexpected_count"] == 10
+    assert found["offending_values"] == ["Z0", "Z1", "Z2", "Z3", "Z4"]
+
+
+def test_report_is_json_serialisable_and_raises_with_its_summary():
+    frame = churn_frame()
+    frame.loc[0, "Phone"] = "not a phone"
+    report = validate_frame(frame, "churn")
+
+    as_dict = json.loads(json.dumps(report.to_dict()))
+    assert as_dict["success"] is False and as_dict["suite"] == "churn"
+    assert {"expectation", "column", "offending_values", "unexpected_count"} <= set(as_dict["failures"][0])
+    with pytest.raises(DataValidationError, match="match_regex on column 'Phone'"):
+        report.raise_for_failures()
+
+
+def test_validation_html_is_a_page_with_a_row_per_expectation():
+    frame = churn_frame()
+    frame.loc[0, "Int'l Plan"] = "<b>maybe</b>"
+    report = validate_frame(frame, "churn")
+
+    page = validation_html(report)
+
+    assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
+    assert page.count("<tr class=") == report.statistics["evaluated"]
+    assert page.count('<tr class="fail">') == 1
+    assert "&lt;b&gt;maybe&lt;/b&gt;" in page and "<b>maybe" not in page
+
+
+# -- load_csv_strict -----------------------------------------------------------------------------
+
+GOOD_CSV = "a,b,c\n1,x,2.5\n2,y,3.5\n"
+
+
+def test_load_csv_strict_reads_a_clean_file(tmp_path):
+    path = tmp_path / "good.csv"
+    path.write_text(GOOD_CSV, encoding="utf-8")
+
+    frame = load_csv_strict(path, ["a", "b", "c"])
+
+    assert list(frame.columns) == ["a", "b", "c"] and len(frame) == 2
+    assert frame["a"].tolist() == [1, 2]
+
+
+def test_load_csv_strict_accepts_a_utf8_bom_and_binary_buffers():
+    frame = load_csv_strict(io.BytesIO(b"\xef\xbb\xbf" + GOOD_CSV.encode()), ["a", "b", "c"])
+    assert list(frame.columns) == ["a", "b", "c"]
+
+
+def test_load_csv_strict_round_trips_a_churn_frame():
+    text = churn_frame().to_csv(index=False)
+    frame = load_csv_strict(io.StringIO(text), CHURN_COLUMNS)
+    assert validate_frame(frame, "churn").success
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "empty"),
+        (b"\n\n", "empty"),
+        (b"a,b,c\n", "header only"),
+        (b"a;b;c\n1;2;3\n", "wrong delimiter.*semicolon"),
+        (b"a\tb\tc\n1\t2\t3\n", "wrong delimiter.*tab"),
+        (b"a,b,c\n1,2,3\n4,5\n", "ragged rows: line 3 has 2 fields where the header has 3"),
+        (b"a,b,c\n1,2,3\n4,5,6,7\n", "ragged rows: line 3 has 4 fields"),
+        (b"a,b,c\n1,caf\xe9,3\n", "not UTF-8: byte 0xe9 at line 2"),
+        (b"a,b,b\n1,2,3\n", "duplicate column names.*'b'"),
+        (b"a,b,d\n1,2,3\n", r"missing \['c'\], unexpected \['d'\]"),
+    ],
+    ids=[
+        "empty",
+        "blank-lines",
+        "header-only",
+        "semicolon",
+        "tab",
+        "short-row",
+        "long-row",
+        "latin-1",
+        "duplicate-header",
+        "wrong-columns",
+    ],
+)
+def test_load_csv_strict_rejects_bad_files_with_a_clear_message(tmp_path, content, message):
+    path = tmp_path / "landed.csv"
+    path.write_bytes(content)
+
+    with pytest.raises(ValueError, match=message) as caught:
+        load_csv_strict(path, ["a", "b", "c"])
+
+    assert str(path) in str(caught.value)
+
+
+def test_load_csv_strict_keeps_quoted_commas_in_one_field():
+    frame = load_csv_strict(io.BytesIO(b'a,b,c\n1,"x, y",3\n'), ["a", "b", "c"])
+    assert frame.loc[0, "b"] == "x, y"
