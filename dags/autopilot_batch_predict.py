@@ -51,7 +51,7 @@ def autopilot_batch_predict():
 
         from mlops import partitions
         from mlops.config import load_pipeline
-        from mlops.naming import path_safe, run_name
+        from mlops.naming import path_safe, resource_name, run_name
         from mlops.storage import data_path
 
         config = load_pipeline(USE_CASE)
@@ -75,7 +75,8 @@ def autopilot_batch_predict():
             **batch,
             "train_uri": str(run_uri / "train.parquet"),
             "run_uri": str(run_uri),
-            "job_name": params["automl_job_name"] or run_name(dag.dag_id, run_id, "automl"),
+            # AutoML V2 job names are limited to 32 characters
+            "job_name": params["automl_job_name"] or resource_name("automl", run_id, max_len=32),
             "model_name": run_name(dag.dag_id, run_id, "model"),
             "transform_job": run_name(dag.dag_id, run_id, "transform"),
             "response_keys": keys,

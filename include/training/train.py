@@ -11,8 +11,9 @@ Command line (SageMaker passes every hyperparameter as ``--name value``)::
         --target 'Churn?' --problem_type binary --objective roc_auc --positive_label True. \\
         --feature_columns '["State", "Day Mins"]' --categorical '["State"]' --seed 42
 
-Values are decoded as JSON when they parse as JSON (numbers, booleans, lists) and kept as text
-otherwise; :func:`encode_hyperparameters` writes values that round-trip. The names in
+Values are JSON (as the SageMaker Python SDK encodes them), Python literals (as SageMaker's
+training toolkit re-renders decoded values: ``['a', 'b']``, ``False``) or plain text
+(:func:`decode_value`); lists are lists of column names. The names in
 :data:`CONFIG_KEYS` describe the data; every other name is a hyperparameter of the estimator
 (``sagemaker_*`` and ``_*`` names, added by SageMaker itself, are ignored).
 
@@ -33,6 +34,7 @@ Metric lines on stdout, for SageMaker metric definitions (:func:`metric_definiti
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import re
@@ -104,36 +106,27 @@ ESTIMATORS: dict[str, EstimatorSpec] = {
 
 # ---------------------------------------------------------------- hyperparameters and config
 def decode_value(raw: str) -> Any:
-    """A hyperparameter value as SageMaker passes it: JSON when it parses, else the text."""
+    """A hyperparameter value as it arrives on the command line.
+
+    JSON when it parses (``0.1``, ``["a", "b"]``, ``"True."``); else a Python literal, because
+    SageMaker's training toolkit JSON-decodes ``HyperParameters`` and passes ``str()`` of the
+    result (``['a', 'b']``, ``False``); else the text itself (``True.``, ``gradient_boosting``).
+    """
     try:
         return json.loads(raw)
     except ValueError:
+        pass
+    try:
+        return ast.literal_eval(raw)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
         return raw
 
 
 def encode_hyperparameters(values: Mapping[str, Any]) -> dict[str, str]:
-    """``{name: text}`` for SageMaker's ``HyperParameters``; :func:`decode_value` gives the values back.
-
-    Text stays as it is unless it would decode as something else (``"1"``, ``"true"``), in
-    which case it is JSON-quoted; everything else is JSON.
-    """
-    encoded = {}
-    for name, value in values.items():
-        if value is None:
-            continue
-        if isinstance(value, str) and not _is_json(value):
-            encoded[name] = value
-        else:
-            encoded[name] = json.dumps(_plain(value))
-    return encoded
-
-
-def _is_json(text: str) -> bool:
-    try:
-        json.loads(text)
-    except ValueError:
-        return False
-    return True
+    """``{name: JSON text}`` for a training job's ``HyperParameters`` (what the SageMaker Python
+    SDK sends); :func:`decode_value` reads every value back, directly or through the toolkit.
+    ``None`` values are left out."""
+    return {name: json.dumps(_plain(value)) for name, value in values.items() if value is not None}
 
 
 def parse_hyperparameters(argv: Sequence[str]) -> dict[str, Any]:
@@ -369,7 +362,9 @@ def build_pipeline(
     return Pipeline([("features", features), ("model", cls(**params))])
 
 
-def fold_splits(folds: Mapping[str, Any] | Sequence[int], n_rows: int) -> list[tuple[int, np.ndarray, np.ndarray]]:
+def fold_splits(
+    folds: Mapping[str, Any] | Sequence[int], n_rows: int
+) -> list[tuple[int, np.ndarray, np.ndarray]]:
     """``(fold, train_rows, test_rows)`` for each fold of a manifest (or a list of fold ids).
 
     Fold ``f`` tests the rows with id ``f`` and trains on every other row, as scikit-learn's
@@ -529,6 +524,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     values = parse_hyperparameters(sys.argv[1:] if argv is None else list(argv))
     config_values, hyperparameters = split_hyperparameters(values)
     config = training_config(config_values)
+    check_hyperparameters(config["estimator"], config["problem_type"], hyperparameters)
     model_dir = Path(os.environ.get("SM_MODEL_DIR", "/opt/ml/model"))
     output_dir = Path(os.environ.get("SM_OUTPUT_DATA_DIR", "/opt/ml/output/data"))
     train_dir = Path(os.environ.get("SM_CHANNEL_TRAIN", "/opt/ml/input/data/train"))

@@ -69,9 +69,11 @@ def answer(automl: FlamlAutoML, model_name: str, rows: pd.DataFrame, tmp_path) -
     inference = inference_module()
     record = automl.describe_model(model_name)
     container = record["PrimaryContainer"]
-    model = inference.model_fn(str(unpack_model(container["ModelDataUrl"], tmp_path / "model", record["sha256"])))
+    directory = unpack_model(container["ModelDataUrl"], tmp_path / "model", record["sha256"])
+    model = inference.model_fn(str(directory))
     keys = inference.response_keys(model, container["Environment"])
-    frame = inference.input_fn(rows[model.feature_columns].to_csv(header=False, index=False), "text/csv", model)
+    body = rows[model.feature_columns].to_csv(header=False, index=False)
+    frame = inference.input_fn(body, "text/csv", model)
     text, _ = inference.output_fn(inference.predict_fn(frame, model), "text/csv", keys)
     return list(csv.reader(text.splitlines()))
 
@@ -94,7 +96,8 @@ def test_candidate_artifacts_follow_the_contract_and_match_their_digest(binary_j
     automl, spec, _ = binary_job
 
     for candidate in automl.candidates(spec["job_name"]):
-        assert candidate.model_uri == f"{spec['output_uri']}/{spec['job_name']}/candidates/{candidate.name}/model.tar.gz"
+        folder = f"{spec['output_uri']}/{spec['job_name']}/candidates/{candidate.name}"
+        assert candidate.model_uri == f"{folder}/model.tar.gz"
         assert sha256_of(candidate.model_uri) == candidate.detail["sha256"]
         directory = unpack_model(candidate.model_uri, tmp_path / candidate.name, candidate.detail["sha256"])
         meta = json.loads((directory / "model.json").read_text())

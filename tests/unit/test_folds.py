@@ -37,7 +37,7 @@ def fold_ids(manifest) -> np.ndarray:
 def test_manifest_has_the_documented_keys_and_is_json(frame):
     manifest = fold_manifest(frame, TARGET, k=5, seed=42)
     assert set(manifest) == {"k", "seed", "strategy", "dataset_digest", "n_rows", "folds"}
-    assert (manifest["k"], manifest["seed"], manifest["strategy"], manifest["n_rows"]) == (5, 42, "stratified", 240)
+    assert [manifest[key] for key in ("k", "seed", "strategy", "n_rows")] == [5, 42, "stratified", 240]
     assert manifest["dataset_digest"] == dataset_digest(frame)
     assert json.loads(json.dumps(manifest)) == manifest
 

@@ -177,9 +177,14 @@ def test_hyperparameters_round_trip_through_the_command_line(train):
         "early_stopping": False,
         "label_looking_like_a_number": "1",
     }
-    args = [token for name, text in train.encode_hyperparameters(values).items() for token in (f"--{name}", text)]
+    encoded = train.encode_hyperparameters(values)
+    args = [token for name, text in encoded.items() for token in (f"--{name}", text)]
     assert all(isinstance(token, str) for token in args)
     assert train.parse_hyperparameters(args) == values
+
+    # SageMaker's training toolkit JSON-decodes the values, then passes str() of each.
+    toolkit = [token for name, text in encoded.items() for token in (f"--{name}", str(json.loads(text)))]
+    assert train.parse_hyperparameters(toolkit) == {**values, "label_looking_like_a_number": 1}
 
 
 def test_unknown_hyperparameter_is_named(train, rows, manifest):
@@ -216,7 +221,8 @@ def test_entry_point_runs_as_a_sagemaker_script_and_its_model_serves(train, rows
         for d in train.metric_definitions("roc_auc", k=3)
     }
     assert captured["cv_mean:roc_auc"] == pytest.approx(metrics["cv_mean"], abs=1e-6)
-    assert [captured[f"fold_{i}:roc_auc"] for i in range(3)] == pytest.approx(metrics["fold_scores"], abs=1e-6)
+    fold_lines = [captured[f"fold_{i}:roc_auc"] for i in range(3)]
+    assert fold_lines == pytest.approx(metrics["fold_scores"], abs=1e-6)
     assert metrics["fold_scores"] == pytest.approx(
         train.cross_validate(rows, manifest, config(), SMALL_HPS), abs=1e-12
     )
@@ -224,7 +230,7 @@ def test_entry_point_runs_as_a_sagemaker_script_and_its_model_serves(train, rows
     model = inference.model_fn(str(model_dir))
     assert model.classes == ["False.", "True."]
     assert model.feature_columns == FEATURES
-    csv_body = "\n".join(",".join(str(v) for v in row) for row in rows[FEATURES].head(5).itertuples(index=False))
+    csv_body = rows[FEATURES].head(5).to_csv(header=False, index=False)
     prediction = inference.predict_fn(inference.input_fn(csv_body, "text/csv", model), model)
     assert set(prediction["predicted_label"]) <= {"True.", "False."}
     assert np.all((prediction["probability"] >= 0) & (prediction["probability"] <= 1))
@@ -269,7 +275,7 @@ def test_completed_tuning_job_is_reused(training_data, tmp_path, monkeypatch):
     ("space", "message"),
     [
         ({"max_iter": {"type": "integer", "low": 1, "high": 9}}, "'max_iter': unknown type 'integer'"),
-        ({"learning_rate": {"type": "float", "low": 0, "high": 1, "log": True}}, "'learning_rate': a log scale"),
+        ({"eta": {"type": "float", "low": 0, "high": 1, "log": True}}, "'eta': a log scale needs low > 0"),
         ({"max_depth": {"type": "categorical", "choices": []}}, "'max_depth': categorical needs"),
         ({"max_iter": {"type": "int", "low": 10, "high": 2}}, "'max_iter': low 10 is above high 2"),
     ],

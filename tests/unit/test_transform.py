@@ -50,7 +50,8 @@ def estimator(mlops_home, automl):
     from sklearn.linear_model import LogisticRegression
 
     train = scoring_frame(400, seed=1)
-    labels = np.where(train["charges"] / 20 - train["tenure"] / 30 + train["calls"] / 2 > 2, "True.", "False.")
+    score = train["charges"] / 20 - train["tenure"] / 30 + train["calls"] / 2
+    labels = np.where(score > 2, "True.", "False.")
     model = LogisticRegression(max_iter=500).fit(train[FEATURES], labels)
     model_dir = mlops_home / "model"
     model_dir.mkdir(parents=True)
@@ -169,7 +170,8 @@ def test_a_failing_job_leaves_no_partial_output(mlops_home, automl, estimator):
     transform = LocalBatchTransform(automl, chunk_rows=100, n_jobs=1)
 
     with pytest.raises(ValueError, match="fields"):
-        transform.transform("score-1", "churn-lr", (mlops_home / "in").as_uri(), (mlops_home / "out").as_uri())
+        transform.transform("score-1", "churn-lr", (mlops_home / "in").as_uri(),
+                            (mlops_home / "out").as_uri())
     assert sorted(p.name for p in (mlops_home / "out").iterdir()) == []
 
 
@@ -180,7 +182,8 @@ def test_a_changed_artifact_is_refused(mlops_home, automl, estimator):
     transform = LocalBatchTransform(automl, n_jobs=1)
 
     with pytest.raises(DigestMismatch):
-        transform.transform("score-1", "churn-lr", (mlops_home / "in").as_uri(), (mlops_home / "out").as_uri())
+        transform.transform("score-1", "churn-lr", (mlops_home / "in").as_uri(),
+                            (mlops_home / "out").as_uri())
 
 
 def test_an_unknown_model_is_a_key_error_naming_it(mlops_home, automl):

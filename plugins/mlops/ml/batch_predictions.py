@@ -27,7 +27,7 @@ def prepare_transform_input(scoring_uris: list[str], id_column: str, feature_col
     if missing:
         raise ValueError(f"scoring data lacks columns: {', '.join(missing)}")
     out = to_path(out_uri)
-    out.mkdir(parents=True, exist_ok=True)
+    (out / "input").mkdir(parents=True, exist_ok=True)
     with (out / "input" / "records.csv").open("w") as handle:
         frame[[id_column, *feature_columns]].to_csv(handle, header=False, index=False)
     labels_uri = None

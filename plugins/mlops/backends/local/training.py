@@ -143,7 +143,8 @@ class LocalTrainer(Trainer):
         job = storage.read_json(description_uri)
         if job.get("TrainingJobStatus") != COMPLETED or not storage.to_path(model_uri).exists():
             return None
-        if job["HyperParameters"] != _json_normal(hyperparameters) or job["InputDataConfig"] != data.to_dict():
+        same_request = job["HyperParameters"] == _json_normal(hyperparameters)
+        if not same_request or job["InputDataConfig"] != data.to_dict():
             raise ValueError(
                 f"training job {job_name!r} already completed with other hyperparameters or data "
                 f"({description_uri}); use a new job name"
@@ -160,6 +161,16 @@ class LocalTrainer(Trainer):
 
 class OptunaTuner(Tuner):
     """Hyperparameter tuning job on this machine: Optuna over the same search space.
+
+    Trials run one after another, each scoring every fold of the manifest with ``train.py``'s
+    ``cross_validate`` (folds in parallel worker processes). The TPE sampler is seeded with
+    ``data.seed`` and trials are scored deterministically, so a seed always gives the same
+    trials and the same best. Each fold score is reported to the trial as the intermediate
+    value of step ``fold``; Optuna's ``MedianPruner`` stops a trial whose best fold so far is
+    below the median of the completed trials on that fold (never before
+    ``pruner_warmup_folds`` folds nor on the last fold). The history of every trial is written
+    to ``<output_uri>/<job_name>/tuning_history.json``; a completed job of the same name and
+    request is reused.
 
     :param n_jobs: worker processes fitting a trial's folds in parallel (joblib loky).
     :param pruner_startup_trials: trials that always run every fold before pruning starts.
@@ -186,9 +197,7 @@ class OptunaTuner(Tuner):
         if n_trials < 1:
             raise ValueError(f"n_trials must be at least 1; got {n_trials}")
         history_uri = f"{_job_uri(output_uri, job_name)}/tuning_history.json"
-        request = _json_normal(
-            {"data": data.to_dict(), "search_space": space, "n_trials": n_trials}
-        )
+        request = _json_normal({"data": data.to_dict(), "search_space": space, "n_trials": n_trials})
         reused = self._completed(job_name, history_uri, request)
         if reused is not None:
             return reused
@@ -198,6 +207,7 @@ class OptunaTuner(Tuner):
         train.check_hyperparameters(config["estimator"], config["problem_type"], space)
         frame = _read_rows(data)  # read once: every trial reuses the rows and the manifest
         manifest = storage.read_json(data.folds_uri)
+        _check_digest(frame, manifest, data)
         n_folds = len(train.fold_splits(manifest, len(frame)))  # a bad manifest fails here
 
         # This job logs one line per trial itself; Optuna's own INFO lines would repeat them.
@@ -231,11 +241,11 @@ class OptunaTuner(Tuner):
         def report(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
             scores = trial.user_attrs.get("fold_scores", [])
             best = _best_value(study)
-            state = "" if trial.state.name == "COMPLETE" else f" {trial.state.name.lower()} after {len(scores)} folds"
+            state = trial.state.name.lower()
             log.info(
-                "trial %d/%d score=%s best=%s%s %s",
+                "trial %d/%d score=%s best=%s %s after %d folds %s",
                 trial.number + 1, n_trials, _fmt(np.mean(scores) if scores else None), _fmt(best),
-                state, json.dumps(trial.params, sort_keys=True),
+                state, len(scores), json.dumps(trial.params, sort_keys=True),
             )
 
         started = time.monotonic()
@@ -340,6 +350,22 @@ def _suggest(trial, name: str, spec: Mapping[str, Any]) -> Any:
     if kind == "int":
         return trial.suggest_int(name, spec["low"], spec["high"], step=spec.get("step", 1), log=log_scale)
     return trial.suggest_float(name, spec["low"], spec["high"], step=spec.get("step"), log=log_scale)
+
+
+def _check_digest(frame, manifest: Mapping[str, Any], data: TrainingData) -> None:
+    """Warn when the manifest was made for other rows than ``data.train_uri`` now holds.
+
+    A warning, not an error: a file format's dtypes (CSV vs Parquet) can change the digest of
+    the same values; a different row count already fails in ``fold_splits``.
+    """
+    from mlops.ml.folds import dataset_digest
+
+    expected = manifest.get("dataset_digest")
+    if expected and dataset_digest(frame) != expected:
+        log.warning(
+            "fold manifest %s was made for rows with digest %s; %s now digests to %s",
+            data.folds_uri, expected, data.train_uri, dataset_digest(frame),
+        )
 
 
 def _trial_record(trial) -> dict[str, Any]:

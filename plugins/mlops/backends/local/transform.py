@@ -1,14 +1,18 @@
 """Local twin of a SageMaker batch transform job (SplitType=Line, AssembleWith=Line).
 
-Every CSV file at the input URI (one file, or every file under a prefix) is streamed in chunks
-of ``chunk_rows`` lines; worker processes, each holding the model loaded once through the
-serving handlers (``include/serving/inference.py``: ``model_fn``, then ``input_fn`` ->
-``predict_fn`` -> ``output_fn`` per chunk), predict a bounded number of chunks at a time, and
-the results are written in input order to ``<output_uri>/<input file name>.out``: one output
-line per input line. ``DataProcessing`` is honoured for CSV: ``input_filter`` and
-``output_filter`` take the JSONPath subset used with CSV records (``$``, ``$[2]``,
-``$[0,-1]``, ``$[1:]``, ``$[:-1]``) and ``join_source`` puts the input fields before the
-prediction fields (``JoinSource=Input``).
+The model artifact is fetched and its recorded sha256 verified once per job
+(``storage.unpack_model``); each worker process then loads it once through the serving
+handlers (``include/serving/inference.py``: ``model_fn``, then ``input_fn`` -> ``predict_fn``
+-> ``output_fn`` per chunk). Every CSV file at the input URI (one file, or every file under a
+prefix; names starting with ``.`` or ``_`` are skipped) is streamed in chunks of
+``chunk_rows`` lines, a bounded number of chunks is predicted at a time, and the results are
+written in input order to ``<output_uri>/<input file name>.out``: one output line per
+non-empty input line. Workers fork from a ``forkserver``, so a ``__main__`` script calling
+this needs the usual ``if __name__ == "__main__":`` guard.
+
+``DataProcessing`` is honoured for CSV: ``input_filter`` and ``output_filter`` take the
+JSONPath subset used with CSV records (``$``, ``$[2]``, ``$[0,-1]``, ``$[1:]``, ``$[:-1]``)
+and ``join_source`` puts the input fields before the prediction fields (``JoinSource=Input``).
 
 A job is a transaction: outputs are written under temporary names and renamed when complete,
 and ``<output_uri>/_SUCCESS`` (JSON: job name, row counts) is written last. A job whose
@@ -30,7 +34,6 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlops.backends.base import BatchTransform, TransformResult
@@ -180,7 +183,8 @@ class LocalBatchTransform(BatchTransform):
 
         check_name("transform job", job_name)
         if (content_type or CSV).split(";")[0].strip().lower() != CSV:
-            raise ValueError(f"content type {content_type!r} is not supported: the local transform reads {CSV}")
+            raise ValueError(f"content type {content_type!r} is not supported: the local transform "
+                             f"reads {CSV}")
         FieldFilter.parse(input_filter)
         FieldFilter.parse(output_filter)
         output_uri = output_uri.rstrip("/")
@@ -190,7 +194,8 @@ class LocalBatchTransform(BatchTransform):
             done = json.loads(success.read_text())
             if done.get("job_name") == job_name:
                 log.info("transform %s already succeeded at %s: reusing it", job_name, output_uri)
-                return TransformResult(job_name, output_uri, int(done["input_rows"]), int(done["output_rows"]))
+                return TransformResult(job_name, output_uri, int(done["input_rows"]),
+                                       int(done["output_rows"]))
             log.info("%s holds job %s's output: replacing it", output_uri, done.get("job_name"))
             success.unlink()
 
