@@ -29,6 +29,9 @@ USE_CASE = "churn"
                                              "Empty: a job named for this run (a retry re-attaches)."),
         "candidate_name": Param("", type="string",
                                 description="Candidate to deploy. Empty: the best by the job's objective."),
+        "time_budget_s": Param(None, type=["null", "integer"], minimum=5, maximum=86400,
+                               description="AutoML search budget in seconds. Empty: autopilot.time_budget_s "
+                                           "from the pipeline config."),
         "scoring_prefix": Param("batch/churn/incoming", type="string",
                                 description="Prefix (under the data root) of the CSV files to predict."),
     },
@@ -83,7 +86,7 @@ def autopilot_batch_predict():
             "output_filter": "$[0," + ",".join(str(-i) for i in range(len(keys), 0, -1)) + "]",
             "target": config.target,
             "objective": autopilot["objective"],
-            "time_budget_s": autopilot["time_budget_s"],
+            "time_budget_s": params["time_budget_s"] or autopilot["time_budget_s"],
             "max_candidates": autopilot["max_candidates"],
         }
 

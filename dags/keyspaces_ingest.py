@@ -5,13 +5,8 @@ from __future__ import annotations
 from airflow.sdk import Param, dag, task, task_group
 
 from mlops.assets import raw_data
-from mlops.dag_defaults import DEFAULT_ARGS, START_DATE
+from mlops.dag_defaults import DEFAULT_ARGS, START_DATE, USE_CASES
 from mlops.operators.keyspaces import KeyspacesToS3Operator
-
-TABLES = {  # use case -> (keyspace, table, partition key); the same names as in include/pipelines
-    "churn": ("mlops", "customers", "phone"),
-    "retail": ("mlops", "online_retail", "invoice"),
-}
 
 
 @dag(
@@ -30,7 +25,8 @@ TABLES = {  # use case -> (keyspace, table, partition key); the same names as in
     },
     doc_md="""
 ### keyspaces_ingest
-Reads each Keyspaces table (`sql/keyspaces/*.cql`) through the `keyspaces_default` connection
+Reads each use case's Keyspaces table (`source.keyspaces` in `include/pipelines/*.yaml`,
+DDL in `sql/keyspaces/`) through the `keyspaces_default` connection
 (TLS + SigV4 on AWS, plain CQL for a local Cassandra), splitting the Murmur3 token ring into
 `segments` ranges that run as mapped tasks, and streams pages into Parquet files of the raw
 partition for the logical date. The commit task publishes the partition's manifest only after
@@ -47,15 +43,12 @@ def keyspaces_ingest():
 
     segments = segment_list()
 
-    for use_case, (keyspace, table, partition_key) in TABLES.items():
+    for use_case in USE_CASES:
 
         @task_group(group_id=use_case)
-        def ingest(use_case=use_case, keyspace=keyspace, table=table, partition_key=partition_key):
+        def ingest(use_case=use_case):
             parts = KeyspacesToS3Operator.partial(
                 task_id="copy_token_range",
-                keyspace=keyspace,
-                table=table,
-                partition_key=partition_key,
                 segments="{{ params.segments }}",
                 fetch_size="{{ params.fetch_size }}",
                 use_case=use_case,
@@ -66,7 +59,7 @@ def keyspaces_ingest():
                 from mlops.partitions import commit_segments
 
                 return commit_segments(use_case, ds, [p for group in parts for p in group],
-                                       source={"kind": "keyspaces", "table": f"{keyspace}.{table}"})
+                                       source={"kind": "keyspaces", "use_case": use_case})
 
             commit_partition(parts.output)
 

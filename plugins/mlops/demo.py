@@ -41,8 +41,12 @@ def _step(title: str) -> None:
     print(f"\n== {title}", flush=True)
 
 
-def run_pipeline(churn_rows: int = 5000, retail_rows: int = 20000) -> dict:
-    """Run the whole chain; return what the summary prints."""
+def run_pipeline(churn_rows: int = 5000, retail_rows: int = 20000, n_trials: int | None = None,
+                 automl_budget_s: int | None = None) -> dict:
+    """Run the whole chain; return what the summary prints.
+
+    ``n_trials`` and ``automl_budget_s`` override the pipeline config (the tests use small ones).
+    """
     from mlops.airflow_env import migrate_db, run_dag, task_states, xcom
     from mlops.backends import get_backend
     from mlops.settings import get_settings
@@ -61,9 +65,9 @@ def run_pipeline(churn_rows: int = 5000, retail_rows: int = 20000) -> dict:
     plan = [
         ("s3_ingest", {}),
         ("customer_segmentation", {}),
-        ("train_model", {"approval_mode": "policy"}),
+        ("train_model", {"approval_mode": "policy", "n_trials": n_trials}),
         ("deploy_model", {"approval_mode": "policy"}),
-        ("autopilot_batch_predict", {}),
+        ("autopilot_batch_predict", {"time_budget_s": automl_budget_s}),
     ]
     for dag_id, conf in plan:
         _step(f"{dag_id} (dag.test)")

@@ -119,3 +119,98 @@ class KeyspacesHook(BaseHook):
         if self._cluster is not None:
             self._cluster.shutdown()
         self._cluster = self._session = None
+
+
+# CQL type name (as the driver's cql_parameterized_type() gives it) -> Arrow type factory.
+def _arrow_types():
+    import pyarrow as pa
+
+    return {
+        "ascii": pa.string(), "text": pa.string(), "varchar": pa.string(),
+        "int": pa.int32(), "bigint": pa.int64(), "smallint": pa.int16(), "tinyint": pa.int8(),
+        "counter": pa.int64(), "varint": pa.string(),  # arbitrary precision: kept exact as text
+        "decimal": pa.decimal128(38, 18), "double": pa.float64(), "float": pa.float32(),
+        "boolean": pa.bool_(), "timestamp": pa.timestamp("ms", tz="UTC"), "date": pa.date32(),
+        "uuid": pa.string(), "timeuuid": pa.string(), "inet": pa.string(), "blob": pa.binary(),
+    }
+
+
+class UnmappableCQLType(TypeError):
+    """A CQL column type this project does not map to Arrow."""
+
+
+def cql_to_arrow(cql_type: str):
+    """Arrow type for a CQL type name such as ``int``, ``list<text>`` or ``map<text, int>``."""
+    import pyarrow as pa
+
+    name = cql_type.strip().lower()
+    scalars = _arrow_types()
+    if name in scalars:
+        return scalars[name]
+    if name.startswith(("list<", "set<")) and name.endswith(">"):
+        return pa.list_(cql_to_arrow(name[name.index("<") + 1:-1]))
+    if name.startswith("map<") and name.endswith(">"):
+        inner = name[4:-1]
+        depth, split = 0, None
+        for index, char in enumerate(inner):
+            depth += char == "<"
+            depth -= char == ">"
+            if char == "," and depth == 0:
+                split = index
+                break
+        if split is None:
+            raise UnmappableCQLType(f"cannot parse CQL map type {cql_type!r}")
+        return pa.map_(cql_to_arrow(inner[:split]), cql_to_arrow(inner[split + 1:]))
+    raise UnmappableCQLType(
+        f"CQL type {cql_type!r} has no Arrow mapping (mapped: {', '.join(sorted(scalars))}, list, set, map)"
+    )
+
+
+def _cql_name(driver_type) -> str:
+    if isinstance(driver_type, str):
+        return driver_type
+    return driver_type.cql_parameterized_type()
+
+
+def _convert(value, arrow_type):
+    import uuid
+
+    import pyarrow as pa
+
+    if value is None:
+        return None
+    if isinstance(value, uuid.UUID) or (pa.types.is_string(arrow_type) and not isinstance(value, str)):
+        return str(value)
+    if pa.types.is_list(arrow_type):
+        return [_convert(v, arrow_type.value_type) for v in value]
+    if pa.types.is_map(arrow_type):
+        return [(_convert(k, arrow_type.key_type), _convert(v, arrow_type.item_type)) for k, v in value.items()]
+    return value
+
+
+def rows_to_table(columns: list[str], types: list, rows: list[tuple], rename: dict[str, str] | None = None,
+                  casts: dict[str, str] | None = None):
+    """One driver page -> an Arrow table with mapped types, renamed and cast columns.
+
+    ``types`` are the driver's column types (or CQL type names); without them Arrow infers.
+    ``rename`` maps CQL column -> output column and drops the others; ``casts`` maps output
+    column -> Arrow type name (e.g. ``double``).
+    """
+    import pyarrow as pa
+
+    arrays, names = [], []
+    for index, column in enumerate(columns):
+        if rename and column not in rename:
+            continue
+        values = [row[index] for row in rows]
+        if types:
+            arrow_type = cql_to_arrow(_cql_name(types[index]))
+            array = pa.array([_convert(v, arrow_type) for v in values], type=arrow_type)
+        else:
+            array = pa.array(values)
+        name = rename[column] if rename else column
+        if casts and name in casts:
+            array = array.cast(pa.type_for_alias(casts[name]))
+        arrays.append(array)
+        names.append(name)
+    return pa.Table.from_arrays(arrays, names=names)

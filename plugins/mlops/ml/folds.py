@@ -89,7 +89,7 @@ def holdout_split(
         if len(rare):
             raise ValueError(
                 f"cannot stratify the holdout on {target!r}: classes with fewer than 2 rows: "
-                + ", ".join(f"{label!r} ({count})" for label, count in rare.items())
+                + _describe_counts(rare)
             )
         if n_holdout < len(counts) or len(frame) - n_holdout < len(counts):
             raise ValueError(
@@ -143,8 +143,8 @@ def fold_manifest(
         if len(rare):
             raise ValueError(
                 f"stratified k={k} folds need at least {k} rows of every class of {target!r}; "
-                "too few rows for: "
-                + ", ".join(f"{label!r} ({count})" for label, count in rare.items())
+                f"too few rows for: {_describe_counts(rare)} (a continuous target needs the "
+                "kfold strategy)"
             )
         splits = StratifiedKFold(k, shuffle=True, random_state=seed).split(positions, labels.to_numpy())
     elif strategy == "kfold":
@@ -184,6 +184,11 @@ def fold_manifest(
         "n_rows": int(n_rows),
         "folds": folds.tolist(),
     }
+
+
+def _describe_counts(counts: pd.Series, shown: int = 5) -> str:
+    text = ", ".join(f"{label!r} ({count})" for label, count in counts.head(shown).items())
+    return text if len(counts) <= shown else f"{text} and {len(counts) - shown} more"
 
 
 def _labels(frame: pd.DataFrame, target: str) -> pd.Series:
