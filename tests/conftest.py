@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-import socket
+import os
+import tempfile
 
 import pytest
 
+from testkit.net import free_port
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+# Before anything imports Airflow: tests never touch a real AIRFLOW_HOME or MLOPS_HOME.
+os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="airflow-home-")
+os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+os.environ.setdefault("MLOPS_HOME", tempfile.mkdtemp(prefix="mlops-home-"))
 
 
 @pytest.fixture

@@ -119,13 +119,13 @@ def input_fn(request_body: bytes | str, content_type: str, model: LoadedModel) -
 
 
 def coerce_numeric(frame: pd.DataFrame, model: LoadedModel) -> pd.DataFrame:
-    """Turn text fields into numbers where the column is numeric in training.
+    """Turn text fields that parse fully as numbers into numbers; leave the rest as text.
 
-    ``numeric_columns`` is read from the fitted estimator when it records them; columns that
-    parse fully as numbers are converted, the rest are left as text for the encoder.
+    The fitted pipelines encode categorical columns as text themselves, so a numeric-looking
+    category (e.g. an area code) is still handled correctly.
     """
     for column in frame.columns:
-        if frame[column].dtype == object:
+        if frame[column].dtype == object or pd.api.types.is_string_dtype(frame[column]):
             converted = pd.to_numeric(frame[column], errors="coerce")
             if converted.notna().sum() == frame[column].notna().sum():
                 frame[column] = converted
@@ -138,7 +138,7 @@ def predict_fn(frame: pd.DataFrame, model: LoadedModel) -> dict[str, Any]:
     if not model.is_classifier:
         return {"predicted_label": np.asarray(estimator.predict(frame))}
     proba = np.asarray(estimator.predict_proba(frame))
-    classes = list(getattr(estimator, "classes_", model.classes))
+    classes = list(model.classes) or list(getattr(estimator, "classes_", []))
     winner = proba.argmax(axis=1)
     labels = np.asarray(classes, dtype=object)
     probability = proba[:, 1] if len(classes) == 2 else proba[np.arange(len(proba)), winner]

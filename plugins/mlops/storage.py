@@ -6,6 +6,7 @@ same code reads and writes either.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
 import json
@@ -72,7 +73,8 @@ def pack_model(model_dir: Path, dest_uri: str) -> tuple[str, str]:
     files gives the same digest.
     """
     buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz", compresslevel=6) as tar:
+    with gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0, compresslevel=6) as zipped, \
+            tarfile.open(fileobj=zipped, mode="w") as tar:
         for file in sorted(p for p in model_dir.rglob("*") if p.is_file()):
             info = tar.gettarinfo(str(file), arcname=str(file.relative_to(model_dir)))
             info.mtime = 0

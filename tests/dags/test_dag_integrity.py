@@ -23,9 +23,7 @@ HEAVY_MODULES = {"pandas", "numpy", "sklearn", "great_expectations", "sagemaker"
 
 
 @pytest.fixture(scope="module")
-def dagbag(tmp_path_factory):
-    home = tmp_path_factory.mktemp("mlops")
-    os.environ.setdefault("MLOPS_HOME", str(home))
+def dagbag():
     from airflow.dag_processing.dagbag import DagBag
 
     return DagBag(str(DAGS_DIR))
@@ -41,7 +39,7 @@ def test_all_six_pipelines_exist(dagbag):
 
 @pytest.mark.parametrize("dag_id", sorted(EXPECTED_DAGS))
 def test_dag_has_tags_owner_retries_and_docs(dagbag, dag_id):
-    dag = dagbag.get_dag(dag_id)
+    dag = dagbag.dags[dag_id]
     assert dag.tags, "tags"
     assert dag.doc_md and len(dag.doc_md.strip()) > 80, "doc_md"
     for task in dag.tasks:
@@ -51,7 +49,7 @@ def test_dag_has_tags_owner_retries_and_docs(dagbag, dag_id):
 
 @pytest.mark.parametrize("dag_id", sorted(EXPECTED_DAGS))
 def test_every_param_explains_itself(dagbag, dag_id):
-    params = dagbag.get_dag(dag_id).params
+    params = dagbag.dags[dag_id].params
     assert params, f"{dag_id} has no Params"
     for name in params:
         assert params.get_param(name).description, f"{dag_id}.{name} lacks a description"
@@ -59,13 +57,13 @@ def test_every_param_explains_itself(dagbag, dag_id):
 
 def test_asset_scheduled_dags_listen_to_the_producers(dagbag):
     def scheduled_on(dag_id):
-        return {asset.name for _, asset in dagbag.get_dag(dag_id).timetable.asset_condition.iter_assets()}
+        return {asset.name for asset in dagbag.dags[dag_id].timetable.asset_condition.objects}
 
-    produced = {o.name for dag_id in ("s3_ingest", "keyspaces_ingest") for t in dagbag.get_dag(dag_id).tasks
+    produced = {o.name for dag_id in ("s3_ingest", "keyspaces_ingest") for t in dagbag.dags[dag_id].tasks
                 for o in t.outlets}
     assert scheduled_on("train_model") <= produced
     assert scheduled_on("customer_segmentation") <= produced
-    approved = {o.name for t in dagbag.get_dag("train_model").tasks for o in t.outlets}
+    approved = {o.name for t in dagbag.dags["train_model"].tasks for o in t.outlets}
     assert scheduled_on("deploy_model") <= approved
 
 

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path[:0] = [str(ROOT / "plugins"), str(ROOT)]
+sys.path[:0] = [str(ROOT / "plugins"), str(ROOT / "tests")]
 
 
 def main() -> None:
@@ -23,7 +23,7 @@ def main() -> None:
     from mlops.demo import run_pipeline
     from mlops.entrypoints import generators_module
     from mlops.hooks.keyspaces import KeyspacesHook
-    from tests.support.fake_cassandra import FakeSession, tables_from_sample_data
+    from testkit.fake_cassandra import FakeSession, tables_from_sample_data
 
     generate = generators_module()
     session = FakeSession(tables_from_sample_data(generate.churn(1500, seed=3), generate.retail(4000, seed=4)))

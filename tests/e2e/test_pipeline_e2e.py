@@ -23,14 +23,14 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory):
     home = tmp_path_factory.mktemp("e2e")
-    from tests.conftest import free_port
+    from testkit.net import free_port
 
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "MLOPS_"))},
         "MLOPS_HOME": str(home),
         "MLOPS_BACKEND": "local",
         "MLOPS_RUNTIME_PORT": str(free_port()),
-        "PYTHONPATH": f"{ROOT / 'plugins'}{os.pathsep}{ROOT}",
+        "PYTHONPATH": f"{ROOT / 'plugins'}{os.pathsep}{ROOT / 'tests'}",
     }
     completed = subprocess.run([sys.executable, str(ROOT / "tests/e2e/pipeline_driver.py")], env=env,
                                capture_output=True, text=True, timeout=1800)
@@ -46,9 +46,8 @@ def pipeline(tmp_path_factory):
 
 def _settings(env):
     from mlops.settings import Settings
-    from pathlib import Path as _Path
 
-    home = _Path(env["MLOPS_HOME"])
+    home = Path(env["MLOPS_HOME"])
     return Settings(backend="local", home=home, data_uri=(home / "data").as_uri(), aws_conn_id="aws_default",
                     runtime_port=int(env["MLOPS_RUNTIME_PORT"]))
 

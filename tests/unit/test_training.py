@@ -264,6 +264,18 @@ def test_tuner_is_deterministic_for_a_seed_with_folds_in_parallel(training_data,
     assert max(t["mean"] for t in history["trials"] if t["state"] == "COMPLETE") == parallel.best.mean
 
 
+def test_tuner_records_pruned_trials_with_the_folds_they_scored(training_data, tmp_path):
+    result = OptunaTuner(n_jobs=1, pruner_startup_trials=2).tune(
+        "tune-pruned", training_data, SEARCH_SPACE, 6, tmp_path.as_uri()
+    )
+    trials = storage.read_json(result.history_uri)["trials"]
+    assert {t["state"] for t in trials} == {"COMPLETE", "PRUNED"}  # seed 42 prunes some
+    for trial in trials:
+        folds = len(trial["fold_scores"])
+        assert folds == 3 if trial["state"] == "COMPLETE" else 1 <= folds < 3
+        assert trial["mean"] == pytest.approx(np.mean(trial["fold_scores"]), abs=1e-15)
+
+
 def test_completed_tuning_job_is_reused(training_data, tmp_path, monkeypatch):
     output = (tmp_path / "tuning").as_uri()
     first = OptunaTuner(n_jobs=1).tune("tune-once", training_data, SEARCH_SPACE, 2, output)

@@ -141,10 +141,10 @@ def fold_manifest(
         counts = labels.value_counts()
         rare = counts[counts < k]
         if len(rare):
+            hint = "; a continuous target needs strategy='kfold'" if labels.dtype.kind == "f" else ""
             raise ValueError(
                 f"stratified k={k} folds need at least {k} rows of every class of {target!r}; "
-                f"too few rows for: {_describe_counts(rare)} (a continuous target needs the "
-                "kfold strategy)"
+                f"too few rows for: {_describe_counts(rare)}{hint}"
             )
         splits = StratifiedKFold(k, shuffle=True, random_state=seed).split(positions, labels.to_numpy())
     elif strategy == "kfold":

@@ -63,28 +63,30 @@ def _json_normal(value: Any) -> Any:
     return json.loads(json.dumps(value, sort_keys=True, default=str))
 
 
-def _local_copy(uri: str) -> Path:
-    """A local path holding ``uri``'s files: ``file://`` as is; other stores are downloaded
-    first, as SageMaker's File input mode does."""
-    path = storage.to_path(uri)
+def _read_rows(data: TrainingData):
+    """The training rows, read by ``train.py`` as the container reads its train channel.
+
+    ``file://`` data is read in place; other stores are first copied to a scratch folder, as
+    SageMaker's File input mode copies a channel to the instance.
+    """
+    train = training_entry_point()
+    path = storage.to_path(data.train_uri)
     if path.protocol in ("", "file", "local"):
-        return Path(path.path)
-    target = storage.scratch_dir("channel")
-    files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
-    for file in files:
-        relative = file.name if file == path else str(file.relative_to(path))
-        destination = target / relative
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        destination.write_bytes(file.read_bytes())
-    return target
+        return train.read_training_frame(Path(path.path))
+    channel = storage.scratch_dir("channel")
+    try:
+        files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
+        for file in files:
+            destination = channel / (file.name if file == path else str(file.relative_to(path)))
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            destination.write_bytes(file.read_bytes())
+        return train.read_training_frame(channel)
+    finally:
+        shutil.rmtree(channel, ignore_errors=True)
 
 
 def _training_config(data: TrainingData) -> dict[str, Any]:
     return training_entry_point().training_config(data.to_dict())
-
-
-def _read_rows(data: TrainingData):
-    return training_entry_point().read_training_frame(_local_copy(data.train_uri))
 
 
 class LocalTrainer(Trainer):
@@ -165,10 +167,12 @@ class OptunaTuner(Tuner):
     Trials run one after another, each scoring every fold of the manifest with ``train.py``'s
     ``cross_validate`` (folds in parallel worker processes). The TPE sampler is seeded with
     ``data.seed`` and trials are scored deterministically, so a seed always gives the same
-    trials and the same best. Each fold score is reported to the trial as the intermediate
-    value of step ``fold``; Optuna's ``MedianPruner`` stops a trial whose best fold so far is
-    below the median of the completed trials on that fold (never before
-    ``pruner_warmup_folds`` folds nor on the last fold). The history of every trial is written
+    trials and the same best. After each fold the trial reports the mean of its fold scores so
+    far as the intermediate value of step ``fold``; Optuna's ``MedianPruner`` stops it when that
+    is below the median of earlier trials' means over the same folds (never before
+    ``pruner_warmup_folds`` folds, nor on the last fold). Reporting the bare fold score would
+    compare the trial's best fold with the others' score on the current fold: hard and easy
+    folds would decide, not the hyperparameters. The history of every trial is written
     to ``<output_uri>/<job_name>/tuning_history.json``; a completed job of the same name and
     request is reused.
 
@@ -231,9 +235,14 @@ class OptunaTuner(Tuner):
             def on_fold(fold: int, score: float) -> None:
                 scores.append(score)
                 trial.set_user_attr("fold_scores", list(scores))
-                trial.report(score, step=fold)
+                # The running mean, not the bare fold score: every trial scores the same folds
+                # in the same order, so step i compares means over the same rows.
+                running_mean = float(np.mean(scores))
+                trial.report(running_mean, step=fold)
                 if len(scores) < n_folds and trial.should_prune():
-                    raise optuna.TrialPruned(f"fold {fold} scored {score:.6f}, below the median")
+                    raise optuna.TrialPruned(
+                        f"mean {running_mean:.6f} over folds 0..{fold} is below the median trial's"
+                    )
 
             train.cross_validate(frame, manifest, config, params, n_jobs=self.n_jobs, on_fold=on_fold)
             return float(np.mean(scores))
