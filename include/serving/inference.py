@@ -82,7 +82,10 @@ def input_fn(request_body: bytes | str, content_type: str, model: LoadedModel) -
     text = request_body.decode("utf-8") if isinstance(request_body, bytes) else request_body
     columns = model.feature_columns
     if kind == CSV:
-        rows = [row for row in csv.reader(io.StringIO(text)) if row]
+        try:
+            rows = [row for row in csv.reader(io.StringIO(text)) if row]
+        except csv.Error as err:
+            raise ValueError(f"text/csv payload cannot be parsed: {err}") from err
         if not rows:
             raise ValueError("empty text/csv payload: expected one record per line")
         bad = next((i for i, row in enumerate(rows) if len(row) != len(columns)), None)

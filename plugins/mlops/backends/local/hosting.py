@@ -17,6 +17,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 from mlops.backends.base import Endpoint, EndpointSpec, Hosting
@@ -63,7 +64,7 @@ class LocalHosting(Hosting):
         self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
     @property
-    def log_path(self):
+    def log_path(self) -> Path:
         return self.settings.runtime_dir / "runtime.log"
 
     # ------------------------------------------------------------ runtime process

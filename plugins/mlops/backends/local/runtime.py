@@ -30,7 +30,6 @@ Run it with ``python -m mlops.backends.local.runtime serve|stop|status`` (``plug
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import logging
 import os
@@ -54,7 +53,8 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from mlops.settings import INCLUDE_DIR, Settings, get_settings
+from mlops.entrypoints import inference_module
+from mlops.settings import Settings, get_settings
 from mlops.storage import DigestMismatch, unpack_model
 
 HOST = "127.0.0.1"
@@ -64,7 +64,6 @@ PRODUCTION_VARIANT = "AllTraffic"
 ACCOUNT = "local"
 IN_SERVICE = "InService"
 FAILED = "Failed"
-INFERENCE_ENTRY_POINT = INCLUDE_DIR / "serving" / "inference.py"
 ENDPOINT_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")  # SageMaker's rule
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
 MODULE = "mlops.backends.local.runtime"
@@ -98,18 +97,6 @@ def _write_atomically(path: Path, text: str) -> None:
     except BaseException:
         Path(temp).unlink(missing_ok=True)
         raise
-
-
-def load_inference_module(path: Path = INFERENCE_ENTRY_POINT) -> ModuleType:
-    """Import the serving entry point from its file, as the SageMaker container does."""
-    name = "mlops_serving_inference"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def _now() -> str:
@@ -500,7 +487,7 @@ def serve(settings: Settings) -> int:
     # Written only once the port is ours, so a losing concurrent start leaves the file alone.
     _write_atomically(pid_file(runtime_dir), f"{os.getpid()}\n")
     try:
-        table = EndpointTable(runtime_dir, load_inference_module())
+        table = EndpointTable(runtime_dir, inference_module())
         table.restore()
         config = uvicorn.Config(
             create_app(table, runtime_dir), log_config=None, access_log=False, lifespan="off",
