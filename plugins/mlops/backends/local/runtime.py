@@ -351,19 +351,27 @@ class RequestLog:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         started = time.perf_counter()
-        status = 500
+        status, logged = 500, False
+
+        def write_line():
+            nonlocal logged
+            logged = True
+            elapsed = (time.perf_counter() - started) * 1000
+            log.info("%s %s %d %.1fms", scope["method"], scope["path"], status, elapsed)
 
         async def send_and_note(message):
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+            elif message["type"] == "http.response.body" and not message.get("more_body"):
+                write_line()  # before the last byte leaves, so a client never outruns the log
             await send(message)
 
         try:
             await self.app(scope, receive, send_and_note)
         finally:
-            elapsed = (time.perf_counter() - started) * 1000
-            log.info("%s %s %d %.1fms", scope["method"], scope["path"], status, elapsed)
+            if not logged:
+                write_line()
 
 
 def create_app(table: EndpointTable, runtime_dir: Path) -> FastAPI:
