@@ -113,6 +113,7 @@ def deploy_model():
         evidence=evidence,
         thresholds=prod_thresholds(),
         mode="{{ params.approval_mode }}",
+        endpoint_name=PROD_ENDPOINT,
     )
     prod = SageMakerEndpointOperator(
         task_id="deploy_prod",

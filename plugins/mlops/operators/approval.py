@@ -136,9 +136,13 @@ class ProdApprovalOperator(RegistryApprovalOperator):
 
     Does not change the package status (it is already Approved); a rejection is recorded in the
     deployment history and skips the prod deployment.
+
+    :param endpoint_name: the prod endpoint the promotion is for.
     """
 
-    policy_name = "policy"
+    def __init__(self, *, endpoint_name: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.endpoint_name = endpoint_name
 
     def record(self, approved: bool, approver: str, reason: str) -> None:
         from mlops.backends import get_backend
@@ -148,7 +152,7 @@ class ProdApprovalOperator(RegistryApprovalOperator):
             self.log.info("prod deployment of %s approved by %s: %s", self.model_package_arn, approver, reason)
             return
         get_backend().registry.record_deployment(Deployment(
-            arn=self.model_package_arn, stage="prod", endpoint_name="", endpoint_config="",
+            arn=self.model_package_arn, stage="prod", endpoint_name=self.endpoint_name, endpoint_config="",
             outcome="rejected", deployed_at=datetime.now(timezone.utc).isoformat(),
             detail={"approver": approver, "reason": reason, "evidence": dict(self.evidence)},
         ))

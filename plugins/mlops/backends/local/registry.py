@@ -27,6 +27,7 @@ from mlops.backends.base import (
     APPROVED,
     DEPLOYMENT_OUTCOMES,
     PENDING,
+    REJECTED_DEPLOYMENT,
     SUCCEEDED,
     Deployment,
     ModelVersion,
@@ -319,8 +320,9 @@ class SQLiteRegistry(Registry):
     def record_deployment(self, deployment: Deployment) -> None:
         """Append one deployment attempt to the history.
 
-        ``deployment.arn`` must be a registered package; ``outcome`` one of ``succeeded``,
-        ``failed``, ``rolled_back``; ``deployed_at`` an ISO-8601 time (naive means UTC).
+        ``deployment.arn`` must be a registered package; ``outcome`` one of
+        ``DEPLOYMENT_OUTCOMES``; ``deployed_at`` an ISO-8601 time (naive means UTC). A
+        ``rejected`` promotion never created an endpoint config, so it may have none.
         """
         if deployment.outcome not in DEPLOYMENT_OUTCOMES:
             raise ValueError(
@@ -328,7 +330,8 @@ class SQLiteRegistry(Registry):
             )
         _require_text(deployment.stage, "stage")
         _require_text(deployment.endpoint_name, "endpoint_name")
-        _require_text(deployment.endpoint_config, "endpoint_config")
+        if deployment.outcome != REJECTED_DEPLOYMENT:
+            _require_text(deployment.endpoint_config, "endpoint_config")
         deployed_at_utc = _to_utc(deployment.deployed_at, "deployed_at")
         detail_json = _to_json(deployment.detail, "detail")
         with self._write() as conn:

@@ -1,0 +1,144 @@
+"""Approvals: the policy decides from thresholds, a person decides through HITL; both are
+recorded in the registry with approver, reason and evidence.
+
+Verified how: the operators run directly against a SQLite registry; the HITL request write is
+captured at the Task SDK boundary (``upsert_hitl_detail``), as no API server runs in unit tests.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+
+from mlops.backends.base import APPROVED, PENDING, REJECTED
+from mlops.operators.approval import ModelApprovalOperator, ProdApprovalOperator, evaluate_policy
+
+SHA = "a" * 64
+
+
+class FakeTI:
+    map_index = -1
+
+    def __init__(self):
+        self.pushed = {}
+
+    def xcom_push(self, key, value):
+        self.pushed[key] = value
+
+
+@pytest.fixture
+def registry(mlops_home):
+    from mlops.backends.local.registry import SQLiteRegistry
+    from mlops.settings import get_settings
+
+    registry = SQLiteRegistry(get_settings().registry_db)
+    registry.ensure_group("churn-classifier")
+    return registry
+
+
+@pytest.fixture
+def version(registry):
+    return registry.register("churn-classifier", "file:///m/model.tar.gz", SHA, {"holdout_roc_auc": 0.9}, {})
+
+
+def approval(version, mode="policy", auc=0.91, **kwargs):
+    return ModelApprovalOperator(
+        task_id="approve_model", subject="Approve?", model_package_arn=version.arn,
+        evidence={"holdout_roc_auc": auc}, thresholds={"min_holdout_roc_auc": 0.8}, mode=mode,
+        report_uri="file:///m/report.html", **kwargs,
+    )
+
+
+def test_policy_approves_when_every_threshold_holds():
+    approved, reason = evaluate_policy({"min_auc": 0.8, "max_p95_ms": 100}, {"auc": 0.85, "p95_ms": 40})
+    assert approved
+    assert "auc=0.85 >= 0.8" in reason and "p95_ms=40 <= 100" in reason
+
+
+def test_policy_rejects_naming_the_metric_that_missed():
+    approved, reason = evaluate_policy({"min_auc": 0.8, "max_p95_ms": 100}, {"auc": 0.85, "p95_ms": 140})
+    assert not approved
+    assert "p95_ms=140 > 100" in reason
+
+
+def test_policy_never_approves_blind():
+    assert evaluate_policy({"min_auc": 0.8}, {}) == (False, "policy: auc missing from the evidence")
+    assert evaluate_policy({}, {"auc": 1.0})[0] is False
+
+
+def test_policy_threshold_names_must_say_min_or_max():
+    with pytest.raises(ValueError, match="at_least_auc"):
+        evaluate_policy({"at_least_auc": 0.8}, {"auc": 0.9})
+
+
+def test_policy_mode_approves_and_records_the_policy_as_approver(registry, version):
+    ti = FakeTI()
+    approval(version).execute({"ti": ti, "task": None})
+
+    decided = registry.get(version.arn)
+    assert decided.status == APPROVED
+    assert decided.approver == "policy"
+    assert "holdout_roc_auc=0.91 >= 0.8" in decided.approval_reason
+    history = registry.approval_history(version.arn)
+    assert history[0]["evidence"]["holdout_roc_auc"] == 0.91
+    assert history[0]["evidence"]["mode"] == "policy"
+    assert ti.pushed["decision"]["approved"] is True
+
+
+def test_policy_mode_rejects_below_threshold_and_records_why(registry, version):
+    ti = FakeTI()
+    approval(version, auc=0.7).execute({"ti": ti, "task": None})
+
+    decided = registry.get(version.arn)
+    assert decided.status == REJECTED
+    assert "holdout_roc_auc=0.7 < 0.8" in decided.approval_reason
+    assert ti.pushed["decision"]["approved"] is False
+
+
+def test_manual_mode_asks_a_person_and_waits(monkeypatch, registry, version):
+    from airflow.providers.standard.operators import hitl
+    from airflow.sdk.exceptions import TaskAwaitingInput
+
+    requests = []
+    monkeypatch.setattr(hitl, "upsert_hitl_detail", lambda **kwargs: requests.append(kwargs))
+
+    class TaskInstance(FakeTI):
+        id = "0192f0c1-0000-7000-8000-000000000000"
+
+    with pytest.raises(TaskAwaitingInput):
+        approval(version, mode="manual").execute({"ti": TaskInstance(), "task_instance": TaskInstance()})
+
+    assert requests[0]["options"] == ["Approve", "Reject"]
+    assert "holdout_roc_auc" in requests[0]["body"] and "report.html" in requests[0]["body"]
+    assert registry.get(version.arn).status == PENDING
+
+
+def test_a_persons_answer_is_recorded_with_their_name(registry, version):
+    event = {
+        "chosen_options": ["Approve"], "params_input": {}, "responded_at": datetime.now(timezone.utc),
+        "responded_by_user": {"id": "7", "name": "dana"},
+    }
+    approval(version, mode="manual").execute_complete({"ti": FakeTI(), "task": None}, event)
+
+    decided = registry.get(version.arn)
+    assert decided.status == APPROVED
+    assert decided.approver == "dana"
+
+
+def test_an_unknown_mode_is_refused(version):
+    with pytest.raises(ValueError, match="approval mode 'auto'"):
+        approval(version, mode="auto").execute({"ti": FakeTI()})
+
+
+def test_a_rejected_prod_promotion_is_recorded_in_the_deployment_history(registry, version):
+    operator = ProdApprovalOperator(
+        task_id="approve_prod", subject="Promote?", model_package_arn=version.arn,
+        evidence={"p95_latency_ms": 900.0}, thresholds={"max_p95_latency_ms": 250}, mode="policy",
+        endpoint_name="churn-classifier-prod",
+    )
+    operator.execute({"ti": FakeTI(), "task": None})
+
+    rejected = registry.deployments("prod")[0]
+    assert rejected.outcome == "rejected"
+    assert "p95_latency_ms=900 > 250" in rejected.detail["reason"]
