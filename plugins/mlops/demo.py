@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
+import warnings
 from datetime import datetime, timezone
 
 from mlops.airflow_env import configure
@@ -164,7 +166,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--churn-rows", type=int, default=5000)
     parser.add_argument("--retail-rows", type=int, default=20000)
+    parser.add_argument("--verbose", action="store_true", help="show every task's log lines")
     args = parser.parse_args(argv)
+    if not args.verbose:  # task logs at INFO would bury the summary; failures still print
+        os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
+        warnings.filterwarnings("ignore", message="Using `httpx` with")
     configure()
     summary = run_pipeline(args.churn_rows, args.retail_rows)
     print_summary(summary)

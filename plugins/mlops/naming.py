@@ -18,10 +18,11 @@ def slug(text: str) -> str:
 
 def resource_name(*parts: str, max_len: int = MAX_LEN) -> str:
     """A readable name made of ``parts`` plus a short hash of all of them (stable, unique)."""
+    if max_len < 16:
+        raise ValueError(f"max_len must be at least 16 to hold a readable part and a hash, got {max_len}")
     digest = hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:8]
-    readable = slug("-".join(p for p in parts if p))
-    keep = max_len - len(digest) - 1
-    return f"{readable[:keep].rstrip('-')}-{digest}"
+    readable = slug("-".join(p for p in parts if p))[: max_len - len(digest) - 1].rstrip("-")
+    return f"{readable}-{digest}" if readable else digest
 
 
 def run_name(dag_id: str, run_id: str, step: str) -> str:

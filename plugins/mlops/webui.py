@@ -23,6 +23,8 @@ def main() -> int:
     os.environ.setdefault("AIRFLOW__API__PORT", str(PORT))
     os.environ.setdefault("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS", "admin:admin")
     home = Path(env["AIRFLOW_HOME"])
+    # standalone starts its components as `airflow ...` commands: use this environment's
+    os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
     process = subprocess.Popen([sys.executable, "-m", "airflow", "standalone"], env=os.environ.copy())
     passwords = home / "simple_auth_manager_passwords.json.generated"
     for _ in range(120):

@@ -1,0 +1,193 @@
+"""KeyspacesToS3Operator: token-range segments of a Keyspaces table land as one committed partition."""
+
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from mlops import partitions
+from mlops.config import load_pipeline
+from mlops.entrypoints import generators_module
+from mlops.hooks.keyspaces import KeyspacesHook, token_ranges
+from mlops.operators.keyspaces import KeyspacesToS3Operator, segment_indexes
+from testkit.fake_cassandra import FakeSession, tables_from_sample_data
+
+DS = "2026-01-02"
+SEGMENTS = 4
+
+
+@pytest.fixture(scope="module")
+def samples():
+    generators = generators_module()
+    return generators.churn(500), generators.retail(300)
+
+
+@pytest.fixture
+def session(samples, monkeypatch):
+    fake = FakeSession(tables_from_sample_data(*samples))
+    monkeypatch.setattr(KeyspacesHook, "get_session", lambda self: fake)
+    return fake
+
+
+def run_segment(use_case: str, segment: int, try_number: int = 1, fetch_size: int = 200) -> list[dict]:
+    operator = KeyspacesToS3Operator(
+        task_id=f"ingest_{segment}", use_case=use_case, segment=segment, segments=SEGMENTS, ds=DS,
+        fetch_size=fetch_size,
+    )
+    return operator.execute({"ti": SimpleNamespace(try_number=try_number)})
+
+
+def ingest(use_case: str, try_number: int = 1) -> tuple[list[list[dict]], dict]:
+    """Run every segment's task, then the commit task, as the DAG does."""
+    outputs = [run_segment(use_case, segment, try_number) for segment in range(SEGMENTS)]
+    parts = [part for output in outputs for part in output]
+    result = partitions.commit_segments(use_case, DS, parts, {"kind": "keyspaces", "segments": SEGMENTS})
+    return outputs, result
+
+
+def sorted_rows(frame: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    return frame.sort_values(by, kind="stable").reset_index(drop=True)
+
+
+def test_churn_partition_holds_exactly_the_source_rows(mlops_home, session, samples):
+    churn, _ = samples
+    _, result = ingest("churn")
+
+    frame = partitions.read_partition(result["partition_uri"])
+
+    assert result["rows"] == len(churn) == len(frame)
+    assert frame["Phone"].is_unique
+    pd.testing.assert_frame_equal(
+        sorted_rows(frame, ["Phone"]), sorted_rows(churn, ["Phone"]), check_dtype=False,
+    )
+
+
+def test_churn_segments_split_the_rows_without_overlap(mlops_home, session, samples):
+    churn, _ = samples
+    outputs, result = ingest("churn")
+
+    counts = [sum(part["rows"] for part in output) for output in outputs]
+
+    assert sum(counts) == len(churn)
+    assert all(count > 0 for count in counts)
+    assert result["files"] == SEGMENTS
+
+
+def test_churn_columns_are_the_pipeline_schema_names(mlops_home, session):
+    _, result = ingest("churn")
+
+    frame = partitions.read_partition(result["partition_uri"])
+
+    assert list(frame.columns) == load_pipeline("churn").schema["columns"]
+
+
+def test_churn_columns_have_the_cql_types(mlops_home, session):
+    _, result = ingest("churn")
+
+    frame = partitions.read_partition(result["partition_uri"])
+    manifest = partitions.read_manifest(result["partition_uri"])
+
+    assert frame["Day Mins"].dtype == "float64"
+    assert frame["Account Length"].dtype == "int32"
+    assert pd.api.types.is_string_dtype(frame["Phone"])
+    assert manifest["schema"]["Day Mins"] == "double"
+    assert manifest["schema"]["Churn?"] == "string"
+
+
+def test_rerun_with_a_new_try_gives_identical_content(mlops_home, session):
+    _, first = ingest("churn", try_number=1)
+    before = sorted_rows(partitions.read_partition(first["partition_uri"]), ["Phone"])
+
+    _, second = ingest("churn", try_number=2)
+    after = sorted_rows(partitions.read_partition(second["partition_uri"]), ["Phone"])
+
+    assert second["partition_uri"] == first["partition_uri"]
+    pd.testing.assert_frame_equal(after, before)
+
+
+def test_rerun_leaves_no_files_of_the_first_try(mlops_home, session):
+    ingest("churn", try_number=1)
+    outputs, result = ingest("churn", try_number=2)
+
+    directory = partitions.partition_path("churn", DS)
+    files = {p.name for p in directory.iterdir()}
+
+    assert files == {part["file"] for output in outputs for part in output} | {partitions.MANIFEST}
+    assert all("-t2-" in name for name in files - {partitions.MANIFEST})
+
+
+def test_segment_files_are_invisible_before_the_commit(mlops_home, session):
+    parts = run_segment("churn", 0)
+
+    assert parts and parts[0]["rows"] > 0
+    with pytest.raises(partitions.PartitionNotFound):
+        partitions.read_partition(partitions.partition_path("churn", DS))
+
+
+def test_operator_reads_its_own_token_range(mlops_home, session):
+    run_segment("churn", 2)
+
+    assert [(call[1], call[2]) for call in session.calls] == [token_ranges(SEGMENTS)[2]]
+
+
+def test_a_segment_of_many_driver_pages_writes_one_file_with_a_row_group_per_page(mlops_home, session):
+    (part,) = run_segment("retail", 1, fetch_size=16)
+
+    with (partitions.partition_path("retail", DS) / part["file"]).open("rb") as handle:
+        parquet = pq.ParquetFile(handle)
+        row_groups, rows = parquet.num_row_groups, parquet.metadata.num_rows
+
+    assert rows == part["rows"] > 16
+    assert row_groups == math.ceil(part["rows"] / 16)
+
+
+def test_retail_partition_holds_exactly_the_source_rows(mlops_home, session, samples):
+    _, retail = samples
+    _, result = ingest("retail")
+
+    frame = partitions.read_partition(result["partition_uri"])
+    columns = load_pipeline("retail").schema["columns"]
+    expected = retail[columns].assign(InvoiceDate=retail["InvoiceDate"].dt.tz_localize("UTC"))
+
+    assert list(frame.columns) == columns
+    assert result["rows"] == len(retail)
+    pd.testing.assert_frame_equal(
+        sorted_rows(frame, columns), sorted_rows(expected, columns), check_dtype=False,
+    )
+
+
+def test_retail_price_is_cast_to_float(mlops_home, session):
+    _, result = ingest("retail")
+
+    frame = partitions.read_partition(result["partition_uri"])
+
+    assert frame["Price"].dtype == "float64"
+    assert partitions.read_manifest(result["partition_uri"])["schema"]["Price"] == "double"
+
+
+def test_retail_invoice_date_is_a_utc_timestamp(mlops_home, session):
+    _, result = ingest("retail")
+
+    frame = partitions.read_partition(result["partition_uri"])
+
+    assert isinstance(frame["InvoiceDate"].dtype, pd.DatetimeTZDtype)
+    assert str(frame["InvoiceDate"].dt.tz) == "UTC"
+
+
+def test_retail_missing_customer_ids_stay_missing(mlops_home, session, samples):
+    _, retail = samples
+    _, result = ingest("retail")
+
+    frame = partitions.read_partition(result["partition_uri"])
+
+    assert frame["Customer ID"].isna().sum() == retail["Customer ID"].isna().sum() > 0
+
+
+def test_segment_indexes_lists_one_index_per_range():
+    assert segment_indexes(4) == [0, 1, 2, 3]
+    with pytest.raises(ValueError):
+        segment_indexes(0)
