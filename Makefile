@@ -35,6 +35,7 @@ airflow: install
 
 clean:
 	-$(BIN)/python -m mlops.backends.local.runtime stop
+	-$(BIN)/python -m mlops.webui stop
 	rm -rf $(MLOPS_HOME)
 
 lock:
