@@ -28,6 +28,7 @@ demo: install
 	$(BIN)/python -m mlops.demo
 
 test: install
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
 airflow: install

@@ -39,11 +39,9 @@ of the same name in `sql/keyspaces/`), with a bar chart and an HTML report.
 def customer_segmentation():
     @task
     def resolve_partition(params=None) -> str:
-        from mlops.partitions import latest_partition, read_manifest
+        from mlops import partitions
 
-        uri = params["partition_uri"] or str(latest_partition(USE_CASE))
-        read_manifest(uri)
-        return uri
+        return partitions.resolve(USE_CASE, params["partition_uri"])
 
     partition = resolve_partition()
     validation = DataValidationOperator(task_id="validate", use_case=USE_CASE, partition_uri=partition)

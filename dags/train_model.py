@@ -60,11 +60,9 @@ Approval emits the `churn-classifier_approved` asset, which triggers `deploy_mod
 def train_model():
     @task
     def resolve_partition(params=None) -> str:
-        from mlops.partitions import latest_partition, read_manifest
+        from mlops import partitions
 
-        uri = params["partition_uri"] or str(latest_partition(USE_CASE))
-        read_manifest(uri)  # fails clearly if the partition was never committed
-        return uri
+        return partitions.resolve(USE_CASE, params["partition_uri"])
 
     partition = resolve_partition()
     validation = DataValidationOperator(task_id="validate", use_case=USE_CASE, partition_uri=partition)

@@ -61,10 +61,9 @@ def xcom(run, task_id: str, key: str = "return_value"):
 
 
 def task_states(run) -> dict[str, str]:
-    from sqlalchemy import select
-
     from airflow.models.taskinstance import TaskInstance
     from airflow.utils.session import create_session
+    from sqlalchemy import select
 
     with create_session() as session:
         tis = session.scalars(select(TaskInstance).filter_by(dag_id=run.dag_id, run_id=run.run_id)).all()

@@ -9,7 +9,7 @@ import os
 import sys
 import time
 import warnings
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from mlops.airflow_env import configure
 
@@ -22,7 +22,7 @@ def generate_sample_data(churn_rows: int, retail_rows: int) -> dict[str, str]:
     from mlops.storage import data_path
 
     generate = generators_module()
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%d")
+    stamp = datetime.now(UTC).strftime("%Y%m%d")
     targets = {
         "churn": (data_path("landing", "churn", f"customers-{stamp}.csv"), generate.churn(churn_rows, seed=7)),
         "retail": (data_path("landing", "retail", f"transactions-{stamp}.csv"), generate.retail(retail_rows, seed=11)),

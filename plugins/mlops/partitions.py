@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from mlops.storage import data_path, to_path
@@ -60,7 +60,7 @@ def commit(directory: ObjectStoragePath, parts: list[dict[str, Any]], schema: di
         "files": parts,
         "schema": schema,
         "source": source,
-        "committed_at": datetime.now(timezone.utc).isoformat(),
+        "committed_at": datetime.now(UTC).isoformat(),
     }
     (directory / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str))
     keep = {p["file"] for p in parts} | {MANIFEST}
@@ -103,6 +103,13 @@ def latest_partition(use_case: str, zone: str = "raw") -> ObjectStoragePath:
     if not committed:
         raise PartitionNotFound(f"no committed partition under {root}; run an ingest DAG first")
     return committed[-1]
+
+
+def resolve(use_case: str, uri: str | None = None) -> str:
+    """``uri`` if given, else the newest committed partition; either way it must be committed."""
+    path = to_path(uri) if uri else latest_partition(use_case)
+    read_manifest(path)
+    return str(path)
 
 
 def read_partition(directory: ObjectStoragePath | str) -> pd.DataFrame:

@@ -107,5 +107,25 @@ def unpack_model(model_uri: str, dest_dir: Path, expected_sha256: str | None) ->
     return dest_dir
 
 
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write a local file so readers see the old or the new content, never a torn one.
+
+    Writes a temp file beside ``path``, fsyncs it, then ``os.replace``s it into place.
+    """
+    import os
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+
+
 def scratch_dir(prefix: str) -> Path:
     return Path(tempfile.mkdtemp(prefix=f"mlops-{prefix}-"))

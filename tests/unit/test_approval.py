@@ -7,7 +7,7 @@ captured at the Task SDK boundary (``upsert_hitl_detail``), as no API server run
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -116,7 +116,7 @@ def test_manual_mode_asks_a_person_and_waits(monkeypatch, registry, version):
 
 def test_a_persons_answer_is_recorded_with_their_name(registry, version):
     event = {
-        "chosen_options": ["Approve"], "params_input": {}, "responded_at": datetime.now(timezone.utc),
+        "chosen_options": ["Approve"], "params_input": {}, "responded_at": datetime.now(UTC),
         "responded_by_user": {"id": "7", "name": "dana"},
     }
     approval(version, mode="manual").execute_complete({"ti": FakeTI(), "task": None}, event)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 import uuid
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pyarrow as pa
@@ -189,7 +189,7 @@ def test_rows_to_table_keeps_varint_exact_as_text():
 def test_rows_to_table_reads_naive_driver_timestamps_as_utc():
     table = rows_to_table(["at"], ["timestamp"], [(datetime(2010, 3, 11, 17, 44),)])
 
-    assert table.column("at").to_pylist() == [datetime(2010, 3, 11, 17, 44, tzinfo=timezone.utc)]
+    assert table.column("at").to_pylist() == [datetime(2010, 3, 11, 17, 44, tzinfo=UTC)]
 
 
 def test_rows_to_table_converts_map_and_collection_columns():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import multiprocessing
 import pickle
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
@@ -13,7 +13,7 @@ from mlops.backends.base import APPROVED, PENDING, REJECTED, Deployment, ModelVe
 from mlops.backends.local.registry import SQLiteRegistry
 
 GROUP = "churn-classifier"
-T0 = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
+T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
 
 def digest(text: str) -> str:

@@ -76,9 +76,8 @@ class KeyspacesHook(BaseHook):
             ssl_context.verify_mode = ssl.CERT_REQUIRED
         if extra.get("auth") == "sigv4":
             import boto3
-            from cassandra_sigv4.auth import SigV4AuthProvider
-
             from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+            from cassandra_sigv4.auth import SigV4AuthProvider
 
             aws = AwsBaseHook(aws_conn_id=extra.get("aws_conn_id", "aws_default"), client_type="sts")
             credentials = aws.get_session(region_name=extra.get("region_name")).get_credentials()

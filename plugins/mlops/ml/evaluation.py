@@ -10,8 +10,8 @@ from typing import Any
 
 def load_model(model_uri: str, sha256: str):
     """Load a packed model through the serving handlers (digest verified first)."""
-    from mlops.storage import scratch_dir, unpack_model
     from mlops.entrypoints import inference_module
+    from mlops.storage import scratch_dir, unpack_model
 
     directory = unpack_model(model_uri, scratch_dir("eval"), sha256)
     return inference_module().model_fn(str(directory))
@@ -28,8 +28,8 @@ def evaluate_holdout(model: dict[str, Any], holdout_uri: str, target: str, posit
     import pandas as pd
     from sklearn import metrics as skm
 
-    from mlops.storage import to_path
     from mlops.entrypoints import inference_module
+    from mlops.storage import to_path
 
     inference = inference_module()
     loaded = load_model(model["model_uri"], model["sha256"])
@@ -73,6 +73,7 @@ def model_report_html(title: str, tuning: dict[str, Any], history: list[dict[str
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import numpy as np
 
     best = tuning["best"]
     images = []
@@ -89,12 +90,14 @@ def model_report_html(title: str, tuning: dict[str, Any], history: list[dict[str
         ax.set(xlabel="trial", ylabel=f"mean {tuning['objective']}", title="Tuning history")
         images.append(("Tuning history", _png(fig)))
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
-    axes[0].plot(*curves["roc"]); axes[0].plot([0, 1], [0, 1], ":", color="grey")
+    axes[0].plot(*curves["roc"])
+    axes[0].plot([0, 1], [0, 1], ":", color="grey")
     axes[0].set(xlabel="false positive rate", ylabel="true positive rate", title="ROC (holdout)")
-    axes[1].plot(*curves["pr"]); axes[1].set(xlabel="recall", ylabel="precision", title="PR (holdout)")
+    axes[1].plot(*curves["pr"])
+    axes[1].set(xlabel="recall", ylabel="precision", title="PR (holdout)")
     matrix = curves["confusion"]
     axes[2].imshow(matrix, cmap="Blues")
-    for (i, j), value in __import__("numpy").ndenumerate(matrix):
+    for (i, j), value in np.ndenumerate(matrix):
         axes[2].text(j, i, str(value), ha="center", va="center")
     axes[2].set(xticks=[0, 1], yticks=[0, 1], xticklabels=["neg", "pos"], yticklabels=["neg", "pos"],
                 xlabel="predicted", ylabel="actual", title="Confusion matrix (holdout)")

@@ -17,7 +17,13 @@ def run_segmentation(partition_uri: str, out_uri: str, run_id: str, run_date: st
     import html
 
     from mlops import partitions
-    from mlops.ml.segmentation import kmeans_segments, rfm_scores, rfm_table, segment_chart_png, segment_counts
+    from mlops.ml.segmentation import (
+        kmeans_segments,
+        rfm_scores,
+        rfm_table,
+        segment_chart_png,
+        segment_counts,
+    )
     from mlops.storage import scratch_dir, to_path
 
     transactions = partitions.read_partition(partition_uri)

@@ -10,7 +10,7 @@ rejection skips everything downstream so the run ends cleanly.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from airflow.providers.standard.operators.hitl import ApprovalOperator
@@ -94,7 +94,7 @@ class RegistryApprovalOperator(ApprovalOperator):
         event = {
             "chosen_options": [self.APPROVE if approved else self.REJECT],
             "params_input": {},
-            "responded_at": datetime.now(timezone.utc),
+            "responded_at": datetime.now(UTC),
             "responded_by_user": {"id": self.policy_name, "name": f"{self.policy_name} ({reason})"},
             "policy_reason": reason,
         }
@@ -153,7 +153,7 @@ class ProdApprovalOperator(RegistryApprovalOperator):
             return
         get_backend().registry.record_deployment(Deployment(
             arn=self.model_package_arn, stage="prod", endpoint_name=self.endpoint_name, endpoint_config="",
-            outcome="rejected", deployed_at=datetime.now(timezone.utc).isoformat(),
+            outcome="rejected", deployed_at=datetime.now(UTC).isoformat(),
             detail={"approver": approver, "reason": reason, "evidence": dict(self.evidence)},
         ))
         self.log.info("prod deployment of %s rejected by %s: %s", self.model_package_arn, approver, reason)

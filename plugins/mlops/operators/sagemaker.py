@@ -8,6 +8,7 @@ XCom. Names come from :func:`mlops.naming.run_name`, so a retry reuses the same 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC
 from typing import Any
 
 from airflow.sdk import BaseOperator
@@ -177,7 +178,7 @@ class SageMakerEndpointOperator(BaseOperator):
         self.initial_instance_count = initial_instance_count
 
     def execute(self, context) -> dict[str, Any]:
-        from datetime import datetime, timezone
+        from datetime import datetime
 
         from mlops.backends.base import Deployment, EndpointSpec
 
@@ -209,7 +210,7 @@ class SageMakerEndpointOperator(BaseOperator):
             backend.registry.record_deployment(Deployment(
                 arn=package["arn"], stage=self.stage, endpoint_name=spec.endpoint_name,
                 endpoint_config=spec.config_name, outcome=outcome,
-                deployed_at=datetime.now(timezone.utc).isoformat(), detail=detail,
+                deployed_at=datetime.now(UTC).isoformat(), detail=detail,
             ))
         self.log.info("%s endpoint %s serves %s at %s", self.stage, endpoint.name, package["arn"], endpoint.url)
         return {**endpoint.to_dict(), "arn": package["arn"], "stage": self.stage}

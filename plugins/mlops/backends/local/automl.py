@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from mlops.backends.base import AutoML, Candidate
+from mlops.storage import write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -142,17 +143,7 @@ def _utcnow() -> str:
 def _write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
     import json
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            json.dump(_plain(payload), out, indent=2, sort_keys=True)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    write_text_atomic(path, json.dumps(_plain(payload), indent=2, sort_keys=True))
 
 
 def _read_json(path: Path) -> dict[str, Any]:

@@ -13,18 +13,16 @@ concurrent tasks never get the same version number; WAL mode lets readers run al
 from __future__ import annotations
 
 import json
-import math
 import re
 import sqlite3
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from mlops.backends.base import (
     APPROVAL_STATUSES,
-    APPROVED,
     DEPLOYMENT_OUTCOMES,
     PENDING,
     REJECTED_DEPLOYMENT,
@@ -112,7 +110,7 @@ def model_package_group_arn(group: str) -> str:
 
 
 def _utcnow() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+    return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
 def _to_utc(value: datetime | str, name: str) -> str:
@@ -125,8 +123,8 @@ def _to_utc(value: datetime | str, name: str) -> str:
     if not isinstance(value, datetime):
         raise ValueError(f"{name} must be a datetime or an ISO-8601 string, got {type(value).__name__}")
     if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc).isoformat(timespec="microseconds")
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 def _to_json(value: Any, name: str) -> str:

@@ -55,7 +55,7 @@ from starlette.concurrency import run_in_threadpool
 
 from mlops.entrypoints import inference_module
 from mlops.settings import Settings, get_settings
-from mlops.storage import DigestMismatch, unpack_model
+from mlops.storage import DigestMismatch, unpack_model, write_text_atomic
 
 HOST = "127.0.0.1"
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024  # SageMaker real-time InvokeEndpoint limit
@@ -85,18 +85,7 @@ def table_file(runtime_dir: Path) -> Path:
 
 
 def _write_atomically(path: Path, text: str) -> None:
-    """Write ``text`` to a temp file next to ``path``, then ``os.replace`` it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    write_text_atomic(path, text)
 
 
 def _now() -> str:
