@@ -8,6 +8,10 @@ variable                  meaning                                      default
 ``MLOPS_DATA_URI``        root of the object store (``file://``/``s3://``) ``file://$MLOPS_HOME/data``
 ``MLOPS_AWS_CONN_ID``     Airflow connection used for ``s3://`` and AWS  ``aws_default``
 ``MLOPS_RUNTIME_PORT``    port of the local runtime on 127.0.0.1          ``8765``
+``MLOPS_AWS_REGION``      region of SageMaker and the bucket              ``us-east-1``
+``MLOPS_SAGEMAKER_ROLE``  execution role ARN SageMaker jobs assume        (required on ``aws``)
+``MLOPS_NAME_PREFIX``     prefix of every AWS resource name (IAM scoping) ``mlops``
+``MLOPS_INSTANCE_TYPE``   training/tuning instance type                   ``ml.m5.large``
 ========================  ===========================================  ==========================
 """
 
@@ -36,6 +40,10 @@ class Settings:
     data_uri: str
     aws_conn_id: str
     runtime_port: int
+    aws_region: str = "us-east-1"
+    sagemaker_role_arn: str = ""
+    name_prefix: str = "mlops"
+    instance_type: str = "ml.m5.large"
 
     @property
     def state_dir(self) -> Path:
@@ -80,4 +88,8 @@ def get_settings() -> Settings:
         data_uri=data_uri.rstrip("/"),
         aws_conn_id=os.environ.get("MLOPS_AWS_CONN_ID", "aws_default"),
         runtime_port=int(port_text),
+        aws_region=os.environ.get("MLOPS_AWS_REGION", "us-east-1"),
+        sagemaker_role_arn=os.environ.get("MLOPS_SAGEMAKER_ROLE", ""),
+        name_prefix=os.environ.get("MLOPS_NAME_PREFIX", "mlops"),
+        instance_type=os.environ.get("MLOPS_INSTANCE_TYPE", "ml.m5.large"),
     )

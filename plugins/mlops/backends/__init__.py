@@ -33,7 +33,6 @@ def get_backend(settings: Settings | None = None) -> Backend:
         from mlops.backends import local
 
         return local.build(settings)
-    raise BackendNotAvailable(
-        f"MLOPS_BACKEND={settings.backend!r}: the AWS implementations of the ports are not "
-        "built yet; run with MLOPS_BACKEND=local"
-    )
+    from mlops.backends import aws
+
+    return aws.build(settings)

@@ -29,6 +29,44 @@ class Serializable:
         return cls(**data)
 
 
+# ---------------------------------------------------------------- long-running jobs
+@dataclass(frozen=True)
+class JobHandle(Serializable):
+    """A long-running job that a port started, or re-attached to.
+
+    The local twins work synchronously: their handles are ``done`` and carry the ``result``.
+    A job still running on AWS carries ``trigger`` — ``{"classpath": ..., "kwargs": {...}}`` of an
+    Airflow trigger that waits for it (the amazon provider's where one exists) — so the
+    operator can defer; without deferral, the port's :meth:`LongRunningPort.wait` blocks on a
+    botocore waiter. Either way :meth:`LongRunningPort.collect` turns the finished job into the
+    port's result dict.
+    """
+
+    kind: str  # tuning | training | endpoint | automl | transform
+    name: str
+    done: bool
+    result: dict[str, Any] | None = None
+    trigger: dict[str, Any] | None = None
+
+
+class LongRunningPort:
+    """``submit`` / ``wait`` / ``collect`` for ports whose work can outlive a worker slot.
+
+    Defaults fit a synchronous (local) port: ``submit`` is implemented per port by calling its
+    blocking method; ``wait`` has nothing to wait for; ``collect`` returns the stored result.
+    """
+
+    def wait(self, handle: JobHandle) -> JobHandle:
+        if not handle.done:
+            raise NotImplementedError(f"{type(self).__name__} cannot wait for {handle.kind} {handle.name}")
+        return handle
+
+    def collect(self, handle: JobHandle) -> dict[str, Any]:
+        if handle.result is None:
+            raise RuntimeError(f"{handle.kind} {handle.name} has no result to collect")
+        return handle.result
+
+
 # ---------------------------------------------------------------- training and tuning
 @dataclass(frozen=True)
 class TrainingData(Serializable):
@@ -89,7 +127,13 @@ class TrainedModel(Serializable):
     hyperparameters: dict[str, Any]
 
 
-class Tuner(abc.ABC):
+class Tuner(LongRunningPort, abc.ABC):
+    def submit(self, job_name: str, data: TrainingData, search_space: dict[str, dict[str, Any]],
+               n_trials: int, output_uri: str) -> JobHandle:
+        """Start the tuning job, or re-attach to the one of that name; see :class:`JobHandle`."""
+        result = self.tune(job_name, data, search_space, n_trials, output_uri)
+        return JobHandle(kind="tuning", name=job_name, done=True, result=result.to_dict())
+
     @abc.abstractmethod
     def tune(
         self,
@@ -107,7 +151,13 @@ class Tuner(abc.ABC):
         """
 
 
-class Trainer(abc.ABC):
+class Trainer(LongRunningPort, abc.ABC):
+    def submit(self, job_name: str, data: TrainingData, hyperparameters: dict[str, Any],
+               output_uri: str) -> JobHandle:
+        """Start the training job, or re-attach to the one of that name; see :class:`JobHandle`."""
+        result = self.fit(job_name, data, hyperparameters, output_uri)
+        return JobHandle(kind="training", name=job_name, done=True, result=result.to_dict())
+
     @abc.abstractmethod
     def fit(
         self, job_name: str, data: TrainingData, hyperparameters: dict[str, Any], output_uri: str

@@ -26,7 +26,64 @@ def _name(context, step: str) -> str:
     return run_name(context["dag"].dag_id, context["run_id"], step)
 
 
-class SageMakerTuningOperator(BaseOperator):
+def _default_deferrable() -> bool:
+    from airflow.configuration import conf
+
+    return conf.getboolean("operators", "default_deferrable", fallback=False)
+
+
+class _JobOperator(BaseOperator):
+    """Runs one long-running port job: submit, then defer (or wait), then collect.
+
+    Subclasses say which port (``port_name``) and how to ``submit``. A retry submits under the
+    same name, so the port describes first and re-attaches instead of launching a second job.
+
+    :param deferrable: free the worker slot while AWS works (the provider's triggers wait).
+    """
+
+    port_name: str = ""
+
+    def __init__(self, *, deferrable: bool | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.deferrable = _default_deferrable() if deferrable is None else deferrable
+
+    def port(self):
+        return getattr(_backend(), self.port_name)
+
+    def submit(self, port, context):
+        raise NotImplementedError
+
+    def execute(self, context) -> dict[str, Any]:
+        from mlops.backends.base import JobHandle
+
+        port = self.port()
+        handle = self.submit(port, context)
+        if not handle.done:
+            if self.deferrable:
+                from airflow.utils.module_loading import import_string
+
+                trigger = import_string(handle.trigger["classpath"])(**handle.trigger["kwargs"])
+                self.defer(trigger=trigger, method_name="execute_complete", kwargs={"handle": handle.to_dict()})
+            handle = port.wait(handle)
+        result = port.collect(JobHandle.from_dict(handle.to_dict()))
+        self.log_result(result)
+        return result
+
+    def execute_complete(self, context, event: dict[str, Any] | None = None, handle: dict | None = None):
+        from mlops.backends.base import JobHandle
+
+        event = event or {}
+        if event.get("status") not in (None, "success"):
+            raise RuntimeError(f"{handle['kind']} {handle['name']} failed: {event.get('message', event)}")
+        result = self.port().collect(JobHandle(**{**handle, "done": True}))
+        self.log_result(result)
+        return result
+
+    def log_result(self, result: dict[str, Any]) -> None:
+        pass
+
+
+class SageMakerTuningOperator(_JobOperator):
     """Hyperparameter tuning where every trial is scored by k-fold cross-validation.
 
     :param training_data: a :class:`~mlops.backends.base.TrainingData` dict (templated).
@@ -36,6 +93,7 @@ class SageMakerTuningOperator(BaseOperator):
     """
 
     template_fields: Sequence[str] = ("training_data", "search_space", "output_uri", "n_trials")
+    port_name = "tuner"
 
     def __init__(self, *, training_data: dict[str, Any] | str, search_space: dict[str, Any] | str,
                  n_trials: int | str, output_uri: str, **kwargs: Any) -> None:
@@ -45,23 +103,24 @@ class SageMakerTuningOperator(BaseOperator):
         self.n_trials = n_trials
         self.output_uri = output_uri
 
-    def execute(self, context) -> dict[str, Any]:
+    def submit(self, port, context):
         from mlops.backends.base import TrainingData
 
-        result = _backend().tuner.tune(
+        return port.submit(
             job_name=_name(context, "tune"),
             data=TrainingData.from_dict(self.training_data),
-            search_space=self.search_space,
+            search_space=dict(self.search_space),
             n_trials=int(self.n_trials),
             output_uri=self.output_uri,
         )
-        best = result.best
-        self.log.info("best mean %s=%.4f ± %.4f with %s", result.objective, best.mean, best.std,
-                      best.hyperparameters)
-        return result.to_dict()
+
+    def log_result(self, result: dict[str, Any]) -> None:
+        best = result["best"]
+        self.log.info("best mean %s=%.4f ± %.4f with %s", result["objective"], best["mean"], best["std"],
+                      best["hyperparameters"])
 
 
-class SageMakerTrainingOperator(BaseOperator):
+class SageMakerTrainingOperator(_JobOperator):
     """Fit one model on all training rows with fixed hyperparameters (the refit).
 
     :param training_data: a :class:`~mlops.backends.base.TrainingData` dict (templated).
@@ -70,6 +129,7 @@ class SageMakerTrainingOperator(BaseOperator):
     """
 
     template_fields: Sequence[str] = ("training_data", "hyperparameters", "output_uri")
+    port_name = "trainer"
 
     def __init__(self, *, training_data: dict[str, Any] | str, hyperparameters: dict[str, Any] | str,
                  output_uri: str, **kwargs: Any) -> None:
@@ -78,17 +138,18 @@ class SageMakerTrainingOperator(BaseOperator):
         self.hyperparameters = hyperparameters
         self.output_uri = output_uri
 
-    def execute(self, context) -> dict[str, Any]:
+    def submit(self, port, context):
         from mlops.backends.base import TrainingData
 
-        model = _backend().trainer.fit(
+        return port.submit(
             job_name=_name(context, "refit"),
             data=TrainingData.from_dict(self.training_data),
             hyperparameters=dict(self.hyperparameters),
             output_uri=self.output_uri,
         )
-        self.log.info("model %s sha256=%s", model.model_uri, model.sha256)
-        return model.to_dict()
+
+    def log_result(self, result: dict[str, Any]) -> None:
+        self.log.info("model %s sha256=%s", result["model_uri"], result["sha256"])
 
 
 class SageMakerModelPackageOperator(BaseOperator):
