@@ -17,9 +17,8 @@ RETRIES = {"max_attempts": 10, "mode": "adaptive"}
 
 def client(service: str, settings: Settings):
     """A boto3 client for ``service`` (``sagemaker``, ``sagemaker-runtime``, ``s3`` ...)."""
-    from botocore.config import Config
-
     from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+    from botocore.config import Config
 
     hook = AwsBaseHook(aws_conn_id=settings.aws_conn_id, client_type=service, region_name=settings.aws_region,
                        config=Config(retries=RETRIES))
