@@ -1,0 +1,50 @@
+"""The REST API flow a platform team scripts: trigger a run with conf, answer the
+human-in-the-loop approval with ``PATCH .../hitlDetails``, read the outcome.
+
+Verified how: a real ``airflow standalone`` on loopback with this project's DAGs, the
+documented token flow (``POST /auth/token``), the local backend doing the work.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+pytestmark = pytest.mark.ui
+
+
+@pytest.fixture(scope="module")
+def airflow(tmp_path_factory):
+    from testkit.airflow_server import AirflowServer
+
+    server = AirflowServer(tmp_path_factory.mktemp("rest"))
+    try:
+        server.start()
+        server.seed_churn_partition()
+        yield server
+    finally:
+        server.stop()
+
+
+def test_a_model_approved_through_the_rest_api_is_recorded_with_the_approver(airflow):
+    run_id = airflow.trigger("train_model", {"approval_mode": "manual", "n_trials": 2})
+    airflow.wait_for(lambda: airflow.task_state("train_model", run_id, "approve_model") == "awaiting_input",
+                     600, "approve_model to wait for input")
+    detail = airflow.get(f"/dags/train_model/dagRuns/{run_id}/taskInstances/approve_model/-1/hitlDetails")
+    assert detail["options"] == ["Approve", "Reject"]
+    assert "holdout_roc_auc" in detail["body"]
+    time.sleep(3)  # answering within ~1 s of the task parking can race the scheduler
+
+    response = airflow.request(
+        "PATCH", f"/dags/train_model/dagRuns/{run_id}/taskInstances/approve_model/-1/hitlDetails",
+        json={"chosen_options": ["Approve"], "params_input": {}},
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["responded_by"]["name"] == "admin"
+
+    airflow.wait_for(lambda: airflow.run_state("train_model", run_id) in ("success", "failed"), 300, "run end")
+    assert airflow.run_state("train_model", run_id) == "success"
+    decision = airflow.get(f"/dags/train_model/dagRuns/{run_id}/taskInstances/approve_model/xcomEntries/decision")
+    assert decision["value"]["approved"] is True
+    assert decision["value"]["approver"] == "admin"

@@ -1,0 +1,65 @@
+"""docker-compose.yaml structure. No Docker engine runs on these machines, so the file is
+checked, not run: the services an Airflow 3 deployment needs, their health checks, the mounts of
+this project's folders, and the environment each service needs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+AIRFLOW_SERVICES = ("airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer")
+
+
+@pytest.fixture(scope="module")
+def compose():
+    return yaml.safe_load((ROOT / "docker-compose.yaml").read_text())
+
+
+def test_has_the_airflow_3_components_and_their_stores(compose):
+    assert set(compose["services"]) >= {*AIRFLOW_SERVICES, "airflow-init", "postgres", "cassandra", "minio"}
+
+
+@pytest.mark.parametrize("service", [*AIRFLOW_SERVICES, "postgres", "cassandra", "minio"])
+def test_every_long_running_service_has_a_healthcheck(compose, service):
+    assert compose["services"][service]["healthcheck"]["test"]
+
+
+@pytest.mark.parametrize("service", AIRFLOW_SERVICES)
+def test_airflow_services_mount_the_project_and_wait_for_init(compose, service):
+    spec = compose["services"][service]
+    mounts = {volume.split(":")[1] for volume in spec["volumes"]}
+    assert {"/opt/airflow/dags", "/opt/airflow/plugins", "/opt/airflow/include", "/opt/airflow/sql"} <= mounts
+    assert spec["depends_on"]["airflow-init"]["condition"] == "service_completed_successfully"
+    assert spec["depends_on"]["postgres"]["condition"] == "service_healthy"
+
+
+@pytest.mark.parametrize("service", AIRFLOW_SERVICES)
+def test_airflow_services_get_connections_and_settings_from_the_environment(compose, service):
+    env = compose["services"][service]["environment"]
+    assert env["AIRFLOW__CORE__LOAD_EXAMPLES"] == "false"
+    assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("postgresql")
+    assert "AIRFLOW_CONN_KEYSPACES_DEFAULT" in env and "AIRFLOW_CONN_MINIO" in env
+    assert env["MLOPS_DATA_URI"].startswith("s3://")
+
+
+def test_the_image_matches_the_pinned_airflow(compose):
+    pinned = next(line.split("==")[1] for line in (ROOT / "requirements.txt").read_text().splitlines()
+                  if line.startswith("apache-airflow=="))
+    images = {spec["image"] for name, spec in compose["services"].items() if name.startswith("airflow")}
+    assert images == {f"apache/airflow:{pinned}-python3.11"}
+
+
+def test_published_ports_bind_loopback_only(compose):
+    for name, spec in compose["services"].items():
+        for port in spec.get("ports", []):
+            assert port.startswith("127.0.0.1:"), f"{name} publishes {port} beyond loopback"
+
+
+def test_cassandra_gets_the_projects_tables(compose):
+    init = compose["services"]["cassandra-init"]
+    assert init["depends_on"]["cassandra"]["condition"] == "service_healthy"
+    assert "./sql/keyspaces:/cql:ro" in init["volumes"]
+    assert "SimpleStrategy" in " ".join(init["entrypoint"])
