@@ -24,10 +24,10 @@ USE_CASE = "churn"
     default_args=DEFAULT_ARGS,
     tags=["batch", "autopilot", "sagemaker"],
     params={
-        "automl_job_name": Param("", type="string",
+        "automl_job_name": Param(None, type=["null", "string"],
                                  description="Attach to this existing AutoML job instead of starting one. "
                                              "Empty: a job named for this run (a retry re-attaches)."),
-        "candidate_name": Param("", type="string",
+        "candidate_name": Param(None, type=["null", "string"],
                                 description="Candidate to deploy. Empty: the best by the job's objective."),
         "time_budget_s": Param(None, type=["null", "integer"], minimum=5, maximum=86400,
                                description="AutoML search budget in seconds. Empty: autopilot.time_budget_s "

@@ -20,7 +20,7 @@ USE_CASE = "retail"
     default_args=DEFAULT_ARGS,
     tags=["segmentation", "keyspaces"],
     params={
-        "partition_uri": Param("", type="string",
+        "partition_uri": Param(None, type=["null", "string"],
                                description="Raw retail partition to segment. Empty: the newest one."),
         "k_max": Param(None, type=["null", "integer"], minimum=2, maximum=20,
                        description="Largest k tried for KMeans (k is chosen by silhouette). "

@@ -28,7 +28,7 @@ PROD_ENDPOINT = f"{GROUP}-prod"
     default_args=DEFAULT_ARGS,
     tags=["deployment", "sagemaker"],
     params={
-        "model_package_arn": Param("", type="string",
+        "model_package_arn": Param(None, type=["null", "string"],
                                    description="Model package version to deploy. Empty: the newest "
                                                "Approved version of the group."),
         "approval_mode": Param("policy", enum=["policy", "manual"],

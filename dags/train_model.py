@@ -28,7 +28,7 @@ GROUP = "churn-classifier"  # registry.group in include/pipelines/churn.yaml
     default_args=DEFAULT_ARGS,
     tags=["training", "sagemaker"],
     params={
-        "partition_uri": Param("", type="string",
+        "partition_uri": Param(None, type=["null", "string"],
                                description="Raw partition to train on. Empty: the newest committed "
                                            "partition of the use case."),
         "n_trials": Param(None, type=["null", "integer"], minimum=1, maximum=500,

@@ -92,3 +92,13 @@ def test_importing_every_dag_file_loads_no_heavy_module(tmp_path):
     # pandas/numpy may come with Airflow itself; the ML libraries must not.
     assert not set(loaded) & {"sklearn", "great_expectations", "sagemaker", "optuna", "flaml", "lightgbm",
                               "xgboost", "matplotlib", "cassandra"}
+
+
+@pytest.mark.parametrize("dag_id", sorted(EXPECTED_DAGS))
+def test_the_trigger_form_submits_with_the_defaults(dagbag, dag_id):
+    """Every default satisfies its own schema, so the UI form does not demand optional values."""
+    dagbag.dags[dag_id].params.validate()
+    for name in dagbag.dags[dag_id].params:
+        param = dagbag.dags[dag_id].params.get_param(name)
+        if param.value in ("", None):
+            assert "null" in param.schema.get("type", []), f"{dag_id}.{name}: an empty default must allow null"

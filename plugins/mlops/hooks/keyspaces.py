@@ -1,21 +1,64 @@
 """Amazon Keyspaces (and plain Cassandra) over an Airflow connection.
 
-Connection ``keyspaces_default`` (type ``generic``): host (e.g.
-``cassandra.us-east-1.amazonaws.com``), port (9142 for Keyspaces), and either login/password
-(service-specific credentials) or ``{"auth": "sigv4", "aws_conn_id": "aws_default",
-"region_name": "us-east-1"}`` in extra. TLS is on unless extra says ``{"ssl": false}`` (plain
-Cassandra, e.g. the compose file); ``ca_certs`` points at the Amazon/Starfield root CA bundle.
+Connection ``keyspaces_default`` (type ``generic``):
+
+===============  ==============================================================================
+field            meaning
+===============  ==============================================================================
+host             ``cassandra.<region>.amazonaws.com`` for Keyspaces, a node for Cassandra
+port             default 9142 with TLS (Keyspaces), 9042 without
+login/password   service-specific credentials (``auth`` ``password``)
+extra.auth       ``sigv4`` (default for an ``*.amazonaws.com`` host without a login),
+                 ``password`` (default with a login) or ``none``
+extra.aws_conn_id  AWS connection whose credentials sign SigV4 (default ``aws_default``);
+                 ``null`` uses the worker's role (boto3's default credential chain)
+extra.region_name  SigV4 region; default: taken from the Keyspaces host name
+extra.ssl        TLS on (default) or off (``false``: plain Cassandra, e.g. the compose file)
+extra.ca_certs   PEM bundle to verify the server with; default: the Amazon Trust Services and
+                 Starfield roots that Keyspaces certificates chain to (from certifi's bundle)
+extra.local_dc   data centre for the load-balancing policy; default: the region (Keyspaces)
+===============  ==============================================================================
+
+Reads run at ``LOCAL_QUORUM`` or ``LOCAL_ONE`` as configured, writes at ``LOCAL_QUORUM`` (the
+only write consistency Keyspaces accepts). Every request has a timeout; throttling (Keyspaces
+reports it as read/write timeouts) and timeouts are retried with exponential backoff and full
+jitter, then fail with :class:`KeyspacesRetriesExhausted`, which says what to look at.
+
+The cassandra driver, pyarrow and boto3 are imported inside functions: DAG files import this
+module at parse time.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
+import logging
+import random
+import re
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from itertools import islice
+from typing import Any, TypeVar
 
 from airflow.sdk.bases.hook import BaseHook
 
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
 MIN_TOKEN = -(2**63)
 MAX_TOKEN = 2**63 - 1
+KEYSPACES_PORT = 9142
+CASSANDRA_PORT = 9042
+READ_CONSISTENCY_LEVELS = ("LOCAL_QUORUM", "LOCAL_ONE")
+WRITE_CONSISTENCY = "LOCAL_QUORUM"
+READ_PROFILE = "mlops_read"
+# The roots Amazon Keyspaces certificates chain to (Amazon Trust Services, cross-signed by
+# Starfield), as labelled in the Mozilla bundle that certifi ships.
+KEYSPACES_ROOT_CAS = (
+    "Amazon Root CA 1", "Amazon Root CA 2", "Amazon Root CA 3", "Amazon Root CA 4",
+    "Starfield Services Root Certificate Authority - G2", "Starfield Root Certificate Authority - G2",
+)  # fmt: skip
+_KEYSPACES_HOST = re.compile(r"^cassandra(?:-fips)?\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?$")
 
 
 def token_ranges(segments: int) -> list[tuple[int, int]]:
@@ -31,12 +74,192 @@ def token_ranges(segments: int) -> list[tuple[int, int]]:
     return list(zip(bounds[:-1], bounds[1:]))
 
 
+# --- errors and retries ---------------------------------------------------------------------------
+
+
+class KeyspacesRetriesExhausted(RuntimeError):
+    """A request kept failing with throttling or timeouts after every retry."""
+
+    def __init__(self, what: str, attempts: int, elapsed: float, last_error: BaseException) -> None:
+        self.what, self.attempts, self.elapsed, self.last_error = what, attempts, elapsed, last_error
+        super().__init__(
+            f"{what}: gave up after {attempts} attempts in {elapsed:.1f}s; last error "
+            f"{type(last_error).__name__}: {last_error}. Amazon Keyspaces reports throttling as read/write "
+            "timeouts: check the table's ReadThrottleEvents, WriteThrottleEvents and "
+            "StoragePartitionThroughputCapacityExceeded metrics, raise its capacity, or lower the "
+            "number of segments or the write concurrency."
+        )
+
+
+class KeyspacesWriteError(RuntimeError):
+    """Rows failed to be written; :attr:`report` counts them by error."""
+
+    def __init__(self, report: WriteReport) -> None:
+        self.report = report
+        errors = ", ".join(f"{name}: {count}" for name, count in report.errors.most_common())
+        samples = "; ".join(f"{s['key']} -> {s['error']}" for s in report.samples)
+        super().__init__(
+            f"{report.failed} of {report.rows} rows failed to be written to {report.table} "
+            f"({errors}); first failures: {samples}"
+        )
+
+
+def retryable_errors() -> tuple[type[BaseException], ...]:
+    """Driver exceptions that mean "try again later": timeouts, throttling, overload."""
+    from cassandra import OperationTimedOut, ReadTimeout, Unavailable, WriteTimeout
+    from cassandra.protocol import IsBootstrappingErrorMessage, OverloadedErrorMessage, ServerError
+
+    return (ReadTimeout, WriteTimeout, Unavailable, OperationTimedOut, OverloadedErrorMessage,
+            IsBootstrappingErrorMessage, ServerError)
+
+
+def is_retryable(error: BaseException) -> bool:
+    """Whether ``error`` is transient; ``NoHostAvailable`` is when every host failed transiently."""
+    from cassandra.cluster import NoHostAvailable
+
+    if isinstance(error, NoHostAvailable):
+        errors = list((error.errors or {}).values())
+        return bool(errors) and all(is_retryable(e) for e in errors)
+    return isinstance(error, retryable_errors())
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Exponential backoff with full jitter: retry ``n`` (1-based) waits ``uniform(0, min(cap,
+    base * 2**(n-1)))`` seconds; at most ``max_attempts`` attempts in all."""
+
+    max_attempts: int = 8
+    base: float = 0.2
+    cap: float = 20.0
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1 or self.base < 0 or self.cap < 0:
+            raise ValueError(f"invalid backoff {self}")
+
+    def delay(self, retry: int, rng: random.Random) -> float:
+        return rng.uniform(0.0, min(self.cap, self.base * 2 ** (retry - 1)))
+
+
+@dataclass
+class WriteReport:
+    """Outcome of a bulk write: every row is counted as written or failed, never dropped."""
+
+    table: str
+    rows: int = 0
+    written: int = 0
+    failed: int = 0
+    retried: int = 0
+    errors: Counter = field(default_factory=Counter)
+    samples: list[dict[str, str]] = field(default_factory=list)
+    max_samples: int = 5
+
+    def record_failure(self, key: Any, error: BaseException) -> None:
+        self.failed += 1
+        self.errors[type(error).__name__] += 1
+        if len(self.samples) < self.max_samples:
+            self.samples.append({"key": repr(key), "error": f"{type(error).__name__}: {error}"[:300]})
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"table": self.table, "rows": self.rows, "written": self.written, "failed": self.failed,
+                "retried": self.retried, "errors": dict(self.errors), "samples": list(self.samples)}
+
+
+# --- the connection -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class KeyspacesConnectionSettings:
+    """What an Airflow connection says about reaching Keyspaces or Cassandra."""
+
+    host: str
+    port: int
+    ssl: bool
+    auth: str  # sigv4 | password | none
+    login: str | None = None
+    password: str | None = field(default=None, repr=False)
+    aws_conn_id: str | None = "aws_default"
+    region_name: str | None = None
+    ca_certs: str | None = None
+    local_dc: str | None = None
+
+    @property
+    def is_keyspaces(self) -> bool:
+        return bool(_KEYSPACES_HOST.match(self.host))
+
+    @classmethod
+    def from_connection(cls, conn) -> KeyspacesConnectionSettings:
+        extra = conn.extra_dejson
+        if not conn.host:
+            raise ValueError(f"connection {conn.conn_id!r} has no host")
+        host = conn.host.strip()
+        match = _KEYSPACES_HOST.match(host)
+        ssl = bool(extra.get("ssl", True))
+        auth = extra.get("auth") or ("password" if conn.login else "sigv4" if match else "none")
+        if auth not in ("sigv4", "password", "none"):
+            raise ValueError(f"connection {conn.conn_id!r}: auth {auth!r} is not sigv4, password or none")
+        if auth == "password" and not (conn.login and conn.password):
+            raise ValueError(f"connection {conn.conn_id!r}: auth password needs login and password")
+        region = extra.get("region_name") or (match["region"] if match else None)
+        if auth == "sigv4":
+            if not ssl:
+                raise ValueError(f"connection {conn.conn_id!r}: SigV4 (Amazon Keyspaces) needs TLS; remove ssl: false")
+            if not region:
+                raise ValueError(f"connection {conn.conn_id!r}: SigV4 needs extra.region_name (host {host!r} "
+                                 "does not name a region)")
+        return cls(
+            host=host,
+            port=int(conn.port or (KEYSPACES_PORT if ssl else CASSANDRA_PORT)),
+            ssl=ssl,
+            auth=auth,
+            login=conn.login,
+            password=conn.password,
+            aws_conn_id=extra.get("aws_conn_id", "aws_default"),
+            region_name=region,
+            ca_certs=extra.get("ca_certs"),
+            local_dc=extra.get("local_dc") or (region if match else None),
+        )
+
+
+def keyspaces_ca_bundle() -> str:
+    """PEM text of the root certificates Amazon Keyspaces chains to (:data:`KEYSPACES_ROOT_CAS`)."""
+    from pathlib import Path
+
+    import certifi
+
+    text = Path(certifi.where()).read_text(encoding="ascii")
+    blocks = re.findall(r'# Label: "([^"]+)"\n.*?(-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----)',
+                        text, flags=re.S)
+    found = {label: pem for label, pem in blocks if label in KEYSPACES_ROOT_CAS}
+    if not found:
+        raise RuntimeError(f"none of {KEYSPACES_ROOT_CAS} is in {certifi.where()}; set extra.ca_certs")
+    return "\n".join(found.values()) + "\n"
+
+
+def ssl_context_for(settings: KeyspacesConnectionSettings):
+    """A client TLS context that verifies the server certificate and host name, or ``None``."""
+    import ssl
+
+    if not settings.ssl:
+        return None
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # CERT_REQUIRED and check_hostname by default
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    if settings.ca_certs:
+        context.load_verify_locations(cafile=settings.ca_certs)
+    else:
+        context.load_verify_locations(cadata=keyspaces_ca_bundle())
+    return context
+
+
 class KeyspacesHook(BaseHook):
-    """Open a cassandra-driver session to Keyspaces or Cassandra from an Airflow connection.
+    """Sessions, paged reads and concurrent writes against Keyspaces or Cassandra.
 
     :param keyspaces_conn_id: Airflow connection id.
-    :param consistency: read consistency, ``LOCAL_QUORUM`` or ``LOCAL_ONE``.
-    :param request_timeout: seconds per request.
+    :param consistency: read consistency, ``LOCAL_QUORUM`` (default) or ``LOCAL_ONE``; writes are
+        always ``LOCAL_QUORUM``.
+    :param request_timeout: client-side seconds per request (one page or one write).
+    :param backoff: retry schedule for throttling and timeouts.
+    :param sleep: how to wait between retries (tests pass a recorder).
+    :param seed: seed of the jitter (``None``: unpredictable, as in production).
     """
 
     conn_name_attr = "keyspaces_conn_id"
@@ -45,83 +268,245 @@ class KeyspacesHook(BaseHook):
     hook_name = "Amazon Keyspaces"
 
     def __init__(self, keyspaces_conn_id: str = default_conn_name, consistency: str = "LOCAL_QUORUM",
-                 request_timeout: float = 30.0) -> None:
+                 request_timeout: float = 30.0, backoff: Backoff | None = None,
+                 sleep: Callable[[float], None] = time.sleep, seed: int | None = None) -> None:
         super().__init__()
-        if consistency not in ("LOCAL_QUORUM", "LOCAL_ONE"):
+        if consistency not in READ_CONSISTENCY_LEVELS:
             raise ValueError(f"consistency {consistency!r} is not LOCAL_QUORUM or LOCAL_ONE")
+        if request_timeout <= 0:
+            raise ValueError(f"request_timeout must be > 0, got {request_timeout}")
         self.keyspaces_conn_id = keyspaces_conn_id
         self.consistency = consistency
         self.request_timeout = request_timeout
+        self.backoff = backoff or Backoff()
+        self._sleep = sleep
+        self._rng = random.Random(seed)
         self._cluster = None
         self._session = None
 
+    # -- connecting --------------------------------------------------------------------------------
+
+    @classmethod
+    def connection_exists(cls, conn_id: str = default_conn_name) -> bool:
+        """Whether Airflow knows connection ``conn_id`` (without connecting to anything)."""
+        from airflow.sdk.exceptions import AirflowNotFoundException
+
+        try:
+            cls.get_connection(conn_id)
+        except AirflowNotFoundException:
+            return False
+        return True
+
+    def connection_settings(self) -> KeyspacesConnectionSettings:
+        return KeyspacesConnectionSettings.from_connection(self.get_connection(self.keyspaces_conn_id))
+
     def get_session(self):
+        """The driver session (connected on first use, then reused until :meth:`close`)."""
         if self._session is None:
             self._session = self._connect()
         return self._session
 
-    def _connect(self):
-        import ssl
+    get_conn = get_session
 
-        from cassandra import ConsistencyLevel
-        from cassandra.auth import PlainTextAuthProvider
-        from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
+    def _auth_provider(self, settings: KeyspacesConnectionSettings):
+        if settings.auth == "password":
+            from cassandra.auth import PlainTextAuthProvider
 
-        conn = self.get_connection(self.keyspaces_conn_id)
-        extra = conn.extra_dejson
-        ssl_context = None
-        if extra.get("ssl", True):
-            ssl_context = ssl.create_default_context(cafile=extra.get("ca_certs"))
-            ssl_context.check_hostname = True
-            ssl_context.verify_mode = ssl.CERT_REQUIRED
-        if extra.get("auth") == "sigv4":
-            import boto3
+            return PlainTextAuthProvider(username=settings.login, password=settings.password)
+        if settings.auth == "sigv4":
             from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
             from cassandra_sigv4.auth import SigV4AuthProvider
 
-            aws = AwsBaseHook(aws_conn_id=extra.get("aws_conn_id", "aws_default"), client_type="sts")
-            credentials = aws.get_session(region_name=extra.get("region_name")).get_credentials()
-            auth = SigV4AuthProvider(boto3.Session(
-                aws_access_key_id=credentials.access_key,
-                aws_secret_access_key=credentials.secret_key,
-                aws_session_token=credentials.token,
-                region_name=extra.get("region_name"),
-            ))
-        elif conn.login:
-            auth = PlainTextAuthProvider(username=conn.login, password=conn.password)
-        else:
-            auth = None
-        profile = ExecutionProfile(
-            consistency_level=getattr(ConsistencyLevel, self.consistency),
-            request_timeout=self.request_timeout,
-        )
+            # The boto3 session itself, not a snapshot of its credentials: assumed-role credentials
+            # refresh, and the driver signs again on every new connection.
+            aws = AwsBaseHook(aws_conn_id=settings.aws_conn_id, client_type="sts", region_name=settings.region_name)
+            return SigV4AuthProvider(aws.get_session(region_name=settings.region_name))
+        return None
+
+    def _connect(self):
+        from cassandra import ConsistencyLevel
+        from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
+        from cassandra.policies import DCAwareRoundRobinPolicy, FallthroughRetryPolicy, TokenAwarePolicy
+        from cassandra.query import tuple_factory
+
+        settings = self.connection_settings()
+        balancing = TokenAwarePolicy(DCAwareRoundRobinPolicy(local_dc=settings.local_dc))
+        # Retries live in this hook (backoff with jitter, a clear error at the end), not in the driver.
+        common = {"request_timeout": self.request_timeout, "retry_policy": FallthroughRetryPolicy(),
+                  "load_balancing_policy": balancing}
+        profiles = {
+            EXEC_PROFILE_DEFAULT: ExecutionProfile(consistency_level=ConsistencyLevel.LOCAL_QUORUM, **common),
+            READ_PROFILE: ExecutionProfile(consistency_level=getattr(ConsistencyLevel, self.consistency),
+                                           row_factory=tuple_factory, **common),
+        }
+        options: dict[str, Any] = {}
+        if settings.ssl:
+            options["ssl_context"] = ssl_context_for(settings)
+            # Every Keyspaces peer presents the service host's certificate; peers are found by IP.
+            options["ssl_options"] = {"server_hostname": settings.host}
+        if settings.is_keyspaces:
+            options["protocol_version"] = 4
         self._cluster = Cluster(
-            [conn.host], port=conn.port or 9142, ssl_context=ssl_context, auth_provider=auth,
-            execution_profiles={EXEC_PROFILE_DEFAULT: profile},
+            [settings.host], port=settings.port, auth_provider=self._auth_provider(settings),
+            execution_profiles=profiles, connect_timeout=self.request_timeout, **options,
         )
-        return self._cluster.connect()
-
-    def iter_pages(self, query: str, parameters: tuple[Any, ...], fetch_size: int) -> Iterator[tuple[list[str], list[Any], list[tuple]]]:
-        """Yield ``(column_names, column_types, rows)`` one driver page at a time."""
-        from cassandra.query import SimpleStatement
-
-        result = self.get_session().execute(SimpleStatement(query, fetch_size=fetch_size), parameters)
-        while True:
-            rows = list(result.current_rows)
-            if rows:
-                yield list(result.column_names), list(result.column_types or []), rows
-            if not result.has_more_pages:
-                return
-            result.fetch_next_page()
+        self.log.info("connecting to %s:%d (tls=%s, auth=%s)", settings.host, settings.port, settings.ssl,
+                      settings.auth)
+        return self.call_with_retries(self._cluster.connect, f"connect to {settings.host}:{settings.port}")
 
     def close(self) -> None:
         if self._cluster is not None:
             self._cluster.shutdown()
         self._cluster = self._session = None
 
+    # -- retries -----------------------------------------------------------------------------------
 
-# CQL type name (as the driver's cql_parameterized_type() gives it) -> Arrow type factory.
-def _arrow_types():
+    def call_with_retries(self, action: Callable[[], T], what: str) -> T:
+        """Run ``action``; on throttling or a timeout wait (backoff + jitter) and try again.
+
+        :raises KeyspacesRetriesExhausted: after ``backoff.max_attempts`` transient failures.
+        Other errors propagate at once.
+        """
+        started = time.monotonic()
+        for attempt in range(1, self.backoff.max_attempts + 1):
+            try:
+                return action()
+            except Exception as error:
+                if not is_retryable(error):
+                    raise
+                if attempt == self.backoff.max_attempts:
+                    raise KeyspacesRetriesExhausted(what, attempt, time.monotonic() - started, error) from error
+                delay = self.backoff.delay(attempt, self._rng)
+                self.log.warning("%s: %s (attempt %d of %d); retrying in %.2fs", what, type(error).__name__,
+                                 attempt, self.backoff.max_attempts, delay)
+                self._sleep(delay)
+        raise AssertionError("unreachable")
+
+    # -- reading -----------------------------------------------------------------------------------
+
+    def read_statement(self, query: str, fetch_size: int):
+        from cassandra import ConsistencyLevel
+        from cassandra.query import SimpleStatement
+
+        if fetch_size < 1:
+            raise ValueError(f"fetch_size must be >= 1, got {fetch_size}")
+        return SimpleStatement(query, fetch_size=fetch_size,
+                               consistency_level=getattr(ConsistencyLevel, self.consistency), is_idempotent=True)
+
+    def iter_pages(self, query: str, parameters: Sequence[Any], fetch_size: int
+                   ) -> Iterator[tuple[list[str], list[Any], list[Sequence[Any]]]]:
+        """Yield ``(column_names, column_types, rows)`` one driver page at a time.
+
+        Each page is its own request (resumed from the previous page's paging state), so a page
+        that hits throttling is retried alone and memory holds one page at a time.
+        """
+        session = self.get_session()
+        statement = self.read_statement(query, fetch_size)
+        paging_state, page = None, 0
+        while True:
+            page += 1
+            result = self.call_with_retries(
+                lambda state=paging_state: session.execute(
+                    statement, parameters, timeout=self.request_timeout, paging_state=state,
+                    execution_profile=READ_PROFILE,
+                ),
+                f"page {page} of {query} {tuple(parameters)}",
+            )
+            rows = result.current_rows
+            if rows:
+                yield list(result.column_names), list(result.column_types or []), rows
+            paging_state = result.paging_state
+            if not paging_state:
+                return
+
+    # -- writing -----------------------------------------------------------------------------------
+
+    def prepare_insert(self, keyspace: str, table: str, columns: Sequence[str]):
+        """A prepared, idempotent ``INSERT`` (an upsert in CQL) at ``LOCAL_QUORUM``."""
+        from cassandra import ConsistencyLevel
+
+        names = ", ".join(quote_identifier(c) for c in columns)
+        marks = ", ".join("?" for _ in columns)
+        query = f"INSERT INTO {quote_identifier(keyspace)}.{quote_identifier(table)} ({names}) VALUES ({marks})"
+        session = self.get_session()
+        prepared = self.call_with_retries(lambda: session.prepare(query), f"prepare {query}")
+        prepared.consistency_level = getattr(ConsistencyLevel, WRITE_CONSISTENCY)
+        prepared.is_idempotent = True
+        return prepared
+
+    def write_rows(self, keyspace: str, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]], *,
+                   concurrency: int = 32, chunk_size: int = 2000, key_columns: Sequence[str] | None = None
+                   ) -> WriteReport:
+        """Upsert ``rows`` (tuples in ``columns`` order) with concurrent prepared inserts.
+
+        Rows go out ``chunk_size`` at a time (memory stays bounded for any row count), at most
+        ``concurrency`` in flight. Rows that fail with throttling or a timeout are retried with
+        backoff; rows that still fail, or fail otherwise (e.g. a value of the wrong type), are
+        counted in the returned :class:`WriteReport` by error, with samples: nothing is swallowed.
+        The caller decides what to do with failures (see :class:`KeyspacesWriteError`).
+
+        :param key_columns: columns that identify a row in failure samples (default: all).
+        """
+        from cassandra.concurrent import execute_concurrent_with_args
+
+        if concurrency < 1 or chunk_size < 1:
+            raise ValueError(f"concurrency and chunk_size must be >= 1, got {concurrency}, {chunk_size}")
+        prepared = self.prepare_insert(keyspace, table, columns)
+        session = self.get_session()
+        key_index = [list(columns).index(c) for c in key_columns] if key_columns else None
+        report = WriteReport(table=f"{keyspace}.{table}")
+        iterator = iter(rows)
+        while chunk := list(islice(iterator, chunk_size)):
+            report.rows += len(chunk)
+            pending = chunk
+            for attempt in range(1, self.backoff.max_attempts + 1):
+                results = execute_concurrent_with_args(session, prepared, pending, concurrency=concurrency,
+                                                       raise_on_first_error=False)
+                retry = []
+                for row, (ok, outcome) in zip(pending, results):
+                    key = tuple(row[i] for i in key_index) if key_index else tuple(row)
+                    if ok:
+                        report.written += 1
+                    elif is_retryable(outcome) and attempt < self.backoff.max_attempts:
+                        retry.append(row)
+                    else:
+                        report.record_failure(key, outcome)
+                if not retry:
+                    break
+                report.retried += len(retry)
+                delay = self.backoff.delay(attempt, self._rng)
+                self.log.warning("%s: %d of %d rows throttled or timed out (attempt %d of %d); retrying in %.2fs",
+                                 report.table, len(retry), len(pending), attempt, self.backoff.max_attempts, delay)
+                self._sleep(delay)
+                pending = retry
+            self.log.info("%s: %d rows written, %d failed so far", report.table, report.written, report.failed)
+        return report
+
+    def execute(self, query: str, parameters: Sequence[Any] | None = None):
+        """One statement (DDL or a small query) at ``LOCAL_QUORUM``, with retries."""
+        from cassandra import ConsistencyLevel
+        from cassandra.query import SimpleStatement
+
+        statement = SimpleStatement(query, consistency_level=getattr(ConsistencyLevel, WRITE_CONSISTENCY))
+        session = self.get_session()
+        return self.call_with_retries(
+            lambda: session.execute(statement, parameters, timeout=self.request_timeout), query.strip()[:200]
+        )
+
+
+def quote_identifier(name: str) -> str:
+    """``name`` as a quoted CQL identifier (case kept, ``"`` doubled)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+# --- CQL -> Arrow ---------------------------------------------------------------------------------
+
+
+class UnmappableCQLType(TypeError):
+    """A CQL column type this project does not map to Arrow."""
+
+
+def _scalar_arrow_types():
     import pyarrow as pa
 
     return {
@@ -130,39 +515,54 @@ def _arrow_types():
         "counter": pa.int64(), "varint": pa.string(),  # arbitrary precision: kept exact as text
         "decimal": pa.decimal128(38, 18), "double": pa.float64(), "float": pa.float32(),
         "boolean": pa.bool_(), "timestamp": pa.timestamp("ms", tz="UTC"), "date": pa.date32(),
-        "uuid": pa.string(), "timeuuid": pa.string(), "inet": pa.string(), "blob": pa.binary(),
+        "time": pa.time64("ns"), "uuid": pa.string(), "timeuuid": pa.string(), "inet": pa.string(),
+        "blob": pa.binary(),
     }
 
 
-class UnmappableCQLType(TypeError):
-    """A CQL column type this project does not map to Arrow."""
+def _split_parameters(inner: str) -> list[str]:
+    """``"text, list<int>"`` -> ``["text", "list<int>"]`` (commas inside ``<>`` kept)."""
+    parts, depth, start = [], 0, 0
+    for index, char in enumerate(inner):
+        depth += (char == "<") - (char == ">")
+        if char == "," and depth == 0:
+            parts.append(inner[start:index].strip())
+            start = index + 1
+    parts.append(inner[start:].strip())
+    return parts
 
 
 def cql_to_arrow(cql_type: str):
-    """Arrow type for a CQL type name such as ``int``, ``list<text>`` or ``map<text, int>``."""
+    """Arrow type for a CQL type name such as ``int``, ``list<text>`` or ``map<text, int>``.
+
+    Scalars: see :data:`cql_type_names`; ``varint``, ``uuid``, ``timeuuid`` and ``inet`` become
+    exact strings, ``decimal`` ``decimal128(38, 18)``, ``timestamp`` UTC milliseconds. ``list``
+    and ``set`` become lists, ``map`` a map; ``frozen<>`` collections like their unfrozen form.
+    :raises UnmappableCQLType: naming the type (``duration``, ``tuple``, user-defined types...).
+    """
     import pyarrow as pa
 
     name = cql_type.strip().lower()
-    scalars = _arrow_types()
+    scalars = _scalar_arrow_types()
     if name in scalars:
         return scalars[name]
-    if name.startswith(("list<", "set<")) and name.endswith(">"):
-        return pa.list_(cql_to_arrow(name[name.index("<") + 1:-1]))
-    if name.startswith("map<") and name.endswith(">"):
-        inner = name[4:-1]
-        depth, split = 0, None
-        for index, char in enumerate(inner):
-            depth += char == "<"
-            depth -= char == ">"
-            if char == "," and depth == 0:
-                split = index
-                break
-        if split is None:
-            raise UnmappableCQLType(f"cannot parse CQL map type {cql_type!r}")
-        return pa.map_(cql_to_arrow(inner[:split]), cql_to_arrow(inner[split + 1:]))
+    match = re.fullmatch(r"(\w+)<(.+)>", name, flags=re.S)
+    if match:
+        kind, parameters = match[1], _split_parameters(match[2])
+        if kind in ("list", "set") and len(parameters) == 1:
+            return pa.list_(cql_to_arrow(parameters[0]))
+        if kind == "map" and len(parameters) == 2:
+            return pa.map_(cql_to_arrow(parameters[0]), cql_to_arrow(parameters[1]))
+        if kind == "frozen" and len(parameters) == 1 and re.match(r"(list|set|map)<", parameters[0]):
+            return cql_to_arrow(parameters[0])
     raise UnmappableCQLType(
         f"CQL type {cql_type!r} has no Arrow mapping (mapped: {', '.join(sorted(scalars))}, list, set, map)"
     )
+
+
+def cql_type_names() -> list[str]:
+    """The scalar CQL types :func:`cql_to_arrow` maps."""
+    return sorted(_scalar_arrow_types())
 
 
 def _cql_name(driver_type) -> str:
@@ -171,45 +571,92 @@ def _cql_name(driver_type) -> str:
     return driver_type.cql_parameterized_type()
 
 
-def _convert(value, arrow_type):
-    import uuid
-
-    import pyarrow as pa
-
-    if value is None:
+def _converter(cql_type: str) -> Callable[[Any], Any] | None:
+    """How to turn one driver value of ``cql_type`` into what ``pyarrow.array`` takes, or
+    ``None`` when pyarrow takes the driver's values as they are (most scalars)."""
+    name = cql_type.strip().lower()
+    if name in ("uuid", "timeuuid", "varint", "inet"):
+        return str
+    if name == "date":  # cassandra.util.Date (days since epoch, any year) or datetime.date
+        return lambda v: v.days_from_epoch if hasattr(v, "days_from_epoch") else v
+    if name == "time":  # cassandra.util.Time (nanoseconds since midnight) or datetime.time
+        return lambda v: v.nanosecond_time if hasattr(v, "nanosecond_time") else v
+    match = re.fullmatch(r"(\w+)<(.+)>", name, flags=re.S)
+    if not match:
         return None
-    if isinstance(value, uuid.UUID) or (pa.types.is_string(arrow_type) and not isinstance(value, str)):
-        return str(value)
-    if pa.types.is_list(arrow_type):
-        return [_convert(v, arrow_type.value_type) for v in value]
-    if pa.types.is_map(arrow_type):
-        return [(_convert(k, arrow_type.key_type), _convert(v, arrow_type.item_type)) for k, v in value.items()]
+    kind, parameters = match[1], _split_parameters(match[2])
+    if kind == "frozen":
+        return _converter(parameters[0])
+    if kind in ("list", "set"):
+        inner = _converter(parameters[0])
+        if inner is None:
+            return list
+        return lambda v: [None if x is None else inner(x) for x in v]
+    if kind == "map":
+        key, item = _converter(parameters[0]) or _identity, _converter(parameters[1]) or _identity
+        return lambda v: [(key(k), None if x is None else item(x)) for k, x in v.items()]
+    return None
+
+
+def _identity(value):
     return value
 
 
-def rows_to_table(columns: list[str], types: list, rows: list[tuple], rename: dict[str, str] | None = None,
-                  casts: dict[str, str] | None = None):
+def rows_to_table(columns: Sequence[str], types: Sequence[Any], rows: Sequence[Sequence[Any]],
+                  rename: dict[str, str] | None = None, casts: dict[str, str] | None = None):
     """One driver page -> an Arrow table with mapped types, renamed and cast columns.
 
-    ``types`` are the driver's column types (or CQL type names); without them Arrow infers.
-    ``rename`` maps CQL column -> output column and drops the others; ``casts`` maps output
-    column -> Arrow type name (e.g. ``double``).
+    Columns are transposed once (``zip(*rows)``) and handed to ``pyarrow.array`` whole: only
+    types pyarrow cannot take as the driver returns them (uuids, varints, dates, collections) are
+    converted value by value.
+
+    :param types: the driver's column types (or CQL type names); without them Arrow infers.
+    :param rename: CQL column -> output column; columns it does not name are dropped.
+    :param casts: output column -> Arrow type name (e.g. ``double``).
+    :raises UnmappableCQLType: naming every selected column whose type has no mapping.
+    :raises ValueError: naming the column when a value does not fit its Arrow type.
     """
     import pyarrow as pa
 
+    selected = [(i, c) for i, c in enumerate(columns) if not rename or c in rename]
+    cql_names = [_cql_name(t) for t in types] if types else []
+    if cql_names:
+        check_mappable({columns[i]: cql_names[i] for i, _ in selected})
+    transposed = list(zip(*rows)) if rows else [()] * len(columns)
     arrays, names = [], []
-    for index, column in enumerate(columns):
-        if rename and column not in rename:
-            continue
-        values = [row[index] for row in rows]
-        if types:
-            arrow_type = cql_to_arrow(_cql_name(types[index]))
-            array = pa.array([_convert(v, arrow_type) for v in values], type=arrow_type)
-        else:
-            array = pa.array(values)
+    for index, column in selected:
+        values = transposed[index]
         name = rename[column] if rename else column
-        if casts and name in casts:
-            array = array.cast(pa.type_for_alias(casts[name]))
+        try:
+            if cql_names:
+                arrow_type = cql_to_arrow(cql_names[index])
+                convert = _converter(cql_names[index])
+                if convert is not None:
+                    values = [None if v is None else convert(v) for v in values]
+                array = pa.array(values, type=arrow_type)
+            else:
+                array = pa.array(values)
+            if casts and name in casts:
+                array = array.cast(pa.type_for_alias(casts[name]))
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, TypeError) as err:
+            described = cql_names[index] if cql_names else "inferred"
+            raise ValueError(f"column {column!r} ({described}): a value does not fit its Arrow type: {err}") from err
         arrays.append(array)
         names.append(name)
     return pa.Table.from_arrays(arrays, names=names)
+
+
+def check_mappable(column_types: dict[str, str]) -> None:
+    """Raise one :class:`UnmappableCQLType` naming every column whose CQL type has no mapping."""
+    bad = {}
+    for column, cql_type in column_types.items():
+        try:
+            cql_to_arrow(cql_type)
+        except UnmappableCQLType:
+            bad[column] = cql_type
+    if bad:
+        listed = ", ".join(f"{column!r} ({cql_type})" for column, cql_type in bad.items())
+        raise UnmappableCQLType(
+            f"CQL type {next(iter(bad.values()))!r}: columns {listed} have no Arrow mapping (mapped: "
+            f"{', '.join(cql_type_names())}, list, set, map); leave them out of source.keyspaces.columns"
+        )

@@ -2,26 +2,72 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator
+from airflow.sdk import BaseOperator, BaseOperatorLink
+
+if TYPE_CHECKING:
+    from airflow.sdk import ObjectStoragePath
+    from airflow.sdk.types import TaskInstanceKey
+
+SNAPSHOT = "snapshot.json"
+
+
+def snapshot_path(use_case: str) -> ObjectStoragePath:
+    """``validation/<use_case>/snapshot.json``: the profile of the last batch that passed."""
+    from mlops.storage import data_path
+
+    return data_path("validation", use_case, SNAPSHOT)
+
+
+def report_url(uri: str) -> str:
+    """Where a person opens a report: the S3 console for ``s3://``, the file itself locally."""
+    if uri.startswith("s3://"):
+        from urllib.parse import quote
+
+        bucket, _, key = uri.removeprefix("s3://").partition("/")
+        return f"https://s3.console.aws.amazon.com/s3/object/{bucket}?prefix={quote(key)}"
+    return uri
+
+
+class ValidationReportLink(BaseOperatorLink):
+    """The task's "Validation report" button: the HTML report of this run, passed or failed."""
+
+    name = "Validation report"
+    key = "validation_report"
+
+    def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
+        from airflow.sdk.execution_time.xcom import XCom
+
+        value = XCom.get_value(key=self.key, ti_key=ti_key)
+        return value.get("url", "") if isinstance(value, dict) else ""
 
 
 class DataValidationOperator(BaseOperator):
-    """Validate a committed partition against the use case's expectation suite.
+    """Validate a committed partition against the use case's suite and batch-level checks.
 
-    On success the result (JSON) and a readable HTML report are stored beside the data under
-    ``validation/<use_case>/`` and the task returns the validation id. On failure the partition,
-    the result and a text summary are copied to ``quarantine/<use_case>/``, the raw input stays
-    where it was, and the task fails with a message naming each failed expectation, its column
-    and offending values, so nothing downstream (training) runs.
+    The suite is ``include/expectations/<validation.suite>.json`` (Great Expectations 1.x); the
+    extra-column policy, drift tolerances, row-count drop threshold and leakage settings come from
+    the ``validation:`` section of ``include/pipelines/<use_case>.yaml``. The batch is compared with
+    the last accepted snapshot ``validation/<use_case>/snapshot.json`` (none on the first run).
 
-    :param use_case: pipeline name; the suite is ``include/expectations/<suite>.json``.
+    On success the result (``result.json``), a readable HTML report (``report.html``) and this
+    batch's profile (``profile.json``) are stored under ``validation/<use_case>/<validation_id>/``,
+    the profile becomes the new snapshot, and the task returns the validation id for the registry's
+    lineage. On failure the partition (manifest and the files it lists), the result, a text summary
+    and the HTML report are copied to ``quarantine/<use_case>/<validation_id>/``; the raw partition
+    stays where it was, the snapshot is left alone, and the task fails without retrying, with a
+    message naming each failed expectation, its column and a few offending values, so nothing
+    downstream (training) runs. Either way the report is the task's "Validation report" link.
+
+    :param use_case: pipeline name (``include/pipelines/<use_case>.yaml``).
     :param partition_uri: the committed partition to validate (templated).
     """
 
     template_fields: Sequence[str] = ("use_case", "partition_uri")
+    operator_extra_links = (ValidationReportLink(),)
 
     def __init__(self, *, use_case: str, partition_uri: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -35,32 +81,65 @@ class DataValidationOperator(BaseOperator):
         from mlops.config import load_pipeline
         from mlops.naming import path_safe
         from mlops.storage import data_path, to_path, write_json
-        from mlops.validation import validate_frame, validation_html
+        from mlops.validation import ValidationSettings, validate_frame, validation_html
 
-        config = load_pipeline(self.use_case)
+        settings = ValidationSettings.from_pipeline(load_pipeline(self.use_case))
         source = to_path(self.partition_uri)
+        manifest = partitions.read_manifest(source)
         frame = partitions.read_partition(source)
-        report = validate_frame(frame, config.validation["suite"], min_rows=config.validation.get("min_rows"))
+        snapshot_file = snapshot_path(self.use_case)
+        snapshot = json.loads(snapshot_file.read_text()) if snapshot_file.exists() else None
         validation_id = f"{self.use_case}-{source.name}-{path_safe(context['run_id'])}"
-        folder = data_path("validation", self.use_case, validation_id)
+        report = validate_frame(frame, settings, run_id=context["run_id"], snapshot=snapshot)
+
+        zone = "validation" if report.success else "quarantine"
+        folder = data_path(zone, self.use_case, validation_id)
         if not report.success:
-            folder = data_path("quarantine", self.use_case, validation_id)
+            # Data first: a result without its data would be a quarantine that lost the batch.
             (folder / "data").mkdir(parents=True, exist_ok=True)
-            for item in source.iterdir():
-                item.copy(folder / "data" / item.name)
-            (folder / "summary.txt").write_text(report.summary())
+            for name in [partitions.MANIFEST, *(part["file"] for part in manifest["files"])]:
+                (source / name).copy(folder / "data" / name)
+            (folder / "summary.txt").write_text(report.summary() + "\n")
         folder.mkdir(parents=True, exist_ok=True)
-        result_uri = write_json(str(folder / "result.json"), report.to_dict())
+        result = {
+            **report.to_dict(),
+            "validation_id": validation_id,
+            "partition": {"uri": str(source), "rows": manifest["rows"], "committed_at": manifest.get("committed_at")},
+            "settings": _settings_dict(settings),
+        }
+        result_uri = write_json(str(folder / "result.json"), result)
+        report_uri = str(folder / "report.html")
         (folder / "report.html").write_text(validation_html(report))
+        if self.do_xcom_push:
+            context["ti"].xcom_push(key=ValidationReportLink.key,
+                                    value={"uri": report_uri, "url": report_url(report_uri)})
+        for warning in report.warnings:
+            self.log.warning("validation %s: %s", validation_id, warning)
+        for note in report.notes:
+            self.log.info("validation %s: %s", validation_id, note)
+
         if not report.success:
             raise AirflowFailException(
-                f"validation of {source} failed; partition quarantined at {folder}\n{report.summary()}"
+                f"validation of {source} failed; partition quarantined at {folder / 'data'} "
+                f"(the raw partition is unchanged)\n{report.summary()}\nreport: {report_uri}"
             )
-        self.log.info("validation %s passed: %d rows", validation_id, len(frame))
+        write_json(str(folder / "profile.json"), report.profile)
+        # Last: only a batch whose result and report are stored becomes the reference for the next.
+        write_json(str(snapshot_path(self.use_case)),
+                   {**report.profile, "validation_id": validation_id, "partition_uri": str(source),
+                    "run_id": context["run_id"]})
+        self.log.info("validation %s passed: %d rows; report %s", validation_id, len(frame), report_uri)
         return {
             "validation_id": validation_id,
             "result_uri": result_uri,
-            "report_uri": str(folder / "report.html"),
+            "report_uri": report_uri,
             "rows": len(frame),
             "success": True,
+            "warnings": report.warnings,
         }
+
+
+def _settings_dict(settings) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(settings).items()}

@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from mlops.backends.base import AutoML, Candidate
+from mlops.backends.base import AutoML, Candidate, JobHandle, LongRunningPort
 from mlops.storage import write_text_atomic
 
 log = logging.getLogger(__name__)
@@ -54,6 +54,10 @@ ESTIMATORS = ("lgbm", "xgboost", "rf", "extra_tree", "lrl1")
 NATIVE_CATEGORIES = ("lgbm",)  # the others see category codes, as FLAML gives them
 NAN_CATEGORY = "__NAN__"
 NAME_PATTERN = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+# What makes a job's models answer the same question. Attaching to a Completed job by name
+# (a retry, or a run told to reuse a job) needs these to match; training data, budget and
+# output location may differ, as on Autopilot, and are logged.
+JOB_IDENTITY = ("target", "problem_type", "objective")
 
 
 def check_name(kind: str, name: str) -> str:
@@ -254,7 +258,7 @@ def read_training_frame(train_uri: str):
 
 
 # ---------------------------------------------------------------- the AutoML port
-class FlamlAutoML(AutoML):
+class FlamlAutoML(LongRunningPort, AutoML):
     """Autopilot's local twin: FLAML searches, every estimator it tried becomes a candidate.
 
     :param state_dir: folder for job and model records (``jobs/``, ``models/``).
@@ -284,6 +288,19 @@ class FlamlAutoML(AutoML):
         return _read_json(path)
 
     # ------------------------------------------------------------ create or attach
+    def submit(
+        self, job_name: str, train_uri: str, target: str, problem_type: str, objective: str,
+        max_candidates: int, time_budget_s: int, output_uri: str,
+    ) -> JobHandle:
+        """Run (or attach to) the job here and now; the handle is done and carries
+        ``{"job_name", "status", "candidates"}`` (ranked best first), as on Autopilot."""
+        status = self.create_or_attach(job_name, train_uri, target, problem_type, objective, max_candidates,
+                                       time_budget_s, output_uri)
+        return JobHandle(kind="automl", name=job_name, done=True, result={
+            "job_name": job_name, "status": status,
+            "candidates": [c.to_dict() for c in self.candidates(job_name)],
+        })
+
     def create_or_attach(
         self, job_name: str, train_uri: str, target: str, problem_type: str, objective: str,
         max_candidates: int, time_budget_s: int, output_uri: str,
@@ -305,12 +322,17 @@ class FlamlAutoML(AutoML):
             if status in (FAILED, STOPPED):
                 raise RuntimeError(f"AutoML job {job_name} {status}: {record.get('failure_reason')}")
             if status == COMPLETED:
-                if record["spec"] != spec:
-                    changed = sorted(k for k in spec if record["spec"].get(k) != spec[k])
+                changed = sorted(k for k in spec if record["spec"].get(k) != spec[k])
+                different = [k for k in changed if k in JOB_IDENTITY]
+                if different:
                     raise ValueError(
-                        f"AutoML job {job_name} exists with a different {', '.join(changed)}; "
-                        "use a new job name for a new configuration"
+                        f"AutoML job {job_name} exists with a different "
+                        + ", ".join(f"{k} ({record['spec'].get(k)!r}, asked {spec[k]!r})" for k in different)
+                        + "; use a new job name for a new configuration"
                     )
+                if changed:
+                    log.warning("attaching to AutoML job %s as it was run: its %s differ from this request",
+                                job_name, ", ".join(changed))
                 log.info("AutoML job %s is Completed: attaching (%d candidates)", job_name,
                          len(record["candidates"]))
                 return COMPLETED

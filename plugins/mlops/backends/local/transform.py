@@ -1,14 +1,21 @@
-"""Local twin of a SageMaker batch transform job (SplitType=Line, AssembleWith=Line).
+"""Local twin of a SageMaker batch transform job (SplitType=Line, AssembleWith=Line, MultiRecord).
 
 The model artifact is fetched and its recorded sha256 verified once per job
 (``storage.unpack_model``); each worker process then loads it once through the serving
 handlers (``include/serving/inference.py``: ``model_fn``, then ``input_fn`` -> ``predict_fn``
--> ``output_fn`` per chunk). Every CSV file at the input URI (one file, or every file under a
-prefix; names starting with ``.`` or ``_`` are skipped) is streamed in chunks of
-``chunk_rows`` lines, a bounded number of chunks is predicted at a time, and the results are
-written in input order to ``<output_uri>/<input file name>.out``: one output line per
-non-empty input line. Workers fork from a ``forkserver``, so a ``__main__`` script calling
-this needs the usual ``if __name__ == "__main__":`` guard.
+-> ``output_fn`` per mini-batch). Every CSV file at the input URI (one file, or every file under
+a prefix; names starting with ``.`` or ``_`` are skipped) is read once, as a stream of
+mini-batches of at most ``chunk_rows`` lines and ``max_payload_mb`` bytes (SageMaker's
+``BatchStrategy=MultiRecord`` with ``MaxPayloadInMB``; a single line over the limit fails the
+job, as on SageMaker). At most ``max_in_flight`` mini-batches are in memory or in the pool at
+any time, and results are written in input order to ``<output_uri>/<input file name>.out``: one
+output line per non-empty input line. Memory is therefore bounded by the mini-batch size and
+the number of workers, not by the input size.
+
+The parent process only moves bytes (read a mini-batch of raw lines, hand it to the pool, write
+the returned bytes); decoding, CSV parsing, filtering, prediction and serialisation happen in
+the workers, so the work scales with ``n_jobs``. Workers fork from a ``forkserver``, so a
+``__main__`` script calling this needs the usual ``if __name__ == "__main__":`` guard.
 
 ``DataProcessing`` is honoured for CSV: ``input_filter`` and ``output_filter`` take the
 JSONPath subset used with CSV records (``$``, ``$[2]``, ``$[0,-1]``, ``$[1:]``, ``$[:-1]``)
@@ -23,6 +30,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import logging
 import multiprocessing
@@ -36,7 +44,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from mlops.backends.base import BatchTransform, TransformResult
+from mlops.backends.base import BatchTransform, JobHandle, LongRunningPort, TransformResult
 from mlops.backends.local.automl import check_name
 
 if TYPE_CHECKING:
@@ -95,7 +103,7 @@ class FieldFilter:
             ) from None
 
 
-# ---------------------------------------------------------------- one chunk (runs in a worker)
+# ---------------------------------------------------------------- one mini-batch (runs in a worker)
 _WORKER: dict[str, Any] = {}
 
 
@@ -113,13 +121,18 @@ def load_worker(model_dir: str, environment: dict[str, str], input_filter: str |
     )
 
 
-def _csv_line(fields: list[str]) -> str:
+def _csv_lines(rows) -> str:
     out = io.StringIO()
-    csv.writer(out, lineterminator="\n").writerow(fields)
+    csv.writer(out, lineterminator="\n").writerows(rows)
     return out.getvalue()
 
 
-def predict_chunk(lines: list[str]) -> str:
+def split_records(payload: bytes) -> list[str]:
+    """The non-empty lines of a mini-batch, without line endings (``\\n`` or ``\\r\\n``)."""
+    return [line for line in (raw.rstrip("\r") for raw in payload.decode("utf-8").split("\n")) if line.strip()]
+
+
+def predict_lines(lines: list[str]) -> str:
     """Output lines (newline-terminated, in order) for ``lines``, one per input line."""
     inference, model, keys = _WORKER["inference"], _WORKER["model"], _WORKER["keys"]
     input_filter, output_filter = _WORKER["input_filter"], _WORKER["output_filter"]
@@ -129,20 +142,28 @@ def predict_chunk(lines: list[str]) -> str:
         body = "\n".join(lines)
     else:
         records = list(csv.reader(lines))
-        body = "".join(_csv_line(input_filter.apply(fields)) for fields in records)
+        body = _csv_lines(input_filter.apply(fields) for fields in records)
     frame = inference.input_fn(body, CSV, model)
     prediction = inference.predict_fn(frame, model)
     text, _ = inference.output_fn(prediction, CSV, keys)
     if join_source or not output_filter.selects_all:
-        predicted = list(csv.reader(io.StringIO(text)))
+        predicted = csv.reader(io.StringIO(text))
         if join_source:
             records = records if records is not None else list(csv.reader(lines))
-            predicted = [source + fields for source, fields in zip(records, predicted, strict=True)]
-        text = "".join(_csv_line(output_filter.apply(fields)) for fields in predicted)
+            predicted = (source + fields for source, fields in zip(records, predicted, strict=True))
+        text = _csv_lines(output_filter.apply(fields) for fields in predicted)
     produced = text.count("\n")
     if produced != len(lines):
-        raise RuntimeError(f"a chunk of {len(lines)} records produced {produced} output lines")
+        raise RuntimeError(f"a mini-batch of {len(lines)} records produced {produced} output lines")
     return text
+
+
+def predict_chunk(payload: bytes) -> tuple[int, bytes]:
+    """``(records, output bytes)`` for one mini-batch of raw input lines."""
+    lines = split_records(payload)
+    if not lines:
+        return 0, b""
+    return len(lines), predict_lines(lines).encode("utf-8")
 
 
 # ---------------------------------------------------------------- the BatchTransform port
@@ -154,25 +175,39 @@ def _forkserver_context():
     return context
 
 
-class LocalBatchTransform(BatchTransform):
-    """SageMaker batch transform on this machine: streaming, chunked, parallel.
+class LocalBatchTransform(LongRunningPort, BatchTransform):
+    """SageMaker batch transform on this machine: streaming, mini-batched, parallel.
 
     :param automl: where models are recorded (``describe_model``).
-    :param chunk_rows: lines per chunk (a "mini batch"); bounds the memory per chunk.
+    :param chunk_rows: most lines per mini-batch.
     :param n_jobs: worker processes; ``1`` predicts in this process.
-    :param max_in_flight: chunks read ahead of the writer; default ``2 * n_jobs``.
+    :param max_in_flight: mini-batches read ahead of the writer; default ``2 * n_jobs``.
+    :param max_payload_mb: most bytes per mini-batch (SageMaker's ``MaxPayloadInMB``).
+    :param log_every_s: seconds between progress lines.
     """
 
     def __init__(self, automl: FlamlAutoML, chunk_rows: int = 5000, n_jobs: int = 2,
-                 max_in_flight: int | None = None):
+                 max_in_flight: int | None = None, max_payload_mb: float = 6, log_every_s: float = 10.0):
         if not 1 <= chunk_rows <= 100_000:
             raise ValueError(f"chunk_rows must be between 1 and 100000, not {chunk_rows}")
         if n_jobs < 1:
             raise ValueError(f"n_jobs must be at least 1, not {n_jobs}")
+        if not 0 < max_payload_mb <= 100:
+            raise ValueError(f"max_payload_mb must be above 0 and at most 100, not {max_payload_mb}")
         self.automl = automl
         self.chunk_rows = chunk_rows
         self.n_jobs = n_jobs
         self.max_in_flight = max_in_flight or 2 * n_jobs
+        self.max_payload_bytes = int(max_payload_mb * 1024 * 1024)
+        self.log_every_s = log_every_s
+
+    def submit(self, job_name: str, model_name: str, input_uri: str, output_uri: str,
+               content_type: str = CSV, input_filter: str | None = None, join_source: bool = False,
+               output_filter: str | None = None) -> JobHandle:
+        """Run the transform here and now; the handle is done and carries the result."""
+        result = self.transform(job_name, model_name, input_uri, output_uri, content_type, input_filter,
+                                join_source, output_filter)
+        return JobHandle(kind="transform", name=job_name, done=True, result=result.to_dict())
 
     def transform(
         self, job_name: str, model_name: str, input_uri: str, output_uri: str,
@@ -202,39 +237,41 @@ class LocalBatchTransform(BatchTransform):
         model = self.automl.describe_model(model_name)
         container = model["PrimaryContainer"]
         inputs = self._input_files(input_uri)
-        counts = [self._count_lines(path) for _, path in inputs]
-        total_chunks = sum(-(-n // self.chunk_rows) for n in counts)
-        log.info("transform %s: model %s, %d file(s), %d rows, %d chunk(s) of %d rows, %d worker(s)",
-                 job_name, model_name, len(inputs), sum(counts), total_chunks, self.chunk_rows, self.n_jobs)
+        sizes = [path.stat().st_size for _, path in inputs]
+        log.info("transform %s: model %s, %d file(s), %.1f MB, mini-batches of <= %d rows and <= %.1f MB, "
+                 "%d worker(s)", job_name, model_name, len(inputs), sum(sizes) / 1e6, self.chunk_rows,
+                 self.max_payload_bytes / 2**20, self.n_jobs)
 
         model_dir = scratch_dir("transform")
         try:
             unpack_model(container["ModelDataUrl"], model_dir, model["sha256"])
             worker_args = (str(model_dir), dict(container.get("Environment") or {}), input_filter,
                            bool(join_source), output_filter)
-            started = time.monotonic()
+            started = last_log = time.monotonic()
             out_dir.mkdir(parents=True, exist_ok=True)
-            outputs, input_rows, output_rows = [], 0, 0
+            outputs, input_rows, output_rows, bytes_read = [], 0, 0, 0
             with self._runner(worker_args) as submit:
-                done_chunks = 0
-                for (relative, path), expected in zip(inputs, counts, strict=True):
+                for relative, path in inputs:
                     target = out_dir / f"{relative}.out"
                     partial = target.parent / f".{target.name}.{job_name}.partial"
                     target.parent.mkdir(parents=True, exist_ok=True)
                     file_in = file_out = 0
                     try:
-                        with partial.open("w") as sink:
-                            for n_lines, text in self._ordered(submit, self._chunks(path)):
-                                sink.write(text)
-                                file_in += n_lines
-                                file_out += text.count("\n")
-                                done_chunks += 1
-                                log.info("chunk %d/%d rows/s=%.0f", done_chunks, total_chunks,
-                                         (input_rows + file_in) / max(time.monotonic() - started, 1e-9))
-                        if file_in != expected or file_out != file_in:
+                        with partial.open("wb") as sink:
+                            for n_bytes, (n_records, data) in self._ordered(submit, self._chunks(path)):
+                                sink.write(data)
+                                file_in += n_records
+                                file_out += data.count(b"\n")
+                                bytes_read += n_bytes
+                                if time.monotonic() - last_log >= self.log_every_s:
+                                    last_log = time.monotonic()
+                                    log.info("transform %s: %d rows, %.0f%% of the input, %.0f rows/s", job_name,
+                                             input_rows + file_in, 100 * bytes_read / max(sum(sizes), 1),
+                                             (input_rows + file_in) / max(last_log - started, 1e-9))
+                        if file_out != file_in:
                             raise RuntimeError(
-                                f"transform {job_name}: {path} has {expected} lines, {file_in} were "
-                                f"read and {file_out} output lines written"
+                                f"transform {job_name}: {path} has {file_in} records but {file_out} output "
+                                "lines were written"
                             )
                     except BaseException:
                         partial.unlink(missing_ok=True)
@@ -283,35 +320,39 @@ class LocalBatchTransform(BatchTransform):
             raise ValueError(f"no input files under {input_uri}")
         return [(str(p.relative_to(root)), p) for p in files]
 
-    @staticmethod
-    def _records(path) -> Iterator[str]:
-        """Non-empty lines of ``path`` without their line ending, streamed."""
+    def _chunks(self, path) -> Iterator[bytes]:
+        """Mini-batches of raw lines: at most ``chunk_rows`` lines and ``max_payload_bytes`` bytes."""
+        limit = self.max_payload_bytes
         with path.open("rb") as handle:
-            for raw in handle:
-                line = raw.decode("utf-8").rstrip("\r\n")
-                if line.strip():
-                    yield line
-
-    def _count_lines(self, path) -> int:
-        return sum(1 for _ in self._records(path))
-
-    def _chunks(self, path) -> Iterator[list[str]]:
-        chunk: list[str] = []
-        for line in self._records(path):
-            chunk.append(line)
-            if len(chunk) == self.chunk_rows:
-                yield chunk
-                chunk = []
-        if chunk:
-            yield chunk
+            while lines := list(itertools.islice(handle, self.chunk_rows)):
+                payload = b"".join(lines)
+                if len(payload) <= limit:
+                    yield payload
+                    continue
+                batch: list[bytes] = []
+                size = 0
+                for number, line in enumerate(lines, 1):
+                    if len(line) > limit:
+                        raise ValueError(
+                            f"{path}: a record of {len(line)} bytes exceeds the mini-batch payload limit of "
+                            f"{limit} bytes (max_payload_mb); line {number} of its mini-batch"
+                        )
+                    if size + len(line) > limit:
+                        yield b"".join(batch)
+                        batch, size = [], 0
+                    batch.append(line)
+                    size += len(line)
+                if batch:
+                    yield b"".join(batch)
 
     # ------------------------------------------------------------ execution
     def _runner(self, worker_args: tuple) -> _Runner:
         return _Runner(self.n_jobs, worker_args)
 
-    def _ordered(self, submit: Callable[[list[str]], Future], chunks: Iterator[list[str]]
-                 ) -> Iterator[tuple[int, str]]:
-        """(lines in, output text) per chunk, in input order, with at most ``max_in_flight`` pending."""
+    def _ordered(self, submit: Callable[[bytes], Future], chunks: Iterator[bytes]
+                 ) -> Iterator[tuple[int, tuple[int, bytes]]]:
+        """(payload bytes, (records, output bytes)) per mini-batch, in input order, with at most
+        ``max_in_flight`` pending."""
         pending: deque[tuple[int, Future]] = deque()
         for chunk in chunks:
             pending.append((len(chunk), submit(chunk)))
@@ -324,14 +365,14 @@ class LocalBatchTransform(BatchTransform):
 
 
 class _Runner:
-    """Context manager giving a ``submit(lines) -> Future``: a process pool, or this process."""
+    """Context manager giving a ``submit(payload) -> Future``: a process pool, or this process."""
 
     def __init__(self, n_jobs: int, worker_args: tuple):
         self.n_jobs = n_jobs
         self.worker_args = worker_args
         self.pool: ProcessPoolExecutor | None = None
 
-    def __enter__(self) -> Callable[[list[str]], Future]:
+    def __enter__(self) -> Callable[[bytes], Future]:
         if self.n_jobs == 1:
             load_worker(*self.worker_args)
             return self._submit_here
@@ -339,13 +380,13 @@ class _Runner:
             max_workers=self.n_jobs, mp_context=_forkserver_context(),
             initializer=load_worker, initargs=self.worker_args,
         )
-        return lambda lines: self.pool.submit(predict_chunk, lines)
+        return lambda payload: self.pool.submit(predict_chunk, payload)
 
     @staticmethod
-    def _submit_here(lines: list[str]) -> Future:
+    def _submit_here(payload: bytes) -> Future:
         future: Future = Future()
         try:
-            future.set_result(predict_chunk(lines))
+            future.set_result(predict_chunk(payload))
         except BaseException as err:  # surfaces at .result(), like a pool's future
             future.set_exception(err)
         return future

@@ -1,0 +1,1 @@
+"""Airflow triggers this project adds where the amazon provider has none."""
