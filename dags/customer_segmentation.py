@@ -6,6 +6,7 @@ from airflow.sdk import Param, dag, task
 
 from mlops.assets import raw_data, segments
 from mlops.dag_defaults import DEFAULT_ARGS, START_DATE
+from mlops.operators.keyspaces import S3ToKeyspacesOperator
 from mlops.operators.validation import DataValidationOperator
 
 USE_CASE = "retail"
@@ -25,15 +26,22 @@ USE_CASE = "retail"
         "k_max": Param(None, type=["null", "integer"], minimum=2, maximum=20,
                        description="Largest k tried for KMeans (k is chosen by silhouette). "
                                    "Empty: segmentation.k_max from include/pipelines/retail.yaml."),
+        "keyspaces_write": Param("auto", type="string", enum=["auto", "always", "never"],
+                                 description="Write the cluster rows to the Keyspaces table ml_clustering_results: "
+                                             "auto = when a keyspaces_default connection exists (skipped "
+                                             "otherwise), always = fail without one, never = skip."),
     },
     doc_md="""
 ### customer_segmentation
 The retail use case (`include/pipelines/retail.yaml`): validates the newest raw partition of the
 Online Retail transactions, computes recency/frequency/monetary per customer (cancelled invoices
 and missing customer ids handled), scores them in quintiles and names the classic RFM segments,
-clusters the scaled RFM features with KMeans (k chosen by silhouette), and writes a row for
-**every** segment to `ml_clustering_results` (Parquet in the object store; the Keyspaces table
-of the same name in `sql/keyspaces/`), with a bar chart and an HTML report.
+clusters the scaled RFM features with KMeans (fixed random_state, k chosen by silhouette over
+`k_min..k_max`, reported), and writes a row for **every** cluster to `ml_clustering_results`
+(Parquet in the object store, with bar charts and an HTML report). `write_results_to_keyspaces`
+then upserts those rows, keyed by the run id, into the Keyspaces table of the same name
+(`sql/keyspaces/`) when a `keyspaces_default` connection exists or `keyspaces_write=always`;
+without a connection it is skipped, so the local demo needs none.
 """,
 )
 def customer_segmentation():
@@ -59,7 +67,15 @@ def customer_segmentation():
                                   params["k_max"] or settings["k_max"], settings["seed"])
         return {**result, "validation_id": validation["validation_id"]}
 
-    segment(partition, validation.output)
+    segmented = segment(partition, validation.output)
+    segmented >> S3ToKeyspacesOperator(
+        task_id="write_results_to_keyspaces",
+        source_uri="{{ ti.xcom_pull(task_ids='segment')['results_uri'] }}",
+        keyspace="mlops",
+        table="ml_clustering_results",
+        key_columns=["run_id", "segment"],
+        write="{{ params.keyspaces_write }}",
+    )
 
 
 customer_segmentation()

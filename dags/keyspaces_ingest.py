@@ -22,16 +22,23 @@ from mlops.operators.keyspaces import KeyspacesToS3Operator
                           description="Token-range segments per table; each runs as one mapped task."),
         "fetch_size": Param(5000, type="integer", minimum=100, maximum=100000,
                             description="Rows per Keyspaces page (one Parquet row group per page)."),
+        "read_consistency": Param("LOCAL_QUORUM", type="string", enum=["LOCAL_QUORUM", "LOCAL_ONE"],
+                                  description="Consistency of the reads: LOCAL_QUORUM (default) or LOCAL_ONE "
+                                              "(half the read capacity on Keyspaces, possibly stale rows)."),
     },
     doc_md="""
 ### keyspaces_ingest
 Reads each use case's Keyspaces table (`source.keyspaces` in `include/pipelines/*.yaml`,
 DDL in `sql/keyspaces/`) through the `keyspaces_default` connection
-(TLS + SigV4 on AWS, plain CQL for a local Cassandra), splitting the Murmur3 token ring into
-`segments` ranges that run as mapped tasks, and streams pages into Parquet files of the raw
-partition for the logical date. The commit task publishes the partition's manifest only after
-every range finished; a re-run replaces the partition and never duplicates rows. Emits the
-`<use case>_raw` asset.
+(TLS with certificate verification and SigV4 or service credentials on AWS, plain CQL for a
+local Cassandra), splitting the Murmur3 token ring into `segments` ranges that run as mapped
+tasks. Each range streams pages of `fetch_size` rows (at `read_consistency`) into Parquet row
+groups of the raw partition for the logical date, so memory stays bounded; throttling and
+timeouts are retried with exponential backoff and jitter. The commit task checks every file's
+row count and publishes the partition's manifest only after every range finished: until then
+nothing is visible, and a re-run replaces the partition and never duplicates rows. Emits the
+`<use case>_raw` asset. Load sample rows into a table with
+`python -m mlops.keyspaces_load --table customers --rows 5000`.
 """,
 )
 def keyspaces_ingest():
@@ -51,6 +58,7 @@ def keyspaces_ingest():
                 task_id="copy_token_range",
                 segments="{{ params.segments }}",
                 fetch_size="{{ params.fetch_size }}",
+                consistency="{{ params.read_consistency }}",
                 use_case=use_case,
             ).expand(segment=segments)
 

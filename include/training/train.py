@@ -25,11 +25,22 @@ Environment (SageMaker's defaults apply when a variable is unset):
                          (``mlops.ml.folds``): when present, k-fold CV runs before the final fit.
 ``SM_MODEL_DIR``         receives ``model.joblib`` and ``model.json`` (``include/serving/inference.py``).
 ``SM_OUTPUT_DATA_DIR``   receives ``metrics.json``.
+``SM_NUM_CPUS``          folds are scored in parallel over this many processes (default 1).
 
-Metric lines on stdout, for SageMaker metric definitions (:func:`metric_definitions`)::
+Metric lines on stdout, for SageMaker metric definitions (:func:`metric_definitions`): after
+each fold its score and the running mean over the folds so far, then the spread::
 
     fold=0 roc_auc=0.912345;
-    cv_mean roc_auc=0.910000; cv_std roc_auc=0.010000;
+    cv_mean roc_auc=0.912345;
+    fold=1 roc_auc=0.907655;
+    cv_mean roc_auc=0.910000;
+    cv_std roc_auc=0.002345;
+
+The last ``cv_mean`` is the mean over all k folds: the value SageMaker records as the final
+metric of the job (``FinalMetricDataList`` keeps a metric's last value) and the objective an
+HPO job maximises; the earlier ones let its early stopping act after each fold.
+
+``--final_fit false`` (an HPO trial) scores the folds and skips the final fit on every row.
 """
 
 from __future__ import annotations
@@ -77,6 +88,7 @@ CONFIG_KEYS = (
     "objective",
     "positive_label",
     "seed",
+    "final_fit",
 )
 DATA_FILE_SUFFIXES = (".parquet", ".csv")
 TRAIN_ONLY_FOLD = -1  # rows a time-ordered manifest never tests on
@@ -321,26 +333,16 @@ def _plain(value: Any) -> Any:
 
 
 # ---------------------------------------------------------------- model
-def build_pipeline(
-    estimator: str,
-    hyperparameters: Mapping[str, Any],
-    feature_columns: Sequence[str],
-    categorical: Sequence[str],
-    problem_type: str,
-    seed: int,
-) -> Pipeline:
-    """An unfitted ``Pipeline(features -> model)`` taking a DataFrame of ``feature_columns``.
+def build_features(
+    estimator: str, feature_columns: Sequence[str], categorical: Sequence[str]
+) -> ColumnTransformer:
+    """The unfitted ``features`` step of :func:`build_pipeline`.
 
-    Categorical columns are read as text and one-hot encoded (unseen values ignored); numeric
-    columns are read as float64 (text such as "12.5" from a CSV request included) and, for
-    linear models, imputed and standardised. Only scikit-learn and numpy objects are used, so
-    the fitted pipeline unpickles wherever scikit-learn is installed.
+    It depends on the data config only, never on the estimator's hyperparameters: that is why
+    :class:`FoldScorer` can fit it once per fold and reuse it for every hyperparameter set.
     """
-    cls = estimator_class(estimator, problem_type)
-    check_hyperparameters(estimator, problem_type, hyperparameters)
-    params = dict(hyperparameters)
-    if "random_state" in cls().get_params() and "random_state" not in params:
-        params["random_state"] = seed
+    if estimator not in ESTIMATORS:
+        raise ValueError(f"unknown estimator {estimator!r}; choose from {', '.join(ESTIMATORS)}")
     categorical = [column for column in feature_columns if column in set(categorical)]
     numeric = [column for column in feature_columns if column not in set(categorical)]
     transformers = []
@@ -358,8 +360,38 @@ def build_pipeline(
         if ESTIMATORS[estimator].scale_numeric:
             steps += [("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]
         transformers.append(("numeric", Pipeline(steps), numeric))
-    features = ColumnTransformer(transformers, remainder="drop", sparse_threshold=0.0)
-    return Pipeline([("features", features), ("model", cls(**params))])
+    return ColumnTransformer(transformers, remainder="drop", sparse_threshold=0.0)
+
+
+def build_model(estimator: str, hyperparameters: Mapping[str, Any], problem_type: str, seed: int) -> Any:
+    """The unfitted ``model`` step of :func:`build_pipeline`: the estimator with ``hyperparameters``
+    (``random_state`` defaults to ``seed``)."""
+    cls = estimator_class(estimator, problem_type)
+    check_hyperparameters(estimator, problem_type, hyperparameters)
+    params = dict(hyperparameters)
+    if "random_state" in cls().get_params() and "random_state" not in params:
+        params["random_state"] = seed
+    return cls(**params)
+
+
+def build_pipeline(
+    estimator: str,
+    hyperparameters: Mapping[str, Any],
+    feature_columns: Sequence[str],
+    categorical: Sequence[str],
+    problem_type: str,
+    seed: int,
+) -> Pipeline:
+    """An unfitted ``Pipeline(features -> model)`` taking a DataFrame of ``feature_columns``.
+
+    Categorical columns are read as text and one-hot encoded (unseen values ignored); numeric
+    columns are read as float64 (text such as "12.5" from a CSV request included) and, for
+    linear models, imputed and standardised. Only scikit-learn and numpy objects are used, so
+    the fitted pipeline unpickles wherever scikit-learn is installed.
+    """
+    model = build_model(estimator, hyperparameters, problem_type, seed)
+    features = build_features(estimator, feature_columns, categorical)
+    return Pipeline([("features", features), ("model", model)])
 
 
 def fold_splits(
@@ -392,16 +424,64 @@ def fold_splits(
     return splits
 
 
-def _fit_and_score(
-    X: pd.DataFrame, y: np.ndarray, train: np.ndarray, test: np.ndarray,
-    config: Mapping[str, Any], hyperparameters: Mapping[str, Any],
-) -> float:
-    model = build_pipeline(
-        config["estimator"], hyperparameters, config["feature_columns"], config["categorical"],
-        config["problem_type"], config["seed"],
-    )
-    model.fit(X.iloc[train], y[train])
-    return float(get_scorer(config["objective"])(model, X.iloc[test], y[test]))
+class FoldScorer:
+    """Scores hyperparameter sets on the folds of one manifest, as ``cross_val_score`` would.
+
+    A fold's ``features`` step (:func:`build_features`) does not depend on the hyperparameters,
+    so it is fitted on the fold's training rows once, and the transformed training and test
+    matrices are kept for every later hyperparameter set: a tuning job pays for feature
+    preparation k times, not k times per trial. The ``model`` step is fitted on the kept
+    matrices and scored on the fold's test rows with scikit-learn's scorer for the objective,
+    which is exactly what a fitted ``Pipeline(features -> model)`` computes.
+
+    Kept matrices cost about ``k * n_rows * n_encoded_columns * 8`` bytes; a scorer lives in
+    one process (a tuning worker keeps one for its whole job).
+
+    :param frame: the training rows, in the manifest's row order.
+    :param folds: a fold manifest (``mlops.ml.folds``) or a list of fold ids.
+    :param config: the data config (:func:`training_config` keys).
+    """
+
+    def __init__(
+        self, frame: pd.DataFrame, folds: Mapping[str, Any] | Sequence[int], config: Mapping[str, Any]
+    ) -> None:
+        self.config = training_config(config)
+        self.X = feature_frame(frame, self.config)
+        self.y, self.classes = encode_target(frame[self.config["target"]], self.config)
+        self.splits = fold_splits(folds, len(frame))
+        self._prepared: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
+
+    @property
+    def folds(self) -> list[int]:
+        """Fold ids in scoring order."""
+        return [fold for fold, _, _ in self.splits]
+
+    def prepared(self, position: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``(X_train, y_train, X_test, y_test)`` of the fold at ``position``, features fitted on its train rows."""
+        if position not in self._prepared:
+            _, train, test = self.splits[position]
+            config = self.config
+            features = build_features(config["estimator"], config["feature_columns"], config["categorical"])
+            X_train = features.fit_transform(self.X.iloc[train], self.y[train])
+            X_test = features.transform(self.X.iloc[test])
+            self._prepared[position] = (X_train, self.y[train], X_test, self.y[test])
+        return self._prepared[position]
+
+    def score(self, position: int, hyperparameters: Mapping[str, Any]) -> float:
+        """Fit ``hyperparameters`` on the fold at ``position``; its test score (greater is better)."""
+        X_train, y_train, X_test, y_test = self.prepared(position)
+        config = self.config
+        model = build_model(config["estimator"], hyperparameters, config["problem_type"], config["seed"])
+        model.fit(X_train, y_train)
+        return float(get_scorer(config["objective"])(model, X_test, y_test))
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Shipped to a worker process without the kept matrices: it rebuilds what it needs.
+        return {**self.__dict__, "_prepared": {}}
+
+
+def _score_one(scorer: FoldScorer, position: int, hyperparameters: Mapping[str, Any]) -> float:
+    return scorer.score(position, hyperparameters)
 
 
 def cross_validate(
@@ -418,29 +498,25 @@ def cross_validate(
     non-time manifests. With ``n_jobs > 1`` folds are fitted in waves of ``n_jobs`` parallel
     worker processes (joblib's loky, whose workers stay up between calls). ``on_fold(fold,
     score)`` is called after each fold in fold order; if it raises (a pruned trial), the folds
-    of later waves are never started and the error propagates. Waves, rather than one queue of
-    every fold, let a pruned trial stop without killing workers that are still busy.
+    of later waves are never started and the error propagates.
     """
-    config = training_config(config)
-    X = feature_frame(frame, config)
-    y, _ = encode_target(frame[config["target"]], config)
-    splits = fold_splits(folds, len(frame))
+    scorer = FoldScorer(frame, folds, config)
+    check_hyperparameters(scorer.config["estimator"], scorer.config["problem_type"], hyperparameters)
     hyperparameters = dict(hyperparameters)
-    width = joblib.effective_n_jobs(n_jobs)
+    width = max(1, min(joblib.effective_n_jobs(n_jobs), len(scorer.splits)))
     scores: list[float] = []
-    for start in range(0, len(splits), width):
-        wave = splits[start : start + width]
+    for start in range(0, len(scorer.splits), width):
+        positions = range(start, min(start + width, len(scorer.splits)))
         if width == 1:
-            results = [_fit_and_score(X, y, train, test, config, hyperparameters) for _, train, test in wave]
+            results = [scorer.score(position, hyperparameters) for position in positions]
         else:
             results = joblib.Parallel(n_jobs=width)(
-                joblib.delayed(_fit_and_score)(X, y, train, test, config, hyperparameters)
-                for _, train, test in wave
+                joblib.delayed(_score_one)(scorer, position, hyperparameters) for position in positions
             )
-        for (fold, _, _), score in zip(wave, results):
+        for position, score in zip(positions, results):
             scores.append(score)
             if on_fold is not None:
-                on_fold(fold, score)
+                on_fold(scorer.splits[position][0], score)
     return scores
 
 
@@ -497,14 +573,19 @@ def fold_metric_line(fold: int, objective: str, score: float) -> str:
     return f"fold={fold} {objective}={score:.6f};"
 
 
-def cv_metric_line(objective: str, mean: float, std: float) -> str:
-    return f"cv_mean {objective}={mean:.6f}; cv_std {objective}={std:.6f};"
+def running_mean_line(objective: str, mean: float) -> str:
+    """The objective's mean over the folds scored so far (SageMaker's HPO objective metric)."""
+    return f"cv_mean {objective}={mean:.6f};"
 
 
 def metric_definitions(objective: str, k: int = 0) -> list[dict[str, str]]:
     """SageMaker ``MetricDefinitions`` capturing the lines this script prints.
 
-    ``cv_mean:<objective>`` is the metric an HPO job maximises.
+    ``cv_mean:<objective>`` is the metric an HPO job maximises. The script prints it after
+    every fold as the running mean over the folds so far, so SageMaker's early stopping
+    (``TrainingJobEarlyStoppingType=Auto``) sees one value per fold, like the local tuner's
+    pruner; the final value, which SageMaker reports for the job, is the mean over all k folds.
+    ``fold_<i>:<objective>`` captures each fold's score, ``cv_std:<objective>`` the spread.
     """
     name = re.escape(objective)
     definitions = [
@@ -518,12 +599,25 @@ def metric_definitions(objective: str, k: int = 0) -> list[dict[str, str]]:
     return definitions
 
 
+def _flag(value: Any, name: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    raise ValueError(f"{name} must be true or false; got {value!r}")
+
+
 # ---------------------------------------------------------------- entry point
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
-    """Run a training job as SageMaker does: CV on the fold manifest if given, then the final fit."""
+    """Run a training job as SageMaker does: CV on the fold manifest if given, then the final fit.
+
+    ``--final_fit false`` skips the final fit (an HPO trial only needs its CV score; the refit
+    is a training job of its own). Folds run in parallel over ``SM_NUM_CPUS`` processes.
+    """
     values = parse_hyperparameters(sys.argv[1:] if argv is None else list(argv))
     config_values, hyperparameters = split_hyperparameters(values)
     config = training_config(config_values)
+    final_fit = _flag(config_values.get("final_fit", True), "final_fit")
     check_hyperparameters(config["estimator"], config["problem_type"], hyperparameters)
     model_dir = Path(os.environ.get("SM_MODEL_DIR", "/opt/ml/model"))
     output_dir = Path(os.environ.get("SM_OUTPUT_DATA_DIR", "/opt/ml/output/data"))
@@ -531,6 +625,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     folds_dir = os.environ.get("SM_CHANNEL_FOLDS")
     if folds_dir is None and Path("/opt/ml/input/data/folds").exists():
         folds_dir = "/opt/ml/input/data/folds"
+    n_jobs = max(1, int(os.environ.get("SM_NUM_CPUS") or 1))
+    if not folds_dir and not final_fit:
+        raise ValueError("final_fit=false needs a folds channel: there would be nothing to do")
 
     frame = read_training_frame(train_dir)
     objective = config["objective"]
@@ -547,21 +644,28 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     }
     if folds_dir:
         manifest = read_fold_manifest(folds_dir)
-        scores = cross_validate(
-            frame, manifest, config, hyperparameters,
-            on_fold=lambda fold, score: print(fold_metric_line(fold, objective, score), flush=True),
-        )
-        mean, std = float(np.mean(scores)), float(np.std(scores))
-        print(cv_metric_line(objective, mean, std), flush=True)
-        metrics.update(k=len(scores), fold_scores=scores, cv_mean=mean, cv_std=std)
+        so_far: list[float] = []
 
-    estimator, meta = fit_full(frame, config, hyperparameters)
-    save_model(estimator, meta, model_dir)
+        def on_fold(fold: int, score: float) -> None:
+            so_far.append(score)
+            print(fold_metric_line(fold, objective, score), flush=True)
+            print(running_mean_line(objective, float(np.mean(so_far))), flush=True)
+
+        scores = cross_validate(frame, manifest, config, hyperparameters, n_jobs=n_jobs, on_fold=on_fold)
+        mean, std = float(np.mean(scores)), float(np.std(scores))
+        print(f"cv_std {objective}={std:.6f};", flush=True)
+        metrics.update(k=len(scores), fold_scores=scores, cv_mean=mean, cv_std=std,
+                       fold_manifest_k=manifest.get("k"), fold_manifest_seed=manifest.get("seed"),
+                       dataset_digest=manifest.get("dataset_digest"))
+
+    if final_fit:
+        estimator, meta = fit_full(frame, config, hyperparameters)
+        save_model(estimator, meta, model_dir)
+        print(f"model written to {model_dir}", flush=True)
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / "metrics.json").write_text(
         json.dumps(_plain(metrics), indent=2, sort_keys=True), encoding="utf-8"
     )
-    print(f"model written to {model_dir}", flush=True)
     return metrics
 
 

@@ -5,6 +5,11 @@ Layout: ``<root>/raw/<use_case>/ds=YYYY-MM-DD/`` holding ``part-<token>-NNNNN.pa
 the files the manifest lists: a crash mid-write leaves nothing visible, and a re-run for the same
 date writes new files, commits a new manifest, then deletes the files of the old one, so rows are
 never duplicated.
+
+The manifest records the row count of every file (checked against the file's Parquet footer
+before the commit), the schema (readable names and types, plus the Arrow schema every file is
+read as) and where the rows came from. It is replaced atomically: a local file is written
+beside it and renamed over it; on S3 a PUT is atomic.
 """
 
 from __future__ import annotations
@@ -52,36 +57,93 @@ def write_parts(directory: ObjectStoragePath, tables: Iterable[pa.Table], token:
     return written
 
 
-def commit(directory: ObjectStoragePath, parts: list[dict[str, Any]], schema: dict[str, str],
-           source: dict[str, Any]) -> dict[str, Any]:
-    """Publish ``parts`` as the partition's content, then remove files no manifest lists."""
+class PartitionCommitError(ValueError):
+    """The files offered for a commit do not match what their manifest entries say."""
+
+
+def _verify_parts(directory: ObjectStoragePath, parts: list[dict[str, Any]]) -> pa.Schema:
+    """Check every part's row count against its Parquet footer; return the schema all parts are
+    read as (their schemas unified, e.g. ``int64`` and ``double`` as ``double``)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schemas = []
+    for part in parts:
+        path = directory / part["file"]
+        if not path.exists():
+            raise PartitionCommitError(f"{path}: listed for the commit but missing")
+        with path.open("rb") as handle:
+            footer = pq.ParquetFile(handle)
+            rows, schema = footer.metadata.num_rows, footer.schema_arrow
+        if rows != part["rows"]:
+            raise PartitionCommitError(f"{path}: the writer reported {part['rows']} rows, the file holds {rows}")
+        schemas.append(schema.remove_metadata())
+    try:
+        return pa.unify_schemas(schemas, promote_options="permissive")
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as err:
+        raise PartitionCommitError(f"the parts of {directory} have incompatible schemas: {err}") from err
+
+
+def _write_manifest(directory: ObjectStoragePath, text: str) -> None:
+    target = directory / MANIFEST
+    if directory.protocol in ("file", "local"):
+        temp = directory / f".{MANIFEST}.{uuid.uuid4().hex}.tmp"
+        temp.write_text(text)
+        temp.replace(target)  # rename(2): readers see the old manifest or the new one, never a torn one
+    else:
+        target.write_text(text)  # one PUT: an object store replaces the object atomically
+
+
+def commit(directory: ObjectStoragePath, parts: list[dict[str, Any]], schema: dict[str, str] | None = None,
+           source: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Publish ``parts`` (``[{"file", "rows", ...}]``) as the partition's content, then remove
+    the part files no manifest lists (earlier tries, crashed writers).
+
+    :param schema: names and types to record when ``parts`` is empty; with parts the schema is
+        read from the files themselves.
+    :raises PartitionCommitError: a part is missing, its row count is not what the writer
+        reported, or the parts' schemas cannot be unified. Nothing is published then.
+    """
+    import base64
+
+    parts = [dict(p) for p in parts]
+    arrow_schema = _verify_parts(directory, parts) if parts else None
     manifest = {
         "rows": sum(p["rows"] for p in parts),
         "files": parts,
-        "schema": schema,
-        "source": source,
+        "schema": {f.name: str(f.type) for f in arrow_schema} if arrow_schema is not None else dict(schema or {}),
+        "arrow_schema": base64.b64encode(arrow_schema.serialize().to_pybytes()).decode() if arrow_schema else None,
+        "source": source or {},
         "committed_at": datetime.now(UTC).isoformat(),
     }
-    (directory / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str))
+    _write_manifest(directory, json.dumps(manifest, indent=2, default=str))
     keep = {p["file"] for p in parts} | {MANIFEST}
     for path in directory.iterdir():
-        if path.name not in keep and path.name.startswith("part-"):
-            path.unlink()
+        stale_part = path.name.startswith("part-") and path.name not in keep
+        stale_temp = path.name.startswith(f".{MANIFEST}.")
+        if stale_part or stale_temp:
+            path.unlink(missing_ok=True)
     return manifest
+
+
+def manifest_schema(manifest: dict[str, Any]) -> pa.Schema | None:
+    """The Arrow schema every file of a committed partition is read as (``None`` if unknown)."""
+    import base64
+
+    import pyarrow as pa
+
+    encoded = manifest.get("arrow_schema")
+    if not encoded:
+        return None
+    return pa.ipc.read_schema(pa.py_buffer(base64.b64decode(encoded)))
 
 
 def commit_segments(use_case: str, ds: str, parts: list[dict[str, Any]], source: dict[str, Any]) -> dict[str, Any]:
     """Commit the part files that parallel writers (e.g. token-range tasks) left in the partition."""
-    import pyarrow.parquet as pq
-
     directory = partition_path(use_case, ds)
     directory.mkdir(parents=True, exist_ok=True)
     parts = sorted(parts, key=lambda p: p["file"])
-    schema: dict[str, str] = {}
-    if parts:
-        with (directory / parts[0]["file"]).open("rb") as handle:
-            schema = {f.name: str(f.type) for f in pq.read_schema(handle)}
-    manifest = commit(directory, parts, schema, source)
+    manifest = commit(directory, parts, None, source)
     return {"partition_uri": str(directory), "rows": manifest["rows"], "files": len(parts)}
 
 
@@ -119,10 +181,14 @@ def read_partition(directory: ObjectStoragePath | str) -> pd.DataFrame:
 
     directory = to_path(directory) if isinstance(directory, str) else directory
     manifest = read_manifest(directory)
+    schema = manifest_schema(manifest)
     frames = []
     for part in manifest["files"]:
         with (directory / part["file"]).open("rb") as handle:
-            frames.append(pq.read_table(handle).to_pandas())
+            table = pq.read_table(handle)
+        if schema is not None and not table.schema.equals(schema, check_metadata=False):
+            table = table.select(schema.names).cast(schema)
+        frames.append(table.to_pandas())
     if not frames:
         return pd.DataFrame(columns=list(manifest["schema"]))
     return pd.concat(frames, ignore_index=True)

@@ -29,6 +29,8 @@ def start() -> int:
     env = configure(parallelism=4)
     os.environ.setdefault("AIRFLOW__API__HOST", "127.0.0.1")
     os.environ.setdefault("AIRFLOW__API__PORT", str(PORT))
+    # workers reach the task execution API on the same server
+    os.environ.setdefault("AIRFLOW__CORE__EXECUTION_API_SERVER_URL", f"http://127.0.0.1:{PORT}/execution/")
     os.environ.setdefault("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS", "admin:admin")
     home = Path(env["AIRFLOW_HOME"])
     # standalone starts its components as `airflow ...` commands: use this environment's

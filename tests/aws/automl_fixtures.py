@@ -4,6 +4,8 @@ moto 5 accepts ``CreateAutoMLJobV2`` and keeps the job InProgress forever, and h
 ``ListCandidatesForAutoMLJob``: status transitions and candidate listings are stubbed with
 botocore's Stubber, whose ``expected_params`` check each request and whose service model
 validates each response. Transform jobs in moto are Completed at once.
+
+Test modules import the ``*_fixture`` functions; pytest finds them by their ``name``.
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ def settings_for(home: Path) -> Settings:
 
 
 def candidate(name: str, value: float, created: datetime, containers=None, metric: str = "AUC",
-              kind: str = "Maximize") -> dict:
+              kind: str = "Maximize", step: str = "churn-job-xgb-7") -> dict:
     """One ``ListCandidatesForAutoMLJob`` entry, valid against botocore's service model."""
     return {
         "CandidateName": name,
@@ -60,8 +62,8 @@ def candidate(name: str, value: float, created: datetime, containers=None, metri
                                           "StandardMetricName": metric},
         "ObjectiveStatus": "Succeeded",
         "CandidateSteps": [{"CandidateStepType": "AWS::SageMaker::TrainingJob",
-                            "CandidateStepArn": f"arn:aws:sagemaker:{REGION}:123456789012:training-job/{name}",
-                            "CandidateStepName": name}],
+                            "CandidateStepArn": f"arn:aws:sagemaker:{REGION}:123456789012:training-job/{step}",
+                            "CandidateStepName": step}],
         "CandidateStatus": "Completed",
         "InferenceContainers": copy.deepcopy(containers or HPO_CONTAINERS),
         "CreationTime": created,
@@ -100,16 +102,16 @@ def described_job(name: str, status: str, reason: str | None = None, target: str
     return answer
 
 
-@pytest.fixture
-def aws_settings(tmp_path, monkeypatch) -> Settings:
+@pytest.fixture(name="aws_settings")
+def aws_settings_fixture(tmp_path, monkeypatch) -> Settings:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
     return settings_for(tmp_path / "mlops")
 
 
-@pytest.fixture
-def moto_clients(aws_settings):
+@pytest.fixture(name="moto_clients")
+def moto_clients_fixture(aws_settings):
     """``(sagemaker, s3)`` clients on moto, with the data bucket created."""
     from moto import mock_aws
 
@@ -119,8 +121,8 @@ def moto_clients(aws_settings):
         yield boto3.client("sagemaker", region_name=REGION), s3
 
 
-@pytest.fixture
-def stubbed(aws_settings):
+@pytest.fixture(name="stubbed")
+def stubbed_fixture(aws_settings):
     """A ``sagemaker`` client whose answers are queued on a Stubber (asserted all used)."""
     client = boto3.client("sagemaker", region_name=REGION)
     with Stubber(client) as stubber:

@@ -272,6 +272,25 @@ class _LazyRows(Sequence):
         return self._make_rows(self._numbers[index:index + 1])[0]
 
 
+class _Projected(Sequence):
+    """Some columns of a row sequence, projected page by page."""
+
+    def __init__(self, rows: Sequence[tuple], indexes: list[int]) -> None:
+        self._rows, self._getter, self._single = rows, itemgetter(*indexes), len(indexes) == 1
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            rows = self._rows[index]
+            if self._single:
+                return [(self._getter(row),) for row in rows]
+            return list(map(self._getter, rows))
+        row = self._rows[index]
+        return (self._getter(row),) if self._single else self._getter(row)
+
+
 # --- results and futures --------------------------------------------------------------------------
 
 class FakeResultSet:
@@ -562,8 +581,7 @@ class FakeSession:
         table = self.tables[request.table]
         rows = table.scan(*request.bounds) if request.bounds else table.scan()
         if request.columns != list(table.columns):
-            getter = itemgetter(*[table.columns.index(c) for c in request.columns])
-            rows = [getter(row) if len(request.columns) > 1 else (getter(row),) for row in rows]
+            rows = _Projected(rows, [table.columns.index(c) for c in request.columns])
         offset = int(paging_state) if paging_state else 0
         if offset == 0:
             with self._lock:

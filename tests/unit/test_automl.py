@@ -118,11 +118,39 @@ def test_a_completed_job_is_attached_not_run_again(binary_job):
     assert automl.describe_job(spec["job_name"]) == before
 
 
-def test_a_job_name_reused_with_another_configuration_is_refused(binary_job):
+@pytest.mark.parametrize("change, named", [
+    ({"target": "plan"}, "target"),
+    ({"objective": "F1"}, "objective"),
+])
+def test_a_job_name_reused_for_another_question_is_refused(binary_job, change, named):
     automl, spec, _ = binary_job
 
-    with pytest.raises(ValueError, match="time_budget_s"):
-        automl.create_or_attach(**{**spec, "time_budget_s": 60})
+    with pytest.raises(ValueError, match=f"different {named} "):
+        automl.create_or_attach(**{**spec, **change})
+
+
+def test_attaching_by_name_from_another_run_reuses_the_job_as_it_was_run(binary_job, tmp_path):
+    automl, spec, _ = binary_job
+    before = automl.describe_job(spec["job_name"])
+
+    status = automl.create_or_attach(**{**spec, "time_budget_s": 60, "max_candidates": 2,
+                                        "train_uri": (tmp_path / "other.parquet").as_uri(),
+                                        "output_uri": (tmp_path / "other").as_uri()})
+
+    assert status == "Completed"
+    assert automl.describe_job(spec["job_name"]) == before
+
+
+def test_submit_returns_a_done_handle_with_the_ranked_candidates(binary_job):
+    automl, spec, _ = binary_job
+
+    handle = automl.submit(**spec)
+
+    assert (handle.kind, handle.name, handle.done, handle.trigger) == ("automl", spec["job_name"], True, None)
+    assert automl.collect(handle) == {
+        "job_name": spec["job_name"], "status": "Completed",
+        "candidates": [c.to_dict() for c in automl.candidates(spec["job_name"])]}
+    assert automl.wait(handle) is handle
 
 
 def test_a_failed_job_raises_its_reason_and_is_not_run_again(binary_job):

@@ -216,11 +216,15 @@ def test_entry_point_runs_as_a_sagemaker_script_and_its_model_serves(train, rows
     assert done.returncode == 0, done.stderr
 
     metrics = json.loads((output / "metrics.json").read_text())
-    captured = {
-        d["Name"]: float(re.search(d["Regex"], done.stdout).group(1))
+    # SageMaker keeps every match of a metric's regex and reports the last as its final value.
+    emitted = {
+        d["Name"]: [float(value) for value in re.findall(d["Regex"], done.stdout)]
         for d in train.metric_definitions("roc_auc", k=3)
     }
+    captured = {name: values[-1] for name, values in emitted.items()}
     assert captured["cv_mean:roc_auc"] == pytest.approx(metrics["cv_mean"], abs=1e-6)
+    running = [np.mean(metrics["fold_scores"][: i + 1]) for i in range(3)]
+    assert emitted["cv_mean:roc_auc"] == pytest.approx(running, abs=1e-6), "one running mean per fold"
     fold_lines = [captured[f"fold_{i}:roc_auc"] for i in range(3)]
     assert fold_lines == pytest.approx(metrics["fold_scores"], abs=1e-6)
     assert metrics["fold_scores"] == pytest.approx(

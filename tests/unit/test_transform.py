@@ -192,3 +192,116 @@ def test_an_unknown_model_is_a_key_error_naming_it(mlops_home, automl):
     with pytest.raises(KeyError, match="no-such-model"):
         LocalBatchTransform(automl, n_jobs=1).transform(
             "score-1", "no-such-model", (mlops_home / "in").as_uri(), (mlops_home / "out").as_uri())
+
+
+# ---------------------------------------------------------------- response keys through the transform
+ALL_KEYS = ["predicted_label", "probability", "labels", "probabilities"]
+
+
+def register(mlops_home, automl, name: str, model, classes: list[str], problem_type: str, keys: list[str]) -> None:
+    import joblib
+
+    model_dir = mlops_home / "models" / name
+    model_dir.mkdir(parents=True)
+    joblib.dump(model, model_dir / "model.joblib")
+    (model_dir / "model.json").write_text(json.dumps({
+        "feature_columns": FEATURES, "target": "y", "problem_type": problem_type, "classes": classes,
+        "framework": "sklearn"}))
+    uri, sha256 = pack_model(model_dir, (mlops_home / "artifacts" / name / "model.tar.gz").as_uri())
+    automl.register_model(name, uri, sha256, problem_type, keys)
+
+
+def test_binary_all_response_keys_come_back_after_the_id_one_line_per_record(mlops_home, automl, estimator):
+    register(mlops_home, automl, "churn-all", estimator, ["False.", "True."], "binary", ALL_KEYS)
+    frame = scoring_frame(301, first_id=5000, seed=8)
+    write_input(mlops_home / "in" / "records.csv", frame)
+
+    LocalBatchTransform(automl, chunk_rows=64, n_jobs=1).transform(
+        "score-1", "churn-all", (mlops_home / "in").as_uri(), (mlops_home / "out").as_uri(),
+        input_filter="$[1:]", join_source=True, output_filter="$[0,-4,-3,-2,-1]")
+
+    lines = read_lines(mlops_home / "out" / "records.csv.out")
+    assert [int(row[0]) for row in lines] == frame["id"].tolist()
+    expected = estimator.predict_proba(frame[FEATURES])
+    for (_, label, probability, labels, probabilities), proba in zip(lines, expected):
+        labels, probabilities = json.loads(labels), json.loads(probabilities)
+        assert labels == ["False.", "True."] and len(probabilities) == 2
+        assert float(probability) == pytest.approx(proba[1]) and probabilities == pytest.approx(list(proba))
+        assert label == labels[int(np.argmax(probabilities))]
+
+
+def test_multiclass_all_response_keys_come_back_after_the_id(mlops_home, automl):
+    from sklearn.linear_model import LogisticRegression
+
+    train = scoring_frame(500, seed=2)
+    tiers = np.select([train["charges"] < 50, train["charges"] < 70], ["bronze", "silver"], "gold")
+    model = LogisticRegression(max_iter=1000).fit(train[FEATURES], tiers)
+    register(mlops_home, automl, "tier-all", model, list(model.classes_), "multiclass", ALL_KEYS)
+    frame = scoring_frame(120, first_id=1, seed=9)
+    write_input(mlops_home / "in" / "records.csv", frame)
+
+    LocalBatchTransform(automl, chunk_rows=50, n_jobs=1).transform(
+        "score-1", "tier-all", (mlops_home / "in").as_uri(), (mlops_home / "out").as_uri(),
+        input_filter="$[1:]", join_source=True, output_filter="$[0,-4,-3,-2,-1]")
+
+    lines = read_lines(mlops_home / "out" / "records.csv.out")
+    assert len(lines) == 120 and all(len(row) == 5 for row in lines)
+    for _, label, probability, labels, probabilities in lines:
+        labels, probabilities = json.loads(labels), json.loads(probabilities)
+        assert labels == ["bronze", "gold", "silver"] and sum(probabilities) == pytest.approx(1)
+        assert float(probability) == pytest.approx(max(probabilities))  # the winning class's
+        assert label == labels[int(np.argmax(probabilities))]
+
+
+# ---------------------------------------------------------------- mini-batches
+def test_mini_batches_respect_the_payload_limit_and_keep_input_order(mlops_home, automl, estimator):
+    frame = scoring_frame(400, first_id=0, seed=5)
+    write_input(mlops_home / "in" / "records.csv", frame)
+    transform = LocalBatchTransform(automl, chunk_rows=1000, n_jobs=2, max_payload_mb=1 / 1024)  # 1 KiB
+
+    chunks = list(transform._chunks(mlops_home / "in" / "records.csv"))
+    result = transform.transform("score-1", "churn-lr-label", (mlops_home / "in").as_uri(),
+                                 (mlops_home / "out").as_uri(), input_filter="$[1:]", join_source=True,
+                                 output_filter="$[0,-1]")
+
+    assert len(chunks) > 1 and all(len(c) <= 1024 for c in chunks)
+    assert b"".join(chunks) == (mlops_home / "in" / "records.csv").read_bytes()
+    assert result.output_rows == 400
+    assert [int(row[0]) for row in read_lines(mlops_home / "out" / "records.csv.out")] == list(range(400))
+
+
+def test_a_record_over_the_payload_limit_fails_the_job(mlops_home, automl, estimator):
+    path = mlops_home / "in" / "records.csv"
+    write_input(path, scoring_frame(5)[FEATURES])
+    with path.open("a") as handle:
+        handle.write("1," + "9" * 2000 + ",3\n")
+    transform = LocalBatchTransform(automl, n_jobs=1, max_payload_mb=1 / 1024)
+
+    with pytest.raises(ValueError, match="exceeds the mini-batch payload limit of 1024 bytes"):
+        transform.transform("score-1", "churn-lr", (mlops_home / "in").as_uri(), (mlops_home / "out").as_uri())
+    assert not (mlops_home / "out" / "records.csv.out").exists()
+
+
+def test_blank_lines_are_not_records_and_crlf_endings_are_accepted(mlops_home, automl, estimator):
+    frame = scoring_frame(30, seed=6)[FEATURES]
+    text = frame.to_csv(header=False, index=False, lineterminator="\r\n")
+    lines = text.split("\r\n")
+    (mlops_home / "in").mkdir(parents=True)
+    (mlops_home / "in" / "records.csv").write_text("\r\n".join(lines[:10] + [""] + lines[10:]) + "\n")
+
+    result = LocalBatchTransform(automl, chunk_rows=7, n_jobs=1).transform(
+        "score-1", "churn-lr-label", (mlops_home / "in").as_uri(), (mlops_home / "out").as_uri())
+
+    assert (result.input_rows, result.output_rows) == (30, 30)
+    assert [row[0] for row in read_lines(mlops_home / "out" / "records.csv.out")] == list(estimator.predict(frame))
+
+
+def test_submit_runs_the_job_and_returns_a_done_handle(mlops_home, automl, estimator):
+    write_input(mlops_home / "in" / "records.csv", scoring_frame(20)[FEATURES])
+    transform = LocalBatchTransform(automl, n_jobs=1)
+
+    handle = transform.submit("score-1", "churn-lr", (mlops_home / "in").as_uri(), (mlops_home / "out").as_uri())
+
+    assert handle.done and handle.kind == "transform"
+    assert transform.collect(handle) == {"job_name": "score-1", "output_uri": (mlops_home / "out").as_uri(),
+                                         "input_rows": 20, "output_rows": 20}

@@ -15,6 +15,7 @@ import pytest
 
 from mlops.validation import (
     DataValidationError,
+    SuiteError,
     ValidationReport,
     load_csv_strict,
     load_suite,
@@ -92,12 +93,31 @@ def failure(report: ValidationReport, expectation: str, column: str | None = Non
 # -- suites --------------------------------------------------------------------------------------
 
 
+def _column_set(suite: dict) -> dict:
+    return next(e for e in suite["expectations"] if e["type"] == "expect_table_columns_to_match_set")
+
+
 def test_suite_files_are_ge_expectation_lists_with_the_schema_columns():
     assert suite_columns("churn") == CHURN_COLUMNS
     assert suite_columns("retail") == RETAIL_COLUMNS
-    churn = load_suite("churn")
-    column_set = next(e for e in churn["expectations"] if e["type"] == "expect_table_columns_to_match_set")
-    assert column_set["kwargs"]["exact_match"] is True  # from "allow_extra_columns": false
+    assert _column_set(load_suite("churn"))["kwargs"]["exact_match"] is True  # extra_columns="fail"
+    assert _column_set(load_suite("churn", extra_columns="warn"))["kwargs"]["exact_match"] is False
+
+
+def test_every_churn_feature_and_the_label_is_guarded_against_being_constant():
+    guarded = {
+        e["kwargs"]["column"]
+        for e in load_suite("churn")["expectations"]
+        if e["type"] == "expect_column_unique_value_count_to_be_between" and e["kwargs"]["min_value"] == 2
+    }
+    assert guarded == set(CHURN_COLUMNS) - {"Phone"}  # the key is guarded by uniqueness instead
+
+
+def test_a_suite_still_carrying_the_extra_column_policy_points_to_the_pipeline_config(tmp_path):
+    (tmp_path / "old.json").write_text(json.dumps({"allow_extra_columns": True, "expectations": []}))
+
+    with pytest.raises(SuiteError, match="validation.extra_columns"):
+        load_suite("old", tmp_path)
 
 
 def test_module_import_stays_light_for_dag_parsing():
@@ -205,14 +225,42 @@ def test_extra_column_fails_the_column_set_and_says_which():
     assert report.statistics["unsuccessful"] == 1
 
 
-def test_text_in_numeric_column_fails_the_type_check():
+def test_numbers_written_as_text_fail_the_type_check():
     frame = churn_frame()
     frame["Day Calls"] = frame["Day Calls"].astype(str)
 
     report = validate_frame(frame, "churn")
 
     found = failure(report, "expect_column_values_to_be_in_type_list", "Day Calls")
-    assert "observed 'str'" in found["message"]
+    assert "the column's type is 'str'" in found["message"]
+    assert "every value looks numeric, so the column was written as text" in found["message"]
+
+
+def test_a_value_that_is_not_a_number_is_named_by_the_type_check():
+    frame = churn_frame()
+    frame["Day Calls"] = frame["Day Calls"].astype(str)
+    frame.loc[[3, 8], "Day Calls"] = ["12a", "n/a"]
+
+    report = validate_frame(frame, "churn")
+
+    found = failure(report, "expect_column_values_to_be_in_type_list", "Day Calls")
+    assert found["offending_values"] == ["12a", "n/a"]
+    assert found["unexpected_count"] == 2
+    assert "2 of 40 values are not numbers, e.g. ['12a', 'n/a']" in found["message"]
+    # the range check cannot run on text and says why instead of showing GE's exception
+    between = failure(report, "expect_column_values_to_be_between", "Day Calls")
+    assert between["message"] == "not evaluated: the column holds text, not numbers (see the type check of 'Day Calls')"
+
+
+def test_constant_feature_fails_naming_the_value():
+    frame = churn_frame().assign(**{"Day Calls": 100})
+
+    report = validate_frame(frame, "churn")
+
+    found = failure(report, "expect_column_unique_value_count_to_be_between", "Day Calls")
+    assert found["offending_values"] == [100]
+    assert "constant column: all 40 values are 100" in found["message"]
+    assert report.statistics["unsuccessful"] == 1
 
 
 def test_min_rows_overrides_the_suite_row_count():
@@ -292,8 +340,11 @@ def test_load_csv_strict_round_trips_a_churn_frame():
         (b"a,b,c\n", "header only"),
         (b"a;b;c\n1;2;3\n", "wrong delimiter.*semicolon"),
         (b"a\tb\tc\n1\t2\t3\n", "wrong delimiter.*tab"),
-        (b"a,b,c\n1,2,3\n4,5\n", "ragged rows: line 3 has 2 fields where the header has 3"),
+        (b"a,b,c\n1,2,3\n4,5\n7,8,9\n", "ragged rows: line 3 has 2 fields where the header has 3"),
         (b"a,b,c\n1,2,3\n4,5,6,7\n", "ragged rows: line 3 has 4 fields"),
+        (b"a,b,c\n1,2,3\n4,5", "truncated file: the last row \\(line 3\\) ends after 2 of 3 fields"),
+        (b'a,b,c\n1,2,3\n4,"fi', "truncated file: the last row \\(line 3\\) ends inside an unclosed quote"),
+        (b"a|b|c\n1|2|3\n", "wrong delimiter.*pipe"),
         (b"a,b,c\n1,caf\xe9,3\n", "not UTF-8: byte 0xe9 at line 2"),
         (b"a,b,b\n1,2,3\n", "duplicate column names.*'b'"),
         (b"a,b,d\n1,2,3\n", r"missing \['c'\], unexpected \['d'\]"),
@@ -306,6 +357,9 @@ def test_load_csv_strict_round_trips_a_churn_frame():
         "tab",
         "short-row",
         "long-row",
+        "truncated-row",
+        "truncated-quote",
+        "pipe",
         "latin-1",
         "duplicate-header",
         "wrong-columns",
@@ -324,3 +378,20 @@ def test_load_csv_strict_rejects_bad_files_with_a_clear_message(tmp_path, conten
 def test_load_csv_strict_keeps_quoted_commas_in_one_field():
     frame = load_csv_strict(io.BytesIO(b'a,b,c\n1,"x, y",3\n'), ["a", "b", "c"])
     assert frame.loc[0, "b"] == "x, y"
+
+
+def test_load_csv_strict_accepts_extra_columns_with_a_warning_when_told_to(caplog):
+    content = b"a,b,c,notes\n1,2,3,vip\n"
+    with pytest.raises(ValueError, match=r"unexpected \['notes'\]"):
+        load_csv_strict(io.BytesIO(content), ["a", "b", "c"])
+
+    with caplog.at_level("WARNING", logger="mlops.validation"):
+        frame = load_csv_strict(io.BytesIO(content), ["a", "b", "c"], extra_columns="warn")
+
+    assert list(frame.columns) == ["a", "b", "c", "notes"]
+    assert "unexpected columns ['notes'] accepted" in caplog.text
+
+
+def test_load_csv_strict_still_fails_a_missing_column_when_extras_are_allowed():
+    with pytest.raises(ValueError, match=r"missing \['c'\]"):
+        load_csv_strict(io.BytesIO(b"a,b,x\n1,2,3\n"), ["a", "b", "c"], extra_columns="warn")

@@ -1,4 +1,4 @@
-"""One segmentation run: RFM -> named segments + KMeans -> Parquet, chart and report."""
+"""One segmentation run: RFM -> named segments + KMeans -> Parquet, charts and report."""
 
 from __future__ import annotations
 
@@ -9,15 +9,26 @@ def run_segmentation(partition_uri: str, out_uri: str, run_id: str, run_date: st
                      k_min: int, k_max: int, seed: int) -> dict[str, Any]:
     """Segment the customers of one retail partition; write results under ``out_uri``.
 
-    Writes ``customers.parquet`` (RFM, scores, named segment, cluster per customer),
-    ``ml_clustering_results.parquet`` (the seed's table: run_id, segment, total_customers,
-    run_date, one row for *every* segment), ``segments.png`` and ``report.html``.
+    Writes
+
+    * ``customers.parquet``: RFM, scores, named segment and cluster per customer;
+    * ``ml_clustering_results.parquet``: the seed's table (``run_id``, ``segment``,
+      ``total_customers``, ``run_date``) with one row for *every* KMeans cluster, named after
+      its dominant RFM segment; this is what the DAG upserts into Keyspaces;
+    * ``clusters.parquet``: every cluster with its size and mean recency/frequency/monetary;
+    * ``rfm_segments.parquet``: customers per named RFM segment (every segment present);
+    * ``clusters.png`` and ``segments.png`` (bar charts) and ``report.html`` (both charts, the
+      silhouette of every k tried and the k chosen).
+
+    Re-running with the same inputs and seed writes identical tables.
     """
     import base64
     import html
+    from datetime import date
 
     from mlops import partitions
     from mlops.ml.segmentation import (
+        cluster_counts,
         kmeans_segments,
         rfm_scores,
         rfm_table,
@@ -31,31 +42,64 @@ def run_segmentation(partition_uri: str, out_uri: str, run_id: str, run_date: st
     scored = rfm_scores(rfm)
     clusters = kmeans_segments(rfm, k_min=k_min, k_max=k_max, seed=seed)
     scored["cluster"] = clusters.labels
-    counts = segment_counts(scored)
-    results = counts.assign(run_id=run_id, run_date=run_date)[["run_id", "segment", "total_customers", "run_date"]]
+    by_cluster = cluster_counts(clusters, scored)
+    by_segment = segment_counts(scored)
+    results = by_cluster[["segment", "total_customers"]].assign(
+        run_id=run_id, run_date=date.fromisoformat(run_date),
+    )[["run_id", "segment", "total_customers", "run_date"]]
+
     out = to_path(out_uri)
     out.mkdir(parents=True, exist_ok=True)
-    for name, frame in (("customers.parquet", scored.reset_index()), ("ml_clustering_results.parquet", results)):
+    tables = {
+        "customers.parquet": scored.reset_index(),
+        "ml_clustering_results.parquet": results,
+        "clusters.parquet": by_cluster,
+        "rfm_segments.parquet": by_segment,
+    }
+    for name, frame in tables.items():
         with (out / name).open("wb") as handle:
             frame.to_parquet(handle, index=False)
-    chart = scratch_dir("segments") / "segments.png"
-    segment_chart_png(counts, chart)
-    (out / "segments.png").write_bytes(chart.read_bytes())
-    image = base64.b64encode(chart.read_bytes()).decode()
-    silhouette = "".join(f"<tr><td>{k}</td><td>{v:.4f}</td></tr>" for k, v in clusters.silhouette.items())
-    summary = clusters.summary.to_html(index=False, float_format="%.2f")
-    table = counts.to_html(index=False)
+    scratch = scratch_dir("segments")
+    charts = {
+        "clusters.png": segment_chart_png(by_cluster, scratch / "clusters.png",
+                                          title=f"Customers per KMeans cluster (k={clusters.best_k})", sort=False),
+        "segments.png": segment_chart_png(by_segment, scratch / "segments.png"),
+    }
+    images = {}
+    for name, chart in charts.items():
+        data = chart.read_bytes()
+        (out / name).write_bytes(data)
+        images[name] = base64.b64encode(data).decode()
+
+    silhouette = "".join(
+        f"<tr><td>{k}</td><td>{v:.4f}</td><td>{clusters.inertia[k]:.1f}</td>"
+        f"<td>{'chosen' if k == clusters.best_k else ''}</td></tr>"
+        for k, v in clusters.silhouette.items()
+    )
+    attrs = rfm.attrs
     (out / "report.html").write_text(f"""<!doctype html><html><head><meta charset="utf-8">
 <title>Customer segmentation {html.escape(run_id)}</title></head><body style="font-family:sans-serif">
-<h1>Customer segmentation</h1><p>{len(rfm)} customers from {len(transactions)} transactions.</p>
-<h2>RFM segments</h2>{table}<img src="data:image/png;base64,{image}"/>
-<h2>KMeans (k chosen by silhouette: {clusters.best_k})</h2><table><tr><th>k</th><th>silhouette</th></tr>
-{silhouette}</table>{summary}</body></html>""")
+<h1>Customer segmentation</h1>
+<p>Run {html.escape(run_id)} for {html.escape(run_date)}: {len(rfm)} customers from {len(transactions)} invoice
+lines as of {html.escape(str(attrs.get('as_of')))} ({attrs.get('rows_without_customer', 0)} lines without a
+customer id ignored, {attrs.get('customers_dropped', 0)} customers with no positive value dropped).</p>
+<h2>KMeans clusters (k = {clusters.best_k}, chosen by silhouette)</h2>
+<p>Scaled (log1p + standardised) recency, frequency and monetary value; random_state {seed}.
+Every cluster below is written to <code>ml_clustering_results</code>.</p>
+<img alt="customers per cluster" src="data:image/png;base64,{images['clusters.png']}"/>
+{by_cluster.to_html(index=False, float_format="%.2f")}
+<table><tr><th>k</th><th>silhouette</th><th>inertia</th><th></th></tr>{silhouette}</table>
+<h2>RFM segments</h2>
+<img alt="customers per RFM segment" src="data:image/png;base64,{images['segments.png']}"/>
+{by_segment.to_html(index=False)}
+</body></html>""")
     return {
         "customers": int(len(rfm)),
-        "segments": {row.segment: int(row.total_customers) for row in counts.itertuples()},
+        "segments": {row.segment: int(row.total_customers) for row in by_cluster.itertuples()},
+        "rfm_segments": {row.segment: int(row.total_customers) for row in by_segment.itertuples()},
         "best_k": int(clusters.best_k),
         "silhouette": {str(k): float(v) for k, v in clusters.silhouette.items()},
         "results_uri": str(out / "ml_clustering_results.parquet"),
         "report_uri": str(out / "report.html"),
+        "chart_uri": str(out / "clusters.png"),
     }

@@ -2,101 +2,269 @@
 
 from __future__ import annotations
 
-import fnmatch
+import hashlib
 from collections.abc import Sequence
-from typing import Any
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 from airflow.sdk.bases.sensor import BaseSensorOperator, PokeReturnValue
 
+if TYPE_CHECKING:
+    import pyarrow as pa
+    from airflow.sdk import ObjectStoragePath
 
-def _landing_files(prefix: str, pattern: str) -> list[str]:
+
+def _landing_root(prefix: str) -> ObjectStoragePath:
     from mlops.storage import data_path
 
-    root = data_path(*prefix.strip("/").split("/"))
-    if not root.exists():
-        return []
-    return sorted(str(p) for p in root.iterdir() if p.is_file() and fnmatch.fnmatch(p.name, pattern))
+    return data_path(*prefix.strip("/").split("/"))
+
+
+def _landing_files(prefix: str, pattern: str) -> list[str]:
+    from mlops.triggers.object_storage import list_landed_files
+
+    root = _landing_root(prefix)
+    return list_landed_files(str(root), pattern, root.conn_id)
 
 
 class LandingFilesSensor(BaseSensorOperator):
-    """Wait until files matching ``pattern`` appear under the landing ``prefix``.
+    """Wait until files matching ``pattern`` appear under the landing ``prefix``; return their URIs.
 
-    Works on ``file://`` and ``s3://`` roots alike (``ObjectStoragePath``). Returns the file URIs.
+    Looks once on the worker; if nothing has landed it defers (``deferrable=True``, the default)
+    so no worker slot is held while waiting: on ``s3://`` to the amazon provider's
+    ``S3KeyTrigger`` (wildcard on ``<prefix>/<pattern>``), elsewhere (``file://``) to
+    :class:`~mlops.triggers.object_storage.LandingFilesTrigger`. When the trigger fires the
+    files are listed again, so the task returns what is there now. ``deferrable=False`` pokes
+    (``mode="poke"`` or ``"reschedule"``).
 
-    :param prefix: landing prefix relative to the data root, e.g. ``landing/churn``.
-    :param pattern: file-name glob, e.g. ``*.csv``.
+    :param prefix: landing prefix relative to the data root, e.g. ``landing/churn`` (templated).
+    :param pattern: glob on the path below the prefix, e.g. ``*.csv`` (templated).
+    :param deferrable: wait in the triggerer.
     """
 
     template_fields: Sequence[str] = ("prefix", "pattern")
 
-    def __init__(self, *, prefix: str, pattern: str = "*.csv", **kwargs: Any) -> None:
+    def __init__(self, *, prefix: str, pattern: str = "*.csv", deferrable: bool = True, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.prefix = prefix
         self.pattern = pattern
+        self.deferrable = deferrable
 
     def poke(self, context) -> PokeReturnValue:
         files = _landing_files(self.prefix, self.pattern)
         self.log.info("%d file(s) matching %s under %s", len(files), self.pattern, self.prefix)
         return PokeReturnValue(is_done=bool(files), xcom_value=files)
 
+    def execute(self, context) -> list[str] | None:
+        if not self.deferrable:
+            return super().execute(context)
+        files = _landing_files(self.prefix, self.pattern)
+        if files:
+            self.log.info("%d file(s) matching %s under %s", len(files), self.pattern, self.prefix)
+            return files
+        self._defer()
+
+    def trigger(self):
+        """The trigger that waits for this sensor's files."""
+        from airflow.providers.amazon.aws.triggers.s3 import S3KeyTrigger
+
+        from mlops.triggers.object_storage import LandingFilesTrigger
+
+        root = _landing_root(self.prefix)
+        if root.protocol in ("s3", "s3a"):
+            return S3KeyTrigger(bucket_name=root.bucket, bucket_key=f"{root.key.strip('/')}/{self.pattern}",
+                                wildcard_match=True, aws_conn_id=root.conn_id, poke_interval=self.poke_interval)
+        return LandingFilesTrigger(str(root), self.pattern, poke_interval=self.poke_interval, timeout=self.timeout,
+                                   conn_id=root.conn_id)
+
+    def _defer(self) -> None:
+        self.log.info("nothing matching %s under %s yet; deferring", self.pattern, self.prefix)
+        self.defer(trigger=self.trigger(), method_name="execute_complete", timeout=timedelta(seconds=self.timeout))
+
+    def execute_complete(self, context, event: dict[str, Any] | None = None) -> list[str]:
+        from airflow.sdk.exceptions import AirflowException, AirflowSensorTimeout
+
+        status = (event or {}).get("status")
+        if status == "timeout":
+            raise AirflowSensorTimeout(event.get("message") or f"no {self.pattern} under {self.prefix}")
+        if status not in ("success", "running"):
+            raise AirflowException(f"waiting for {self.pattern} under {self.prefix} failed: {event}")
+        files = _landing_files(self.prefix, self.pattern)
+        if not files:  # gone again since the trigger fired (e.g. another run took them): wait again
+            self._defer()
+        self.log.info("%d file(s) matching %s under %s", len(files), self.pattern, self.prefix)
+        return files
+
 
 class LandingToRawOperator(BaseOperator):
-    """Check landed CSV files against the use case's columns, publish them as the raw partition
-    for the logical date, and only then move the originals to ``processed/``.
+    """Check landed CSV files against the use case's schema, publish them as the raw partition
+    for the logical date, and only then move the originals to ``processed/<use case>/ds=<ds>/``.
 
-    A file with the wrong columns or unreadable bytes fails the task naming the file and the
-    problem; nothing is moved, so a fixed file and a re-run finish the job. Re-running after a
-    crash between commit and move re-publishes the same files (the partition is replaced, never
-    appended to) and then moves them.
+    The partition for a date holds every file landed for that date: the files already moved to
+    ``processed/`` by earlier runs of the date (their Parquet parts are reused, not re-read) and
+    the newly landed ones. Files are identified by the sha256 of their bytes, so the same
+    content is published once however often it lands. What a failure leaves behind:
 
-    :param use_case: pipeline name (columns come from ``include/pipelines/<use_case>.yaml``).
-    :param files: landed file URIs (from :class:`LandingFilesSensor`).
+    * a bad file (wrong columns, unreadable bytes, non-numeric values in a numeric column,
+      unparseable dates) fails the task naming the file and the problem before anything is
+      published or moved; a fixed file and a re-run finish the job;
+    * a crash before the commit leaves the previous manifest (and so the partition) unchanged
+      and every original in place;
+    * a crash after the commit, during the moves, leaves some originals in ``landing/``: the
+      re-run finds their content already published (same sha256), publishes nothing twice,
+      and moves them. A copy that reached ``processed/`` before the crash is recognised too.
+
+    :param use_case: pipeline name (schema from ``include/pipelines/<use_case>.yaml``).
+    :param files: landed file URIs (from :class:`LandingFilesSensor`, templated).
     :param ds: logical date of the partition (templated).
+    :param prefix: landing prefix the files came from (default ``landing/<use_case>``); their
+        paths below it are kept under ``processed/``.
     """
 
-    template_fields: Sequence[str] = ("use_case", "files", "ds")
+    template_fields: Sequence[str] = ("use_case", "files", "ds", "prefix")
 
-    def __init__(self, *, use_case: str, files: list[str] | str, ds: str = "{{ ds }}", **kwargs: Any) -> None:
+    def __init__(self, *, use_case: str, files: list[str] | str | None, ds: str = "{{ ds }}",
+                 prefix: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.use_case = use_case
         self.files = files
         self.ds = ds
+        self.prefix = prefix
 
     def execute(self, context) -> dict[str, Any]:
-        import pandas as pd
-        import pyarrow as pa
+        import uuid
 
         from mlops import partitions
         from mlops.config import load_pipeline
         from mlops.storage import data_path, to_path
-        from mlops.validation import load_csv_strict
 
         config = load_pipeline(self.use_case)
-        columns = config.schema["columns"]
-        sources = [to_path(uri) for uri in (self.files or [])]
-        if not sources:
-            raise ValueError(f"no landed files for {self.use_case}")
-        tables = []
-        for source in sources:
-            with source.open("rb") as handle:
-                try:
-                    frame = load_csv_strict(handle, columns)
-                except ValueError as err:
-                    raise ValueError(f"{source}: {err}") from err
-            for column in config.schema.get("datetime_columns", []):
-                frame[column] = pd.to_datetime(frame[column])
-            for column in config.schema.get("text_columns", []):
-                frame[column] = frame[column].astype("string")
-            tables.append(pa.Table.from_pandas(frame[columns], preserve_index=False))
-            self.log.info("%s: %d rows, columns ok", source.name, len(frame))
+        landing_root = _landing_root(self.prefix or f"landing/{self.use_case}")
+        processed_root = data_path("processed", self.use_case, f"ds={self.ds}")
         directory = partitions.partition_path(self.use_case, self.ds)
-        parts = partitions.write_parts(directory, tables, token=f"landing-t{context['ti'].try_number}")
-        schema = {field.name: str(field.type) for field in tables[0].schema}
-        manifest = partitions.commit(directory, parts, schema, {"kind": "landing", "files": [str(s) for s in sources]})
-        processed = data_path("processed", self.use_case, f"ds={self.ds}")
-        processed.mkdir(parents=True, exist_ok=True)
-        for source in sources:
-            source.rename(processed / source.name)
-        self.log.info("published %d rows to %s; originals moved to %s", manifest["rows"], directory, processed)
-        return {"partition_uri": str(directory), "rows": manifest["rows"], "files": len(sources)}
+        directory.mkdir(parents=True, exist_ok=True)
+        token = f"landing-t{context['ti'].try_number}-{uuid.uuid4().hex[:8]}"
+
+        landed = [to_path(uri) for uri in (self.files or [])]
+        present = [path for path in landed if path.exists()]
+        for path in set(landed) - set(present):
+            self.log.warning("%s is no longer in the landing prefix (moved by an earlier try?)", path)
+        processed = [path for path in (processed_root.rglob("*") if processed_root.exists() else []) if path.is_file()]
+        if not present and not processed:
+            raise ValueError(f"no landed files for {self.use_case}: {self.files!r}")
+
+        try:
+            previous = partitions.read_manifest(directory)["files"]
+        except partitions.PartitionNotFound:
+            previous = []
+        previous = [e for e in previous if "sha256" in e and (directory / e["file"]).exists()]
+        by_processed = {e.get("processed"): e for e in previous}
+        by_digest = {e["sha256"]: e for e in previous}
+
+        entries: list[dict[str, Any]] = []
+        published: set[str] = set()
+        new_parts = 0
+        for path in sorted(processed, key=str):  # published by an earlier run of this date
+            entry = by_processed.get(str(path))
+            if entry is None:
+                data = path.read_bytes()
+                digest = hashlib.sha256(data).hexdigest()
+                entry = None if digest in published else self._convert(config, path, data, digest, directory,
+                                                                       f"{token}-{len(entries)}", str(path))
+                new_parts += entry is not None
+            if entry is not None and entry["sha256"] not in published:
+                entries.append(entry)
+                published.add(entry["sha256"])
+
+        moves: list[tuple[ObjectStoragePath, ObjectStoragePath, str]] = []
+        for path in sorted(present, key=str):
+            data = path.read_bytes()
+            digest = hashlib.sha256(data).hexdigest()
+            target = _processed_target(path, landing_root, processed_root, digest)
+            moves.append((path, target, digest))
+            if digest in published:
+                self.log.info("%s: content already published (sha256 %s…)", path.name, digest[:12])
+                continue
+            entry = by_digest.get(digest)
+            if entry is None:
+                entry = self._convert(config, path, data, digest, directory, f"{token}-{len(entries)}", str(target))
+                new_parts += 1
+            entries.append({**entry, "processed": str(target)})
+            published.add(digest)
+
+        sources = [e["processed"] for e in entries]
+        manifest = partitions.commit(directory, entries, None, {"kind": "landing", "files": sources})
+        self.log.info("published %d rows from %d file(s) (%d new) to %s", manifest["rows"], len(entries),
+                      new_parts, directory)
+
+        for path, target, digest in moves:  # only now: the partition already holds their rows
+            if target.exists() and _sha256(target) == digest:
+                path.unlink(missing_ok=True)  # copied before a crash; the original is redundant
+            else:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                path.rename(target)
+        self.log.info("moved %d original(s) to %s", len(moves), processed_root)
+        return {"partition_uri": str(directory), "rows": manifest["rows"], "files": len(entries),
+                "new_files": new_parts, "moved": len(moves)}
+
+    def _convert(self, config, path: ObjectStoragePath, data: bytes, digest: str, directory: ObjectStoragePath,
+                 token: str, processed: str) -> dict[str, Any]:
+        """Check one CSV file against the schema and write it as one Parquet part."""
+        from mlops import partitions
+
+        table = landed_csv_to_table(data, config.schema, str(path))
+        (part,) = partitions.write_parts(directory, [table], token=token)
+        self.log.info("%s: %d rows, schema ok -> %s", path.name, table.num_rows, part["file"])
+        return {**part, "source": str(path), "sha256": digest, "processed": processed}
+
+
+def landed_csv_to_table(data: bytes, schema: dict[str, Any], name: str) -> pa.Table:
+    """A landed CSV file as an Arrow table in the schema's column order, after checking it.
+
+    :raises ValueError: naming ``name`` and the problem: columns (via ``load_csv_strict``),
+        a non-numeric value in a ``numeric`` column, an unparseable ``datetime_columns`` value.
+    """
+    import pandas as pd
+    import pyarrow as pa
+
+    from mlops.validation import load_csv_strict
+
+    columns = schema["columns"]
+    text_columns = list(schema.get("text_columns", []))
+    try:
+        frame = load_csv_strict(data, columns, dtype={c: "str" for c in text_columns} or None)
+    except ValueError as err:
+        raise ValueError(f"{name}: {err}") from err
+    for column in schema.get("numeric", []):
+        if not pd.api.types.is_numeric_dtype(frame[column]):
+            bad = pd.to_numeric(frame[column], errors="coerce").isna() & frame[column].notna()
+            example = frame.loc[bad, column].iloc[0] if bad.any() else None
+            raise ValueError(f"{name}: column {column!r} should be numeric; {int(bad.sum())} value(s) are not, "
+                             f"e.g. {example!r}")
+    for column in schema.get("datetime_columns", []):
+        try:
+            frame[column] = pd.to_datetime(frame[column])
+        except (ValueError, TypeError) as err:
+            raise ValueError(f"{name}: column {column!r} holds values that are not dates: {err}") from err
+    for column in text_columns:
+        frame[column] = frame[column].astype("string")
+    return pa.Table.from_pandas(frame[columns], preserve_index=False)
+
+
+def _processed_target(path: ObjectStoragePath, landing_root: ObjectStoragePath, processed_root: ObjectStoragePath,
+                      digest: str) -> ObjectStoragePath:
+    """Where ``path`` goes under ``processed/``: its path below the landing prefix, with the
+    content digest added when a different file of that name is already there."""
+    relative = str(path)[len(str(landing_root).rstrip("/")) + 1:] if str(path).startswith(str(landing_root)) \
+        else path.name
+    target = processed_root.joinpath(*relative.split("/"))
+    if target.exists() and _sha256(target) != digest:
+        target = target.with_name(f"{target.stem}-{digest[:12]}{target.suffix}")
+    return target
+
+
+def _sha256(path: ObjectStoragePath) -> str:
+    from mlops.storage import sha256_of
+
+    return sha256_of(path)

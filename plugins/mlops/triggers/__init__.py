@@ -1,1 +1,1 @@
-"""Airflow triggers this project adds where the amazon provider has none."""
+"""Triggers: they only wait (in the triggerer) and serialise to JSON; operators do the work."""

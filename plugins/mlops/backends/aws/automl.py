@@ -304,10 +304,10 @@ class AutopilotAutoML(LongRunningPort, AutoML):
                     raise
         self._check_attachable(described, request)
         status = described["AutoMLJobStatus"]
-        log.info("AutoML job %s exists: %s (%s); attaching", job_name, status,
-                 described.get("AutoMLJobSecondaryStatus"))
         if status in TERMINAL_FAILURES:
             raise job_failure(job_name, described)
+        log.info("AutoML job %s exists: %s (%s); attaching", job_name, status,
+                 described.get("AutoMLJobSecondaryStatus"))
         if status == COMPLETED:
             return JobHandle(kind="automl", name=job_name, done=True, result=self._result(job_name))
         return JobHandle(kind="automl", name=job_name, done=False,

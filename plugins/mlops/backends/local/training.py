@@ -13,6 +13,7 @@ loaded here by file path: there is one implementation of the training logic.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib.util
 import json
@@ -164,25 +165,44 @@ class LocalTrainer(Trainer):
 class OptunaTuner(Tuner):
     """Hyperparameter tuning job on this machine: Optuna over the same search space.
 
-    Trials run one after another, each scoring every fold of the manifest with ``train.py``'s
-    ``cross_validate`` (folds in parallel worker processes). The TPE sampler is seeded with
-    ``data.seed`` and trials are scored deterministically, so a seed always gives the same
-    trials and the same best. After each fold the trial reports the mean of its fold scores so
-    far as the intermediate value of step ``fold``; Optuna's ``MedianPruner`` stops it when that
-    is below the median of earlier trials' means over the same folds (never before
-    ``pruner_warmup_folds`` folds, nor on the last fold). Reporting the bare fold score would
-    compare the trial's best fold with the others' score on the current fold: hard and easy
-    folds would decide, not the hyperparameters. The history of every trial is written
-    to ``<output_uri>/<job_name>/tuning_history.json``; a completed job of the same name and
-    request is reused.
+    Every trial is scored by k-fold CV on the fold manifest, with ``train.py``'s
+    :class:`FoldScorer` (each fold's feature preparation is fitted once per worker and reused
+    by every trial). Trials are asked from Optuna's seeded TPE sampler in batches of
+    ``batch_size`` and raced fold by fold: all trials of a batch score fold 0, then the ones
+    still alive score fold 1, and so on. After each fold a trial reports the running mean of
+    its fold scores as the intermediate value of step ``fold``, and Optuna's ``MedianPruner``
+    stops it when that is below the median of the completed trials' means over the same folds
+    (never before ``pruner_warmup_folds`` folds, nor on the last fold). Reporting the running
+    mean, not the bare fold score, compares every trial on the same rows.
 
-    :param n_jobs: worker processes fitting a trial's folds in parallel (joblib loky).
-    :param pruner_startup_trials: trials that always run every fold before pruning starts.
-    :param pruner_warmup_folds: folds every trial scores before it can be pruned.
+    The folds of a batch run in ``n_jobs`` worker processes that hold the rows for the whole
+    job; while a fold's pruning decision waits for a straggler, idle workers start the next
+    folds of the surviving trials. Every decision (ask, report, prune, tell) is taken in a
+    fixed order from the scores alone, and a fold's score does not depend on the process that
+    computed it, so a seed gives the same trials, the same pruning and the same best for any
+    ``n_jobs``; ``batch_size`` is part of the algorithm and changes the trials.
+
+    The history of every trial is written to ``<output_uri>/<job_name>/tuning_history.json``;
+    a completed job of the same name and request is reused.
+
+    :param n_jobs: worker processes scoring folds in parallel (1: in this process).
+    :param batch_size: trials asked together and raced fold by fold.
+    :param pruner_startup_trials: trials that must complete before any trial is pruned.
+    :param pruner_warmup_folds: folds every trial scores before it can be pruned (0: a trial
+        can stop after its first fold).
     """
 
-    def __init__(self, n_jobs: int = 2, pruner_startup_trials: int = 3, pruner_warmup_folds: int = 1):
+    def __init__(
+        self,
+        n_jobs: int = 2,
+        batch_size: int = 4,
+        pruner_startup_trials: int = 3,
+        pruner_warmup_folds: int = 0,
+    ):
+        if n_jobs < 1 or batch_size < 1 or pruner_startup_trials < 0 or pruner_warmup_folds < 0:
+            raise ValueError("n_jobs and batch_size must be at least 1, the pruner settings at least 0")
         self.n_jobs = n_jobs
+        self.batch_size = batch_size
         self.pruner_startup_trials = pruner_startup_trials
         self.pruner_warmup_folds = pruner_warmup_folds
 
@@ -194,7 +214,6 @@ class OptunaTuner(Tuner):
         n_trials: int,
         output_uri: str,
     ) -> TuningResult:
-        import numpy as np
         import optuna
 
         space = validate_search_space(search_space)
@@ -212,7 +231,8 @@ class OptunaTuner(Tuner):
         frame = _read_rows(data)  # read once: every trial reuses the rows and the manifest
         manifest = storage.read_json(data.folds_uri)
         _check_digest(frame, manifest, data)
-        n_folds = len(train.fold_splits(manifest, len(frame)))  # a bad manifest fails here
+        scorer = train.FoldScorer(frame, manifest, config)  # a bad manifest fails here
+        n_folds = len(scorer.splits)
 
         # This job logs one line per trial itself; Optuna's own INFO lines would repeat them.
         optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -220,49 +240,28 @@ class OptunaTuner(Tuner):
             study_name=job_name,
             direction="maximize",  # scikit-learn scorers are greater-is-better
             sampler=optuna.samplers.TPESampler(
-                seed=data.seed, n_startup_trials=max(2, min(10, n_trials // 2))
+                seed=data.seed, n_startup_trials=max(2, min(10, n_trials // 2)), constant_liar=True,
             ),
             pruner=optuna.pruners.MedianPruner(
                 n_startup_trials=self.pruner_startup_trials,
                 n_warmup_steps=self.pruner_warmup_folds,
             ),
         )
-
-        def objective(trial: optuna.Trial) -> float:
-            params = {name: _suggest(trial, name, spec) for name, spec in space.items()}
-            scores: list[float] = []
-
-            def on_fold(fold: int, score: float) -> None:
-                scores.append(score)
-                trial.set_user_attr("fold_scores", list(scores))
-                # The running mean, not the bare fold score: every trial scores the same folds
-                # in the same order, so step i compares means over the same rows.
-                running_mean = float(np.mean(scores))
-                trial.report(running_mean, step=fold)
-                if len(scores) < n_folds and trial.should_prune():
-                    raise optuna.TrialPruned(
-                        f"mean {running_mean:.6f} over folds 0..{fold} is below the median trial's"
-                    )
-
-            train.cross_validate(frame, manifest, config, params, n_jobs=self.n_jobs, on_fold=on_fold)
-            return float(np.mean(scores))
-
-        def report(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-            scores = trial.user_attrs.get("fold_scores", [])
-            best = _best_value(study)
-            state = trial.state.name.lower()
-            log.info(
-                "trial %d/%d score=%s best=%s %s after %d folds %s",
-                trial.number + 1, n_trials, _fmt(np.mean(scores) if scores else None), _fmt(best),
-                state, len(scores), json.dumps(trial.params, sort_keys=True),
-            )
-
         started = time.monotonic()
-        study.optimize(objective, n_trials=n_trials, callbacks=[report])
+        log.info(
+            "tuning job %s: %d trials of %d-fold CV on %d rows, %d worker(s), batches of %d",
+            job_name, n_trials, n_folds, len(frame), self.n_jobs, self.batch_size,
+        )
+        with _fold_pool(scorer, self.n_jobs) as pool:
+            while len(study.trials) < n_trials:
+                size = min(self.batch_size, n_trials - len(study.trials))
+                batch = [study.ask() for _ in range(size)]
+                params = [{name: _suggest(trial, name, spec) for name, spec in space.items()} for trial in batch]
+                self._race(study, batch, params, pool, n_folds, n_trials, config["objective"])
+
         complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
         if not complete:
             raise RuntimeError(f"tuning job {job_name!r}: no trial completed all folds")
-
         trials = [_trial_record(trial) for trial in study.trials]
         best_record = trials[study.best_trial.number]
         best = CVResult(
@@ -271,26 +270,75 @@ class OptunaTuner(Tuner):
             mean=best_record["mean"],
             std=best_record["std"],
         )
+        fold_work = sum(len(t["fold_scores"]) for t in trials)
         storage.write_json(
             history_uri,
             {
                 **request,
                 "job_name": job_name,
                 "status": COMPLETED,
+                "backend": "local",
                 "objective": config["objective"],
                 "direction": "maximize",
+                "folds": {key: manifest.get(key) for key in ("k", "seed", "strategy", "dataset_digest")},
+                "tuner": {
+                    "sampler": "TPE", "pruner": "median", "n_jobs": self.n_jobs, "batch_size": self.batch_size,
+                    "pruner_startup_trials": self.pruner_startup_trials,
+                    "pruner_warmup_folds": self.pruner_warmup_folds,
+                },
                 "best_trial": study.best_trial.number,
                 "best": best.to_dict(),
                 "trials": trials,
+                "fold_fits": fold_work,
                 "seconds": round(time.monotonic() - started, 3),
             },
         )
         log.info(
-            "tuning job %s: best %s=%.6f (+/- %.6f) after %d trials, %d pruned",
+            "tuning job %s: best %s=%.6f (+/- %.6f) after %d trials, %d pruned; %d of %d fold fits "
+            "in %.1f s",
             job_name, config["objective"], best.mean, best.std, len(trials),
-            sum(t["state"] == "PRUNED" for t in trials),
+            sum(t["state"] == "PRUNED" for t in trials), fold_work, len(trials) * n_folds,
+            time.monotonic() - started,
         )
         return TuningResult(job_name, config["objective"], best, len(trials), history_uri)
+
+    def _race(self, study, batch, params, pool, n_folds: int, n_trials: int, objective: str) -> None:
+        """Score one batch fold by fold; prune after each fold; tell Optuna every outcome in order."""
+        import numpy as np
+        import optuna
+
+        alive = list(range(len(batch)))
+        scores: list[list[float]] = [[] for _ in batch]
+        for position in range(n_folds):
+            for index in alive:
+                pool.need(index, position, params, alive, n_folds)
+            for index in list(alive):
+                score = pool.result(index, position, params, alive, n_folds)
+                scores[index].append(score)
+                trial = batch[index]
+                trial.set_user_attr("fold_scores", list(scores[index]))
+                trial.report(float(np.mean(scores[index])), step=position)
+            for index in list(alive):
+                if position < n_folds - 1 and batch[index].should_prune():
+                    alive.remove(index)
+                    pool.forget(index)
+                    study.tell(batch[index], state=optuna.trial.TrialState.PRUNED)
+                    self._log_trial(study, batch[index], scores[index], n_trials, n_folds, "pruned", objective)
+        for index in alive:
+            study.tell(batch[index], float(np.mean(scores[index])))
+            self._log_trial(study, batch[index], scores[index], n_trials, n_folds, "complete", objective)
+        pool.end_batch()
+
+    @staticmethod
+    def _log_trial(study, trial, scores: list[float], n_trials: int, n_folds: int, state: str,
+                   objective: str) -> None:
+        import numpy as np
+
+        log.info(
+            "trial %d of %d: %s %s=%.6f after %d of %d folds; best so far %s %s",
+            trial.number + 1, n_trials, state, objective, float(np.mean(scores)), len(scores), n_folds,
+            _fmt(_best_value(study)), json.dumps(trial.params, sort_keys=True),
+        )
 
     @staticmethod
     def _completed(job_name: str, history_uri: str, request: dict[str, Any]) -> TuningResult | None:
@@ -309,6 +357,108 @@ class OptunaTuner(Tuner):
             job_name, history["objective"], CVResult.from_dict(history["best"]),
             len(history["trials"]), history_uri,
         )
+
+
+# ---------------------------------------------------------------- fold workers
+_WORKER_SCORER = None  # the FoldScorer of this worker process (set by _init_worker)
+
+
+def _init_worker(scorer) -> None:
+    global _WORKER_SCORER
+    _WORKER_SCORER = scorer
+
+
+def _worker_score(position: int, hyperparameters: dict[str, Any]) -> float:
+    return _WORKER_SCORER.score(position, hyperparameters)
+
+
+class _FoldPool:
+    """Scores ``(trial, fold)`` tasks of one batch, in this process or in worker processes.
+
+    ``need`` and ``result`` name the task the race waits for next; the pool keeps up to
+    ``n_jobs`` tasks running, taken in race order: the folds the race is waiting for first,
+    then, so no worker idles while a straggler decides a pruning step, the next folds of the
+    trials still alive. A pruned trial's tasks that have not started are cancelled; a running
+    one finishes and its score is dropped.
+    """
+
+    def __init__(self, scorer, n_jobs: int) -> None:
+        self.scorer = scorer
+        self.n_jobs = n_jobs
+        self.executor = None
+        if n_jobs > 1:
+            import os
+
+            from joblib.externals.loky import ProcessPoolExecutor
+
+            threads = str(max(1, (os.cpu_count() or 1) // n_jobs))
+            env = {name: threads for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
+            self.executor = ProcessPoolExecutor(n_jobs, initializer=_init_worker, initargs=(scorer,), env=env)
+        self.futures: dict[tuple[int, int], Any] = {}
+        self.done: dict[tuple[int, int], float] = {}
+        self.stale: list[Any] = []
+
+    def _running(self) -> int:
+        self.stale = [future for future in self.stale if not future.done()]
+        return len(self.stale) + sum(not future.done() for future in self.futures.values())
+
+    def _fill(self, params, alive: list[int], n_folds: int, position: int) -> None:
+        if self.executor is None:
+            return
+        order = [(index, step) for step in range(position, n_folds) for index in alive]
+        for key in order:
+            if self._running() >= self.n_jobs:
+                return
+            if key not in self.futures and key not in self.done:
+                index, step = key
+                self.futures[key] = self.executor.submit(_worker_score, step, params[index])
+
+    def need(self, index: int, position: int, params, alive: list[int], n_folds: int) -> None:
+        self._fill(params, alive, n_folds, position)
+
+    def result(self, index: int, position: int, params, alive: list[int], n_folds: int) -> float:
+        key = (index, position)
+        if key in self.done:
+            return self.done[key]
+        if self.executor is None:
+            self.done[key] = self.scorer.score(position, params[index])
+            return self.done[key]
+        from concurrent.futures import FIRST_COMPLETED, wait
+
+        while True:
+            self._fill(params, alive, n_folds, position)
+            future = self.futures.get(key)
+            if future is not None and future.done():
+                self.done[key] = future.result()
+                return self.done[key]
+            running = [f for f in (*self.futures.values(), *self.stale) if not f.done()]
+            wait(running, return_when=FIRST_COMPLETED)
+
+    def forget(self, index: int) -> None:
+        for key in [key for key in self.futures if key[0] == index]:
+            future = self.futures.pop(key)
+            if not future.cancel() and not future.done():
+                self.stale.append(future)
+
+    def end_batch(self) -> None:
+        for future in self.futures.values():
+            if not future.done():
+                self.stale.append(future)
+        self.futures.clear()
+        self.done.clear()
+
+    def close(self) -> None:
+        if self.executor is not None:
+            self.executor.shutdown(wait=False, kill_workers=True)
+
+
+@contextlib.contextmanager
+def _fold_pool(scorer, n_jobs: int):
+    pool = _FoldPool(scorer, min(n_jobs, max(1, len(scorer.splits))))
+    try:
+        yield pool
+    finally:
+        pool.close()
 
 
 def validate_search_space(search_space: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:

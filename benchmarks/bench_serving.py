@@ -1,0 +1,284 @@
+"""The local runtime against ``mlflow models serve``: the same model, the same machine, the same load.
+
+    .venv/bin/python benchmarks/bench_serving.py [--requests 600] [--rounds 2]
+
+What runs:
+
+* one model: the churn pipeline of ``include/training/train.py`` (one-hot encoding +
+  HistGradientBoosting, 100 iterations) fitted on 5,000 generated customers;
+* **ours**: that model packed as a ``model.tar.gz``, deployed to the local runtime
+  (``mlops.backends.local.runtime``), invoked as SageMaker's runtime API is invoked:
+  ``POST /endpoints/bench/invocations`` with one ``text/csv`` record;
+* **mlflow**: the same fitted pipeline saved with ``mlflow.sklearn.save_model``
+  (``pyfunc_predict_fn="predict_proba"``, so both servers compute class probabilities) and
+  served by ``mlflow models serve --env-manager local`` (uvicorn, its default of 1 worker),
+  invoked with the same record as ``{"dataframe_split": ...}`` JSON on ``POST /invocations``;
+* a load generator (asyncio + httpx, keep-alive connections, no proxies) sends a bounded number of
+  requests at concurrency 1, 8 and 32 to each server on 127.0.0.1, alternating servers round by
+  round so both see the same background load; per level, the best round counts.
+
+Both servers run with the environment this script inherits; neither gets a thread or worker
+setting from the script. Prints one table line per server and level, then, last::
+
+    throughput_ratio=<ours/mlflow requests per second at concurrency 8> p99_ms=<ours at 8>
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "plugins"))
+
+LEVELS = (1, 8, 32)
+ENDPOINT = "bench"
+START_TIMEOUT_S = 180
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+# ---------------------------------------------------------------- the model
+def fit_model(model_dir: Path):
+    """Fit the churn pipeline exactly as a training job does; return (pipeline, feature frame)."""
+    import yaml
+
+    from mlops.entrypoints import generators_module, training_module
+
+    train = training_module()
+    config = yaml.safe_load((ROOT / "include" / "pipelines" / "churn.yaml").read_text())
+    schema = config["schema"]
+    training_config = {
+        "feature_columns": schema["categorical"] + schema["numeric"],
+        "categorical": schema["categorical"], "target": schema["target"], "problem_type": "binary",
+        "estimator": "gradient_boosting", "objective": "roc_auc",
+        "positive_label": schema["positive_label"], "seed": 42,
+    }
+    frame = generators_module().churn(5000, seed=7)
+    pipeline, meta = train.fit_full(frame, training_config, {"max_iter": 100, "learning_rate": 0.1})
+    train.save_model(pipeline, meta, model_dir)
+    return pipeline, frame[training_config["feature_columns"]]
+
+
+def save_mlflow_model(pipeline, features, path: Path) -> None:
+    import mlflow.sklearn
+    from mlflow.models import infer_signature
+
+    example = features.head(20)
+    mlflow.sklearn.save_model(
+        pipeline, str(path), pyfunc_predict_fn="predict_proba",
+        signature=infer_signature(example, pipeline.predict_proba(example)),
+        # mlflow saves with skops, which asks to trust by name what it cannot vet: we fitted these.
+        skops_trusted_types=["numpy.asarray",
+                             "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"],
+    )
+
+
+# ---------------------------------------------------------------- the servers
+@dataclass
+class Server:
+    name: str
+    url: str
+    body: bytes
+    headers: dict[str, str]
+    stop: callable
+
+
+def start_ours(home: Path, model_dir: Path, record_csv: str) -> Server:
+    from mlops.backends.base import EndpointSpec
+    from mlops.backends.local.hosting import LocalHosting
+    from mlops.settings import Settings
+    from mlops.storage import pack_model
+
+    settings = Settings(backend="local", home=home, data_uri=(home / "data").as_uri(),
+                        aws_conn_id="aws_default", runtime_port=free_port())
+    uri, sha = pack_model(model_dir, (home / "data" / "models" / "model.tar.gz").as_uri())
+    hosting = LocalHosting(settings, start_timeout=START_TIMEOUT_S)
+    try:
+        endpoint = hosting.deploy(EndpointSpec(ENDPOINT, "bench-config", uri, sha))
+    except BaseException:
+        hosting.stop()
+        raise
+    return Server("ours", endpoint.url, record_csv.encode(),
+                  {"Content-Type": "text/csv", "Accept": "text/csv"}, hosting.stop)
+
+
+def start_mlflow(model_path: Path, record: dict, log_path: Path) -> Server:
+    port = free_port()
+    env = dict(os.environ)
+    # `mlflow models serve` execs `uvicorn` from PATH: make it this virtualenv's.
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    command = [str(Path(sys.executable).parent / "mlflow"), "models", "serve", "-m", str(model_path),
+               "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)]
+    log = log_path.open("wb")
+    process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT,
+                               stdin=subprocess.DEVNULL, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+
+    def stop() -> None:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)  # its own session: mlflow's CLI and uvicorn
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=5)
+        log.close()
+
+    _wait_until_up(f"{url}/ping", process, log_path, stop)
+    body = json.dumps({"dataframe_split": record}).encode()
+    return Server("mlflow", f"{url}/invocations", body, {"Content-Type": "application/json"}, stop)
+
+
+def _wait_until_up(ping_url: str, process: subprocess.Popen, log_path: Path, stop) -> None:
+    import httpx
+
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            stop()
+            raise RuntimeError(f"`mlflow models serve` exited with {process.returncode}:\n"
+                               f"{log_path.read_text(errors='replace')[-3000:]}")
+        try:
+            if httpx.get(ping_url, timeout=2, trust_env=False).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    stop()
+    raise RuntimeError(f"`mlflow models serve` did not answer {ping_url} in {START_TIMEOUT_S}s; see {log_path}")
+
+
+# ---------------------------------------------------------------- the load
+@dataclass(frozen=True)
+class Result:
+    server: str
+    concurrency: int
+    requests: int
+    errors: int
+    seconds: float
+    latencies_ms: list[float]
+
+    @property
+    def throughput(self) -> float:
+        return self.requests / self.seconds
+
+    def percentile(self, q: float) -> float:
+        ordered = sorted(self.latencies_ms)
+        return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))]
+
+
+async def _load(server: Server, concurrency: int, requests: int) -> Result:
+    import httpx
+
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    latencies: list[float] = []
+    errors = 0
+    remaining = requests
+    async with httpx.AsyncClient(limits=limits, timeout=60, trust_env=False) as client:
+        for _ in range(2 * concurrency):  # warm every connection and the server
+            await client.post(server.url, content=server.body, headers=server.headers)
+
+        async def worker() -> None:
+            nonlocal remaining, errors
+            while remaining > 0:
+                remaining -= 1
+                start = time.perf_counter()
+                response = await client.post(server.url, content=server.body, headers=server.headers)
+                latencies.append((time.perf_counter() - start) * 1000)
+                if response.status_code != 200:
+                    errors += 1
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        seconds = time.perf_counter() - started
+    return Result(server.name, concurrency, len(latencies), errors, seconds, latencies)
+
+
+def check_same_answers(ours: Server, mlflow: Server) -> float:
+    """Both servers must answer the record with the same positive-class probability."""
+    import httpx
+
+    a = httpx.post(ours.url, content=ours.body, headers=ours.headers, trust_env=False, timeout=30)
+    b = httpx.post(mlflow.url, content=mlflow.body, headers=mlflow.headers, trust_env=False, timeout=30)
+    a.raise_for_status()
+    b.raise_for_status()
+    ours_p = float(a.text.strip().split(",")[-1])
+    predictions = b.json()["predictions"]
+    row = predictions[0]
+    mlflow_p = float(row[-1] if isinstance(row, list) else list(row.values())[-1])
+    if abs(ours_p - mlflow_p) > 1e-9:
+        raise RuntimeError(f"the servers disagree: ours {ours_p}, mlflow {mlflow_p}")
+    return ours_p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--requests", type=int, default=600, help="requests per server, level and round")
+    parser.add_argument("--rounds", type=int, default=2, help="rounds per level (best counts)")
+    args = parser.parse_args(argv)
+
+    work = Path(tempfile.mkdtemp(prefix="bench-serving-"))
+    servers: list[Server] = []
+    try:
+        pipeline, features = fit_model(work / "model")
+        save_mlflow_model(pipeline, features, work / "mlflow-model")
+        record = features.head(1)
+        out = io.StringIO()
+        record.to_csv(out, header=False, index=False, lineterminator="\n")
+        split = json.loads(record.to_json(orient="split", index=False))
+        ours = start_ours(work / "home", work / "model", out.getvalue())
+        servers.append(ours)
+        mlflow = start_mlflow(work / "mlflow-model", split, work / "mlflow.log")
+        servers.append(mlflow)
+        probability = check_same_answers(ours, mlflow)
+        print(f"both servers answer probability={probability:.6f} for the record; "
+              f"{args.requests} requests per server, level and round, {args.rounds} round(s), "
+              f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
+        best: dict[tuple[str, int], Result] = {}
+        for concurrency in LEVELS:
+            for _ in range(args.rounds):
+                for server in (ours, mlflow):
+                    result = asyncio.run(_load(server, concurrency, args.requests))
+                    key = (server.name, concurrency)
+                    if key not in best or result.throughput > best[key].throughput:
+                        best[key] = result
+        print(f"{'server':8s} {'conc':>4s} {'req/s':>8s} {'p50 ms':>8s} {'p95 ms':>8s} {'p99 ms':>8s} "
+              f"{'errors':>6s}")
+        for concurrency in LEVELS:
+            for name in ("ours", "mlflow"):
+                r = best[(name, concurrency)]
+                print(f"{name:8s} {concurrency:4d} {r.throughput:8.1f} {statistics.median(r.latencies_ms):8.2f} "
+                      f"{r.percentile(95):8.2f} {r.percentile(99):8.2f} {r.errors:6d}")
+        for concurrency in LEVELS:
+            ratio = best[("ours", concurrency)].throughput / best[("mlflow", concurrency)].throughput
+            print(f"ratio ours/mlflow at concurrency {concurrency}: {ratio:.2f}")
+        at8 = best[("ours", 8)]
+        ratio8 = at8.throughput / best[("mlflow", 8)].throughput
+        print(f"throughput_ratio={ratio8:.2f} p99_ms={at8.percentile(99):.1f}")
+    finally:
+        for server in reversed(servers):
+            server.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,381 @@
+"""Autopilot (AutoML V2) on AWS: request shapes, attach, terminal states, ranking, models with response keys."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from automl_fixtures import (  # noqa: F401  (the *_fixture imports register the fixtures)
+    ENSEMBLE_CONTAINERS,
+    HPO_CONTAINERS,
+    REGION,
+    ROLE,
+    aws_settings_fixture,
+    candidate,
+    described_job,
+    moto_clients_fixture,
+    stubbed_fixture,
+)
+
+from mlops.backends.aws.automl import AutopilotAutoML, with_response_keys
+from mlops.backends.base import JobHandle
+from mlops.triggers.sagemaker_automl import SageMakerAutoMLJobV2Trigger
+
+JOB = "churn-automl-1a2b3c4d"
+SPEC = {"job_name": JOB, "train_uri": "s3://mlops-data/autopilot/run-1/train.parquet", "target": "Churn?",
+        "problem_type": "binary", "objective": "AUC", "max_candidates": 5, "time_budget_s": 1800,
+        "output_uri": "s3://mlops-data/autopilot/run-1"}
+T0 = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
+ALL_KEYS = ["predicted_label", "probability", "labels", "probabilities"]
+
+
+def listing_params(order: str = "Descending", **extra) -> dict:
+    return {"AutoMLJobName": JOB, "SortBy": "FinalObjectiveMetricValue", "SortOrder": order, **extra}
+
+
+# ---------------------------------------------------------------- create or attach (moto)
+def test_a_new_job_is_created_with_the_v2_tabular_request_and_defers(aws_settings, moto_clients):
+    sagemaker, _ = moto_clients
+    automl = AutopilotAutoML(aws_settings, client=sagemaker, mode="ENSEMBLING")
+
+    handle = automl.submit(**SPEC)
+
+    job = sagemaker.describe_auto_ml_job_v2(AutoMLJobName=JOB)
+    assert job["AutoMLProblemTypeConfig"]["TabularJobConfig"] == {
+        "TargetAttributeName": "Churn?", "ProblemType": "BinaryClassification", "Mode": "ENSEMBLING",
+        "CompletionCriteria": {"MaxCandidates": 5, "MaxAutoMLJobRuntimeInSeconds": 1800},
+    }
+    assert job["AutoMLJobObjective"] == {"MetricName": "AUC"}
+    assert job["RoleArn"] == ROLE
+    assert job["AutoMLJobInputDataConfig"] == [{
+        "ChannelType": "training", "ContentType": "x-application/vnd.amazon+parquet", "CompressionType": "None",
+        "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": SPEC["train_uri"]}}}]
+    assert job["OutputDataConfig"] == {"S3OutputPath": f"{SPEC['output_uri']}/{JOB}/"}
+    assert (handle.kind, handle.name, handle.done) == ("automl", JOB, False)
+    assert handle.trigger["classpath"] == "mlops.triggers.sagemaker_automl.SageMakerAutoMLJobV2Trigger"
+
+
+def test_a_retry_attaches_to_the_running_job_instead_of_creating_another(aws_settings, moto_clients):
+    sagemaker, _ = moto_clients
+    automl = AutopilotAutoML(aws_settings, client=sagemaker)
+    automl.submit(**SPEC)
+
+    again = automl.submit(**SPEC)
+
+    assert [j["AutoMLJobName"] for j in sagemaker.list_auto_ml_jobs()["AutoMLJobSummaries"]] == [JOB]
+    assert not again.done and again.trigger["kwargs"]["job_name"] == JOB
+
+
+def test_a_job_name_reused_for_another_target_is_refused(aws_settings, moto_clients):
+    sagemaker, _ = moto_clients
+    automl = AutopilotAutoML(aws_settings, client=sagemaker)
+    automl.submit(**SPEC)
+
+    with pytest.raises(ValueError, match=r"different target \('Churn\?', asked 'Churned'\)"):
+        automl.submit(**{**SPEC, "target": "Churned"})
+
+
+def test_the_handles_trigger_waits_on_the_v2_waiter_and_serialises(aws_settings, moto_clients):
+    sagemaker, _ = moto_clients
+    handle = AutopilotAutoML(aws_settings, client=sagemaker, waiter_delay=30).submit(**SPEC)
+
+    trigger = SageMakerAutoMLJobV2Trigger(**handle.trigger["kwargs"])
+    classpath, kwargs = trigger.serialize()
+
+    assert classpath == handle.trigger["classpath"]
+    assert kwargs["job_name"] == JOB and kwargs["region_name"] == REGION
+    assert kwargs["waiter_delay"] == 30
+    assert kwargs["waiter_max_attempts"] == (1800 + 3600) // 30  # budget plus margin
+    assert SageMakerAutoMLJobV2Trigger(**kwargs).serialize() == (classpath, kwargs)
+    assert JobHandle.from_dict(handle.to_dict()) == handle
+
+
+# ---------------------------------------------------------------- terminal states (Stubber)
+@pytest.mark.parametrize("status, reason", [
+    ("Failed", "ClientError: The target attribute Churn? has only one class"),
+    ("Stopped", "Stopped by user request"),
+])
+def test_attaching_to_a_failed_or_stopped_job_fails_with_its_reason(aws_settings, stubbed, status, reason):
+    client, stubber = stubbed
+    stubber.add_response("describe_auto_ml_job_v2", described_job(JOB, status, reason), {"AutoMLJobName": JOB})
+
+    with pytest.raises(RuntimeError, match=re.escape(f"AutoML job {JOB} {status}: {reason}")):
+        AutopilotAutoML(aws_settings, client=client).submit(**SPEC)
+
+
+def test_waiting_fails_when_the_job_is_stopped_instead_of_looping(aws_settings, stubbed):
+    client, stubber = stubbed
+    for status in ("InProgress", "Stopping", "Stopped"):
+        stubber.add_response("describe_auto_ml_job_v2",
+                             described_job(JOB, status, "Stopped by user request" if status == "Stopped" else None),
+                             {"AutoMLJobName": JOB})
+    stubber.add_response("describe_auto_ml_job_v2", described_job(JOB, "Stopped", "Stopped by user request"),
+                         {"AutoMLJobName": JOB})
+    automl = AutopilotAutoML(aws_settings, client=client, waiter_delay=0)
+    handle = JobHandle(kind="automl", name=JOB, done=False, trigger=automl.trigger(JOB, 60))
+
+    with pytest.raises(RuntimeError, match=f"AutoML job {JOB} Stopped: Stopped by user request"):
+        automl.wait(handle)
+
+
+def test_waiting_fails_with_the_reason_of_a_failed_job(aws_settings, stubbed):
+    client, stubber = stubbed
+    failed = described_job(JOB, "Failed", "AlgorithmError: out of memory")
+    for answer in (described_job(JOB, "InProgress"), failed, failed):
+        stubber.add_response("describe_auto_ml_job_v2", answer, {"AutoMLJobName": JOB})
+    automl = AutopilotAutoML(aws_settings, client=client, waiter_delay=0)
+
+    with pytest.raises(RuntimeError, match="Failed: AlgorithmError: out of memory"):
+        automl.wait(JobHandle(kind="automl", name=JOB, done=False, trigger=automl.trigger(JOB, 60)))
+
+
+def test_waiting_until_completed_returns_the_ranked_candidates(aws_settings, stubbed):
+    client, stubber = stubbed
+    for status in ("InProgress", "Completed"):
+        stubber.add_response("describe_auto_ml_job_v2", described_job(JOB, status), {"AutoMLJobName": JOB})
+    stubber.add_response("describe_auto_ml_job_v2", described_job(JOB, "Completed"), {"AutoMLJobName": JOB})
+    stubber.add_response("list_candidates_for_auto_ml_job", {"Candidates": [candidate("c-best", 0.93, T0)]},
+                         listing_params(StatusEquals="Completed"))
+    automl = AutopilotAutoML(aws_settings, client=client, waiter_delay=0)
+
+    done = automl.wait(JobHandle(kind="automl", name=JOB, done=False, trigger=automl.trigger(JOB, 60)))
+
+    result = automl.collect(done)
+    assert done.done and result["status"] == "Completed"
+    assert [c["name"] for c in result["candidates"]] == ["c-best"]
+
+
+# ---------------------------------------------------------------- the trigger, in an event loop
+def run_trigger(answers: list[dict]) -> dict:
+    """Run the trigger against an aiobotocore client whose answers are stubbed."""
+    from aiobotocore.session import get_session
+    from aiobotocore.stub import AioStubber
+
+    from mlops.triggers.sagemaker_automl import SageMakerAutoMLHook
+
+    async def main():
+        async with get_session().create_client("sagemaker", region_name=REGION, aws_access_key_id="x",
+                                               aws_secret_access_key="y") as client:
+            stubber = AioStubber(client)
+            for answer in answers:
+                stubber.add_response("describe_auto_ml_job_v2", answer, {"AutoMLJobName": JOB})
+            stubber.activate()
+
+            class Session:
+                async def __aenter__(self):
+                    return client
+
+                async def __aexit__(self, *exc):
+                    return False
+
+            async def get_async_conn(self):
+                return Session()
+
+            original = SageMakerAutoMLHook.get_async_conn
+            SageMakerAutoMLHook.get_async_conn = get_async_conn
+            try:
+                trigger = SageMakerAutoMLJobV2Trigger(JOB, waiter_delay=0, waiter_max_attempts=5,
+                                                      aws_conn_id=None, region_name=REGION)
+                return [event.payload async for event in trigger.run()]
+            finally:
+                SageMakerAutoMLHook.get_async_conn = original
+
+    return asyncio.run(main())
+
+
+def test_the_trigger_reports_success_when_the_job_completes():
+    events = run_trigger([described_job(JOB, "InProgress"), described_job(JOB, "Completed")])
+
+    assert events == [{"status": "success", "job_name": JOB}]
+
+
+def test_the_trigger_reports_a_stopped_job_with_its_reason():
+    events = run_trigger([described_job(JOB, "InProgress"), described_job(JOB, "Stopping"),
+                          described_job(JOB, "Stopped", "Stopped by user request")])
+
+    assert events == [{"status": "stopped", "job_name": JOB,
+                       "message": f"AutoML job {JOB} Stopped: Stopped by user request"}]
+
+
+def test_the_trigger_reports_a_failed_job_with_its_reason():
+    events = run_trigger([described_job(JOB, "Failed", "ClientError: no data")])
+
+    assert events == [{"status": "failed", "job_name": JOB, "message": f"AutoML job {JOB} Failed: ClientError: no data"}]
+
+
+# ---------------------------------------------------------------- candidates
+def test_candidates_are_listed_over_every_page_best_first_and_newest_first_among_equals(aws_settings, stubbed):
+    client, stubber = stubbed
+    stubber.add_response("describe_auto_ml_job_v2", described_job(JOB, "Completed"), {"AutoMLJobName": JOB})
+    stubber.add_response("list_candidates_for_auto_ml_job", {
+        "Candidates": [candidate("c-a", 0.91, T0), candidate("c-old", 0.90, T0)], "NextToken": "page-2"},
+        listing_params(StatusEquals="Completed"))
+    stubber.add_response("list_candidates_for_auto_ml_job", {
+        "Candidates": [candidate("c-new", 0.90, T0 + timedelta(minutes=5)), candidate("c-b", 0.95, T0)]},
+        listing_params(StatusEquals="Completed", NextToken="page-2"))
+
+    ranked = AutopilotAutoML(aws_settings, client=client).candidates(JOB)
+
+    assert [c.name for c in ranked] == ["c-b", "c-a", "c-new", "c-old"]
+    assert [c.detail["rank"] for c in ranked] == [1, 2, 3, 4]
+    best = ranked[0]
+    assert (best.objective_metric, best.objective_value, best.detail["job_name"]) == ("AUC", 0.95, JOB)
+    assert best.model_uri == HPO_CONTAINERS[1]["ModelDataUrl"]  # the candidate's training job's artifact
+    assert best.detail["containers"] == HPO_CONTAINERS
+    assert best.detail["supported_response_keys"] == ALL_KEYS
+
+
+def test_a_minimised_objective_lists_ascending_lowest_first(aws_settings, stubbed):
+    client, stubber = stubbed
+    stubber.add_response("describe_auto_ml_job_v2",
+                         described_job(JOB, "Completed", objective="RMSE", problem_type="Regression"),
+                         {"AutoMLJobName": JOB})
+    stubber.add_response("list_candidates_for_auto_ml_job", {"Candidates": [
+        candidate("c-1", 12.5, T0, metric="RMSE", kind="Minimize"),
+        candidate("c-2", 10.1, T0, metric="RMSE", kind="Minimize")]},
+        listing_params("Ascending", StatusEquals="Completed"))
+
+    ranked = AutopilotAutoML(aws_settings, client=client).candidates(JOB)
+
+    assert [(c.name, c.objective_value) for c in ranked] == [("c-2", 10.1), ("c-1", 12.5)]
+
+
+def test_candidates_of_an_unknown_job_is_a_key_error_naming_it(aws_settings, stubbed):
+    client, stubber = stubbed
+    stubber.add_client_error("describe_auto_ml_job_v2", "ResourceNotFound", f"Job {JOB} not found")
+
+    with pytest.raises(KeyError, match=JOB):
+        AutopilotAutoML(aws_settings, client=client).candidates(JOB)
+
+
+def test_attaching_to_a_completed_job_returns_its_candidates_without_deferring(aws_settings, stubbed):
+    client, stubber = stubbed
+    stubber.add_response("describe_auto_ml_job_v2", described_job(JOB, "Completed"), {"AutoMLJobName": JOB})
+    stubber.add_response("describe_auto_ml_job_v2", described_job(JOB, "Completed"), {"AutoMLJobName": JOB})
+    stubber.add_response("list_candidates_for_auto_ml_job", {"Candidates": [candidate("c-1", 0.9, T0)]},
+                         listing_params(StatusEquals="Completed"))
+
+    handle = AutopilotAutoML(aws_settings, client=client).submit(**SPEC)
+
+    assert handle.done and handle.trigger is None
+    assert handle.result["candidates"][0]["name"] == "c-1"
+
+
+# ---------------------------------------------------------------- models with response keys
+def test_response_keys_chain_through_the_containers_as_the_sagemaker_sdk_did():
+    containers = with_response_keys(HPO_CONTAINERS, ["predicted_label", "labels", "probability", "probabilities"])
+
+    feature, algorithm, inverse = (c["Environment"] for c in containers)
+    assert "SAGEMAKER_INFERENCE_OUTPUT" not in feature and "SAGEMAKER_INFERENCE_INPUT" not in feature
+    assert algorithm["SAGEMAKER_INFERENCE_OUTPUT"] == "predicted_label,probability,probabilities"
+    assert "SAGEMAKER_INFERENCE_INPUT" not in algorithm
+    assert inverse["SAGEMAKER_INFERENCE_INPUT"] == "predicted_label,probability,probabilities"
+    assert inverse["SAGEMAKER_INFERENCE_OUTPUT"] == "predicted_label,labels,probability,probabilities"
+    assert HPO_CONTAINERS[2]["Environment"]["SAGEMAKER_INFERENCE_OUTPUT"] == "predicted_label"  # not mutated
+
+
+def test_an_ensemble_candidate_answers_with_the_keys_in_the_requested_order():
+    (container,) = with_response_keys(ENSEMBLE_CONTAINERS, ["probability", "predicted_label"])
+
+    assert container["Environment"]["SAGEMAKER_INFERENCE_OUTPUT"] == "probability,predicted_label"
+    assert "SAGEMAKER_INFERENCE_INPUT" not in container["Environment"]
+
+
+def test_a_key_the_last_container_does_not_support_is_refused_naming_the_supported_ones():
+    regression = [{**HPO_CONTAINERS[2], "Environment": {"SAGEMAKER_INFERENCE_SUPPORTED": "predicted_label"}}]
+
+    with pytest.raises(ValueError, match=r"\[probability\] are unsupported; the supported keys are \[predicted_label\]"):
+        with_response_keys(regression, ["predicted_label", "probability"])
+
+
+def expect_candidate_listing(stubber, name: str, containers) -> None:
+    stubber.add_response("list_candidates_for_auto_ml_job",
+                         {"Candidates": [candidate(name, 0.93, T0, containers=containers)]},
+                         listing_params(CandidateNameEquals=name))
+
+
+def test_create_model_sends_the_candidates_containers_with_the_response_keys(aws_settings, stubbed):
+    client, stubber = stubbed
+    expect_candidate_listing(stubber, "c-best", HPO_CONTAINERS)
+    stubber.add_client_error("describe_model", "ValidationException", "Could not find model \"churn-model\".")
+    expected = with_response_keys(HPO_CONTAINERS, ALL_KEYS)
+    stubber.add_response("create_model", {"ModelArn": "arn:aws:sagemaker:us-east-1:123456789012:model/churn-model"},
+                         {"ModelName": "churn-model", "ExecutionRoleArn": ROLE, "Containers": expected})
+    name = AutopilotAutoML(aws_settings, client=client).create_model(
+        "churn-model", {"name": "c-best", "objective_metric": "AUC", "objective_value": 0.93, "model_uri": "",
+                        "detail": {"job_name": JOB}}, ALL_KEYS)
+
+    assert name == "churn-model"
+    assert expected[-1]["Environment"]["SAGEMAKER_INFERENCE_OUTPUT"] == ",".join(ALL_KEYS)
+
+
+def test_creating_the_same_model_again_is_a_no_op(aws_settings, stubbed):
+    client, stubber = stubbed
+    expect_candidate_listing(stubber, "c-best", ENSEMBLE_CONTAINERS)
+    stubber.add_response("describe_model", {
+        "ModelName": "churn-model", "ModelArn": "arn:aws:sagemaker:us-east-1:123456789012:model/churn-model",
+        "CreationTime": T0, "ExecutionRoleArn": ROLE,
+        "Containers": with_response_keys(ENSEMBLE_CONTAINERS, ["predicted_label", "probability"])},
+        {"ModelName": "churn-model"})
+    ref = {"name": "c-best", "objective_metric": "AUC", "objective_value": 0.93, "model_uri": "",
+           "detail": {"job_name": JOB}}
+
+    assert AutopilotAutoML(aws_settings, client=client).create_model(
+        "churn-model", ref, ["predicted_label", "probability"]) == "churn-model"
+
+
+def test_a_model_name_reused_for_other_response_keys_is_refused(aws_settings, stubbed):
+    client, stubber = stubbed
+    expect_candidate_listing(stubber, "c-best", ENSEMBLE_CONTAINERS)
+    stubber.add_response("describe_model", {
+        "ModelName": "churn-model", "ModelArn": "arn:aws:sagemaker:us-east-1:123456789012:model/churn-model",
+        "CreationTime": T0, "ExecutionRoleArn": ROLE,
+        "Containers": with_response_keys(ENSEMBLE_CONTAINERS, ["predicted_label"])}, {"ModelName": "churn-model"})
+    ref = {"name": "c-best", "objective_metric": "AUC", "objective_value": 0.93, "model_uri": "",
+           "detail": {"job_name": JOB}}
+
+    with pytest.raises(ValueError, match="churn-model exists with different containers"):
+        AutopilotAutoML(aws_settings, client=client).create_model("churn-model", ref, ALL_KEYS)
+
+
+def test_a_candidate_of_another_job_is_refused(aws_settings, stubbed):
+    client, stubber = stubbed
+    stubber.add_response("list_candidates_for_auto_ml_job", {"Candidates": []},
+                         listing_params(CandidateNameEquals="c-elsewhere"))
+    ref = {"name": "c-elsewhere", "objective_metric": "AUC", "objective_value": 0.9, "model_uri": "",
+           "detail": {"job_name": JOB}}
+
+    with pytest.raises(ValueError, match=f"c-elsewhere is not a candidate of AutoML job {JOB}"):
+        AutopilotAutoML(aws_settings, client=client).create_model("churn-model", ref, ALL_KEYS)
+
+
+def test_an_unknown_response_key_is_refused_before_any_call(aws_settings, stubbed):
+    client, _ = stubbed
+    ref = {"name": "c-best", "objective_metric": "AUC", "objective_value": 0.9, "model_uri": "",
+           "detail": {"job_name": JOB}}
+
+    with pytest.raises(ValueError, match="score"):
+        AutopilotAutoML(aws_settings, client=client).create_model("churn-model", ref, ["predicted_label", "score"])
+
+
+def test_the_model_request_round_trips_through_moto(aws_settings, moto_clients):
+    sagemaker, _ = moto_clients
+    automl = AutopilotAutoML(aws_settings, client=sagemaker)
+    containers = with_response_keys(HPO_CONTAINERS, ALL_KEYS)
+    sagemaker.create_model(ModelName="churn-model", ExecutionRoleArn=ROLE, Containers=containers)
+
+    described = automl.describe_model("churn-model")
+
+    assert described["Containers"] == containers
+    assert automl.describe_model("no-such-model") is None
+
+
+def test_attaching_to_a_running_job_waits_as_long_as_its_own_runtime_limit(aws_settings, stubbed):
+    client, stubber = stubbed
+    stubber.add_response("describe_auto_ml_job_v2", described_job(JOB, "InProgress"), {"AutoMLJobName": JOB})
+
+    handle = AutopilotAutoML(aws_settings, client=client).submit(**SPEC)
+
+    assert not handle.done and handle.trigger["kwargs"]["waiter_max_attempts"] == (3600 + 3600) // 60
