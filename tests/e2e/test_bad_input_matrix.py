@@ -141,7 +141,7 @@ CASES = [
     Case("truncated_file", "truncated file (cut mid-row)", lambda: good_csv()[:-40], "landing",
          (rf"truncated file: the last row \(line {ROWS + 1}\) ends after \d+ of 21 fields",)),
     Case("wrong_delimiter", "wrong delimiter", as_csv(good_frame, sep=";"), "landing",
-         (r"wrong delimiter: the header is one column 'State;Account Length.*semicolons",)),
+         (r"wrong delimiter: the header is one column .State;Account Length;.*that contains semicolons",)),
     Case("non_utf8", "non-UTF-8 bytes", lambda: edit_csv_line(good_csv(), 4, 0, b"K\xc9"), "landing",
          (r"not UTF-8: byte 0xc9 at line 4", r"re-export the file as UTF-8")),
     # -- accepted
@@ -291,7 +291,7 @@ def test_bad_input_gives_a_clear_error_and_loses_nothing(case, mlops_home):
     from mlops import partitions
     from mlops.naming import path_safe
     from mlops.operators.validation import snapshot_path
-    from mlops.storage import data_path
+    from mlops.storage import data_path, to_path
 
     snapshot_before = accept_a_good_batch() if case.snapshot else None
     content = case.build()
@@ -315,7 +315,7 @@ def test_bad_input_gives_a_clear_error_and_loses_nothing(case, mlops_home):
         partition = partitions.partition_path(case.use_case, DS)
         assert publish(case.use_case, [landed], DS)["partition_uri"] == str(partition)
     else:
-        partition = partitions.to_path(commit_frame(case.use_case, DS, content))
+        partition = to_path(commit_frame(case.use_case, DS, content))
     raw_before = partition_files(partition)
     rows_before = partitions.read_manifest(partition)["rows"]
     validation_id = f"{case.use_case}-ds={DS}-{path_safe(RUN_ID)}"

@@ -96,10 +96,13 @@ def token_of(value, cql_type: str = "text") -> int:
 
 
 def as_driver_returns(value, cql_type) -> Any:
-    """``value`` after a round trip through the driver's serialiser, as a read returns it."""
+    """``value`` after a round trip through the driver's serialiser, as a read returns it (a
+    node keeps map entries sorted by key, so they come back in key order)."""
     if value is None:
         return None
     typ = driver_type(cql_type) if isinstance(cql_type, str) else cql_type
+    if typ.typename == "map" and hasattr(value, "items"):
+        value = dict(sorted(value.items()))
     return typ.deserialize(typ.serialize(value, PROTOCOL), PROTOCOL)
 
 
@@ -193,7 +196,7 @@ class FakeTable:
             if value is None:
                 continue
             try:
-                row[index] = typ.deserialize(typ.serialize(value, PROTOCOL), PROTOCOL)
+                row[index] = as_driver_returns(value, typ)
             except Exception as err:
                 raise TypeError(f'Received an argument of invalid type for column "{column}". Expected: {typ}, '
                                 f"Got: {type(value)}; ({err})") from err
@@ -440,6 +443,7 @@ class FakeSession:
         self._lock = threading.Lock()
         self._throttles: list[tuple[str, Callable[[], Exception]]] = []
         self._row_failures: list[tuple[Callable[[dict], bool], Callable[[], Exception]]] = []
+        self._crash: list | None = None
         self._pool: ThreadPoolExecutor | None = None
         self.keyspaces: set[str] = set()
 
@@ -451,12 +455,22 @@ class FakeSession:
         with self._lock:
             self._throttles.extend([(on, factory)] * times)
 
+    def crash_after(self, reads: int, error: str | Callable[[], Exception] = "invalid") -> None:
+        """Let ``reads`` more read requests (pages) succeed, then fail every later read, as a
+        scan does when its node goes away for good."""
+        with self._lock:
+            self._crash = [reads, ERRORS[error] if isinstance(error, str) else error]
+
     def fail_rows(self, predicate: Callable[[dict], bool], error: str | Callable[[], Exception] = "invalid") -> None:
         """Make every write of a row (given as ``{column: value}``) matching ``predicate`` fail."""
         self._row_failures.append((predicate, ERRORS[error] if isinstance(error, str) else error))
 
     def _injected_failure(self, request: _Request) -> Exception | None:
         with self._lock:
+            if self._crash is not None and request.kind == "read":
+                if self._crash[0] <= 0:
+                    return self._crash[1]()
+                self._crash[0] -= 1
             for index, (on, factory) in enumerate(self._throttles):
                 if on in ("any", request.kind):
                     del self._throttles[index]
