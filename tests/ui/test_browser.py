@@ -106,7 +106,7 @@ def test_the_trigger_form_explains_every_param(airflow, browser):
 def test_a_run_waits_for_a_person_and_succeeds_once_approved_in_the_ui(airflow, browser):
     from selenium.webdriver.common.by import By
 
-    browser.find_element(By.ID, "element_n_trials").send_keys("2")
+    browser.find_element(By.NAME, "element_n_trials").send_keys("2")
     browser.find_elements(By.CSS_SELECTOR, "input[role=combobox]")[-1].click()
     next(o for o in browser.find_elements(By.CSS_SELECTOR, "[role=option]") if o.text.strip() == "manual").click()
     shot(browser, "03-trigger-form-filled")

@@ -69,6 +69,25 @@ def test_a_group_without_approved_versions_is_refused(registry, tmp_path):
         resolve_deployable(registry, "churn-classifier", None)
 
 
+class FakeTI:
+    def __init__(self):
+        self.pushed = {}
+
+    def xcom_push(self, key, value):
+        self.pushed[key] = value
+
+
+def context():
+    return {"dag": type("Dag", (), {"dag_id": "deploy_model"})(), "run_id": "manual__1", "ti": FakeTI()}
+
+
+def fake_backend(registry, hosting):
+    from mlops.backends import Backend
+
+    return Backend(name="local", tuner=None, trainer=None, registry=registry, hosting=hosting, automl=None,
+                   transform=None)
+
+
 class StuckOnOldConfig:
     """Hosting whose update silently rolls back: InService, but on the previous config."""
 
@@ -82,13 +101,13 @@ def test_a_silent_rollback_fails_the_deployment_and_is_recorded(registry, tmp_pa
 
     version = register(registry, tmp_path, "a")
     registry.approve(version.arn, "dana", "good", {})
-    backend = type("Backend", (), {"registry": registry, "hosting": StuckOnOldConfig()})()
+    backend = fake_backend(registry, StuckOnOldConfig())
     monkeypatch.setattr(sagemaker, "_backend", lambda: backend)
     operator = SageMakerEndpointOperator(task_id="deploy_prod", stage="prod", package=version.to_dict(),
                                          endpoint_name="churn-prod", instance_type="ml.m5.large")
 
     with pytest.raises(RuntimeError, match="rolled back"):
-        operator.execute({"dag": type("Dag", (), {"dag_id": "deploy_model"})(), "run_id": "manual__1"})
+        operator.execute(context())
 
     attempt = registry.deployments("prod")[0]
     assert attempt.outcome == "rolled_back"
@@ -105,11 +124,11 @@ def test_a_successful_deployment_answers_what_was_in_prod(registry, tmp_path, mo
         def deploy(self, spec):
             return replace(StuckOnOldConfig().deploy(spec), config_name=spec.config_name)
 
-    backend = type("Backend", (), {"registry": registry, "hosting": Hosting()})()
+    backend = fake_backend(registry, Hosting())
     monkeypatch.setattr(sagemaker, "_backend", lambda: backend)
     SageMakerEndpointOperator(task_id="deploy_prod", stage="prod", package=version.to_dict(),
                               endpoint_name="churn-prod", instance_type="ml.m5.large").execute(
-        {"dag": type("Dag", (), {"dag_id": "deploy_model"})(), "run_id": "manual__1"})
+        context())
 
     attempt = registry.deployments("prod")[0]
     assert attempt.outcome == "succeeded"

@@ -24,6 +24,13 @@ class Backend:
     hosting: Hosting
     automl: AutoML
     transform: BatchTransform
+    region: str = ""
+
+    def resource_url(self, kind: str, name: str, local_uri: str | None = None) -> str | None:
+        """Where a person looks at a resource: the SageMaker console on AWS, else ``local_uri``."""
+        from mlops.links import console_url
+
+        return console_url(self.region, kind, name) if self.name == "aws" else local_uri
 
 
 def get_backend(settings: Settings | None = None) -> Backend:

@@ -13,6 +13,7 @@ from typing import Any
 
 from airflow.sdk import BaseOperator
 
+from mlops.links import ResourceLink, persist
 from mlops.naming import run_name
 
 
@@ -42,6 +43,7 @@ class _JobOperator(BaseOperator):
     """
 
     port_name: str = ""
+    operator_extra_links = (ResourceLink(),)
 
     def __init__(self, *, deferrable: bool | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -67,6 +69,7 @@ class _JobOperator(BaseOperator):
             handle = port.wait(handle)
         result = port.collect(JobHandle.from_dict(handle.to_dict()))
         self.log_result(result)
+        self.persist_link(context, handle.kind, handle.name, result)
         return result
 
     def execute_complete(self, context, event: dict[str, Any] | None = None, handle: dict | None = None):
@@ -77,10 +80,15 @@ class _JobOperator(BaseOperator):
             raise RuntimeError(f"{handle['kind']} {handle['name']} failed: {event.get('message', event)}")
         result = self.port().collect(JobHandle(**{**handle, "done": True}))
         self.log_result(result)
+        self.persist_link(context, handle["kind"], handle["name"], result)
         return result
 
     def log_result(self, result: dict[str, Any]) -> None:
         pass
+
+    def persist_link(self, context, kind: str, name: str, result: dict[str, Any]) -> None:
+        local = result.get("model_uri") or result.get("history_uri")
+        persist(context, _backend().resource_url(kind, name, local))
 
 
 class SageMakerTuningOperator(_JobOperator):
@@ -162,6 +170,7 @@ class SageMakerModelPackageOperator(BaseOperator):
     """
 
     template_fields: Sequence[str] = ("group", "model", "metrics", "metadata")
+    operator_extra_links = (ResourceLink(),)
 
     def __init__(self, *, group: str, model: dict[str, Any] | str, metrics: dict[str, Any] | str,
                  metadata: dict[str, Any] | str, **kwargs: Any) -> None:
@@ -179,6 +188,7 @@ class SageMakerModelPackageOperator(BaseOperator):
             self.group, self.model["model_uri"], self.model["sha256"], dict(self.metrics), metadata
         )
         self.log.info("registered %s (%s)", version.arn, version.status)
+        persist(context, _backend().resource_url("model-package", self.group, metadata.get("report_uri")))
         return version.to_dict()
 
 
@@ -224,6 +234,7 @@ class SageMakerEndpointOperator(BaseOperator):
 
     template_fields: Sequence[str] = ("package", "endpoint_name", "serverless", "instance_type",
                                       "initial_instance_count")
+    operator_extra_links = (ResourceLink(),)
 
     def __init__(self, *, stage: str, package: dict[str, Any] | str, endpoint_name: str,
                  serverless: dict[str, Any] | str | None = None, instance_type: str | None = None,
@@ -274,6 +285,7 @@ class SageMakerEndpointOperator(BaseOperator):
                 deployed_at=datetime.now(UTC).isoformat(), detail=detail,
             ))
         self.log.info("%s endpoint %s serves %s at %s", self.stage, endpoint.name, package["arn"], endpoint.url)
+        persist(context, backend.resource_url("endpoint", endpoint.name, endpoint.url))
         return {**endpoint.to_dict(), "arn": package["arn"], "stage": self.stage}
 
 
@@ -337,6 +349,7 @@ class SageMakerAutoMLOperator(BaseOperator):
 
     template_fields: Sequence[str] = ("job_name", "train_uri", "output_uri", "target", "objective",
                                       "time_budget_s", "max_candidates")
+    operator_extra_links = (ResourceLink(),)
 
     def __init__(self, *, job_name: str, train_uri: str, target: str, problem_type: str, objective: str,
                  output_uri: str, max_candidates: int | str = 5, time_budget_s: int | str = 60,
@@ -361,6 +374,7 @@ class SageMakerAutoMLOperator(BaseOperator):
         for rank, candidate in enumerate(ranked, 1):
             self.log.info("%d. %s %s=%.4f", rank, candidate.name, candidate.objective_metric,
                           candidate.objective_value)
+        persist(context, _backend().resource_url("automl", self.job_name, ranked[0].model_uri if ranked else None))
         return {"job_name": self.job_name, "status": status, "candidates": [c.to_dict() for c in ranked]}
 
 
@@ -410,6 +424,7 @@ class SageMakerTransformOperator(BaseOperator):
 
     template_fields: Sequence[str] = ("model_name", "input_uri", "output_uri", "job_name", "input_filter",
                                       "output_filter")
+    operator_extra_links = (ResourceLink(),)
 
     def __init__(self, *, job_name: str, model_name: str, input_uri: str, output_uri: str,
                  input_filter: str | None = None, join_source: bool = False,
@@ -430,4 +445,5 @@ class SageMakerTransformOperator(BaseOperator):
         )
         self.log.info("transform %s: %d input rows -> %d output rows at %s", result.job_name,
                       result.input_rows, result.output_rows, result.output_uri)
+        persist(context, _backend().resource_url("transform", result.job_name, result.output_uri))
         return result.to_dict()

@@ -30,4 +30,5 @@ def build(settings: Settings) -> Backend:
         hosting=SageMakerHosting(settings),
         automl=AutopilotAutoML(settings),
         transform=SageMakerBatchTransform(settings),
+        region=settings.aws_region,
     )
