@@ -27,19 +27,6 @@ if not (shutil.which(CHROMIUM) and shutil.which(CHROMEDRIVER)):
 
 
 @pytest.fixture(scope="module")
-def airflow(tmp_path_factory):
-    from testkit.airflow_server import AirflowServer
-
-    server = AirflowServer(tmp_path_factory.mktemp("browser"))
-    try:
-        server.start()
-        server.seed_churn_partition()
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture(scope="module")
 def browser(airflow):
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service

@@ -14,19 +14,6 @@ import pytest
 pytestmark = pytest.mark.ui
 
 
-@pytest.fixture(scope="module")
-def airflow(tmp_path_factory):
-    from testkit.airflow_server import AirflowServer
-
-    server = AirflowServer(tmp_path_factory.mktemp("rest"))
-    try:
-        server.start()
-        server.seed_churn_partition()
-        yield server
-    finally:
-        server.stop()
-
-
 def test_a_model_approved_through_the_rest_api_is_recorded_with_the_approver(airflow):
     run_id = airflow.trigger("train_model", {"approval_mode": "manual", "n_trials": 2})
     airflow.wait_for(lambda: airflow.task_state("train_model", run_id, "approve_model") == "awaiting_input",
