@@ -288,9 +288,13 @@ class ValidationReport:
             f"on {self.rows} rows (run {self.run_id})."
         )
         lines = [head]
+        # Every expectation on a missing column fails the same way: one line per column names them all.
+        grouped: dict[tuple[Any, str], list[str]] = {}
         for failure in self.failures:
-            where = f" on column {failure['column']!r}" if failure.get("column") is not None else ""
-            lines.append(f"  - {failure['expectation']}{where}: {failure['message']}")
+            grouped.setdefault((failure.get("column"), failure["message"]), []).append(failure["expectation"])
+        for (column, message), expectations in grouped.items():
+            where = f" on column {column!r}" if column is not None else ""
+            lines.append(f"  - {', '.join(expectations)}{where}: {message}")
         lines += [f"  warning: {text}" for text in self.warnings]
         lines += [f"  note: {text}" for text in self.notes]
         return "\n".join(lines)
@@ -388,9 +392,13 @@ def validate_frame(
     spec = load_suite(settings.suite, directory, extra_columns=settings.extra_columns)
     run_id = run_id or uuid.uuid4().hex
 
-    outcomes = _run_suite(frame, spec, settings.min_rows)
     warnings: list[str] = []
     notes: list[str] = []
+    checks = _batch_checks(frame, settings, snapshot, notes)
+    # The label's absence says more than the column set does, so it comes first.
+    outcomes = [c for c in checks if c["expectation"] == CHECK_LABEL]
+    outcomes += _run_suite(frame, spec, settings.min_rows)
+    outcomes += [c for c in checks if c["expectation"] != CHECK_LABEL]
     if settings.extra_columns == "warn":
         expected = next((set(e["kwargs"]["column_set"]) for e in spec["expectations"] if e["type"] == _COLUMN_SET),
                         None)
@@ -400,7 +408,6 @@ def validate_frame(
                 f"unexpected columns {extra} accepted (validation.extra_columns: warn); "
                 "they are kept in the data but are not features"
             )
-    outcomes += _batch_checks(frame, settings, snapshot, notes)
     failures = [{k: v for k, v in o.items() if k != "success"} for o in outcomes if not o["success"]]
     evaluated = len(outcomes)
     successful = evaluated - len(failures)
@@ -517,8 +524,7 @@ def _outcome(result: Any, frame: pd.DataFrame) -> dict[str, Any]:
         parts += [f"unexpected columns {extra}"] if extra else []
         outcome["message"] = "; ".join(parts) or "columns match"
     elif config.type == _ROW_COUNT:
-        bounds = f"[{kwargs.get('min_value', '-inf')}, {kwargs.get('max_value', 'inf')}]"
-        outcome["message"] = f"row count {details.get('observed_value')} (allowed {bounds})"
+        outcome["message"] = f"row count {details.get('observed_value')} (allowed {_bounds(kwargs)})"
     elif config.type == _TYPE_LIST and not outcome["success"]:
         outcome["message"] = _type_message(frame[column], kwargs["type_list"], details.get("observed_value"), outcome)
     elif config.type == _UNIQUE_COUNT and not outcome["success"] and frame.empty:
@@ -580,7 +586,7 @@ def _rule(kwargs: dict[str, Any]) -> str:
     if "value_set" in kwargs:
         return f"allowed: {_format_values(kwargs['value_set'], limit=8)}"
     if "min_value" in kwargs or "max_value" in kwargs:
-        return f"allowed range [{kwargs.get('min_value', '-inf')}, {kwargs.get('max_value', 'inf')}]"
+        return f"allowed range {_bounds(kwargs)}"
     if "regex" in kwargs:
         return f"pattern {kwargs['regex']!r}"
     if "type_list" in kwargs:
@@ -588,6 +594,17 @@ def _rule(kwargs: dict[str, Any]) -> str:
     if "column_set" in kwargs:
         return f"{len(kwargs['column_set'])} columns{'' if kwargs.get('exact_match', True) else ' or more'}"
     return ""
+
+
+def _bounds(kwargs: dict[str, Any]) -> str:
+    """``[min, max]`` as the suite wrote them (GE turns 20 into 20.0)."""
+
+    def show(value: Any, default: str) -> str:
+        if value is None:
+            return default
+        return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
+
+    return f"[{show(kwargs.get('min_value'), '-inf')}, {show(kwargs.get('max_value'), 'inf')}]"
 
 
 def _exception_message(info: Any) -> str | None:
@@ -1045,9 +1062,9 @@ def load_csv_strict(
         missing = [c for c in expected_columns if c not in header]
         extra = [c for c in header if c not in set(expected_columns)]
         if missing or (extra and extra_columns == "fail"):
-            raise ValueError(
-                f"{_prefix(source_name)}columns do not match: missing {missing}, unexpected {extra} (header: {header})"
-            )
+            problems = [f"missing {missing}"] if missing else []
+            problems += [f"unexpected {extra}"] if extra and extra_columns == "fail" else []
+            raise ValueError(f"{_prefix(source_name)}columns do not match the schema: {'; '.join(problems)}")
         if extra:
             log.warning("%s: unexpected columns %s accepted (extra_columns=warn)", name, extra)
     return pd.read_csv(io.StringIO(text), dtype=dtype)

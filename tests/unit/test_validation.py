@@ -209,10 +209,15 @@ def test_missing_column_fails_the_column_set_and_says_which():
     found = failure(report, "expect_table_columns_to_match_set")
     assert found["offending_values"] == ["Eve Calls"]
     assert "missing columns ['Eve Calls']" in report.summary()
-    # the column's own expectations fail with a plain message, not a GE traceback
+    # the column's own expectations fail with a plain message, not a GE traceback, in one summary line
     assert failure(report, "expect_column_values_to_not_be_null", "Eve Calls")["message"] == (
         "column 'Eve Calls' is missing from the batch"
     )
+    assert (
+        "  - expect_column_values_to_not_be_null, expect_column_values_to_be_in_type_list, "
+        "expect_column_values_to_be_between, expect_column_unique_value_count_to_be_between on column "
+        "'Eve Calls': column 'Eve Calls' is missing from the batch"
+    ) in report.summary().splitlines()
 
 
 def test_extra_column_fails_the_column_set_and_says_which():
@@ -347,7 +352,7 @@ def test_load_csv_strict_round_trips_a_churn_frame():
         (b"a|b|c\n1|2|3\n", "wrong delimiter.*pipe"),
         (b"a,b,c\n1,caf\xe9,3\n", "not UTF-8: byte 0xe9 at line 2"),
         (b"a,b,b\n1,2,3\n", "duplicate column names.*'b'"),
-        (b"a,b,d\n1,2,3\n", r"missing \['c'\], unexpected \['d'\]"),
+        (b"a,b,d\n1,2,3\n", r"columns do not match the schema: missing \['c'\]; unexpected \['d'\]"),
     ],
     ids=[
         "empty",

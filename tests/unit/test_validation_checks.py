@@ -117,7 +117,9 @@ def test_missing_label_column_is_named_as_the_label(churn_settings):
     assert found["message"] == (
         "the label column 'Churn?' (schema.target) is missing: the batch cannot be trained on"
     )
-    assert "missing columns ['Churn?']" in report.summary()
+    first, second = report.summary().splitlines()[1:3]
+    assert first.startswith("  - check_label_column_present on column 'Churn?': the label column")
+    assert second == "  - expect_table_columns_to_match_set: missing columns ['Churn?']"
 
 
 # -- leakage -----------------------------------------------------------------------------------------

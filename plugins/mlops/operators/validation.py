@@ -22,6 +22,26 @@ def snapshot_path(use_case: str) -> ObjectStoragePath:
     return data_path("validation", use_case, SNAPSHOT)
 
 
+def read_snapshot(use_case: str) -> dict[str, Any] | None:
+    """The last accepted snapshot of ``use_case``, or None before the first accepted batch."""
+    path = snapshot_path(use_case)
+    if not path.exists():
+        return None
+    try:
+        snapshot = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        snapshot = None
+        problem = f"not valid JSON ({err})"
+    else:
+        problem = "" if isinstance(snapshot, dict) and isinstance(snapshot.get("rows"), int) else "no row count"
+    if problem:
+        raise ValueError(
+            f"{path}: the last accepted snapshot is unreadable: {problem}. Restore it from the profile.json of "
+            f"the last passed validation under validation/{use_case}/, or delete it to start a new baseline."
+        )
+    return snapshot
+
+
 def report_url(uri: str) -> str:
     """Where a person opens a report: the S3 console for ``s3://``, the file itself locally."""
     if uri.startswith("s3://"):
@@ -87,8 +107,7 @@ class DataValidationOperator(BaseOperator):
         source = to_path(self.partition_uri)
         manifest = partitions.read_manifest(source)
         frame = partitions.read_partition(source)
-        snapshot_file = snapshot_path(self.use_case)
-        snapshot = json.loads(snapshot_file.read_text()) if snapshot_file.exists() else None
+        snapshot = read_snapshot(self.use_case)
         validation_id = f"{self.use_case}-{source.name}-{path_safe(context['run_id'])}"
         report = validate_frame(frame, settings, run_id=context["run_id"], snapshot=snapshot)
 
