@@ -304,7 +304,8 @@ class FakeResultSet:
         self.column_names = request.column_names
         self.column_types = request.column_types
         page = rows[offset:offset + request.fetch_size] if request.fetch_size else rows[offset:]
-        self._current_rows = session.row_factory(self.column_names, page) if self.column_names else []
+        row_factory = request.row_factory or session.row_factory
+        self._current_rows = row_factory(self.column_names, page) if self.column_names else []
         self._end = offset + len(page)
 
     @property
@@ -418,6 +419,7 @@ class _Request:
     column_types: list[Any] | None = None
     columns: list[str] | None = None
     bounds: tuple[int, int] | None = None
+    row_factory: Callable | None = None
 
 
 # --- the session ----------------------------------------------------------------------------------
@@ -426,6 +428,8 @@ class _Request:
 class FakeSession:
     """A driver ``Session`` over in-memory tables keyed ``"keyspace.table"``.
 
+    :param execution_profiles: profile name -> ``ExecutionProfile``, as the cluster was built with
+        (e.g. ``KeyspacesHook.execution_profiles()``); a request naming one gets its row factory.
     :ivar calls: one ``(query, start, end, rows)`` per read query started (its first page).
     :ivar requests: every request that reached the "server", as dicts (kind, query, consistency,
         timeout, paging_state, execution_profile, outcome).
@@ -435,6 +439,7 @@ class FakeSession:
     calls: list[tuple] = field(default_factory=list)
     requests: list[dict] = field(default_factory=list)
     row_factory: Callable = named_tuple_factory
+    execution_profiles: dict[Any, Any] = field(default_factory=dict)
     default_fetch_size: int = DEFAULT_FETCH_SIZE
     workers: int = 4
     record_requests: bool = True
@@ -500,12 +505,14 @@ class FakeSession:
     def execute(self, query, parameters=None, timeout=_NOT_SET, trace=False, custom_payload=None,
                 execution_profile=None, paging_state=None, host=None, execute_as=None):
         request = self._request(query, parameters)
+        self._use_profile(request, execution_profile)
         self._record(request, timeout, paging_state, execution_profile)
         return self._run(request, paging_state)
 
     def execute_async(self, query, parameters=None, trace=False, custom_payload=None, timeout=_NOT_SET,
                       execution_profile=None, paging_state=None, host=None, execute_as=None) -> FakeResponseFuture:
         request = self._request(query, parameters)  # binding errors raise here, as in the driver
+        self._use_profile(request, execution_profile)
         self._record(request, timeout, paging_state, execution_profile)
         future = FakeResponseFuture(request)
         if self._pool is None:
@@ -529,6 +536,11 @@ class FakeSession:
             self._pool = None
 
     # -- internals ---------------------------------------------------------------------------------
+
+    def _use_profile(self, request: _Request, name) -> None:
+        profile = self.execution_profiles.get(name) if name is not None else None
+        if profile is not None:
+            request.row_factory = profile.row_factory
 
     def _record(self, request: _Request, timeout, paging_state, profile) -> None:
         if self.record_requests:

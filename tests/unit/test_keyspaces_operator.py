@@ -1,4 +1,6 @@
-"""KeyspacesToS3Operator: token-range segments of a Keyspaces table land as one committed partition."""
+"""KeyspacesToS3Operator: token-range segments of a Keyspaces table land as one committed partition,
+atomically (nothing visible before the commit, nothing left half-written by a crash) and
+idempotently (a re-run for the date replaces the partition with identical content)."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ import pytest
 from mlops import partitions
 from mlops.config import load_pipeline
 from mlops.entrypoints import generators_module
-from mlops.hooks.keyspaces import KeyspacesHook, token_ranges
+from mlops.hooks.keyspaces import Backoff, KeyspacesHook, KeyspacesRetriesExhausted, token_ranges
 from mlops.operators.keyspaces import KeyspacesToS3Operator, segment_indexes
 from testkit.fake_cassandra import FakeSession, tables_from_sample_data
 
@@ -26,17 +28,23 @@ def samples():
     return generators.churn(500), generators.retail(300)
 
 
+@pytest.fixture(scope="module")
+def sample_tables(samples):
+    return tables_from_sample_data(*samples)
+
+
 @pytest.fixture
-def session(samples, monkeypatch):
-    fake = FakeSession(tables_from_sample_data(*samples))
+def session(sample_tables, monkeypatch):
+    fake = FakeSession(dict(sample_tables))
     monkeypatch.setattr(KeyspacesHook, "get_session", lambda self: fake)
+    monkeypatch.setattr("time.sleep", lambda seconds: None)  # backoff waits are not what is tested here
     return fake
 
 
-def run_segment(use_case: str, segment: int, try_number: int = 1, fetch_size: int = 200) -> list[dict]:
+def run_segment(use_case: str, segment: int, try_number: int = 1, fetch_size: int = 200, **kwargs) -> list[dict]:
     operator = KeyspacesToS3Operator(
         task_id=f"ingest_{segment}", use_case=use_case, segment=segment, segments=SEGMENTS, ds=DS,
-        fetch_size=fetch_size,
+        fetch_size=fetch_size, **kwargs,
     )
     return operator.execute({"ti": SimpleNamespace(try_number=try_number)})
 
@@ -191,3 +199,117 @@ def test_segment_indexes_lists_one_index_per_range():
     assert segment_indexes(4) == [0, 1, 2, 3]
     with pytest.raises(ValueError):
         segment_indexes(0)
+
+
+def part_files(use_case: str) -> set[str]:
+    directory = partitions.partition_path(use_case, DS)
+    return {p.name for p in directory.iterdir() if p.name.startswith("part-")} if directory.exists() else set()
+
+
+def test_the_operator_selects_only_the_mapped_columns_at_the_configured_consistency(mlops_home, session):
+    from cassandra import ConsistencyLevel
+
+    run_segment("retail", 0, consistency="LOCAL_ONE")
+
+    (query,) = {r["query"] for r in session.requests}
+    assert query.startswith('SELECT "invoice", "stockcode", "description", "quantity", "invoicedate", "price", '
+                            '"customer_id", "country" FROM "mlops"."online_retail" WHERE token("invoice") > %s')
+    assert '"line"' not in query
+    assert {r["consistency"] for r in session.requests} == {ConsistencyLevel.LOCAL_ONE}
+
+
+def test_a_crash_mid_write_leaves_no_visible_partition_and_no_partial_file(mlops_home, session):
+    session.crash_after(reads=2)  # the node goes away after two pages of the first segment
+
+    with pytest.raises(Exception, match="Invalid query"):
+        run_segment("churn", 0, fetch_size=50)
+
+    assert part_files("churn") == set()
+    with pytest.raises(partitions.PartitionNotFound):
+        partitions.read_partition(partitions.partition_path("churn", DS))
+    with pytest.raises(partitions.PartitionNotFound):
+        partitions.latest_partition("churn")
+
+
+def test_a_crash_during_a_rerun_leaves_the_committed_partition_as_it_was(mlops_home, session, samples):
+    churn, _ = samples
+    _, committed = ingest("churn", try_number=1)
+    before = sorted_rows(partitions.read_partition(committed["partition_uri"]), ["Phone"])
+    session.crash_after(reads=3)
+
+    with pytest.raises(Exception, match="Invalid query"):
+        ingest("churn", try_number=2)
+
+    after = sorted_rows(partitions.read_partition(committed["partition_uri"]), ["Phone"])
+    pd.testing.assert_frame_equal(after, before)
+    assert len(after) == len(churn)
+    manifest = partitions.read_manifest(committed["partition_uri"])
+    assert all("-t1-" in part["file"] for part in manifest["files"])
+    assert not any(name.startswith("part-s0003-t2-") for name in part_files("churn"))  # the crashed one
+
+
+def test_throttling_then_success_gives_the_same_partition_as_a_clean_run(mlops_home, session):
+    _, clean = ingest("retail", try_number=1)
+    expected = sorted_rows(partitions.read_partition(clean["partition_uri"]), ["Invoice", "StockCode", "Quantity"])
+    session.throttle(6, "read_timeout")
+
+    _, throttled = ingest("retail", try_number=2)
+
+    frame = sorted_rows(partitions.read_partition(throttled["partition_uri"]), ["Invoice", "StockCode", "Quantity"])
+    pd.testing.assert_frame_equal(frame, expected)
+    retried = [r for r in session.requests if r["query"].startswith("SELECT")]
+    assert len(retried) > SEGMENTS + 6 - 1
+
+
+def test_throttling_past_the_retry_budget_fails_the_segment_clearly(mlops_home, session):
+    session.throttle(100, "read_timeout")
+
+    with pytest.raises(KeyspacesRetriesExhausted, match="gave up after 3 attempts"):
+        run_segment("churn", 1, max_attempts=3)
+
+    assert part_files("churn") == set()
+
+
+def test_rerun_writes_byte_for_byte_the_same_rows_per_segment(mlops_home, session):
+    first, _ = ingest("churn", try_number=1)
+    first_tables = {}
+    directory = partitions.partition_path("churn", DS)
+    for segment, output in enumerate(first):
+        with (directory / output[0]["file"]).open("rb") as handle:
+            first_tables[segment] = pq.read_table(handle)
+
+    second, _ = ingest("churn", try_number=2)
+
+    for segment, output in enumerate(second):
+        with (directory / output[0]["file"]).open("rb") as handle:
+            assert pq.read_table(handle).equals(first_tables[segment])
+
+
+def test_the_commit_refuses_a_part_whose_rows_differ_from_what_its_writer_reported(mlops_home, session):
+    parts = [part for segment in range(SEGMENTS) for part in run_segment("churn", segment)]
+    parts[0] = {**parts[0], "rows": parts[0]["rows"] + 1}
+
+    with pytest.raises(partitions.PartitionCommitError, match="the file holds"):
+        partitions.commit_segments("churn", DS, parts, {"kind": "keyspaces"})
+
+    with pytest.raises(partitions.PartitionNotFound):
+        partitions.read_partition(partitions.partition_path("churn", DS))
+
+
+def test_a_segment_index_outside_the_ring_is_rejected(mlops_home, session):
+    with pytest.raises(ValueError, match="segment 4 is not in 0..3"):
+        run_segment("churn", 4)
+
+
+def test_hook_backoff_comes_from_the_operator(mlops_home, session, monkeypatch):
+    seen = {}
+    original = KeyspacesHook.__init__
+
+    def spy(self, *args, backoff: Backoff | None = None, **kwargs):
+        seen["backoff"] = backoff
+        original(self, *args, backoff=backoff, **kwargs)
+
+    monkeypatch.setattr(KeyspacesHook, "__init__", spy)
+    run_segment("churn", 0, max_attempts=5)
+
+    assert seen["backoff"].max_attempts == 5

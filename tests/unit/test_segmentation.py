@@ -213,3 +213,183 @@ def test_segment_chart_is_a_png(tmp_path):
 
     assert path.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
     assert path.stat().st_size > 1000
+
+
+# -- vectorised RFM against a plain pandas reference -----------------------------------------------
+
+
+def reference_rfm(transactions: pd.DataFrame) -> pd.DataFrame:
+    """The seed's steps in plain pandas (groupby per customer), as the specification."""
+    df = transactions.copy()
+    df["day"] = pd.to_datetime(df["InvoiceDate"]).dt.tz_localize(None).dt.normalize()
+    as_of = df["day"].max() + pd.Timedelta(days=1)
+    df = df[df["Customer ID"].notna()].assign(amount=lambda d: d["Quantity"] * d["Price"])
+    df["Invoice"] = df["Invoice"].astype(str)
+    purchases = df[~df["Invoice"].str.startswith("C")]
+    rfm = purchases.groupby("Customer ID").agg(last=("day", "max"), frequency=("Invoice", "nunique"))
+    rfm["monetary"] = df.groupby("Customer ID")["amount"].sum()
+    rfm = rfm[rfm["monetary"] > 0]
+    rfm["recency"] = (as_of - rfm["last"]).dt.days
+    rfm.index = rfm.index.astype("int64")
+    return rfm[["recency", "frequency", "monetary"]]
+
+
+@pytest.fixture(scope="module")
+def retail_sample() -> pd.DataFrame:
+    from mlops.entrypoints import generators_module
+
+    return generators_module().retail(30_000, seed=21)
+
+
+def assert_same_rfm(rfm: pd.DataFrame, reference: pd.DataFrame) -> None:
+    assert rfm.index.tolist() == reference.index.tolist()
+    assert rfm["recency"].tolist() == reference["recency"].tolist()
+    assert rfm["frequency"].tolist() == reference["frequency"].tolist()
+    np.testing.assert_allclose(rfm["monetary"], reference["monetary"], rtol=1e-12)
+
+
+def test_rfm_matches_the_plain_pandas_reference_on_generated_data(retail_sample):
+    assert_same_rfm(rfm_table(retail_sample), reference_rfm(retail_sample))
+
+
+def test_rfm_does_not_depend_on_the_order_of_the_lines(retail_sample):
+    shuffled = retail_sample.sample(frac=1.0, random_state=3).reset_index(drop=True)
+
+    assert_same_rfm(rfm_table(shuffled), reference_rfm(retail_sample))
+
+
+def test_rfm_reads_utc_timestamps_and_object_invoice_columns_alike(retail_sample):
+    variant = retail_sample.assign(
+        InvoiceDate=retail_sample["InvoiceDate"].dt.tz_localize("UTC"),
+        Invoice=retail_sample["Invoice"].astype(object),
+    )
+
+    assert_same_rfm(rfm_table(variant), reference_rfm(retail_sample))
+
+
+def test_rfm_handles_integer_invoice_numbers_and_non_integral_ids(transactions):
+    numbered = transactions[~transactions["Invoice"].str.startswith("C")].assign(
+        Invoice=lambda d: d["Invoice"].astype(int), **{"Customer ID": lambda d: d["Customer ID"] + 0.5})
+
+    rfm = rfm_table(numbered)
+
+    assert rfm.index.tolist() == [12346.5, 12347.5, 12348.5]
+    assert rfm["frequency"].tolist() == [2, 1, 1]
+
+
+def test_segments_match_the_regex_map_for_every_customer(retail_sample):
+    scored = rfm_scores(rfm_table(retail_sample))
+    rf = scored["R"].astype(str) + scored["F"].astype(str)
+
+    by_regex = rf.replace(SEGMENT_MAP, regex=True)
+
+    assert scored["segment"].tolist() == by_regex.tolist()
+
+
+# -- every cluster written back ------------------------------------------------------------------
+
+
+def seven_groups(customers: int = 350) -> pd.DataFrame:
+    rng = np.random.default_rng(5)
+    group = np.arange(customers) % 7
+    return pd.DataFrame(
+        {
+            "recency": np.array([5, 40, 90, 150, 220, 300, 360])[group] + rng.integers(0, 3, customers),
+            "frequency": np.array([60, 30, 15, 8, 4, 2, 1])[group],
+            "monetary": np.array([9e4, 2e4, 5e3, 1.2e3, 300, 80, 20])[group] * rng.uniform(0.97, 1.03, customers),
+        },
+        index=pd.Index(12346 + np.arange(customers), name="customer_id"),
+    )
+
+
+def test_cluster_counts_have_a_row_for_every_cluster_even_beyond_five():
+    from mlops.ml.segmentation import cluster_counts
+
+    rfm = seven_groups()
+    result = kmeans_segments(rfm, k_min=2, k_max=9, seed=42)
+    counts = cluster_counts(result, rfm_scores(rfm))
+
+    assert result.best_k == 7  # head() would have written five of them
+    assert counts["cluster"].tolist() == list(range(7))
+    assert counts["total_customers"].sum() == len(rfm)
+    assert counts["segment"].is_unique
+    assert counts["segment"].str.fullmatch(r"Cluster \d: .+").all()
+
+
+def test_a_cluster_is_named_after_the_segment_most_of_its_customers_are_in():
+    from mlops.ml.segmentation import cluster_names
+
+    scored = pd.DataFrame({"segment": ["Champions", "Champions", "At Risk", "At Risk", "At Risk"]},
+                          index=[1, 2, 3, 4, 5])
+    labels = pd.Series([0, 0, 0, 1, 1], index=[1, 2, 3, 4, 5])
+
+    assert cluster_names(scored, labels) == {0: "Cluster 0: Champions", 1: "Cluster 1: At Risk"}
+
+
+# -- the run -------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def retail_partition(mlops_home, retail_sample):
+    import pyarrow as pa
+
+    from mlops import partitions
+
+    directory = partitions.partition_path("retail", "2026-01-02")
+    parts = partitions.write_parts(directory, [pa.Table.from_pandas(retail_sample, preserve_index=False)], "t")
+    partitions.commit(directory, parts, None, {"kind": "test"})
+    return str(directory)
+
+
+def run(partition_uri, out_uri, k_max=6):
+    from mlops.ml.segmentation_job import run_segmentation
+
+    return run_segmentation(partition_uri, out_uri, "manual__1", "2026-01-02", k_min=2, k_max=k_max, seed=42)
+
+
+def read(uri: str) -> pd.DataFrame:
+    from mlops.storage import to_path
+
+    with to_path(uri).open("rb") as handle:
+        return pd.read_parquet(handle)
+
+
+def test_the_run_writes_a_result_row_for_every_cluster(retail_partition, mlops_home):
+    import pyarrow.parquet as pq
+
+    from mlops.storage import to_path
+
+    summary = run(retail_partition, (mlops_home / "out").as_uri())
+
+    results = read(summary["results_uri"])
+    assert list(results.columns) == ["run_id", "segment", "total_customers", "run_date"]
+    assert len(results) == summary["best_k"]
+    assert summary["best_k"] == int(max(summary["silhouette"], key=summary["silhouette"].get))
+    assert results["total_customers"].sum() == summary["customers"]
+    assert dict(zip(results["segment"], results["total_customers"])) == summary["segments"]
+    assert set(results["run_id"]) == {"manual__1"}
+    with to_path(summary["results_uri"]).open("rb") as handle:
+        assert str(pq.read_schema(handle).field("run_date").type) == "date32[day]"
+    assert sum(summary["rfm_segments"].values()) == summary["customers"]
+
+
+def test_the_report_shows_the_chart_and_the_silhouette_of_every_k(retail_partition, mlops_home):
+    from mlops.storage import to_path
+
+    summary = run(retail_partition, (mlops_home / "out").as_uri())
+
+    report = to_path(summary["report_uri"]).read_text()
+    assert report.count("data:image/png;base64,") == 2
+    for k in range(2, 7):
+        assert f"<td>{k}</td>" in report
+    assert f"k = {summary['best_k']}, chosen by silhouette" in report
+    assert to_path(summary["chart_uri"]).read_bytes().startswith(b"\x89PNG")
+
+
+def test_rerunning_the_same_partition_gives_identical_results(retail_partition, mlops_home):
+    first = run(retail_partition, (mlops_home / "first").as_uri())
+    second = run(retail_partition, (mlops_home / "second").as_uri())
+
+    pd.testing.assert_frame_equal(read(first["results_uri"]), read(second["results_uri"]))
+    pd.testing.assert_frame_equal(read(first["results_uri"].replace("ml_clustering_results", "customers")),
+                                  read(second["results_uri"].replace("ml_clustering_results", "customers")))

@@ -306,7 +306,9 @@ class KeyspacesHook(BaseHook):
             self._session = self._connect()
         return self._session
 
-    get_conn = get_session
+    def get_conn(self):
+        """Airflow's name for :meth:`get_session`."""
+        return self.get_session()
 
     def _auth_provider(self, settings: KeyspacesConnectionSettings):
         if settings.auth == "password":
@@ -323,22 +325,31 @@ class KeyspacesHook(BaseHook):
             return SigV4AuthProvider(aws.get_session(region_name=settings.region_name))
         return None
 
-    def _connect(self):
+    def execution_profiles(self, local_dc: str | None = None) -> dict[Any, Any]:
+        """The driver execution profiles of the cluster: the default one for writes
+        (``LOCAL_QUORUM``) and :data:`READ_PROFILE` for reads (the configured consistency, plain
+        tuples as rows: cheaper than the driver's default named tuples, and read by position).
+        Both time out after ``request_timeout`` and leave retries to :meth:`call_with_retries`."""
         from cassandra import ConsistencyLevel
-        from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
+        from cassandra.cluster import EXEC_PROFILE_DEFAULT, ExecutionProfile
         from cassandra.policies import DCAwareRoundRobinPolicy, FallthroughRetryPolicy, TokenAwarePolicy
         from cassandra.query import tuple_factory
 
-        settings = self.connection_settings()
-        balancing = TokenAwarePolicy(DCAwareRoundRobinPolicy(local_dc=settings.local_dc))
-        # Retries live in this hook (backoff with jitter, a clear error at the end), not in the driver.
-        common = {"request_timeout": self.request_timeout, "retry_policy": FallthroughRetryPolicy(),
-                  "load_balancing_policy": balancing}
-        profiles = {
-            EXEC_PROFILE_DEFAULT: ExecutionProfile(consistency_level=ConsistencyLevel.LOCAL_QUORUM, **common),
+        def common():
+            return {"request_timeout": self.request_timeout, "retry_policy": FallthroughRetryPolicy(),
+                    "load_balancing_policy": TokenAwarePolicy(DCAwareRoundRobinPolicy(local_dc=local_dc))}
+
+        return {
+            EXEC_PROFILE_DEFAULT: ExecutionProfile(consistency_level=ConsistencyLevel.LOCAL_QUORUM, **common()),
             READ_PROFILE: ExecutionProfile(consistency_level=getattr(ConsistencyLevel, self.consistency),
-                                           row_factory=tuple_factory, **common),
+                                           row_factory=tuple_factory, **common()),
         }
+
+    def _connect(self):
+        from cassandra.cluster import Cluster
+
+        settings = self.connection_settings()
+        profiles = self.execution_profiles(settings.local_dc)
         options: dict[str, Any] = {}
         if settings.ssl:
             options["ssl_context"] = ssl_context_for(settings)
@@ -628,7 +639,9 @@ def rows_to_table(columns: Sequence[str], types: Sequence[Any], rows: Sequence[S
         values = transposed[index]
         name = rename[column] if rename else column
         try:
-            if cql_names:
+            if cql_names and cql_names[index].strip().lower() == "decimal":
+                array = _decimal_array(values)
+            elif cql_names:
                 arrow_type = cql_to_arrow(cql_names[index])
                 convert = _converter(cql_names[index])
                 if convert is not None:
@@ -644,6 +657,35 @@ def rows_to_table(columns: Sequence[str], types: Sequence[Any], rows: Sequence[S
         arrays.append(array)
         names.append(name)
     return pa.Table.from_arrays(arrays, names=names)
+
+
+DECIMAL_INTEGER_DIGITS = 20  # decimal128(38, 18)
+
+
+def _decimal_array(values: Sequence[Any]):
+    """CQL decimals as ``decimal128(38, 18)``, exactly or not at all.
+
+    Arrow parses the values' text (several times faster than converting ``Decimal`` objects to
+    a fixed scale), refuses more than 18 fractional digits, and would silently wrap values with
+    more than 20 integer digits, so those are refused here first.
+    """
+    import decimal
+    from functools import partial
+    from operator import is_not
+
+    import pyarrow as pa
+
+    present = list(filter(partial(is_not, None), values))
+    try:  # adjusted() is the exponent of the leading digit (0 for NaN and infinities, refused by Arrow)
+        widest = max(map(decimal.Decimal.adjusted, present), default=0)
+    except TypeError:  # not Decimal objects (e.g. floats from a test or another driver)
+        present = [decimal.Decimal(str(v)) for v in present]
+        widest = max(map(decimal.Decimal.adjusted, present), default=0)
+    if widest >= DECIMAL_INTEGER_DIGITS:
+        value = max(present, key=decimal.Decimal.adjusted)
+        raise pa.ArrowInvalid(f"{value} has more than {DECIMAL_INTEGER_DIGITS} integer digits")
+    texts = [None if v is None else str(v) for v in values] if len(present) < len(values) else list(map(str, present))
+    return pa.array(texts, type=pa.string()).cast(pa.decimal128(38, 18))
 
 
 def check_mappable(column_types: dict[str, str]) -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
@@ -22,9 +24,30 @@ def select_range_query(keyspace: str, table: str, partition_key: str, columns: S
             f"WHERE token({key}) > %s AND token({key}) <= %s")
 
 
+@contextmanager
+def paused_gc(pause: bool = True) -> Iterator[None]:
+    """Pause Python's cyclic garbage collector for a loop that makes many short-lived tuples.
+
+    Every driver page is thousands of row tuples that live just long enough to be promoted to
+    the oldest generation, so with the collector on, pages keep triggering full collections
+    that walk the whole heap of the task process (Airflow, pandas, pyarrow...): that doubled
+    the extraction time. Rows hold no reference cycles, so reference counting frees each page
+    anyway; memory stays bounded. The collector is switched back on (if it was) and run once.
+    """
+    was_enabled = gc.isenabled()
+    if pause:
+        gc.disable()
+    try:
+        yield
+    finally:
+        if pause and was_enabled:
+            gc.enable()
+            gc.collect(0)
+
+
 def extract_to_parquet(hook: KeyspacesHook, query: str, parameters: Sequence[Any], fetch_size: int, path,
                        rename: dict[str, str] | None = None, casts: dict[str, str] | None = None,
-                       on_page: Callable[[int], None] | None = None) -> int:
+                       on_page: Callable[[int], None] | None = None, pause_gc: bool = True) -> int:
     """Stream a query's pages into one Parquet file at ``path``, one row group per page.
 
     Memory holds one page (``fetch_size`` rows) at a time, whatever the row count. The file is
@@ -33,8 +56,14 @@ def extract_to_parquet(hook: KeyspacesHook, query: str, parameters: Sequence[Any
 
     :param path: a ``pathlib.Path`` or ``ObjectStoragePath``.
     :param on_page: called with the running row count after each page.
+    :param pause_gc: pause the cyclic garbage collector meanwhile (see :func:`paused_gc`).
     :return: rows written (0: no file was written).
     """
+    with paused_gc(pause_gc):
+        return _extract(hook, query, parameters, fetch_size, path, rename, casts, on_page)
+
+
+def _extract(hook, query, parameters, fetch_size, path, rename, casts, on_page) -> int:
     import pyarrow.parquet as pq
 
     from mlops.hooks.keyspaces import rows_to_table

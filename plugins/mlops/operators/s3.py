@@ -199,14 +199,18 @@ class LandingToRawOperator(BaseOperator):
                       new_parts, directory)
 
         for path, target, digest in moves:  # only now: the partition already holds their rows
-            if target.exists() and _sha256(target) == digest:
-                path.unlink(missing_ok=True)  # copied before a crash; the original is redundant
-            else:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                path.rename(target)
+            self._move(path, target, digest)
         self.log.info("moved %d original(s) to %s", len(moves), processed_root)
         return {"partition_uri": str(directory), "rows": manifest["rows"], "files": len(entries),
                 "new_files": new_parts, "moved": len(moves)}
+
+    @staticmethod
+    def _move(path: ObjectStoragePath, target: ObjectStoragePath, digest: str) -> None:
+        if target.exists() and _sha256(target) == digest:
+            path.unlink(missing_ok=True)  # copied before a crash; the original is redundant
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            path.rename(target)
 
     def _convert(self, config, path: ObjectStoragePath, data: bytes, digest: str, directory: ObjectStoragePath,
                  token: str, processed: str) -> dict[str, Any]:
