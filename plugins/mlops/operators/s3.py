@@ -217,14 +217,18 @@ class LandingToRawOperator(BaseOperator):
         """Check one CSV file against the schema and write it as one Parquet part."""
         from mlops import partitions
 
-        table = landed_csv_to_table(data, config.schema, str(path))
+        table = landed_csv_to_table(data, config.schema, str(path),
+                                    extra_columns=config.validation.get("extra_columns", "fail"))
         (part,) = partitions.write_parts(directory, [table], token=token)
         self.log.info("%s: %d rows, schema ok -> %s", path.name, table.num_rows, part["file"])
         return {**part, "source": str(path), "sha256": digest, "processed": processed}
 
 
-def landed_csv_to_table(data: bytes, schema: dict[str, Any], name: str) -> pa.Table:
+def landed_csv_to_table(data: bytes, schema: dict[str, Any], name: str, extra_columns: str = "fail") -> pa.Table:
     """A landed CSV file as an Arrow table in the schema's column order, after checking it.
+
+    With ``extra_columns="warn"`` (the use case's ``validation.extra_columns``) columns the
+    schema does not name are kept after the schema's, so the validation gate reports them.
 
     :raises ValueError: naming ``name`` and the problem: columns (via ``load_csv_strict``),
         a non-numeric value in a ``numeric`` column, an unparseable ``datetime_columns`` value.
@@ -237,7 +241,8 @@ def landed_csv_to_table(data: bytes, schema: dict[str, Any], name: str) -> pa.Ta
     columns = schema["columns"]
     text_columns = list(schema.get("text_columns", []))
     try:
-        frame = load_csv_strict(data, columns, dtype={c: "str" for c in text_columns} or None)
+        frame = load_csv_strict(data, columns, dtype={c: "str" for c in text_columns} or None,
+                                extra_columns=extra_columns)
     except ValueError as err:
         raise ValueError(f"{name}: {err}") from err
     for column in schema.get("numeric", []):
@@ -253,7 +258,8 @@ def landed_csv_to_table(data: bytes, schema: dict[str, Any], name: str) -> pa.Ta
             raise ValueError(f"{name}: column {column!r} holds values that are not dates: {err}") from err
     for column in text_columns:
         frame[column] = frame[column].astype("string")
-    return pa.Table.from_pandas(frame[columns], preserve_index=False)
+    extras = [c for c in frame.columns if c not in columns]
+    return pa.Table.from_pandas(frame[columns + extras], preserve_index=False)
 
 
 def _processed_target(path: ObjectStoragePath, landing_root: ObjectStoragePath, processed_root: ObjectStoragePath,
