@@ -23,15 +23,24 @@ worker start-up and output writing included) to its end. Throughput = rows / wal
 Peak memory, and why it is measured this way:
 
 * naive is one process: its peak is ``getrusage(RUSAGE_SELF).ru_maxrss``, exact.
-* ours is the transform process plus a forkserver plus ``n_jobs`` workers forked from it.
-  ``RUSAGE_CHILDREN.ru_maxrss`` is the peak of the *largest single* descendant, not of the tree,
-  so the script stops the forkserver after the job (so that it and the workers it reaped are
-  accounted to us) and reports ``self + n_jobs * largest descendant``: the workers run at the
-  same time and each can reach that peak, so this is an upper bound of the simultaneous peak.
-  It also double-counts the copy-on-write pages the workers share with the forkserver (pandas,
-  scikit-learn), so it overstates ours. As a cross-check the driver samples the whole process
-  tree every 50 ms (sum of RSS of every process, also an overcount of shared pages) and prints
-  that peak too; sampling can miss a short spike, getrusage cannot.
+* ours is the transform process plus a forkserver plus ``n_jobs`` workers forked from it (and
+  multiprocessing's small resource tracker). ``RUSAGE_CHILDREN.ru_maxrss`` is the peak of the
+  *largest single* descendant, not of the tree, so the script stops the forkserver after the job
+  (so that it and the workers it reaped are accounted to us) and reports
+  ``self + (n_jobs + 1) * largest descendant``: the forkserver and the workers live at the same
+  time and none exceeds that peak, so this bounds their simultaneous peak from above. It also
+  counts the copy-on-write pages the workers share with the forkserver (pandas, scikit-learn)
+  once per process, so it overstates ours. As a cross-check the driver samples the whole
+  process tree every 50 ms (sum of every process's RSS, the same overcount of shared pages) and
+  prints that peak and the processes it was made of; sampling can miss a short spike,
+  getrusage cannot.
+
+The naive side uses the libraries' default native threads (an OpenMP team as wide as the
+machine for the gradient-boosting predict), as a plain script would; ``--naive-threads 1``
+runs it single-threaded instead. On a loaded machine a full-width OpenMP team spin-waits for
+its descheduled threads and gets much slower, which flatters ours (its workers predict with one
+thread each): compare both settings there. CPU seconds (user + system, children included) are
+printed for each side.
 
 The last line is ``throughput_ratio=<ours/naive at the first size> rss_1m_mb=<ours at the first
 size> rss_4m_mb=<ours at the second size> naive_rss_1m_mb=<naive at the first size>``. Goals:
@@ -47,6 +56,7 @@ import io
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -134,7 +144,7 @@ def run_ours(home: Path, input_path: Path, out_dir: Path, chunk_rows: int, n_job
     return {"rows": result.output_rows, "seconds": seconds, "output": str(out_dir / "records.csv.out")}
 
 
-def run_naive(home: Path, input_path: Path, out_dir: Path) -> dict:
+def run_naive(home: Path, input_path: Path, out_dir: Path, threads: int | None) -> dict:
     import pandas as pd
 
     from mlops.backends.local.automl import FlamlAutoML
@@ -147,6 +157,10 @@ def run_naive(home: Path, input_path: Path, out_dir: Path) -> dict:
     started = time.perf_counter()
     unpack_model(record["PrimaryContainer"]["ModelDataUrl"], model_dir, record["sha256"])
     model = inference.model_fn(str(model_dir))
+    if threads:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(limits=threads)
     keys = inference.response_keys(model, record["PrimaryContainer"]["Environment"])
     with input_path.open(encoding="utf-8") as handle:  # read all
         records = [row for row in csv.reader(handle) if row]
@@ -174,15 +188,18 @@ def side_main(args) -> None:
     if args.side == "ours":
         report = run_ours(args.home, args.input, args.out, args.chunk_rows, args.n_jobs)
     else:
-        report = run_naive(args.home, args.input, args.out)
-    report["ru_maxrss_self_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    report["ru_maxrss_children_mb"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        report = run_naive(args.home, args.input, args.out, args.naive_threads)
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    report["ru_maxrss_self_mb"] = own.ru_maxrss / 1024
+    report["ru_maxrss_children_mb"] = children.ru_maxrss / 1024
+    report["cpu_seconds"] = own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
     print("RESULT " + json.dumps(report), flush=True)
 
 
 # ---------------------------------------------------------------- the driver
-def sample_tree(pid: int, peak: list[float], stop: threading.Event) -> None:
-    """Peak over time of the summed RSS of ``pid`` and all its descendants (MiB), every 50 ms."""
+def sample_tree(pid: int, peak: list, stop: threading.Event) -> None:
+    """Peak over time of the summed RSS of ``pid`` and all its descendants (MiB), every 50 ms,
+    with the RSS of each process at that moment."""
     import psutil
 
     try:
@@ -190,26 +207,28 @@ def sample_tree(pid: int, peak: list[float], stop: threading.Event) -> None:
     except psutil.NoSuchProcess:
         return
     while not stop.is_set():
-        total = 0
+        parts = []
         try:
             processes = [root, *root.children(recursive=True)]
         except psutil.NoSuchProcess:
             break
         for process in processes:
             try:
-                total += process.memory_info().rss
+                parts.append(process.memory_info().rss / 2**20)
             except psutil.NoSuchProcess:
                 pass
-        peak[0] = max(peak[0], total / 2**20)
+        if sum(parts) > peak[0]:
+            peak[0], peak[1] = sum(parts), parts
         stop.wait(0.05)
 
 
 def run_side(side: str, home: Path, input_path: Path, out_dir: Path, args) -> dict:
+    shutil.rmtree(out_dir, ignore_errors=True)  # a transform whose _SUCCESS names it would be reused
     command = [sys.executable, str(Path(__file__).resolve()), "--side", side, "--home", str(home), "--input",
                str(input_path), "--out", str(out_dir), "--chunk-rows", str(args.chunk_rows), "--n-jobs",
-               str(args.n_jobs)]
+               str(args.n_jobs), *(["--naive-threads", str(args.naive_threads)] if args.naive_threads else [])]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
-    peak, stop = [0.0], threading.Event()
+    peak, stop = [0.0, []], threading.Event()
     sampler = threading.Thread(target=sample_tree, args=(process.pid, peak, stop), daemon=True)
     sampler.start()
     stdout, _ = process.communicate()
@@ -218,9 +237,9 @@ def run_side(side: str, home: Path, input_path: Path, out_dir: Path, args) -> di
     if process.returncode:
         raise SystemExit(f"{side} failed with exit code {process.returncode}")
     report = json.loads(next(line for line in stdout.splitlines() if line.startswith("RESULT "))[7:])
-    report["tree_peak_rss_mb"] = peak[0]
+    report["tree_peak_rss_mb"], report["tree_peak_parts_mb"] = peak[0], [round(p) for p in peak[1]]
     if side == "ours":
-        report["rss_mb"] = report["ru_maxrss_self_mb"] + args.n_jobs * report["ru_maxrss_children_mb"]
+        report["rss_mb"] = report["ru_maxrss_self_mb"] + (args.n_jobs + 1) * report["ru_maxrss_children_mb"]
     else:
         report["rss_mb"] = report["ru_maxrss_self_mb"]
     report["rows_per_s"] = report["rows"] / report["seconds"]
@@ -236,10 +255,19 @@ def digest(path: str) -> str:
 
 
 def describe(label: str, report: dict) -> None:
-    print(f"{label:14s} {report['rows']:>9,d} rows  {report['seconds']:7.1f} s  {report['rows_per_s']:>9,.0f} rows/s  "
-          f"peak RSS {report['rss_mb']:7.0f} MiB (getrusage: self {report['ru_maxrss_self_mb']:.0f} + largest "
-          f"descendant {report['ru_maxrss_children_mb']:.0f}; sampled tree {report['tree_peak_rss_mb']:.0f})",
-          flush=True)
+    print(f"{label:14s} {report['rows']:>9,d} rows  {report['seconds']:7.1f} s  {report['rows_per_s']:>8,.0f} rows/s  "
+          f"cpu {report['cpu_seconds']:6.1f} s  peak RSS {report['rss_mb']:5.0f} MiB (getrusage: self "
+          f"{report['ru_maxrss_self_mb']:.0f}, largest descendant {report['ru_maxrss_children_mb']:.0f}; sampled "
+          f"tree {report['tree_peak_rss_mb']:.0f} = {' + '.join(map(str, report['tree_peak_parts_mb']))})", flush=True)
+
+
+def setup_main(args) -> None:
+    os.environ["MLOPS_HOME"] = str(args.home)
+    os.environ["MLOPS_BACKEND"] = "local"
+    if not (args.home / "state" / "automl" / "models" / f"{MODEL_NAME}.json").exists():
+        build_model(args.home)
+    for rows in args.rows:
+        build_input(args.home.parent, rows)
 
 
 def driver_main(args) -> None:
@@ -247,15 +275,16 @@ def driver_main(args) -> None:
     workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="bench-batch-"))
     workdir.mkdir(parents=True, exist_ok=True)
     home = workdir / "home"
-    os.environ["MLOPS_HOME"] = str(home)
-    os.environ["MLOPS_BACKEND"] = "local"
     started = time.perf_counter()
-    if not (home / "state" / "automl" / "models" / f"{MODEL_NAME}.json").exists():
-        build_model(home)
-    inputs = {rows: build_input(workdir, rows) for rows in (small, large)}
+    # Setup runs in its own process so that this driver stays small: a child's ru_maxrss starts
+    # from the RSS of the process that started it (Linux records the pre-exec image's peak).
+    subprocess.run([sys.executable, str(Path(__file__).resolve()), "--setup", "--home", str(home), "--rows",
+                    str(small), str(large)], check=True, stdout=subprocess.DEVNULL)
+    inputs = {rows: workdir / f"input-{rows}" / "records.csv" for rows in (small, large)}
     print(f"setup: model and inputs ({', '.join(f'{r:,d}' for r in inputs)} rows) in "
           f"{time.perf_counter() - started:.0f} s under {workdir}; {os.cpu_count()} cores, load average "
-          f"{os.getloadavg()[0]:.1f}; chunk_rows={args.chunk_rows} n_jobs={args.n_jobs}", flush=True)
+          f"{os.getloadavg()[0]:.1f}; chunk_rows={args.chunk_rows} n_jobs={args.n_jobs} "
+          f"naive_threads={args.naive_threads or 'default'}", flush=True)
 
     naive = run_side("naive", home, inputs[small], workdir / "out-naive", args)
     describe(f"naive {small // 1000}k", naive)
@@ -281,14 +310,19 @@ def main() -> None:
     parser.add_argument("--rows", type=int, nargs=2, default=[1_000_000, 4_000_000], metavar=("SMALL", "LARGE"))
     parser.add_argument("--chunk-rows", type=int, default=5000)
     parser.add_argument("--n-jobs", type=int, default=2)
+    parser.add_argument("--naive-threads", type=int, help="native threads for the naive side (default: the "
+                                                           "libraries' default)")
     parser.add_argument("--workdir", help="keep inputs here between runs (default: a new temp folder)")
     parser.add_argument("--side", choices=["ours", "naive"], help=argparse.SUPPRESS)
+    parser.add_argument("--setup", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--home", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--input", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.side:
         side_main(args)
+    elif args.setup:
+        setup_main(args)
     else:
         driver_main(args)
 

@@ -34,6 +34,9 @@ USE_CASE = "churn"
                                            "from the pipeline config."),
         "scoring_prefix": Param("batch/churn/incoming", type="string",
                                 description="Prefix (under the data root) of the CSV files to predict."),
+        "write_to_keyspaces": Param(False, type="boolean",
+                                    description="Also upsert the predictions into the Keyspaces table "
+                                                "mlops.predictions (connection keyspaces_default)."),
     },
     render_template_as_native_obj=True,
     doc_md="""
@@ -41,10 +44,12 @@ USE_CASE = "churn"
 Trains candidates with Autopilot (AutoML V2) on the newest labelled churn partition — or attaches
 to a named job — picks the best (or a named) candidate, creates a model answering with the
 inference response keys from the pipeline config, and runs a batch transform over the scoring
-files (SplitType Line, the record id joined back to each prediction). Predictions are written as
-Parquet; when the scoring data carries labels, ROC AUC, PR AUC and the threshold with the best
-recall at the configured minimum precision are reported. Locally, FLAML and a streaming,
-parallel transform do the same work.
+files (SplitType Line, MultiRecord, the record id joined back to each prediction). On AWS the
+AutoML job and the transform defer to triggers. Predictions are written as Parquet (and, with
+`write_to_keyspaces`, upserted into Keyspaces); when the scoring data carries labels, ROC AUC,
+PR AUC, the threshold with the best recall at the configured minimum precision and the
+confusion matrix at it go into the run's report (`report.html`, with plots). Locally, FLAML and
+a streaming, parallel transform do the same work.
 """,
 )
 def autopilot_batch_predict():
@@ -121,32 +126,49 @@ def autopilot_batch_predict():
     )
 
     @task(outlets=[predictions(USE_CASE)])
-    def publish_predictions(plan: dict, result: dict, model: dict, ds=None) -> dict:
+    def publish_predictions(plan: dict, result: dict, model: dict, params=None, run_id=None, dag_run=None,
+                            ds=None) -> dict:
         from mlops.config import load_pipeline
-        from mlops.ml.batch_predictions import evaluate_predictions, read_transform_output
+        from mlops.ml.batch_predictions import (
+            evaluate_predictions,
+            write_evaluation_report,
+            write_predictions_parquet,
+        )
         from mlops.storage import data_path, to_path, write_json
 
         config = load_pipeline(USE_CASE)
         id_column = config.schema["id_column"]
-        frame = read_transform_output(result["output_uri"], id_column, plan["response_keys"])
-        if len(frame) != plan["rows"]:
-            raise RuntimeError(f"{len(frame)} predictions for {plan['rows']} input rows")
         out = data_path("predictions", USE_CASE, f"ds={ds}")
-        out.mkdir(parents=True, exist_ok=True)
-        with (out / "predictions.parquet").open("wb") as handle:
-            frame.to_parquet(handle, index=False)
-        summary = {"predictions_uri": str(out / "predictions.parquet"), "rows": int(len(frame)),
-                   "model_name": model["model_name"], "candidate": model["candidate"]["name"]}
+        written = write_predictions_parquet(result["output_uri"], id_column, plan["response_keys"],
+                                            str(out / "predictions.parquet"))
+        if written["rows"] != plan["rows"]:
+            raise RuntimeError(f"{written['rows']} predictions for {plan['rows']} input rows")
+        summary = {**written, "model_name": model["model_name"], "candidate": model["candidate"]["name"]}
         if plan["labels_uri"]:
             import pandas as pd
 
+            with to_path(written["predictions_uri"]).open("rb") as handle:
+                frame = pd.read_parquet(handle)
             with to_path(plan["labels_uri"]).open("rb") as handle:
                 labels = pd.read_parquet(handle)
-            frame[id_column] = frame[id_column].astype(str)
-            labels[id_column] = labels[id_column].astype(str)
-            summary["evaluation"] = evaluate_predictions(
+            evaluation = evaluate_predictions(
                 frame, labels, id_column, config.target, config.schema["positive_label"],
-                config.section("autopilot").get("min_precision", 0.5))
+                config.section("autopilot").get("min_precision", 0.5), with_curves=True)
+            summary["report_uri"] = write_evaluation_report(
+                evaluation, f"{plan['run_uri']}/report.html", f"Batch predictions {run_id}", summary)
+            evaluation.pop("curves")
+            summary["evaluation"] = evaluation
+        if params["write_to_keyspaces"]:
+            from mlops.hooks.keyspaces import KeyspacesHook
+            from mlops.ml.batch_predictions import write_predictions_to_keyspaces
+
+            hook = KeyspacesHook()
+            try:
+                summary["keyspaces_rows"] = write_predictions_to_keyspaces(
+                    hook.get_session(), written["predictions_uri"], id_column, run_id, model["model_name"],
+                    dag_run.run_after)
+            finally:
+                hook.close()
         write_json(str(out / "summary.json"), summary)
         return summary
 

@@ -31,6 +31,9 @@ PROD_ENDPOINT = f"{GROUP}-prod"
         "model_package_arn": Param(None, type=["null", "string"],
                                    description="Model package version to deploy. Empty: the newest "
                                                "Approved version of the group."),
+        "max_p95_latency_ms": Param(None, type=["null", "number"], minimum=1,
+                                    description="Prod policy: the staging p95 latency must not exceed this. "
+                                                "Empty: approval.prod.max_p95_latency_ms from the pipeline config."),
         "approval_mode": Param("policy", enum=["policy", "manual"],
                                description="policy: staging test thresholds from the pipeline config "
                                            "approve prod. manual: a person approves on the Required "
@@ -100,10 +103,13 @@ def deploy_model():
         }
 
     @task
-    def prod_thresholds() -> dict:
+    def prod_thresholds(params=None) -> dict:
         from mlops.config import load_pipeline
 
-        return {"min_checks_passed": 1.0, **load_pipeline(USE_CASE).section("approval")["prod"]}
+        thresholds = {"min_checks_passed": 1.0, **load_pipeline(USE_CASE).section("approval")["prod"]}
+        if params["max_p95_latency_ms"] is not None:
+            thresholds["max_p95_latency_ms"] = params["max_p95_latency_ms"]
+        return thresholds
 
     evidence = prod_evidence(tests.output)
     approve = ProdApprovalOperator(

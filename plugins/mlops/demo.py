@@ -44,7 +44,7 @@ def _step(title: str) -> None:
 
 
 def run_pipeline(churn_rows: int = 5000, retail_rows: int = 20000, n_trials: int | None = None,
-                 automl_budget_s: int | None = None) -> dict:
+                 automl_budget_s: int | None = None, max_p95_latency_ms: float | None = None) -> dict:
     """Run the whole chain; return what the summary prints.
 
     ``n_trials`` and ``automl_budget_s`` override the pipeline config (the tests use small ones).
@@ -68,7 +68,7 @@ def run_pipeline(churn_rows: int = 5000, retail_rows: int = 20000, n_trials: int
         ("s3_ingest", {}),
         ("customer_segmentation", {}),
         ("train_model", {"approval_mode": "policy", "n_trials": n_trials}),
-        ("deploy_model", {"approval_mode": "policy"}),
+        ("deploy_model", {"approval_mode": "policy", "max_p95_latency_ms": max_p95_latency_ms}),
         ("autopilot_batch_predict", {"time_budget_s": automl_budget_s}),
     ]
     for dag_id, conf in plan:
@@ -117,7 +117,7 @@ def print_summary(s: dict) -> None:
     metric = s["tuning"]["objective"]
     holdout = s["holdout"]["metrics"]
     version = s["version"]
-    prod = s["prod"]
+    prod = s["prod"] or {"name": "(not deployed: prod approval rejected)", "url": "n/a"}
     print("\n" + "=" * 78)
     print("SUMMARY (local backend)")
     print("=" * 78)
@@ -154,6 +154,8 @@ def print_summary(s: dict) -> None:
     batch = s["batch"]
     print(f"batch predictions    {batch['rows']:,} rows -> {batch['predictions_uri']}")
     print(f"                     candidate {batch['candidate']}")
+    if batch.get("report_uri"):
+        print(f"                     report {batch['report_uri']}")
     if "evaluation" in batch:
         e = batch["evaluation"]
         print(f"                     ROC AUC {e['roc_auc']:.4f}, PR AUC {e['pr_auc']:.4f}, threshold {e['threshold']:.3f} "

@@ -305,3 +305,15 @@ def test_submit_runs_the_job_and_returns_a_done_handle(mlops_home, automl, estim
     assert handle.done and handle.kind == "transform"
     assert transform.collect(handle) == {"job_name": "score-1", "output_uri": (mlops_home / "out").as_uri(),
                                          "input_rows": 20, "output_rows": 20}
+
+
+def test_an_in_process_job_gives_the_caller_its_native_thread_pools_back(mlops_home, automl, estimator):
+    from threadpoolctl import threadpool_info
+
+    write_input(mlops_home / "in" / "records.csv", scoring_frame(50)[FEATURES])
+    before = [(i["internal_api"], i["num_threads"]) for i in threadpool_info()]
+
+    LocalBatchTransform(automl, n_jobs=1, threads_per_worker=1).transform(
+        "score-1", "churn-lr", (mlops_home / "in").as_uri(), (mlops_home / "out").as_uri())
+
+    assert [(i["internal_api"], i["num_threads"]) for i in threadpool_info()][:len(before)] == before

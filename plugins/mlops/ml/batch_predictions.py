@@ -303,9 +303,10 @@ def evaluation_plots(evaluation: dict[str, Any]) -> list[tuple[str, str]]:
     ax = figure.subplots()
     matrix = evaluation["confusion_matrix"]
     ax.imshow(matrix, cmap="Blues")
+    largest = max(max(row) for row in matrix) or 1
     for i, row in enumerate(matrix):
         for j, value in enumerate(row):
-            ax.text(j, i, str(value), ha="center", va="center")
+            ax.text(j, i, str(value), ha="center", va="center", color="white" if value > largest / 2 else "black")
     ax.set(xticks=[0, 1], yticks=[0, 1], xticklabels=["negative", "positive"],
            yticklabels=["negative", "positive"], xlabel="predicted", ylabel="actual",
            title=f"Confusion matrix at {threshold:.3f}")

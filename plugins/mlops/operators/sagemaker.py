@@ -340,8 +340,12 @@ class SageMakerEndpointTestOperator(BaseOperator):
         return report
 
 
-class SageMakerAutoMLOperator(BaseOperator):
+class SageMakerAutoMLOperator(_JobOperator):
     """Run an Autopilot (AutoML V2) job, or attach to the job of that name if it exists.
+
+    On AWS a running job defers to ``SageMakerAutoMLJobV2Trigger`` (Failed and Stopped fail the
+    task with the job's reason); locally FLAML runs in the task. Returns
+    ``{"job_name", "status", "candidates"}``, candidates ranked best first.
 
     :param job_name: job name (templated); a retry reuses it and attaches.
     :param train_uri: labelled training data (templated).
@@ -349,7 +353,7 @@ class SageMakerAutoMLOperator(BaseOperator):
 
     template_fields: Sequence[str] = ("job_name", "train_uri", "output_uri", "target", "objective",
                                       "time_budget_s", "max_candidates")
-    operator_extra_links = (ResourceLink(),)
+    port_name = "automl"
 
     def __init__(self, *, job_name: str, train_uri: str, target: str, problem_type: str, objective: str,
                  output_uri: str, max_candidates: int | str = 5, time_budget_s: int | str = 60,
@@ -364,18 +368,20 @@ class SageMakerAutoMLOperator(BaseOperator):
         self.max_candidates = max_candidates
         self.time_budget_s = time_budget_s
 
-    def execute(self, context) -> dict[str, Any]:
-        automl = _backend().automl
-        status = automl.create_or_attach(
+    def submit(self, port, context):
+        return port.submit(
             self.job_name, self.train_uri, self.target, self.problem_type, self.objective,
             int(self.max_candidates), int(self.time_budget_s), self.output_uri,
         )
-        ranked = automl.candidates(self.job_name)
-        for rank, candidate in enumerate(ranked, 1):
-            self.log.info("%d. %s %s=%.4f", rank, candidate.name, candidate.objective_metric,
-                          candidate.objective_value)
-        persist(context, _backend().resource_url("automl", self.job_name, ranked[0].model_uri if ranked else None))
-        return {"job_name": self.job_name, "status": status, "candidates": [c.to_dict() for c in ranked]}
+
+    def log_result(self, result: dict[str, Any]) -> None:
+        for rank, candidate in enumerate(result["candidates"], 1):
+            self.log.info("%d. %s %s=%.4f", rank, candidate["name"], candidate["objective_metric"],
+                          candidate["objective_value"])
+
+    def persist_link(self, context, kind: str, name: str, result: dict[str, Any]) -> None:
+        ranked = result["candidates"]
+        persist(context, _backend().resource_url(kind, name, ranked[0]["model_uri"] if ranked else None))
 
 
 class SageMakerAutoMLModelOperator(BaseOperator):
@@ -414,8 +420,12 @@ class SageMakerAutoMLModelOperator(BaseOperator):
         return {"model_name": model_name, "candidate": chosen.to_dict(), "response_keys": list(self.response_keys)}
 
 
-class SageMakerTransformOperator(BaseOperator):
+class SageMakerTransformOperator(_JobOperator):
     """Batch transform: one prediction line per input line, joined to the input as configured.
+
+    On AWS the job defers to the provider's ``SageMakerTrigger(job_type="transform")``; a retry
+    re-attaches to a running job, reuses a Completed one and starts ``<job_name>-r2`` only after a
+    failed one. Returns the :class:`~mlops.backends.base.TransformResult` dict.
 
     :param model_name: model to run (templated).
     :param input_uri: headerless CSV file or prefix (templated).
@@ -424,7 +434,7 @@ class SageMakerTransformOperator(BaseOperator):
 
     template_fields: Sequence[str] = ("model_name", "input_uri", "output_uri", "job_name", "input_filter",
                                       "output_filter")
-    operator_extra_links = (ResourceLink(),)
+    port_name = "transform"
 
     def __init__(self, *, job_name: str, model_name: str, input_uri: str, output_uri: str,
                  input_filter: str | None = None, join_source: bool = False,
@@ -438,12 +448,15 @@ class SageMakerTransformOperator(BaseOperator):
         self.join_source = join_source
         self.output_filter = output_filter
 
-    def execute(self, context) -> dict[str, Any]:
-        result = _backend().transform.transform(
+    def submit(self, port, context):
+        return port.submit(
             self.job_name, self.model_name, self.input_uri, self.output_uri,
             input_filter=self.input_filter, join_source=self.join_source, output_filter=self.output_filter,
         )
-        self.log.info("transform %s: %d input rows -> %d output rows at %s", result.job_name,
-                      result.input_rows, result.output_rows, result.output_uri)
-        persist(context, _backend().resource_url("transform", result.job_name, result.output_uri))
-        return result.to_dict()
+
+    def log_result(self, result: dict[str, Any]) -> None:
+        self.log.info("transform %s: %d input rows -> %d output rows at %s", result["job_name"],
+                      result["input_rows"], result["output_rows"], result["output_uri"])
+
+    def persist_link(self, context, kind: str, name: str, result: dict[str, Any]) -> None:
+        persist(context, _backend().resource_url(kind, name, result["output_uri"]))

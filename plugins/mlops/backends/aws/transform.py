@@ -166,8 +166,8 @@ class SageMakerBatchTransform(LongRunningPort, BatchTransform):
             }
 
         have, want = fields(described), fields(request)
-        if "data processing" in have and not have["data processing"]:
-            have["data processing"] = want["data processing"]  # older jobs may not echo the defaults
+        if not have["data processing"]:  # a job created without DataProcessing does not echo the defaults
+            have["data processing"] = {"InputFilter": "$", "JoinSource": "None", "OutputFilter": "$"}
         changed = sorted(k for k in want if have[k] != want[k])
         if changed:
             raise ValueError(f"transform job {request['TransformJobName']} exists with a different "

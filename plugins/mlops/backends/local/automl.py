@@ -2,7 +2,9 @@
 
 A job is a JSON record ``<state_dir>/jobs/<job_name>.json`` (status ``InProgress``,
 ``Completed`` or ``Failed``/``Stopped`` with a reason) written atomically; creating a job whose
-record says Completed attaches to it instead of searching again. Each estimator FLAML tried
+record says Completed attaches to it instead of searching again (as on Autopilot, the job must
+answer the same question: target, problem type and objective; its data, budget and output
+location are its own). Each estimator FLAML tried
 becomes one candidate: its best configuration is refit on all training rows and packed in the
 project's model artifact contract (see :mod:`mlops.backends.base`) at
 ``<output_uri>/<job_name>/candidates/<candidate_name>/model.tar.gz``. ``create_model`` records

@@ -108,12 +108,21 @@ _WORKER: dict[str, Any] = {}
 
 
 def load_worker(model_dir: str, environment: dict[str, str], input_filter: str | None,
-                join_source: bool, output_filter: str | None) -> None:
-    """Load the model once for this process (a pool initializer, or in-process for n_jobs=1)."""
+                join_source: bool, output_filter: str | None, threads: int | None = None) -> None:
+    """Load the model once for this process (a pool initializer, or in-process for n_jobs=1).
+
+    ``threads`` caps the native thread pools (OpenMP, BLAS) while this process predicts: the
+    parallelism comes from the worker processes, and ``n_jobs`` processes each running an
+    OpenMP team as wide as the machine spin-wait against each other.
+    """
     from mlops.entrypoints import inference_module
 
     inference = inference_module()
     model = inference.model_fn(model_dir)
+    if threads:  # after loading: threadpoolctl only reaches the native libraries already loaded
+        from threadpoolctl import threadpool_limits
+
+        _WORKER["limits"] = threadpool_limits(limits=threads)
     _WORKER.update(
         inference=inference, model=model, keys=inference.response_keys(model, environment),
         input_filter=FieldFilter.parse(input_filter), join_source=join_source,
@@ -183,11 +192,14 @@ class LocalBatchTransform(LongRunningPort, BatchTransform):
     :param n_jobs: worker processes; ``1`` predicts in this process.
     :param max_in_flight: mini-batches read ahead of the writer; default ``2 * n_jobs``.
     :param max_payload_mb: most bytes per mini-batch (SageMaker's ``MaxPayloadInMB``).
+    :param threads_per_worker: native threads (OpenMP, BLAS) each worker predicts with;
+        ``None`` leaves the libraries' default (all cores, per process).
     :param log_every_s: seconds between progress lines.
     """
 
     def __init__(self, automl: FlamlAutoML, chunk_rows: int = 5000, n_jobs: int = 2,
-                 max_in_flight: int | None = None, max_payload_mb: float = 6, log_every_s: float = 10.0):
+                 max_in_flight: int | None = None, max_payload_mb: float = 6,
+                 threads_per_worker: int | None = 1, log_every_s: float = 10.0):
         if not 1 <= chunk_rows <= 100_000:
             raise ValueError(f"chunk_rows must be between 1 and 100000, not {chunk_rows}")
         if n_jobs < 1:
@@ -199,6 +211,7 @@ class LocalBatchTransform(LongRunningPort, BatchTransform):
         self.n_jobs = n_jobs
         self.max_in_flight = max_in_flight or 2 * n_jobs
         self.max_payload_bytes = int(max_payload_mb * 1024 * 1024)
+        self.threads_per_worker = threads_per_worker
         self.log_every_s = log_every_s
 
     def submit(self, job_name: str, model_name: str, input_uri: str, output_uri: str,
@@ -246,7 +259,7 @@ class LocalBatchTransform(LongRunningPort, BatchTransform):
         try:
             unpack_model(container["ModelDataUrl"], model_dir, model["sha256"])
             worker_args = (str(model_dir), dict(container.get("Environment") or {}), input_filter,
-                           bool(join_source), output_filter)
+                           bool(join_source), output_filter, self.threads_per_worker)
             started = last_log = time.monotonic()
             out_dir.mkdir(parents=True, exist_ok=True)
             outputs, input_rows, output_rows, bytes_read = [], 0, 0, 0
@@ -394,4 +407,7 @@ class _Runner:
     def __exit__(self, *exc) -> None:
         if self.pool is not None:
             self.pool.shutdown(wait=True, cancel_futures=True)
+        limits = _WORKER.get("limits")
+        if limits is not None:  # in-process: give the caller its thread pools back
+            limits.restore_original_limits()
         _WORKER.clear()
