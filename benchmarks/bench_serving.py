@@ -1,6 +1,6 @@
 """The local runtime against ``mlflow models serve``: the same model, the same machine, the same load.
 
-    .venv/bin/python benchmarks/bench_serving.py [--requests 600] [--rounds 2]
+    .venv/bin/python benchmarks/bench_serving.py [--requests 1000] [--max-seconds 60] [--rounds 2]
 
 What runs:
 
@@ -14,8 +14,9 @@ What runs:
   served by ``mlflow models serve --env-manager local`` (uvicorn, its default of 1 worker),
   invoked with the same record as ``{"dataframe_split": ...}`` JSON on ``POST /invocations``;
 * a load generator (asyncio + httpx, keep-alive connections, no proxies) sends a bounded number of
-  requests at concurrency 1, 8 and 32 to each server on 127.0.0.1, alternating servers round by
-  round so both see the same background load; per level, the best round counts.
+  requests (at most ``--requests``, for at most ``--max-seconds``) at concurrency 1, 8 and 32 to
+  each server on 127.0.0.1, alternating servers round by round so both see the same background
+  load; per level, the best round counts.
 
 Both servers run with the environment this script inherits; neither gets a thread or worker
 setting from the script. Prints one table line per server and level, then, last::
@@ -38,6 +39,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -98,10 +100,39 @@ class Server:
     url: str
     body: bytes
     headers: dict[str, str]
-    stop: callable
+    stop: Callable[[], None]
+    stats_url: str | None = None
+
+    def predict_calls(self) -> tuple[int, int] | None:
+        """(invocations, predict_fn calls) so far, where the server reports them."""
+        import httpx
+
+        if self.stats_url is None:
+            return None
+        info = httpx.get(self.stats_url, timeout=10, trust_env=False).json()
+        return info["invocations"], info["predict_calls"]
+
+    def info(self) -> dict:
+        import httpx
+
+        return httpx.get(self.stats_url, timeout=10, trust_env=False).json() if self.stats_url else {}
 
 
-def start_ours(home: Path, model_dir: Path, record_csv: str) -> Server:
+# Starts the runtime with another serving handler file preloaded under the name the runtime
+# loads include/serving/inference.py by (mlops.entrypoints caches modules by name), to measure
+# a proposed change to the handlers without editing them. Not used unless --handler is given.
+_WITH_HANDLER = """
+import importlib.util, sys
+spec = importlib.util.spec_from_file_location("mlops_serving_inference", sys.argv[1])
+module = importlib.util.module_from_spec(spec)
+sys.modules["mlops_serving_inference"] = module
+spec.loader.exec_module(module)
+from mlops.backends.local import runtime  # mlops.backends.local.runtime
+sys.exit(runtime.main(["serve"]))
+"""
+
+
+def start_ours(home: Path, model_dir: Path, record_csv: str, handler: Path | None = None) -> Server:
     from mlops.backends.base import EndpointSpec
     from mlops.backends.local.hosting import LocalHosting
     from mlops.settings import Settings
@@ -112,17 +143,33 @@ def start_ours(home: Path, model_dir: Path, record_csv: str) -> Server:
     uri, sha = pack_model(model_dir, (home / "data" / "models" / "model.tar.gz").as_uri())
     hosting = LocalHosting(settings, start_timeout=START_TIMEOUT_S)
     try:
+        if handler is not None:
+            settings.runtime_dir.mkdir(parents=True, exist_ok=True)
+            subprocess.Popen([sys.executable, "-c", _WITH_HANDLER, str(handler.resolve())],
+                             env=hosting._runtime_environment(), cwd=settings.runtime_dir,
+                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             start_new_session=True)
+            deadline = time.monotonic() + START_TIMEOUT_S
+            while hosting._ping() is None and time.monotonic() < deadline:
+                time.sleep(0.2)
+        hosting.ensure_running()
+        serving = hosting._ping()["handlers"]
+        expected = str((handler or ROOT / "include" / "serving" / "inference.py").resolve())
+        if serving != expected:
+            raise RuntimeError(f"the runtime serves with {serving}, not {expected}")
         endpoint = hosting.deploy(EndpointSpec(ENDPOINT, "bench-config", uri, sha))
     except BaseException:
         hosting.stop()
         raise
     return Server("ours", endpoint.url, record_csv.encode(),
-                  {"Content-Type": "text/csv", "Accept": "text/csv"}, hosting.stop)
+                  {"Content-Type": "text/csv", "Accept": "text/csv"}, hosting.stop,
+                  stats_url=f"{settings.runtime_url}/ping")
 
 
-def start_mlflow(model_path: Path, record: dict, log_path: Path) -> Server:
+def start_mlflow(model_path: Path, record: dict, log_path: Path, name: str = "mlflow",
+                 extra_env: dict[str, str] | None = None) -> Server:
     port = free_port()
-    env = dict(os.environ)
+    env = {**os.environ, **(extra_env or {})}
     # `mlflow models serve` execs `uvicorn` from PATH: make it this virtualenv's.
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     command = [str(Path(sys.executable).parent / "mlflow"), "models", "serve", "-m", str(model_path),
@@ -144,7 +191,7 @@ def start_mlflow(model_path: Path, record: dict, log_path: Path) -> Server:
 
     _wait_until_up(f"{url}/ping", process, log_path, stop)
     body = json.dumps({"dataframe_split": record}).encode()
-    return Server("mlflow", f"{url}/invocations", body, {"Content-Type": "application/json"}, stop)
+    return Server(name, f"{url}/invocations", body, {"Content-Type": "application/json"}, stop)
 
 
 def _wait_until_up(ping_url: str, process: subprocess.Popen, log_path: Path, stop) -> None:
@@ -175,6 +222,7 @@ class Result:
     errors: int
     seconds: float
     latencies_ms: list[float]
+    invocations_per_predict: float | None = None
 
     @property
     def throughput(self) -> float:
@@ -185,7 +233,8 @@ class Result:
         return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))]
 
 
-async def _load(server: Server, concurrency: int, requests: int) -> Result:
+async def _load(server: Server, concurrency: int, requests: int, max_seconds: float = 60.0) -> Result:
+    """``requests`` requests from ``concurrency`` clients, or fewer when ``max_seconds`` run out."""
     import httpx
 
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
@@ -195,10 +244,13 @@ async def _load(server: Server, concurrency: int, requests: int) -> Result:
     async with httpx.AsyncClient(limits=limits, timeout=60, trust_env=False) as client:
         for _ in range(2 * concurrency):  # warm every connection and the server
             await client.post(server.url, content=server.body, headers=server.headers)
+        before = server.predict_calls()
+
+        deadline = time.perf_counter() + max_seconds
 
         async def worker() -> None:
             nonlocal remaining, errors
-            while remaining > 0:
+            while remaining > 0 and time.perf_counter() < deadline:
                 remaining -= 1
                 start = time.perf_counter()
                 response = await client.post(server.url, content=server.body, headers=server.headers)
@@ -209,7 +261,11 @@ async def _load(server: Server, concurrency: int, requests: int) -> Result:
         started = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         seconds = time.perf_counter() - started
-    return Result(server.name, concurrency, len(latencies), errors, seconds, latencies)
+    after = server.predict_calls()
+    per_predict = None
+    if before and after and after[1] > before[1]:
+        per_predict = (after[0] - before[0]) / (after[1] - before[1])
+    return Result(server.name, concurrency, len(latencies), errors, seconds, latencies, per_predict)
 
 
 def check_same_answers(ours: Server, mlflow: Server) -> float:
@@ -231,8 +287,16 @@ def check_same_answers(ours: Server, mlflow: Server) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--requests", type=int, default=600, help="requests per server, level and round")
+    parser.add_argument("--requests", type=int, default=1000, help="requests per server, level and round")
     parser.add_argument("--rounds", type=int, default=2, help="rounds per level (best counts)")
+    parser.add_argument("--max-seconds", type=float, default=60.0,
+                        help="stop sending after this long per server, level and round")
+    parser.add_argument("--tuned-baseline", action="store_true",
+                        help="also run `mlflow models serve` with OMP_NUM_THREADS=1 (ours limits its prediction "
+                             "thread's OpenMP/BLAS pools to 1 thread itself)")
+    parser.add_argument("--handler", type=Path, default=None,
+                        help="serve ours with this serving handler file instead of include/serving/inference.py "
+                             "(to measure a proposed change to it)")
     args = parser.parse_args(argv)
 
     work = Path(tempfile.mkdtemp(prefix="bench-serving-"))
@@ -244,32 +308,39 @@ def main(argv: list[str] | None = None) -> int:
         out = io.StringIO()
         record.to_csv(out, header=False, index=False, lineterminator="\n")
         split = json.loads(record.to_json(orient="split", index=False))
-        ours = start_ours(work / "home", work / "model", out.getvalue())
+        ours = start_ours(work / "home", work / "model", out.getvalue(), args.handler)
         servers.append(ours)
         mlflow = start_mlflow(work / "mlflow-model", split, work / "mlflow.log")
         servers.append(mlflow)
+        if args.tuned_baseline:
+            servers.append(start_mlflow(work / "mlflow-model", split, work / "mlflow-1t.log", "mlflow-1t",
+                                        {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}))
         probability = check_same_answers(ours, mlflow)
+        info = ours.info()
+        print(f"ours: handlers {info['handlers']}, {info['prediction_workers']} prediction thread(s)")
         print(f"both servers answer probability={probability:.6f} for the record; "
               f"{args.requests} requests per server, level and round, {args.rounds} round(s), "
               f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
         best: dict[tuple[str, int], Result] = {}
         for concurrency in LEVELS:
             for _ in range(args.rounds):
-                for server in (ours, mlflow):
-                    result = asyncio.run(_load(server, concurrency, args.requests))
+                for server in servers:
+                    result = asyncio.run(_load(server, concurrency, args.requests, args.max_seconds))
                     key = (server.name, concurrency)
                     if key not in best or result.throughput > best[key].throughput:
                         best[key] = result
         print(f"{'server':8s} {'conc':>4s} {'req/s':>8s} {'p50 ms':>8s} {'p95 ms':>8s} {'p99 ms':>8s} "
-              f"{'errors':>6s}")
+              f"{'errors':>6s} {'req/predict':>11s}")
         for concurrency in LEVELS:
-            for name in ("ours", "mlflow"):
+            for name in (server.name for server in servers):
                 r = best[(name, concurrency)]
+                batch = f"{r.invocations_per_predict:11.1f}" if r.invocations_per_predict else f"{'-':>11s}"
                 print(f"{name:8s} {concurrency:4d} {r.throughput:8.1f} {statistics.median(r.latencies_ms):8.2f} "
-                      f"{r.percentile(95):8.2f} {r.percentile(99):8.2f} {r.errors:6d}")
-        for concurrency in LEVELS:
-            ratio = best[("ours", concurrency)].throughput / best[("mlflow", concurrency)].throughput
-            print(f"ratio ours/mlflow at concurrency {concurrency}: {ratio:.2f}")
+                      f"{r.percentile(95):8.2f} {r.percentile(99):8.2f} {r.errors:6d} {batch}")
+        for baseline in (server.name for server in servers[1:]):
+            for concurrency in LEVELS:
+                ratio = best[("ours", concurrency)].throughput / best[(baseline, concurrency)].throughput
+                print(f"ratio ours/{baseline} at concurrency {concurrency}: {ratio:.2f}")
         at8 = best[("ours", 8)]
         ratio8 = at8.throughput / best[("mlflow", 8)].throughput
         print(f"throughput_ratio={ratio8:.2f} p99_ms={at8.percentile(99):.1f}")

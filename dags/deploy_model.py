@@ -50,7 +50,8 @@ recorded at registration (anything else is refused):
    within tolerance of the offline predictions, CSV/JSON parity, malformed payload -> 4xx while
    the endpoint keeps serving, p50/p95 latency;
 3. **prod approval**: a person (human-in-the-loop) or the policy, with the test results as evidence;
-4. **prod**: an instance-backed endpoint, created or updated in place; a silent rollback fails;
+4. **prod**: an instance-backed endpoint with data capture, created, or updated blue/green (canary or
+   linear traffic shifting, rolled back by CloudWatch alarms); a silent rollback fails;
 5. **verify** prod answers; every deployment is recorded in the registry's history;
 6. **staging teardown** runs even when tests fail.
 """,
@@ -66,6 +67,8 @@ def deploy_model():
     @task
     def endpoint_settings() -> dict:
         from mlops.config import load_pipeline
+        from mlops.deployment import prod_endpoint_options, rollback_alarm_requests
+        from mlops.settings import get_settings
 
         endpoint = load_pipeline(USE_CASE).section("endpoint")
         return {
@@ -75,6 +78,9 @@ def deploy_model():
             "instance_count": endpoint["prod"]["initial_instance_count"],
             "requests": endpoint["test"]["requests"],
             "tolerance": endpoint["test"]["tolerance"],
+            # data_capture_config + deployment_config (blue/green, alarm rollback) for prod
+            **prod_endpoint_options(get_settings(), PROD_ENDPOINT, endpoint["prod"]),
+            "rollback_alarms": rollback_alarm_requests(PROD_ENDPOINT, endpoint["prod"]),
         }
 
     package = resolve_package()
@@ -96,10 +102,13 @@ def deploy_model():
 
     @task
     def prod_evidence(report: dict) -> dict:
+        """The staging test results the prod approval shows (and the policy reads)."""
         return {
             "checks_passed": float(report["passed"]),
             "p50_latency_ms": report["latency_ms"]["p50"],
             "p95_latency_ms": report["latency_ms"]["p95"],
+            **{f"check_{c['name']}": "passed" if c["passed"] else f"FAILED {c['detail']}"
+               for c in report["checks"]},
         }
 
     @task
@@ -121,6 +130,14 @@ def deploy_model():
         mode="{{ params.approval_mode }}",
         endpoint_name=PROD_ENDPOINT,
     )
+
+    @task
+    def rollback_alarms(settings: dict) -> list[str]:
+        """The CloudWatch alarms a blue/green prod update rolls back on (none on the local backend)."""
+        from mlops.backends import get_backend
+
+        return get_backend().hosting.ensure_rollback_alarms(settings["rollback_alarms"])
+
     prod = SageMakerEndpointOperator(
         task_id="deploy_prod",
         stage="prod",
@@ -128,7 +145,10 @@ def deploy_model():
         endpoint_name=PROD_ENDPOINT,
         instance_type="{{ ti.xcom_pull(task_ids='endpoint_settings')['instance_type'] }}",
         initial_instance_count="{{ ti.xcom_pull(task_ids='endpoint_settings')['instance_count'] }}",
+        data_capture_config="{{ ti.xcom_pull(task_ids='endpoint_settings')['data_capture_config'] }}",
+        deployment_config="{{ ti.xcom_pull(task_ids='endpoint_settings')['deployment_config'] }}",
     )
+    approve >> rollback_alarms(settings) >> prod
 
     @task
     def verify_prod(endpoint: dict, package: dict, settings: dict) -> dict:

@@ -14,6 +14,7 @@ from mlops.operators.sagemaker import (
     SageMakerTuningOperator,
 )
 from mlops.operators.validation import DataValidationOperator
+from mlops.sensors.sagemaker import ModelPackageApprovalSensor
 
 USE_CASE = "churn"
 GROUP = "churn-classifier"  # registry.group in include/pipelines/churn.yaml
@@ -36,10 +37,11 @@ GROUP = "churn-classifier"  # registry.group in include/pipelines/churn.yaml
         "baseline": Param(None, type=["null", "number"],
                           description="Quality gate: the mean CV objective must reach this. Empty: "
                                       "training.baseline from the pipeline config."),
-        "approval_mode": Param("policy", enum=["policy", "manual"],
+        "approval_mode": Param("policy", enum=["policy", "manual", "registry"],
                                description="policy: thresholds in the pipeline config decide and are "
                                            "recorded as the approver. manual: a person approves on the "
-                                           "Required Actions page."),
+                                           "Required Actions page. registry: wait for a decision made in "
+                                           "the model registry (SageMaker Studio on AWS)."),
     },
     render_template_as_native_obj=True,
     doc_md="""
@@ -188,9 +190,23 @@ def train_model():
         report_uri="{{ ti.xcom_pull(task_ids='evaluate')['report_uri'] }}",
         mode="{{ params.approval_mode }}",
     )
-    # Skipped when the model is rejected, so only an approval triggers deploy_model.
-    announce = EmptyOperator(task_id="announce_approved", outlets=[approved_model(GROUP)])
-    [register, thresholds] >> approve >> announce
+
+    @task.branch
+    def approval_route(params=None) -> str:
+        return "wait_for_registry_approval" if params["approval_mode"] == "registry" else "approve_model"
+
+    # registry mode: a decision in SageMaker Studio (or any registry client) is honoured; the
+    # sensor waits in the triggerer on AWS and reschedules its pokes locally.
+    wait = ModelPackageApprovalSensor(
+        task_id="wait_for_registry_approval",
+        model_package_arn="{{ ti.xcom_pull(task_ids='register')['arn'] }}",
+        deferrable=True,
+        timeout=7 * 24 * 3600,
+    )
+    # Skipped when the model is rejected (either way), so only an approval triggers deploy_model.
+    announce = EmptyOperator(task_id="announce_approved", outlets=[approved_model(GROUP)],
+                             trigger_rule="none_failed_min_one_success")
+    [register, thresholds] >> approval_route() >> [approve, wait] >> announce
 
 
 train_model()

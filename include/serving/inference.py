@@ -52,32 +52,52 @@ class LoadedModel:
         return self.problem_type in ("binary", "multiclass")
 
 
+_SERVED: LoadedModel | None = None  # the model of this process, for the container's 2-argument calls
+
+
+def _model(model: Any) -> LoadedModel:
+    """``model`` when the caller passed one (the local runtime does); else this process's model.
+
+    SageMaker's scikit-learn container calls ``input_fn(body, content_type)`` and
+    ``output_fn(prediction, accept)``, and its newer toolkit passes a request context as a third
+    argument to handlers that take one: anything but a LoadedModel means "the served model".
+    """
+    if isinstance(model, LoadedModel):
+        return model
+    if _SERVED is None:
+        raise RuntimeError("no model loaded: model_fn was not called in this process")
+    return _SERVED
+
+
 def model_fn(model_dir: str) -> LoadedModel:
     """Load ``model.joblib`` and ``model.json`` from ``model_dir``."""
+    global _SERVED
     import joblib
 
     directory = Path(model_dir)
     meta = json.loads((directory / "model.json").read_text(encoding="utf-8"))
-    return LoadedModel(
+    _SERVED = LoadedModel(
         estimator=joblib.load(directory / "model.joblib"),
         feature_columns=list(meta["feature_columns"]),
         problem_type=meta["problem_type"],
         classes=list(meta.get("classes") or []),
         target=meta.get("target", ""),
     )
+    return _SERVED
 
 
 def _base_type(content_type: str | None) -> str:
     return (content_type or CSV).split(";")[0].strip().lower()
 
 
-def input_fn(request_body: bytes | str, content_type: str, model: LoadedModel) -> pd.DataFrame:
+def input_fn(request_body: bytes | str, content_type: str, model: LoadedModel | None = None) -> pd.DataFrame:
     """Parse a request into a DataFrame of the model's feature columns.
 
     ``text/csv``: one record per line, no header, fields in ``feature_columns`` order.
     ``application/json``: ``{"instances": [[...], ...]}`` or ``{"instances": [{col: v}, ...]}``
     (a bare list is accepted too). Raises ``ValueError`` naming what is wrong.
     """
+    model = _model(model)
     kind = _base_type(content_type)
     text = request_body.decode("utf-8") if isinstance(request_body, bytes) else request_body
     columns = model.feature_columns
@@ -94,7 +114,9 @@ def input_fn(request_body: bytes | str, content_type: str, model: LoadedModel) -
                 f"text/csv record {bad + 1} has {len(rows[bad])} fields; expected {len(columns)} "
                 f"({', '.join(columns)})"
             )
-        frame = pd.DataFrame(rows, columns=columns)
+        if len(rows) > MAX_ROWS_PER_REQUEST:
+            raise ValueError(f"{len(rows)} records in one request; the limit is {MAX_ROWS_PER_REQUEST}")
+        return _csv_frame(rows, columns)
     elif kind == JSON:
         try:
             payload = json.loads(text)
@@ -119,6 +141,19 @@ def input_fn(request_body: bytes | str, content_type: str, model: LoadedModel) -
     if len(frame) > MAX_ROWS_PER_REQUEST:
         raise ValueError(f"{len(frame)} records in one request; the limit is {MAX_ROWS_PER_REQUEST}")
     return coerce_numeric(frame, model)
+
+
+def _csv_frame(rows: list[list[str]], columns: list[str]) -> pd.DataFrame:
+    """The frame ``coerce_numeric(pd.DataFrame(rows, columns=columns))`` gives, built column by
+    column from numpy arrays: CSV fields are all text, so each column is converted once."""
+    data = {}
+    for name, values in zip(columns, zip(*rows)):
+        text = np.array(values, dtype=object)
+        converted = pd.to_numeric(text, errors="coerce")
+        # as coerce_numeric: numbers only when every field parsed (CSV fields are never missing)
+        parsed = converted.dtype.kind in "iu" or (converted.dtype.kind == "f" and not np.isnan(converted).any())
+        data[name] = converted if parsed else pd.array(text, dtype="str")
+    return pd.DataFrame(data, columns=columns)
 
 
 def coerce_numeric(frame: pd.DataFrame, model: LoadedModel) -> pd.DataFrame:
@@ -192,8 +227,11 @@ def prediction_rows(prediction: dict[str, Any], keys: list[str]) -> list[list[An
 
 
 def output_fn(prediction: dict[str, Any], accept: str, keys: list[str] | None = None) -> tuple[str, str]:
-    """Serialise predictions: CSV lines (list fields as JSON arrays) or JSON ``predictions``."""
-    keys = keys or ["predicted_label"]
+    """Serialise predictions: CSV lines (list fields as JSON arrays) or JSON ``predictions``.
+
+    Without ``keys`` (SageMaker's 2-argument call), the served model's :func:`response_keys`.
+    """
+    keys = list(keys) if isinstance(keys, (list, tuple)) else response_keys(_model(None))
     rows = prediction_rows(prediction, keys)
     kind = _base_type(accept)
     if kind == JSON:

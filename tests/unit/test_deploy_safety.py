@@ -106,7 +106,9 @@ def test_a_silent_rollback_fails_the_deployment_and_is_recorded(registry, tmp_pa
     operator = SageMakerEndpointOperator(task_id="deploy_prod", stage="prod", package=version.to_dict(),
                                          endpoint_name="churn-prod", instance_type="ml.m5.large")
 
-    with pytest.raises(RuntimeError, match="rolled back"):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    with pytest.raises(AirflowFailException, match="rolled back"):
         operator.execute(context())
 
     attempt = registry.deployments("prod")[0]

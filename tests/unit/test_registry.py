@@ -329,3 +329,68 @@ def test_database_is_in_wal_mode(registry):
     register(registry)
     with sqlite3.connect(registry.db_path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+# ---------------------------------------------------------------- decisions made elsewhere
+def test_an_external_decision_is_added_to_the_history_without_touching_the_package(registry):
+    version = register(registry)
+    registry.approve(version.arn, "alice", "ok", {})
+
+    registry.record_external_decision(version.arn, REJECTED, "studio-user", "rejected in Studio", {"via": "x"})
+
+    assert registry.get(version.arn).status == APPROVED  # the package row is not changed
+    entry = registry.approval_history(version.arn)[0]
+    assert (entry["previous_status"], entry["status"], entry["approver"]) == (APPROVED, REJECTED, "studio-user")
+    assert entry["evidence"] == {"via": "x", "external": True}
+
+
+# ---------------------------------------------------------------- the approval sensor, on this registry
+@pytest.fixture
+def home_registry(mlops_home) -> SQLiteRegistry:
+    """The registry the backend uses (MLOPS_HOME's), as the sensor finds it."""
+    from mlops.settings import get_settings
+
+    registry = SQLiteRegistry(get_settings().registry_db)
+    registry.ensure_group(GROUP)
+    return registry
+
+
+def sensor(version: ModelVersion, **kwargs):
+    from mlops.sensors.sagemaker import ModelPackageApprovalSensor
+
+    return ModelPackageApprovalSensor(task_id="wait_for_approval", model_package_arn=version.arn, **kwargs)
+
+
+def test_the_sensor_waits_while_the_version_is_pending(home_registry):
+    version = register(home_registry)
+    assert sensor(version).poke({}).is_done is False
+
+
+def test_the_sensor_is_done_once_approved_and_returns_the_decision(home_registry):
+    version = register(home_registry)
+    home_registry.approve(version.arn, "alice", "beats baseline", {"roc_auc": 0.9})
+
+    done = sensor(version).poke({})
+
+    assert done.is_done
+    assert done.xcom_value == {"arn": version.arn, "status": APPROVED, "approver": "alice",
+                               "reason": "beats baseline"}
+    assert len(home_registry.approval_history(version.arn)) == 1  # already recorded: not added again
+
+
+def test_a_rejection_skips_the_rest_of_the_run_or_fails_when_asked(home_registry):
+    from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+
+    version = register(home_registry)
+    home_registry.reject(version.arn, "bob", "worse than prod", {})
+
+    with pytest.raises(AirflowSkipException, match="rejected by bob: worse than prod"):
+        sensor(version).poke({})
+    with pytest.raises(AirflowFailException, match="rejected by bob"):
+        sensor(version, fail_on_rejection=True).poke({})
+
+
+def test_the_sensor_reschedules_between_pokes_and_the_local_registry_offers_no_trigger(home_registry):
+    version = register(home_registry)
+    assert sensor(version).mode == "reschedule"
+    assert getattr(home_registry, "approval_trigger", lambda *_: None)(version.arn) is None

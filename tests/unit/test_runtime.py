@@ -223,6 +223,15 @@ def test_inference_output_environment_selects_the_response_keys(runtime, client,
     assert [list(p) for p in default] == [["predicted_label", "probability"]] * len(RECORDS)
 
 
+def test_submit_is_a_finished_deploy(runtime):
+    uri, sha = runtime.artifacts["a"]
+
+    handle = runtime.hosting.submit(EndpointSpec("submitted", "submitted-1", uri, sha))
+
+    assert (handle.kind, handle.name, handle.done) == ("endpoint", "submitted", True)
+    assert runtime.hosting.collect(handle) == runtime.hosting.describe("submitted").to_dict()
+
+
 def test_unknown_inference_output_key_fails_the_deploy(runtime):
     with pytest.raises(RuntimeError, match="unknown inference response keys"):
         runtime.deploy("bad-keys", "a", SAGEMAKER_INFERENCE_OUTPUT="predicted_label,score")
@@ -384,3 +393,130 @@ def test_requests_are_logged_with_status_and_milliseconds(runtime, client):
     assert any(
         "POST /endpoints/logged/invocations 200" in line and line.endswith("ms") for line in log.splitlines()
     )
+
+
+# ---------------------------------------------------------------- answering concurrent requests together
+def served(model: Model):
+    from mlops.backends.local.runtime import ServedEndpoint
+    from mlops.entrypoints import inference_module
+
+    inference = inference_module()
+    loaded = inference.model_fn(str(model.model_dir))
+    return inference, ServedEndpoint(
+        name="batch", config_name="batch-1", model_uri="file:///m.tar.gz", sha256="0" * 64, environment={},
+        created_at="t", last_modified_at="t", model=loaded, response_keys=tuple(inference.response_keys(loaded)),
+    )
+
+
+def answer_together(batcher, endpoint, bodies: list[tuple[str, str]]) -> list:
+    """Hand ``bodies`` ((body, content type)) to the batcher as one queued group; results or errors."""
+    import asyncio
+
+    from mlops.backends.local.runtime import _Invocation
+
+    async def scenario():
+        loop = asyncio.get_running_loop()
+        jobs = [_Invocation(endpoint, body.encode(), content_type, content_type, loop, loop.create_future())
+                for body, content_type in bodies]
+        await loop.run_in_executor(None, batcher._answer, jobs)
+        return await asyncio.gather(*(job.future for job in jobs), return_exceptions=True)
+
+    return asyncio.run(scenario())
+
+
+def test_queued_requests_are_predicted_together_and_answered_as_alone(models):
+    from mlops.backends.local.runtime import PredictionBatcher
+
+    inference, endpoint = served(models["a"])
+    batcher = PredictionBatcher(inference)
+    bodies = [(csv_body(RECORDS.iloc[[i]]), "text/csv") for i in range(len(RECORDS))]
+    bodies.append((json.dumps({"instances": RECORDS.to_dict(orient="records")}), "application/json"))
+    alone = [endpoint.invoke(inference, body.encode(), kind, kind) for body, kind in bodies]
+
+    together = answer_together(batcher, endpoint, bodies)
+
+    assert together == alone
+    # CSV and JSON requests parse to the same column types here: one predict_fn call answers all
+    assert (batcher.invocations, batcher.predict_calls) == (len(bodies), 1)
+
+
+def test_a_bad_request_in_a_group_fails_alone(models):
+    from mlops.backends.local.runtime import PredictionBatcher
+
+    inference, endpoint = served(models["a"])
+    batcher = PredictionBatcher(inference)
+    good = csv_body(RECORDS.iloc[[0]])
+
+    answers = answer_together(batcher, endpoint, [(good, "text/csv"), ("basic,3\n", "text/csv"),
+                                                  ("unknown,x,1.0\n", "text/csv"), (good, "text/csv")])
+
+    expected = endpoint.invoke(inference, good.encode(), "text/csv", "text/csv")
+    assert answers[0] == answers[3] == expected
+    assert isinstance(answers[1], ValueError) and "has 2 fields" in str(answers[1])
+    assert isinstance(answers[2], ValueError)  # "x" is no number: the pipeline refuses that row alone
+
+
+def test_requests_with_different_column_types_are_not_combined(models):
+    from mlops.backends.local.runtime import PredictionBatcher
+
+    inference, endpoint = served(models["a"])
+    batcher = PredictionBatcher(inference)
+    integral, decimal = "pro,12,61\n", "pro,12,61.5\n"  # charges parse as int64 in one, float64 in the other
+
+    answers = answer_together(batcher, endpoint, [(integral, "text/csv"), (decimal, "text/csv")])
+
+    assert answers == [endpoint.invoke(inference, b.encode(), "text/csv", "text/csv") for b in (integral, decimal)]
+    assert batcher.predict_calls == 2
+
+
+def test_concurrent_clients_get_the_answers_of_one_at_a_time(runtime, models):
+    from concurrent.futures import ThreadPoolExecutor
+
+    runtime.deploy("concurrent", "a")
+    rows = [csv_body(RECORDS.iloc[[i % len(RECORDS)]]) for i in range(40)]
+    expected = {body: invoke_csv(runtime.hosting.runtime_client(), "concurrent", body) for body in set(rows)}
+    clients = [runtime.hosting.runtime_client() for _ in range(8)]
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda i: invoke_csv(clients[i % 8], "concurrent", rows[i]), range(len(rows))))
+
+    assert answers == [expected[body] for body in rows]
+    with urllib.request.urlopen(f"{runtime.settings.runtime_url}/ping", timeout=5) as response:
+        stats = json.loads(response.read())
+    assert stats["invocations"] >= len(rows) and stats["predict_calls"] <= stats["invocations"]
+
+
+# ---------------------------------------------------------------- the endpoint tests, against this runtime
+def test_endpoint_tests_pass_on_a_correct_endpoint_and_catch_a_wrong_model(runtime, client, models, tmp_path):
+    from mlops.endpoint_tests import run_endpoint_tests
+
+    golden = RECORDS.assign(probability=models["a"].probability())
+    golden.to_parquet(tmp_path / "golden.parquet", index=False)
+    runtime.deploy("tested-a", "a")
+    runtime.deploy("tested-b", "b")
+
+    good = run_endpoint_tests(client, "tested-a", (tmp_path / "golden.parquet").as_uri(), requests=10)
+    wrong = run_endpoint_tests(client, "tested-b", (tmp_path / "golden.parquet").as_uri(), requests=10)
+
+    checks = {c["name"]: c for c in good["checks"]}
+    assert good["passed"], [c for c in good["checks"] if not c["passed"]]
+    assert set(checks) == {"csv_contract", "json_contract", "golden_rows", "csv_json_parity", "batch_online_parity",
+                           "malformed_payload_4xx", "serves_after_error", "latency_measured"}
+    assert checks["malformed_payload_4xx"]["detail"]["status"] == 400
+    assert set(good["latency_ms"]) == {"requests", "p50", "p95", "p99"}
+    assert [c["name"] for c in wrong["checks"] if not c["passed"]] == ["golden_rows"]
+
+
+def test_a_model_error_counts_with_the_containers_status_not_sagemakers_424():
+    from botocore.exceptions import ClientError
+
+    from mlops.endpoint_tests import client_error_status
+
+    def model_error(original: int) -> ClientError:
+        return ClientError({"Error": {"Code": "ModelError", "Message": "..."}, "OriginalStatusCode": original,
+                            "ResponseMetadata": {"HTTPStatusCode": 424}}, "InvokeEndpoint")
+
+    assert client_error_status(model_error(400)) == 400
+    assert client_error_status(model_error(500)) == 500  # a crash in the container is not a client error
+    assert client_error_status(ClientError({"Error": {"Code": "ValidationError"},
+                                            "ResponseMetadata": {"HTTPStatusCode": 413}}, "InvokeEndpoint")) == 413

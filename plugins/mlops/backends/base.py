@@ -241,6 +241,23 @@ class Registry(abc.ABC):
         return self.set_status(arn, REJECTED, approver, reason, evidence)
 
     @abc.abstractmethod
+    def approval_history(self, arn: str) -> list[dict[str, Any]]:
+        """Every decision on ``arn``, newest first: ``previous_status``, ``status``, ``approver``,
+        ``reason``, ``evidence``, ``decided_at``."""
+
+    @abc.abstractmethod
+    def record_external_decision(self, arn: str, status: str, approver: str, reason: str,
+                                 evidence: dict[str, Any]) -> None:
+        """Add a decision made outside this project (e.g. in SageMaker Studio) to the history,
+        without changing the package."""
+
+    def approval_trigger(self, arn: str, waiter_delay: int = 60,
+                         waiter_max_attempts: int = 1440) -> dict[str, Any] | None:
+        """``{"classpath", "kwargs"}`` of a trigger that waits for a decision on ``arn``, or None
+        when the registry can only be polled."""
+        return None
+
+    @abc.abstractmethod
     def record_deployment(self, deployment: Deployment) -> None: ...
 
     @abc.abstractmethod
@@ -254,7 +271,11 @@ class EndpointSpec(Serializable):
     """How to host a model version.
 
     ``serverless`` holds ``MemorySizeInMB``/``MaxConcurrency`` (staging); otherwise
-    ``instance_type``/``initial_instance_count`` apply (prod).
+    ``instance_type``/``initial_instance_count`` apply (prod). ``model_package_arn`` names the
+    registry version served (SageMaker takes its serving container from it);
+    ``data_capture_config`` is SageMaker's ``DataCaptureConfig`` and ``deployment_config`` the
+    ``UpdateEndpoint`` ``DeploymentConfig`` (blue/green traffic shifting, alarm rollback), both
+    built by :func:`mlops.deployment.prod_endpoint_options`; the local twin ignores them.
     """
 
     endpoint_name: str
@@ -265,6 +286,9 @@ class EndpointSpec(Serializable):
     instance_type: str | None = None
     initial_instance_count: int = 1
     environment: dict[str, str] = field(default_factory=dict)
+    model_package_arn: str | None = None
+    data_capture_config: dict[str, Any] | None = None
+    deployment_config: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -277,10 +301,24 @@ class Endpoint(Serializable):
     region: str
 
 
-class Hosting(abc.ABC):
+class Hosting(LongRunningPort, abc.ABC):
+    def submit(self, spec: EndpointSpec) -> JobHandle:
+        """Start creating or updating the endpoint (``kind="endpoint"``); see :class:`JobHandle`.
+
+        :meth:`LongRunningPort.collect` returns the endpoint as it runs *now*: after a rolled-back
+        update its ``config_name`` is the old config.
+        """
+        return JobHandle(kind="endpoint", name=spec.endpoint_name, done=True, result=self.deploy(spec).to_dict())
+
     @abc.abstractmethod
     def deploy(self, spec: EndpointSpec) -> Endpoint:
-        """Create the endpoint, or update it to ``spec.config_name``; return once InService."""
+        """Create the endpoint, or update it to ``spec.config_name``; return once it settled
+        (its ``config_name`` is the one it runs: compare it with ``spec.config_name``)."""
+
+    def ensure_rollback_alarms(self, requests: list[dict[str, Any]]) -> list[str]:
+        """Create or update the alarms a blue/green update rolls back on (``PutMetricAlarm``
+        requests); a backend without them returns the names only."""
+        return [request["AlarmName"] for request in requests]
 
     @abc.abstractmethod
     def describe(self, endpoint_name: str) -> Endpoint: ...

@@ -8,7 +8,6 @@ XCom. Names come from :func:`mlops.naming.run_name`, so a retry reuses the same 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC
 from typing import Any
 
 from airflow.sdk import BaseOperator
@@ -62,7 +61,7 @@ class _JobOperator(BaseOperator):
         handle = self.submit(port, context)
         if not handle.done:
             if self.deferrable:
-                from airflow.utils.module_loading import import_string
+                from airflow.sdk.module_loading import import_string
 
                 trigger = import_string(handle.trigger["classpath"])(**handle.trigger["kwargs"])
                 self.defer(trigger=trigger, method_name="execute_complete", kwargs={"handle": handle.to_dict()})
@@ -221,24 +220,30 @@ def resolve_deployable(registry, group: str, arn: str | None) -> dict[str, Any]:
 class SageMakerEndpointOperator(BaseOperator):
     """Deploy an Approved model version to a stage's endpoint (create, or update in place).
 
-    Serverless config for staging, instance config for prod. After the call the endpoint must
-    run the new endpoint config: a silent rollback fails the task. Every attempt is recorded in
-    the registry's deployment history.
+    Serverless config for staging, instance config for prod (with data capture and a blue/green
+    deployment config with alarm rollback). After the call the endpoint must run the new
+    endpoint config: a silent rollback fails the task without retries. Every attempt is
+    recorded in the registry's deployment history (:mod:`mlops.deployment`).
 
     :param stage: ``staging`` or ``prod``.
     :param package: the :class:`~mlops.backends.base.ModelVersion` dict to deploy (templated).
     :param endpoint_name: endpoint name (templated).
     :param serverless: ``{"MemorySizeInMB", "MaxConcurrency"}`` for a serverless endpoint.
     :param instance_type: instance type for an instance-backed endpoint.
+    :param data_capture_config: SageMaker ``DataCaptureConfig`` (templated).
+    :param deployment_config: ``UpdateEndpoint`` ``DeploymentConfig`` (templated).
+    :param deferrable: free the worker slot while SageMaker creates or updates the endpoint.
     """
 
     template_fields: Sequence[str] = ("package", "endpoint_name", "serverless", "instance_type",
-                                      "initial_instance_count")
+                                      "initial_instance_count", "data_capture_config", "deployment_config")
     operator_extra_links = (ResourceLink(),)
 
     def __init__(self, *, stage: str, package: dict[str, Any] | str, endpoint_name: str,
                  serverless: dict[str, Any] | str | None = None, instance_type: str | None = None,
-                 initial_instance_count: int | str = 1, **kwargs: Any) -> None:
+                 initial_instance_count: int | str = 1, data_capture_config: dict[str, Any] | str | None = None,
+                 deployment_config: dict[str, Any] | str | None = None, deferrable: bool | None = None,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if stage not in ("staging", "prod"):
             raise ValueError(f"stage {stage!r} is not staging or prod")
@@ -248,15 +253,14 @@ class SageMakerEndpointOperator(BaseOperator):
         self.serverless = serverless
         self.instance_type = instance_type
         self.initial_instance_count = initial_instance_count
+        self.data_capture_config = data_capture_config
+        self.deployment_config = deployment_config
+        self.deferrable = _default_deferrable() if deferrable is None else deferrable
 
-    def execute(self, context) -> dict[str, Any]:
-        from datetime import datetime
+    def _spec(self, context, package: dict[str, Any]):
+        from mlops.backends.base import EndpointSpec
 
-        from mlops.backends.base import Deployment, EndpointSpec
-
-        backend = _backend()
-        package = resolve_deployable(backend.registry, self.package["group"], self.package["arn"])
-        spec = EndpointSpec(
+        return EndpointSpec(
             endpoint_name=self.endpoint_name,
             config_name=_name(context, f"{self.stage}-config"),
             model_uri=package["model_uri"],
@@ -264,26 +268,58 @@ class SageMakerEndpointOperator(BaseOperator):
             serverless=dict(self.serverless) if self.serverless else None,
             instance_type=self.instance_type or None,
             initial_instance_count=int(self.initial_instance_count),
+            model_package_arn=package["arn"],
+            data_capture_config=dict(self.data_capture_config) if self.data_capture_config else None,
+            deployment_config=dict(self.deployment_config) if self.deployment_config else None,
         )
-        outcome, detail = "failed", {}
+
+    def execute(self, context) -> dict[str, Any]:
+        from mlops.backends.base import FAILED, Endpoint
+        from mlops.deployment import record_attempt
+
+        backend = _backend()
+        package = resolve_deployable(backend.registry, self.package["group"], self.package["arn"])
+        spec = self._spec(context, package)
+        if not self.deferrable:
+            return self._finish(context, backend, package, spec, lambda: backend.hosting.deploy(spec))
         try:
-            endpoint = backend.hosting.deploy(spec)
-            if endpoint.config_name != spec.config_name:
-                outcome = "rolled_back"
-                raise RuntimeError(
-                    f"endpoint {spec.endpoint_name} is {endpoint.status} on config {endpoint.config_name}, "
-                    f"not the intended {spec.config_name}: the update was rolled back"
-                )
-            outcome, detail = "succeeded", endpoint.to_dict()
+            handle = backend.hosting.submit(spec)
         except Exception as err:
-            detail = {"error": str(err)}
+            record_attempt(backend.registry, package, spec, self.stage, FAILED, {"error": str(err)})
             raise
-        finally:
-            backend.registry.record_deployment(Deployment(
-                arn=package["arn"], stage=self.stage, endpoint_name=spec.endpoint_name,
-                endpoint_config=spec.config_name, outcome=outcome,
-                deployed_at=datetime.now(UTC).isoformat(), detail=detail,
-            ))
+        if not handle.done:
+            from airflow.sdk.module_loading import import_string
+
+            trigger = import_string(handle.trigger["classpath"])(**handle.trigger["kwargs"])
+            self.defer(trigger=trigger, method_name="execute_complete",
+                       kwargs={"handle": handle.to_dict(), "package": package, "spec": spec.to_dict()})
+        return self._finish(context, backend, package, spec, lambda: Endpoint(**backend.hosting.collect(handle)))
+
+    def execute_complete(self, context, event: dict[str, Any] | None = None, handle: dict | None = None,
+                         package: dict | None = None, spec: dict | None = None) -> dict[str, Any]:
+        from mlops.backends.base import Endpoint, EndpointSpec, JobHandle
+
+        backend = _backend()
+        spec = EndpointSpec.from_dict(spec)
+        event = event or {}
+
+        def collect() -> Endpoint:
+            if event.get("status") != "success":
+                raise RuntimeError(f"endpoint {spec.endpoint_name} did not come InService: "
+                                   f"{event.get('message', event)}")
+            return Endpoint(**backend.hosting.collect(JobHandle(**{**handle, "done": True})))
+
+        return self._finish(context, backend, package, spec, collect)
+
+    def _finish(self, context, backend, package: dict[str, Any], spec, obtain) -> dict[str, Any]:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from mlops.deployment import SilentRollback, finish_deployment
+
+        try:
+            endpoint = finish_deployment(backend.registry, package, spec, self.stage, obtain)
+        except SilentRollback as err:
+            raise AirflowFailException(str(err)) from err  # the alarms said no: a retry would repeat it
         self.log.info("%s endpoint %s serves %s at %s", self.stage, endpoint.name, package["arn"], endpoint.url)
         persist(context, backend.resource_url("endpoint", endpoint.name, endpoint.url))
         return {**endpoint.to_dict(), "arn": package["arn"], "stage": self.stage}

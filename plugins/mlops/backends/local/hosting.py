@@ -20,7 +20,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from mlops.backends.base import Endpoint, EndpointSpec, Hosting
+from mlops.backends.base import Endpoint, EndpointSpec, Hosting, JobHandle, LongRunningPort
 from mlops.settings import PROJECT_ROOT, Settings
 from mlops.storage import DigestMismatch
 
@@ -42,12 +42,14 @@ class RuntimeRequestError(RuntimeError):
         self.code = code
 
 
-class LocalHosting(Hosting):
+class LocalHosting(Hosting, LongRunningPort):
     """Endpoints hosted by one local runtime process per ``MLOPS_HOME``.
 
-    Every endpoint config is served by that one process: ``serverless`` and instance settings
-    of the :class:`EndpointSpec` have no local meaning and are ignored. Endpoints survive a
-    restart of the runtime (it restores them from its endpoint table).
+    Every endpoint config is served by that one process: ``serverless`` and instance settings,
+    data capture and the blue/green deployment config of the :class:`EndpointSpec` have no
+    local meaning and are ignored (a local deploy is an atomic swap: the old model serves until
+    the new one is loaded). Endpoints survive a restart of the runtime (it restores them from
+    its endpoint table). Deploys are synchronous: :meth:`submit` returns a finished handle.
 
     :param settings: project settings; the runtime listens on ``settings.runtime_url`` and
         keeps its state in ``settings.runtime_dir``.
@@ -212,6 +214,14 @@ class LocalHosting(Hosting):
                 raise DigestMismatch(str(err)) from None
             raise RuntimeError(f"deploying endpoint {spec.endpoint_name} failed: {err}") from None
         return self._endpoint(info)
+
+    def submit(self, spec: EndpointSpec) -> JobHandle:
+        """:meth:`deploy`, as a finished handle (the LongRunningPort shape SageMaker hosting has)."""
+        return JobHandle(kind="endpoint", name=spec.endpoint_name, done=True, result=self.deploy(spec).to_dict())
+
+    def ensure_rollback_alarms(self, requests: list[dict[str, Any]]) -> list[str]:
+        """No CloudWatch here: a local deploy cannot roll back half-way. Returns the alarm names."""
+        return [request["AlarmName"] for request in requests]
 
     def describe(self, endpoint_name: str) -> Endpoint:
         """Raises :class:`EndpointNotFound` when no such endpoint is hosted."""

@@ -314,6 +314,26 @@ class SQLiteRegistry(Registry):
             ).fetchall()
         return [{**dict(row), "evidence": json.loads(row["evidence"])} for row in rows]
 
+    def record_external_decision(self, arn: str, status: str, approver: str, reason: str,
+                                 evidence: dict[str, Any]) -> None:
+        """Add a decision that reached the package without :meth:`set_status` to its history.
+
+        The package row is not changed; ``previous_status`` is the last recorded decision's.
+        """
+        _check_status(status)
+        _require_text(approver, "approver")
+        evidence_json = _to_json({**evidence, "external": True}, "evidence")
+        with self._write() as conn:
+            self._get(conn, arn)
+            last = conn.execute(
+                "SELECT status FROM approval_history WHERE arn = ? ORDER BY id DESC LIMIT 1", (arn,)
+            ).fetchone()
+            conn.execute(
+                "INSERT INTO approval_history (arn, previous_status, status, approver, reason, evidence, "
+                "decided_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (arn, last["status"] if last else PENDING, status, approver, reason, evidence_json, _utcnow()),
+            )
+
     # ------------------------------------------------------------ deployments
     def record_deployment(self, deployment: Deployment) -> None:
         """Append one deployment attempt to the history.

@@ -17,6 +17,16 @@ Requests are answered by ``include/serving/inference.py``, the same handlers the
 scikit-learn container calls (``model_fn`` once per deploy; ``input_fn`` -> ``predict_fn`` ->
 ``output_fn`` per request), so a model answers the same way on both backends.
 
+Invocations are answered on prediction threads (:class:`PredictionBatcher`; one per core but one, at
+most 4, or ``MLOPS_RUNTIME_WORKERS``) whose native thread pools (OpenMP, BLAS) are limited to one
+thread each: a single-record request pays for no thread fan-out (on a busy machine OpenMP's
+spinning threads cost a small prediction ten times its work). Invocations of one endpoint that
+queue up while the threads are busy are answered together: ``input_fn`` and ``output_fn`` still
+run per request, but the parsed frames (when their column types agree) go through one
+``predict_fn`` call and the predictions are split back per request. The models served here
+predict each record on its own, so an answer does not depend on its neighbours; a request that
+fails inside a combined prediction is retried alone, so one bad request never fails another.
+
 A deploy verifies the artifact's sha256 before extracting it into
 ``runtime_dir/models/<sha256>/``, loads it, and only then swaps it in: the old model serves
 until the new one is ready, and a failed deploy leaves the endpoint as it was. The endpoint
@@ -30,9 +40,11 @@ Run it with ``python -m mlops.backends.local.runtime serve|stop|status`` (``plug
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import logging
 import os
+import queue
 import re
 import shutil
 import signal
@@ -51,7 +63,6 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
-from starlette.concurrency import run_in_threadpool
 
 from mlops.entrypoints import inference_module
 from mlops.settings import Settings, get_settings
@@ -67,6 +78,10 @@ FAILED = "Failed"
 ENDPOINT_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")  # SageMaker's rule
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
 MODULE = "mlops.backends.local.runtime"
+MAX_BATCH_REQUESTS = 64  # invocations answered by one predict_fn call, at most
+NATIVE_THREADS = 1  # OpenMP/BLAS threads of each prediction thread
+PREDICTION_WORKERS = max(1, min(4, (os.cpu_count() or 2) - 1))  # a core stays free for HTTP
+PER_MODEL_KEYS = frozenset({"labels"})  # predict_fn keys that describe the model, not a record
 
 log = logging.getLogger(MODULE)
 
@@ -139,7 +154,10 @@ class ServedEndpoint:
     def invoke(self, inference: ModuleType, body: bytes, content_type: str, accept: str) -> tuple[str, str]:
         """``input_fn`` -> ``predict_fn`` -> ``output_fn``; returns (body, content type)."""
         frame = inference.input_fn(body, content_type, self.model)
-        prediction = inference.predict_fn(frame, self.model)
+        return self.respond(inference, inference.predict_fn(frame, self.model), accept)
+
+    def respond(self, inference: ModuleType, prediction: dict[str, Any], accept: str) -> tuple[str, str]:
+        """``output_fn`` with this endpoint's response keys; an unwritable Accept is NotAcceptable."""
         try:
             return inference.output_fn(prediction, accept, list(self.response_keys))
         except inference.UnsupportedContentType as err:
@@ -265,6 +283,180 @@ class EndpointTable:
         _write_atomically(table_file(self.runtime_dir), json.dumps(payload, indent=2, sort_keys=True))
 
 
+# ---------------------------------------------------------------- prediction
+@dataclass(eq=False)
+class _Invocation:
+    endpoint: ServedEndpoint
+    body: bytes
+    content_type: str
+    accept: str
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future
+    frame: Any = None
+
+
+def _split_prediction(prediction: dict[str, Any], sizes: list[int]) -> list[dict[str, Any]]:
+    """Cut a combined ``predict_fn`` result back into one result per request, in order."""
+    parts, start = [], 0
+    for size in sizes:
+        parts.append({
+            key: value if key in PER_MODEL_KEYS else value[start:start + size]
+            for key, value in prediction.items()
+        })
+        start += size
+    return parts
+
+
+class PredictionBatcher:
+    """Answers invocations on prediction threads, predicting the requests that queue up together.
+
+    The event loop hands each invocation over and awaits its future; a thread takes whatever
+    has queued up (at most ``max_requests``), parses each request with ``input_fn``, predicts
+    the frames of one endpoint with matching column types in one ``predict_fn`` call, and
+    writes each answer with ``output_fn``. With nothing else queued this is exactly
+    ``ServedEndpoint.invoke``. Frames are only combined when every column's dtype agrees, so
+    combining never changes how a value is read (an ``int`` column stays ``int``).
+
+    :param inference: the serving handlers module.
+    :param max_requests: invocations per ``predict_fn`` call at most; 1 turns batching off.
+    :param native_threads: OpenMP/BLAS threads of each prediction thread.
+    :param workers: prediction threads. More than one lets the parts of parsing and prediction
+        that release the GIL (numpy, pandas, the tree predictors) run on several cores.
+    """
+
+    def __init__(self, inference: ModuleType, max_requests: int = MAX_BATCH_REQUESTS,
+                 native_threads: int | None = NATIVE_THREADS, workers: int = PREDICTION_WORKERS):
+        if max_requests < 1:
+            raise ValueError(f"max_requests must be at least 1, got {max_requests}")
+        if workers < 1:
+            raise ValueError(f"workers must be at least 1, got {workers}")
+        self.inference = inference
+        self.max_requests = max_requests
+        self.native_threads = native_threads
+        self.workers = workers
+        self._queue: queue.SimpleQueue[_Invocation | None] = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+        self.predict_calls = 0  # predict_fn calls, and the invocations they answered
+        self.invocations = 0
+
+    async def invoke(self, endpoint: ServedEndpoint, body: bytes, content_type: str,
+                     accept: str) -> tuple[str, str]:
+        """(body, content type) of the answer; raises what the handlers raised for this request."""
+        self._ensure_started()
+        loop = asyncio.get_running_loop()
+        job = _Invocation(endpoint, body, content_type, accept, loop, loop.create_future())
+        self._queue.put(job)
+        return await job.future
+
+    def stop(self) -> None:
+        with self._lock:
+            threads, self._threads = self._threads, []
+        for _ in threads:
+            self._queue.put(None)
+        for thread in threads:
+            thread.join(timeout=10)
+
+    def _ensure_started(self) -> None:
+        if not self._threads:
+            with self._lock:
+                if not self._threads:
+                    self._threads = [threading.Thread(target=self._run, name=f"predict-{i}", daemon=True)
+                                     for i in range(self.workers)]
+                    for thread in self._threads:
+                        thread.start()
+
+    def _run(self) -> None:
+        from threadpoolctl import threadpool_limits
+
+        # OpenMP limits are per thread: set here, they hold for every prediction this thread makes.
+        with threadpool_limits(limits=self.native_threads):
+            while True:
+                job = self._queue.get()
+                if job is None:
+                    return
+                jobs = [job]
+                self._drain(jobs)
+                by_endpoint: dict[int, list[_Invocation]] = {}
+                for each in jobs:
+                    by_endpoint.setdefault(id(each.endpoint), []).append(each)
+                for group in by_endpoint.values():
+                    try:
+                        self._answer(group)
+                    except Exception as err:  # a bug here must not leave requests waiting forever
+                        log.exception("answering %d invocation(s) failed", len(group))
+                        for each in group:
+                            self._settle(each, error=err)
+
+    def _drain(self, jobs: list[_Invocation]) -> bool:
+        """Add what is queued (up to ``max_requests``) to ``jobs``; True when a stop was seen."""
+        while len(jobs) < self.max_requests:
+            try:
+                more = self._queue.get_nowait()
+            except queue.Empty:
+                return False
+            if more is None:
+                self._queue.put(None)  # stop after answering what was taken (this or another worker)
+                return True
+            jobs.append(more)
+        return False
+
+    def _answer(self, jobs: list[_Invocation]) -> None:
+        inference = self.inference
+        parsed: dict[tuple, list[_Invocation]] = {}
+        for job in jobs:
+            try:
+                job.frame = inference.input_fn(job.body, job.content_type, job.endpoint.model)
+            except Exception as err:  # handed to the awaiting request
+                self._settle(job, error=err)
+                continue
+            signature = (tuple(job.frame.columns), tuple(str(t) for t in job.frame.dtypes))
+            parsed.setdefault(signature, []).append(job)
+        for group in parsed.values():
+            predictions = self._predict_together(group) if len(group) > 1 else None
+            with self._lock:
+                self.predict_calls += 1 if predictions else len(group)
+                self.invocations += len(group)
+            for job, prediction in zip(group, predictions or [None] * len(group)):
+                try:
+                    if prediction is None:
+                        prediction = inference.predict_fn(job.frame, job.endpoint.model)
+                    result = job.endpoint.respond(inference, prediction, job.accept)
+                except Exception as err:  # handed to the awaiting request
+                    self._settle(job, error=err)
+                else:
+                    self._settle(job, result=result)
+
+    def _predict_together(self, group: list[_Invocation]) -> list[dict[str, Any]] | None:
+        """One ``predict_fn`` call for the group, split per request; None when it failed."""
+        import pandas as pd
+
+        frames = [job.frame for job in group]
+        try:
+            combined = pd.concat(frames, ignore_index=True)
+            prediction = self.inference.predict_fn(combined, group[0].endpoint.model)
+            return _split_prediction(prediction, [len(frame) for frame in frames])
+        except Exception:  # one request's rows broke the model: answer each request alone
+            return None
+
+    @staticmethod
+    def _settle(job: _Invocation, result: tuple[str, str] | None = None,
+                error: BaseException | None = None) -> None:
+        def settle() -> None:
+            if job.future.done():  # the client went away and the request was cancelled
+                return
+            if error is not None:
+                job.future.set_exception(error)
+            else:
+                job.future.set_result(result)
+
+        job.frame = None
+        try:
+            job.loop.call_soon_threadsafe(settle)
+        except RuntimeError:  # the event loop is closed: nobody waits for this answer
+            pass
+
+
 # ---------------------------------------------------------------- the HTTP app
 class EndpointRequest(BaseModel):
     """Body of ``PUT /admin/endpoints/{name}``."""
@@ -363,9 +555,10 @@ class RequestLog:
                 write_line()
 
 
-def create_app(table: EndpointTable, runtime_dir: Path) -> FastAPI:
-    """The runtime's ASGI app serving ``table``."""
+def create_app(table: EndpointTable, runtime_dir: Path, batcher: PredictionBatcher | None = None) -> FastAPI:
+    """The runtime's ASGI app serving ``table``, predicting on ``batcher``'s thread."""
     inference = table.inference
+    batcher = batcher or PredictionBatcher(inference)
     log_path = log_file(runtime_dir)
     app = FastAPI(title="mlops local SageMaker runtime", docs_url=None, redoc_url=None)
     app.add_middleware(RequestLog)
@@ -376,7 +569,9 @@ def create_app(table: EndpointTable, runtime_dir: Path) -> FastAPI:
 
     @app.get("/ping")
     async def ping() -> dict[str, Any]:
-        return {"status": "Healthy", "pid": os.getpid(), "runtime_dir": str(runtime_dir)}
+        return {"status": "Healthy", "pid": os.getpid(), "runtime_dir": str(runtime_dir),
+                "handlers": getattr(inference, "__file__", None), "prediction_workers": batcher.workers,
+                "invocations": batcher.invocations, "predict_calls": batcher.predict_calls}
 
     @app.post("/endpoints/{name}/invocations")
     async def invoke_endpoint(name: str, request: Request):
@@ -397,8 +592,8 @@ def create_app(table: EndpointTable, runtime_dir: Path) -> FastAPI:
         content_type = request.headers.get("content-type") or inference.CSV
         accept = _accept_type(request.headers.get("accept"), content_type)
         try:
-            # Prediction is CPU-bound: run it in the threadpool so the event loop keeps serving.
-            payload, mime = await run_in_threadpool(endpoint.invoke, inference, body, content_type, accept)
+            # Prediction is CPU-bound: the batcher's thread runs it, the event loop keeps serving.
+            payload, mime = await batcher.invoke(endpoint, body, content_type, accept)
         except inference.UnsupportedContentType as err:
             return _model_error(415, str(err), log_path)
         except NotAcceptable as err:
@@ -443,6 +638,7 @@ def create_app(table: EndpointTable, runtime_dir: Path) -> FastAPI:
             return _error(404, "ValidationError", f"Could not find endpoint {name}.")
         return {"name": name, "deleted": True}
 
+    app.state.batcher = batcher
     return app
 
 
@@ -486,8 +682,12 @@ def serve(settings: Settings) -> int:
     try:
         table = EndpointTable(runtime_dir, inference_module())
         table.restore()
+        workers = os.environ.get("MLOPS_RUNTIME_WORKERS", "")
+        batcher = PredictionBatcher(table.inference,
+                                    workers=int(workers) if workers.isdigit() and int(workers) > 0
+                                    else PREDICTION_WORKERS)
         config = uvicorn.Config(
-            create_app(table, runtime_dir), log_config=None, access_log=False, lifespan="off",
+            create_app(table, runtime_dir, batcher), log_config=None, access_log=False, lifespan="off",
             timeout_graceful_shutdown=5,
         )
         log.info("runtime %d serving %s from %s", os.getpid(), settings.runtime_url, runtime_dir)
@@ -496,6 +696,7 @@ def serve(settings: Settings) -> int:
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, _exit_cleanly)
         uvicorn.Server(config).run(sockets=[sock])
+        batcher.stop()
     finally:
         _remove_pid_file(runtime_dir, os.getpid())
         log.info("runtime %d stopped", os.getpid())

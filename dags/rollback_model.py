@@ -1,0 +1,54 @@
+"""Re-point prod to the Approved version before the one it serves (manual trigger)."""
+
+from __future__ import annotations
+
+from airflow.sdk import dag, task
+
+from mlops.dag_defaults import DEFAULT_ARGS, START_DATE
+
+USE_CASE = "churn"
+GROUP = "churn-classifier"
+PROD_ENDPOINT = f"{GROUP}-prod"
+
+
+@dag(
+    dag_id="rollback_model",
+    schedule=None,
+    start_date=START_DATE,
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    tags=["deployment", "sagemaker"],
+    doc_md="""
+### rollback_model
+Finds the version prod serves now (the deployment history), takes the newest **Approved** version
+older than it, checks its artifact digest, and deploys it to prod with the same blue/green
+settings as `deploy_model`. The deployment is recorded with `rollback_from`; a silent rollback
+fails the run like any deploy.
+""",
+)
+def rollback_model():
+    @task
+    def rollback_prod(run_id=None) -> dict:
+        from mlops.backends import get_backend
+        from mlops.backends.base import EndpointSpec
+        from mlops.config import load_pipeline
+        from mlops.deployment import prod_endpoint_options, rollback, rollback_alarm_requests
+        from mlops.naming import run_name
+        from mlops.settings import get_settings
+
+        backend = get_backend()
+        prod = load_pipeline(USE_CASE).section("endpoint")["prod"]
+        backend.hosting.ensure_rollback_alarms(rollback_alarm_requests(PROD_ENDPOINT, prod))
+        spec = EndpointSpec(
+            endpoint_name=PROD_ENDPOINT, config_name=run_name("rollback_model", run_id, "prod-config"),
+            model_uri="", sha256="", instance_type=prod["instance_type"],
+            initial_instance_count=int(prod["initial_instance_count"]),
+            **prod_endpoint_options(get_settings(), PROD_ENDPOINT, prod),
+        )  # rollback() fills in the target's artifact, digest and package ARN
+        return rollback(backend.registry, backend.hosting, GROUP, "prod", spec).to_dict()
+
+    rollback_prod()
+
+
+rollback_model()

@@ -1,0 +1,368 @@
+"""The Hosting port on SageMaker endpoints.
+
+A deploy is ``submit`` -> ``wait`` (or defer) -> ``collect``, so the operator can free its
+worker slot while SageMaker creates or updates the endpoint:
+
+* ``submit`` verifies the artifact's sha256 in S3, then creates — describing first, so a retry
+  reuses what its first attempt made — the model (the package's serving container: the
+  scikit-learn image, ``ModelDataUrl`` and ``SAGEMAKER_PROGRAM``/``SAGEMAKER_SUBMIT_DIRECTORY``
+  naming ``include/serving/inference.py`` in a content-addressed ``sourcedir.tar.gz``), the
+  endpoint config (serverless ``ServerlessConfig`` for staging; instance type/count and
+  ``DataCaptureConfig`` for prod) and then ``create_endpoint``, or ``update_endpoint`` with the
+  blue/green ``DeploymentConfig`` (traffic shifting, ``AutoRollbackConfiguration``). It
+  returns a :class:`~mlops.backends.base.JobHandle` carrying the amazon provider's
+  ``SageMakerTrigger(job_type="endpoint")``.
+* ``wait`` blocks on botocore's ``endpoint_in_service`` waiter (the trigger waits on the same).
+* ``collect`` describes the endpoint and returns what it *runs*: ``config_name`` is the
+  ``EndpointConfigName`` SageMaker reports, so a blue/green update that the alarms rolled back
+  (InService again, on the old config) shows up as a different config, which the caller
+  treats as the failure it is.
+
+The model and the endpoint config are both named ``spec.config_name`` (different namespaces),
+which derives from (dag, run, stage): a retry finds and reuses them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import shutil
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mlops.backends.base import Endpoint, EndpointSpec, Hosting, JobHandle, LongRunningPort
+from mlops.backends.local.hosting import EndpointNotFound
+from mlops.settings import INCLUDE_DIR
+from mlops.storage import DigestMismatch
+
+if TYPE_CHECKING:
+    from mlops.settings import Settings
+
+log = logging.getLogger(__name__)
+
+SERVING_DIR = INCLUDE_DIR / "serving"
+SERVING_PROGRAM = "inference.py"
+VARIANT = "AllTraffic"
+TRIGGER = "airflow.providers.amazon.aws.triggers.sagemaker.SageMakerTrigger"
+IN_SERVICE = "InService"
+BUSY = ("Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting")
+FAILED = "Failed"
+
+
+def serving_archive() -> tuple[bytes, str]:
+    """``sourcedir.tar.gz`` with ``inference.py`` at its root (deterministic), and its sha256."""
+    from mlops.storage import pack_model
+
+    work = Path(tempfile.mkdtemp(prefix="mlops-sourcedir-"))
+    try:
+        source = work / "src"
+        source.mkdir()
+        shutil.copy2(SERVING_DIR / SERVING_PROGRAM, source / SERVING_PROGRAM)
+        archive = work / "sourcedir.tar.gz"
+        _, digest = pack_model(source, archive.as_uri())
+        return archive.read_bytes(), digest
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def serving_environment(settings: Settings, s3) -> dict[str, str]:
+    """Container environment running ``include/serving/inference.py`` in the scikit-learn image.
+
+    Uploads the sourcedir once per content (``<data root>/code/serving/<sha256>/``).
+    """
+    from botocore.exceptions import ClientError
+
+    from mlops.backends.aws.registry import split_s3_uri
+
+    data, digest = serving_archive()
+    bucket, prefix = split_s3_uri(settings.data_uri)
+    key = "/".join(p for p in (prefix.strip("/"), "code", "serving", digest[:16], "sourcedir.tar.gz") if p)
+    try:
+        s3.head_object(Bucket=bucket, Key=key)
+    except ClientError as err:
+        if err.response.get("Error", {}).get("Code") not in ("404", "NoSuchKey", "NotFound"):
+            raise
+        s3.put_object(Bucket=bucket, Key=key, Body=data)
+    return {
+        "SAGEMAKER_PROGRAM": SERVING_PROGRAM,
+        "SAGEMAKER_SUBMIT_DIRECTORY": f"s3://{bucket}/{key}",
+        "SAGEMAKER_CONTAINER_LOG_LEVEL": "20",
+        "SAGEMAKER_REGION": settings.aws_region,
+    }
+
+
+def _missing(error: Exception) -> bool:
+    from botocore.exceptions import ClientError
+
+    if not isinstance(error, ClientError):
+        return False
+    message = error.response.get("Error", {}).get("Message", "").lower()
+    return error.response.get("Error", {}).get("Code") in ("ValidationException", "ResourceNotFound") and (
+        "could not find" in message or "does not exist" in message or "not found" in message
+    )
+
+
+class SageMakerHosting(Hosting, LongRunningPort):
+    """SageMaker real-time endpoints (serverless for staging, instances for prod).
+
+    :param settings: region, execution role, data root, AWS connection, default instance type.
+    :param sagemaker_client: boto3 ``sagemaker`` client (default: from the AWS connection).
+    :param s3_client: boto3 ``s3`` client, to verify artifacts and upload the serving code.
+    :param cloudwatch_client: boto3 ``cloudwatch`` client, to check the rollback alarms exist.
+    :param registry: a :class:`~mlops.backends.aws.registry.SageMakerRegistry`, to take a
+        package's serving container when the spec names one.
+    :param waiter_delay: seconds between ``DescribeEndpoint`` calls while waiting.
+    :param waiter_max_attempts: calls before giving up (default 2 h at 30 s: blue/green
+        updates with canary steps and a baking period take a while).
+    """
+
+    def __init__(self, settings: Settings, sagemaker_client=None, s3_client=None, cloudwatch_client=None,
+                 runtime_client=None, registry=None, waiter_delay: int = 30, waiter_max_attempts: int = 240):
+        if not settings.sagemaker_role_arn:
+            raise ValueError("SageMaker hosting needs the execution role ARN (MLOPS_SAGEMAKER_ROLE)")
+        self.settings = settings
+        self._clients = {"sagemaker": sagemaker_client, "s3": s3_client, "cloudwatch": cloudwatch_client,
+                         "sagemaker-runtime": runtime_client}
+        self._registry = registry
+        self.waiter_delay = waiter_delay
+        self.waiter_max_attempts = waiter_max_attempts
+
+    def _client(self, service: str):
+        if self._clients[service] is None:
+            from mlops.backends.aws.clients import client
+
+            self._clients[service] = client(service, self.settings)
+        return self._clients[service]
+
+    @property
+    def sagemaker(self):
+        return self._client("sagemaker")
+
+    @property
+    def registry(self):
+        if self._registry is None:
+            from mlops.backends.aws.registry import SageMakerRegistry
+
+            self._registry = SageMakerRegistry(self.settings, self.sagemaker, self._client("s3"))
+        return self._registry
+
+    # ------------------------------------------------------------ the Hosting port
+    def deploy(self, spec: EndpointSpec) -> Endpoint:
+        """Create or update the endpoint and block until it settles; see the module docstring."""
+        return Endpoint(**self.collect(self.wait(self.submit(spec))))
+
+    def describe(self, endpoint_name: str) -> Endpoint:
+        """Raises :class:`~mlops.backends.local.hosting.EndpointNotFound` for a missing endpoint."""
+        return self._endpoint(self._describe_endpoint(endpoint_name))
+
+    def delete(self, endpoint_name: str) -> None:
+        """Delete the endpoint, then its endpoint config and model; anything missing is fine."""
+        try:
+            described = self._describe_endpoint(endpoint_name)
+        except EndpointNotFound:
+            return
+        config_name = described["EndpointConfigName"]
+        models = []
+        try:
+            config = self.sagemaker.describe_endpoint_config(EndpointConfigName=config_name)
+            models = [v["ModelName"] for v in config.get("ProductionVariants", []) if v.get("ModelName")]
+        except Exception as err:  # noqa: BLE001 - only a missing config is expected here
+            if not _missing(err):
+                raise
+        for call, kwargs in [("delete_endpoint", {"EndpointName": endpoint_name}),
+                             ("delete_endpoint_config", {"EndpointConfigName": config_name}),
+                             *[("delete_model", {"ModelName": name}) for name in models]]:
+            try:
+                getattr(self.sagemaker, call)(**kwargs)
+            except Exception as err:  # noqa: BLE001 - missing is fine, anything else is not
+                if not _missing(err):
+                    raise
+        log.info("deleted endpoint %s (config %s, models %s)", endpoint_name, config_name, models)
+
+    def ensure_rollback_alarms(self, requests: list[dict[str, Any]]) -> list[str]:
+        """Create or update the CloudWatch alarms a blue/green update rolls back on (idempotent).
+
+        ``requests`` are ``PutMetricAlarm`` requests (:func:`mlops.deployment.rollback_alarm_requests`).
+        """
+        from mlops.deployment import ensure_rollback_alarms
+
+        return ensure_rollback_alarms(self._client("cloudwatch"), requests)
+
+    def runtime_client(self):
+        """boto3 ``sagemaker-runtime`` client of the project's connection and region."""
+        return self._client("sagemaker-runtime")
+
+    # ------------------------------------------------------------ submit / wait / collect
+    def submit(self, spec: EndpointSpec) -> JobHandle:
+        """Verify the artifact, make model and config (reusing them on a retry), then create or
+        update the endpoint. The handle is not done: SageMaker is creating or updating."""
+        self._verify_artifact(spec.model_uri, spec.sha256)
+        self._ensure_model(spec)
+        self._ensure_endpoint_config(spec)
+        deployment_config = getattr(spec, "deployment_config", None)
+        if deployment_config:
+            self._check_alarms(deployment_config)
+        try:
+            described = self._describe_endpoint(spec.endpoint_name)
+        except EndpointNotFound:
+            self.sagemaker.create_endpoint(EndpointName=spec.endpoint_name, EndpointConfigName=spec.config_name,
+                                           Tags=self._tags(spec))
+            log.info("creating endpoint %s on config %s", spec.endpoint_name, spec.config_name)
+            return self._handle(spec.endpoint_name)
+        status = described["EndpointStatus"]
+        pending = (described.get("PendingDeploymentSummary") or {}).get("EndpointConfigName")
+        if spec.config_name in (described["EndpointConfigName"], pending) and status != FAILED:
+            log.info("endpoint %s is %s with config %s already: re-attaching", spec.endpoint_name, status,
+                     spec.config_name)
+        elif status in BUSY:
+            raise RuntimeError(
+                f"endpoint {spec.endpoint_name} is {status} with config {pending or described['EndpointConfigName']}; "
+                "it cannot take another update until that one ends (the task's retry will try again)"
+            )
+        elif status == FAILED:
+            # A Failed endpoint cannot be updated; SageMaker only lets it be deleted.
+            log.warning("endpoint %s is Failed (%s): deleting and re-creating it", spec.endpoint_name,
+                        described.get("FailureReason"))
+            self.sagemaker.delete_endpoint(EndpointName=spec.endpoint_name)
+            self.sagemaker.get_waiter("endpoint_deleted").wait(
+                EndpointName=spec.endpoint_name,
+                WaiterConfig={"Delay": self.waiter_delay, "MaxAttempts": self.waiter_max_attempts})
+            self.sagemaker.create_endpoint(EndpointName=spec.endpoint_name, EndpointConfigName=spec.config_name,
+                                           Tags=self._tags(spec))
+        else:
+            request: dict[str, Any] = {"EndpointName": spec.endpoint_name, "EndpointConfigName": spec.config_name,
+                                       "RetainAllVariantProperties": False}
+            if deployment_config:
+                request["DeploymentConfig"] = deployment_config
+            self.sagemaker.update_endpoint(**request)
+            log.info("updating endpoint %s from config %s to %s", spec.endpoint_name,
+                     described["EndpointConfigName"], spec.config_name)
+        return self._handle(spec.endpoint_name)
+
+    def _handle(self, endpoint_name: str) -> JobHandle:
+        return JobHandle(kind="endpoint", name=endpoint_name, done=False, trigger={
+            "classpath": TRIGGER,
+            "kwargs": {"job_name": endpoint_name, "job_type": "endpoint", "waiter_delay": self.waiter_delay,
+                       "waiter_max_attempts": self.waiter_max_attempts, "aws_conn_id": self.settings.aws_conn_id,
+                       "region_name": self.settings.aws_region},
+        })
+
+    def wait(self, handle: JobHandle) -> JobHandle:
+        """Block on botocore's ``endpoint_in_service`` waiter; raise with SageMaker's reason."""
+        from botocore.exceptions import WaiterError
+
+        if handle.done:
+            return handle
+        try:
+            self.sagemaker.get_waiter("endpoint_in_service").wait(
+                EndpointName=handle.name,
+                WaiterConfig={"Delay": self.waiter_delay, "MaxAttempts": self.waiter_max_attempts})
+        except WaiterError as err:
+            reason = (err.last_response or {}).get("FailureReason") or str(err)
+            raise RuntimeError(f"endpoint {handle.name} did not come InService: {reason}") from None
+        return JobHandle(kind=handle.kind, name=handle.name, done=True, trigger=handle.trigger)
+
+    def collect(self, handle: JobHandle) -> dict[str, Any]:
+        """The endpoint as SageMaker runs it now (``config_name`` = its current config)."""
+        described = self._describe_endpoint(handle.name)
+        if described["EndpointStatus"] != IN_SERVICE:
+            raise RuntimeError(f"endpoint {handle.name} is {described['EndpointStatus']}: "
+                               f"{described.get('FailureReason') or 'no FailureReason given'}")
+        if described.get("FailureReason"):  # InService after a rolled-back update says why here
+            log.warning("endpoint %s: %s", handle.name, described["FailureReason"])
+        return self._endpoint(described).to_dict()
+
+    # ------------------------------------------------------------ pieces
+    def _describe_endpoint(self, name: str) -> dict[str, Any]:
+        try:
+            return self.sagemaker.describe_endpoint(EndpointName=name)
+        except Exception as err:  # noqa: BLE001 - translated when missing, re-raised otherwise
+            if _missing(err):
+                raise EndpointNotFound(f"endpoint {name} does not exist in {self.settings.aws_region}") from None
+            raise
+
+    def _endpoint(self, described: dict[str, Any]) -> Endpoint:
+        region = self.settings.aws_region
+        runtime = f"https://runtime.sagemaker.{region}.amazonaws.com"
+        name = described["EndpointName"]
+        return Endpoint(name=name, config_name=described["EndpointConfigName"], status=described["EndpointStatus"],
+                        url=f"{runtime}/endpoints/{name}/invocations", runtime_endpoint_url=runtime, region=region)
+
+    def _verify_artifact(self, model_uri: str, sha256: str) -> None:
+        """Stream the artifact from S3 and compare digests: SageMaker must load what was approved."""
+        from mlops.backends.aws.registry import split_s3_uri
+
+        bucket, key = split_s3_uri(model_uri)
+        digest = hashlib.sha256()
+        body = self._client("s3").get_object(Bucket=bucket, Key=key)["Body"]
+        for chunk in iter(lambda: body.read(1 << 20), b""):
+            digest.update(chunk)
+        if digest.hexdigest() != sha256:
+            raise DigestMismatch(f"{model_uri}: sha256 {digest.hexdigest()} does not match the recorded "
+                                 f"{sha256}; refusing to deploy a changed artifact")
+
+    def _container(self, spec: EndpointSpec) -> dict[str, Any]:
+        package_arn = getattr(spec, "model_package_arn", None)
+        if package_arn:
+            container = self.registry.container(package_arn)
+            if container.get("ModelDataUrl") != spec.model_uri:
+                raise ValueError(f"{package_arn} serves {container.get('ModelDataUrl')}, the spec says {spec.model_uri}")
+            image, environment = container["Image"], dict(container.get("Environment") or {})
+        else:
+            from mlops.backends.aws.registry import sklearn_image_uri
+
+            image = sklearn_image_uri(self.settings.aws_region)
+            environment = serving_environment(self.settings, self._client("s3"))
+        return {"Image": image, "ModelDataUrl": spec.model_uri,
+                "Environment": {**environment, **dict(spec.environment)}}
+
+    def _ensure_model(self, spec: EndpointSpec) -> None:
+        try:
+            self.sagemaker.describe_model(ModelName=spec.config_name)
+            return
+        except Exception as err:  # noqa: BLE001 - only "missing" leads to a create
+            if not _missing(err):
+                raise
+        self.sagemaker.create_model(ModelName=spec.config_name, PrimaryContainer=self._container(spec),
+                                    ExecutionRoleArn=self.settings.sagemaker_role_arn, Tags=self._tags(spec))
+
+    def _ensure_endpoint_config(self, spec: EndpointSpec) -> None:
+        try:
+            self.sagemaker.describe_endpoint_config(EndpointConfigName=spec.config_name)
+            return
+        except Exception as err:  # noqa: BLE001 - only "missing" leads to a create
+            if not _missing(err):
+                raise
+        variant: dict[str, Any] = {"VariantName": VARIANT, "ModelName": spec.config_name}
+        if spec.serverless:
+            variant["ServerlessConfig"] = {"MemorySizeInMB": int(spec.serverless["MemorySizeInMB"]),
+                                           "MaxConcurrency": int(spec.serverless["MaxConcurrency"])}
+        else:
+            variant.update(InstanceType=spec.instance_type or self.settings.instance_type,
+                           InitialInstanceCount=int(spec.initial_instance_count), InitialVariantWeight=1.0)
+        request: dict[str, Any] = {"EndpointConfigName": spec.config_name, "ProductionVariants": [variant],
+                                   "Tags": self._tags(spec)}
+        data_capture = getattr(spec, "data_capture_config", None)
+        if data_capture:
+            request["DataCaptureConfig"] = data_capture
+        self.sagemaker.create_endpoint_config(**request)
+
+    def _check_alarms(self, deployment_config: dict[str, Any]) -> None:
+        """SageMaker can only roll back on alarms that exist: name the missing ones up front."""
+        names = [a["AlarmName"] for a in deployment_config.get("AutoRollbackConfiguration", {}).get("Alarms", [])]
+        if not names:
+            return
+        found = {a["AlarmName"] for a in self._client("cloudwatch").describe_alarms(
+            AlarmNames=names).get("MetricAlarms", [])}
+        missing = [name for name in names if name not in found]
+        if missing:
+            raise ValueError(f"rollback alarm(s) {', '.join(missing)} do not exist in CloudWatch; create them "
+                             "with hosting.ensure_rollback_alarms() before a blue/green update")
+
+    @staticmethod
+    def _tags(spec: EndpointSpec) -> list[dict[str, str]]:
+        tags = [{"Key": "mlops:sha256", "Value": spec.sha256}]
+        if getattr(spec, "model_package_arn", None):
+            tags.append({"Key": "mlops:model-package-arn", "Value": spec.model_package_arn})
+        return tags

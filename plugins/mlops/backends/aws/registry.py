@@ -1,0 +1,554 @@
+"""The Registry port on the SageMaker Model Registry, with its histories in S3.
+
+What lives where:
+
+* **SageMaker** holds the versions: one model package group per use case; one versioned model
+  package per registration, with ``ModelApprovalStatus``, an ``InferenceSpecification`` (the
+  scikit-learn serving image, the ``model.tar.gz`` and the serving code, so the package deploys
+  as it is from Studio too), ``ModelMetrics`` (a JSON statistics report in S3, with its sha256 as
+  ``ContentDigest``), ``MetadataProperties`` (commit, DAG run) and ``CustomerMetadataProperties``
+  (sha256, dataset digest, validation id, code version, DAG run, report and golden URIs, one
+  ``hp.<name>`` entry per hyperparameter, and the S3 URI of the full metadata JSON);
+  approvals are ``update_model_package`` calls with an ``ApprovalDescription``.
+* **S3**, under ``<MLOPS_DATA_URI>/registry/``, holds what SageMaker does not keep: the metrics
+  and metadata JSON (content-addressed, immutable), the approval history (one JSON record per
+  decision, with approver, reason and evidence) and the deployment history (one JSON record per
+  deployment under ``registry/deployments/<stage>/``). Keys start with a UTC timestamp, so a
+  listing is in time order, and records are never rewritten: concurrent writers cannot lose one
+  another's records. Tags or SageMaker Lineage could hold the deployment history too, but tags
+  are capped at 50 per resource and lineage queries cannot answer "newest first, by stage"
+  without walking the graph; one object per record in S3 answers it with one listing.
+
+CustomerMetadataProperties values must match ``[\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]*`` (no braces or
+quotes), so JSON never goes there: nested values live in the metadata JSON in S3, and text is
+reduced to the allowed characters.
+
+An approval made in SageMaker Studio is honoured: the status is SageMaker's, and a status that
+differs from the last one this registry wrote is reported with Studio's ``LastModifiedBy`` user
+as the approver.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from mlops.backends.base import (
+    APPROVAL_STATUSES,
+    APPROVED,
+    DEPLOYMENT_OUTCOMES,
+    PENDING,
+    REJECTED_DEPLOYMENT,
+    SUCCEEDED,
+    Deployment,
+    ModelVersion,
+    Registry,
+)
+from mlops.backends.local.registry import ModelPackageGroupNotFound, ModelPackageNotFound
+
+if TYPE_CHECKING:
+    from mlops.settings import Settings
+
+SKLEARN_FRAMEWORK_VERSION = "1.9-0"  # the serving container matching scikit-learn 1.9 (requirements.txt)
+CONTENT_TYPES = ["text/csv", "application/json"]
+
+_GROUP_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
+_SHA256 = re.compile(r"[0-9a-fA-F]{64}")
+_METADATA_DISALLOWED = re.compile(r"[^\w\s.:/=+\-@]", re.UNICODE)
+_METADATA_KEY_DISALLOWED = re.compile(r"[^\w.:/=+\-@]", re.UNICODE)
+MAX_METADATA_ENTRIES = 50
+MAX_METADATA_VALUE = 256
+MAX_APPROVAL_DESCRIPTION = 1024
+
+# CustomerMetadataProperties written at registration and on decisions.
+KEY_SHA256 = "sha256"
+KEY_METADATA_URI = "metadata_uri"
+KEY_DECISION = "decision"
+KEY_DECIDED_BY = "decided_by"
+KEY_DECISION_RECORD = "decision_record"
+LINEAGE_KEYS = ("dataset_digest", "validation_id", "code_version", "dag_id", "run_id", "report_uri",
+                "golden_uri")
+
+
+def sklearn_image_uri(region: str, version: str = SKLEARN_FRAMEWORK_VERSION) -> str:
+    """The SageMaker scikit-learn serving image of ``version`` in ``region``.
+
+    Read from the image table the SageMaker Python SDK ships (``image_uri_config/sklearn.json``)
+    without importing the SDK, which takes seconds.
+    """
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.find_spec("sagemaker")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("the sagemaker package is not installed: cannot look up the scikit-learn image")
+    table = Path(next(iter(spec.submodule_search_locations))) / "core" / "image_uri_config" / "sklearn.json"
+    config = json.loads(table.read_text(encoding="utf-8"))["inference"]["versions"]
+    if version not in config:
+        raise ValueError(f"no scikit-learn serving image {version!r}; known: {', '.join(config)}")
+    entry = config[version]
+    account = entry["registries"].get(region)
+    if account is None:
+        raise ValueError(f"the scikit-learn serving image {version} is not published in {region}")
+    domain = "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
+    return (f"{account}.dkr.ecr.{region}.{domain}/{entry['repository']}:"
+            f"{version}-{entry['processors'][0]}-{entry['py_versions'][0]}")
+
+
+def split_s3_uri(uri: str) -> tuple[str, str]:
+    """(bucket, key) of ``s3://bucket/key``."""
+    if not uri.startswith("s3://"):
+        raise ValueError(f"{uri!r} is not an s3:// URI")
+    bucket, _, key = uri[len("s3://"):].partition("/")
+    if not bucket:
+        raise ValueError(f"{uri!r} names no bucket")
+    return bucket, key
+
+
+def metadata_value(value: Any) -> str:
+    """``value`` as a CustomerMetadataProperties value: allowed characters only, 1-256 long."""
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
+    text = _METADATA_DISALLOWED.sub("_", text).strip() or "_"
+    return text[:MAX_METADATA_VALUE]
+
+
+def metadata_key(name: str) -> str:
+    return (_METADATA_KEY_DISALLOWED.sub("_", name) or "_")[:128]
+
+
+def _utc(value: datetime | str, name: str) -> datetime:
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError(f"{name}={value!r} is not an ISO-8601 timestamp") from None
+    if not isinstance(value, datetime):
+        raise ValueError(f"{name} must be a datetime or an ISO-8601 string, got {type(value).__name__}")
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def _iso(value: datetime) -> str:
+    return _utc(value, "time").isoformat(timespec="microseconds")
+
+
+def _json_text(value: Any, name: str) -> str:
+    if not isinstance(value, dict):
+        raise ValueError(f"{name} must be a dict, got {type(value).__name__}")
+    try:
+        return json.dumps(value, sort_keys=True, allow_nan=False)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{name} is not JSON-serialisable: {err}") from None
+
+
+def _require_text(value: Any, name: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{name} must be a non-empty string, got {value!r}")
+    return value
+
+
+def _check_status(status: str | None) -> None:
+    if status not in APPROVAL_STATUSES:
+        raise ValueError(f"status {status!r} is not one of {', '.join(APPROVAL_STATUSES)}")
+
+
+def _record_key(prefix: str, at: datetime) -> str:
+    """``<prefix>/<UTC timestamp>-<recording ns>-<random>.json``: lists in time, then record, order."""
+    return f"{prefix}/{at:%Y%m%dT%H%M%S%fZ}-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.json"
+
+
+def _is_missing(error: Exception) -> bool:
+    from botocore.exceptions import ClientError
+
+    if not isinstance(error, ClientError):
+        return False
+    code = error.response.get("Error", {}).get("Code", "")
+    message = error.response.get("Error", {}).get("Message", "").lower()
+    return code in ("ValidationException", "ResourceNotFound") and (
+        "not found" in message or "does not exist" in message or "not exist" in message
+    )
+
+
+class SageMakerRegistry(Registry):
+    """The SageMaker Model Registry behind the Registry port.
+
+    :param settings: project settings: region, ``MLOPS_DATA_URI`` (``s3://``, the root of the
+        histories and reports), the AWS connection, the prod instance type.
+    :param sagemaker_client: a boto3 ``sagemaker`` client (default: from the AWS connection).
+    :param s3_client: a boto3 ``s3`` client (default: from the AWS connection).
+    :param image_uri: serving image of new packages (default: scikit-learn
+        :data:`SKLEARN_FRAMEWORK_VERSION` in the region).
+    """
+
+    def __init__(self, settings: Settings, sagemaker_client=None, s3_client=None, image_uri: str | None = None):
+        self.settings = settings
+        self.bucket, prefix = split_s3_uri(settings.data_uri)
+        self.prefix = f"{prefix.strip('/')}/registry".lstrip("/")
+        self._sagemaker = sagemaker_client
+        self._s3 = s3_client
+        self._image_uri = image_uri
+        self.page_size = 100  # ListModelPackages MaxResults
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(s3://{self.bucket}/{self.prefix})"
+
+    # ------------------------------------------------------------ clients
+    @property
+    def sagemaker(self):
+        if self._sagemaker is None:
+            from mlops.backends.aws.clients import client
+
+            self._sagemaker = client("sagemaker", self.settings)
+        return self._sagemaker
+
+    @property
+    def s3(self):
+        if self._s3 is None:
+            from mlops.backends.aws.clients import client
+
+            self._s3 = client("s3", self.settings)
+        return self._s3
+
+    @property
+    def image_uri(self) -> str:
+        if self._image_uri is None:
+            self._image_uri = sklearn_image_uri(self.settings.aws_region)
+        return self._image_uri
+
+    # ------------------------------------------------------------ S3 records
+    def _uri(self, key: str) -> str:
+        return f"s3://{self.bucket}/{key}"
+
+    def _put_json(self, key: str, text: str) -> str:
+        self.s3.put_object(Bucket=self.bucket, Key=key, Body=text.encode("utf-8"),
+                           ContentType="application/json")
+        return self._uri(key)
+
+    def _put_content_addressed(self, folder: str, text: str) -> tuple[str, str]:
+        """Store ``text`` under its own sha256 (immutable, so a retry rewrites identical bytes)."""
+        digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+        return self._put_json(f"{self.prefix}/{folder}/{digest}.json", text), digest
+
+    def _read_json(self, uri: str) -> Any:
+        bucket, key = split_s3_uri(uri)
+        return json.loads(self.s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+
+    def _list_records(self, prefix: str) -> list[dict[str, Any]]:
+        """Every JSON record under ``prefix``, newest key first."""
+        keys = []
+        paginator = self.s3.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=f"{prefix}/"):
+            keys += [item["Key"] for item in page.get("Contents", []) if item["Key"].endswith(".json")]
+        return [self._read_json(self._uri(key)) for key in sorted(keys, reverse=True)]
+
+    # ------------------------------------------------------------ groups and versions
+    def ensure_group(self, group: str, description: str = "") -> None:
+        """Create the model package group unless it exists (a concurrent create is fine too)."""
+        from botocore.exceptions import ClientError
+
+        self._check_group_name(group)
+        try:
+            self.sagemaker.describe_model_package_group(ModelPackageGroupName=group)
+            return
+        except ClientError as err:
+            if not _is_missing(err):
+                raise
+        try:
+            self.sagemaker.create_model_package_group(
+                ModelPackageGroupName=group,
+                ModelPackageGroupDescription=description or f"{group} (airflow-sagemaker-mlops)",
+            )
+        except ClientError as err:
+            if "already exists" not in err.response.get("Error", {}).get("Message", "").lower():
+                raise
+
+    @staticmethod
+    def _check_group_name(group: str) -> None:
+        if not isinstance(group, str) or not _GROUP_NAME.fullmatch(group):
+            raise ValueError(
+                f"model package group name {group!r} must be 1-63 letters, digits and hyphens, "
+                "starting and ending with a letter or digit"
+            )
+
+    def register(
+        self, group: str, model_uri: str, sha256: str, metrics: dict[str, Any],
+        metadata: dict[str, Any],
+    ) -> ModelVersion:
+        """Create the next model package of ``group`` as ``PendingManualApproval``.
+
+        The call carries a ``ClientToken`` derived from the group, digest, metrics and metadata
+        (which includes the DAG run), so a retried task gets the package of its first attempt
+        back instead of a second version.
+
+        :raises ModelPackageGroupNotFound: the group was never created (:meth:`ensure_group`).
+        :raises ValueError: naming the malformed field.
+        """
+        from botocore.exceptions import ClientError
+
+        from mlops.backends.aws.hosting import serving_environment
+
+        self._check_group_name(group)
+        _require_text(model_uri, "model_uri")
+        if not model_uri.startswith("s3://"):
+            raise ValueError(f"model_uri must be an s3:// URI on the aws backend, got {model_uri!r}")
+        if not isinstance(sha256, str) or not _SHA256.fullmatch(sha256):
+            raise ValueError(f"sha256 must be 64 hexadecimal characters, got {sha256!r}")
+        sha256 = sha256.lower()
+        metrics_text = _json_text(metrics, "metrics")
+        metadata_text = _json_text(metadata, "metadata")
+        metrics_uri, metrics_digest = self._put_content_addressed(f"{group}/metrics", metrics_text)
+        metadata_uri, _ = self._put_content_addressed(f"{group}/metadata", metadata_text)
+        token = hashlib.sha256("\x1f".join((group, sha256, metrics_text, metadata_text)).encode()).hexdigest()
+        container = {
+            "Image": self.image_uri,
+            "ModelDataUrl": model_uri,
+            "Environment": serving_environment(self.settings, self.s3),
+        }
+        request = {
+            "ModelPackageGroupName": group,
+            "ModelPackageDescription": f"{group}: model.tar.gz sha256 {sha256}",
+            "InferenceSpecification": {
+                "Containers": [container],
+                "SupportedContentTypes": CONTENT_TYPES,
+                "SupportedResponseMIMETypes": CONTENT_TYPES,
+                "SupportedRealtimeInferenceInstanceTypes": [self.settings.instance_type],
+                "SupportedTransformInstanceTypes": [self.settings.instance_type],
+            },
+            "ModelApprovalStatus": PENDING,
+            "ModelMetrics": {"ModelQuality": {"Statistics": {
+                "ContentType": "application/json", "S3Uri": metrics_uri,
+                "ContentDigest": f"sha256:{metrics_digest}",
+            }}},
+            "MetadataProperties": {
+                "CommitId": str(metadata.get("code_version", "unknown"))[:1024],
+                "GeneratedBy": f"airflow:{metadata.get('dag_id', '')}/{metadata.get('run_id', '')}"[:1024],
+                "ProjectId": group,
+            },
+            "CustomerMetadataProperties": self._customer_metadata(sha256, metadata, metadata_uri),
+            "ClientToken": token[:36],
+        }
+        try:
+            arn = self.sagemaker.create_model_package(**request)["ModelPackageArn"]
+        except ClientError as err:
+            message = err.response.get("Error", {}).get("Message", "").lower()
+            if "group" in message and ("not exist" in message or "not found" in message):
+                raise ModelPackageGroupNotFound(
+                    f"model package group {group!r} does not exist; create it with ensure_group() first"
+                ) from None
+            raise
+        return self.get(arn)
+
+    @staticmethod
+    def _customer_metadata(sha256: str, metadata: dict[str, Any], metadata_uri: str) -> dict[str, str]:
+        properties = {KEY_SHA256: sha256, KEY_METADATA_URI: metadata_uri}
+        for key in LINEAGE_KEYS:
+            if metadata.get(key) not in (None, ""):
+                properties[key] = metadata_value(metadata[key])
+        for name, value in sorted((metadata.get("hyperparameters") or {}).items()):
+            if len(properties) >= MAX_METADATA_ENTRIES - 3:  # room for the decision entries
+                break
+            properties[metadata_key(f"hp.{name}")] = metadata_value(value)
+        return properties
+
+    def get(self, arn: str) -> ModelVersion:
+        """The model package ``arn``; raises :class:`ModelPackageNotFound` (a ``KeyError``)."""
+        return self._version(self._describe(arn))
+
+    def _describe(self, arn: str) -> dict[str, Any]:
+        from botocore.exceptions import ClientError
+
+        try:
+            return self.sagemaker.describe_model_package(ModelPackageName=arn)
+        except ClientError as err:
+            if _is_missing(err):
+                raise ModelPackageNotFound(f"model package {arn!r} is not in the SageMaker Model Registry") from None
+            raise
+
+    def _summaries(self, group: str, status: str | None, first_page_only: bool = False) -> list[dict[str, Any]]:
+        """Package summaries of ``group``, newest first: sorted by SageMaker *and* by version.
+
+        SageMaker's default order is oldest first; the explicit ``SortOrder`` matters.
+        """
+        from botocore.exceptions import ClientError
+
+        request: dict[str, Any] = {"ModelPackageGroupName": group, "SortBy": "CreationTime",
+                                   "SortOrder": "Descending", "MaxResults": self.page_size}
+        if status is not None:
+            request["ModelApprovalStatus"] = status
+        summaries = []
+        try:
+            for page in self.sagemaker.get_paginator("list_model_packages").paginate(**request):
+                summaries += page.get("ModelPackageSummaryList", [])
+                if first_page_only:
+                    break
+        except ClientError as err:
+            if _is_missing(err):
+                return []
+            raise
+        return sorted(summaries, key=lambda s: (s.get("ModelPackageVersion") or 0, s["CreationTime"]),
+                      reverse=True)
+
+    def list_versions(self, group: str, status: str | None = None) -> list[ModelVersion]:
+        """Versions of ``group``, newest first, optionally only with ``status``."""
+        if status is not None:
+            _check_status(status)
+        return [self.get(summary["ModelPackageArn"]) for summary in self._summaries(group, status)]
+
+    def latest_approved(self, group: str) -> ModelVersion | None:
+        """The newest Approved version (highest version number), described alone."""
+        summaries = self._summaries(group, APPROVED, first_page_only=True)
+        return self.get(summaries[0]["ModelPackageArn"]) if summaries else None
+
+    # ------------------------------------------------------------ approvals
+    def set_status(
+        self, arn: str, status: str, approver: str, reason: str, evidence: dict[str, Any]
+    ) -> ModelVersion:
+        """Set ``ModelApprovalStatus`` with ``ApprovalDescription`` = ``reason`` and record the
+        decision (approver, reason, evidence) in the approval history in S3.
+
+        :raises ValueError: unknown status, empty approver, or evidence that is not JSON.
+        :raises ModelPackageNotFound: unknown ``arn``.
+        """
+        _check_status(status)
+        _require_text(approver, "approver")
+        if not isinstance(reason, str):
+            raise ValueError(f"reason must be a string, got {type(reason).__name__}")
+        evidence_text = _json_text(evidence, "evidence")
+        described = self._describe(arn)
+        previous = self._version(described)
+        decided_at = datetime.now(UTC)
+        record_key = _record_key(self._approvals_prefix(previous), decided_at)
+        properties = {
+            **described.get("CustomerMetadataProperties", {}),
+            KEY_DECISION: status, KEY_DECIDED_BY: metadata_value(approver),
+            KEY_DECISION_RECORD: self._uri(record_key),
+        }
+        # The full map every time: SageMaker merges it, and moto replaces the map with it.
+        self.sagemaker.update_model_package(
+            ModelPackageArn=arn, ModelApprovalStatus=status,
+            ApprovalDescription=reason[:MAX_APPROVAL_DESCRIPTION], CustomerMetadataProperties=properties,
+        )
+        self._put_json(record_key, json.dumps({
+            "arn": arn, "previous_status": previous.status, "status": status, "approver": approver,
+            "reason": reason, "evidence": json.loads(evidence_text), "decided_at": _iso(decided_at),
+        }, sort_keys=True))
+        return self.get(arn)
+
+    def record_external_decision(self, arn: str, status: str, approver: str, reason: str,
+                                 evidence: dict[str, Any]) -> None:
+        """Add a decision made outside this registry (in SageMaker Studio) to the approval history.
+
+        The package is not updated (its status already is ``status``): no second
+        ``UpdateModelPackage``, so no second state-change event for anyone listening.
+        """
+        _check_status(status)
+        _require_text(approver, "approver")
+        evidence = json.loads(_json_text(evidence, "evidence"))
+        version = self.get(arn)
+        history = self.approval_history(arn)
+        decided_at = datetime.now(UTC)
+        self._put_json(_record_key(self._approvals_prefix(version), decided_at), json.dumps({
+            "arn": arn, "previous_status": history[0]["status"] if history else PENDING, "status": status,
+            "approver": approver, "reason": reason, "evidence": {**evidence, "external": True},
+            "decided_at": _iso(decided_at),
+        }, sort_keys=True))
+
+    def approval_trigger(self, arn: str, waiter_delay: int = 60, waiter_max_attempts: int = 1440) -> dict[str, Any]:
+        """The trigger that waits in the triggerer for a decision on ``arn`` (classpath + kwargs)."""
+        return {
+            "classpath": "mlops.triggers.sagemaker_registry.ModelPackageApprovalTrigger",
+            "kwargs": {"model_package_arn": arn, "waiter_delay": waiter_delay,
+                       "waiter_max_attempts": waiter_max_attempts, "aws_conn_id": self.settings.aws_conn_id,
+                       "region_name": self.settings.aws_region},
+        }
+
+    def _approvals_prefix(self, version: ModelVersion) -> str:
+        return f"{self.prefix}/{version.group}/approvals/{version.version:06d}"
+
+    def approval_history(self, arn: str) -> list[dict[str, Any]]:
+        """Every decision this registry recorded on ``arn``, newest first (see SQLiteRegistry)."""
+        return self._list_records(self._approvals_prefix(self.get(arn)))
+
+    # ------------------------------------------------------------ deployments
+    def record_deployment(self, deployment: Deployment) -> None:
+        """Write one deployment record to ``registry/deployments/<stage>/`` in S3."""
+        if deployment.outcome not in DEPLOYMENT_OUTCOMES:
+            raise ValueError(
+                f"outcome {deployment.outcome!r} is not one of {', '.join(DEPLOYMENT_OUTCOMES)}"
+            )
+        stage = _require_text(deployment.stage, "stage")
+        if not re.fullmatch(r"[a-z0-9-]+", stage):
+            raise ValueError(f"stage {stage!r} must be lower-case letters, digits and hyphens")
+        _require_text(deployment.endpoint_name, "endpoint_name")
+        if deployment.outcome != REJECTED_DEPLOYMENT:
+            _require_text(deployment.endpoint_config, "endpoint_config")
+        deployed_at = _utc(deployment.deployed_at, "deployed_at")
+        _json_text(deployment.detail, "detail")
+        self._describe(deployment.arn)  # an unknown package raises ModelPackageNotFound
+        record = {**deployment.to_dict(), "deployed_at_utc": _iso(deployed_at)}
+        self._put_json(_record_key(f"{self.prefix}/deployments/{stage}", deployed_at),
+                       json.dumps(record, sort_keys=True, default=str))
+
+    def deployments(self, stage: str | None = None) -> list[Deployment]:
+        """Deployment history, newest ``deployed_at`` first (ties: last recorded first)."""
+        prefix = f"{self.prefix}/deployments" + (f"/{stage}" if stage else "")
+        records = self._list_records(prefix)
+        records.sort(key=lambda r: r["deployed_at_utc"], reverse=True)  # stable: keeps record order
+        fields = set(Deployment.__dataclass_fields__)
+        return [Deployment(**{k: v for k, v in record.items() if k in fields}) for record in records]
+
+    def deployed_version_at(self, stage: str, at: datetime | str) -> ModelVersion | None:
+        """The version serving on ``stage`` at ``at``: that of the newest succeeded deployment
+        at or before ``at``; None when nothing had been deployed. The status is today's."""
+        at_utc = _utc(at, "at")
+        for deployment in self.deployments(stage):
+            if deployment.outcome == SUCCEEDED and _utc(deployment.deployed_at, "deployed_at") <= at_utc:
+                return self.get(deployment.arn)
+        return None
+
+    # ------------------------------------------------------------ packages -> ModelVersion
+    def _version(self, described: dict[str, Any]) -> ModelVersion:
+        properties = described.get("CustomerMetadataProperties") or {}
+        containers = described.get("InferenceSpecification", {}).get("Containers") or [{}]
+        statistics = described.get("ModelMetrics", {}).get("ModelQuality", {}).get("Statistics", {})
+        metrics = self._read_json(statistics["S3Uri"]) if statistics.get("S3Uri") else {}
+        if properties.get(KEY_METADATA_URI):
+            metadata = self._read_json(properties[KEY_METADATA_URI])
+        else:  # registered elsewhere: what the customer metadata says
+            metadata = {k: v for k, v in properties.items() if k not in (KEY_SHA256,)}
+        status = described["ModelApprovalStatus"]
+        if properties.get(KEY_DECISION) == status:
+            approver = properties.get(KEY_DECIDED_BY)
+        elif status == PENDING:
+            approver = None
+        else:  # decided outside this registry, e.g. in SageMaker Studio
+            modified_by = described.get("LastModifiedBy") or {}
+            approver = (modified_by.get("UserProfileName") or modified_by.get("IamIdentity", {}).get("Arn")
+                        or "sagemaker")
+        created = described["CreationTime"]
+        return ModelVersion(
+            group=described["ModelPackageGroupName"],
+            version=int(described["ModelPackageVersion"]),
+            arn=described["ModelPackageArn"],
+            status=status,
+            model_uri=containers[0].get("ModelDataUrl", ""),
+            sha256=properties.get(KEY_SHA256, ""),
+            metrics=metrics,
+            metadata=metadata,
+            created_at=_iso(created if isinstance(created, datetime) else datetime.fromisoformat(str(created))),
+            approver=approver,
+            approval_reason=described.get("ApprovalDescription") or None,
+        )
+
+    def container(self, arn: str) -> dict[str, Any]:
+        """The package's serving container (image, model data, environment) for CreateModel."""
+        containers = self._describe(arn).get("InferenceSpecification", {}).get("Containers") or []
+        if not containers:
+            raise ValueError(f"model package {arn} has no InferenceSpecification container")
+        return containers[0]

@@ -1,0 +1,250 @@
+"""Deployment logic that is not an operator: prod endpoint options, deploy-and-record, rollback.
+
+Everything here works through the ports (:class:`~mlops.backends.base.Registry`,
+:class:`~mlops.backends.base.Hosting`), so it is the same on both backends:
+
+* :func:`prod_endpoint_options` turns the pipeline config's ``endpoint.prod`` section into the
+  SageMaker ``DataCaptureConfig`` and the blue/green ``DeploymentConfig`` (canary, linear or
+  all-at-once traffic shifting, ``AutoRollbackConfiguration`` on CloudWatch alarms);
+  :func:`rollback_alarm_requests` gives the ``PutMetricAlarm`` requests of those alarms and
+  :func:`ensure_rollback_alarms` creates or updates them (idempotent).
+* :func:`deploy_version` deploys an already-resolved package and records the attempt,
+  failing on a silent rollback (the endpoint InService on another config).
+* :func:`previous_approved`, :func:`version_in_stage_at` and :func:`rollback` re-point a stage
+  to the Approved version before the one it serves, through the same checks as any deploy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from mlops.backends.base import APPROVED, FAILED, ROLLED_BACK, SUCCEEDED, Deployment
+
+if TYPE_CHECKING:
+    from mlops.backends.base import Endpoint, EndpointSpec, ModelVersion, Registry
+    from mlops.settings import Settings
+
+TRAFFIC_TYPES = {"canary": "CANARY", "linear": "LINEAR", "all_at_once": "ALL_AT_ONCE"}
+CAPTURE_CONTENT_TYPES = {"CsvContentTypes": ["text/csv"], "JsonContentTypes": ["application/json"]}
+DEFAULT_PROD = {
+    "data_capture": {"sampling_percentage": 20, "destination": "monitoring/data-capture"},
+    "traffic_shifting": {"type": "canary", "step_percent": 10, "wait_interval_s": 300,
+                         "termination_wait_s": 600, "max_execution_timeout_s": 3600},
+    "rollback_alarms": {"invocation_5xx_errors": 1, "model_latency_p95_ms": 500},
+}
+
+
+class SilentRollback(RuntimeError):
+    """The endpoint is back on a previous endpoint config: the update did not take."""
+
+
+# ---------------------------------------------------------------- prod endpoint options
+def _section(prod: dict[str, Any], key: str) -> dict[str, Any]:
+    value = prod.get(key, DEFAULT_PROD[key])
+    if not isinstance(value, dict):
+        raise ValueError(f"endpoint.prod.{key} must be a mapping, got {type(value).__name__}")
+    return {**DEFAULT_PROD[key], **value}
+
+
+def data_capture_config(settings: Settings, endpoint_name: str, prod: dict[str, Any]) -> dict[str, Any]:
+    """SageMaker ``DataCaptureConfig``: requests and responses sampled to the object store.
+
+    ``endpoint.prod.data_capture``: ``sampling_percentage`` (0-100), ``destination`` (a folder
+    under ``MLOPS_DATA_URI``, or a full ``s3://`` URI); ``enabled: false`` turns it off.
+    """
+    capture = _section(prod, "data_capture")
+    percentage = int(capture["sampling_percentage"])
+    if not 0 <= percentage <= 100:
+        raise ValueError(f"endpoint.prod.data_capture.sampling_percentage={percentage} is not 0-100")
+    destination = str(capture["destination"])
+    if "://" not in destination:
+        destination = f"{settings.data_uri.rstrip('/')}/{destination.strip('/')}"
+    return {
+        "EnableCapture": bool(capture.get("enabled", True)),
+        "InitialSamplingPercentage": percentage,
+        "DestinationS3Uri": f"{destination.rstrip('/')}/{endpoint_name}",
+        "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
+        "CaptureContentTypeHeader": CAPTURE_CONTENT_TYPES,
+    }
+
+
+def alarm_names(endpoint_name: str, prod: dict[str, Any]) -> list[str]:
+    """Names of the CloudWatch alarms that roll a prod update back (see :func:`rollback_alarm_requests`)."""
+    return [request["AlarmName"] for request in rollback_alarm_requests(endpoint_name, prod)]
+
+
+def rollback_alarm_requests(endpoint_name: str, prod: dict[str, Any],
+                            variant: str = "AllTraffic") -> list[dict[str, Any]]:
+    """``PutMetricAlarm`` requests of the alarms that guard a blue/green update.
+
+    ``endpoint.prod.rollback_alarms``: ``invocation_5xx_errors`` (errors per minute that trip
+    the alarm) and ``model_latency_p95_ms``; a value of ``null`` drops that alarm. The alarms
+    watch the endpoint's variant, so during the update they see the new fleet's traffic.
+    """
+    thresholds = _section(prod, "rollback_alarms")
+    dimensions = [{"Name": "EndpointName", "Value": endpoint_name}, {"Name": "VariantName", "Value": variant}]
+    common = {"Namespace": "AWS/SageMaker", "Dimensions": dimensions, "Period": 60, "EvaluationPeriods": 2,
+              "DatapointsToAlarm": 2, "ComparisonOperator": "GreaterThanOrEqualToThreshold",
+              "TreatMissingData": "notBreaching", "ActionsEnabled": False}
+    requests = []
+    if thresholds.get("invocation_5xx_errors") is not None:
+        requests.append({
+            **common, "AlarmName": f"{endpoint_name}-invocation-5xx-errors",
+            "AlarmDescription": f"Rolls back a blue/green update of {endpoint_name}: 5xx errors.",
+            "MetricName": "Invocation5XXErrors", "Statistic": "Sum",
+            "Threshold": float(thresholds["invocation_5xx_errors"]),
+        })
+    if thresholds.get("model_latency_p95_ms") is not None:
+        requests.append({
+            **common, "AlarmName": f"{endpoint_name}-model-latency-p95",
+            "AlarmDescription": f"Rolls back a blue/green update of {endpoint_name}: p95 model latency.",
+            "MetricName": "ModelLatency", "ExtendedStatistic": "p95",
+            "Threshold": float(thresholds["model_latency_p95_ms"]) * 1000.0,  # ModelLatency is in µs
+        })
+    return requests
+
+
+def ensure_rollback_alarms(cloudwatch, requests: list[dict[str, Any]]) -> list[str]:
+    """Create or update every alarm (``PutMetricAlarm`` overwrites: idempotent); return the names."""
+    for request in requests:
+        cloudwatch.put_metric_alarm(**request)
+    return [request["AlarmName"] for request in requests]
+
+
+def blue_green_deployment_config(endpoint_name: str, prod: dict[str, Any]) -> dict[str, Any]:
+    """SageMaker ``DeploymentConfig`` for ``UpdateEndpoint``: blue/green with traffic shifting.
+
+    ``endpoint.prod.traffic_shifting``: ``type`` (``canary``, ``linear``, ``all_at_once``),
+    ``step_percent`` (canary size or linear step, percent of the new fleet's capacity),
+    ``wait_interval_s`` (between steps), ``termination_wait_s`` (baking period before the old
+    fleet goes), ``max_execution_timeout_s``. Any rollback alarm in alarm state during the
+    shift or the baking period sends all traffic back to the old fleet.
+    """
+    shifting = _section(prod, "traffic_shifting")
+    kind = str(shifting["type"]).lower()
+    if kind not in TRAFFIC_TYPES:
+        raise ValueError(f"endpoint.prod.traffic_shifting.type={kind!r} is not one of {', '.join(TRAFFIC_TYPES)}")
+    routing: dict[str, Any] = {"Type": TRAFFIC_TYPES[kind], "WaitIntervalInSeconds": int(shifting["wait_interval_s"])}
+    if kind != "all_at_once":
+        step = int(shifting["step_percent"])
+        if not 1 <= step <= 100:
+            raise ValueError(f"endpoint.prod.traffic_shifting.step_percent={step} is not 1-100")
+        routing["CanarySize" if kind == "canary" else "LinearStepSize"] = {"Type": "CAPACITY_PERCENT", "Value": step}
+    config: dict[str, Any] = {"BlueGreenUpdatePolicy": {
+        "TrafficRoutingConfiguration": routing,
+        "TerminationWaitInSeconds": int(shifting["termination_wait_s"]),
+        "MaximumExecutionTimeoutInSeconds": int(shifting["max_execution_timeout_s"]),
+    }}
+    names = alarm_names(endpoint_name, prod)
+    if names:
+        config["AutoRollbackConfiguration"] = {"Alarms": [{"AlarmName": name} for name in names]}
+    return config
+
+
+def prod_endpoint_options(settings: Settings, endpoint_name: str, prod: dict[str, Any]) -> dict[str, Any]:
+    """The prod extras of an :class:`~mlops.backends.base.EndpointSpec`:
+    ``{"data_capture_config": {...}, "deployment_config": {...}}``."""
+    return {
+        "data_capture_config": data_capture_config(settings, endpoint_name, prod),
+        "deployment_config": blue_green_deployment_config(endpoint_name, prod),
+    }
+
+
+# ---------------------------------------------------------------- deploy and record
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def deploy_version(registry: Registry, hosting, package: dict[str, Any], spec: EndpointSpec, stage: str,
+                   detail: dict[str, Any] | None = None) -> Endpoint:
+    """Deploy ``spec`` (for the already-resolved ``package``), check it took, and record it.
+
+    The endpoint must end up on ``spec.config_name``: InService on any other config is a
+    silent rollback and raises :class:`SilentRollback` (recorded ``rolled_back``); any other
+    error is recorded ``failed`` and re-raised. ``detail`` is added to the record.
+    """
+    return finish_deployment(registry, package, spec, stage, lambda: hosting.deploy(spec), detail)
+
+
+def finish_deployment(registry: Registry, package: dict[str, Any], spec: EndpointSpec, stage: str,
+                      obtain: Callable[[], Endpoint], detail: dict[str, Any] | None = None) -> Endpoint:
+    """Get the endpoint from ``obtain`` (a blocking deploy, or the collect after a deferral), fail
+    on a silent rollback, and record the attempt; see :func:`deploy_version`."""
+    outcome, recorded = FAILED, dict(detail or {})
+    try:
+        endpoint = obtain()
+        if endpoint.config_name != spec.config_name:
+            outcome = ROLLED_BACK
+            raise SilentRollback(
+                f"endpoint {spec.endpoint_name} is {endpoint.status} on config {endpoint.config_name}, "
+                f"not the intended {spec.config_name}: the update was rolled back"
+            )
+        outcome = SUCCEEDED
+        recorded.update(endpoint.to_dict())
+        return endpoint
+    except Exception as err:
+        recorded["error"] = str(err)
+        raise
+    finally:
+        record_attempt(registry, package, spec, stage, outcome, recorded)
+
+
+def record_attempt(registry: Registry, package: dict[str, Any], spec: EndpointSpec, stage: str, outcome: str,
+                   detail: dict[str, Any]) -> None:
+    """Append one attempt to the deployment history (e.g. a submit that failed before any wait)."""
+    registry.record_deployment(Deployment(
+        arn=package["arn"], stage=stage, endpoint_name=spec.endpoint_name, endpoint_config=spec.config_name,
+        outcome=outcome, deployed_at=_now(), detail=detail,
+    ))
+
+
+# ---------------------------------------------------------------- history and rollback
+def _utc(value: datetime | str) -> datetime:
+    value = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC)
+
+
+def version_in_stage_at(registry: Registry, stage: str, at: datetime | str | None = None) -> ModelVersion | None:
+    """The version serving ``stage`` at ``at`` (default: now): that of the newest succeeded
+    deployment at or before ``at``. Failed, rolled-back and rejected attempts left the previous
+    version serving. None when nothing had been deployed."""
+    at_utc = _utc(at) if at is not None else datetime.now(UTC)
+    for deployment in registry.deployments(stage):  # newest first
+        if deployment.outcome == SUCCEEDED and _utc(deployment.deployed_at) <= at_utc:
+            return registry.get(deployment.arn)
+    return None
+
+
+def previous_approved(registry: Registry, group: str, current_arn: str) -> ModelVersion | None:
+    """The newest Approved version of ``group`` older than ``current_arn`` (lower version)."""
+    current = registry.get(current_arn)
+    older = [v for v in registry.list_versions(group, status=APPROVED) if v.version < current.version]
+    return max(older, key=lambda v: v.version, default=None)
+
+
+def rollback(registry: Registry, hosting, group: str, stage: str, spec: EndpointSpec) -> Endpoint:
+    """Re-point ``stage`` to the Approved version before the one it serves now.
+
+    The target goes through the same checks as any deploy (Approved, digest unchanged), then
+    :func:`deploy_version` deploys ``spec`` with the target's artifact and records it with
+    ``detail.rollback_from``. Raises ``DeploymentRefused`` when there is nothing to go back to.
+    """
+    from mlops.operators.sagemaker import DeploymentRefused, resolve_deployable
+
+    current = version_in_stage_at(registry, stage)
+    if current is None:
+        raise DeploymentRefused(f"nothing has been deployed to {stage}: there is nothing to roll back")
+    target = previous_approved(registry, group, current.arn)
+    if target is None:
+        raise DeploymentRefused(
+            f"{stage} serves {current.arn}; group {group!r} has no older Approved version to roll back to"
+        )
+    package = resolve_deployable(registry, group, target.arn)
+    spec = replace(spec, model_uri=package["model_uri"], sha256=package["sha256"])
+    if hasattr(spec, "model_package_arn"):
+        spec = replace(spec, model_package_arn=package["arn"])
+    return deploy_version(registry, hosting, package, spec, stage,
+                          detail={"rollback_from": current.arn, "rollback_to": package["arn"]})
