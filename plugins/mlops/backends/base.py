@@ -172,6 +172,31 @@ REJECTED = "Rejected"
 APPROVAL_STATUSES = (PENDING, APPROVED, REJECTED)
 
 
+def check_status(status: str | None) -> None:
+    """Raise ``ValueError`` unless ``status`` is a model package approval status."""
+    if status not in APPROVAL_STATUSES:
+        raise ValueError(f"status {status!r} is not one of {', '.join(APPROVAL_STATUSES)}")
+
+
+def require_text(value: Any, name: str) -> str:
+    """``value`` if it is a non-empty string; else ``ValueError`` naming the field."""
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{name} must be a non-empty string, got {value!r}")
+    return value
+
+
+def strict_json(value: Any, name: str) -> str:
+    """Strict JSON text of a dict (no NaN), raising ``ValueError`` naming the field otherwise."""
+    import json
+
+    if not isinstance(value, dict):
+        raise ValueError(f"{name} must be a dict, got {type(value).__name__}")
+    try:
+        return json.dumps(value, sort_keys=True, allow_nan=False)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{name} is not JSON-serialisable: {err}") from None
+
+
 @dataclass(frozen=True)
 class ModelVersion(Serializable):
     """A model package: one version in a model package group."""

@@ -39,7 +39,6 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from mlops.backends.base import (
-    APPROVAL_STATUSES,
     APPROVED,
     DEPLOYMENT_OUTCOMES,
     PENDING,
@@ -48,6 +47,9 @@ from mlops.backends.base import (
     Deployment,
     ModelVersion,
     Registry,
+    check_status,
+    require_text,
+    strict_json,
 )
 from mlops.backends.local.registry import ModelPackageGroupNotFound, ModelPackageNotFound
 
@@ -138,24 +140,10 @@ def _iso(value: datetime) -> str:
     return _utc(value, "time").isoformat(timespec="microseconds")
 
 
-def _json_text(value: Any, name: str) -> str:
-    if not isinstance(value, dict):
-        raise ValueError(f"{name} must be a dict, got {type(value).__name__}")
-    try:
-        return json.dumps(value, sort_keys=True, allow_nan=False)
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"{name} is not JSON-serialisable: {err}") from None
 
 
-def _require_text(value: Any, name: str) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"{name} must be a non-empty string, got {value!r}")
-    return value
 
 
-def _check_status(status: str | None) -> None:
-    if status not in APPROVAL_STATUSES:
-        raise ValueError(f"status {status!r} is not one of {', '.join(APPROVAL_STATUSES)}")
 
 
 def _record_key(prefix: str, at: datetime) -> str:
@@ -294,14 +282,14 @@ class SageMakerRegistry(Registry):
         from mlops.backends.aws.hosting import serving_environment
 
         self._check_group_name(group)
-        _require_text(model_uri, "model_uri")
+        require_text(model_uri, "model_uri")
         if not model_uri.startswith("s3://"):
             raise ValueError(f"model_uri must be an s3:// URI on the aws backend, got {model_uri!r}")
         if not isinstance(sha256, str) or not _SHA256.fullmatch(sha256):
             raise ValueError(f"sha256 must be 64 hexadecimal characters, got {sha256!r}")
         sha256 = sha256.lower()
-        metrics_text = _json_text(metrics, "metrics")
-        metadata_text = _json_text(metadata, "metadata")
+        metrics_text = strict_json(metrics, "metrics")
+        metadata_text = strict_json(metadata, "metadata")
         metrics_uri, metrics_digest = self._put_content_addressed(f"{group}/metrics", metrics_text)
         metadata_uri, _ = self._put_content_addressed(f"{group}/metadata", metadata_text)
         token = hashlib.sha256("\x1f".join((group, sha256, metrics_text, metadata_text)).encode()).hexdigest()
@@ -397,7 +385,7 @@ class SageMakerRegistry(Registry):
     def list_versions(self, group: str, status: str | None = None) -> list[ModelVersion]:
         """Versions of ``group``, newest first, optionally only with ``status``."""
         if status is not None:
-            _check_status(status)
+            check_status(status)
         return [self.get(summary["ModelPackageArn"]) for summary in self._summaries(group, status)]
 
     def latest_approved(self, group: str) -> ModelVersion | None:
@@ -415,11 +403,11 @@ class SageMakerRegistry(Registry):
         :raises ValueError: unknown status, empty approver, or evidence that is not JSON.
         :raises ModelPackageNotFound: unknown ``arn``.
         """
-        _check_status(status)
-        _require_text(approver, "approver")
+        check_status(status)
+        require_text(approver, "approver")
         if not isinstance(reason, str):
             raise ValueError(f"reason must be a string, got {type(reason).__name__}")
-        evidence_text = _json_text(evidence, "evidence")
+        evidence_text = strict_json(evidence, "evidence")
         described = self._describe(arn)
         previous = self._version(described)
         decided_at = datetime.now(UTC)
@@ -447,9 +435,9 @@ class SageMakerRegistry(Registry):
         The package is not updated (its status already is ``status``): no second
         ``UpdateModelPackage``, so no second state-change event for anyone listening.
         """
-        _check_status(status)
-        _require_text(approver, "approver")
-        evidence = json.loads(_json_text(evidence, "evidence"))
+        check_status(status)
+        require_text(approver, "approver")
+        evidence = json.loads(strict_json(evidence, "evidence"))
         version = self.get(arn)
         history = self.approval_history(arn)
         decided_at = datetime.now(UTC)
@@ -482,14 +470,14 @@ class SageMakerRegistry(Registry):
             raise ValueError(
                 f"outcome {deployment.outcome!r} is not one of {', '.join(DEPLOYMENT_OUTCOMES)}"
             )
-        stage = _require_text(deployment.stage, "stage")
+        stage = require_text(deployment.stage, "stage")
         if not re.fullmatch(r"[a-z0-9-]+", stage):
             raise ValueError(f"stage {stage!r} must be lower-case letters, digits and hyphens")
-        _require_text(deployment.endpoint_name, "endpoint_name")
+        require_text(deployment.endpoint_name, "endpoint_name")
         if deployment.outcome != REJECTED_DEPLOYMENT:
-            _require_text(deployment.endpoint_config, "endpoint_config")
+            require_text(deployment.endpoint_config, "endpoint_config")
         deployed_at = _utc(deployment.deployed_at, "deployed_at")
-        _json_text(deployment.detail, "detail")
+        strict_json(deployment.detail, "detail")
         self._describe(deployment.arn)  # an unknown package raises ModelPackageNotFound
         record = {**deployment.to_dict(), "deployed_at_utc": _iso(deployed_at)}
         self._put_json(_record_key(f"{self.prefix}/deployments/{stage}", deployed_at),

@@ -30,6 +30,9 @@ from mlops.backends.base import (
     Deployment,
     ModelVersion,
     Registry,
+    check_status,
+    require_text,
+    strict_json,
 )
 
 ARN_PREFIX = "arn:aws:sagemaker:local:000000000000"
@@ -127,25 +130,10 @@ def _to_utc(value: datetime | str, name: str) -> str:
     return value.astimezone(UTC).isoformat(timespec="microseconds")
 
 
-def _to_json(value: Any, name: str) -> str:
-    """Strict JSON text of a dict, raising ``ValueError`` naming the field when it is not one."""
-    if not isinstance(value, dict):
-        raise ValueError(f"{name} must be a dict, got {type(value).__name__}")
-    try:
-        return json.dumps(value, sort_keys=True, allow_nan=False)
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"{name} is not JSON-serialisable: {err}") from None
 
 
-def _require_text(value: Any, name: str) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"{name} must be a non-empty string, got {value!r}")
-    return value
 
 
-def _check_status(status: str | None) -> None:
-    if status not in APPROVAL_STATUSES:
-        raise ValueError(f"status {status!r} is not one of {', '.join(APPROVAL_STATUSES)}")
 
 
 class SQLiteRegistry(Registry):
@@ -224,11 +212,11 @@ class SQLiteRegistry(Registry):
         :raises ModelPackageGroupNotFound: ``group`` was never created.
         :raises ValueError: naming the field that is malformed.
         """
-        _require_text(model_uri, "model_uri")
+        require_text(model_uri, "model_uri")
         if not isinstance(sha256, str) or not _SHA256.fullmatch(sha256):
             raise ValueError(f"sha256 must be 64 hexadecimal characters, got {sha256!r}")
-        metrics_json = _to_json(metrics, "metrics")
-        metadata_json = _to_json(metadata, "metadata")
+        metrics_json = strict_json(metrics, "metrics")
+        metadata_json = strict_json(metadata, "metadata")
         with self._write() as conn:
             if conn.execute("SELECT 1 FROM model_package_groups WHERE name = ?", (group,)).fetchone() is None:
                 raise ModelPackageGroupNotFound(
@@ -258,7 +246,7 @@ class SQLiteRegistry(Registry):
         An unknown group has no versions.
         """
         if status is not None:
-            _check_status(status)
+            check_status(status)
         with self._connect() as conn:
             rows = conn.execute(
                 "SELECT * FROM model_packages WHERE group_name = ? AND (? IS NULL OR status = ?) "
@@ -281,11 +269,11 @@ class SQLiteRegistry(Registry):
         :raises ValueError: unknown status, empty approver, or evidence that is not JSON.
         :raises ModelPackageNotFound: unknown ``arn``.
         """
-        _check_status(status)
-        _require_text(approver, "approver")
+        check_status(status)
+        require_text(approver, "approver")
         if not isinstance(reason, str):
             raise ValueError(f"reason must be a string, got {type(reason).__name__}")
-        evidence_json = _to_json(evidence, "evidence")
+        evidence_json = strict_json(evidence, "evidence")
         with self._write() as conn:
             previous = self._get(conn, arn)
             conn.execute(
@@ -320,9 +308,9 @@ class SQLiteRegistry(Registry):
 
         The package row is not changed; ``previous_status`` is the last recorded decision's.
         """
-        _check_status(status)
-        _require_text(approver, "approver")
-        evidence_json = _to_json({**evidence, "external": True}, "evidence")
+        check_status(status)
+        require_text(approver, "approver")
+        evidence_json = strict_json({**evidence, "external": True}, "evidence")
         with self._write() as conn:
             self._get(conn, arn)
             last = conn.execute(
@@ -346,12 +334,12 @@ class SQLiteRegistry(Registry):
             raise ValueError(
                 f"outcome {deployment.outcome!r} is not one of {', '.join(DEPLOYMENT_OUTCOMES)}"
             )
-        _require_text(deployment.stage, "stage")
-        _require_text(deployment.endpoint_name, "endpoint_name")
+        require_text(deployment.stage, "stage")
+        require_text(deployment.endpoint_name, "endpoint_name")
         if deployment.outcome != REJECTED_DEPLOYMENT:
-            _require_text(deployment.endpoint_config, "endpoint_config")
+            require_text(deployment.endpoint_config, "endpoint_config")
         deployed_at_utc = _to_utc(deployment.deployed_at, "deployed_at")
-        detail_json = _to_json(deployment.detail, "detail")
+        detail_json = strict_json(deployment.detail, "detail")
         with self._write() as conn:
             self._get(conn, deployment.arn)
             conn.execute(
