@@ -26,6 +26,9 @@ Environment (SageMaker's defaults apply when a variable is unset):
 ``SM_MODEL_DIR``         receives ``model.joblib`` and ``model.json`` (``include/serving/inference.py``).
 ``SM_OUTPUT_DATA_DIR``   receives ``metrics.json``.
 ``SM_NUM_CPUS``          folds are scored in parallel over this many processes (default 1).
+``/opt/ml/checkpoints``  when it exists (managed spot training with a ``CheckpointConfig``), each
+                         finished fold's score is kept there and a restarted job skips it
+                         (``MLOPS_CHECKPOINT_DIR`` names another folder).
 
 Metric lines on stdout, for SageMaker metric definitions (:func:`metric_definitions`): after
 each fold its score and the running mean over the folds so far, then the spread::
@@ -46,6 +49,7 @@ HPO job maximises; the earlier ones let its early stopping act after each fold.
 from __future__ import annotations
 
 import ast
+import hashlib
 import json
 import os
 import re
@@ -491,6 +495,7 @@ def cross_validate(
     hyperparameters: Mapping[str, Any],
     n_jobs: int = 1,
     on_fold: Callable[[int, float], None] | None = None,
+    known: Mapping[int, float] | None = None,
 ) -> list[float]:
     """Score ``hyperparameters`` on every fold with scikit-learn's scorer for the objective.
 
@@ -498,25 +503,31 @@ def cross_validate(
     non-time manifests. With ``n_jobs > 1`` folds are fitted in waves of ``n_jobs`` parallel
     worker processes (joblib's loky, whose workers stay up between calls). ``on_fold(fold,
     score)`` is called after each fold in fold order; if it raises (a pruned trial), the folds
-    of later waves are never started and the error propagates.
+    of later waves are never started and the error propagates. ``known`` maps fold ids to
+    scores already computed (a checkpoint): those folds are not fitted again.
     """
     scorer = FoldScorer(frame, folds, config)
     check_hyperparameters(scorer.config["estimator"], scorer.config["problem_type"], hyperparameters)
     hyperparameters = dict(hyperparameters)
+    known = dict(known or {})
     width = max(1, min(joblib.effective_n_jobs(n_jobs), len(scorer.splits)))
+    todo = [position for position, (fold, _, _) in enumerate(scorer.splits) if fold not in known]
+    computed: dict[int, float] = {}
     scores: list[float] = []
-    for start in range(0, len(scorer.splits), width):
-        positions = range(start, min(start + width, len(scorer.splits)))
-        if width == 1:
-            results = [scorer.score(position, hyperparameters) for position in positions]
-        else:
-            results = joblib.Parallel(n_jobs=width)(
-                joblib.delayed(_score_one)(scorer, position, hyperparameters) for position in positions
-            )
-        for position, score in zip(positions, results):
-            scores.append(score)
-            if on_fold is not None:
-                on_fold(scorer.splits[position][0], score)
+    for position, (fold, _, _) in enumerate(scorer.splits):
+        if fold not in known and position not in computed:
+            wave = todo[todo.index(position) : todo.index(position) + width]
+            if width == 1:
+                results = [scorer.score(position, hyperparameters)]
+            else:
+                results = joblib.Parallel(n_jobs=width)(
+                    joblib.delayed(_score_one)(scorer, step, hyperparameters) for step in wave
+                )
+            computed.update(zip(wave, results))
+        score = known[fold] if fold in known else computed[position]
+        scores.append(score)
+        if on_fold is not None:
+            on_fold(fold, score)
     return scores
 
 
@@ -607,6 +618,37 @@ def _flag(value: Any, name: str) -> bool:
     raise ValueError(f"{name} must be true or false; got {value!r}")
 
 
+# ---------------------------------------------------------------- spot checkpoints
+def fold_checkpoint(
+    directory: Path, manifest: Mapping[str, Any], config: Mapping[str, Any],
+    hyperparameters: Mapping[str, Any],
+) -> Path | None:
+    """Where finished fold scores are kept for this request, or ``None`` without a checkpoint folder.
+
+    SageMaker syncs ``/opt/ml/checkpoints`` with the job's ``CheckpointConfig.S3Uri``, so a
+    managed spot job that is interrupted and restarted finds the folds it already scored. The
+    file name is a digest of the folds, the data config and the hyperparameters: a checkpoint
+    of another request is never read.
+    """
+    if not directory.is_dir():
+        return None
+    request = {"folds": list(manifest["folds"]), "config": dict(config), "hyperparameters": dict(hyperparameters)}
+    digest = hashlib.sha256(json.dumps(_plain(request), sort_keys=True).encode()).hexdigest()[:16]
+    return directory / f"cv-{digest}.json"
+
+
+def read_fold_checkpoint(path: Path | None) -> dict[int, float]:
+    if path is None or not path.exists():
+        return {}
+    return {int(fold): float(score) for fold, score in json.loads(path.read_text())["scores"].items()}
+
+
+def write_fold_checkpoint(path: Path, scores: Mapping[int, float]) -> None:
+    partial = path.with_suffix(".partial")
+    partial.write_text(json.dumps({"scores": {str(k): v for k, v in sorted(scores.items())}}))
+    partial.replace(path)
+
+
 # ---------------------------------------------------------------- entry point
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Run a training job as SageMaker does: CV on the fold manifest if given, then the final fit.
@@ -626,6 +668,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     if folds_dir is None and Path("/opt/ml/input/data/folds").exists():
         folds_dir = "/opt/ml/input/data/folds"
     n_jobs = max(1, int(os.environ.get("SM_NUM_CPUS") or 1))
+    checkpoint_dir = Path(os.environ.get("MLOPS_CHECKPOINT_DIR", "/opt/ml/checkpoints"))
     if not folds_dir and not final_fit:
         raise ValueError("final_fit=false needs a folds channel: there would be nothing to do")
 
@@ -644,14 +687,23 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     }
     if folds_dir:
         manifest = read_fold_manifest(folds_dir)
+        checkpoint = fold_checkpoint(checkpoint_dir, manifest, config, hyperparameters)
+        known = read_fold_checkpoint(checkpoint)
+        if known:
+            print(f"resuming from {checkpoint}: folds {sorted(known)} already scored", flush=True)
         so_far: list[float] = []
 
         def on_fold(fold: int, score: float) -> None:
             so_far.append(score)
             print(fold_metric_line(fold, objective, score), flush=True)
             print(running_mean_line(objective, float(np.mean(so_far))), flush=True)
+            if checkpoint is not None and fold not in known:
+                known[fold] = score
+                write_fold_checkpoint(checkpoint, known)
 
-        scores = cross_validate(frame, manifest, config, hyperparameters, n_jobs=n_jobs, on_fold=on_fold)
+        scores = cross_validate(
+            frame, manifest, config, hyperparameters, n_jobs=n_jobs, on_fold=on_fold, known=dict(known)
+        )
         mean, std = float(np.mean(scores)), float(np.std(scores))
         print(f"cv_std {objective}={std:.6f};", flush=True)
         metrics.update(k=len(scores), fold_scores=scores, cv_mean=mean, cv_std=std,

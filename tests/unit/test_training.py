@@ -240,6 +240,51 @@ def test_entry_point_runs_as_a_sagemaker_script_and_its_model_serves(train, rows
     assert np.all((prediction["probability"] >= 0) & (prediction["probability"] <= 1))
 
 
+def container_env(monkeypatch, tmp_path, rows, manifest):
+    channel, folds = tmp_path / "train", tmp_path / "folds"
+    channel.mkdir()
+    folds.mkdir()
+    rows.to_parquet(channel / "rows.parquet", index=False)
+    (folds / "folds.json").write_text(json.dumps(manifest))
+    for name, folder in (("SM_CHANNEL_TRAIN", channel), ("SM_CHANNEL_FOLDS", folds),
+                         ("SM_MODEL_DIR", tmp_path / "model"), ("SM_OUTPUT_DATA_DIR", tmp_path / "output")):
+        monkeypatch.setenv(name, str(folder))
+
+
+def argv(train, **extra):
+    encoded = train.encode_hyperparameters({**config(), **SMALL_HPS, **extra})
+    return [token for name, text in encoded.items() for token in (f"--{name}", text)]
+
+
+def test_an_hpo_trial_scores_the_folds_and_skips_the_final_fit(train, rows, manifest, tmp_path, monkeypatch):
+    container_env(monkeypatch, tmp_path, rows, manifest)
+    monkeypatch.setenv("MLOPS_CHECKPOINT_DIR", str(tmp_path / "no-such-folder"))
+    metrics = train.main(argv(train, final_fit=False))
+    assert metrics["fold_scores"] == pytest.approx(train.cross_validate(rows, manifest, config(), SMALL_HPS))
+    assert not (tmp_path / "model").exists(), "no model: the refit is a job of its own"
+    assert json.loads((tmp_path / "output" / "metrics.json").read_text())["cv_mean"] == metrics["cv_mean"]
+
+
+def test_a_restarted_spot_job_resumes_from_its_fold_checkpoint(train, rows, manifest, tmp_path, monkeypatch,
+                                                              capsys):
+    container_env(monkeypatch, tmp_path, rows, manifest)
+    checkpoints = tmp_path / "checkpoints"
+    checkpoints.mkdir()
+    monkeypatch.setenv("MLOPS_CHECKPOINT_DIR", str(checkpoints))
+    first = train.main(argv(train, final_fit=False))
+    [checkpoint] = checkpoints.glob("cv-*.json")
+    assert train.read_fold_checkpoint(checkpoint) == dict(enumerate(first["fold_scores"]))
+
+    train.write_fold_checkpoint(checkpoint, {0: 0.5})  # as if interrupted after fold 0
+    capsys.readouterr()
+    resumed = train.main(argv(train, final_fit=False))
+    assert "folds [0] already scored" in capsys.readouterr().out
+    assert resumed["fold_scores"] == pytest.approx([0.5, *first["fold_scores"][1:]], abs=1e-12)
+
+    other = train.main(argv(train, final_fit=False, max_iter=21))
+    assert other["fold_scores"][0] != 0.5, "another request never reads this checkpoint"
+
+
 # ---------------------------------------------------------------- local Trainer and Tuner
 SEARCH_SPACE = {
     "learning_rate": {"type": "float", "low": 0.05, "high": 0.3, "log": True},
@@ -268,8 +313,56 @@ def test_tuner_is_deterministic_for_a_seed_with_folds_in_parallel(training_data,
     assert max(t["mean"] for t in history["trials"] if t["state"] == "COMPLETE") == parallel.best.mean
 
 
+def test_tuner_best_trial_scores_equal_cross_val_score_on_the_same_folds(training_data, tmp_path, train, rows,
+                                                                        manifest):
+    result = OptunaTuner(n_jobs=2).tune("tune-parity", training_data, SEARCH_SPACE, 4, tmp_path.as_uri())
+    pipeline = train.build_pipeline("gradient_boosting", result.best.hyperparameters, FEATURES, CATEGORICAL,
+                                    "binary", training_data.seed)
+    y = (rows[TARGET] == "True.").astype(int).to_numpy()
+    theirs = cross_val_score(pipeline, rows[FEATURES], y, cv=PredefinedSplit(manifest["folds"]), scoring="roc_auc")
+    np.testing.assert_allclose(result.best.fold_scores, theirs, rtol=0, atol=1e-12)
+
+
+def test_another_seed_asks_other_trials(training_data, tmp_path):
+    from dataclasses import replace
+
+    first = OptunaTuner(n_jobs=1, window=2).tune("tune-s42", training_data, SEARCH_SPACE, 2, tmp_path.as_uri())
+    other = OptunaTuner(n_jobs=1, window=2).tune("tune-s43", replace(training_data, seed=43), SEARCH_SPACE, 2,
+                                                     tmp_path.as_uri())
+    params = [[t["params"] for t in storage.read_json(r.history_uri)["trials"]] for r in (first, other)]
+    assert params[0] != params[1]
+
+
+def test_fold_race_pruner_keeps_only_the_leading_fraction_at_each_fold():
+    import optuna
+
+    from mlops.backends.local.training import fold_race_pruner
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction="maximize", pruner=fold_race_pruner(keep=0.25, min_peers=3))
+    first = study.ask()
+    first.report(0.89, step=0)
+    assert not first.should_prune(), "no peers yet: nobody is pruned"
+    for value in (0.80, 0.85, 0.95):
+        peer = study.ask()
+        peer.report(value, step=0)
+        study.tell(peer, state=optuna.trial.TrialState.PRUNED)
+    assert first.should_prune(), "0.89 is not in the best quarter of 0.80, 0.85, 0.95"
+    leader = study.ask()
+    leader.report(0.96, step=0)
+    assert not leader.should_prune()
+    leader.report(0.50, step=1)
+    assert not leader.should_prune(), "at fold 1 it has fewer than 3 peers"
+    failed = study.ask()
+    failed.report(0.99, step=0)
+    study.tell(failed, state=optuna.trial.TrialState.FAIL)
+    late = study.ask()
+    late.report(0.955, step=0)
+    assert not late.should_prune(), "failed trials do not raise the bar"
+
+
 def test_tuner_records_pruned_trials_with_the_folds_they_scored(training_data, tmp_path):
-    result = OptunaTuner(n_jobs=1, pruner_startup_trials=2).tune(
+    result = OptunaTuner(n_jobs=1).tune(
         "tune-pruned", training_data, SEARCH_SPACE, 6, tmp_path.as_uri()
     )
     trials = storage.read_json(result.history_uri)["trials"]
@@ -321,3 +414,44 @@ def test_trainer_reuses_a_completed_job_instead_of_retraining(training_data, tmp
 
 def _must_not_run():
     raise AssertionError("a completed job was run again")
+
+
+
+# ---------------------------------------------------------------- gate, holdout and report
+def test_quality_gate_passes_at_the_baseline_and_says_why_it_stops_below():
+    from mlops.ml.evaluation import quality_gate
+
+    assert quality_gate(0.80, 0.80, "roc_auc")["passed"] is True
+    below = quality_gate(0.7912, 0.80, "roc_auc")
+    assert below["passed"] is False
+    assert below["reason"] == "mean CV roc_auc 0.7912 is below the baseline 0.8; no model refit or registered"
+
+
+def test_holdout_evaluation_and_report_of_a_refit_model(training_data, tmp_path):
+    from mlops.ml.evaluation import evaluate_holdout, model_report_html
+
+    model = LocalTrainer().fit("fit-report", training_data, SMALL_HPS, tmp_path.as_uri()).to_dict()
+    holdout = churn_like(200, seed=5)
+    holdout.to_parquet(tmp_path / "holdout.parquet", index=False)
+    metrics, curves = evaluate_holdout(model, (tmp_path / "holdout.parquet").as_uri(), TARGET, "True.",
+                                       golden_rows=7)
+    assert set(metrics) == {"holdout_roc_auc", "holdout_pr_auc", "holdout_accuracy", "holdout_f1", "holdout_rows"}
+    assert metrics["holdout_rows"] == 200 and 0.6 < metrics["holdout_roc_auc"] <= 1
+    assert curves["confusion"].sum() == 200 and len(curves["golden"]) == 7
+
+    tuning = {"job_name": "tune-x", "objective": "roc_auc", "n_trials": 3,
+              "best": {"hyperparameters": SMALL_HPS, "fold_scores": [0.81, 0.79, 0.83], "mean": 0.81, "std": 0.0163}}
+    history = [
+        {"number": 0, "state": "COMPLETE", "mean": 0.80, "fold_scores": [0.8, 0.8, 0.8], "params": {"max_iter": 9}},
+        {"number": 1, "state": "PRUNED", "mean": 0.70, "fold_scores": [0.7], "params": {"max_iter": 5}},
+        {"number": 2, "state": "COMPLETE", "mean": 0.81, "fold_scores": [0.81, 0.79, 0.83], "params": SMALL_HPS},
+    ]
+    report = model_report_html("churn model report", tuning, history, metrics, curves,
+                               folds={"k": 3, "seed": 11, "strategy": "stratified"}, model_uri=model["model_uri"])
+    assert "mean 0.8100 ± 0.0163 over 3 folds" in report
+    assert "<td>1</td><td>0.7900</td>" in report, "per-fold table"
+    assert "2 complete,\n1 pruned, 0 failed" in report
+    assert f"{metrics['holdout_roc_auc']:.4f}" in report
+    assert model["model_uri"] in report and "k 3, seed 11, strategy stratified" in report
+    assert [alt for alt in re.findall(r'<img alt="([^"]+)" src="data:image/png;base64,', report)] == [
+        "CV per fold", "Tuning history", "Holdout curves"]

@@ -1,10 +1,11 @@
-"""Holdout evaluation and the model report (HTML with embedded PNG plots)."""
+"""The quality gate, holdout evaluation and the model report (HTML with embedded PNG plots)."""
 
 from __future__ import annotations
 
 import base64
 import html
 import io
+import json
 from typing import Any
 
 
@@ -57,6 +58,24 @@ def evaluate_holdout(model: dict[str, Any], holdout_uri: str, target: str, posit
     return metrics, curves
 
 
+def quality_gate(mean: float, baseline: float, objective: str) -> dict[str, Any]:
+    """The quality gate's decision on the best trial's mean CV ``objective``.
+
+    Passes when ``mean >= baseline``. Below the baseline nothing is refit or registered (not
+    even as ``Rejected``): there is no model to record, and the run's reason says why.
+    """
+    passed = bool(mean >= baseline)
+    relation = "reaches" if passed else "is below"
+    return {
+        "passed": passed,
+        "objective": objective,
+        "cv_mean": float(mean),
+        "baseline": float(baseline),
+        "reason": f"mean CV {objective} {mean:.4f} {relation} the baseline {baseline}"
+                  + ("" if passed else "; no model refit or registered"),
+    }
+
+
 def _png(fig) -> str:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
@@ -66,9 +85,40 @@ def _png(fig) -> str:
     return base64.b64encode(buffer.getvalue()).decode()
 
 
+def _history_plot(plt, objective: str, history: list[dict[str, Any]]) -> str | None:
+    """Every trial's mean (pruned ones at the mean they were stopped with) and the best so far."""
+    scored = [t for t in history if t.get("mean") is not None]
+    if not scored:
+        return None
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    complete = [t for t in scored if t.get("state") == "COMPLETE"]
+    pruned = [t for t in scored if t.get("state") == "PRUNED"]
+    ax.plot([t["number"] for t in complete], [t["mean"] for t in complete], "o", color="#4c72b0",
+            label="complete (k-fold mean)")
+    if pruned:
+        ax.plot([t["number"] for t in pruned], [t["mean"] for t in pruned], "x", color="#c44e52",
+                label="pruned (mean when stopped)")
+    best, line = None, []
+    for trial in sorted(complete, key=lambda t: t["number"]):
+        best = trial["mean"] if best is None else max(best, trial["mean"])
+        line.append((trial["number"], best))
+    if line:
+        ax.step(*zip(*line), where="post", color="black", label="best so far")
+    ax.set(xlabel="trial", ylabel=f"mean {objective}", title="Tuning history")
+    ax.legend(fontsize="small")
+    return _png(fig)
+
+
 def model_report_html(title: str, tuning: dict[str, Any], history: list[dict[str, Any]],
-                      metrics: dict[str, float], curves: dict[str, Any]) -> str:
-    """A self-contained HTML report: CV per fold, tuning history, holdout metrics and curves."""
+                      metrics: dict[str, float], curves: dict[str, Any],
+                      folds: dict[str, Any] | None = None, model_uri: str | None = None) -> str:
+    """A self-contained HTML report: CV per fold (mean ± std), the tuning history, the holdout
+    metrics, confusion matrix and ROC/PR curves, as embedded PNGs.
+
+    :param tuning: a ``TuningResult`` dict; ``history``: its trial records.
+    :param folds: the fold manifest's ``k``, ``seed``, ``strategy``, ``dataset_digest``.
+    :param model_uri: the model the report describes.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -76,19 +126,21 @@ def model_report_html(title: str, tuning: dict[str, Any], history: list[dict[str
     import numpy as np
 
     best = tuning["best"]
+    objective = tuning["objective"]
     images = []
     fig, ax = plt.subplots(figsize=(5, 3))
     ax.bar(range(len(best["fold_scores"])), best["fold_scores"], color="#4c72b0")
     ax.axhline(best["mean"], color="black", linestyle="--", label=f"mean {best['mean']:.4f}")
-    ax.set(xlabel="fold", ylabel=tuning["objective"], title="CV score per fold (best trial)")
+    if best["fold_scores"]:
+        low, high = min(best["fold_scores"]), max(best["fold_scores"])
+        margin = max(high - low, 0.01)
+        ax.set_ylim(low - margin, high + margin)
+    ax.set(xlabel="fold", ylabel=objective, title="CV score per fold (best trial)")
     ax.legend()
     images.append(("CV per fold", _png(fig)))
-    complete = [t for t in history if t.get("state") == "COMPLETE"]
-    if complete:
-        fig, ax = plt.subplots(figsize=(5, 3))
-        ax.plot([t["number"] for t in complete], [t["mean"] for t in complete], "o-")
-        ax.set(xlabel="trial", ylabel=f"mean {tuning['objective']}", title="Tuning history")
-        images.append(("Tuning history", _png(fig)))
+    history_png = _history_plot(plt, objective, history)
+    if history_png:
+        images.append(("Tuning history", history_png))
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
     axes[0].plot(*curves["roc"])
     axes[0].plot([0, 1], [0, 1], ":", color="grey")
@@ -102,17 +154,35 @@ def model_report_html(title: str, tuning: dict[str, Any], history: list[dict[str
     axes[2].set(xticks=[0, 1], yticks=[0, 1], xticklabels=["neg", "pos"], yticklabels=["neg", "pos"],
                 xlabel="predicted", ylabel="actual", title="Confusion matrix (holdout)")
     images.append(("Holdout curves", _png(fig)))
-    rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{v:.4f}</td></tr>" if isinstance(v, float)
-                   else f"<tr><td>{html.escape(k)}</td><td>{v}</td></tr>" for k, v in metrics.items())
-    folds = ", ".join(f"{s:.4f}" for s in best["fold_scores"])
-    params = html.escape(str(best["hyperparameters"]))
-    plots = "".join(f'<h3>{html.escape(name)}</h3><img src="data:image/png;base64,{data}"/>' for name, data in images)
+
+    def cell(value: Any) -> str:
+        return f"{value:.4f}" if isinstance(value, float) else html.escape(str(value))
+
+    rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{cell(v)}</td></tr>" for k, v in metrics.items())
+    fold_rows = "".join(f"<tr><td>{i}</td><td>{s:.4f}</td></tr>" for i, s in enumerate(best["fold_scores"]))
+    params = html.escape(json.dumps(best["hyperparameters"], sort_keys=True))
+    counts = {state: sum(t.get("state") == state for t in history) for state in ("COMPLETE", "PRUNED", "FAIL")}
+    trial_rows = "".join(
+        f"<tr><td>{t['number']}</td><td>{html.escape(str(t.get('state')))}</td><td>{cell(t.get('mean'))}</td>"
+        f"<td>{len(t.get('fold_scores') or [])}</td><td><code>{html.escape(json.dumps(t.get('params'), sort_keys=True))}"
+        f"</code></td></tr>" for t in history)
+    manifest = ""
+    if folds:
+        manifest = ("<p>folds: " + ", ".join(f"{html.escape(str(k))} {html.escape(str(v))}"
+                                             for k, v in folds.items() if v is not None) + "</p>")
+    model = f"<p>model: <code>{html.escape(model_uri)}</code></p>" if model_uri else ""
+    plots = "".join(f'<h3>{html.escape(name)}</h3><img alt="{html.escape(name)}" src="data:image/png;base64,{data}"/>'
+                    for name, data in images)
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
-<style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto}}td{{padding:2px 12px}}</style></head>
-<body><h1>{html.escape(title)}</h1>
-<h2>Cross-validation (best of {tuning['n_trials']} trials)</h2>
-<p>{tuning['objective']} per fold: {folds}<br>mean {best['mean']:.4f} ± {best['std']:.4f}</p>
+<style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto}}td,th{{padding:2px 12px;text-align:left}}</style>
+</head><body><h1>{html.escape(title)}</h1>{model}
+<h2>Cross-validation (best of {tuning['n_trials']} trials)</h2>{manifest}
+<p>{html.escape(objective)}: mean {best['mean']:.4f} ± {best['std']:.4f} over {len(best['fold_scores'])} folds</p>
+<table><tr><th>fold</th><th>{html.escape(objective)}</th></tr>{fold_rows}</table>
 <p>best hyperparameters: <code>{params}</code></p>
+<h2>Tuning</h2><p>tuning job {html.escape(str(tuning.get('job_name', '')))}: {counts['COMPLETE']} complete,
+{counts['PRUNED']} pruned, {counts['FAIL']} failed</p>
+<table><tr><th>trial</th><th>state</th><th>mean</th><th>folds</th><th>hyperparameters</th></tr>{trial_rows}</table>
 <h2>Holdout (never seen by CV or tuning)</h2><table>{rows}</table>{plots}</body></html>"""
 
 
@@ -123,6 +193,3 @@ def write_report(html_text: str, uri: str) -> str:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(html_text)
     return uri
-
-
-

@@ -20,6 +20,7 @@ This module imports pandas, numpy and scikit-learn: import it inside tasks only.
 from __future__ import annotations
 
 import hashlib
+import json
 from typing import Any
 
 import numpy as np
@@ -184,6 +185,29 @@ def fold_manifest(
         "n_rows": int(n_rows),
         "folds": folds.tolist(),
     }
+
+
+def manifest_sha256(manifest: dict[str, Any]) -> str:
+    """sha256 of a manifest's canonical JSON: names the exact folds a score was computed on, so
+    tuning trials, the refit's lineage and later comparisons can show they used the same ones."""
+    canonical = json.dumps(manifest, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def verify_manifest(manifest: dict[str, Any], frame: pd.DataFrame) -> None:
+    """Raise ``ValueError`` unless ``manifest`` was made for exactly ``frame``'s rows.
+
+    Compares the row count and the dataset digest: scores on another frame's folds, or on the
+    same rows in another order, are not comparable.
+    """
+    if manifest.get("n_rows") != len(frame):
+        raise ValueError(f"fold manifest is for {manifest.get('n_rows')} rows; the frame has {len(frame)}")
+    actual = dataset_digest(frame)
+    if manifest.get("dataset_digest") != actual:
+        raise ValueError(
+            f"fold manifest was made for rows with digest {manifest.get('dataset_digest')}; "
+            f"these rows digest to {actual}"
+        )
 
 
 def _describe_counts(counts: pd.Series, shown: int = 5) -> str:

@@ -7,8 +7,9 @@ loaded here by file path: there is one implementation of the training logic.
   SageMaker would (``<output_uri>/<job_name>/output/model.tar.gz``) and a job description;
   a completed job of the same name is reused, not retrained.
 * :class:`OptunaTuner` is an HPO job: Optuna's seeded TPE sampler over the config's search space;
-  each trial scores the k folds of the fold manifest, folds in parallel worker processes, and
-  is pruned (MedianPruner) as soon as its fold scores are clearly below the other trials'.
+  each trial scores the k folds of the fold manifest, trials race fold by fold in a window with
+  folds in parallel worker processes, and a trial is pruned after any fold where its running
+  mean is not among the best of all trials' at that fold (:func:`fold_race_pruner`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import functools
 import importlib.util
 import json
 import logging
+import os
 import shutil
 import sys
 import time
@@ -167,44 +169,52 @@ class OptunaTuner(Tuner):
 
     Every trial is scored by k-fold CV on the fold manifest, with ``train.py``'s
     :class:`FoldScorer` (each fold's feature preparation is fitted once per worker and reused
-    by every trial). Trials are asked from Optuna's seeded TPE sampler in batches of
-    ``batch_size`` and raced fold by fold: all trials of a batch score fold 0, then the ones
-    still alive score fold 1, and so on. After each fold a trial reports the running mean of
-    its fold scores as the intermediate value of step ``fold``, and Optuna's ``MedianPruner``
-    stops it when that is below the median of the completed trials' means over the same folds
-    (never before ``pruner_warmup_folds`` folds, nor on the last fold). Reporting the running
-    mean, not the bare fold score, compares every trial on the same rows.
+    by every trial). Trials are raced fold by fold in a window of ``window`` trials asked from
+    Optuna's seeded TPE sampler: each round, every trial in the window scores its next fold and
+    reports the running mean of its fold scores as the intermediate value of that step; the
+    fold-race pruner (:func:`fold_race_pruner`) stops a trial unless that mean is in the best
+    ``keep`` fraction of every other trial's mean over the same folds; a trial that scored every
+    fold completes (it is never pruned on its last fold); and freed places are filled with new
+    trials. Every trial scores the same folds in the same order, and scores of different
+    hyperparameters on one fold are strongly correlated (the fold's rows set most of a fold
+    score), so the running mean after one fold already ranks trials well; comparing bare fold
+    scores of different folds would not.
 
-    The folds of a batch run in ``n_jobs`` worker processes that hold the rows for the whole
-    job; while a fold's pruning decision waits for a straggler, idle workers start the next
-    folds of the surviving trials. Every decision (ask, report, prune, tell) is taken in a
-    fixed order from the scores alone, and a fold's score does not depend on the process that
-    computed it, so a seed gives the same trials, the same pruning and the same best for any
-    ``n_jobs``; ``batch_size`` is part of the algorithm and changes the trials.
+    The folds run in ``n_jobs`` worker processes that hold the rows for the whole job; a
+    round's ``window`` folds keep them busy, and while a round waits for its last fold an idle
+    worker starts the next fold of the leading trial. Every decision (ask, report, prune, tell)
+    is taken at a fixed point of the race from the scores alone, and a fold's score does not
+    depend on the process that computed it, so a seed gives the same trials, the same pruning
+    and the same best for any ``n_jobs``; ``window`` is part of the algorithm and changes them.
 
     The history of every trial is written to ``<output_uri>/<job_name>/tuning_history.json``;
     a completed job of the same name and request is reused.
 
     :param n_jobs: worker processes scoring folds in parallel (1: in this process).
-    :param batch_size: trials asked together and raced fold by fold.
-    :param pruner_startup_trials: trials that must complete before any trial is pruned.
-    :param pruner_warmup_folds: folds every trial scores before it can be pruned (0: a trial
-        can stop after its first fold).
+    :param window: trials racing at a time (a multiple of ``n_jobs`` keeps every worker busy).
+    :param keep: fraction of trials a trial must be among (by running mean at the same fold)
+        to go on; 1.0 never prunes.
+    :param min_peers: other trials that must have reached a fold before anyone is pruned there.
+    :param warmup_folds: folds every trial scores before it can be pruned (0: a trial can stop
+        after its first fold).
     """
 
     def __init__(
         self,
         n_jobs: int = 2,
-        batch_size: int = 4,
-        pruner_startup_trials: int = 3,
-        pruner_warmup_folds: int = 0,
+        window: int = 4,
+        keep: float = 0.25,
+        min_peers: int = 3,
+        warmup_folds: int = 0,
     ):
-        if n_jobs < 1 or batch_size < 1 or pruner_startup_trials < 0 or pruner_warmup_folds < 0:
-            raise ValueError("n_jobs and batch_size must be at least 1, the pruner settings at least 0")
+        if n_jobs < 1 or window < 1 or min_peers < 1 or warmup_folds < 0 or not 0 < keep <= 1:
+            raise ValueError("n_jobs, window and min_peers must be at least 1, warmup_folds at least 0, "
+                             "keep in (0, 1]")
         self.n_jobs = n_jobs
-        self.batch_size = batch_size
-        self.pruner_startup_trials = pruner_startup_trials
-        self.pruner_warmup_folds = pruner_warmup_folds
+        self.window = window
+        self.keep = keep
+        self.min_peers = min_peers
+        self.warmup_folds = warmup_folds
 
     def tune(
         self,
@@ -225,6 +235,8 @@ class OptunaTuner(Tuner):
         if reused is not None:
             return reused
 
+        from mlops.ml.folds import manifest_sha256
+
         train = training_entry_point()
         config = _training_config(data)
         train.check_hyperparameters(config["estimator"], config["problem_type"], space)
@@ -242,22 +254,16 @@ class OptunaTuner(Tuner):
             sampler=optuna.samplers.TPESampler(
                 seed=data.seed, n_startup_trials=max(2, min(10, n_trials // 2)), constant_liar=True,
             ),
-            pruner=optuna.pruners.MedianPruner(
-                n_startup_trials=self.pruner_startup_trials,
-                n_warmup_steps=self.pruner_warmup_folds,
-            ),
+            pruner=fold_race_pruner(self.keep, self.min_peers, self.warmup_folds),
         )
         started = time.monotonic()
         log.info(
-            "tuning job %s: %d trials of %d-fold CV on %d rows, %d worker(s), batches of %d",
-            job_name, n_trials, n_folds, len(frame), self.n_jobs, self.batch_size,
+            "tuning job %s: %d trials of %d-fold CV on %d rows, %d worker(s), %d trials racing at a time",
+            job_name, n_trials, n_folds, len(frame), self.n_jobs, self.window,
         )
         with _fold_pool(scorer, self.n_jobs) as pool:
-            while len(study.trials) < n_trials:
-                size = min(self.batch_size, n_trials - len(study.trials))
-                batch = [study.ask() for _ in range(size)]
-                params = [{name: _suggest(trial, name, spec) for name, spec in space.items()} for trial in batch]
-                self._race(study, batch, params, pool, n_folds, n_trials, config["objective"])
+            self._race(study, space, pool, n_folds, n_trials, config["objective"])
+        fits_started = pool.started
 
         complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
         if not complete:
@@ -280,54 +286,79 @@ class OptunaTuner(Tuner):
                 "backend": "local",
                 "objective": config["objective"],
                 "direction": "maximize",
-                "folds": {key: manifest.get(key) for key in ("k", "seed", "strategy", "dataset_digest")},
+                "folds": {**{key: manifest.get(key) for key in ("k", "seed", "strategy", "dataset_digest")},
+                          "manifest_sha256": manifest_sha256(manifest)},
                 "tuner": {
-                    "sampler": "TPE", "pruner": "median", "n_jobs": self.n_jobs, "batch_size": self.batch_size,
-                    "pruner_startup_trials": self.pruner_startup_trials,
-                    "pruner_warmup_folds": self.pruner_warmup_folds,
+                    "sampler": "TPE", "pruner": "fold_race", "n_jobs": self.n_jobs, "window": self.window,
+                    "keep": self.keep, "min_peers": self.min_peers, "warmup_folds": self.warmup_folds,
                 },
                 "best_trial": study.best_trial.number,
                 "best": best.to_dict(),
                 "trials": trials,
                 "fold_fits": fold_work,
+                "fold_fits_started": fits_started,  # with the ones a pruning made useless
                 "seconds": round(time.monotonic() - started, 3),
             },
         )
         log.info(
             "tuning job %s: best %s=%.6f (+/- %.6f) after %d trials, %d pruned; %d of %d fold fits "
-            "in %.1f s",
+            "used (%d started) in %.1f s",
             job_name, config["objective"], best.mean, best.std, len(trials),
-            sum(t["state"] == "PRUNED" for t in trials), fold_work, len(trials) * n_folds,
+            sum(t["state"] == "PRUNED" for t in trials), fold_work, len(trials) * n_folds, fits_started,
             time.monotonic() - started,
         )
         return TuningResult(job_name, config["objective"], best, len(trials), history_uri)
 
-    def _race(self, study, batch, params, pool, n_folds: int, n_trials: int, objective: str) -> None:
-        """Score one batch fold by fold; prune after each fold; tell Optuna every outcome in order."""
+    def _race(self, study, space, pool, n_folds: int, n_trials: int, objective: str) -> None:
+        """Race the trials fold by fold in a window of ``self.window``; tell Optuna every outcome.
+
+        Each round, every trial in the window scores its next fold; then, in window order, a trial
+        that has scored every fold completes, and one whose running mean is behind is pruned;
+        freed places are filled with newly asked trials. Reports, prunes, tells and asks happen
+        only at these points, so the race is a function of the scores alone.
+        """
         import numpy as np
         import optuna
 
-        alive = list(range(len(batch)))
-        scores: list[list[float]] = [[] for _ in batch]
-        for position in range(n_folds):
-            for index in alive:
-                pool.need(index, position, params, alive, n_folds)
-            for index in list(alive):
-                score = pool.result(index, position, params, alive, n_folds)
-                scores[index].append(score)
-                trial = batch[index]
-                trial.set_user_attr("fold_scores", list(scores[index]))
-                trial.report(float(np.mean(scores[index])), step=position)
-            for index in list(alive):
-                if position < n_folds - 1 and batch[index].should_prune():
-                    alive.remove(index)
-                    pool.forget(index)
-                    study.tell(batch[index], state=optuna.trial.TrialState.PRUNED)
-                    self._log_trial(study, batch[index], scores[index], n_trials, n_folds, "pruned", objective)
-        for index in alive:
-            study.tell(batch[index], float(np.mean(scores[index])))
-            self._log_trial(study, batch[index], scores[index], n_trials, n_folds, "complete", objective)
-        pool.end_batch()
+        window: list[Any] = []  # live optuna trials, oldest first
+        params: dict[int, dict[str, Any]] = {}
+        scores: dict[int, list[float]] = {}
+        asked = 0
+
+        def wanted() -> list[tuple[int, int]]:
+            # The round's folds first, in window order; then, for idle workers, the next folds of
+            # the live trials, leading trials (best running mean) first: the likeliest to be needed.
+            current = [(t.number, len(scores[t.number])) for t in window]
+            ahead = [(t.number, step) for t in window for step in range(len(scores[t.number]) + 1, n_folds)]
+            ahead.sort(key=lambda key: (key[1] - len(scores[key[0]]), -_mean_or(scores[key[0]], -np.inf), key))
+            return current + ahead
+
+        while window or asked < n_trials:
+            while len(window) < self.window and asked < n_trials:
+                trial = study.ask()
+                params[trial.number] = {name: _suggest(trial, name, spec) for name, spec in space.items()}
+                scores[trial.number] = []
+                window.append(trial)
+                asked += 1
+            for trial in window:
+                key = (trial.number, len(scores[trial.number]))
+                scores[trial.number].append(pool.result(key, params, wanted()))
+            for trial in window:
+                trial.set_user_attr("fold_scores", list(scores[trial.number]))
+                trial.report(float(np.mean(scores[trial.number])), step=len(scores[trial.number]) - 1)
+            for trial in list(window):
+                mine = scores[trial.number]
+                if len(mine) == n_folds:
+                    state = "complete"
+                    study.tell(trial, float(np.mean(mine)))
+                elif trial.should_prune():
+                    state = "pruned"
+                    study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+                else:
+                    continue
+                window.remove(trial)
+                pool.forget(trial.number)
+                self._log_trial(study, trial, mine, n_trials, n_folds, state, objective)
 
     @staticmethod
     def _log_trial(study, trial, scores: list[float], n_trials: int, n_folds: int, state: str,
@@ -373,13 +404,11 @@ def _worker_score(position: int, hyperparameters: dict[str, Any]) -> float:
 
 
 class _FoldPool:
-    """Scores ``(trial, fold)`` tasks of one batch, in this process or in worker processes.
+    """Scores ``(trial number, fold position)`` tasks, in this process or in worker processes.
 
-    ``need`` and ``result`` name the task the race waits for next; the pool keeps up to
-    ``n_jobs`` tasks running, taken in race order: the folds the race is waiting for first,
-    then, so no worker idles while a straggler decides a pruning step, the next folds of the
-    trials still alive. A pruned trial's tasks that have not started are cancelled; a running
-    one finishes and its score is dropped.
+    :meth:`result` waits for one task while keeping up to ``n_jobs`` tasks running, taken from
+    the race's ``wanted`` list in order. A pruned trial's running task finishes and its score
+    is dropped; ``started`` counts every task handed to a worker, wasted ones included.
     """
 
     def __init__(self, scorer, n_jobs: int) -> None:
@@ -387,8 +416,6 @@ class _FoldPool:
         self.n_jobs = n_jobs
         self.executor = None
         if n_jobs > 1:
-            import os
-
             from joblib.externals.loky import ProcessPoolExecutor
 
             threads = str(max(1, (os.cpu_count() or 1) // n_jobs))
@@ -397,59 +424,60 @@ class _FoldPool:
         self.futures: dict[tuple[int, int], Any] = {}
         self.done: dict[tuple[int, int], float] = {}
         self.stale: list[Any] = []
+        self.started = 0
 
-    def _running(self) -> int:
+    def _running(self) -> list[Any]:
         self.stale = [future for future in self.stale if not future.done()]
-        return len(self.stale) + sum(not future.done() for future in self.futures.values())
+        return self.stale + [future for future in self.futures.values() if not future.done()]
 
-    def _fill(self, params, alive: list[int], n_folds: int, position: int) -> None:
-        if self.executor is None:
-            return
-        order = [(index, step) for step in range(position, n_folds) for index in alive]
-        for key in order:
-            if self._running() >= self.n_jobs:
+    def _fill(self, params, wanted: list[tuple[int, int]]) -> None:
+        running = len(self._running())
+        for key in wanted:
+            if running >= self.n_jobs:
                 return
             if key not in self.futures and key not in self.done:
-                index, step = key
-                self.futures[key] = self.executor.submit(_worker_score, step, params[index])
+                number, position = key
+                self.futures[key] = self.executor.submit(_worker_score, position, params[number])
+                self.started += 1
+                running += 1
 
-    def need(self, index: int, position: int, params, alive: list[int], n_folds: int) -> None:
-        self._fill(params, alive, n_folds, position)
-
-    def result(self, index: int, position: int, params, alive: list[int], n_folds: int) -> float:
-        key = (index, position)
+    def result(self, key: tuple[int, int], params, wanted: list[tuple[int, int]]) -> float:
         if key in self.done:
             return self.done[key]
         if self.executor is None:
-            self.done[key] = self.scorer.score(position, params[index])
+            number, position = key
+            self.done[key] = self.scorer.score(position, params[number])
+            self.started += 1
             return self.done[key]
         from concurrent.futures import FIRST_COMPLETED, wait
 
         while True:
-            self._fill(params, alive, n_folds, position)
-            future = self.futures.get(key)
+            self._fill(params, wanted)
+            future = self.futures.get(key)  # None while every worker finishes a dropped task
             if future is not None and future.done():
                 self.done[key] = future.result()
                 return self.done[key]
-            running = [f for f in (*self.futures.values(), *self.stale) if not f.done()]
-            wait(running, return_when=FIRST_COMPLETED)
+            wait(self._running(), return_when=FIRST_COMPLETED)
 
-    def forget(self, index: int) -> None:
-        for key in [key for key in self.futures if key[0] == index]:
+    def forget(self, number: int) -> None:
+        """Drop a finished trial's tasks and scores; a task still running becomes stale."""
+        # No Future.cancel(): at most n_jobs tasks are submitted, so they have all been handed
+        # to a worker already, and loky cannot shut down cleanly with cancelled futures.
+        for key in [key for key in self.futures if key[0] == number]:
             future = self.futures.pop(key)
-            if not future.cancel() and not future.done():
-                self.stale.append(future)
-
-    def end_batch(self) -> None:
-        for future in self.futures.values():
             if not future.done():
                 self.stale.append(future)
-        self.futures.clear()
-        self.done.clear()
+        for key in [key for key in self.done if key[0] == number]:
+            del self.done[key]
 
     def close(self) -> None:
         if self.executor is not None:
-            self.executor.shutdown(wait=False, kill_workers=True)
+            # Let a dropped task finish (at most one fold per worker): loky's shutdown races
+            # its own queue manager when it kills workers with work in flight.
+            from concurrent.futures import wait
+
+            wait(self._running())
+            self.executor.shutdown(wait=True)
 
 
 @contextlib.contextmanager
@@ -459,6 +487,36 @@ def _fold_pool(scorer, n_jobs: int):
         yield pool
     finally:
         pool.close()
+
+
+def fold_race_pruner(keep: float = 0.25, min_peers: int = 3, warmup_folds: int = 0):
+    """An Optuna pruner for trials that report the running mean of their fold scores per fold.
+
+    At fold ``f`` a trial goes on only if its running mean is at least the ``1 - keep``
+    quantile of the running means at fold ``f`` of every other trial that reached it (completed,
+    pruned or still racing; failed ones excepted), once at least ``min_peers`` of them did.
+    Counting pruned trials keeps the bar at the population's, not only the survivors'; counting
+    racing trials lets the first trials race each other.
+    """
+    import numpy as np
+    import optuna
+
+    class FoldRacePruner(optuna.pruners.BasePruner):
+        def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
+            step = trial.last_step
+            if step is None or step < warmup_folds or keep >= 1:
+                return False
+            peers = [
+                other.intermediate_values[step]
+                for other in study.get_trials(deepcopy=False)
+                if other.number != trial.number and other.state != optuna.trial.TrialState.FAIL
+                and step in other.intermediate_values
+            ]
+            if len(peers) < min_peers:
+                return False
+            return trial.intermediate_values[step] < float(np.quantile(peers, 1 - keep))
+
+    return FoldRacePruner()
 
 
 def validate_search_space(search_space: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -540,6 +598,10 @@ def _trial_record(trial) -> dict[str, Any]:
         "state": trial.state.name,
         "seconds": trial.duration.total_seconds() if trial.duration else None,
     }
+
+
+def _mean_or(values: list[float], empty: float) -> float:
+    return sum(values) / len(values) if values else empty
 
 
 def _best_value(study) -> float | None:
