@@ -204,9 +204,9 @@ def train_model():
         timeout=7 * 24 * 3600,
     )
     # Skipped when the model is rejected (either way), so only an approval triggers deploy_model.
-    announce = EmptyOperator(task_id="announce_approved", outlets=[approved_model(GROUP)],
-                             trigger_rule="none_failed_min_one_success")
-    [register, thresholds] >> approval_route() >> [approve, wait] >> announce
+    announce_approved = EmptyOperator(task_id="announce_approved", outlets=[approved_model(GROUP)],
+                                      trigger_rule="none_failed_min_one_success")
+    [register, thresholds] >> approval_route() >> [approve, wait] >> announce_approved
 
 
 train_model()

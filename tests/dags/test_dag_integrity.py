@@ -89,7 +89,7 @@ def test_importing_every_dag_file_loads_no_heavy_module(tmp_path):
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT / "plugins"), "MLOPS_HOME": str(tmp_path)}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
-    loaded = eval(out.stdout.strip().splitlines()[-1])  # a printed list of names
+    loaded = ast.literal_eval(out.stdout.strip().splitlines()[-1])  # a printed list of names
     # pandas/numpy may come with Airflow itself; the ML libraries must not.
     assert not set(loaded) & {"sklearn", "great_expectations", "sagemaker", "optuna", "flaml", "lightgbm",
                               "xgboost", "matplotlib", "cassandra"}

@@ -280,7 +280,7 @@ class KeyspacesHook(BaseHook):
         self.request_timeout = request_timeout
         self.backoff = backoff or Backoff()
         self._sleep = sleep
-        self._rng = random.Random(seed)
+        self._rng = random.Random(seed)  # noqa: S311 - backoff jitter, not a secret
         self._cluster = None
         self._session = None
 
@@ -438,7 +438,8 @@ class KeyspacesHook(BaseHook):
 
         names = ", ".join(quote_identifier(c) for c in columns)
         marks = ", ".join("?" for _ in columns)
-        query = f"INSERT INTO {quote_identifier(keyspace)}.{quote_identifier(table)} ({names}) VALUES ({marks})"
+        # Identifiers are quoted by quote_identifier; values are bound to the prepared statement.
+        query = f"INSERT INTO {quote_identifier(keyspace)}.{quote_identifier(table)} ({names}) VALUES ({marks})"  # noqa: S608
         session = self.get_session()
         prepared = self.call_with_retries(lambda: session.prepare(query), f"prepare {query}")
         prepared.consistency_level = getattr(ConsistencyLevel, WRITE_CONSISTENCY)

@@ -20,7 +20,8 @@ def select_range_query(keyspace: str, table: str, partition_key: str, columns: S
     """``SELECT`` of ``columns`` (all when ``None``) for one ``(start, end]`` token range."""
     names = ", ".join(quote_identifier(c) for c in columns) if columns else "*"
     key = quote_identifier(partition_key)
-    return (f"SELECT {names} FROM {quote_identifier(keyspace)}.{quote_identifier(table)} "
+    # Identifiers are quoted by quote_identifier; the token bounds are bound parameters.
+    return (f"SELECT {names} FROM {quote_identifier(keyspace)}.{quote_identifier(table)} "  # noqa: S608
             f"WHERE token({key}) > %s AND token({key}) <= %s")
 
 

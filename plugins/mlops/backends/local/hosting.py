@@ -158,7 +158,7 @@ class LocalHosting(Hosting, LongRunningPort):
     def _admin(self, method: str, name: str | None = None, payload: dict | None = None,
                timeout: float = 30.0) -> dict[str, Any]:
         path = "/admin/endpoints" + (f"/{urllib.parse.quote(name, safe='')}" if name else "")
-        request = urllib.request.Request(
+        request = urllib.request.Request(  # noqa: S310 - runtime_url is always http://127.0.0.1:<port>
             self.settings.runtime_url + path,
             method=method,
             data=None if payload is None else json.dumps(payload).encode("utf-8"),
@@ -260,6 +260,6 @@ class LocalHosting(Hosting, LongRunningPort):
             endpoint_url=self.settings.runtime_url,
             region_name=REGION,
             aws_access_key_id="local",
-            aws_secret_access_key="local",
+            aws_secret_access_key="local",  # noqa: S106 - the loopback runtime checks no signature
             config=Config(proxies={}, read_timeout=70, retries={"mode": "standard", "max_attempts": 3}),
         )
