@@ -173,7 +173,8 @@ class OptunaTuner(Tuner):
     Optuna's seeded TPE sampler: each round, every trial in the window scores its next fold and
     reports the running mean of its fold scores as the intermediate value of that step; the
     fold-race pruner (:func:`fold_race_pruner`) stops a trial unless that mean is in the best
-    ``keep`` fraction of every other trial's mean over the same folds; a trial that scored every
+    ``keep`` fraction of every other trial's mean over the same folds (``keep_later`` after the
+    first fold, where the others are already survivors); a trial that scored every
     fold completes (it is never pruned on its last fold); and freed places are filled with new
     trials. Every trial scores the same folds in the same order, and scores of different
     hyperparameters on one fold are strongly correlated (the fold's rows set most of a fold
@@ -182,7 +183,7 @@ class OptunaTuner(Tuner):
 
     The folds run in ``n_jobs`` worker processes that hold the rows for the whole job; a
     round's ``window`` folds keep them busy, and while a round waits for its last fold an idle
-    worker starts the next fold of the leading trial. Every decision (ask, report, prune, tell)
+    worker starts the next fold of the trial deepest in the race. Every decision (ask, report, prune, tell)
     is taken at a fixed point of the race from the scores alone, and a fold's score does not
     depend on the process that computed it, so a seed gives the same trials, the same pruning
     and the same best for any ``n_jobs``; ``window`` is part of the algorithm and changes them.
@@ -192,8 +193,9 @@ class OptunaTuner(Tuner):
 
     :param n_jobs: worker processes scoring folds in parallel (1: in this process).
     :param window: trials racing at a time (a multiple of ``n_jobs`` keeps every worker busy).
-    :param keep: fraction of trials a trial must be among (by running mean at the same fold)
+    :param keep: fraction of trials a trial must be among (by running mean on the first fold)
         to go on; 1.0 never prunes.
+    :param keep_later: the same after later folds, among the trials that reached them.
     :param min_peers: other trials that must have reached a fold before anyone is pruned there.
     :param warmup_folds: folds every trial scores before it can be pruned (0: a trial can stop
         after its first fold).
@@ -204,15 +206,18 @@ class OptunaTuner(Tuner):
         n_jobs: int = 2,
         window: int = 4,
         keep: float = 0.25,
+        keep_later: float = 0.5,
         min_peers: int = 3,
         warmup_folds: int = 0,
     ):
-        if n_jobs < 1 or window < 1 or min_peers < 1 or warmup_folds < 0 or not 0 < keep <= 1:
+        if n_jobs < 1 or window < 1 or min_peers < 1 or warmup_folds < 0 or not (
+                0 < keep <= 1 and 0 < keep_later <= 1):
             raise ValueError("n_jobs, window and min_peers must be at least 1, warmup_folds at least 0, "
-                             "keep in (0, 1]")
+                             "keep and keep_later in (0, 1]")
         self.n_jobs = n_jobs
         self.window = window
         self.keep = keep
+        self.keep_later = keep_later
         self.min_peers = min_peers
         self.warmup_folds = warmup_folds
 
@@ -254,7 +259,7 @@ class OptunaTuner(Tuner):
             sampler=optuna.samplers.TPESampler(
                 seed=data.seed, n_startup_trials=max(2, min(10, n_trials // 2)), constant_liar=True,
             ),
-            pruner=fold_race_pruner(self.keep, self.min_peers, self.warmup_folds),
+            pruner=fold_race_pruner(self.keep, self.keep_later, self.min_peers, self.warmup_folds),
         )
         started = time.monotonic()
         log.info(
@@ -263,7 +268,7 @@ class OptunaTuner(Tuner):
         )
         with _fold_pool(scorer, self.n_jobs) as pool:
             self._race(study, space, pool, n_folds, n_trials, config["objective"])
-        fits_started = pool.started
+        fits_started, fit_seconds = pool.started, pool.busy
 
         complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
         if not complete:
@@ -290,13 +295,15 @@ class OptunaTuner(Tuner):
                           "manifest_sha256": manifest_sha256(manifest)},
                 "tuner": {
                     "sampler": "TPE", "pruner": "fold_race", "n_jobs": self.n_jobs, "window": self.window,
-                    "keep": self.keep, "min_peers": self.min_peers, "warmup_folds": self.warmup_folds,
+                    "keep": self.keep, "keep_later": self.keep_later, "min_peers": self.min_peers,
+                    "warmup_folds": self.warmup_folds,
                 },
                 "best_trial": study.best_trial.number,
                 "best": best.to_dict(),
                 "trials": trials,
                 "fold_fits": fold_work,
                 "fold_fits_started": fits_started,  # with the ones a pruning made useless
+                "fold_fit_seconds": round(fit_seconds, 3),
                 "seconds": round(time.monotonic() - started, 3),
             },
         )
@@ -325,12 +332,17 @@ class OptunaTuner(Tuner):
         scores: dict[int, list[float]] = {}
         asked = 0
 
-        def wanted() -> list[tuple[int, int]]:
-            # The round's folds first, in window order; then, for idle workers, the next folds of
-            # the live trials, leading trials (best running mean) first: the likeliest to be needed.
-            current = [(t.number, len(scores[t.number])) for t in window]
-            ahead = [(t.number, step) for t in window for step in range(len(scores[t.number]) + 1, n_folds)]
-            ahead.sort(key=lambda key: (key[1] - len(scores[key[0]]), -_mean_or(scores[key[0]], -np.inf), key))
+        def wanted(depth: dict[int, int]) -> list[tuple[int, int]]:
+            # The round's folds first, in window order. Then, for a worker that would idle while
+            # the round's last fold finishes, the next folds of trials that already survived a
+            # pruning step, deepest first: they are the likeliest to be needed. A dropped task
+            # holds its worker into the next round, so trials still on their first fold (most
+            # of which stop there) are not worth a guess. ``depth``: folds scored before the round.
+            current = [(number, folds) for number, folds in depth.items()]
+            ahead = [(number, step) for number, folds in depth.items() if folds
+                     for step in range(folds + 1, n_folds)]
+            ahead.sort(key=lambda key: (key[1] - depth[key[0]], -depth[key[0]],
+                                        -float(np.mean(scores[key[0]][: depth[key[0]]])), key))
             return current + ahead
 
         while window or asked < n_trials:
@@ -340,9 +352,10 @@ class OptunaTuner(Tuner):
                 scores[trial.number] = []
                 window.append(trial)
                 asked += 1
+            depth = {trial.number: len(scores[trial.number]) for trial in window}
             for trial in window:
-                key = (trial.number, len(scores[trial.number]))
-                scores[trial.number].append(pool.result(key, params, wanted()))
+                key = (trial.number, depth[trial.number])
+                scores[trial.number].append(pool.result(key, params, wanted(depth)))
             for trial in window:
                 trial.set_user_attr("fold_scores", list(scores[trial.number]))
                 trial.report(float(np.mean(scores[trial.number])), step=len(scores[trial.number]) - 1)
@@ -399,8 +412,11 @@ def _init_worker(scorer) -> None:
     _WORKER_SCORER = scorer
 
 
-def _worker_score(position: int, hyperparameters: dict[str, Any]) -> float:
-    return _WORKER_SCORER.score(position, hyperparameters)
+def _worker_score(position: int, hyperparameters: dict[str, Any]) -> tuple[float, float]:
+    """``(score, seconds)`` of one fold in this worker."""
+    started = time.perf_counter()
+    score = _WORKER_SCORER.score(position, hyperparameters)
+    return score, time.perf_counter() - started
 
 
 class _FoldPool:
@@ -425,6 +441,7 @@ class _FoldPool:
         self.done: dict[tuple[int, int], float] = {}
         self.stale: list[Any] = []
         self.started = 0
+        self.busy = 0.0  # seconds workers spent on folds whose score was used
 
     def _running(self) -> list[Any]:
         self.stale = [future for future in self.stale if not future.done()]
@@ -446,7 +463,9 @@ class _FoldPool:
             return self.done[key]
         if self.executor is None:
             number, position = key
+            started = time.perf_counter()
             self.done[key] = self.scorer.score(position, params[number])
+            self.busy += time.perf_counter() - started
             self.started += 1
             return self.done[key]
         from concurrent.futures import FIRST_COMPLETED, wait
@@ -455,7 +474,8 @@ class _FoldPool:
             self._fill(params, wanted)
             future = self.futures.get(key)  # None while every worker finishes a dropped task
             if future is not None and future.done():
-                self.done[key] = future.result()
+                self.done[key], seconds = future.result()
+                self.busy += seconds
                 return self.done[key]
             wait(self._running(), return_when=FIRST_COMPLETED)
 
@@ -489,14 +509,17 @@ def _fold_pool(scorer, n_jobs: int):
         pool.close()
 
 
-def fold_race_pruner(keep: float = 0.25, min_peers: int = 3, warmup_folds: int = 0):
+def fold_race_pruner(keep: float = 0.25, keep_later: float = 0.5, min_peers: int = 3, warmup_folds: int = 0):
     """An Optuna pruner for trials that report the running mean of their fold scores per fold.
 
     At fold ``f`` a trial goes on only if its running mean is at least the ``1 - keep``
-    quantile of the running means at fold ``f`` of every other trial that reached it (completed,
-    pruned or still racing; failed ones excepted), once at least ``min_peers`` of them did.
-    Counting pruned trials keeps the bar at the population's, not only the survivors'; counting
-    racing trials lets the first trials race each other.
+    quantile (``1 - keep_later`` after the first fold) of the running means at fold ``f`` of
+    every other trial that reached it (completed, pruned or still racing; failed ones
+    excepted), once at least ``min_peers`` of them did. Counting pruned trials keeps the first
+    fold's bar at the population's; counting racing trials lets the first trials race each
+    other. The trials that reach a later fold all passed the first one, so there only a clear
+    straggler among them stops: most of the saving is on the first fold, and a trial that went
+    on is then likely to need its remaining folds.
     """
     import numpy as np
     import optuna
@@ -504,7 +527,8 @@ def fold_race_pruner(keep: float = 0.25, min_peers: int = 3, warmup_folds: int =
     class FoldRacePruner(optuna.pruners.BasePruner):
         def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
             step = trial.last_step
-            if step is None or step < warmup_folds or keep >= 1:
+            fraction = keep if step == 0 else keep_later
+            if step is None or step < warmup_folds or fraction >= 1:
                 return False
             peers = [
                 other.intermediate_values[step]
@@ -514,7 +538,7 @@ def fold_race_pruner(keep: float = 0.25, min_peers: int = 3, warmup_folds: int =
             ]
             if len(peers) < min_peers:
                 return False
-            return trial.intermediate_values[step] < float(np.quantile(peers, 1 - keep))
+            return trial.intermediate_values[step] < float(np.quantile(peers, 1 - fraction))
 
     return FoldRacePruner()
 
@@ -598,10 +622,6 @@ def _trial_record(trial) -> dict[str, Any]:
         "state": trial.state.name,
         "seconds": trial.duration.total_seconds() if trial.duration else None,
     }
-
-
-def _mean_or(values: list[float], empty: float) -> float:
-    return sum(values) / len(values) if values else empty
 
 
 def _best_value(study) -> float | None:
