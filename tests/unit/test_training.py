@@ -361,6 +361,31 @@ def test_fold_race_pruner_keeps_only_the_leading_fraction_at_each_fold():
     assert not late.should_prune(), "failed trials do not raise the bar"
 
 
+def test_fold_race_pruner_uses_the_looser_bar_after_the_first_fold():
+    import optuna
+
+    from mlops.backends.local.training import OptunaTuner, fold_race_pruner
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction="maximize",
+                                pruner=fold_race_pruner(keep=0.25, keep_later=0.5, min_peers=3))
+    for value in (0.90, 0.91, 0.92, 0.93):  # survivors of fold 0, now at fold 1
+        peer = study.ask()
+        peer.report(0.95, step=0)
+        peer.report(value, step=1)
+        study.tell(peer, state=optuna.trial.TrialState.PRUNED)
+    above_median = study.ask()
+    above_median.report(0.95, step=0)
+    above_median.report(0.916, step=1)
+    assert not above_median.should_prune(), "0.916 is above the median 0.915 of the others at fold 1"
+    straggler = study.ask()
+    straggler.report(0.95, step=0)
+    straggler.report(0.912, step=1)
+    assert straggler.should_prune(), "0.912 is below the median of the others at fold 1"
+    with pytest.raises(ValueError, match="keep_later"):
+        OptunaTuner(keep_later=0)
+
+
 def test_tuner_records_pruned_trials_with_the_folds_they_scored(training_data, tmp_path):
     result = OptunaTuner(n_jobs=1).tune(
         "tune-pruned", training_data, SEARCH_SPACE, 6, tmp_path.as_uri()
