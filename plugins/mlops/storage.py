@@ -10,6 +10,7 @@ import gzip
 import hashlib
 import io
 import json
+import re
 import tarfile
 import tempfile
 from pathlib import Path
@@ -89,14 +90,17 @@ def pack_model(model_dir: Path, dest_uri: str) -> tuple[str, str]:
     return dest_uri, hashlib.sha256(data).hexdigest()
 
 
-def unpack_model(model_uri: str, dest_dir: Path, expected_sha256: str | None) -> Path:
+def unpack_model(model_uri: str, dest_dir: Path, expected_sha256: str) -> Path:
     """Download ``model_uri``, verify its sha256 *before* opening it, extract into ``dest_dir``.
 
-    Raises :class:`DigestMismatch` when the digest differs; nothing is extracted then.
+    The digest is required: an artifact is never opened unverified. Raises
+    :class:`DigestMismatch` when it differs; nothing is extracted then.
     """
+    if not (isinstance(expected_sha256, str) and re.fullmatch(r"[0-9a-f]{64}", expected_sha256)):
+        raise ValueError(f"{model_uri}: expected_sha256 must be a 64-character hex sha256, got {expected_sha256!r}")
     data = to_path(model_uri).read_bytes()
     actual = hashlib.sha256(data).hexdigest()
-    if expected_sha256 is not None and actual != expected_sha256:
+    if actual != expected_sha256:
         raise DigestMismatch(
             f"{model_uri}: sha256 {actual} does not match the recorded {expected_sha256}; "
             "refusing to load a changed artifact"

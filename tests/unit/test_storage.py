@@ -85,10 +85,13 @@ def test_unpack_model_with_the_right_digest_extracts_the_files(packed, tmp_path)
     assert files_under(dest) == MODEL_FILES
 
 
-def test_unpack_model_without_a_digest_extracts_the_files(packed, tmp_path):
+@pytest.mark.parametrize("digest", [None, "", "abc", "G" * 64])
+def test_unpack_model_refuses_to_open_an_artifact_without_a_valid_digest(packed, tmp_path, digest):
     uri, _ = packed
 
-    assert files_under(unpack_model(uri, tmp_path / "unpacked", None)) == MODEL_FILES
+    with pytest.raises(ValueError, match="expected_sha256 must be a 64-character hex sha256"):
+        unpack_model(uri, tmp_path / "unpacked", digest)
+    assert not (tmp_path / "unpacked").exists()
 
 
 def test_unpack_model_with_a_wrong_digest_raises_and_extracts_nothing(packed, tmp_path):
