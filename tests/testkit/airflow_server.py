@@ -66,8 +66,9 @@ class AirflowServer:
             time.sleep(2)
         else:
             raise TimeoutError(f"airflow did not answer within {timeout}s; see {self.log}")
-        self.wait_for(lambda: len(self.get("/dags", params={"limit": 100})["dags"]) >= 6, timeout,
-                      "all six DAGs parsed")
+        expected = len(list((ROOT / "dags").glob("*.py")))
+        self.wait_for(lambda: len(self.get("/dags", params={"limit": 100})["dags"]) >= expected, timeout,
+                      f"all {expected} DAGs parsed")
         return self
 
     def stop(self) -> None:
