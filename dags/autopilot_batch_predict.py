@@ -25,8 +25,9 @@ USE_CASE = "churn"
     tags=["batch", "autopilot", "sagemaker"],
     params={
         "automl_job_name": Param(None, type=["null", "string"],
-                                 description="Attach to this existing AutoML job instead of starting one. "
-                                             "Empty: a job named for this run (a retry re-attaches)."),
+                                 description="Attach to this existing AutoML job instead of starting one "
+                                             "(on AWS its name starts with MLOPS_NAME_PREFIX, added if "
+                                             "missing). Empty: a job named for this run (a retry re-attaches)."),
         "candidate_name": Param(None, type=["null", "string"],
                                 description="Candidate to deploy. Empty: the best by the job's objective."),
         "time_budget_s": Param(None, type=["null", "integer"], minimum=5, maximum=86400,

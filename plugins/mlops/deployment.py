@@ -164,15 +164,18 @@ def deploy_version(registry: Registry, hosting, package: dict[str, Any], spec: E
 
     The endpoint must end up on ``spec.config_name``: InService on any other config is a
     silent rollback and raises :class:`SilentRollback` (recorded ``rolled_back``); any other
-    error is recorded ``failed`` and re-raised. ``detail`` is added to the record.
+    error is recorded ``failed`` and re-raised. ``detail`` is added to the record, with the
+    names the backend gives the endpoint and its config (:meth:`~mlops.backends.base.Hosting.named`).
     """
+    spec = hosting.named(spec)
     return finish_deployment(registry, package, spec, stage, lambda: hosting.deploy(spec), detail)
 
 
 def finish_deployment(registry: Registry, package: dict[str, Any], spec: EndpointSpec, stage: str,
                       obtain: Callable[[], Endpoint], detail: dict[str, Any] | None = None) -> Endpoint:
     """Get the endpoint from ``obtain`` (a blocking deploy, or the collect after a deferral), fail
-    on a silent rollback, and record the attempt; see :func:`deploy_version`."""
+    on a silent rollback, and record the attempt; see :func:`deploy_version`. ``spec`` carries
+    the backend's names (``hosting.named(spec)``), which the endpoint reports back."""
     outcome, recorded = FAILED, dict(detail or {})
     try:
         endpoint = obtain()

@@ -2,6 +2,8 @@
 
 SageMaker names allow ``[a-zA-Z0-9-]``, at most 63 characters. A retry of the same task gets
 the same name, so it can describe the job first and re-attach instead of launching a second one.
+On AWS every name also carries ``MLOPS_NAME_PREFIX`` (:func:`prefixed`), so an IAM policy can
+scope the project to ``<type>/<prefix>-*`` and two installations can share an account.
 """
 
 from __future__ import annotations
@@ -23,6 +25,21 @@ def resource_name(*parts: str, max_len: int = MAX_LEN) -> str:
     digest = hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:8]
     readable = slug("-".join(p for p in parts if p))[: max_len - len(digest) - 1].rstrip("-")
     return f"{readable}-{digest}" if readable else digest
+
+
+def prefixed(prefix: str, name: str, max_len: int = MAX_LEN) -> str:
+    """The name of ``name`` in an account shared by prefix: ``<prefix>-<name>`` (a slug) when it
+    fits in ``max_len``, else a readable cut plus a hash of both (stable, distinct).
+
+    Idempotent: a name that already starts with ``<prefix>-`` (a service's name read back from
+    XCom) comes back as it is when it fits, so it is never prefixed twice.
+    """
+    head = f"{slug(prefix)}-"
+    if len(head) < 2 or len(head) + len("-01234567") > max_len:
+        raise ValueError(f"name prefix {prefix!r} does not leave room for a name of {max_len} characters")
+    rest = name[len(head):] if name.startswith(head) else name
+    full = slug(f"{head}{rest}")
+    return full if len(full) <= max_len else resource_name(prefix, rest, max_len=max_len)
 
 
 def run_name(dag_id: str, run_id: str, step: str) -> str:

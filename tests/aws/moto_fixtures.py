@@ -31,7 +31,8 @@ from mlops.backends.aws.registry import SageMakerRegistry
 REGION = "us-east-1"
 BUCKET = "mlops-test-bucket"
 IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.9-0-cpu-py3"
-GROUP = "churn-classifier"
+GROUP = "churn-classifier"  # the logical group the port is given ...
+AWS_GROUP = "mlops-churn-classifier"  # ... and SageMaker's, with the settings' name prefix
 # CustomerMetadataProperties value pattern of the SageMaker API ([\p{L}\p{Z}\p{N}_.:/=+\-@]*).
 METADATA_VALUE = re.compile(r"[\w\s.:/=+\-@]{1,256}")
 

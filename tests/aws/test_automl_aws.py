@@ -1,4 +1,5 @@
-"""Autopilot (AutoML V2) on AWS: request shapes, attach, terminal states, ranking, models with response keys."""
+"""Autopilot (AutoML V2) on AWS: request shapes, attach, terminal states, ranking, models with response keys,
+names with the settings' prefix."""
 
 from __future__ import annotations
 
@@ -23,7 +24,8 @@ from mlops.backends.aws.automl import AutopilotAutoML, with_response_keys
 from mlops.backends.base import JobHandle
 from mlops.triggers.sagemaker_automl import SageMakerAutoMLJobV2Trigger
 
-JOB = "churn-automl-1a2b3c4d"
+JOB = "churn-automl-1a2b3c4d"  # the logical name the port is given ...
+AWS_JOB = "mlops-churn-automl-1a2b3c4d"  # ... and SageMaker's, with the settings' name prefix
 SPEC = {"job_name": JOB, "train_uri": "s3://mlops-data/autopilot/run-1/train.parquet", "target": "Churn?",
         "problem_type": "binary", "objective": "AUC", "max_candidates": 5, "time_budget_s": 1800,
         "output_uri": "s3://mlops-data/autopilot/run-1"}
@@ -32,7 +34,7 @@ ALL_KEYS = ["predicted_label", "probability", "labels", "probabilities"]
 
 
 def listing_params(order: str = "Descending", **extra) -> dict:
-    return {"AutoMLJobName": JOB, "SortBy": "FinalObjectiveMetricValue", "SortOrder": order, **extra}
+    return {"AutoMLJobName": AWS_JOB, "SortBy": "FinalObjectiveMetricValue", "SortOrder": order, **extra}
 
 
 # ---------------------------------------------------------------- create or attach (moto)
@@ -42,7 +44,7 @@ def test_a_new_job_is_created_with_the_v2_tabular_request_and_defers(aws_setting
 
     handle = automl.submit(**SPEC)
 
-    job = sagemaker.describe_auto_ml_job_v2(AutoMLJobName=JOB)
+    job = sagemaker.describe_auto_ml_job_v2(AutoMLJobName=AWS_JOB)
     assert job["AutoMLProblemTypeConfig"]["TabularJobConfig"] == {
         "TargetAttributeName": "Churn?", "ProblemType": "BinaryClassification", "Mode": "ENSEMBLING",
         "CompletionCriteria": {"MaxCandidates": 5, "MaxAutoMLJobRuntimeInSeconds": 1800},
@@ -52,8 +54,8 @@ def test_a_new_job_is_created_with_the_v2_tabular_request_and_defers(aws_setting
     assert job["AutoMLJobInputDataConfig"] == [{
         "ChannelType": "training", "ContentType": "x-application/vnd.amazon+parquet", "CompressionType": "None",
         "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": SPEC["train_uri"]}}}]
-    assert job["OutputDataConfig"] == {"S3OutputPath": f"{SPEC['output_uri']}/{JOB}/"}
-    assert (handle.kind, handle.name, handle.done) == ("automl", JOB, False)
+    assert job["OutputDataConfig"] == {"S3OutputPath": f"{SPEC['output_uri']}/{AWS_JOB}/"}
+    assert (handle.kind, handle.name, handle.done) == ("automl", AWS_JOB, False)
     assert handle.trigger["classpath"] == "mlops.triggers.sagemaker_automl.SageMakerAutoMLJobV2Trigger"
 
 
@@ -64,8 +66,8 @@ def test_a_retry_attaches_to_the_running_job_instead_of_creating_another(aws_set
 
     again = automl.submit(**SPEC)
 
-    assert [j["AutoMLJobName"] for j in sagemaker.list_auto_ml_jobs()["AutoMLJobSummaries"]] == [JOB]
-    assert not again.done and again.trigger["kwargs"]["job_name"] == JOB
+    assert [j["AutoMLJobName"] for j in sagemaker.list_auto_ml_jobs()["AutoMLJobSummaries"]] == [AWS_JOB]
+    assert not again.done and again.trigger["kwargs"]["job_name"] == AWS_JOB
 
 
 def test_a_job_name_reused_for_another_target_is_refused(aws_settings, moto_clients):
@@ -85,7 +87,7 @@ def test_the_handles_trigger_waits_on_the_v2_waiter_and_serialises(aws_settings,
     classpath, kwargs = trigger.serialize()
 
     assert classpath == handle.trigger["classpath"]
-    assert kwargs["job_name"] == JOB and kwargs["region_name"] == REGION
+    assert kwargs["job_name"] == AWS_JOB and kwargs["region_name"] == REGION
     assert kwargs["waiter_delay"] == 30
     assert kwargs["waiter_max_attempts"] == (1800 + 3600) // 30  # budget plus margin
     assert SageMakerAutoMLJobV2Trigger(**kwargs).serialize() == (classpath, kwargs)
@@ -99,9 +101,9 @@ def test_the_handles_trigger_waits_on_the_v2_waiter_and_serialises(aws_settings,
 ])
 def test_attaching_to_a_failed_or_stopped_job_fails_with_its_reason(aws_settings, stubbed, status, reason):
     client, stubber = stubbed
-    stubber.add_response("describe_auto_ml_job_v2", described_job(JOB, status, reason), {"AutoMLJobName": JOB})
+    stubber.add_response("describe_auto_ml_job_v2", described_job(AWS_JOB, status, reason), {"AutoMLJobName": AWS_JOB})
 
-    with pytest.raises(RuntimeError, match=re.escape(f"AutoML job {JOB} {status}: {reason}")):
+    with pytest.raises(RuntimeError, match=re.escape(f"AutoML job {AWS_JOB} {status}: {reason}")):
         AutopilotAutoML(aws_settings, client=client).submit(**SPEC)
 
 
@@ -109,38 +111,38 @@ def test_waiting_fails_when_the_job_is_stopped_instead_of_looping(aws_settings, 
     client, stubber = stubbed
     for status in ("InProgress", "Stopping", "Stopped"):
         stubber.add_response("describe_auto_ml_job_v2",
-                             described_job(JOB, status, "Stopped by user request" if status == "Stopped" else None),
-                             {"AutoMLJobName": JOB})
-    stubber.add_response("describe_auto_ml_job_v2", described_job(JOB, "Stopped", "Stopped by user request"),
-                         {"AutoMLJobName": JOB})
+                             described_job(AWS_JOB, status, "Stopped by user request" if status == "Stopped" else None),
+                             {"AutoMLJobName": AWS_JOB})
+    stubber.add_response("describe_auto_ml_job_v2", described_job(AWS_JOB, "Stopped", "Stopped by user request"),
+                         {"AutoMLJobName": AWS_JOB})
     automl = AutopilotAutoML(aws_settings, client=client, waiter_delay=0)
-    handle = JobHandle(kind="automl", name=JOB, done=False, trigger=automl.trigger(JOB, 60))
+    handle = JobHandle(kind="automl", name=AWS_JOB, done=False, trigger=automl.trigger(AWS_JOB, 60))
 
-    with pytest.raises(RuntimeError, match=f"AutoML job {JOB} Stopped: Stopped by user request"):
+    with pytest.raises(RuntimeError, match=f"AutoML job {AWS_JOB} Stopped: Stopped by user request"):
         automl.wait(handle)
 
 
 def test_waiting_fails_with_the_reason_of_a_failed_job(aws_settings, stubbed):
     client, stubber = stubbed
-    failed = described_job(JOB, "Failed", "AlgorithmError: out of memory")
-    for answer in (described_job(JOB, "InProgress"), failed, failed):
-        stubber.add_response("describe_auto_ml_job_v2", answer, {"AutoMLJobName": JOB})
+    failed = described_job(AWS_JOB, "Failed", "AlgorithmError: out of memory")
+    for answer in (described_job(AWS_JOB, "InProgress"), failed, failed):
+        stubber.add_response("describe_auto_ml_job_v2", answer, {"AutoMLJobName": AWS_JOB})
     automl = AutopilotAutoML(aws_settings, client=client, waiter_delay=0)
 
     with pytest.raises(RuntimeError, match="Failed: AlgorithmError: out of memory"):
-        automl.wait(JobHandle(kind="automl", name=JOB, done=False, trigger=automl.trigger(JOB, 60)))
+        automl.wait(JobHandle(kind="automl", name=AWS_JOB, done=False, trigger=automl.trigger(AWS_JOB, 60)))
 
 
 def test_waiting_until_completed_returns_the_ranked_candidates(aws_settings, stubbed):
     client, stubber = stubbed
     for status in ("InProgress", "Completed"):
-        stubber.add_response("describe_auto_ml_job_v2", described_job(JOB, status), {"AutoMLJobName": JOB})
-    stubber.add_response("describe_auto_ml_job_v2", described_job(JOB, "Completed"), {"AutoMLJobName": JOB})
+        stubber.add_response("describe_auto_ml_job_v2", described_job(AWS_JOB, status), {"AutoMLJobName": AWS_JOB})
+    stubber.add_response("describe_auto_ml_job_v2", described_job(AWS_JOB, "Completed"), {"AutoMLJobName": AWS_JOB})
     stubber.add_response("list_candidates_for_auto_ml_job", {"Candidates": [candidate("c-best", 0.93, T0)]},
                          listing_params(StatusEquals="Completed"))
     automl = AutopilotAutoML(aws_settings, client=client, waiter_delay=0)
 
-    done = automl.wait(JobHandle(kind="automl", name=JOB, done=False, trigger=automl.trigger(JOB, 60)))
+    done = automl.wait(JobHandle(kind="automl", name=AWS_JOB, done=False, trigger=automl.trigger(AWS_JOB, 60)))
 
     result = automl.collect(done)
     assert done.done and result["status"] == "Completed"
@@ -160,7 +162,7 @@ def run_trigger(answers: list[dict]) -> dict:
                                                aws_secret_access_key="y") as client:
             stubber = AioStubber(client)
             for answer in answers:
-                stubber.add_response("describe_auto_ml_job_v2", answer, {"AutoMLJobName": JOB})
+                stubber.add_response("describe_auto_ml_job_v2", answer, {"AutoMLJobName": AWS_JOB})
             stubber.activate()
 
             class Session:
@@ -176,7 +178,7 @@ def run_trigger(answers: list[dict]) -> dict:
             original = SageMakerAutoMLHook.get_async_conn
             SageMakerAutoMLHook.get_async_conn = get_async_conn
             try:
-                trigger = SageMakerAutoMLJobV2Trigger(JOB, waiter_delay=0, waiter_max_attempts=5,
+                trigger = SageMakerAutoMLJobV2Trigger(AWS_JOB, waiter_delay=0, waiter_max_attempts=5,
                                                       aws_conn_id=None, region_name=REGION)
                 return [event.payload async for event in trigger.run()]
             finally:
@@ -186,29 +188,29 @@ def run_trigger(answers: list[dict]) -> dict:
 
 
 def test_the_trigger_reports_success_when_the_job_completes():
-    events = run_trigger([described_job(JOB, "InProgress"), described_job(JOB, "Completed")])
+    events = run_trigger([described_job(AWS_JOB, "InProgress"), described_job(AWS_JOB, "Completed")])
 
-    assert events == [{"status": "success", "job_name": JOB}]
+    assert events == [{"status": "success", "job_name": AWS_JOB}]
 
 
 def test_the_trigger_reports_a_stopped_job_with_its_reason():
-    events = run_trigger([described_job(JOB, "InProgress"), described_job(JOB, "Stopping"),
-                          described_job(JOB, "Stopped", "Stopped by user request")])
+    events = run_trigger([described_job(AWS_JOB, "InProgress"), described_job(AWS_JOB, "Stopping"),
+                          described_job(AWS_JOB, "Stopped", "Stopped by user request")])
 
-    assert events == [{"status": "stopped", "job_name": JOB,
-                       "message": f"AutoML job {JOB} Stopped: Stopped by user request"}]
+    assert events == [{"status": "stopped", "job_name": AWS_JOB,
+                       "message": f"AutoML job {AWS_JOB} Stopped: Stopped by user request"}]
 
 
 def test_the_trigger_reports_a_failed_job_with_its_reason():
-    events = run_trigger([described_job(JOB, "Failed", "ClientError: no data")])
+    events = run_trigger([described_job(AWS_JOB, "Failed", "ClientError: no data")])
 
-    assert events == [{"status": "failed", "job_name": JOB, "message": f"AutoML job {JOB} Failed: ClientError: no data"}]
+    assert events == [{"status": "failed", "job_name": AWS_JOB, "message": f"AutoML job {AWS_JOB} Failed: ClientError: no data"}]
 
 
 # ---------------------------------------------------------------- candidates
 def test_candidates_are_listed_over_every_page_best_first_and_newest_first_among_equals(aws_settings, stubbed):
     client, stubber = stubbed
-    stubber.add_response("describe_auto_ml_job_v2", described_job(JOB, "Completed"), {"AutoMLJobName": JOB})
+    stubber.add_response("describe_auto_ml_job_v2", described_job(AWS_JOB, "Completed"), {"AutoMLJobName": AWS_JOB})
     stubber.add_response("list_candidates_for_auto_ml_job", {
         "Candidates": [candidate("c-a", 0.91, T0), candidate("c-old", 0.90, T0)], "NextToken": "page-2"},
         listing_params(StatusEquals="Completed"))
@@ -221,7 +223,7 @@ def test_candidates_are_listed_over_every_page_best_first_and_newest_first_among
     assert [c.name for c in ranked] == ["c-b", "c-a", "c-new", "c-old"]
     assert [c.detail["rank"] for c in ranked] == [1, 2, 3, 4]
     best = ranked[0]
-    assert (best.objective_metric, best.objective_value, best.detail["job_name"]) == ("AUC", 0.95, JOB)
+    assert (best.objective_metric, best.objective_value, best.detail["job_name"]) == ("AUC", 0.95, AWS_JOB)
     assert best.model_uri == HPO_CONTAINERS[1]["ModelDataUrl"]  # the candidate's training job's artifact
     assert best.detail["containers"] == HPO_CONTAINERS
     assert best.detail["supported_response_keys"] == ALL_KEYS
@@ -230,30 +232,30 @@ def test_candidates_are_listed_over_every_page_best_first_and_newest_first_among
 def test_a_minimised_objective_lists_ascending_lowest_first(aws_settings, stubbed):
     client, stubber = stubbed
     stubber.add_response("describe_auto_ml_job_v2",
-                         described_job(JOB, "Completed", objective="RMSE", problem_type="Regression"),
-                         {"AutoMLJobName": JOB})
+                         described_job(AWS_JOB, "Completed", objective="RMSE", problem_type="Regression"),
+                         {"AutoMLJobName": AWS_JOB})
     stubber.add_response("list_candidates_for_auto_ml_job", {"Candidates": [
         candidate("c-1", 12.5, T0, metric="RMSE", kind="Minimize"),
         candidate("c-2", 10.1, T0, metric="RMSE", kind="Minimize")]},
         listing_params("Ascending", StatusEquals="Completed"))
 
-    ranked = AutopilotAutoML(aws_settings, client=client).candidates(JOB)
+    ranked = AutopilotAutoML(aws_settings, client=client).candidates(AWS_JOB)
 
     assert [(c.name, c.objective_value) for c in ranked] == [("c-2", 10.1), ("c-1", 12.5)]
 
 
 def test_candidates_of_an_unknown_job_is_a_key_error_naming_it(aws_settings, stubbed):
     client, stubber = stubbed
-    stubber.add_client_error("describe_auto_ml_job_v2", "ResourceNotFound", f"Job {JOB} not found")
+    stubber.add_client_error("describe_auto_ml_job_v2", "ResourceNotFound", f"Job {AWS_JOB} not found")
 
-    with pytest.raises(KeyError, match=JOB):
-        AutopilotAutoML(aws_settings, client=client).candidates(JOB)
+    with pytest.raises(KeyError, match=AWS_JOB):
+        AutopilotAutoML(aws_settings, client=client).candidates(AWS_JOB)
 
 
 def test_attaching_to_a_completed_job_returns_its_candidates_without_deferring(aws_settings, stubbed):
     client, stubber = stubbed
-    stubber.add_response("describe_auto_ml_job_v2", described_job(JOB, "Completed"), {"AutoMLJobName": JOB})
-    stubber.add_response("describe_auto_ml_job_v2", described_job(JOB, "Completed"), {"AutoMLJobName": JOB})
+    stubber.add_response("describe_auto_ml_job_v2", described_job(AWS_JOB, "Completed"), {"AutoMLJobName": AWS_JOB})
+    stubber.add_response("describe_auto_ml_job_v2", described_job(AWS_JOB, "Completed"), {"AutoMLJobName": AWS_JOB})
     stubber.add_response("list_candidates_for_auto_ml_job", {"Candidates": [candidate("c-1", 0.9, T0)]},
                          listing_params(StatusEquals="Completed"))
 
@@ -299,15 +301,16 @@ def expect_candidate_listing(stubber, name: str, containers) -> None:
 def test_create_model_sends_the_candidates_containers_with_the_response_keys(aws_settings, stubbed):
     client, stubber = stubbed
     expect_candidate_listing(stubber, "c-best", HPO_CONTAINERS)
-    stubber.add_client_error("describe_model", "ValidationException", "Could not find model \"churn-model\".")
+    stubber.add_client_error("describe_model", "ValidationException",
+                             "Could not find model \"mlops-churn-model\".")
     expected = with_response_keys(HPO_CONTAINERS, ALL_KEYS)
     stubber.add_response("create_model", {"ModelArn": "arn:aws:sagemaker:us-east-1:123456789012:model/churn-model"},
-                         {"ModelName": "churn-model", "ExecutionRoleArn": ROLE, "Containers": expected})
+                         {"ModelName": "mlops-churn-model", "ExecutionRoleArn": ROLE, "Containers": expected})
     name = AutopilotAutoML(aws_settings, client=client).create_model(
         "churn-model", {"name": "c-best", "objective_metric": "AUC", "objective_value": 0.93, "model_uri": "",
-                        "detail": {"job_name": JOB}}, ALL_KEYS)
+                        "detail": {"job_name": AWS_JOB}}, ALL_KEYS)
 
-    assert name == "churn-model"
+    assert name == "mlops-churn-model"
     assert expected[-1]["Environment"]["SAGEMAKER_INFERENCE_OUTPUT"] == ",".join(ALL_KEYS)
 
 
@@ -318,12 +321,12 @@ def test_creating_the_same_model_again_is_a_no_op(aws_settings, stubbed):
         "ModelName": "churn-model", "ModelArn": "arn:aws:sagemaker:us-east-1:123456789012:model/churn-model",
         "CreationTime": T0, "ExecutionRoleArn": ROLE,
         "Containers": with_response_keys(ENSEMBLE_CONTAINERS, ["predicted_label", "probability"])},
-        {"ModelName": "churn-model"})
+        {"ModelName": "mlops-churn-model"})
     ref = {"name": "c-best", "objective_metric": "AUC", "objective_value": 0.93, "model_uri": "",
-           "detail": {"job_name": JOB}}
+           "detail": {"job_name": AWS_JOB}}
 
     assert AutopilotAutoML(aws_settings, client=client).create_model(
-        "churn-model", ref, ["predicted_label", "probability"]) == "churn-model"
+        "churn-model", ref, ["predicted_label", "probability"]) == "mlops-churn-model"
 
 
 def test_a_model_name_reused_for_other_response_keys_is_refused(aws_settings, stubbed):
@@ -332,11 +335,12 @@ def test_a_model_name_reused_for_other_response_keys_is_refused(aws_settings, st
     stubber.add_response("describe_model", {
         "ModelName": "churn-model", "ModelArn": "arn:aws:sagemaker:us-east-1:123456789012:model/churn-model",
         "CreationTime": T0, "ExecutionRoleArn": ROLE,
-        "Containers": with_response_keys(ENSEMBLE_CONTAINERS, ["predicted_label"])}, {"ModelName": "churn-model"})
+        "Containers": with_response_keys(ENSEMBLE_CONTAINERS, ["predicted_label"])},
+        {"ModelName": "mlops-churn-model"})
     ref = {"name": "c-best", "objective_metric": "AUC", "objective_value": 0.93, "model_uri": "",
-           "detail": {"job_name": JOB}}
+           "detail": {"job_name": AWS_JOB}}
 
-    with pytest.raises(ValueError, match="churn-model exists with different containers"):
+    with pytest.raises(ValueError, match="mlops-churn-model exists with different containers"):
         AutopilotAutoML(aws_settings, client=client).create_model("churn-model", ref, ALL_KEYS)
 
 
@@ -345,16 +349,16 @@ def test_a_candidate_of_another_job_is_refused(aws_settings, stubbed):
     stubber.add_response("list_candidates_for_auto_ml_job", {"Candidates": []},
                          listing_params(CandidateNameEquals="c-elsewhere"))
     ref = {"name": "c-elsewhere", "objective_metric": "AUC", "objective_value": 0.9, "model_uri": "",
-           "detail": {"job_name": JOB}}
+           "detail": {"job_name": AWS_JOB}}
 
-    with pytest.raises(ValueError, match=f"c-elsewhere is not a candidate of AutoML job {JOB}"):
+    with pytest.raises(ValueError, match=f"c-elsewhere is not a candidate of AutoML job {AWS_JOB}"):
         AutopilotAutoML(aws_settings, client=client).create_model("churn-model", ref, ALL_KEYS)
 
 
 def test_an_unknown_response_key_is_refused_before_any_call(aws_settings, stubbed):
     client, _ = stubbed
     ref = {"name": "c-best", "objective_metric": "AUC", "objective_value": 0.9, "model_uri": "",
-           "detail": {"job_name": JOB}}
+           "detail": {"job_name": AWS_JOB}}
 
     with pytest.raises(ValueError, match="score"):
         AutopilotAutoML(aws_settings, client=client).create_model("churn-model", ref, ["predicted_label", "score"])
@@ -374,8 +378,34 @@ def test_the_model_request_round_trips_through_moto(aws_settings, moto_clients):
 
 def test_attaching_to_a_running_job_waits_as_long_as_its_own_runtime_limit(aws_settings, stubbed):
     client, stubber = stubbed
-    stubber.add_response("describe_auto_ml_job_v2", described_job(JOB, "InProgress"), {"AutoMLJobName": JOB})
+    stubber.add_response("describe_auto_ml_job_v2", described_job(AWS_JOB, "InProgress"), {"AutoMLJobName": AWS_JOB})
 
     handle = AutopilotAutoML(aws_settings, client=client).submit(**SPEC)
 
     assert not handle.done and handle.trigger["kwargs"]["waiter_max_attempts"] == (3600 + 3600) // 60
+
+
+# ---------------------------------------------------------------- names with the prefix
+def test_a_job_name_that_has_the_prefix_already_is_not_prefixed_again(aws_settings, moto_clients):
+    sagemaker, _ = moto_clients
+    automl = AutopilotAutoML(aws_settings, client=sagemaker)
+    first = automl.submit(**SPEC)
+
+    again = automl.submit(**{**SPEC, "job_name": first.name})
+
+    assert (first.name, again.name) == (AWS_JOB, AWS_JOB)
+    assert [j["AutoMLJobName"] for j in sagemaker.list_auto_ml_jobs()["AutoMLJobSummaries"]] == [AWS_JOB]
+    assert automl.model_name("mlops-churn-model") == "mlops-churn-model"
+
+
+def test_a_job_name_too_long_for_autopilot_is_cut_to_32_characters_with_a_hash(aws_settings, moto_clients):
+    sagemaker, _ = moto_clients
+    automl = AutopilotAutoML(aws_settings, client=sagemaker)
+    logical = "automl-scheduled-2026-01-05t12-00-00"
+
+    handle = automl.submit(**{**SPEC, "job_name": logical})
+
+    assert len(handle.name) <= 32 and re.fullmatch(r"mlops-automl-[a-z0-9-]+-[0-9a-f]{8}", handle.name)
+    assert automl.job_name(logical) == handle.name != automl.job_name(logical[:-1] + "1")
+    assert sagemaker.describe_auto_ml_job_v2(AutoMLJobName=handle.name)["OutputDataConfig"] == {
+        "S3OutputPath": f"{SPEC['output_uri']}/{handle.name}/"}

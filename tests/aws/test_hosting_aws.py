@@ -5,10 +5,14 @@ Verified how: moto's SageMaker creates models, endpoint configs and endpoints an
 moto's S3 holds the artifacts (digests are really streamed) and moto's CloudWatch the alarms.
 The update, blue/green rollback, busy and failed cases run on a real SageMaker client whose
 answers a Stubber gives and whose requests it validates against the service model.
+
+The specs carry logical names (``churn-staging``, ``staging-cfg-1``); SageMaker sees them with
+the settings' name prefix (``mlops-churn-staging``), and so do the results.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -37,7 +41,6 @@ from mlops.backends.local.hosting import EndpointNotFound
 from mlops.deployment import (
     SilentRollback,
     deploy_version,
-    ensure_rollback_alarms,
     prod_endpoint_options,
     rollback_alarm_requests,
 )
@@ -46,6 +49,7 @@ from mlops.storage import DigestMismatch
 PROD = {"instance_type": "ml.m5.large", "initial_instance_count": 2,
         "traffic_shifting": {"type": "linear", "step_percent": 25, "wait_interval_s": 120}}
 NOW = datetime(2026, 11, 21, 6, 0, tzinfo=UTC)
+PROD_ALARMS = ["mlops-churn-prod-invocation-5xx-errors", "mlops-churn-prod-model-latency-p95"]
 
 
 @dataclass(frozen=True)
@@ -74,9 +78,12 @@ def test_staging_is_a_serverless_endpoint_running_the_serving_code(hosting, s3, 
 
     endpoint = hosting.deploy(spec)
 
-    assert (endpoint.name, endpoint.config_name, endpoint.status) == ("churn-staging", "staging-cfg-1", "InService")
+    assert (endpoint.name, endpoint.config_name, endpoint.status) == (
+        "mlops-churn-staging", "mlops-staging-cfg-1", "InService")
+    assert endpoint.url == f"https://runtime.sagemaker.{REGION}.amazonaws.com/endpoints/mlops-churn-staging/invocations"
     assert endpoint.runtime_endpoint_url == f"https://runtime.sagemaker.{REGION}.amazonaws.com"
-    variant = moto_sagemaker.describe_endpoint_config(EndpointConfigName="staging-cfg-1")["ProductionVariants"][0]
+    variant = moto_sagemaker.describe_endpoint_config(EndpointConfigName="mlops-staging-cfg-1")["ProductionVariants"][0]
+    assert variant["ModelName"] == "mlops-staging-cfg-1"
     assert variant["ServerlessConfig"] == {"MemorySizeInMB": 2048, "MaxConcurrency": 5}
     assert "InstanceType" not in variant
     container = moto_sagemaker.describe_model(ModelName=variant["ModelName"])["PrimaryContainer"]
@@ -90,18 +97,18 @@ def test_prod_takes_the_packages_container_instances_and_data_capture(hosting, r
     version = register(registry, s3)
     spec = replace(prod_spec(settings, s3, package_arn=version.arn), model_uri=version.model_uri,
                    sha256=version.sha256, environment={"SAGEMAKER_INFERENCE_OUTPUT": "predicted_label,probability"})
-    ensure_rollback_alarms(cloudwatch, rollback_alarm_requests("churn-prod", PROD))
+    hosting.ensure_rollback_alarms(rollback_alarm_requests("churn-prod", PROD))
 
     hosting.deploy(spec)
 
-    config = moto_sagemaker.describe_endpoint_config(EndpointConfigName="prod-cfg-2")
+    config = moto_sagemaker.describe_endpoint_config(EndpointConfigName="mlops-prod-cfg-2")
     variant = config["ProductionVariants"][0]
     assert (variant["InstanceType"], variant["InitialInstanceCount"]) == ("ml.m5.large", 2)
     assert config["DataCaptureConfig"]["InitialSamplingPercentage"] == 20
     assert config["DataCaptureConfig"]["DestinationS3Uri"] == \
         "s3://mlops-test-bucket/mlops/monitoring/data-capture/churn-prod"
     package = moto_sagemaker.describe_model_package(ModelPackageName=version.arn)
-    container = moto_sagemaker.describe_model(ModelName="prod-cfg-2")["PrimaryContainer"]
+    container = moto_sagemaker.describe_model(ModelName="mlops-prod-cfg-2")["PrimaryContainer"]
     expected_env = package["InferenceSpecification"]["Containers"][0]["Environment"]
     assert container["Image"] == package["InferenceSpecification"]["Containers"][0]["Image"]
     assert container["Environment"] == {**expected_env, "SAGEMAKER_INFERENCE_OUTPUT": "predicted_label,probability"}
@@ -123,7 +130,7 @@ def test_a_retry_reuses_the_model_config_and_endpoint_of_its_first_attempt(hosti
 
     again = hosting.deploy(spec)
 
-    assert again.config_name == spec.config_name
+    assert again.config_name == "mlops-staging-cfg-1"
     for operation in ("CreateModel", "CreateEndpointConfig", "CreateEndpoint"):
         assert len(sagemaker_calls.named(operation)) == 1, operation
     assert not sagemaker_calls.named("UpdateEndpoint")
@@ -135,13 +142,13 @@ def test_submit_hands_back_the_providers_endpoint_trigger(hosting, s3, settings)
 
     handle = hosting.submit(staging_spec(s3))
 
-    assert (handle.kind, handle.name, handle.done) == ("endpoint", "churn-staging", False)
+    assert (handle.kind, handle.name, handle.done) == ("endpoint", "mlops-churn-staging", False)
     trigger = import_string(handle.trigger["classpath"])(**handle.trigger["kwargs"])
     assert isinstance(trigger, SageMakerTrigger)
     classpath, kwargs = trigger.serialize()
-    assert (kwargs["job_name"], kwargs["job_type"]) == ("churn-staging", "endpoint")
+    assert (kwargs["job_name"], kwargs["job_type"]) == ("mlops-churn-staging", "endpoint")
     assert kwargs["aws_conn_id"] == settings.aws_conn_id and kwargs["region_name"] == REGION
-    assert hosting.collect(hosting.wait(handle))["config_name"] == "staging-cfg-1"
+    assert hosting.collect(hosting.wait(handle))["config_name"] == "mlops-staging-cfg-1"
 
 
 def test_delete_removes_endpoint_config_and_model_and_a_missing_endpoint_is_fine(hosting, s3, moto_sagemaker):
@@ -152,24 +159,62 @@ def test_delete_removes_endpoint_config_and_model_and_a_missing_endpoint_is_fine
 
     with pytest.raises(EndpointNotFound):
         hosting.describe("churn-staging")
+    assert moto_sagemaker.list_endpoints()["Endpoints"] == []
     assert moto_sagemaker.list_endpoint_configs()["EndpointConfigs"] == []
     assert moto_sagemaker.list_models()["Models"] == []
+
+
+def test_a_name_that_has_the_prefix_already_is_not_prefixed_again(hosting, s3, moto_sagemaker):
+    first = hosting.deploy(staging_spec(s3))
+
+    again = hosting.deploy(staging_spec(s3, name=first.name, config=first.config_name))
+
+    assert (again.name, again.config_name) == ("mlops-churn-staging", "mlops-staging-cfg-1")
+    assert hosting.describe(first.name) == hosting.describe("churn-staging")
+    assert [e["EndpointName"] for e in moto_sagemaker.list_endpoints()["Endpoints"]] == ["mlops-churn-staging"]
+    hosting.delete(first.name)
+    assert moto_sagemaker.list_endpoints()["Endpoints"] == []
+
+
+def test_a_name_too_long_for_sagemaker_is_cut_to_63_characters_with_a_hash(hosting, s3, moto_sagemaker):
+    config = "deploy-model-staging-config-scheduled-2026-11-21t06-00-00-00-00-0123abcd"
+
+    endpoint = hosting.deploy(staging_spec(s3, config=config))
+
+    assert len(endpoint.config_name) == 63
+    assert re.fullmatch(r"mlops-deploy-model-staging-config-[a-z0-9-]+-[0-9a-f]{8}", endpoint.config_name)
+    assert endpoint.config_name == hosting.named(staging_spec(s3, config=config)).config_name  # stable
+    assert hosting.named(staging_spec(s3, config=config[:-1] + "e")).config_name != endpoint.config_name
+    assert moto_sagemaker.describe_model(ModelName=endpoint.config_name)["ModelName"] == endpoint.config_name
 
 
 def test_serving_archive_is_deterministic():
     assert serving_archive() == serving_archive()
 
 
-def test_rollback_alarms_are_created_idempotently(hosting, cloudwatch):
+def test_rollback_alarms_are_created_idempotently_with_the_prefix_on_the_sagemaker_endpoint(hosting, cloudwatch):
     requests = rollback_alarm_requests("churn-prod", PROD)
-    assert hosting.ensure_rollback_alarms(requests) == [r["AlarmName"] for r in requests]
+    assert hosting.ensure_rollback_alarms(requests) == PROD_ALARMS
     hosting.ensure_rollback_alarms(requests)
 
     alarms = {a["AlarmName"]: a for a in cloudwatch.describe_alarms()["MetricAlarms"]}
-    assert sorted(alarms) == ["churn-prod-invocation-5xx-errors", "churn-prod-model-latency-p95"]
-    assert alarms["churn-prod-invocation-5xx-errors"]["MetricName"] == "Invocation5XXErrors"
-    assert alarms["churn-prod-model-latency-p95"]["ExtendedStatistic"] == "p95"
-    assert alarms["churn-prod-model-latency-p95"]["Threshold"] == 500_000.0  # µs
+    assert sorted(alarms) == PROD_ALARMS
+    assert alarms["mlops-churn-prod-invocation-5xx-errors"]["MetricName"] == "Invocation5XXErrors"
+    assert alarms["mlops-churn-prod-model-latency-p95"]["ExtendedStatistic"] == "p95"
+    assert alarms["mlops-churn-prod-model-latency-p95"]["Threshold"] == 500_000.0  # µs
+    for alarm in alarms.values():
+        assert {"Name": "EndpointName", "Value": "mlops-churn-prod"} in alarm["Dimensions"]
+
+
+def test_named_maps_the_endpoint_config_and_rollback_alarms_once(hosting, settings, s3):
+    spec = prod_spec(settings, s3)
+
+    named = hosting.named(spec)
+
+    assert (named.endpoint_name, named.config_name) == ("mlops-churn-prod", "mlops-prod-cfg-2")
+    assert named.deployment_config["AutoRollbackConfiguration"]["Alarms"] == [{"AlarmName": a} for a in PROD_ALARMS]
+    assert named.deployment_config["BlueGreenUpdatePolicy"] == spec.deployment_config["BlueGreenUpdatePolicy"]
+    assert hosting.named(named) == named
 
 
 # ---------------------------------------------------------------- Stubber: updates
@@ -198,62 +243,66 @@ def existing_model_and_config(stubber, config: str) -> None:
 def test_prod_update_is_blue_green_with_traffic_shifting_and_alarm_rollback(stubbed, settings, s3, cloudwatch):
     hosting, stubber = stubbed
     spec = prod_spec(settings, s3)
-    ensure_rollback_alarms(cloudwatch, rollback_alarm_requests("churn-prod", PROD))
-    existing_model_and_config(stubber, "prod-cfg-2")
-    stubber.add_response("describe_endpoint", described_endpoint("churn-prod", "prod-cfg-1"))
+    hosting.ensure_rollback_alarms(rollback_alarm_requests("churn-prod", PROD))
+    existing_model_and_config(stubber, "mlops-prod-cfg-2")
+    stubber.add_response("describe_endpoint", described_endpoint("mlops-churn-prod", "mlops-prod-cfg-1"),
+                         {"EndpointName": "mlops-churn-prod"})
     stubber.add_response("update_endpoint", {"EndpointArn": "arn:aws:sagemaker:us-east-1:123456789012:endpoint/x"}, {
-        "EndpointName": "churn-prod", "EndpointConfigName": "prod-cfg-2", "RetainAllVariantProperties": False,
-        "DeploymentConfig": spec.deployment_config,
+        "EndpointName": "mlops-churn-prod", "EndpointConfigName": "mlops-prod-cfg-2",
+        "RetainAllVariantProperties": False,
+        "DeploymentConfig": {**spec.deployment_config,
+                             "AutoRollbackConfiguration": {"Alarms": [{"AlarmName": a} for a in PROD_ALARMS]}},
     })
-    stubber.add_response("describe_endpoint", described_endpoint("churn-prod", "prod-cfg-2", "Updating"))
-    stubber.add_response("describe_endpoint", described_endpoint("churn-prod", "prod-cfg-2"))
-    stubber.add_response("describe_endpoint", described_endpoint("churn-prod", "prod-cfg-2"))
+    stubber.add_response("describe_endpoint", described_endpoint("mlops-churn-prod", "mlops-prod-cfg-2", "Updating"))
+    stubber.add_response("describe_endpoint", described_endpoint("mlops-churn-prod", "mlops-prod-cfg-2"))
+    stubber.add_response("describe_endpoint", described_endpoint("mlops-churn-prod", "mlops-prod-cfg-2"))
 
     endpoint = hosting.deploy(spec)
 
-    assert (endpoint.config_name, endpoint.status) == ("prod-cfg-2", "InService")
+    assert (endpoint.name, endpoint.config_name, endpoint.status) == ("mlops-churn-prod", "mlops-prod-cfg-2",
+                                                                      "InService")
     policy = spec.deployment_config["BlueGreenUpdatePolicy"]
     assert policy["TrafficRoutingConfiguration"] == {
         "Type": "LINEAR", "WaitIntervalInSeconds": 120, "LinearStepSize": {"Type": "CAPACITY_PERCENT", "Value": 25}}
-    assert spec.deployment_config["AutoRollbackConfiguration"]["Alarms"] == [
-        {"AlarmName": "churn-prod-invocation-5xx-errors"}, {"AlarmName": "churn-prod-model-latency-p95"}]
 
 
 def test_a_silent_rollback_fails_the_deploy_and_is_recorded(stubbed, settings, s3, cloudwatch, registry):
     hosting, stubber = stubbed
     version = register(registry, s3)
     spec = replace(prod_spec(settings, s3), model_uri=version.model_uri, sha256=version.sha256)
-    ensure_rollback_alarms(cloudwatch, rollback_alarm_requests("churn-prod", PROD))
-    existing_model_and_config(stubber, "prod-cfg-2")
-    stubber.add_response("describe_endpoint", described_endpoint("churn-prod", "prod-cfg-1"))
+    hosting.ensure_rollback_alarms(rollback_alarm_requests("churn-prod", PROD))
+    existing_model_and_config(stubber, "mlops-prod-cfg-2")
+    stubber.add_response("describe_endpoint", described_endpoint("mlops-churn-prod", "mlops-prod-cfg-1"))
     stubber.add_response("update_endpoint", {"EndpointArn": "arn:aws:sagemaker:us-east-1:123456789012:endpoint/x"},
-                         {"EndpointName": "churn-prod", "EndpointConfigName": "prod-cfg-2",
+                         {"EndpointName": "mlops-churn-prod", "EndpointConfigName": "mlops-prod-cfg-2",
                           "RetainAllVariantProperties": False, "DeploymentConfig": ANY})
-    rolled_back = described_endpoint("churn-prod", "prod-cfg-1",
-                                     FailureReason="Alarm churn-prod-invocation-5xx-errors went into ALARM")
+    rolled_back = described_endpoint("mlops-churn-prod", "mlops-prod-cfg-1",
+                                     FailureReason="Alarm mlops-churn-prod-invocation-5xx-errors went into ALARM")
     stubber.add_response("describe_endpoint", rolled_back)  # the waiter: InService again ...
     stubber.add_response("describe_endpoint", rolled_back)  # ... on the old config
 
-    with pytest.raises(SilentRollback, match="prod-cfg-1, not the intended prod-cfg-2"):
+    with pytest.raises(SilentRollback, match="mlops-prod-cfg-1, not the intended mlops-prod-cfg-2"):
         deploy_version(registry, hosting, version.to_dict(), spec, "prod")
 
     attempt = registry.deployments("prod")[0]
-    assert (attempt.outcome, attempt.endpoint_config, attempt.arn) == ("rolled_back", "prod-cfg-2", version.arn)
+    assert (attempt.outcome, attempt.endpoint_name, attempt.endpoint_config, attempt.arn) == (
+        "rolled_back", "mlops-churn-prod", "mlops-prod-cfg-2", version.arn)
     assert registry.deployed_version_at("prod", datetime.now(UTC)) is None
 
 
 def test_a_missing_rollback_alarm_stops_the_update_before_it_starts(stubbed, settings, s3):
     hosting, stubber = stubbed
-    existing_model_and_config(stubber, "prod-cfg-2")
+    existing_model_and_config(stubber, "mlops-prod-cfg-2")
 
-    with pytest.raises(ValueError, match="churn-prod-invocation-5xx-errors"):
+    with pytest.raises(ValueError, match="mlops-churn-prod-invocation-5xx-errors"):
         hosting.submit(prod_spec(settings, s3))
 
 
 def test_an_endpoint_busy_with_another_update_is_not_updated(stubbed, s3):
     hosting, stubber = stubbed
-    existing_model_and_config(stubber, "staging-cfg-2")
-    stubber.add_response("describe_endpoint", described_endpoint("churn-staging", "staging-cfg-1", "Updating"))
+    existing_model_and_config(stubber, "mlops-staging-cfg-2")
+    stubber.add_response("describe_endpoint", described_endpoint("mlops-churn-staging", "mlops-staging-cfg-1",
+                                                                 "Updating"))
 
     with pytest.raises(RuntimeError, match="Updating"):
         hosting.submit(staging_spec(s3, config="staging-cfg-2"))
@@ -261,10 +310,10 @@ def test_an_endpoint_busy_with_another_update_is_not_updated(stubbed, s3):
 
 def test_a_retry_during_its_own_update_re_attaches(stubbed, s3):
     hosting, stubber = stubbed
-    existing_model_and_config(stubber, "staging-cfg-2")
+    existing_model_and_config(stubber, "mlops-staging-cfg-2")
     stubber.add_response("describe_endpoint", described_endpoint(
-        "churn-staging", "staging-cfg-1", "Updating",
-        PendingDeploymentSummary={"EndpointConfigName": "staging-cfg-2", "StartTime": NOW}))
+        "mlops-churn-staging", "mlops-staging-cfg-1", "Updating",
+        PendingDeploymentSummary={"EndpointConfigName": "mlops-staging-cfg-2", "StartTime": NOW}))
 
     handle = hosting.submit(staging_spec(s3, config="staging-cfg-2"))
 
@@ -273,18 +322,19 @@ def test_a_retry_during_its_own_update_re_attaches(stubbed, s3):
 
 def test_a_failed_endpoint_is_deleted_and_created_again(stubbed, s3):
     hosting, stubber = stubbed
-    existing_model_and_config(stubber, "staging-cfg-2")
-    stubber.add_response("describe_endpoint", described_endpoint("churn-staging", "staging-cfg-1", "Failed",
+    existing_model_and_config(stubber, "mlops-staging-cfg-2")
+    stubber.add_response("describe_endpoint", described_endpoint("mlops-churn-staging", "mlops-staging-cfg-1", "Failed",
                                                                  FailureReason="image pull failed"))
-    stubber.add_response("delete_endpoint", {}, {"EndpointName": "churn-staging"})
+    stubber.add_response("delete_endpoint", {}, {"EndpointName": "mlops-churn-staging"})
     stubber.add_client_error("describe_endpoint", "ValidationException",
-                             "Could not find endpoint churn-staging.")  # endpoint_deleted waiter: gone
+                             "Could not find endpoint mlops-churn-staging.")  # endpoint_deleted waiter: gone
     stubber.add_response("create_endpoint", {"EndpointArn": "arn:aws:sagemaker:us-east-1:123456789012:endpoint/x"},
-                         {"EndpointName": "churn-staging", "EndpointConfigName": "staging-cfg-2", "Tags": ANY})
+                         {"EndpointName": "mlops-churn-staging", "EndpointConfigName": "mlops-staging-cfg-2",
+                          "Tags": ANY})
 
     handle = hosting.submit(staging_spec(s3, config="staging-cfg-2"))
 
-    assert (handle.name, handle.done) == ("churn-staging", False)  # the Stubber saw delete, then create
+    assert (handle.name, handle.done) == ("mlops-churn-staging", False)  # the Stubber saw delete, then create
 
 
 def test_an_endpoint_that_fails_to_come_up_raises_sagemakers_reason(stubbed):
@@ -292,7 +342,8 @@ def test_an_endpoint_that_fails_to_come_up_raises_sagemakers_reason(stubbed):
 
     hosting, stubber = stubbed
     stubber.add_response("describe_endpoint", described_endpoint(
-        "churn-staging", "staging-cfg-2", "Failed", FailureReason="The primary container did not pass the ping"))
+        "mlops-churn-staging", "mlops-staging-cfg-2", "Failed",
+        FailureReason="The primary container did not pass the ping"))
 
     with pytest.raises(RuntimeError, match="did not pass the ping"):
-        hosting.wait(JobHandle(kind="endpoint", name="churn-staging", done=False))
+        hosting.wait(JobHandle(kind="endpoint", name="mlops-churn-staging", done=False))

@@ -2,14 +2,17 @@
 
 Verified how: moto's SageMaker (model package groups and packages, list sort and pagination,
 update_model_package) and moto's S3 (metrics, metadata and histories), the real boto3 clients.
+The port is given logical group names; SageMaker's carry the settings' name prefix.
 """
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from moto_fixtures import (  # noqa: F401  (importing a fixture registers it)
+    AWS_GROUP,
     GROUP,
     IMAGE,
     METADATA_VALUE,
@@ -41,9 +44,34 @@ def test_ensure_group_creates_the_group_once(registry, moto_sagemaker, sagemaker
     registry.ensure_group("retail-segments", "RFM segments")
 
     assert sagemaker_calls.named("CreateModelPackageGroup") == [
-        {"ModelPackageGroupName": "retail-segments", "ModelPackageGroupDescription": "RFM segments"}
+        {"ModelPackageGroupName": "mlops-retail-segments", "ModelPackageGroupDescription": "RFM segments"}
     ]
-    assert moto_sagemaker.describe_model_package_group(ModelPackageGroupName=GROUP)["ModelPackageGroupName"] == GROUP
+    assert moto_sagemaker.describe_model_package_group(
+        ModelPackageGroupName=AWS_GROUP)["ModelPackageGroupName"] == AWS_GROUP
+
+
+def test_a_group_name_that_has_the_prefix_already_is_not_prefixed_again(registry, s3, sagemaker_calls):
+    version = register(registry, s3)
+
+    registry.ensure_group(version.group)
+    again = register(registry, s3, 1, group=version.group)
+
+    assert (version.group, again.group, again.version) == (AWS_GROUP, AWS_GROUP, 2)
+    assert [v.arn for v in registry.list_versions(version.group)] == [v.arn for v in registry.list_versions(GROUP)]
+    assert not sagemaker_calls.named("CreateModelPackageGroup")
+
+
+def test_a_group_name_too_long_is_cut_to_63_characters_with_a_hash(registry, s3, moto_sagemaker):
+    group = "churn-classifier-for-the-retail-banking-customers-of-region-7"
+
+    registry.ensure_group(group)
+    version = register(registry, s3, group=group)
+
+    assert len(version.group) == 63
+    assert re.fullmatch(r"mlops-churn-classifier-for-the-retail-[a-z0-9-]+-[0-9a-f]{8}", version.group)
+    assert version.group == registry.group_name(group) != registry.group_name(group[:-1] + "8")
+    assert moto_sagemaker.describe_model_package_group(ModelPackageGroupName=version.group)
+    assert registry.latest_approved(group) is None and len(registry.list_versions(group)) == 1
 
 
 def test_register_creates_a_pending_package_with_the_serving_container(registry, s3, moto_sagemaker):
@@ -51,7 +79,8 @@ def test_register_creates_a_pending_package_with_the_serving_container(registry,
 
     package = moto_sagemaker.describe_model_package(ModelPackageName=version.arn)
     assert package["ModelApprovalStatus"] == PENDING == version.status
-    assert (package["ModelPackageGroupName"], package["ModelPackageVersion"]) == (GROUP, 1)
+    assert (package["ModelPackageGroupName"], package["ModelPackageVersion"]) == (AWS_GROUP, 1)
+    assert (version.group, version.arn) == (AWS_GROUP, package["ModelPackageArn"])
     container = package["InferenceSpecification"]["Containers"][0]
     assert container["Image"] == IMAGE
     assert container["ModelDataUrl"] == version.model_uri
@@ -112,7 +141,7 @@ def test_register_sends_a_deterministic_client_token(registry, s3, sagemaker_cal
 
 def test_register_without_the_group_names_it(registry, s3):
     uri, sha = put_artifact(s3)
-    with pytest.raises(ModelPackageGroupNotFound, match="no-such-group"):
+    with pytest.raises(ModelPackageGroupNotFound, match="mlops-no-such-group"):
         registry.register("no-such-group", uri, sha, {}, {})
 
 

@@ -125,9 +125,33 @@ def test_job_names_fit_sagemaker_limits_with_room_for_retry_suffixes():
     assert name == job_name_for("mlops", JOB, TUNING_NAME_MAX), "stable for the same job"
     assert len(f"{name}-r9") <= TUNING_NAME_MAX
     assert re.fullmatch(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,31}", f"{name}-r9")
-    assert name.startswith("mlops-")
+    assert re.fullmatch(r"mlops-train-model-t[a-z0-9-]*-[0-9a-f]{8}", name)  # a readable cut and a hash
     assert job_name_for("mlops", JOB.replace("5b1c", "5b1d"), TUNING_NAME_MAX) != name
     assert job_name_for("mlops", "tune-abc", 63) == "mlops-tune-abc"
+
+
+def test_a_tuning_job_name_that_has_the_prefix_already_is_not_prefixed_again(
+        settings, sagemaker, s3, requests, training_data):
+    _, stubber = sagemaker
+    base = job_name_for("mlops", JOB, TUNING_NAME_MAX)
+    stubber.add_response("describe_hyper_parameter_tuning_job", tuning_description(base, "InProgress"),
+                         {"HyperParameterTuningJobName": base})
+
+    handle = tuner(settings, sagemaker, s3).submit(base, training_data, SPACE, 3, RUN_URI)
+
+    assert (handle.name, handle.done) == (base, False)
+    assert job_name_for("mlops", base, TUNING_NAME_MAX) == base
+
+
+def test_a_refit_name_too_long_is_cut_to_sagemakers_limit_with_a_hash(settings, sagemaker, s3, training_data):
+    _, stubber = sagemaker
+    stubber.add_response("describe_training_job", training_description("x", "InProgress"))
+
+    handle = trainer(settings, sagemaker, s3).submit(f"{REFIT}-with-a-longer-step", training_data, BEST, RUN_URI)
+
+    assert len(handle.name) <= 60  # 63 less the room for "-r9"
+    assert re.fullmatch(r"mlops-train-model-refit-[a-z0-9-]+-[0-9a-f]{8}", handle.name)
+    assert handle.name == job_name_for("mlops", f"{REFIT}-with-a-longer-step", 63) != job_name_for("mlops", REFIT, 63)
 
 
 def test_image_uri_is_resolved_by_the_sagemaker_sdk_for_the_region():

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from mlops.config import ConfigError, available_pipelines, load_pipeline
-from mlops.naming import MAX_LEN, path_safe, resource_name, run_name
+from mlops.naming import MAX_LEN, path_safe, prefixed, resource_name, run_name
 from mlops.settings import get_settings
 
 SAGEMAKER_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
@@ -203,6 +203,36 @@ def test_path_safe_removes_colons_and_pluses(run_id):
 
 def test_path_safe_keeps_distinct_run_ids_distinct():
     assert len({path_safe(run_id) for run_id in RUN_IDS}) == len(RUN_IDS)
+
+
+def test_prefixed_puts_the_prefix_in_front_when_it_fits():
+    assert prefixed("mlops", "churn-classifier-prod", 63) == "mlops-churn-classifier-prod"
+
+
+def test_prefixed_keeps_a_name_that_has_the_prefix_already():
+    name = prefixed("mlops", run_name("deploy_model", RUN_IDS[0], "prod-config"), 63)
+
+    assert prefixed("mlops", name, 63) == name
+    assert prefixed("mlops", "mlops-churn-classifier", 63) == "mlops-churn-classifier"
+
+
+@pytest.mark.parametrize("max_len", [32, 60, MAX_LEN])
+def test_prefixed_cuts_a_long_name_to_max_len_with_a_stable_hash(max_len):
+    name = run_name("autopilot_batch_predict", RUN_IDS[0], "transform")
+
+    cut = prefixed("mlops", name, max_len)
+
+    assert len(cut) <= max_len and SAGEMAKER_NAME.fullmatch(cut)
+    assert re.fullmatch(r"mlops-autopilot-[a-z0-9-]*-[0-9a-f]{8}", cut)
+    assert cut == prefixed("mlops", name, max_len) != prefixed("mlops", name.replace("transform", "transforn"), max_len)
+    assert prefixed("mlops", cut, max_len) == cut
+
+
+def test_prefixed_refuses_a_prefix_that_leaves_no_room_for_a_name():
+    with pytest.raises(ValueError, match="room"):
+        prefixed("a-very-long-installation-prefix", "job", 32)
+    with pytest.raises(ValueError, match="room"):
+        prefixed("", "job", 32)
 
 
 # --- settings -----------------------------------------------------------------------------------

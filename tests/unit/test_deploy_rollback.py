@@ -155,6 +155,9 @@ def test_a_silent_rollback_fails_the_deploy_and_leaves_the_history_unchanged(reg
     version = register(registry, tmp_path, 0.3)
 
     class BackOnTheOldConfig:
+        def named(self, spec):
+            return spec
+
         def deploy(self, spec):
             return Endpoint(name=spec.endpoint_name, config_name="old-config", status="InService",
                             url="http://127.0.0.1/x", runtime_endpoint_url="http://127.0.0.1", region="us-east-1")

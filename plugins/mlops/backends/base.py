@@ -327,6 +327,17 @@ class Endpoint(Serializable):
 
 
 class Hosting(LongRunningPort, abc.ABC):
+    def name(self, name: str) -> str:
+        """The name the service knows the endpoint (or model, config) ``name`` by. Idempotent;
+        the local twin keeps the logical name."""
+        return name
+
+    def named(self, spec: EndpointSpec) -> EndpointSpec:
+        """``spec`` with the names the service knows its resources by (endpoint, config, rollback
+        alarms), as :meth:`deploy` creates them; compare what it returns with these. Idempotent.
+        The local twin keeps the logical names."""
+        return spec
+
     def submit(self, spec: EndpointSpec) -> JobHandle:
         """Start creating or updating the endpoint (``kind="endpoint"``); see :class:`JobHandle`.
 
@@ -338,7 +349,7 @@ class Hosting(LongRunningPort, abc.ABC):
     @abc.abstractmethod
     def deploy(self, spec: EndpointSpec) -> Endpoint:
         """Create the endpoint, or update it to ``spec.config_name``; return once it settled
-        (its ``config_name`` is the one it runs: compare it with ``spec.config_name``)."""
+        (its ``config_name`` is the one it runs: compare it with ``named(spec).config_name``)."""
 
     def ensure_rollback_alarms(self, requests: list[dict[str, Any]]) -> list[str]:
         """Create or update the alarms a blue/green update rolls back on (``PutMetricAlarm``

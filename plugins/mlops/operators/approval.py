@@ -151,8 +151,10 @@ class ProdApprovalOperator(RegistryApprovalOperator):
         if approved:
             self.log.info("prod deployment of %s approved by %s: %s", self.model_package_arn, approver, reason)
             return
-        get_backend().registry.record_deployment(Deployment(
-            arn=self.model_package_arn, stage="prod", endpoint_name=self.endpoint_name, endpoint_config="",
+        backend = get_backend()
+        backend.registry.record_deployment(Deployment(
+            arn=self.model_package_arn, stage="prod", endpoint_name=backend.hosting.name(self.endpoint_name),
+            endpoint_config="",
             outcome="rejected", deployed_at=datetime.now(UTC).isoformat(),
             detail={"approver": approver, "reason": reason, "evidence": dict(self.evidence)},
         ))

@@ -187,7 +187,7 @@ class SageMakerModelPackageOperator(BaseOperator):
             self.group, self.model["model_uri"], self.model["sha256"], dict(self.metrics), metadata
         )
         self.log.info("registered %s (%s)", version.arn, version.status)
-        persist(context, _backend().resource_url("model-package", self.group, metadata.get("report_uri")))
+        persist(context, _backend().resource_url("model-package", version.group, metadata.get("report_uri")))
         return version.to_dict()
 
 
@@ -279,7 +279,7 @@ class SageMakerEndpointOperator(BaseOperator):
 
         backend = _backend()
         package = resolve_deployable(backend.registry, self.package["group"], self.package["arn"])
-        spec = self._spec(context, package)
+        spec = backend.hosting.named(self._spec(context, package))
         if not self.deferrable:
             return self._finish(context, backend, package, spec, lambda: backend.hosting.deploy(spec))
         try:

@@ -15,6 +15,11 @@ the SageMaker Python SDK v2 did for ``inference_response_keys``: every container
 ``SAGEMAKER_INFERENCE_SUPPORTED`` gets ``SAGEMAKER_INFERENCE_OUTPUT`` (the requested keys it
 supports, in the requested order) and, when the container before it emitted keys,
 ``SAGEMAKER_INFERENCE_INPUT`` (those keys); the last container must support every requested key.
+
+Names: the job and model names the port takes are logical; :meth:`AutopilotAutoML.job_name` and
+:meth:`AutopilotAutoML.model_name` give their SageMaker names with ``MLOPS_NAME_PREFIX``
+(:func:`mlops.naming.prefixed`), which is what the results carry. A name that has the prefix
+already is kept, so a job name read back from XCom attaches to that job.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from mlops.backends.base import AutoML, Candidate, JobHandle, LongRunningPort
+from mlops.naming import prefixed
 
 if TYPE_CHECKING:
     from mlops.settings import Settings
@@ -43,6 +49,8 @@ SUPPORTED = "SAGEMAKER_INFERENCE_SUPPORTED"
 INFERENCE_INPUT, INFERENCE_OUTPUT = "SAGEMAKER_INFERENCE_INPUT", "SAGEMAKER_INFERENCE_OUTPUT"
 PARQUET, CSV_WITH_HEADER = "x-application/vnd.amazon+parquet", "text/csv;header=present"
 TRIGGER = "mlops.triggers.sagemaker_automl.SageMakerAutoMLJobV2Trigger"
+JOB_NAME_MAX = 32  # AutoMLJobName (CreateAutoMLJobV2)
+MODEL_NAME_MAX = 63  # ModelName
 
 
 def is_not_found(error: Exception) -> bool:
@@ -190,10 +198,19 @@ class AutopilotAutoML(LongRunningPort, AutoML):
             self._client = client("sagemaker", self.settings)
         return self._client
 
+    # ------------------------------------------------------------ names
+    def job_name(self, name: str) -> str:
+        """The SageMaker name of the AutoML job ``name``: ``<prefix>-<name>`` in 32 characters."""
+        return prefixed(self.settings.name_prefix, name, JOB_NAME_MAX)
+
+    def model_name(self, name: str) -> str:
+        """The SageMaker name of the model ``name``: ``<prefix>-<name>`` in 63 characters."""
+        return prefixed(self.settings.name_prefix, name, MODEL_NAME_MAX)
+
     # ------------------------------------------------------------ requests
     def job_request(self, job_name: str, train_uri: str, target: str, problem_type: str, objective: str,
                     max_candidates: int, time_budget_s: int, output_uri: str) -> dict[str, Any]:
-        """The ``CreateAutoMLJobV2`` request for the port's arguments."""
+        """The ``CreateAutoMLJobV2`` request for the port's arguments (``job_name``: SageMaker's)."""
         if problem_type not in PROBLEM_TYPES:
             raise ValueError(f"problem_type {problem_type!r} is not one of {', '.join(PROBLEM_TYPES)}")
         if int(max_candidates) < 1 or int(time_budget_s) < 1:
@@ -281,10 +298,11 @@ class AutopilotAutoML(LongRunningPort, AutoML):
 
         Raises ``RuntimeError`` naming the job, its status and reason if it Failed or was Stopped,
         and ``ValueError`` if a job of that name predicts another target or problem type, or
-        optimises another objective.
+        optimises another objective. The handle names the job by its SageMaker name.
         """
         from botocore.exceptions import ClientError
 
+        job_name = self.job_name(job_name)
         request = self.job_request(job_name, train_uri, target, problem_type, objective, max_candidates,
                                    time_budget_s, output_uri)
         described = self.describe_job(job_name)
@@ -357,6 +375,7 @@ class AutopilotAutoML(LongRunningPort, AutoML):
         return [c for page in pages for c in page.get("Candidates", [])]
 
     def candidates(self, job_name: str) -> list[Candidate]:
+        job_name = self.job_name(job_name)
         described = self.describe_job(job_name)
         if described is None:
             raise KeyError(f"no AutoML job named {job_name!r}")
@@ -413,7 +432,8 @@ class AutopilotAutoML(LongRunningPort, AutoML):
     # ------------------------------------------------------------ models
     def model_request(self, model_name: str, candidate: Candidate | dict[str, Any],
                       response_keys: list[str]) -> dict[str, Any]:
-        """The ``CreateModel`` request: the candidate's containers (re-read from the job) with the keys."""
+        """The ``CreateModel`` request: the candidate's containers (re-read from the job) with the keys
+        (``model_name``: SageMaker's)."""
         if isinstance(candidate, dict):
             candidate = Candidate.from_dict(candidate)
         job_name = candidate.detail.get("job_name")
@@ -442,8 +462,9 @@ class AutopilotAutoML(LongRunningPort, AutoML):
         """``CreateModel`` from the candidate's inference containers answering with ``response_keys``.
 
         Creating the same model again is a no-op; the same name with other containers or keys is
-        a ``ValueError``. Returns the model name.
+        a ``ValueError``. Returns the model's SageMaker name.
         """
+        model_name = self.model_name(model_name)
         request = self.model_request(model_name, candidate, response_keys)
         existing = self.describe_model(model_name)
         if existing is not None:

@@ -20,6 +20,11 @@ worker slot while SageMaker creates or updates the endpoint:
 
 The model and the endpoint config are both named ``spec.config_name`` (different namespaces),
 which derives from (dag, run, stage): a retry finds and reuses them.
+
+Names: the port takes logical names (``churn-classifier-prod``, ``deploy-model-...``) and
+:meth:`SageMakerHosting.named` maps them, and the rollback alarms, to their AWS names with
+``MLOPS_NAME_PREFIX`` (:func:`mlops.naming.prefixed`: ``mlops-churn-classifier-prod``). What it
+returns carries the AWS names; a name passed back in is not prefixed twice.
 """
 
 from __future__ import annotations
@@ -28,11 +33,13 @@ import hashlib
 import logging
 import shutil
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlops.backends.base import Endpoint, EndpointSpec, Hosting, JobHandle, LongRunningPort
 from mlops.backends.local.hosting import EndpointNotFound
+from mlops.naming import prefixed
 from mlops.settings import INCLUDE_DIR
 from mlops.storage import DigestMismatch
 
@@ -48,6 +55,8 @@ TRIGGER = "airflow.providers.amazon.aws.triggers.sagemaker.SageMakerTrigger"
 IN_SERVICE = "InService"
 BUSY = ("Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting")
 FAILED = "Failed"
+NAME_MAX = 63  # EndpointName, EndpointConfigName, ModelName
+ALARM_NAME_MAX = 255  # CloudWatch AlarmName
 
 
 def serving_archive() -> tuple[bytes, str]:
@@ -90,6 +99,15 @@ def serving_environment(settings: Settings, s3) -> dict[str, str]:
         "SAGEMAKER_CONTAINER_LOG_LEVEL": "20",
         "SAGEMAKER_REGION": settings.aws_region,
     }
+
+
+def _unless_missing(call) -> None:
+    """Make a delete ``call``; a resource that is gone already is fine, anything else is not."""
+    try:
+        call()
+    except Exception as err:  # noqa: BLE001 - re-raised unless it says "missing"
+        if not _missing(err):
+            raise
 
 
 def _missing(error: Exception) -> bool:
@@ -147,6 +165,32 @@ class SageMakerHosting(Hosting, LongRunningPort):
             self._registry = SageMakerRegistry(self.settings, self.sagemaker, self._client("s3"))
         return self._registry
 
+    # ------------------------------------------------------------ names
+    def name(self, name: str) -> str:
+        """The SageMaker name of an endpoint, endpoint config or model: ``<prefix>-<name>``."""
+        return prefixed(self.settings.name_prefix, name, NAME_MAX)
+
+    def alarm_name(self, name: str) -> str:
+        """The CloudWatch name of a rollback alarm: ``<prefix>-<name>``."""
+        return prefixed(self.settings.name_prefix, name, ALARM_NAME_MAX)
+
+    def named(self, spec: EndpointSpec) -> EndpointSpec:
+        """``spec`` with SageMaker's names: endpoint, config (and model), rollback alarms."""
+        changes: dict[str, Any] = {"endpoint_name": self.name(spec.endpoint_name),
+                                   "config_name": self.name(spec.config_name)}
+        deployment_config = getattr(spec, "deployment_config", None)
+        rollback = (deployment_config or {}).get("AutoRollbackConfiguration")
+        if rollback and rollback.get("Alarms"):
+            alarms = [{**alarm, "AlarmName": self.alarm_name(alarm["AlarmName"])} for alarm in rollback["Alarms"]]
+            changes["deployment_config"] = {**deployment_config,
+                                            "AutoRollbackConfiguration": {**rollback, "Alarms": alarms}}
+        return replace(spec, **changes)
+
+    def _named_alarm(self, request: dict[str, Any]) -> dict[str, Any]:
+        dimensions = [{**d, "Value": self.name(d["Value"])} if d.get("Name") == "EndpointName" else d
+                      for d in request.get("Dimensions", [])]
+        return {**request, "AlarmName": self.alarm_name(request["AlarmName"]), "Dimensions": dimensions}
+
     # ------------------------------------------------------------ the Hosting port
     def deploy(self, spec: EndpointSpec) -> Endpoint:
         """Create or update the endpoint and block until it settles; see the module docstring."""
@@ -154,10 +198,11 @@ class SageMakerHosting(Hosting, LongRunningPort):
 
     def describe(self, endpoint_name: str) -> Endpoint:
         """Raises :class:`~mlops.backends.local.hosting.EndpointNotFound` for a missing endpoint."""
-        return self._endpoint(self._describe_endpoint(endpoint_name))
+        return self._endpoint(self._describe_endpoint(self.name(endpoint_name)))
 
     def delete(self, endpoint_name: str) -> None:
         """Delete the endpoint, then its endpoint config and model; anything missing is fine."""
+        endpoint_name = self.name(endpoint_name)
         try:
             described = self._describe_endpoint(endpoint_name)
         except EndpointNotFound:
@@ -170,24 +215,22 @@ class SageMakerHosting(Hosting, LongRunningPort):
         except Exception as err:  # noqa: BLE001 - only a missing config is expected here
             if not _missing(err):
                 raise
-        for call, kwargs in [("delete_endpoint", {"EndpointName": endpoint_name}),
-                             ("delete_endpoint_config", {"EndpointConfigName": config_name}),
-                             *[("delete_model", {"ModelName": name}) for name in models]]:
-            try:
-                getattr(self.sagemaker, call)(**kwargs)
-            except Exception as err:  # noqa: BLE001 - missing is fine, anything else is not
-                if not _missing(err):
-                    raise
+        _unless_missing(lambda: self.sagemaker.delete_endpoint(EndpointName=endpoint_name))
+        _unless_missing(lambda: self.sagemaker.delete_endpoint_config(EndpointConfigName=config_name))
+        for model in models:
+            _unless_missing(lambda model=model: self.sagemaker.delete_model(ModelName=model))
         log.info("deleted endpoint %s (config %s, models %s)", endpoint_name, config_name, models)
 
     def ensure_rollback_alarms(self, requests: list[dict[str, Any]]) -> list[str]:
         """Create or update the CloudWatch alarms a blue/green update rolls back on (idempotent).
 
-        ``requests`` are ``PutMetricAlarm`` requests (:func:`mlops.deployment.rollback_alarm_requests`).
+        ``requests`` are ``PutMetricAlarm`` requests (:func:`mlops.deployment.rollback_alarm_requests`)
+        on logical names; the alarms are created under their AWS names (:meth:`alarm_name`),
+        watching the endpoint's SageMaker name, and those names are returned.
         """
         from mlops.deployment import ensure_rollback_alarms
 
-        return ensure_rollback_alarms(self._client("cloudwatch"), requests)
+        return ensure_rollback_alarms(self._client("cloudwatch"), [self._named_alarm(r) for r in requests])
 
     def runtime_client(self):
         """boto3 ``sagemaker-runtime`` client of the project's connection and region."""
@@ -197,6 +240,7 @@ class SageMakerHosting(Hosting, LongRunningPort):
     def submit(self, spec: EndpointSpec) -> JobHandle:
         """Verify the artifact, make model and config (reusing them on a retry), then create or
         update the endpoint. The handle is not done: SageMaker is creating or updating."""
+        spec = self.named(spec)
         self._verify_artifact(spec.model_uri, spec.sha256)
         self._ensure_model(spec)
         self._ensure_endpoint_config(spec)

@@ -23,6 +23,11 @@ CustomerMetadataProperties values must match ``[\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]*``
 quotes), so JSON never goes there: nested values live in the metadata JSON in S3, and text is
 reduced to the allowed characters.
 
+Group names: the port takes logical group names (``churn-classifier``); the SageMaker group is
+``<MLOPS_NAME_PREFIX>-<group>`` (:meth:`SageMakerRegistry.group_name`, so the IAM policy can scope
+the registry by prefix), and versions report that name in ``ModelVersion.group``. A name that has
+the prefix already is kept, so a version's ``group`` can be passed back in.
+
 An approval made in SageMaker Studio is honoured: the status is SageMaker's, and a status that
 differs from the last one this registry wrote is reported with Studio's ``LastModifiedBy`` user
 as the approver.
@@ -52,6 +57,7 @@ from mlops.backends.base import (
     strict_json,
 )
 from mlops.backends.local.registry import ModelPackageGroupNotFound, ModelPackageNotFound
+from mlops.naming import prefixed
 
 if TYPE_CHECKING:
     from mlops.settings import Settings
@@ -59,6 +65,7 @@ if TYPE_CHECKING:
 SKLEARN_FRAMEWORK_VERSION = "1.9-0"  # the serving container matching scikit-learn 1.9 (requirements.txt)
 CONTENT_TYPES = ["text/csv", "application/json"]
 
+GROUP_NAME_MAX = 63  # ModelPackageGroupName (EntityName)
 _GROUP_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
 _SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 _METADATA_DISALLOWED = re.compile(r"[^\w\s.:/=+\-@]", re.UNICODE)
@@ -236,11 +243,19 @@ class SageMakerRegistry(Registry):
         return [self._read_json(self._uri(key)) for key in sorted(keys, reverse=True)]
 
     # ------------------------------------------------------------ groups and versions
+    def group_name(self, group: str) -> str:
+        """The SageMaker name of the model package group ``group``: ``<prefix>-<group>``.
+
+        :raises ValueError: ``group`` is not 1-63 letters, digits and hyphens.
+        """
+        self._check_group_name(group)
+        return prefixed(self.settings.name_prefix, group, GROUP_NAME_MAX)
+
     def ensure_group(self, group: str, description: str = "") -> None:
         """Create the model package group unless it exists (a concurrent create is fine too)."""
         from botocore.exceptions import ClientError
 
-        self._check_group_name(group)
+        group = self.group_name(group)
         try:
             self.sagemaker.describe_model_package_group(ModelPackageGroupName=group)
             return
@@ -281,7 +296,7 @@ class SageMakerRegistry(Registry):
 
         from mlops.backends.aws.hosting import serving_environment
 
-        self._check_group_name(group)
+        group = self.group_name(group)
         require_text(model_uri, "model_uri")
         if not model_uri.startswith("s3://"):
             raise ValueError(f"model_uri must be an s3:// URI on the aws backend, got {model_uri!r}")
@@ -365,7 +380,7 @@ class SageMakerRegistry(Registry):
         """
         from botocore.exceptions import ClientError
 
-        request: dict[str, Any] = {"ModelPackageGroupName": group, "SortBy": "CreationTime",
+        request: dict[str, Any] = {"ModelPackageGroupName": self.group_name(group), "SortBy": "CreationTime",
                                    "SortOrder": "Descending", "MaxResults": self.page_size}
         if status is not None:
             request["ModelApprovalStatus"] = status

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 from mlops.backends.base import CVResult, JobHandle, TrainedModel, Trainer, TrainingData, Tuner, TuningResult
-from mlops.naming import resource_name, slug
+from mlops.naming import prefixed
 from mlops.settings import INCLUDE_DIR
 
 if TYPE_CHECKING:
@@ -70,11 +70,9 @@ class JobFailed(RuntimeError):
 
 # ---------------------------------------------------------------- names, image, source
 def job_name_for(prefix: str, job_name: str, max_len: int) -> str:
-    """The SageMaker name of the port's ``job_name``: ``<prefix>-<job_name>`` when it fits in
-    ``max_len`` (less the retry suffix), else a readable cut plus a hash of both (stable)."""
-    room = max_len - 3
-    name = slug(f"{prefix}-{job_name}")
-    return name if len(name) <= room else resource_name(prefix, job_name, max_len=room)
+    """The SageMaker name of the port's ``job_name``: :func:`mlops.naming.prefixed` in ``max_len``
+    less the retry suffix (``-r2`` ... ``-r9``)."""
+    return prefixed(prefix, job_name, max_len - len(attempt_name("", MAX_ATTEMPTS)))
 
 
 def attempt_name(base: str, attempt: int) -> str:

@@ -11,6 +11,11 @@ A running job comes back as a :class:`~mlops.backends.base.JobHandle` carrying t
 provider's ``SageMakerTrigger(job_type="transform")``; :meth:`SageMakerBatchTransform.wait` blocks
 on the provider's ``TransformJobComplete`` waiter (the same rules). :meth:`collect` checks that
 every input object got an ``.out`` object with one line per input line (streamed from S3).
+
+Names: the job and model names the port takes are logical; the job runs as
+``<MLOPS_NAME_PREFIX>-<job name>`` (:func:`mlops.naming.prefixed`, room left for ``-rN``) on the
+model ``<prefix>-<model name>``, and results carry those names. A name that has the prefix
+already is kept (a model name from the Autopilot task's XCom, say).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from mlops.backends.aws.automl import is_not_found
 from mlops.backends.base import BatchTransform, JobHandle, LongRunningPort, TransformResult
+from mlops.naming import prefixed
 
 if TYPE_CHECKING:
     from mlops.settings import Settings
@@ -31,7 +37,8 @@ COMPLETED, IN_PROGRESS, STOPPING, FAILED, STOPPED = "Completed", "InProgress", "
 CSV = "text/csv"
 TRIGGER = "airflow.providers.amazon.aws.triggers.sagemaker.SageMakerTrigger"
 WAITER_NAME = "TransformJobComplete"
-MAX_NAME = 63
+MAX_NAME = 63  # TransformJobName, ModelName
+RETRY_ROOM = len("-r9")
 
 
 def split_s3_uri(uri: str) -> tuple[str, str]:
@@ -105,11 +112,21 @@ class SageMakerBatchTransform(LongRunningPort, BatchTransform):
             self._s3 = client("s3", self.settings)
         return self._s3
 
+    # ------------------------------------------------------------ names
+    def job_name(self, name: str) -> str:
+        """The SageMaker name of the transform job ``name``: ``<prefix>-<name>``, leaving room in
+        63 characters for the retry suffix."""
+        return prefixed(self.settings.name_prefix, name, MAX_NAME - RETRY_ROOM)
+
+    def model_name(self, name: str) -> str:
+        """The SageMaker name of the model ``name``: ``<prefix>-<name>``."""
+        return prefixed(self.settings.name_prefix, name, MAX_NAME)
+
     # ------------------------------------------------------------ requests
     def job_request(self, job_name: str, model_name: str, input_uri: str, output_uri: str,
                     content_type: str = CSV, input_filter: str | None = None, join_source: bool = False,
                     output_filter: str | None = None) -> dict[str, Any]:
-        """The ``CreateTransformJob`` request for the port's arguments."""
+        """The ``CreateTransformJob`` request for the port's arguments (names: SageMaker's)."""
         if (content_type or CSV).split(";")[0].strip().lower() != CSV:
             raise ValueError(f"content type {content_type!r} is not supported: SplitType=Line reads {CSV}")
         split_s3_uri(input_uri)
@@ -180,6 +197,7 @@ class SageMakerBatchTransform(LongRunningPort, BatchTransform):
         """Start the transform job, re-attach to it, or reuse it; see the module docstring."""
         from botocore.exceptions import ClientError
 
+        job_name, model_name = self.job_name(job_name), self.model_name(model_name)
         reasons = []
         for name in attempt_names(job_name, self.attempts):
             request = self.job_request(name, model_name, input_uri, output_uri, content_type, input_filter,

@@ -1,0 +1,745 @@
+"""Golden request scenarios: each DAG that calls AWS, run on the aws backend under moto and Stubber.
+
+One function per DAG run (and per branch a run can take), named in :data:`SCENARIOS`. Each
+drives the AWS backend's ports in the order the DAG's tasks call them, through the project's
+own code: the operators (``SageMakerTuningOperator``, ``SageMakerEndpointOperator``, ...) are
+built with the arguments the DAG gives them (templates resolved by hand) and executed with a
+minimal context; the DAGs' ``@task`` bodies are taken from the DAG files themselves and called.
+``dag.test()`` is not used: the DAG wiring is covered by ``tests/dags`` and the local
+end-to-end test, and a scenario has to interleave the Stubber's answers and the triggers'
+event loops with the tasks. ``get_backend()`` and ``get_settings()`` are patched to return
+the scenario's ports and settings.
+
+What answers:
+
+* **moto** answers S3, CloudWatch and the SageMaker calls it implements faithfully: the Model
+  Registry (groups, packages, list, update), create/describe/delete of models, endpoint configs
+  and staging endpoints, and batch transform jobs (Completed at once).
+* **botocore's Stubber** answers, on a real client of its own, what moto lacks or cannot play:
+  tuning and training jobs (moto completes them at once and invents the best trial), the prod
+  blue/green ``UpdateEndpoint`` and an endpoint that is Updating or Failed, Autopilot job
+  states and ``ListCandidatesForAutoMLJob``, and ``sagemaker-runtime`` ``InvokeEndpoint``.
+  The waiter triggers' ``run()`` executes in an event loop on an aiobotocore client answered
+  by aiobotocore's ``AioStubber``.
+
+Either way botocore validates every request against the service model before it is sent.
+Reads through ``ObjectStoragePath`` (s3fs; moto cannot answer aiobotocore) are served from
+moto's S3 backend directly, so they are not requests and are not in the goldens; the same goes
+for the scenarios' own set-up (seeding S3, a decision made "in Studio"), which runs outside
+:meth:`World.step`.
+
+Shortened on purpose: the endpoint tests make 3 latency requests (the pipeline config says 50).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.util
+import io
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import boto3
+from botocore.response import StreamingBody
+from botocore.stub import Stubber
+
+from testkit.aws_calls import ROOT, Recorder
+
+REGION = "us-east-1"
+BUCKET = "mlops-test-bucket"  # conftest.BUCKET: the settings fixture's data root
+RUN_ID = "manual__2026-11-21T06:00:00+00:00"
+GROUP = "churn-classifier"
+STAGING_ENDPOINT = f"{GROUP}-staging"
+PROD_ENDPOINT = f"{GROUP}-prod"
+T0 = datetime(2026, 11, 21, 6, 0, tzinfo=UTC)
+GOLDEN_ROWS = [{"State": "KS", "Day Mins": 265.1, "probability": 0.875},
+               {"State": "OH", "Day Mins": 161.6, "probability": 0.125}]
+
+
+# ---------------------------------------------------------------- the scenario's world
+class _TaskInstance:
+    def __init__(self) -> None:
+        self.xcom: dict[str, Any] = {}
+
+    def xcom_push(self, key: str, value: Any) -> None:
+        self.xcom[key] = value
+
+
+@dataclass
+class World:
+    """moto's AWS, the ports on it, the Stubbers for the rest, and the recorder.
+
+    :param settings: aws-backend settings (data root ``s3://mlops-test-bucket/mlops``).
+    :param s3: moto S3 client (the bucket exists).
+    :param monkeypatch: pytest's, to patch ``get_backend``/``get_settings``/``to_path``.
+    """
+
+    settings: Any
+    s3: Any
+    monkeypatch: Any
+    recorder: Recorder = field(default_factory=Recorder)
+    stubbers: list[Stubber] = field(default_factory=list)
+    backend: Any = None
+
+    def __post_init__(self) -> None:
+        self.sagemaker = boto3.client("sagemaker", region_name=REGION)  # moto
+        self.cloudwatch = boto3.client("cloudwatch", region_name=REGION)  # moto
+        self.monkeypatch.setattr("mlops.backends.get_backend", lambda settings=None: self.backend)
+        self.monkeypatch.setattr("mlops.settings.get_settings", lambda: self.settings)
+        self.monkeypatch.setattr("mlops.storage.to_path", _moto_object_path)
+
+    @contextlib.contextmanager
+    def step(self) -> Iterator[None]:
+        """Record the project's requests made inside (set-up stays outside)."""
+        with self.recorder.active():
+            yield
+
+    def stubbed(self, service: str = "sagemaker") -> tuple[Any, Stubber]:
+        """A real client of ``service`` whose answers a Stubber gives (all asserted used)."""
+        client = boto3.client(service, region_name=REGION)
+        stubber = Stubber(client)
+        stubber.activate()
+        self.stubbers.append(stubber)
+        return client, stubber
+
+    def finish(self) -> None:
+        for stubber in self.stubbers:
+            stubber.assert_no_pending_responses()
+            stubber.deactivate()
+
+    def context(self, dag_id: str, **extra: Any) -> dict[str, Any]:
+        return {"dag": SimpleNamespace(dag_id=dag_id), "run_id": RUN_ID, "ti": _TaskInstance(), **extra}
+
+    def put(self, key: str, body: bytes | str) -> str:
+        self.s3.put_object(Bucket=BUCKET, Key=key, Body=body.encode() if isinstance(body, str) else body)
+        return f"s3://{BUCKET}/{key}"
+
+
+class _MotoObject:
+    """``ObjectStoragePath`` stand-in reading from moto's S3 backend (no request is made)."""
+
+    def __init__(self, uri: str) -> None:
+        self.uri = uri
+
+    def open(self, mode: str = "rb"):
+        from moto.core import DEFAULT_ACCOUNT_ID
+        from moto.s3.models import s3_backends
+
+        bucket, _, key = self.uri.removeprefix("s3://").partition("/")
+        return io.BytesIO(s3_backends[DEFAULT_ACCOUNT_ID]["global"].get_object(bucket, key).value)
+
+    def read_text(self) -> str:
+        with self.open() as handle:
+            return handle.read().decode()
+
+
+def _moto_object_path(uri):
+    if isinstance(uri, str) and uri.startswith("s3://"):
+        return _MotoObject(uri)
+    from airflow.sdk import ObjectStoragePath
+
+    return ObjectStoragePath(uri)
+
+
+def scenario_settings(home: Path):
+    """The ``settings`` fixture's aws-backend settings (``tests/aws/conftest.py``), home ``home``."""
+    from aws.conftest import ROLE
+
+    from mlops.settings import Settings
+
+    return Settings(backend="aws", home=home, data_uri=f"s3://{BUCKET}/mlops", aws_conn_id="aws_default",
+                    runtime_port=8765, aws_region=REGION, sagemaker_role_arn=ROLE, name_prefix="mlops",
+                    instance_type="ml.m5.large")
+
+
+def training_data(s3):
+    """The ``training_data`` fixture's data (``tests/aws/conftest.py``): train file and 3-fold manifest in S3."""
+    from aws.conftest import FOLDS, RUN_URI
+
+    from mlops.backends.base import TrainingData
+
+    prefix = RUN_URI.removeprefix(f"s3://{BUCKET}/")
+    s3.put_object(Bucket=BUCKET, Key=f"{prefix}/train.parquet", Body=b"PAR1")
+    manifest = {"k": 3, "seed": 42, "strategy": "stratified", "dataset_digest": "ab" * 32,
+                "n_rows": len(FOLDS), "folds": FOLDS}
+    s3.put_object(Bucket=BUCKET, Key=f"{prefix}/folds.json", Body=json.dumps(manifest))
+    return TrainingData(
+        train_uri=f"{RUN_URI}/train.parquet", folds_uri=f"{RUN_URI}/folds.json", target="Churn?",
+        feature_columns=["State", "Int'l Plan", "Day Mins", "CustServ Calls"],
+        categorical=["State", "Int'l Plan"], problem_type="binary", estimator="gradient_boosting",
+        objective="roc_auc", positive_label="True.", seed=42,
+    )
+
+
+def dag_task(dag_id: str, task_id: str) -> Callable[..., Any]:
+    """The Python callable of a ``@task`` of ``dags/<dag_id>.py`` (the DAG file's own code)."""
+    spec = importlib.util.spec_from_file_location(f"golden_dag_{dag_id}", ROOT / "dags" / f"{dag_id}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return getattr(module, dag_id)().get_task(task_id).python_callable
+
+
+def run_trigger(trigger, hook_class, operation: str, answers: list[dict[str, Any]],
+                expected: dict[str, Any]) -> list[dict[str, Any]]:
+    """Run a waiter trigger's inherited ``run()`` on an aiobotocore client answered by AioStubber."""
+    from aiobotocore.session import get_session
+    from aiobotocore.stub import AioStubber
+
+    async def main():
+        async with get_session().create_client("sagemaker", region_name=REGION, aws_access_key_id="testing",
+                                               aws_secret_access_key="testing") as client:
+            stubber = AioStubber(client)
+            for answer in answers:
+                stubber.add_response(operation, answer, expected)
+            stubber.activate()
+
+            class Connection:
+                async def __aenter__(self):
+                    return client
+
+                async def __aexit__(self, *exc):
+                    return False
+
+            async def get_async_conn(self):
+                return Connection()
+
+            original = hook_class.get_async_conn
+            hook_class.get_async_conn = get_async_conn
+            try:
+                events = [event.payload async for event in trigger.run()]
+            finally:
+                hook_class.get_async_conn = original
+            stubber.assert_no_pending_responses()
+            return events
+
+    return asyncio.run(main())
+
+
+def _without_metadata(answer: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in answer.items() if k != "ResponseMetadata"}
+
+
+def _package_answer(world: World, arn: str) -> dict[str, Any]:
+    """moto's ``DescribeModelPackage`` answer, completed to the response shape the Stubber checks."""
+    answer = _without_metadata(world.sagemaker.describe_model_package(ModelPackageName=arn))
+    answer.setdefault("ModelPackageName", answer.get("ModelPackageGroupName", GROUP))
+    answer.setdefault("ModelPackageStatusDetails", {"ValidationStatuses": [], "ImageScanStatuses": []})
+    return answer
+
+
+def _body(text: str) -> StreamingBody:
+    data = text.encode()
+    return StreamingBody(io.BytesIO(data), len(data))
+
+
+def _golden_parquet(world: World, key: str) -> str:
+    import pandas as pd
+
+    buffer = io.BytesIO()
+    pd.DataFrame(GOLDEN_ROWS).to_parquet(buffer, index=False)
+    return world.put(key, buffer.getvalue())
+
+
+def _csv_answer(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    lines = "".join(f"{'True.' if r['probability'] > 0.5 else 'False.'},{r['probability']}\n" for r in rows)
+    return {"Body": _body(lines), "ContentType": "text/csv"}
+
+
+def _invocations(stubber: Stubber, latency_requests: int) -> None:
+    """The answers of a healthy endpoint to ``run_endpoint_tests``, in its order."""
+    stubber.add_response("invoke_endpoint", _csv_answer(GOLDEN_ROWS))
+    predictions = [{"predicted_label": "True." if r["probability"] > 0.5 else "False.",
+                    "probability": r["probability"]} for r in GOLDEN_ROWS]
+    stubber.add_response("invoke_endpoint", {"Body": _body(json.dumps({"predictions": predictions})),
+                                             "ContentType": "application/json"})
+    for row in GOLDEN_ROWS:  # batch/online parity
+        stubber.add_response("invoke_endpoint", _csv_answer([row]))
+    stubber.add_client_error("invoke_endpoint", "ModelError", "Received client error (400) from primary",
+                             http_status_code=424, modeled_fields={"OriginalStatusCode": 400})
+    for _ in range(1 + latency_requests):  # serves after the error, then latency
+        stubber.add_response("invoke_endpoint", _csv_answer(GOLDEN_ROWS[:1]))
+
+
+# ---------------------------------------------------------------- ports
+def _registry(world: World):
+    from moto_fixtures import IMAGE
+
+    from mlops.backends.aws.registry import SageMakerRegistry
+
+    return SageMakerRegistry(world.settings, sagemaker_client=world.sagemaker, s3_client=world.s3, image_uri=IMAGE)
+
+
+def _hosting(world: World, sagemaker, registry, runtime=None):
+    from mlops.backends.aws.hosting import SageMakerHosting
+
+    return SageMakerHosting(world.settings, sagemaker_client=sagemaker, s3_client=world.s3,
+                            cloudwatch_client=world.cloudwatch, runtime_client=runtime, registry=registry,
+                            waiter_delay=0, waiter_max_attempts=3)
+
+
+def _aws_name(hosting, name: str) -> str:
+    """The name SageMaker sees for ``name`` (the hosting port prefixes names when it can)."""
+    return hosting.name(name) if hasattr(hosting, "name") else name
+
+
+def _backend(world: World, **ports):
+    from mlops.backends import Backend
+
+    return Backend(name="aws", region=REGION, **{
+        "tuner": None, "trainer": None, "registry": None, "hosting": None, "automl": None, "transform": None,
+        **ports})
+
+
+def _metadata(history_uri: str, report_uri: str, golden_uri: str, best: dict[str, Any]) -> dict[str, Any]:
+    """What ``train_model``'s ``lineage`` task gives ``register`` (the code version fixed)."""
+    return {"dataset_digest": "ab" * 32, "validation_id": "validation-churn-1",
+            "hyperparameters": best["hyperparameters"], "fold_scores": best["fold_scores"],
+            "report_uri": report_uri, "golden_uri": golden_uri, "code_version": "0123456789ab",
+            "tuning_history_uri": history_uri}
+
+
+# ---------------------------------------------------------------- train_model
+def _train_and_register(world: World, training_data) -> dict[str, Any]:
+    """tune -> refit -> register (the policy and the registry approval branches share it)."""
+    from aws.conftest import IMAGE, RUN_URI
+    from aws.test_training_aws import NOW, summary, training_description, tuning_description
+
+    from mlops.backends.aws.training import TUNING_NAME_MAX, SageMakerTrainer, SageMakerTuner, job_name_for
+    from mlops.naming import run_name
+    from mlops.operators.sagemaker import (
+        SageMakerModelPackageOperator,
+        SageMakerTrainingOperator,
+        SageMakerTuningOperator,
+    )
+
+    client, stubber = world.stubbed()
+    tuner = SageMakerTuner(world.settings, sagemaker_client=client, s3_client=world.s3, image_uri=IMAGE,
+                           waiter_delay=0, waiter_max_attempts=3)
+    trainer = SageMakerTrainer(world.settings, sagemaker_client=client, s3_client=world.s3, image_uri=IMAGE,
+                               waiter_delay=0, waiter_max_attempts=3)
+    registry = _registry(world)
+    world.backend = _backend(world, tuner=tuner, trainer=trainer, registry=registry)
+    context = world.context("train_model")
+    space = {"learning_rate": {"type": "float", "low": 0.02, "high": 0.3, "log": True},
+             "max_iter": {"type": "int", "low": 50, "high": 300},
+             "max_leaf_nodes": {"type": "int", "low": 8, "high": 64, "log": True}}
+
+    # tune: describe (none) -> create -> TuningJobComplete waiter -> collect (best job, trials, history)
+    tuning = job_name_for("mlops", run_name("train_model", RUN_ID, "tune"), TUNING_NAME_MAX)
+    best_name = f"{tuning}-002-0badf00d"
+    best = summary(best_name, "Completed", 0.91, learning_rate=0.061, max_iter=180, max_leaf_nodes=16)
+    stubber.add_client_error("describe_hyper_parameter_tuning_job", "ResourceNotFound",
+                             "Amazon SageMaker can't find a tuning job")
+    stubber.add_response("create_hyper_parameter_tuning_job",
+                         {"HyperParameterTuningJobArn": f"arn:aws:sagemaker:{REGION}:123456789012:"
+                                                        f"hyper-parameter-tuning-job/{tuning}"})
+    stubber.add_response("describe_hyper_parameter_tuning_job", tuning_description(tuning, "InProgress"))
+    stubber.add_response("describe_hyper_parameter_tuning_job", tuning_description(tuning, "Completed"))
+    stubber.add_response("describe_hyper_parameter_tuning_job",
+                         tuning_description(tuning, "Completed", BestTrainingJob=best))
+    stubber.add_response("describe_training_job", training_description(best_name, "Completed", FinalMetricDataList=[
+        {"MetricName": f"fold_{i}:roc_auc", "Value": v, "Timestamp": NOW} for i, v in enumerate((0.9, 0.9, 0.93))
+    ] + [{"MetricName": "cv_mean:roc_auc", "Value": 0.91, "Timestamp": NOW}]))
+    stubber.add_response("list_training_jobs_for_hyper_parameter_tuning_job", {"TrainingJobSummaries": [
+        summary(f"{tuning}-001-aaaaaaaa", "Completed", 0.88, learning_rate=0.2, max_iter=60, max_leaf_nodes=8),
+        best]})
+    with world.step():
+        tuned = SageMakerTuningOperator(
+            task_id="tune", training_data=training_data.to_dict(), search_space=space, n_trials=3,
+            output_uri=RUN_URI, deferrable=False).execute(context)
+
+    # refit: describe (none) -> create -> TrainingJobComplete waiter -> collect (artifact digest)
+    refit = job_name_for("mlops", run_name("train_model", RUN_ID, "refit"), 63)
+    artifact = f"{RUN_URI}/{refit}/output/model.tar.gz"
+    world.put(artifact.removeprefix(f"s3://{BUCKET}/"), b"model.tar.gz of the refit")
+    stubber.add_client_error("describe_training_job", "ValidationException", "Requested resource not found.")
+    stubber.add_response("create_training_job",
+                         {"TrainingJobArn": f"arn:aws:sagemaker:{REGION}:123456789012:training-job/{refit}"})
+    stubber.add_response("describe_training_job", training_description(refit, "Completed"))
+    hyperparameters = {"learning_rate": "0.061", "max_iter": "180", "max_leaf_nodes": "16"}
+    stubber.add_response("describe_training_job", training_description(refit, "Completed",
+                                                                       HyperParameters=hyperparameters))
+    with world.step():
+        model = SageMakerTrainingOperator(
+            task_id="refit", training_data=training_data.to_dict(), hyperparameters=tuned["best"]["hyperparameters"],
+            output_uri=RUN_URI, deferrable=False).execute(context)
+
+    # evaluate writes the report and the golden rows through ObjectStoragePath (set-up here)
+    report_uri = world.put("mlops/training/churn/manual_run/model_report.html", "<html>report</html>")
+    golden_uri = _golden_parquet(world, "mlops/training/churn/manual_run/golden.parquet")
+    metrics = {"holdout_roc_auc": 0.9, "holdout_accuracy": 0.88, "cv_roc_auc_mean": tuned["best"]["mean"],
+               "cv_roc_auc_std": tuned["best"]["std"]}
+
+    # register: ensure_group (describe, create) -> register (content-addressed JSON, serving code, package)
+    with world.step():
+        package = SageMakerModelPackageOperator(
+            task_id="register", group=GROUP, model=model, metrics=metrics,
+            metadata=_metadata(tuned["history_uri"], report_uri, golden_uri, tuned["best"])).execute(context)
+    return {"package": package, "metrics": metrics, "report_uri": report_uri, "context": context}
+
+
+def train_model(world: World, training_data) -> None:
+    """``train_model`` with ``approval_mode=policy``: the policy approves in ``approve_model``."""
+    from mlops.config import load_pipeline
+    from mlops.operators.approval import ModelApprovalOperator, evaluate_policy
+
+    run = _train_and_register(world, training_data)
+    thresholds = load_pipeline("churn").section("approval")["model"]
+    approved, reason = evaluate_policy(thresholds, run["metrics"])
+    assert approved, reason
+    operator = ModelApprovalOperator(
+        task_id="approve_model", subject="Approve churn model?", model_package_arn=run["package"]["arn"],
+        evidence=run["metrics"], thresholds=thresholds, report_uri=run["report_uri"], mode="policy")
+    with world.step():
+        operator.record(approved, "policy", reason)  # what execute_complete records on Approve
+
+
+def train_model_registry_approval(world: World, training_data) -> None:
+    """``train_model`` with ``approval_mode=registry``: the sensor defers to the approval trigger,
+    a decision is made in SageMaker Studio, the trigger sees it and the sensor records it."""
+    from airflow.sdk.exceptions import TaskDeferred
+
+    from mlops.backends.base import APPROVED
+    from mlops.sensors.sagemaker import ModelPackageApprovalSensor
+    from mlops.triggers.sagemaker_registry import ModelPackageRegistryHook
+
+    run = _train_and_register(world, training_data)
+    arn = run["package"]["arn"]
+    sensor = ModelPackageApprovalSensor(task_id="wait_for_registry_approval", model_package_arn=arn,
+                                        deferrable=True, waiter_delay=0, timeout=7 * 24 * 3600)
+    with world.step():
+        try:
+            sensor.execute(run["context"])
+            raise AssertionError("the sensor did not defer on a pending package")
+        except TaskDeferred as deferred:
+            trigger = deferred.trigger
+    pending = _package_answer(world, arn)
+    properties = pending["CustomerMetadataProperties"]
+    world.sagemaker.update_model_package(ModelPackageArn=arn, ModelApprovalStatus=APPROVED,
+                                         ApprovalDescription="reviewed the report in Studio",
+                                         CustomerMetadataProperties=properties)
+    approved = _package_answer(world, arn)
+    with world.step():
+        events = run_trigger(trigger, ModelPackageRegistryHook, "describe_model_package", [pending, approved],
+                             {"ModelPackageName": arn})
+        decision = sensor.execute_complete(run["context"], events[0])
+    assert events == [{"status": "success", "model_package_arn": arn}], events
+    assert decision["status"] == APPROVED, decision
+
+
+# ---------------------------------------------------------------- deploy_model
+def _approved_package(world: World, registry, n: int = 0):
+    """A registered, Approved version with its golden rows (set-up: train_model's outcome)."""
+    from moto_fixtures import metadata, put_artifact
+
+    uri, sha = put_artifact(world.s3, f"{GROUP}-{n}", f"model {GROUP} {n}".encode())
+    lineage = {**metadata(n), "golden_uri": _golden_parquet(world, f"mlops/reports/run-{n}/golden.parquet")}
+    version = registry.register(GROUP, uri, sha, {"roc_auc": 0.9 + n / 100, "accuracy": 0.88}, lineage)
+    return registry.approve(version.arn, "policy", "policy: roc_auc >= 0.8", {"roc_auc": 0.9})
+
+
+def deploy_model(world: World) -> None:
+    """``deploy_model`` with ``approval_mode=policy``: staging created on moto, tested through a
+    stubbed ``sagemaker-runtime``, prod updated blue/green on the Stubber, staging torn down."""
+    from moto_fixtures import described_endpoint
+
+    from mlops.operators.sagemaker import (
+        SageMakerEndpointDeleteOperator,
+        SageMakerEndpointOperator,
+        SageMakerEndpointTestOperator,
+    )
+
+    registry = _registry(world)
+    registry.ensure_group(GROUP)
+    _approved_package(world, registry)
+    runtime, invocations = world.stubbed("sagemaker-runtime")
+    staging_hosting = _hosting(world, world.sagemaker, registry, runtime)
+    world.backend = _backend(world, registry=registry, hosting=staging_hosting)
+    context = world.context("deploy_model", params={"model_package_arn": None, "max_p95_latency_ms": None,
+                                                    "approval_mode": "policy"})
+
+    with world.step():
+        package = dag_task("deploy_model", "resolve_package")(params=context["params"])
+        settings = {**dag_task("deploy_model", "endpoint_settings")(), "requests": 3}
+        staging = SageMakerEndpointOperator(
+            task_id="deploy_staging", stage="staging", package=package, endpoint_name=STAGING_ENDPOINT,
+            serverless=settings["serverless"], deferrable=False).execute(context)
+    _invocations(invocations, settings["requests"])
+    with world.step():
+        report = SageMakerEndpointTestOperator(
+            task_id="test_staging", endpoint=staging, golden_uri=package["metadata"]["golden_uri"],
+            requests=settings["requests"], tolerance=settings["tolerance"]).execute(context)
+    assert report["passed"], report
+    # approve_prod (policy) makes no AWS call on approval
+
+    prod_client, stubber = world.stubbed()
+    prod_hosting = _hosting(world, prod_client, registry, runtime)
+    world.backend = replace(world.backend, hosting=prod_hosting)
+    from mlops.naming import run_name
+
+    config = _aws_name(prod_hosting, run_name("deploy_model", RUN_ID, "prod-config"))
+    previous = _aws_name(prod_hosting, run_name("deploy_model", "scheduled__2026-11-14T06:00:00+00:00",
+                                                "prod-config"))
+    endpoint = _aws_name(prod_hosting, PROD_ENDPOINT)
+    arn = f"arn:aws:sagemaker:{REGION}:123456789012"
+    stubber.add_client_error("describe_model", "ValidationException", f'Could not find model "{config}".')
+    stubber.add_response("create_model", {"ModelArn": f"{arn}:model/{config}"})
+    stubber.add_client_error("describe_endpoint_config", "ValidationException",
+                             f'Could not find endpoint configuration "{config}".')
+    stubber.add_response("create_endpoint_config", {"EndpointConfigArn": f"{arn}:endpoint-config/{config}"})
+    stubber.add_response("describe_endpoint", described_endpoint(endpoint, previous))
+    stubber.add_response("update_endpoint", {"EndpointArn": f"{arn}:endpoint/{endpoint}"})
+    stubber.add_response("describe_endpoint", described_endpoint(endpoint, previous, "Updating",
+                         PendingDeploymentSummary={"EndpointConfigName": config, "StartTime": T0}))
+    stubber.add_response("describe_endpoint", described_endpoint(endpoint, config))
+    stubber.add_response("describe_endpoint", described_endpoint(endpoint, config))
+    invocations.add_response("invoke_endpoint", _csv_answer(GOLDEN_ROWS))
+    with world.step():
+        dag_task("deploy_model", "rollback_alarms")(settings)
+        prod = SageMakerEndpointOperator(
+            task_id="deploy_prod", stage="prod", package=package, endpoint_name=PROD_ENDPOINT,
+            instance_type=settings["instance_type"], initial_instance_count=settings["instance_count"],
+            data_capture_config=settings["data_capture_config"], deployment_config=settings["deployment_config"],
+            deferrable=False).execute(context)
+        dag_task("deploy_model", "verify_prod")(prod, package, settings)
+
+    world.backend = replace(world.backend, hosting=staging_hosting)
+    with world.step():
+        SageMakerEndpointDeleteOperator(task_id="teardown_staging", endpoint_name=STAGING_ENDPOINT).execute(context)
+
+
+# ---------------------------------------------------------------- rollback_model
+def rollback_model(world: World) -> None:
+    """``rollback_model`` after prod went Failed on version 2: the task finds the version before
+    it in the deployment history, deletes the Failed endpoint (SageMaker cannot update one) and
+    creates it again on version 1."""
+    from moto_fixtures import described_endpoint
+
+    from mlops.backends.base import Deployment
+    from mlops.naming import run_name
+
+    registry = _registry(world)
+    registry.ensure_group(GROUP)
+    first, second = _approved_package(world, registry, 0), _approved_package(world, registry, 1)
+    for version, at in ((first, T0 - timedelta(days=2)), (second, T0 - timedelta(days=1))):
+        registry.record_deployment(Deployment(
+            arn=version.arn, stage="prod", endpoint_name=PROD_ENDPOINT, endpoint_config=f"prod-config-{version.version}",
+            outcome="succeeded", deployed_at=at.isoformat(), detail={}))
+    client, stubber = world.stubbed()
+    hosting = _hosting(world, client, registry)
+    world.backend = _backend(world, registry=registry, hosting=hosting)
+
+    config = _aws_name(hosting, run_name("rollback_model", RUN_ID, "prod-config"))
+    endpoint = _aws_name(hosting, PROD_ENDPOINT)
+    arn = f"arn:aws:sagemaker:{REGION}:123456789012"
+    stubber.add_client_error("describe_model", "ValidationException", f'Could not find model "{config}".')
+    stubber.add_response("create_model", {"ModelArn": f"{arn}:model/{config}"})
+    stubber.add_client_error("describe_endpoint_config", "ValidationException",
+                             f'Could not find endpoint configuration "{config}".')
+    stubber.add_response("create_endpoint_config", {"EndpointConfigArn": f"{arn}:endpoint-config/{config}"})
+    stubber.add_response("describe_endpoint", described_endpoint(endpoint, "prod-config-2", "Failed",
+                                                                 FailureReason="health check failed"))
+    stubber.add_response("delete_endpoint", {})
+    stubber.add_client_error("describe_endpoint", "ValidationException", f"Could not find endpoint {endpoint}.")
+    stubber.add_response("create_endpoint", {"EndpointArn": f"{arn}:endpoint/{endpoint}"})
+    stubber.add_response("describe_endpoint", described_endpoint(endpoint, config, "Creating"))
+    stubber.add_response("describe_endpoint", described_endpoint(endpoint, config))
+    stubber.add_response("describe_endpoint", described_endpoint(endpoint, config))
+    with world.step():
+        served = dag_task("rollback_model", "rollback_prod")(run_id=RUN_ID)
+    assert served["config_name"] == config, served
+    assert registry.deployments("prod")[0].detail["rollback_to"] == first.arn
+
+
+# ---------------------------------------------------------------- autopilot_batch_predict
+def _autopilot_names() -> dict[str, str]:
+    from mlops.naming import resource_name, run_name
+
+    return {"job_name": resource_name("automl", RUN_ID, max_len=32),
+            "model_name": run_name("autopilot_batch_predict", RUN_ID, "model"),
+            "transform_job": run_name("autopilot_batch_predict", RUN_ID, "transform")}
+
+
+def _automl_operator(names: dict[str, str], run_uri: str, deferrable: bool):
+    from mlops.config import load_pipeline
+    from mlops.operators.sagemaker import SageMakerAutoMLOperator
+
+    autopilot = load_pipeline("churn").section("autopilot")
+    return SageMakerAutoMLOperator(
+        task_id="automl_job", job_name=names["job_name"], train_uri=f"{run_uri}/train.parquet", output_uri=run_uri,
+        target="Churn?", problem_type="binary", objective=autopilot["objective"],
+        time_budget_s=autopilot["time_budget_s"], max_candidates=autopilot["max_candidates"], deferrable=deferrable)
+
+
+def _automl_job_states(stubber, job: str, states: list[str]) -> None:
+    from automl_fixtures import described_job
+
+    stubber.add_client_error("describe_auto_ml_job_v2", "ResourceNotFound", f"Job {job} not found")
+    stubber.add_response("create_auto_ml_job_v2",
+                         {"AutoMLJobArn": f"arn:aws:sagemaker:{REGION}:123456789012:automl-job/{job}"})
+    for state in states:
+        stubber.add_response("describe_auto_ml_job_v2", described_job(job, state))
+
+
+def _candidates(stubber, job: str, **filters: Any) -> None:
+    """One page of candidates (the request's job name and ``filters`` are the golden file's to check)."""
+    from automl_fixtures import candidate
+
+    stubber.add_response("list_candidates_for_auto_ml_job", {"Candidates": [
+        candidate("churn-automl-c-best", 0.93, T0), candidate("churn-automl-c-2", 0.91, T0)]})
+
+
+def autopilot_batch_predict(world: World) -> None:
+    """``autopilot_batch_predict`` with a triggerer: the AutoML job defers to its V2 trigger, then
+    the best candidate becomes a model and a batch transform (moto) scores the prepared CSV."""
+    from airflow.sdk.exceptions import TaskDeferred
+    from automl_fixtures import described_job
+
+    from mlops.backends.aws.automl import AutopilotAutoML
+    from mlops.backends.aws.transform import SageMakerBatchTransform
+    from mlops.config import load_pipeline
+    from mlops.operators.sagemaker import SageMakerAutoMLModelOperator, SageMakerTransformOperator
+    from mlops.triggers.sagemaker_automl import SageMakerAutoMLHook
+
+    names = _autopilot_names()
+    job = names["job_name"]
+    run_uri = f"s3://{BUCKET}/mlops/autopilot/churn/manual_run"
+    world.put("mlops/autopilot/churn/manual_run/train.parquet", b"PAR1")
+    world.put("mlops/autopilot/churn/manual_run/transform/input/part-00000.csv", "c1,KS,265.1\nc2,OH,161.6\n")
+    client, stubber = world.stubbed()
+    automl = AutopilotAutoML(world.settings, client=client, waiter_delay=0)
+    transform = SageMakerBatchTransform(world.settings, client=world.sagemaker, s3_client=world.s3, waiter_delay=0)
+    world.backend = _backend(world, automl=automl, transform=transform)
+    context = world.context("autopilot_batch_predict")
+
+    _automl_job_states(stubber, job, [])
+    operator = _automl_operator(names, run_uri, deferrable=True)
+    with world.step():
+        try:
+            operator.execute(context)
+            raise AssertionError("the AutoML operator did not defer on a new job")
+        except TaskDeferred as deferred:
+            trigger, handle = deferred.trigger, deferred.kwargs["handle"]
+    stubber.add_response("describe_auto_ml_job_v2", described_job(job, "Completed"))
+    _candidates(stubber, job, StatusEquals="Completed")
+    with world.step():
+        events = run_trigger(trigger, SageMakerAutoMLHook, "describe_auto_ml_job_v2",
+                             [described_job(job, "InProgress"), described_job(job, "Completed")],
+                             trigger.waiter_args)
+        result = operator.execute_complete(context, events[0], handle=handle)
+    assert events[0]["status"] == "success", events
+
+    keys = load_pipeline("churn").section("autopilot")["response_keys"]
+    stubber.add_response("describe_auto_ml_job_v2", described_job(job, "Completed"))
+    _candidates(stubber, job, StatusEquals="Completed")
+    _candidates(stubber, job, CandidateNameEquals="churn-automl-c-best")
+    stubber.add_client_error("describe_model", "ValidationException", f'Could not find model "{names["model_name"]}".')
+    stubber.add_response("create_model", {"ModelArn": f"arn:aws:sagemaker:{REGION}:123456789012:model/x"})
+    with world.step():
+        model = SageMakerAutoMLModelOperator(
+            task_id="create_model", job_name=result["job_name"], model_name=names["model_name"],
+            candidate_name=None, response_keys=keys).execute(context)
+
+    output_filter = "$[0," + ",".join(str(-i) for i in range(len(keys), 0, -1)) + "]"
+    world.put("mlops/autopilot/churn/manual_run/transform/output/part-00000.csv.out",
+              "c1,True.,0.9,True.;False.,0.9;0.1\nc2,False.,0.2,True.;False.,0.2;0.8\n")
+    with world.step():
+        scored = SageMakerTransformOperator(
+            task_id="batch_transform", job_name=names["transform_job"], model_name=model["model_name"],
+            input_uri=f"{run_uri}/transform/input", output_uri=f"{run_uri}/transform/output",
+            input_filter="$[1:]", join_source=True, output_filter=output_filter, deferrable=False).execute(context)
+    assert (scored["input_rows"], scored["output_rows"]) == (2, 2), scored
+
+
+def autopilot_batch_predict_blocking(world: World) -> None:
+    """``autopilot_batch_predict``'s AutoML task without a triggerer (``deferrable=False``): the
+    task blocks on the same waiter model (only that task; the rest is as with a triggerer)."""
+    from mlops.backends.aws.automl import AutopilotAutoML
+
+    names = _autopilot_names()
+    job = names["job_name"]
+    client, stubber = world.stubbed()
+    world.backend = _backend(world, automl=AutopilotAutoML(world.settings, client=client, waiter_delay=0))
+    _automl_job_states(stubber, job, ["InProgress", "Completed", "Completed"])
+    _candidates(stubber, job, StatusEquals="Completed")
+    with world.step():
+        result = _automl_operator(names, f"s3://{BUCKET}/mlops/autopilot/churn/manual_run",
+                                  deferrable=False).execute(world.context("autopilot_batch_predict"))
+    assert result["candidates"][0]["name"] == "churn-automl-c-best", result
+
+
+# Golden file name -> scenario. ``--<branch>`` names a second run of the same DAG on another branch.
+SCENARIOS: dict[str, Callable[..., None]] = {
+    "train_model": train_model,
+    "train_model--registry-approval": train_model_registry_approval,
+    "deploy_model": deploy_model,
+    "rollback_model": rollback_model,
+    "autopilot_batch_predict": autopilot_batch_predict,
+    "autopilot_batch_predict--no-triggerer": autopilot_batch_predict_blocking,
+}
+NEEDS_TRAINING_DATA = {"train_model", "train_model--registry-approval"}
+
+
+# ---------------------------------------------------------------- normalising
+def normaliser(tmp_dirs: list[str]) -> Callable[[Any], Any]:
+    """A function making recorded params stable across runs, machines and code edits.
+
+    Placeholders: ``<tmp>`` (temporary directories), ``<run_id>`` (the run id in any of its
+    spellings), ``<sha256>`` (64 hex digits), ``<hash>`` (8- or 16-hex name suffixes, client
+    tokens), ``<time>`` (ISO dates, record-key timestamps, nanosecond counters), ``<uuid>``,
+    ``<bytes>`` (bodies written to S3, whose size follows the code and the data).
+    """
+    import re
+
+    from mlops.naming import path_safe, slug
+
+    literal = [(d, "<tmp>") for d in sorted(tmp_dirs, key=len, reverse=True) if d]
+    literal += [(RUN_ID, "<run_id>"), (path_safe(RUN_ID), "<run_id>")]
+    patterns = [
+        (re.compile(r"/tmp/[^\s\"',;]*"), "<tmp>"),
+        (re.compile(r"\b\d{8}T\d{6}\d*Z-\d{20}-[0-9a-f]{8}\b"), "<time>-<ns>-<random>"),
+        (re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b"), "<uuid>"),
+        (re.compile(r"\b\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:?\d{2})?"), "<time>"),
+        (re.compile(r"[0-9a-fA-F]{64}"), "<sha256>"),
+        (re.compile(r"(?<=/serving/)[0-9a-f]{16}(?=/)"), "<hash>"),
+        (re.compile(re.escape(slug(RUN_ID))), "<run_id>"),
+        (re.compile(r"(?<=-)[0-9a-f]{8}(?![0-9a-zA-Z])"), "<hash>"),
+    ]
+    by_key = {"ClientToken": "<hash>"}
+
+    def text(value: str) -> str:
+        for old, new in literal:
+            value = value.replace(old, new)
+        for pattern, new in patterns:
+            value = pattern.sub(new, value)
+        return value
+
+    def walk(value: Any, key: str = "", operation: str = "") -> Any:
+        if isinstance(value, dict):
+            return {k: walk(v, k, operation) for k, v in value.items()}
+        if isinstance(value, list):
+            return [walk(v, key, operation) for v in value]
+        if isinstance(value, str):
+            if key in by_key:
+                return by_key[key]
+            if key == "Body" and operation == "PutObject":
+                return "<bytes>"
+            return text(value)
+        return value
+
+    def normalise(call) -> dict[str, Any]:
+        return {"service": call.service, "operation": call.operation,
+                "site": None if call.site is None else "::".join(call.site),
+                "params": walk(call.params, operation=call.operation)}
+
+    return normalise
+
+
+def golden_dir() -> Path:
+    return Path(__file__).resolve().parent / "golden"
