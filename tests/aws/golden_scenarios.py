@@ -283,6 +283,15 @@ def _hosting(world: World, sagemaker, registry, runtime=None):
                             waiter_delay=0, waiter_max_attempts=3)
 
 
+def stub_new_model_and_config(stubber, arn: str, config: str) -> None:
+    """Answers for a deploy whose model and endpoint config do not exist yet: both are created."""
+    stubber.add_client_error("describe_model", "ValidationException", f'Could not find model "{config}".')
+    stubber.add_response("create_model", {"ModelArn": f"{arn}:model/{config}"})
+    stubber.add_client_error("describe_endpoint_config", "ValidationException",
+                             f'Could not find endpoint configuration "{config}".')
+    stubber.add_response("create_endpoint_config", {"EndpointConfigArn": f"{arn}:endpoint-config/{config}"})
+
+
 def _aws_name(hosting, name: str) -> str:
     """The name SageMaker sees for ``name`` (the hosting port prefixes names when it can)."""
     return hosting.name(name) if hasattr(hosting, "name") else name
@@ -488,11 +497,7 @@ def deploy_model(world: World) -> None:
                                                 "prod-config"))
     endpoint = _aws_name(prod_hosting, PROD_ENDPOINT)
     arn = f"arn:aws:sagemaker:{REGION}:123456789012"
-    stubber.add_client_error("describe_model", "ValidationException", f'Could not find model "{config}".')
-    stubber.add_response("create_model", {"ModelArn": f"{arn}:model/{config}"})
-    stubber.add_client_error("describe_endpoint_config", "ValidationException",
-                             f'Could not find endpoint configuration "{config}".')
-    stubber.add_response("create_endpoint_config", {"EndpointConfigArn": f"{arn}:endpoint-config/{config}"})
+    stub_new_model_and_config(stubber, arn, config)
     stubber.add_response("describe_endpoint", described_endpoint(endpoint, previous))
     stubber.add_response("update_endpoint", {"EndpointArn": f"{arn}:endpoint/{endpoint}"})
     stubber.add_response("describe_endpoint", described_endpoint(endpoint, previous, "Updating",
@@ -538,11 +543,7 @@ def rollback_model(world: World) -> None:
     config = _aws_name(hosting, run_name("rollback_model", RUN_ID, "prod-config"))
     endpoint = _aws_name(hosting, PROD_ENDPOINT)
     arn = f"arn:aws:sagemaker:{REGION}:123456789012"
-    stubber.add_client_error("describe_model", "ValidationException", f'Could not find model "{config}".')
-    stubber.add_response("create_model", {"ModelArn": f"{arn}:model/{config}"})
-    stubber.add_client_error("describe_endpoint_config", "ValidationException",
-                             f'Could not find endpoint configuration "{config}".')
-    stubber.add_response("create_endpoint_config", {"EndpointConfigArn": f"{arn}:endpoint-config/{config}"})
+    stub_new_model_and_config(stubber, arn, config)
     stubber.add_response("describe_endpoint", described_endpoint(endpoint, "prod-config-2", "Failed",
                                                                  FailureReason="health check failed"))
     stubber.add_response("delete_endpoint", {})

@@ -19,7 +19,6 @@ import numpy as np
 import pytest
 
 from mlops.backends.base import Endpoint, EndpointSpec
-from mlops.backends.local.hosting import LocalHosting
 from mlops.backends.local.registry import SQLiteRegistry
 from mlops.deployment import (
     SilentRollback,
@@ -34,7 +33,7 @@ from mlops.deployment import (
 from mlops.operators.sagemaker import DeploymentRefused, resolve_deployable
 from mlops.settings import Settings
 from mlops.storage import DigestMismatch, pack_model
-from testkit.net import free_port
+from testkit.runtime import running_runtime
 
 GROUP = "churn-classifier"
 
@@ -59,15 +58,8 @@ def write_model(folder: Path, churn_rate: float) -> Path:
 @pytest.fixture(scope="module")
 def runtime(tmp_path_factory):
     """One runtime process for the module (starting one takes seconds)."""
-    home = tmp_path_factory.mktemp("mlops")
-    settings = Settings(backend="local", home=home, data_uri=(home / "data").as_uri(), aws_conn_id="aws_default",
-                        runtime_port=free_port())
-    hosting = LocalHosting(settings)
-    try:
-        hosting.ensure_running()
+    with running_runtime(tmp_path_factory.mktemp("mlops")) as hosting:
         yield hosting
-    finally:
-        hosting.stop()
 
 
 @pytest.fixture

@@ -59,17 +59,10 @@ def flip_a_byte(uri: str) -> None:
 @pytest.fixture(scope="module")
 def runtime(tmp_path_factory):
     """A running runtime (its settings) shared by the tests that only talk to it."""
-    from testkit.net import free_port
+    from testkit.runtime import running_runtime
 
-    home = tmp_path_factory.mktemp("mlops")
-    settings = Settings(backend="local", home=home, data_uri=(home / "data").as_uri(), aws_conn_id="aws_default",
-                        runtime_port=free_port())
-    hosting = LocalHosting(settings)
-    try:
-        hosting.ensure_running()
-        yield settings
-    finally:
-        hosting.stop()
+    with running_runtime(tmp_path_factory.mktemp("mlops")) as hosting:
+        yield hosting.settings
 
 
 def post_invocation(settings: Settings, headers: dict[str, str], body=None, chunked: bool = False):
