@@ -367,10 +367,13 @@ class PredictionBatcher:
                         thread.start()
 
     def _run(self) -> None:
+        from sklearn import config_context
         from threadpoolctl import threadpool_limits
 
-        # OpenMP limits are per thread: set here, they hold for every prediction this thread makes.
-        with threadpool_limits(limits=self.native_threads):
+        # OpenMP limits and scikit-learn's config are per thread: set here, they hold for every
+        # prediction this thread makes. Parameter validation re-checks a fitted model's own
+        # hyperparameters on every call (7% of a one-record predict_proba); the answers are the same.
+        with threadpool_limits(limits=self.native_threads), config_context(skip_parameter_validation=True):
             while True:
                 job = self._queue.get()
                 if job is None:
@@ -404,11 +407,12 @@ class PredictionBatcher:
     def _answer(self, jobs: list[_Invocation]) -> None:
         inference = self.inference
         parsed: dict[tuple, list[_Invocation]] = {}
+        answers: list[tuple[_Invocation, Any, BaseException | None]] = []  # settled together at the end
         for job in jobs:
             try:
                 job.frame = inference.input_fn(job.body, job.content_type, job.endpoint.model)
             except Exception as err:  # handed to the awaiting request
-                self._settle(job, error=err)
+                answers.append((job, None, err))
                 continue
             signature = (tuple(job.frame.columns), tuple(str(t) for t in job.frame.dtypes))
             parsed.setdefault(signature, []).append(job)
@@ -421,11 +425,10 @@ class PredictionBatcher:
                 try:
                     if prediction is None:
                         prediction = inference.predict_fn(job.frame, job.endpoint.model)
-                    result = job.endpoint.respond(inference, prediction, job.accept)
+                    answers.append((job, job.endpoint.respond(inference, prediction, job.accept), None))
                 except Exception as err:  # handed to the awaiting request
-                    self._settle(job, error=err)
-                else:
-                    self._settle(job, result=result)
+                    answers.append((job, None, err))
+        self._settle_all(answers)
 
     def _predict_together(self, group: list[_Invocation]) -> list[dict[str, Any]] | None:
         """One ``predict_fn`` call for the group, split per request; None when it failed."""
@@ -439,22 +442,33 @@ class PredictionBatcher:
         except Exception:  # one request's rows broke the model: answer each request alone
             return None
 
-    @staticmethod
-    def _settle(job: _Invocation, result: tuple[str, str] | None = None,
+    @classmethod
+    def _settle(cls, job: _Invocation, result: tuple[str, str] | None = None,
                 error: BaseException | None = None) -> None:
-        def settle() -> None:
-            if job.future.done():  # the client went away and the request was cancelled
-                return
-            if error is not None:
-                job.future.set_exception(error)
-            else:
-                job.future.set_result(result)
+        cls._settle_all([(job, result, error)])
 
-        job.frame = None
-        try:
-            job.loop.call_soon_threadsafe(settle)
-        except RuntimeError:  # the event loop is closed: nobody waits for this answer
-            pass
+    @staticmethod
+    def _settle_all(answers: list[tuple[_Invocation, Any, BaseException | None]]) -> None:
+        """Hand each (job, result, error) to its event loop: one wake-up per loop, not per job."""
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Invocation, Any, BaseException | None]]] = {}
+        for answer in answers:
+            answer[0].frame = None
+            by_loop.setdefault(answer[0].loop, []).append(answer)
+
+        def settle(answers: list[tuple[_Invocation, Any, BaseException | None]]) -> None:
+            for job, result, error in answers:
+                if job.future.done():  # the client went away and the request was cancelled
+                    continue
+                if error is not None:
+                    job.future.set_exception(error)
+                else:
+                    job.future.set_result(result)
+
+        for loop, some in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(settle, some)
+            except RuntimeError:  # the event loop is closed: nobody waits for these answers
+                pass
 
 
 # ---------------------------------------------------------------- the HTTP app
