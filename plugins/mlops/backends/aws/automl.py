@@ -29,6 +29,7 @@ import logging
 import math
 from typing import TYPE_CHECKING, Any
 
+from mlops.backends.aws.clients import AwsClients
 from mlops.backends.base import AutoML, Candidate, JobHandle, LongRunningPort
 from mlops.naming import prefixed
 
@@ -165,7 +166,7 @@ def _iso(value: Any) -> str | None:
     return value.isoformat() if hasattr(value, "isoformat") else (str(value) if value is not None else None)
 
 
-class AutopilotAutoML(LongRunningPort, AutoML):
+class AutopilotAutoML(AwsClients, LongRunningPort, AutoML):
     """The AutoML port on SageMaker Autopilot (AutoML V2, tabular).
 
     :param settings: project settings (role ARN, region, AWS connection).
@@ -184,19 +185,11 @@ class AutopilotAutoML(LongRunningPort, AutoML):
         if mode not in MODES:
             raise ValueError(f"Autopilot mode {mode!r} is not one of {', '.join(MODES)}")
         self.settings = settings
-        self._client = client
+        self._use_clients(sagemaker=client)
         self.mode = mode
         self.max_runtime_per_training_job_s = max_runtime_per_training_job_s
         self.waiter_delay = waiter_delay
         self.wait_margin_s = wait_margin_s
-
-    @property
-    def client(self):
-        if self._client is None:
-            from mlops.backends.aws.clients import client
-
-            self._client = client("sagemaker", self.settings)
-        return self._client
 
     # ------------------------------------------------------------ names
     def job_name(self, name: str) -> str:
@@ -258,7 +251,7 @@ class AutopilotAutoML(LongRunningPort, AutoML):
         from botocore.exceptions import ClientError
 
         try:
-            return self.client.describe_auto_ml_job_v2(AutoMLJobName=job_name)
+            return self.sagemaker.describe_auto_ml_job_v2(AutoMLJobName=job_name)
         except ClientError as err:
             if is_not_found(err):
                 return None
@@ -308,7 +301,7 @@ class AutopilotAutoML(LongRunningPort, AutoML):
         described = self.describe_job(job_name)
         if described is None:
             try:
-                self.client.create_auto_ml_job_v2(**request)
+                self.sagemaker.create_auto_ml_job_v2(**request)
                 log.info("created AutoML V2 job %s (%s, %s, %d candidates, %d s)", job_name,
                          request["AutoMLProblemTypeConfig"]["TabularJobConfig"]["ProblemType"], objective,
                          int(max_candidates), int(time_budget_s))
@@ -342,7 +335,7 @@ class AutopilotAutoML(LongRunningPort, AutoML):
             return handle
         kwargs = (handle.trigger or {}).get("kwargs", {})
         waiter = SageMakerAutoMLHook(aws_conn_id=self.settings.aws_conn_id).get_waiter(WAITER_NAME,
-                                                                                      client=self.client)
+                                                                                      client=self.sagemaker)
         try:
             wait(waiter, kwargs.get("waiter_delay", self.waiter_delay),
                  kwargs.get("waiter_max_attempts", self._max_attempts(None)), {"AutoMLJobName": handle.name},
@@ -369,7 +362,7 @@ class AutopilotAutoML(LongRunningPort, AutoML):
 
     # ------------------------------------------------------------ candidates
     def _list_candidates(self, job_name: str, maximize: bool, **filters: Any) -> list[dict[str, Any]]:
-        paginator = self.client.get_paginator("list_candidates_for_auto_ml_job")
+        paginator = self.sagemaker.get_paginator("list_candidates_for_auto_ml_job")
         pages = paginator.paginate(AutoMLJobName=job_name, SortBy="FinalObjectiveMetricValue",
                                    SortOrder="Descending" if maximize else "Ascending", **filters)
         return [c for page in pages for c in page.get("Candidates", [])]
@@ -452,7 +445,7 @@ class AutopilotAutoML(LongRunningPort, AutoML):
         from botocore.exceptions import ClientError
 
         try:
-            return self.client.describe_model(ModelName=model_name)
+            return self.sagemaker.describe_model(ModelName=model_name)
         except ClientError as err:
             if is_not_found(err):
                 return None
@@ -475,7 +468,7 @@ class AutopilotAutoML(LongRunningPort, AutoML):
                                  "use a new model name")
             log.info("model %s exists with the same containers: reusing it", model_name)
             return model_name
-        self.client.create_model(**request)
+        self.sagemaker.create_model(**request)
         log.info("model %s: %d container(s), response keys %s", model_name, len(request["Containers"]),
                  response_keys or "default")
         return model_name

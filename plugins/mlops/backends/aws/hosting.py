@@ -37,6 +37,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mlops.backends.aws.clients import AwsClients
 from mlops.backends.base import Endpoint, EndpointSpec, Hosting, JobHandle, LongRunningPort
 from mlops.backends.local.hosting import EndpointNotFound
 from mlops.naming import prefixed
@@ -121,7 +122,7 @@ def _missing(error: Exception) -> bool:
     )
 
 
-class SageMakerHosting(Hosting, LongRunningPort):
+class SageMakerHosting(AwsClients, Hosting, LongRunningPort):
     """SageMaker real-time endpoints (serverless for staging, instances for prod).
 
     :param settings: region, execution role, data root, AWS connection, default instance type.
@@ -140,29 +141,18 @@ class SageMakerHosting(Hosting, LongRunningPort):
         if not settings.sagemaker_role_arn:
             raise ValueError("SageMaker hosting needs the execution role ARN (MLOPS_SAGEMAKER_ROLE)")
         self.settings = settings
-        self._clients = {"sagemaker": sagemaker_client, "s3": s3_client, "cloudwatch": cloudwatch_client,
-                         "sagemaker-runtime": runtime_client}
+        self._use_clients(sagemaker=sagemaker_client, s3=s3_client, cloudwatch=cloudwatch_client,
+                          sagemaker_runtime=runtime_client)
         self._registry = registry
         self.waiter_delay = waiter_delay
         self.waiter_max_attempts = waiter_max_attempts
-
-    def _client(self, service: str):
-        if self._clients[service] is None:
-            from mlops.backends.aws.clients import client
-
-            self._clients[service] = client(service, self.settings)
-        return self._clients[service]
-
-    @property
-    def sagemaker(self):
-        return self._client("sagemaker")
 
     @property
     def registry(self):
         if self._registry is None:
             from mlops.backends.aws.registry import SageMakerRegistry
 
-            self._registry = SageMakerRegistry(self.settings, self.sagemaker, self._client("s3"))
+            self._registry = SageMakerRegistry(self.settings, self.sagemaker, self.aws_client("s3"))
         return self._registry
 
     # ------------------------------------------------------------ names
@@ -230,11 +220,11 @@ class SageMakerHosting(Hosting, LongRunningPort):
         """
         from mlops.deployment import ensure_rollback_alarms
 
-        return ensure_rollback_alarms(self._client("cloudwatch"), [self._named_alarm(r) for r in requests])
+        return ensure_rollback_alarms(self.aws_client("cloudwatch"), [self._named_alarm(r) for r in requests])
 
     def runtime_client(self):
         """boto3 ``sagemaker-runtime`` client of the project's connection and region."""
-        return self._client("sagemaker-runtime")
+        return self.aws_client("sagemaker-runtime")
 
     # ------------------------------------------------------------ submit / wait / collect
     def submit(self, spec: EndpointSpec) -> JobHandle:
@@ -339,7 +329,7 @@ class SageMakerHosting(Hosting, LongRunningPort):
 
         bucket, key = split_s3_uri(model_uri)
         digest = hashlib.sha256()
-        body = self._client("s3").get_object(Bucket=bucket, Key=key)["Body"]
+        body = self.aws_client("s3").get_object(Bucket=bucket, Key=key)["Body"]
         for chunk in iter(lambda: body.read(1 << 20), b""):
             digest.update(chunk)
         if digest.hexdigest() != sha256:
@@ -357,7 +347,7 @@ class SageMakerHosting(Hosting, LongRunningPort):
             from mlops.backends.aws.registry import sklearn_image_uri
 
             image = sklearn_image_uri(self.settings.aws_region)
-            environment = serving_environment(self.settings, self._client("s3"))
+            environment = serving_environment(self.settings, self.aws_client("s3"))
         return {"Image": image, "ModelDataUrl": spec.model_uri,
                 "Environment": {**environment, **dict(spec.environment)}}
 
@@ -397,7 +387,7 @@ class SageMakerHosting(Hosting, LongRunningPort):
         names = [a["AlarmName"] for a in deployment_config.get("AutoRollbackConfiguration", {}).get("Alarms", [])]
         if not names:
             return
-        found = {a["AlarmName"] for a in self._client("cloudwatch").describe_alarms(
+        found = {a["AlarmName"] for a in self.aws_client("cloudwatch").describe_alarms(
             AlarmNames=names).get("MetricAlarms", [])}
         missing = [name for name in names if name not in found]
         if missing:

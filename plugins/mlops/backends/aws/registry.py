@@ -43,6 +43,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from mlops.backends.aws.clients import AwsClients
 from mlops.backends.base import (
     APPROVED,
     DEPLOYMENT_OUTCOMES,
@@ -170,7 +171,7 @@ def _is_missing(error: Exception) -> bool:
     )
 
 
-class SageMakerRegistry(Registry):
+class SageMakerRegistry(AwsClients, Registry):
     """The SageMaker Model Registry behind the Registry port.
 
     :param settings: project settings: region, ``MLOPS_DATA_URI`` (``s3://``, the root of the
@@ -185,8 +186,7 @@ class SageMakerRegistry(Registry):
         self.settings = settings
         self.bucket, prefix = split_s3_uri(settings.data_uri)
         self.prefix = f"{prefix.strip('/')}/registry".lstrip("/")
-        self._sagemaker = sagemaker_client
-        self._s3 = s3_client
+        self._use_clients(sagemaker=sagemaker_client, s3=s3_client)
         self._image_uri = image_uri
         self.page_size = 100  # ListModelPackages MaxResults
 
@@ -194,22 +194,6 @@ class SageMakerRegistry(Registry):
         return f"{type(self).__name__}(s3://{self.bucket}/{self.prefix})"
 
     # ------------------------------------------------------------ clients
-    @property
-    def sagemaker(self):
-        if self._sagemaker is None:
-            from mlops.backends.aws.clients import client
-
-            self._sagemaker = client("sagemaker", self.settings)
-        return self._sagemaker
-
-    @property
-    def s3(self):
-        if self._s3 is None:
-            from mlops.backends.aws.clients import client
-
-            self._s3 = client("s3", self.settings)
-        return self._s3
-
     @property
     def image_uri(self) -> str:
         if self._image_uri is None:

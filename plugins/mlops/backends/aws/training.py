@@ -38,6 +38,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
+from mlops.backends.aws.clients import AwsClients
 from mlops.backends.base import CVResult, JobHandle, TrainedModel, Trainer, TrainingData, Tuner, TuningResult
 from mlops.naming import prefixed
 from mlops.settings import INCLUDE_DIR
@@ -150,7 +151,7 @@ def _env_flag(name: str) -> bool:
 
 
 # ---------------------------------------------------------------- shared job machinery
-class _SageMakerJobs:
+class _SageMakerJobs(AwsClients):
     """Clients, the uploaded source, request pieces and the describe-first attach rule.
 
     :param settings: project settings (region, role, data URI, name prefix, instance type).
@@ -182,8 +183,7 @@ class _SageMakerJobs:
         waiter_max_attempts: int = 24 * 60,
     ) -> None:
         self.settings = settings
-        self._sagemaker = sagemaker_client
-        self._s3 = s3_client
+        self._use_clients(sagemaker=sagemaker_client, s3=s3_client)
         self._image_uri = image_uri
         self.use_spot = _env_flag("MLOPS_USE_SPOT") if use_spot is None else use_spot
         self.max_runtime_s = max_runtime_s
@@ -191,22 +191,6 @@ class _SageMakerJobs:
         self.volume_size_gb = volume_size_gb
         self.waiter_delay = waiter_delay
         self.waiter_max_attempts = waiter_max_attempts
-
-    @property
-    def sagemaker(self):
-        if self._sagemaker is None:
-            from mlops.backends.aws.clients import client
-
-            self._sagemaker = client("sagemaker", self.settings)
-        return self._sagemaker
-
-    @property
-    def s3(self):
-        if self._s3 is None:
-            from mlops.backends.aws.clients import client
-
-            self._s3 = client("s3", self.settings)
-        return self._s3
 
     @property
     def image_uri(self) -> str:

@@ -25,6 +25,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from mlops.backends.aws.automl import is_not_found
+from mlops.backends.aws.clients import AwsClients
 from mlops.backends.base import BatchTransform, JobHandle, LongRunningPort, TransformResult
 from mlops.naming import prefixed
 
@@ -57,7 +58,7 @@ def attempt_names(job_name: str, attempts: int) -> list[str]:
     return names
 
 
-class SageMakerBatchTransform(LongRunningPort, BatchTransform):
+class SageMakerBatchTransform(AwsClients, LongRunningPort, BatchTransform):
     """The BatchTransform port on SageMaker batch transform.
 
     :param settings: project settings (region, AWS connection).
@@ -85,8 +86,7 @@ class SageMakerBatchTransform(LongRunningPort, BatchTransform):
             raise ValueError(f"max_concurrent_transforms ({max_concurrent_transforms}) x max_payload_mb "
                              f"({max_payload_mb}) exceeds SageMaker's 100 MB")
         self.settings = settings
-        self._client = client
-        self._s3 = s3_client
+        self._use_clients(sagemaker=client, s3=s3_client)
         self.instance_type = instance_type
         self.instance_count = instance_count
         self.max_payload_mb = max_payload_mb
@@ -95,22 +95,6 @@ class SageMakerBatchTransform(LongRunningPort, BatchTransform):
         self.waiter_delay = waiter_delay
         self.max_wait_s = max_wait_s
         self.count_rows = count_rows
-
-    @property
-    def client(self):
-        if self._client is None:
-            from mlops.backends.aws.clients import client
-
-            self._client = client("sagemaker", self.settings)
-        return self._client
-
-    @property
-    def s3(self):
-        if self._s3 is None:
-            from mlops.backends.aws.clients import client
-
-            self._s3 = client("s3", self.settings)
-        return self._s3
 
     # ------------------------------------------------------------ names
     def job_name(self, name: str) -> str:
@@ -166,7 +150,7 @@ class SageMakerBatchTransform(LongRunningPort, BatchTransform):
         from botocore.exceptions import ClientError
 
         try:
-            return self.client.describe_transform_job(TransformJobName=job_name)
+            return self.sagemaker.describe_transform_job(TransformJobName=job_name)
         except ClientError as err:
             if is_not_found(err):
                 return None
@@ -205,7 +189,7 @@ class SageMakerBatchTransform(LongRunningPort, BatchTransform):
             described = self.describe_job(name)
             if described is None:
                 try:
-                    self.client.create_transform_job(**request)
+                    self.sagemaker.create_transform_job(**request)
                 except ClientError as err:
                     if err.response.get("Error", {}).get("Code") != "ResourceInUse":
                         raise
@@ -237,7 +221,7 @@ class SageMakerBatchTransform(LongRunningPort, BatchTransform):
         if handle.done:
             return handle
         kwargs = (handle.trigger or {}).get("kwargs", {})
-        waiter = SageMakerHook(aws_conn_id=self.settings.aws_conn_id).get_waiter(WAITER_NAME, client=self.client)
+        waiter = SageMakerHook(aws_conn_id=self.settings.aws_conn_id).get_waiter(WAITER_NAME, client=self.sagemaker)
         try:
             wait(waiter, kwargs.get("waiter_delay", self.waiter_delay),
                  kwargs.get("waiter_max_attempts", math.ceil(self.max_wait_s / max(self.waiter_delay, 1))),
