@@ -130,19 +130,6 @@ def test_job_names_fit_sagemaker_limits_with_room_for_retry_suffixes():
     assert job_name_for("mlops", "tune-abc", 63) == "mlops-tune-abc"
 
 
-def test_a_tuning_job_name_that_has_the_prefix_already_is_not_prefixed_again(
-        settings, sagemaker, s3, requests, training_data):
-    _, stubber = sagemaker
-    base = job_name_for("mlops", JOB, TUNING_NAME_MAX)
-    stubber.add_response("describe_hyper_parameter_tuning_job", tuning_description(base, "InProgress"),
-                         {"HyperParameterTuningJobName": base})
-
-    handle = tuner(settings, sagemaker, s3).submit(base, training_data, SPACE, 3, RUN_URI)
-
-    assert (handle.name, handle.done) == (base, False)
-    assert job_name_for("mlops", base, TUNING_NAME_MAX) == base
-
-
 def test_a_refit_name_too_long_is_cut_to_sagemakers_limit_with_a_hash(settings, sagemaker, s3, training_data):
     _, stubber = sagemaker
     stubber.add_response("describe_training_job", training_description("x", "InProgress"))
@@ -258,13 +245,15 @@ def test_spot_follows_mlops_use_spot(settings, sagemaker, s3, monkeypatch):
     assert tuner(settings, sagemaker, s3).use_spot is False
 
 
+@pytest.mark.parametrize("prefixed", [False, True], ids=["logical name", "name with the prefix already"])
 def test_retry_reattaches_to_an_in_progress_tuning_job_without_creating_one(
-        settings, sagemaker, s3, requests, training_data):
+        settings, sagemaker, s3, requests, training_data, prefixed):
     _, stubber = sagemaker
     base = job_name_for("mlops", JOB, TUNING_NAME_MAX)
+    assert job_name_for("mlops", base, TUNING_NAME_MAX) == base
     stubber.add_response("describe_hyper_parameter_tuning_job", tuning_description(base, "InProgress"),
                          {"HyperParameterTuningJobName": base})
-    handle = tuner(settings, sagemaker, s3).submit(JOB, training_data, SPACE, 3, RUN_URI)
+    handle = tuner(settings, sagemaker, s3).submit(base if prefixed else JOB, training_data, SPACE, 3, RUN_URI)
     assert (handle.name, handle.done) == (base, False)
     assert handle.trigger["kwargs"]["job_name"] == base
     assert [name for name, _ in requests] == ["DescribeHyperParameterTuningJob"]
