@@ -29,7 +29,7 @@ import logging
 import math
 from typing import TYPE_CHECKING, Any
 
-from mlops.backends.aws.clients import AwsClients
+from mlops.backends.aws.clients import AwsClients, or_none
 from mlops.backends.base import AutoML, Candidate, JobHandle, LongRunningPort
 from mlops.naming import prefixed
 
@@ -52,21 +52,6 @@ PARQUET, CSV_WITH_HEADER = "x-application/vnd.amazon+parquet", "text/csv;header=
 TRIGGER = "mlops.triggers.sagemaker_automl.SageMakerAutoMLJobV2Trigger"
 JOB_NAME_MAX = 32  # AutoMLJobName (CreateAutoMLJobV2)
 MODEL_NAME_MAX = 63  # ModelName
-
-
-def is_not_found(error: Exception) -> bool:
-    """Whether a botocore ``ClientError`` says the described resource does not exist.
-
-    SageMaker answers ``ResourceNotFound`` for some resources and ``ValidationException``
-    ("Could not find ...") for others (models, transform jobs).
-    """
-    response = getattr(error, "response", None) or {}
-    code = response.get("Error", {}).get("Code", "")
-    message = str(response.get("Error", {}).get("Message", "")).lower()
-    return code == "ResourceNotFound" or (
-        code == "ValidationException" and any(s in message for s in ("could not find", "not found",
-                                                                     "does not exist"))
-    )
 
 
 def job_failure(job_name: str, described: dict[str, Any]) -> RuntimeError:
@@ -248,14 +233,7 @@ class AutopilotAutoML(AwsClients, LongRunningPort, AutoML):
     # ------------------------------------------------------------ describe
     def describe_job(self, job_name: str) -> dict[str, Any] | None:
         """``DescribeAutoMLJobV2``, or ``None`` when there is no job of that name."""
-        from botocore.exceptions import ClientError
-
-        try:
-            return self.sagemaker.describe_auto_ml_job_v2(AutoMLJobName=job_name)
-        except ClientError as err:
-            if is_not_found(err):
-                return None
-            raise
+        return or_none(lambda: self.sagemaker.describe_auto_ml_job_v2(AutoMLJobName=job_name))
 
     @staticmethod
     def _budget(described: dict[str, Any]) -> int | None:
@@ -442,14 +420,7 @@ class AutopilotAutoML(AwsClients, LongRunningPort, AutoML):
 
     def describe_model(self, model_name: str) -> dict[str, Any] | None:
         """``DescribeModel``, or ``None`` when there is no model of that name."""
-        from botocore.exceptions import ClientError
-
-        try:
-            return self.sagemaker.describe_model(ModelName=model_name)
-        except ClientError as err:
-            if is_not_found(err):
-                return None
-            raise
+        return or_none(lambda: self.sagemaker.describe_model(ModelName=model_name))
 
     def create_model(self, model_name: str, candidate: Candidate | dict[str, Any], response_keys: list[str]) -> str:
         """``CreateModel`` from the candidate's inference containers answering with ``response_keys``.

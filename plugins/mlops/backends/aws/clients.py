@@ -7,12 +7,17 @@ ClientError reaches the caller with the service's own message.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     from mlops.settings import Settings
 
 RETRIES = {"max_attempts": 10, "mode": "adaptive"}
+NOT_FOUND_CODES = ("ResourceNotFound", "ResourceNotFoundException")
+NOT_FOUND_MESSAGES = ("could not find", "not found", "does not exist", "not exist")
+
+T = TypeVar("T")
 
 
 def client(service: str, settings: Settings):
@@ -23,6 +28,39 @@ def client(service: str, settings: Settings):
     hook = AwsBaseHook(aws_conn_id=settings.aws_conn_id, client_type=service, region_name=settings.aws_region,
                        config=Config(retries=RETRIES))
     return hook.get_conn()
+
+
+def is_not_found(error: BaseException) -> bool:
+    """Whether ``error`` is a botocore ``ClientError`` saying the resource does not exist.
+
+    SageMaker answers ``ResourceNotFound`` for some resources (tuning jobs, AutoML jobs) and
+    ``ValidationException`` ("Could not find ...", "... not found") for others (models, endpoints,
+    training and transform jobs, model packages).
+    """
+    from botocore.exceptions import ClientError
+
+    if not isinstance(error, ClientError):
+        return False
+    code = error.response.get("Error", {}).get("Code", "")
+    message = str(error.response.get("Error", {}).get("Message", "")).lower()
+    return code in NOT_FOUND_CODES or (
+        code == "ValidationException" and any(text in message for text in NOT_FOUND_MESSAGES))
+
+
+def or_none(call: Callable[[], T]) -> T | None:
+    """``call()``, or None when it says the resource does not exist; any other error is raised.
+
+    Pass the client call as a lambda, so it stays at its call site: ``or_none(lambda:
+    self.sagemaker.describe_model(ModelName=name))``.
+    """
+    from botocore.exceptions import ClientError
+
+    try:
+        return call()
+    except ClientError as err:
+        if is_not_found(err):
+            return None
+        raise
 
 
 class AwsClients:

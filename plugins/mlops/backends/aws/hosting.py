@@ -37,7 +37,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlops.backends.aws.clients import AwsClients
+from mlops.backends.aws.clients import AwsClients, or_none
+from mlops.backends.aws.s3 import split_s3_uri
 from mlops.backends.base import Endpoint, EndpointSpec, Hosting, JobHandle, LongRunningPort
 from mlops.backends.local.hosting import EndpointNotFound
 from mlops.naming import prefixed
@@ -83,8 +84,6 @@ def serving_environment(settings: Settings, s3) -> dict[str, str]:
     """
     from botocore.exceptions import ClientError
 
-    from mlops.backends.aws.registry import split_s3_uri
-
     data, digest = serving_archive()
     bucket, prefix = split_s3_uri(settings.data_uri)
     key = "/".join(p for p in (prefix.strip("/"), "code", "serving", digest[:16], "sourcedir.tar.gz") if p)
@@ -100,26 +99,6 @@ def serving_environment(settings: Settings, s3) -> dict[str, str]:
         "SAGEMAKER_CONTAINER_LOG_LEVEL": "20",
         "SAGEMAKER_REGION": settings.aws_region,
     }
-
-
-def _unless_missing(call) -> None:
-    """Make a delete ``call``; a resource that is gone already is fine, anything else is not."""
-    try:
-        call()
-    except Exception as err:  # noqa: BLE001 - re-raised unless it says "missing"
-        if not _missing(err):
-            raise
-
-
-def _missing(error: Exception) -> bool:
-    from botocore.exceptions import ClientError
-
-    if not isinstance(error, ClientError):
-        return False
-    message = error.response.get("Error", {}).get("Message", "").lower()
-    return error.response.get("Error", {}).get("Code") in ("ValidationException", "ResourceNotFound") and (
-        "could not find" in message or "does not exist" in message or "not found" in message
-    )
 
 
 class SageMakerHosting(AwsClients, Hosting, LongRunningPort):
@@ -198,17 +177,13 @@ class SageMakerHosting(AwsClients, Hosting, LongRunningPort):
         except EndpointNotFound:
             return
         config_name = described["EndpointConfigName"]
-        models = []
-        try:
-            config = self.sagemaker.describe_endpoint_config(EndpointConfigName=config_name)
-            models = [v["ModelName"] for v in config.get("ProductionVariants", []) if v.get("ModelName")]
-        except Exception as err:  # noqa: BLE001 - only a missing config is expected here
-            if not _missing(err):
-                raise
-        _unless_missing(lambda: self.sagemaker.delete_endpoint(EndpointName=endpoint_name))
-        _unless_missing(lambda: self.sagemaker.delete_endpoint_config(EndpointConfigName=config_name))
+        config = or_none(lambda: self.sagemaker.describe_endpoint_config(EndpointConfigName=config_name)) or {}
+        models = [v["ModelName"] for v in config.get("ProductionVariants", []) if v.get("ModelName")]
+        # Each delete tolerates a resource that is gone already (or_none); any other error raises.
+        or_none(lambda: self.sagemaker.delete_endpoint(EndpointName=endpoint_name))
+        or_none(lambda: self.sagemaker.delete_endpoint_config(EndpointConfigName=config_name))
         for model in models:
-            _unless_missing(lambda model=model: self.sagemaker.delete_model(ModelName=model))
+            or_none(lambda model=model: self.sagemaker.delete_model(ModelName=model))
         log.info("deleted endpoint %s (config %s, models %s)", endpoint_name, config_name, models)
 
     def ensure_rollback_alarms(self, requests: list[dict[str, Any]]) -> list[str]:
@@ -309,12 +284,10 @@ class SageMakerHosting(AwsClients, Hosting, LongRunningPort):
 
     # ------------------------------------------------------------ pieces
     def _describe_endpoint(self, name: str) -> dict[str, Any]:
-        try:
-            return self.sagemaker.describe_endpoint(EndpointName=name)
-        except Exception as err:  # noqa: BLE001 - translated when missing, re-raised otherwise
-            if _missing(err):
-                raise EndpointNotFound(f"endpoint {name} does not exist in {self.settings.aws_region}") from None
-            raise
+        described = or_none(lambda: self.sagemaker.describe_endpoint(EndpointName=name))
+        if described is None:
+            raise EndpointNotFound(f"endpoint {name} does not exist in {self.settings.aws_region}")
+        return described
 
     def _endpoint(self, described: dict[str, Any]) -> Endpoint:
         region = self.settings.aws_region
@@ -325,8 +298,6 @@ class SageMakerHosting(AwsClients, Hosting, LongRunningPort):
 
     def _verify_artifact(self, model_uri: str, sha256: str) -> None:
         """Stream the artifact from S3 and compare digests: SageMaker must load what was approved."""
-        from mlops.backends.aws.registry import split_s3_uri
-
         bucket, key = split_s3_uri(model_uri)
         digest = hashlib.sha256()
         body = self.aws_client("s3").get_object(Bucket=bucket, Key=key)["Body"]
@@ -352,22 +323,15 @@ class SageMakerHosting(AwsClients, Hosting, LongRunningPort):
                 "Environment": {**environment, **dict(spec.environment)}}
 
     def _ensure_model(self, spec: EndpointSpec) -> None:
-        try:
-            self.sagemaker.describe_model(ModelName=spec.config_name)
+        if or_none(lambda: self.sagemaker.describe_model(ModelName=spec.config_name)) is not None:
             return
-        except Exception as err:  # noqa: BLE001 - only "missing" leads to a create
-            if not _missing(err):
-                raise
         self.sagemaker.create_model(ModelName=spec.config_name, PrimaryContainer=self._container(spec),
                                     ExecutionRoleArn=self.settings.sagemaker_role_arn, Tags=self._tags(spec))
 
     def _ensure_endpoint_config(self, spec: EndpointSpec) -> None:
-        try:
-            self.sagemaker.describe_endpoint_config(EndpointConfigName=spec.config_name)
+        existing = or_none(lambda: self.sagemaker.describe_endpoint_config(EndpointConfigName=spec.config_name))
+        if existing is not None:
             return
-        except Exception as err:  # noqa: BLE001 - only "missing" leads to a create
-            if not _missing(err):
-                raise
         variant: dict[str, Any] = {"VariantName": VARIANT, "ModelName": spec.config_name}
         if spec.serverless:
             variant["ServerlessConfig"] = {"MemorySizeInMB": int(spec.serverless["MemorySizeInMB"]),

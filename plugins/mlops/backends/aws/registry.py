@@ -43,7 +43,8 @@ import uuid
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from mlops.backends.aws.clients import AwsClients
+from mlops.backends.aws.clients import AwsClients, is_not_found, or_none
+from mlops.backends.aws.s3 import split_s3_uri
 from mlops.backends.base import (
     APPROVED,
     DEPLOYMENT_OUTCOMES,
@@ -110,16 +111,6 @@ def sklearn_image_uri(region: str, version: str = SKLEARN_FRAMEWORK_VERSION) -> 
             f"{version}-{entry['processors'][0]}-{entry['py_versions'][0]}")
 
 
-def split_s3_uri(uri: str) -> tuple[str, str]:
-    """(bucket, key) of ``s3://bucket/key``."""
-    if not uri.startswith("s3://"):
-        raise ValueError(f"{uri!r} is not an s3:// URI")
-    bucket, _, key = uri[len("s3://"):].partition("/")
-    if not bucket:
-        raise ValueError(f"{uri!r} names no bucket")
-    return bucket, key
-
-
 def metadata_value(value: Any) -> str:
     """``value`` as a CustomerMetadataProperties value: allowed characters only, 1-256 long."""
     text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
@@ -157,18 +148,6 @@ def _iso(value: datetime) -> str:
 def _record_key(prefix: str, at: datetime) -> str:
     """``<prefix>/<UTC timestamp>-<recording ns>-<random>.json``: lists in time, then record, order."""
     return f"{prefix}/{at:%Y%m%dT%H%M%S%fZ}-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.json"
-
-
-def _is_missing(error: Exception) -> bool:
-    from botocore.exceptions import ClientError
-
-    if not isinstance(error, ClientError):
-        return False
-    code = error.response.get("Error", {}).get("Code", "")
-    message = error.response.get("Error", {}).get("Message", "").lower()
-    return code in ("ValidationException", "ResourceNotFound") and (
-        "not found" in message or "does not exist" in message or "not exist" in message
-    )
 
 
 class SageMakerRegistry(AwsClients, Registry):
@@ -240,12 +219,9 @@ class SageMakerRegistry(AwsClients, Registry):
         from botocore.exceptions import ClientError
 
         group = self.group_name(group)
-        try:
-            self.sagemaker.describe_model_package_group(ModelPackageGroupName=group)
+        existing = or_none(lambda: self.sagemaker.describe_model_package_group(ModelPackageGroupName=group))
+        if existing is not None:
             return
-        except ClientError as err:
-            if not _is_missing(err):
-                raise
         try:
             self.sagemaker.create_model_package_group(
                 ModelPackageGroupName=group,
@@ -348,14 +324,10 @@ class SageMakerRegistry(AwsClients, Registry):
         return self._version(self._describe(arn))
 
     def _describe(self, arn: str) -> dict[str, Any]:
-        from botocore.exceptions import ClientError
-
-        try:
-            return self.sagemaker.describe_model_package(ModelPackageName=arn)
-        except ClientError as err:
-            if _is_missing(err):
-                raise ModelPackageNotFound(f"model package {arn!r} is not in the SageMaker Model Registry") from None
-            raise
+        described = or_none(lambda: self.sagemaker.describe_model_package(ModelPackageName=arn))
+        if described is None:
+            raise ModelPackageNotFound(f"model package {arn!r} is not in the SageMaker Model Registry")
+        return described
 
     def _summaries(self, group: str, status: str | None, first_page_only: bool = False) -> list[dict[str, Any]]:
         """Package summaries of ``group``, newest first: sorted by SageMaker *and* by version.
@@ -375,7 +347,7 @@ class SageMakerRegistry(AwsClients, Registry):
                 if first_page_only:
                     break
         except ClientError as err:
-            if _is_missing(err):
+            if is_not_found(err):
                 return []
             raise
         return sorted(summaries, key=lambda s: (s.get("ModelPackageVersion") or 0, s["CreationTime"]),

@@ -36,9 +36,9 @@ import re
 import tarfile
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlparse
 
-from mlops.backends.aws.clients import AwsClients
+from mlops.backends.aws.clients import AwsClients, or_none
+from mlops.backends.aws.s3 import s3_uri, split_s3_uri
 from mlops.backends.base import CVResult, JobHandle, TrainedModel, Trainer, TrainingData, Tuner, TuningResult
 from mlops.naming import prefixed
 from mlops.settings import INCLUDE_DIR
@@ -115,35 +115,6 @@ def source_archive(directory=SOURCE_DIR) -> bytes:
             info.size, info.mode, info.mtime = len(payload), 0o644, 0
             tar.addfile(info, io.BytesIO(payload))
     return buffer.getvalue()
-
-
-def split_s3_uri(uri: str) -> tuple[str, str]:
-    """``("bucket", "key/prefix")`` of an ``s3://`` URI.
-
-    An ``ObjectStoragePath`` made with a connection prints as ``s3://<conn_id>@bucket/key``;
-    the connection part is dropped.
-    """
-    parsed = urlparse(uri)
-    bucket = parsed.netloc.rpartition("@")[2]
-    if parsed.scheme != "s3" or not bucket:
-        raise ValueError(f"expected an s3:// URI, got {uri!r}")
-    return bucket, parsed.path.lstrip("/")
-
-
-def s3_uri(uri: str) -> str:
-    """``uri`` as SageMaker takes it: ``s3://bucket/key``, no connection id, no trailing slash."""
-    bucket, key = split_s3_uri(uri)
-    return f"s3://{bucket}/{key}".rstrip("/")
-
-
-def _is_not_found(error) -> bool:
-    code = error.response.get("Error", {}).get("Code", "")
-    message = error.response.get("Error", {}).get("Message", "")
-    # DescribeHyperParameterTuningJob says ResourceNotFound; DescribeTrainingJob says
-    # ValidationException "Requested resource not found".
-    return code in ("ResourceNotFound", "ResourceNotFoundException") or (
-        code == "ValidationException" and re.search(r"not found|could not find", message, re.IGNORECASE) is not None
-    )
 
 
 def _env_flag(name: str) -> bool:
@@ -385,14 +356,7 @@ class SageMakerTuner(_SageMakerJobs, Tuner):
         self.max_parallel_jobs = max_parallel_jobs
 
     def describe(self, name: str) -> dict[str, Any] | None:
-        from botocore.exceptions import ClientError
-
-        try:
-            return self.sagemaker.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=name)
-        except ClientError as err:
-            if _is_not_found(err):
-                return None
-            raise
+        return or_none(lambda: self.sagemaker.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=name))
 
     @staticmethod
     def status(description: Mapping[str, Any]) -> str:
@@ -571,14 +535,7 @@ class SageMakerTrainer(_SageMakerJobs, Trainer):
     waiter_argument = "TrainingJobName"
 
     def describe(self, name: str) -> dict[str, Any] | None:
-        from botocore.exceptions import ClientError
-
-        try:
-            return self.sagemaker.describe_training_job(TrainingJobName=name)
-        except ClientError as err:
-            if _is_not_found(err):
-                return None
-            raise
+        return or_none(lambda: self.sagemaker.describe_training_job(TrainingJobName=name))
 
     @staticmethod
     def status(description: Mapping[str, Any]) -> str:

@@ -24,8 +24,8 @@ import logging
 import math
 from typing import TYPE_CHECKING, Any
 
-from mlops.backends.aws.automl import is_not_found
-from mlops.backends.aws.clients import AwsClients
+from mlops.backends.aws.clients import AwsClients, or_none
+from mlops.backends.aws.s3 import split_s3_uri
 from mlops.backends.base import BatchTransform, JobHandle, LongRunningPort, TransformResult
 from mlops.naming import prefixed
 
@@ -40,13 +40,6 @@ TRIGGER = "airflow.providers.amazon.aws.triggers.sagemaker.SageMakerTrigger"
 WAITER_NAME = "TransformJobComplete"
 MAX_NAME = 63  # TransformJobName, ModelName
 RETRY_ROOM = len("-r9")
-
-
-def split_s3_uri(uri: str) -> tuple[str, str]:
-    if not uri.startswith("s3://"):
-        raise ValueError(f"{uri} is not an s3:// URI")
-    bucket, _, key = uri[5:].partition("/")
-    return bucket, key
 
 
 def attempt_names(job_name: str, attempts: int) -> list[str]:
@@ -147,14 +140,7 @@ class SageMakerBatchTransform(AwsClients, LongRunningPort, BatchTransform):
 
     def describe_job(self, job_name: str) -> dict[str, Any] | None:
         """``DescribeTransformJob``, or ``None`` when there is no job of that name."""
-        from botocore.exceptions import ClientError
-
-        try:
-            return self.sagemaker.describe_transform_job(TransformJobName=job_name)
-        except ClientError as err:
-            if is_not_found(err):
-                return None
-            raise
+        return or_none(lambda: self.sagemaker.describe_transform_job(TransformJobName=job_name))
 
     @staticmethod
     def _check_same_job(described: dict[str, Any], request: dict[str, Any]) -> None:
