@@ -216,6 +216,17 @@ class _SageMakerJobs(AwsClients):
     waiter_name = ""
     waiter_argument = ""
 
+    def completed(self, name: str) -> dict[str, Any]:
+        """The job's description; :class:`JobFailed` unless it exists and Completed."""
+        description = self.describe(name)
+        if description is None:
+            raise JobFailed(f"{self.kind} job {name} does not exist")
+        status = self.status(description)
+        if status != COMPLETED:
+            raise JobFailed(f"{self.kind} job {name} is {status}: "
+                            f"{description.get('FailureReason') or 'no reason given'}")
+        return description
+
     def wait(self, handle: JobHandle) -> JobHandle:
         """Block on the amazon provider's waiter until the job completes; raise :class:`JobFailed`
         with SageMaker's reason if it fails or stops."""
@@ -424,13 +435,7 @@ class SageMakerTuner(_SageMakerJobs, Tuner):
         Writes the history (the local twin's format) to
         ``<S3OutputPath>/<tuning job>/tuning_history.json``.
         """
-        description = self.describe(handle.name)
-        if description is None:
-            raise JobFailed(f"tuning job {handle.name} does not exist")
-        status = self.status(description)
-        if status != COMPLETED:
-            raise JobFailed(f"tuning job {handle.name} is {status}: "
-                            f"{description.get('FailureReason') or 'no reason given'}")
+        description = self.completed(handle.name)
         config = description["HyperParameterTuningJobConfig"]
         metric = config["HyperParameterTuningJobObjective"]["MetricName"]
         objective = metric.split(":", 1)[1] if ":" in metric else metric
@@ -579,13 +584,7 @@ class SageMakerTrainer(_SageMakerJobs, Trainer):
         return TrainedModel(**self.collect(handle))
 
     def collect(self, handle: JobHandle) -> dict[str, Any]:
-        description = self.describe(handle.name)
-        if description is None:
-            raise JobFailed(f"training job {handle.name} does not exist")
-        status = self.status(description)
-        if status != COMPLETED:
-            raise JobFailed(f"training job {handle.name} is {status}: "
-                            f"{description.get('FailureReason') or 'no reason given'}")
+        description = self.completed(handle.name)
         model_uri = description["ModelArtifacts"]["S3ModelArtifacts"]
         sha256 = self.s3_sha256(model_uri)
         log.info("training job %s: %s sha256=%s", handle.name, model_uri, sha256)
