@@ -388,8 +388,7 @@ class PredictionBatcher:
                         self._answer(group)
                     except Exception as err:  # a bug here must not leave requests waiting forever
                         log.exception("answering %d invocation(s) failed", len(group))
-                        for each in group:
-                            self._settle(each, error=err)
+                        self._settle_all([(each, None, err) for each in group])
 
     def _drain(self, jobs: list[_Invocation]) -> bool:
         """Add what is queued (up to ``max_requests``) to ``jobs``; True when a stop was seen."""
@@ -441,11 +440,6 @@ class PredictionBatcher:
             return _split_prediction(prediction, [len(frame) for frame in frames])
         except Exception:  # one request's rows broke the model: answer each request alone
             return None
-
-    @classmethod
-    def _settle(cls, job: _Invocation, result: tuple[str, str] | None = None,
-                error: BaseException | None = None) -> None:
-        cls._settle_all([(job, result, error)])
 
     @staticmethod
     def _settle_all(answers: list[tuple[_Invocation, Any, BaseException | None]]) -> None:
