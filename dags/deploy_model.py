@@ -5,7 +5,7 @@ from __future__ import annotations
 from airflow.sdk import Param, dag, task
 
 from mlops.assets import approved_model
-from mlops.dag_defaults import DEFAULT_ARGS, START_DATE
+from mlops.dag_defaults import CHURN_MODEL_GROUP, DEFAULT_ARGS, PROD_ENDPOINT, STAGING_ENDPOINT, START_DATE
 from mlops.operators.approval import ProdApprovalOperator
 from mlops.operators.sagemaker import (
     SageMakerEndpointDeleteOperator,
@@ -14,14 +14,11 @@ from mlops.operators.sagemaker import (
 )
 
 USE_CASE = "churn"
-GROUP = "churn-classifier"
-STAGING_ENDPOINT = f"{GROUP}-staging"
-PROD_ENDPOINT = f"{GROUP}-prod"
 
 
 @dag(
     dag_id="deploy_model",
-    schedule=[approved_model(GROUP)],
+    schedule=[approved_model(CHURN_MODEL_GROUP)],
     start_date=START_DATE,
     catchup=False,
     max_active_runs=1,
@@ -62,7 +59,7 @@ def deploy_model():
         from mlops.backends import get_backend
         from mlops.operators.sagemaker import resolve_deployable
 
-        return resolve_deployable(get_backend().registry, GROUP, params["model_package_arn"] or None)
+        return resolve_deployable(get_backend().registry, CHURN_MODEL_GROUP, params["model_package_arn"] or None)
 
     @task
     def endpoint_settings() -> dict:

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from airflow.sdk import dag, task
 
-from mlops.dag_defaults import DEFAULT_ARGS, START_DATE
+from mlops.dag_defaults import CHURN_MODEL_GROUP, DEFAULT_ARGS, PROD_ENDPOINT, START_DATE
 
 USE_CASE = "churn"
-GROUP = "churn-classifier"
-PROD_ENDPOINT = f"{GROUP}-prod"
 
 
 @dag(
@@ -46,7 +44,7 @@ def rollback_model():
             initial_instance_count=int(prod["initial_instance_count"]),
             **prod_endpoint_options(get_settings(), PROD_ENDPOINT, prod),
         )  # rollback() fills in the target's artifact, digest and package ARN
-        return rollback(backend.registry, backend.hosting, GROUP, "prod", spec).to_dict()
+        return rollback(backend.registry, backend.hosting, CHURN_MODEL_GROUP, "prod", spec).to_dict()
 
     rollback_prod()
 

@@ -6,7 +6,7 @@ from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.sdk import Param, dag, task
 
 from mlops.assets import approved_model, raw_data
-from mlops.dag_defaults import DEFAULT_ARGS, START_DATE
+from mlops.dag_defaults import CHURN_MODEL_GROUP, DEFAULT_ARGS, START_DATE
 from mlops.operators.approval import ModelApprovalOperator
 from mlops.operators.sagemaker import (
     SageMakerModelPackageOperator,
@@ -17,7 +17,6 @@ from mlops.operators.validation import DataValidationOperator
 from mlops.sensors.sagemaker import ModelPackageApprovalSensor
 
 USE_CASE = "churn"
-GROUP = "churn-classifier"  # registry.group in include/pipelines/churn.yaml
 
 
 @dag(
@@ -167,7 +166,7 @@ def train_model():
 
     register = SageMakerModelPackageOperator(
         task_id="register",
-        group=GROUP,
+        group=CHURN_MODEL_GROUP,
         model=refit.output,
         metrics="{{ ti.xcom_pull(task_ids='evaluate')['metrics'] }}",
         metadata=lineage(prepared, tuned.output, evaluation),
@@ -204,7 +203,7 @@ def train_model():
         timeout=7 * 24 * 3600,
     )
     # Skipped when the model is rejected (either way), so only an approval triggers deploy_model.
-    announce_approved = EmptyOperator(task_id="announce_approved", outlets=[approved_model(GROUP)],
+    announce_approved = EmptyOperator(task_id="announce_approved", outlets=[approved_model(CHURN_MODEL_GROUP)],
                                       trigger_rule="none_failed_min_one_success")
     [register, thresholds] >> approval_route() >> [approve, wait] >> announce_approved
 

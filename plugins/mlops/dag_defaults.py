@@ -11,3 +11,8 @@ DEFAULT_ARGS = {
     "retry_delay": timedelta(minutes=1),
 }
 USE_CASES = ("churn", "retail")
+# The churn model's registry group (``registry.group`` in include/pipelines/churn.yaml; a DAG
+# integrity test keeps them equal) and the endpoints deploy_model and rollback_model manage.
+CHURN_MODEL_GROUP = "churn-classifier"
+STAGING_ENDPOINT = f"{CHURN_MODEL_GROUP}-staging"
+PROD_ENDPOINT = f"{CHURN_MODEL_GROUP}-prod"

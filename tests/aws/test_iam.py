@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from mlops.dag_defaults import CHURN_MODEL_GROUP, PROD_ENDPOINT, STAGING_ENDPOINT
 from testkit import aws_calls, iam
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,20 +40,8 @@ BUCKET, PREFIX, NAME_PREFIX, ROLE_NAME = "mlops-test-bucket", "mlops/data", "mlo
 RUN_ID = "manual__2024-05-01T00:00:00+00:00"
 
 
-def _dag_constants(name: str) -> dict[str, str]:
-    """Module-level string constants of ``dags/<name>.py`` (literals and f-strings of them), read
-    without building the DAG."""
-    tree = ast.parse((ROOT / "dags" / f"{name}.py").read_text())
-    found: dict[str, str] = {}
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant | ast.JoinedStr):
-            exec(compile(ast.Module([node], []), name, "exec"), {}, found)  # noqa: S102 - our own literals
-    return found
-
-
-DEPLOY = _dag_constants("deploy_model")
-GROUP = DEPLOY["GROUP"]
-ENDPOINTS = (DEPLOY["STAGING_ENDPOINT"], DEPLOY["PROD_ENDPOINT"])
+GROUP = CHURN_MODEL_GROUP
+ENDPOINTS = (STAGING_ENDPOINT, PROD_ENDPOINT)
 
 
 def _pipelines() -> dict[str, dict]:
@@ -213,7 +202,7 @@ def alarm_names() -> list[str]:
 
     prod = _pipelines()["churn"]["endpoint"]["prod"]
     return [ports().hosting.alarm_name(request["AlarmName"])
-            for request in rollback_alarm_requests(DEPLOY["PROD_ENDPOINT"], prod)]
+            for request in rollback_alarm_requests(PROD_ENDPOINT, prod)]
 
 
 # ------------------------------------------------------------------------------ what the code sends
@@ -429,7 +418,7 @@ def sagemaker_role_needs() -> tuple[Need, ...]:
 
     settings = Settings(backend="aws", home=ROOT, data_uri=f"s3://{BUCKET}/{PREFIX}", aws_conn_id="aws_default",
                         runtime_port=8765)
-    capture = data_capture_config(settings, DEPLOY["PROD_ENDPOINT"], _pipelines()["churn"]["endpoint"]["prod"])
+    capture = data_capture_config(settings, PROD_ENDPOINT, _pipelines()["churn"]["endpoint"]["prod"])
     capture_key = capture["DestinationS3Uri"].removeprefix(f"s3://{BUCKET}/") + "/AllTraffic/2024/05/01/00/x.jsonl"
     image = sklearn_image_uri(REGION)
     registry_account, repository = image.split(".")[0], image.split("/", 1)[1].split(":")[0]
@@ -443,7 +432,7 @@ def sagemaker_role_needs() -> tuple[Need, ...]:
                     ("683313688378", "sagemaker-xgboost", "Autopilot HYPERPARAMETER_TUNING candidates"),
                     ("763104351884", "autogluon-inference", "Autopilot ENSEMBLING candidates")]
     log_groups = ["/aws/sagemaker/TrainingJobs", "/aws/sagemaker/TransformJobs", "/aws/sagemaker/ProcessingJobs",
-                  f"/aws/sagemaker/Endpoints/{ports().hosting.name(DEPLOY['PROD_ENDPOINT'])}"]
+                  f"/aws/sagemaker/Endpoints/{ports().hosting.name(PROD_ENDPOINT)}"]
     found = [Need("s3:GetObject", object_arn(key), (), "job inputs, code, model artifacts") for key in reads]
     found += [Need("s3:PutObject", object_arn(key), (), "job outputs, checkpoints, data capture") for key in writes]
     found += [Need("s3:ListBucket", f"arn:aws:s3:::{BUCKET}", (("s3:prefix", f"{PREFIX}/training/churn/run/"),),
