@@ -139,5 +139,22 @@ class AirflowServer:
     def task_state(self, dag_id: str, run_id: str, task_id: str) -> str | None:
         return self.get(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}").get("state")
 
+    def wait_until_parked(self, dag_id: str, run_id: str, task_id: str, timeout: float = 600) -> None:
+        """Wait until a human-in-the-loop task waits for input *and* its worker is gone.
+
+        Answering while the task's process is still exiting races the scheduler: it then sees the
+        first attempt's "success" after the answer re-queued the task, and retries it. So wait for
+        ``awaiting_input``, then for the task's process (the ``pid`` Airflow recorded) to exit,
+        then give the scheduler a few loops to take the executor's event.
+        """
+        import psutil
+
+        path = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}"
+        self.wait_for(lambda: self.get(path).get("state") == "awaiting_input", timeout, f"{task_id} to wait for input")
+        pid = self.get(path).get("pid")
+        if pid:
+            self.wait_for(lambda: not psutil.pid_exists(pid), 120, f"{task_id}'s process {pid} to exit")
+        time.sleep(3)
+
     def run_state(self, dag_id: str, run_id: str) -> str:
         return self.get(f"/dags/{dag_id}/dagRuns/{run_id}")["state"]

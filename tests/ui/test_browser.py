@@ -56,9 +56,19 @@ def button(driver, text: str, last: bool = False):
     return matches[-1] if last else matches[0]
 
 
+def body_text(driver) -> str:
+    """The page's text; "" while the page swaps its body (a re-render right after a click)."""
+    from selenium.common.exceptions import StaleElementReferenceException
+
+    try:
+        return driver.find_element("tag name", "body").text
+    except StaleElementReferenceException:
+        return ""
+
+
 def wait_text(driver, text: str, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
-    while text not in driver.find_element("tag name", "body").text:
+    while text not in body_text(driver):
         assert time.monotonic() < deadline, f"{text!r} never appeared on {driver.current_url}"
         time.sleep(1)
 
@@ -102,9 +112,7 @@ def test_a_run_waits_for_a_person_and_succeeds_once_approved_in_the_ui(airflow, 
     run_id = airflow.get("/dags/train_model/dagRuns", params={"order_by": "-run_after"})["dag_runs"][0]["dag_run_id"]
     assert airflow.get(f"/dags/train_model/dagRuns/{run_id}")["conf"]["approval_mode"] == "manual"
 
-    airflow.wait_for(lambda: airflow.task_state("train_model", run_id, "approve_model") == "awaiting_input",
-                     900, "approve_model to wait for a person")
-    time.sleep(3)  # answering within ~1 s of the task parking can race the scheduler
+    airflow.wait_until_parked("train_model", run_id, "approve_model", timeout=900)
     browser.get(f"{airflow.url}/dags/train_model/runs/{run_id}/tasks/approve_model/required_actions")
     wait_text(browser, "Approve churn model")
     wait_text(browser, "holdout_roc_auc")

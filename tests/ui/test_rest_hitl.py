@@ -7,8 +7,6 @@ documented token flow (``POST /auth/token``), the local backend doing the work.
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 pytestmark = pytest.mark.ui
@@ -16,12 +14,10 @@ pytestmark = pytest.mark.ui
 
 def test_a_model_approved_through_the_rest_api_is_recorded_with_the_approver(airflow):
     run_id = airflow.trigger("train_model", {"approval_mode": "manual", "n_trials": 2})
-    airflow.wait_for(lambda: airflow.task_state("train_model", run_id, "approve_model") == "awaiting_input",
-                     600, "approve_model to wait for input")
+    airflow.wait_until_parked("train_model", run_id, "approve_model")
     detail = airflow.get(f"/dags/train_model/dagRuns/{run_id}/taskInstances/approve_model/-1/hitlDetails")
     assert detail["options"] == ["Approve", "Reject"]
     assert "holdout_roc_auc" in detail["body"]
-    time.sleep(3)  # answering within ~1 s of the task parking can race the scheduler
 
     response = airflow.request(
         "PATCH", f"/dags/train_model/dagRuns/{run_id}/taskInstances/approve_model/-1/hitlDetails",
