@@ -7,7 +7,16 @@ way on both backends.
 
 Artifact layout (``model.tar.gz`` extracted into ``model_dir``):
 ``model.joblib`` (fitted estimator taking a DataFrame of ``feature_columns``) and ``model.json``
-(``feature_columns``, ``target``, ``problem_type``, ``classes``, ``framework``).
+(``feature_columns``, ``target``, ``problem_type``, ``classes``, ``framework``, and for models
+trained by ``include/training/train.py`` ``categorical``).
+
+Column types: when ``model.json`` lists the ``categorical`` columns, the rest are numbers and
+every request is typed from that schema: numeric fields become float64 (an empty field is a
+missing value, anything else that is not a number is an error naming the record, column and
+value), categorical fields stay text. A record then parses the same whatever records come with
+it, which is what lets the local runtime parse requests that queue up together in one call
+(:func:`batch_input_fn`). Without the list (e.g. Autopilot candidates), a column becomes numeric
+when every field in the request parses as a number.
 
 Response keys follow SageMaker Autopilot: ``predicted_label``, ``probability`` (binary: of the
 second/positive class; multiclass: of the predicted class), ``labels``, ``probabilities``. The
@@ -46,6 +55,7 @@ class LoadedModel:
     problem_type: str
     classes: list[Any]
     target: str
+    categorical: list[str] | None = None  # None: no schema, column types inferred per request
 
     @property
     def is_classifier(self) -> bool:
@@ -82,6 +92,7 @@ def model_fn(model_dir: str) -> LoadedModel:
         problem_type=meta["problem_type"],
         classes=list(meta.get("classes") or []),
         target=meta.get("target", ""),
+        categorical=list(meta["categorical"]) if meta.get("categorical") is not None else None,
     )
     return _SERVED
 
@@ -99,24 +110,11 @@ def input_fn(request_body: bytes | str, content_type: str, model: LoadedModel | 
     """
     model = _model(model)
     kind = _base_type(content_type)
-    text = request_body.decode("utf-8") if isinstance(request_body, bytes) else request_body
+    text = _text(request_body)
     columns = model.feature_columns
     if kind == CSV:
-        try:
-            rows = [row for row in csv.reader(io.StringIO(text)) if row]
-        except csv.Error as err:
-            raise ValueError(f"text/csv payload cannot be parsed: {err}") from err
-        if not rows:
-            raise ValueError("empty text/csv payload: expected one record per line")
-        bad = next((i for i, row in enumerate(rows) if len(row) != len(columns)), None)
-        if bad is not None:
-            raise ValueError(
-                f"text/csv record {bad + 1} has {len(rows[bad])} fields; expected {len(columns)} "
-                f"({', '.join(columns)})"
-            )
-        if len(rows) > MAX_ROWS_PER_REQUEST:
-            raise ValueError(f"{len(rows)} records in one request; the limit is {MAX_ROWS_PER_REQUEST}")
-        return _csv_frame(rows, columns)
+        rows = _csv_records(text, columns)
+        return _typed_frame(rows, model) if model.categorical is not None else _csv_frame(rows, columns)
     elif kind == JSON:
         try:
             payload = json.loads(text)
@@ -140,7 +138,102 @@ def input_fn(request_body: bytes | str, content_type: str, model: LoadedModel | 
         raise UnsupportedContentType(f"content type {content_type!r} is not {CSV} or {JSON}")
     if len(frame) > MAX_ROWS_PER_REQUEST:
         raise ValueError(f"{len(frame)} records in one request; the limit is {MAX_ROWS_PER_REQUEST}")
-    return coerce_numeric(frame, model)
+    if model.categorical is None:
+        return coerce_numeric(frame, model)
+    for column in _numeric_columns(model):
+        frame[column] = _json_numbers(column, frame[column])
+    return frame
+
+
+def batch_input_fn(
+    request_bodies: list[bytes | str], content_type: str, model: LoadedModel | None = None
+) -> tuple[pd.DataFrame, list[int]] | None:
+    """Parse several ``text/csv`` requests into one frame; return it with each request's record count.
+
+    The frame's rows are exactly those :func:`input_fn` gives each request, in request order:
+    with a schema, a record's types never depend on the records around it. Returns None when the
+    requests must be parsed one by one (not ``text/csv``, or a model without a schema); raises
+    ``ValueError`` as :func:`input_fn` does for the first bad request. The local runtime calls
+    this for requests that queued up together; SageMaker's container never does.
+    """
+    model = _model(model)
+    if _base_type(content_type) != CSV or model.categorical is None:
+        return None
+    rows: list[list[str]] = []
+    sizes = []
+    for body in request_bodies:
+        records = _csv_records(_text(body), model.feature_columns)
+        rows.extend(records)
+        sizes.append(len(records))
+    return _typed_frame(rows, model), sizes
+
+
+def _text(request_body: bytes | str) -> str:
+    return request_body.decode("utf-8") if isinstance(request_body, bytes) else request_body
+
+
+def _csv_records(text: str, columns: list[str]) -> list[list[str]]:
+    """The records of one ``text/csv`` request: one per non-empty line, each with every column."""
+    try:
+        rows = [row for row in csv.reader(io.StringIO(text)) if row]
+    except csv.Error as err:
+        raise ValueError(f"text/csv payload cannot be parsed: {err}") from err
+    if not rows:
+        raise ValueError("empty text/csv payload: expected one record per line")
+    bad = next((i for i, row in enumerate(rows) if len(row) != len(columns)), None)
+    if bad is not None:
+        raise ValueError(
+            f"text/csv record {bad + 1} has {len(rows[bad])} fields; expected {len(columns)} "
+            f"({', '.join(columns)})"
+        )
+    if len(rows) > MAX_ROWS_PER_REQUEST:
+        raise ValueError(f"{len(rows)} records in one request; the limit is {MAX_ROWS_PER_REQUEST}")
+    return rows
+
+
+def _numeric_columns(model: LoadedModel) -> list[str]:
+    categorical = set(model.categorical or ())
+    return [column for column in model.feature_columns if column not in categorical]
+
+
+def _typed_frame(rows: list[list[str]], model: LoadedModel) -> pd.DataFrame:
+    """CSV records typed by the model's schema: numeric columns float64, categorical ones text."""
+    categorical = set(model.categorical or ())
+    data = {}
+    for name, values in zip(model.feature_columns, zip(*rows)):
+        if name in categorical:
+            data[name] = pd.array(np.array(values, dtype=object), dtype="str")
+        else:
+            data[name] = _csv_numbers(name, values)
+    return pd.DataFrame(data, columns=model.feature_columns)
+
+
+def _csv_numbers(column: str, fields: tuple[str, ...]) -> np.ndarray:
+    """A numeric column's CSV fields as float64; an empty field is a missing value (NaN)."""
+    try:
+        return np.array(fields, dtype=np.float64)
+    except ValueError:
+        pass
+    numbers = np.empty(len(fields), dtype=np.float64)
+    for i, field in enumerate(fields):
+        if not field.strip():
+            numbers[i] = np.nan
+            continue
+        try:
+            numbers[i] = float(field)
+        except ValueError:
+            raise ValueError(f"text/csv record {i + 1}, column {column!r}: {field!r} is not a number") from None
+    return numbers
+
+
+def _json_numbers(column: str, values: pd.Series) -> pd.Series:
+    """A numeric column's JSON values as float64; null is a missing value (NaN)."""
+    numbers = pd.to_numeric(values, errors="coerce").astype(np.float64)
+    bad = numbers.isna() & values.notna()
+    if bad.any():
+        i = int(np.flatnonzero(bad.to_numpy())[0])
+        raise ValueError(f"JSON instance {i + 1}, column {column!r}: {values.iloc[i]!r} is not a number")
+    return numbers
 
 
 def _csv_frame(rows: list[list[str]], columns: list[str]) -> pd.DataFrame:

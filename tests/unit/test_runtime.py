@@ -54,8 +54,12 @@ class Model:
         return list(self.estimator.predict(frame))
 
 
-def fit_model(model_dir: Path, flip_labels: bool) -> Model:
-    """Fit a churn-like classifier and write it in the artifact contract of inference.py."""
+def fit_model(model_dir: Path, flip_labels: bool, categorical: list[str] | None = None) -> Model:
+    """Fit a churn-like classifier and write it in the artifact contract of inference.py.
+
+    ``categorical`` is written to ``model.json`` as train.py does (a schema); without it the
+    handlers infer column types per request, as for a model from elsewhere.
+    """
     rng = np.random.default_rng(7)
     frame = pd.DataFrame({
         "plan": rng.choice(["basic", "plus", "pro"], 300),
@@ -70,9 +74,10 @@ def fit_model(model_dir: Path, flip_labels: bool) -> Model:
     ).fit(frame[FEATURES], target)
     model_dir.mkdir(parents=True)
     joblib.dump(estimator, model_dir / "model.joblib")
+    schema = {} if categorical is None else {"categorical": categorical}
     (model_dir / "model.json").write_text(json.dumps({
         "feature_columns": FEATURES, "target": "churn", "problem_type": "binary",
-        "classes": CLASSES, "framework": "sklearn",
+        "classes": CLASSES, "framework": "sklearn", **schema,
     }))
     return Model(estimator, model_dir)
 
@@ -85,7 +90,8 @@ def package(model: Model, home: Path, name: str) -> tuple[str, str]:
 @pytest.fixture(scope="module")
 def models(tmp_path_factory) -> dict[str, Model]:
     root = tmp_path_factory.mktemp("models")
-    return {"a": fit_model(root / "a", flip_labels=False), "b": fit_model(root / "b", flip_labels=True)}
+    return {"a": fit_model(root / "a", flip_labels=False), "b": fit_model(root / "b", flip_labels=True),
+            "typed": fit_model(root / "typed", flip_labels=False, categorical=["plan"])}
 
 
 # ---------------------------------------------------------------- one runtime for the module
@@ -467,6 +473,81 @@ def test_requests_with_different_column_types_are_not_combined(models):
 
     assert answers == [endpoint.invoke(inference, b.encode(), "text/csv", "text/csv") for b in (integral, decimal)]
     assert batcher.predict_calls == 2
+
+
+# ---------------------------------------------------------------- a model with a schema: typed and parsed together
+def test_a_schema_types_columns_from_the_model_not_from_the_request(models):
+    inference, endpoint = served(models["typed"])
+
+    frame = inference.input_fn(b"pro,12,61\n", "text/csv", endpoint.model)
+
+    assert list(frame.columns) == FEATURES
+    assert pd.api.types.is_string_dtype(frame["plan"])
+    assert frame["tenure"].dtype == frame["charges"].dtype == np.float64  # "61" and "61.5" read alike
+    assert frame["charges"].tolist() == [61.0]
+    assert inference.input_fn(b"pro,12,\n", "text/csv", endpoint.model)["charges"].isna().all()  # empty: missing
+
+
+@pytest.mark.parametrize(("body", "kind", "message"), [
+    (b"pro,12,61\nbasic,x1,20\n", "text/csv", "text/csv record 2, column 'tenure': 'x1' is not a number"),
+    (b'{"instances": [{"plan": "pro", "tenure": 3, "charges": "lots"}]}', "application/json",
+     "JSON instance 1, column 'charges': 'lots' is not a number"),
+])
+def test_a_schema_names_the_record_column_and_value_that_is_not_a_number(models, body, kind, message):
+    inference, endpoint = served(models["typed"])
+
+    with pytest.raises(ValueError) as err:
+        inference.input_fn(body, kind, endpoint.model)
+
+    assert str(err.value) == message
+
+
+def test_batch_input_fn_gives_each_requests_rows_as_input_fn_does(models):
+    inference, endpoint = served(models["typed"])
+    bodies = [b"pro,12,61\n", b"basic,3,20.5\r\n\nplus,40,99\n", b'"pro",7,"55.25"']
+
+    frame, sizes = inference.batch_input_fn(bodies, "text/csv", endpoint.model)
+
+    alone = [inference.input_fn(body, "text/csv", endpoint.model) for body in bodies]
+    assert sizes == [1, 2, 1]
+    pd.testing.assert_frame_equal(frame, pd.concat(alone, ignore_index=True))
+    # requests it cannot type from a schema are left to input_fn, one by one
+    assert inference.batch_input_fn([b"{}"], "application/json", endpoint.model) is None
+    assert inference.batch_input_fn(bodies, "text/csv", served(models["a"])[1].model) is None
+
+
+def test_queued_csv_requests_to_a_typed_model_are_parsed_and_predicted_in_one_call(models):
+    from mlops.backends.local.runtime import PredictionBatcher
+
+    inference, endpoint = served(models["typed"])
+    batcher = PredictionBatcher(inference)
+    bodies = [(csv_body(RECORDS.iloc[[i]]), "text/csv") for i in range(len(RECORDS))]
+    bodies += [("pro,12,61\n", "text/csv"), ("pro,12,61.5\n", "text/csv")]  # int and float alike here
+    alone = [endpoint.invoke(inference, body.encode(), kind, kind) for body, kind in bodies]
+
+    together = answer_together(batcher, endpoint, bodies)
+
+    assert together == alone
+    assert (batcher.invocations, batcher.predict_calls) == (len(bodies), 1)
+    assert [row.split(",")[0] for row in "".join(answer[0] for answer in together).splitlines()] == \
+        models["typed"].labels(pd.concat([RECORDS, pd.DataFrame(
+            {"plan": ["pro", "pro"], "tenure": [12, 12], "charges": [61.0, 61.5]})], ignore_index=True))
+
+
+def test_a_bad_request_among_typed_ones_fails_alone_and_the_rest_are_answered(models):
+    from mlops.backends.local.runtime import PredictionBatcher
+
+    inference, endpoint = served(models["typed"])
+    batcher = PredictionBatcher(inference)
+    good = csv_body(RECORDS.iloc[[0]])
+
+    answers = answer_together(batcher, endpoint, [(good, "text/csv"), ("pro,soon,1\n", "text/csv"),
+                                                  ("pro,1\n", "text/csv"), (good, "text/csv")])
+
+    expected = endpoint.invoke(inference, good.encode(), "text/csv", "text/csv")
+    assert answers[0] == answers[3] == expected
+    assert str(answers[1]) == "text/csv record 1, column 'tenure': 'soon' is not a number"
+    assert isinstance(answers[2], ValueError) and "has 2 fields" in str(answers[2])
 
 
 def test_concurrent_clients_get_the_answers_of_one_at_a_time(runtime, models):

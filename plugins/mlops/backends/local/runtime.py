@@ -21,11 +21,13 @@ Invocations are answered on prediction threads (:class:`PredictionBatcher`; one 
 most 4, or ``MLOPS_RUNTIME_WORKERS``) whose native thread pools (OpenMP, BLAS) are limited to one
 thread each: a single-record request pays for no thread fan-out (on a busy machine OpenMP's
 spinning threads cost a small prediction ten times its work). Invocations of one endpoint that
-queue up while the threads are busy are answered together: ``input_fn`` and ``output_fn`` still
-run per request, but the parsed frames (when their column types agree) go through one
-``predict_fn`` call and the predictions are split back per request. The models served here
-predict each record on its own, so an answer does not depend on its neighbours; a request that
-fails inside a combined prediction is retried alone, so one bad request never fails another.
+queue up while the threads are busy are answered together: the handlers' ``batch_input_fn``
+parses their bodies into one frame where it can (``text/csv`` for a model with a schema: see
+``include/serving/inference.py``), else ``input_fn`` parses each and frames whose column types
+agree are combined; one ``predict_fn`` call predicts them and the predictions are split back per
+request for ``output_fn``. The models served here predict each record on its own, so an answer
+does not depend on its neighbours; when anything fails in a combined call, each request is
+answered alone, so one bad request never fails another.
 
 A deploy verifies the artifact's sha256 before extracting it into
 ``runtime_dir/models/<sha256>/``, loads it, and only then swaps it in: the old model serves
@@ -311,11 +313,13 @@ class PredictionBatcher:
     """Answers invocations on prediction threads, predicting the requests that queue up together.
 
     The event loop hands each invocation over and awaits its future; a thread takes whatever
-    has queued up (at most ``max_requests``), parses each request with ``input_fn``, predicts
-    the frames of one endpoint with matching column types in one ``predict_fn`` call, and
-    writes each answer with ``output_fn``. With nothing else queued this is exactly
-    ``ServedEndpoint.invoke``. Frames are only combined when every column's dtype agrees, so
-    combining never changes how a value is read (an ``int`` column stays ``int``).
+    has queued up (at most ``max_requests``) and, per endpoint, parses the bodies together with
+    the handlers' ``batch_input_fn`` (one frame for all of them) where it can, else each with
+    ``input_fn``; predicts in one ``predict_fn`` call; and writes each answer with
+    ``output_fn``. With nothing else queued this is exactly ``ServedEndpoint.invoke``. Frames
+    parsed alone are only combined when every column's dtype agrees, so combining never changes
+    how a value is read (an ``int`` column stays ``int``); ``batch_input_fn`` types columns from
+    the model's schema, so there the question does not arise.
 
     :param inference: the serving handlers module.
     :param max_requests: invocations per ``predict_fn`` call at most; 1 turns batching off.
@@ -404,6 +408,45 @@ class PredictionBatcher:
         return False
 
     def _answer(self, jobs: list[_Invocation]) -> None:
+        answers = self._answer_parsed_together(jobs) if len(jobs) > 1 else None
+        self._settle_all(answers if answers is not None else self._answer_parsed_alone(jobs))
+
+    def _answer_parsed_together(self, jobs: list[_Invocation]) -> list[tuple[_Invocation, Any, BaseException | None]] | None:
+        """One ``batch_input_fn`` and one ``predict_fn`` call for every job; None to parse them alone.
+
+        None when the handlers have no ``batch_input_fn`` or decline (it returns None), when the
+        jobs differ in content type, or when parsing or predicting fails: then each job gets its
+        own answer or error from :meth:`_answer_parsed_alone`.
+        """
+        inference = self.inference
+        batch_input_fn = getattr(inference, "batch_input_fn", None)
+        content_type = jobs[0].content_type
+        if batch_input_fn is None or any(job.content_type != content_type for job in jobs):
+            return None
+        model = jobs[0].endpoint.model
+        try:
+            parsed = batch_input_fn([job.body for job in jobs], content_type, model)
+            if parsed is None:
+                return None
+            frame, sizes = parsed
+            if len(sizes) != len(jobs) or len(frame) != sum(sizes):
+                raise ValueError(f"batch_input_fn gave {len(frame)} rows for sizes {sizes}")
+            predictions = _split_prediction(inference.predict_fn(frame, model), sizes)
+        except Exception:  # a bad request among them: it gets its own error when parsed alone
+            return None
+        with self._lock:
+            self.predict_calls += 1
+            self.invocations += len(jobs)
+        answers: list[tuple[_Invocation, Any, BaseException | None]] = []
+        for job, prediction in zip(jobs, predictions):
+            try:
+                answers.append((job, job.endpoint.respond(inference, prediction, job.accept), None))
+            except Exception as err:  # handed to the awaiting request
+                answers.append((job, None, err))
+        return answers
+
+    def _answer_parsed_alone(self, jobs: list[_Invocation]) -> list[tuple[_Invocation, Any, BaseException | None]]:
+        """``input_fn`` per job; frames with matching column types share a ``predict_fn`` call."""
         inference = self.inference
         parsed: dict[tuple, list[_Invocation]] = {}
         answers: list[tuple[_Invocation, Any, BaseException | None]] = []  # settled together at the end
@@ -427,7 +470,7 @@ class PredictionBatcher:
                     answers.append((job, job.endpoint.respond(inference, prediction, job.accept), None))
                 except Exception as err:  # handed to the awaiting request
                     answers.append((job, None, err))
-        self._settle_all(answers)
+        return answers
 
     def _predict_together(self, group: list[_Invocation]) -> list[dict[str, Any]] | None:
         """One ``predict_fn`` call for the group, split per request; None when it failed."""
