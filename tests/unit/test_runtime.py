@@ -550,6 +550,99 @@ def test_a_bad_request_among_typed_ones_fails_alone_and_the_rest_are_answered(mo
     assert isinstance(answers[2], ValueError) and "has 2 fields" in str(answers[2])
 
 
+# ---------------------------------------------------------------- waiting for the clients the last batch answered
+def queued_jobs(endpoint, count: int, queued_at: float) -> list:
+    import asyncio
+
+    from mlops.backends.local.runtime import _Invocation
+
+    loop = asyncio.new_event_loop()
+    return [_Invocation(endpoint, b"", "text/csv", "text/csv", loop, loop.create_future(), queued_at=queued_at)
+            for _ in range(count)]
+
+
+def wait_for_company(batcher, first: list, later: list, answered: int, answered_at: float) -> list:
+    """``_wait_for_company`` with ``first`` taken and ``later`` queued by another thread meanwhile."""
+    batcher._answered, batcher._answered_at = answered, answered_at
+
+    def send_later():
+        for job in later:
+            threading.Event().wait(0.2)
+            batcher._queue.put(job)
+
+    sender = threading.Thread(target=send_later)
+    sender.start()
+    jobs = list(first)
+    batcher._wait_for_company(jobs)
+    sender.join()
+    return jobs
+
+
+def test_a_batch_waits_for_the_clients_the_last_batch_answered_and_no_longer(models):
+    import time
+
+    from mlops.backends.local.runtime import PredictionBatcher
+
+    _, endpoint = served(models["typed"])
+    batcher = PredictionBatcher(served(models["typed"])[0], batch_wait=60.0)
+    answered_at = time.monotonic()
+    returning = queued_jobs(endpoint, 4, answered_at + 1)
+
+    jobs = wait_for_company(batcher, returning[:1], returning[1:], answered=3, answered_at=answered_at)
+
+    assert jobs == returning[:3]  # the three clients answered last came back: no more waiting
+    assert batcher._queue.get_nowait() is returning[3]  # the fourth is left for the next batch
+    # requests that queued while the last batch was predicted count on top of the ones it answered
+    earlier = queued_jobs(endpoint, 1, answered_at - 1)
+    jobs = wait_for_company(batcher, earlier, returning[:2], answered=2, answered_at=answered_at)
+    assert jobs == earlier + returning[:2]
+
+
+def test_a_lone_client_never_waits_and_a_zero_wait_turns_waiting_off(models):
+    import time
+
+    from mlops.backends.local.runtime import PredictionBatcher
+
+    inference, endpoint = served(models["typed"])
+    answered_at = time.monotonic()
+    first, second = queued_jobs(endpoint, 2, answered_at + 1)
+
+    lone = PredictionBatcher(inference, batch_wait=60.0)
+    assert wait_for_company(lone, [first], [second], answered=1, answered_at=answered_at) == [first]
+    assert lone._queue.get_nowait() is second  # left for the next batch
+
+    off = PredictionBatcher(inference, batch_wait=0.0)
+    assert wait_for_company(off, [first], [second], answered=8, answered_at=answered_at) == [first]
+    with pytest.raises(ValueError, match="batch_wait"):
+        PredictionBatcher(inference, batch_wait=-1)
+
+
+@pytest.mark.parametrize(("raw", "expected"), [("", 3.0), ("0", 0.0), ("1.5", 1.5), ("x", "is not a number"),
+                                             ("-1", "must be at least 0")])
+def test_runtime_settings_from_the_environment_are_numbers_or_a_clear_error(monkeypatch, raw, expected):
+    from mlops.backends.local.runtime import _env_number
+
+    monkeypatch.setenv("MLOPS_RUNTIME_BATCH_WAIT_MS", raw)
+    if isinstance(expected, float):
+        assert _env_number("MLOPS_RUNTIME_BATCH_WAIT_MS", 3.0, minimum=0) == expected
+    else:
+        with pytest.raises(ValueError, match=f"MLOPS_RUNTIME_BATCH_WAIT_MS='{raw}' {expected}"):
+            _env_number("MLOPS_RUNTIME_BATCH_WAIT_MS", 3.0, minimum=0)
+
+
+def test_freeze_heap_takes_the_objects_alive_now_out_of_collections():
+    import gc
+
+    from mlops.backends.local.runtime import freeze_heap
+
+    gc.unfreeze()
+    try:
+        freeze_heap()
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+
+
 def test_concurrent_clients_get_the_answers_of_one_at_a_time(runtime, models):
     from concurrent.futures import ThreadPoolExecutor
 
