@@ -618,6 +618,7 @@ def test_a_lone_client_never_waits_and_a_zero_wait_turns_waiting_off(models):
 
 
 @pytest.mark.parametrize(("raw", "expected"), [("", 3.0), ("0", 0.0), ("1.5", 1.5), ("x", "is not a number"),
+                                             ("nan", "is not a number"), ("inf", "is not a number"),
                                              ("-1", "must be at least 0")])
 def test_runtime_settings_from_the_environment_are_numbers_or_a_clear_error(monkeypatch, raw, expected):
     from mlops.backends.local.runtime import _env_number

@@ -54,6 +54,7 @@ import asyncio
 import gc
 import json
 import logging
+import math
 import os
 import queue
 import re
@@ -835,7 +836,9 @@ def _env_number(name: str, default: float, minimum: float) -> float:
     try:
         value = float(raw)
     except ValueError:
-        raise ValueError(f"{name}={raw!r} is not a number") from None
+        value = math.nan
+    if not math.isfinite(value):
+        raise ValueError(f"{name}={raw!r} is not a number")
     if value < minimum:
         raise ValueError(f"{name}={raw!r} must be at least {minimum:g}")
     return value
