@@ -42,6 +42,14 @@ def prefixed(prefix: str, name: str, max_len: int = MAX_LEN) -> str:
     return full if len(full) <= max_len else resource_name(prefix, rest, max_len=max_len)
 
 
+RETRY_ROOM = len("-r9")  # characters a retried job's name adds: -r2 ... -r9
+
+
+def attempt_name(base: str, attempt: int) -> str:
+    """Name of the ``attempt``-th job (1: ``base``; 2: ``base-r2``; ...)."""
+    return base if attempt == 1 else f"{base}-r{attempt}"
+
+
 def run_name(dag_id: str, run_id: str, step: str) -> str:
     """Name for one step of one DAG run, e.g. a training job or an endpoint config."""
     return resource_name(dag_id.replace("_", "-"), step, run_id)

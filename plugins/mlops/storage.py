@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
 
 CHUNK = 1 << 20
+SHA256 = re.compile(r"[0-9a-f]{64}")  # a digest as recorded: 64 lowercase hex digits
 
 
 class DigestMismatch(RuntimeError):
@@ -96,7 +97,7 @@ def unpack_model(model_uri: str, dest_dir: Path, expected_sha256: str) -> Path:
     The digest is required: an artifact is never opened unverified. Raises
     :class:`DigestMismatch` when it differs; nothing is extracted then.
     """
-    if not (isinstance(expected_sha256, str) and re.fullmatch(r"[0-9a-f]{64}", expected_sha256)):
+    if not (isinstance(expected_sha256, str) and SHA256.fullmatch(expected_sha256)):
         raise ValueError(f"{model_uri}: expected_sha256 must be a 64-character hex sha256, got {expected_sha256!r}")
     data = to_path(model_uri).read_bytes()
     actual = hashlib.sha256(data).hexdigest()

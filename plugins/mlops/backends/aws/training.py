@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 from mlops.backends.aws.clients import AwsClients, or_none
 from mlops.backends.aws.s3 import s3_uri, split_s3_uri
 from mlops.backends.base import CVResult, JobHandle, TrainedModel, Trainer, TrainingData, Tuner, TuningResult
-from mlops.naming import prefixed
+from mlops.naming import RETRY_ROOM, attempt_name, prefixed
 from mlops.settings import INCLUDE_DIR
 
 if TYPE_CHECKING:
@@ -57,7 +57,7 @@ SKLEARN_FRAMEWORK = "sklearn"
 SKLEARN_VERSIONS = ("1.9-0", "1.4-2")
 TUNING_NAME_MAX = 32  # HyperParameterTuningJobName
 TRAINING_NAME_MAX = 63  # TrainingJobName
-MAX_ATTEMPTS = 9  # a name's suffix is -r2 .. -r9, so 3 characters are reserved
+MAX_ATTEMPTS = 9  # a name's suffix is -r2 .. -r9: naming.RETRY_ROOM characters are reserved
 IN_PROGRESS = ("InProgress", "Stopping")
 COMPLETED = "Completed"
 FAILED = ("Failed", "Stopped")
@@ -73,12 +73,7 @@ class JobFailed(RuntimeError):
 def job_name_for(prefix: str, job_name: str, max_len: int) -> str:
     """The SageMaker name of the port's ``job_name``: :func:`mlops.naming.prefixed` in ``max_len``
     less the retry suffix (``-r2`` ... ``-r9``)."""
-    return prefixed(prefix, job_name, max_len - len(attempt_name("", MAX_ATTEMPTS)))
-
-
-def attempt_name(base: str, attempt: int) -> str:
-    """Name of the ``attempt``-th job (1: ``base``; 2: ``base-r2``; ...)."""
-    return base if attempt == 1 else f"{base}-r{attempt}"
+    return prefixed(prefix, job_name, max_len - RETRY_ROOM)
 
 
 @functools.cache

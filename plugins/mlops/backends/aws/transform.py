@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from mlops.backends.aws.clients import AwsClients, or_none
 from mlops.backends.aws.s3 import split_s3_uri
 from mlops.backends.base import BatchTransform, JobHandle, LongRunningPort, TransformResult
-from mlops.naming import prefixed
+from mlops.naming import RETRY_ROOM, attempt_name, prefixed
 
 if TYPE_CHECKING:
     from mlops.settings import Settings
@@ -39,15 +39,14 @@ CSV = "text/csv"
 TRIGGER = "airflow.providers.amazon.aws.triggers.sagemaker.SageMakerTrigger"
 WAITER_NAME = "TransformJobComplete"
 MAX_NAME = 63  # TransformJobName, ModelName
-RETRY_ROOM = len("-r9")
 
 
 def attempt_names(job_name: str, attempts: int) -> list[str]:
     """``job_name``, then ``<job_name>-r2`` ... ``-r<attempts>`` (shortened to SageMaker's 63 characters)."""
     names = [job_name]
     for n in range(2, attempts + 1):
-        suffix = f"-r{n}"
-        names.append(job_name[: MAX_NAME - len(suffix)].rstrip("-") + suffix)
+        room = len(attempt_name("", n))
+        names.append(attempt_name(job_name[: MAX_NAME - room].rstrip("-"), n))
     return names
 
 

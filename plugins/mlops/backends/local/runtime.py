@@ -78,7 +78,7 @@ from pydantic import BaseModel, Field
 
 from mlops.entrypoints import inference_module
 from mlops.settings import Settings, get_settings
-from mlops.storage import DigestMismatch, unpack_model, write_text_atomic
+from mlops.storage import SHA256, DigestMismatch, unpack_model, write_text_atomic
 
 HOST = "127.0.0.1"
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024  # SageMaker real-time InvokeEndpoint limit
@@ -88,7 +88,6 @@ ACCOUNT = "local"
 IN_SERVICE = "InService"
 FAILED = "Failed"
 ENDPOINT_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")  # SageMaker's rule
-SHA256 = re.compile(r"^[0-9a-f]{64}$")
 MODULE = "mlops.backends.local.runtime"
 MAX_BATCH_REQUESTS = 64  # invocations answered by one predict_fn call, at most
 BATCH_WAIT_S = 0.003  # how long a batch waits, at most, for the clients the last one answered
@@ -224,7 +223,7 @@ class EndpointTable:
         """
         if not ENDPOINT_NAME.match(name):
             raise ValueError(f"endpoint name {name!r} must match {ENDPOINT_NAME.pattern}")
-        if not SHA256.match(sha256):
+        if not SHA256.fullmatch(sha256):
             raise ValueError(f"sha256 {sha256!r} is not 64 lowercase hex digits")
         with self._admin:
             try:
@@ -321,6 +320,9 @@ class _Invocation:
     future: asyncio.Future
     frame: Any = None
     queued_at: float = field(default_factory=time.monotonic)
+
+
+_Answer = tuple[_Invocation, Any, BaseException | None]  # (job, (body, content type), error)
 
 
 def _split_prediction(prediction: dict[str, Any], sizes: list[int]) -> list[dict[str, Any]]:
@@ -477,7 +479,7 @@ class PredictionBatcher:
         answers = self._answer_parsed_together(jobs) if len(jobs) > 1 else None
         self._settle_all(answers if answers is not None else self._answer_parsed_alone(jobs))
 
-    def _answer_parsed_together(self, jobs: list[_Invocation]) -> list[tuple[_Invocation, Any, BaseException | None]] | None:
+    def _answer_parsed_together(self, jobs: list[_Invocation]) -> list[_Answer] | None:
         """One ``batch_input_fn`` and one ``predict_fn`` call for every job; None to parse them alone.
 
         None when the handlers have no ``batch_input_fn`` or decline (it returns None), when the
@@ -500,22 +502,14 @@ class PredictionBatcher:
             predictions = _split_prediction(inference.predict_fn(frame, model), sizes)
         except Exception:  # a bad request among them: it gets its own error when parsed alone
             return None
-        with self._lock:
-            self.predict_calls += 1
-            self.invocations += len(jobs)
-        answers: list[tuple[_Invocation, Any, BaseException | None]] = []
-        for job, prediction in zip(jobs, predictions):
-            try:
-                answers.append((job, job.endpoint.respond(inference, prediction, job.accept), None))
-            except Exception as err:  # handed to the awaiting request
-                answers.append((job, None, err))
-        return answers
+        self._count(predict_calls=1, invocations=len(jobs))
+        return [self._respond(job, prediction) for job, prediction in zip(jobs, predictions)]
 
-    def _answer_parsed_alone(self, jobs: list[_Invocation]) -> list[tuple[_Invocation, Any, BaseException | None]]:
+    def _answer_parsed_alone(self, jobs: list[_Invocation]) -> list[_Answer]:
         """``input_fn`` per job; frames with matching column types share a ``predict_fn`` call."""
         inference = self.inference
         parsed: dict[tuple, list[_Invocation]] = {}
-        answers: list[tuple[_Invocation, Any, BaseException | None]] = []  # settled together at the end
+        answers: list[_Answer] = []  # settled together at the end
         for job in jobs:
             try:
                 job.frame = inference.input_fn(job.body, job.content_type, job.endpoint.model)
@@ -526,17 +520,25 @@ class PredictionBatcher:
             parsed.setdefault(signature, []).append(job)
         for group in parsed.values():
             predictions = self._predict_together(group) if len(group) > 1 else None
-            with self._lock:
-                self.predict_calls += 1 if predictions else len(group)
-                self.invocations += len(group)
-            for job, prediction in zip(group, predictions or [None] * len(group)):
-                try:
-                    if prediction is None:
-                        prediction = inference.predict_fn(job.frame, job.endpoint.model)
-                    answers.append((job, job.endpoint.respond(inference, prediction, job.accept), None))
-                except Exception as err:  # handed to the awaiting request
-                    answers.append((job, None, err))
+            self._count(predict_calls=1 if predictions else len(group), invocations=len(group))
+            answers += [self._respond(job, prediction)
+                        for job, prediction in zip(group, predictions or [None] * len(group))]
         return answers
+
+    def _respond(self, job: _Invocation, prediction: dict[str, Any] | None) -> _Answer:
+        """``output_fn`` for ``job`` (after its own ``predict_fn`` when ``prediction`` is None);
+        an error is handed to the awaiting request."""
+        try:
+            if prediction is None:
+                prediction = self.inference.predict_fn(job.frame, job.endpoint.model)
+            return job, job.endpoint.respond(self.inference, prediction, job.accept), None
+        except Exception as err:
+            return job, None, err
+
+    def _count(self, predict_calls: int, invocations: int) -> None:
+        with self._lock:
+            self.predict_calls += predict_calls
+            self.invocations += invocations
 
     def _predict_together(self, group: list[_Invocation]) -> list[dict[str, Any]] | None:
         """One ``predict_fn`` call for the group, split per request; None when it failed."""
@@ -551,14 +553,14 @@ class PredictionBatcher:
             return None
 
     @staticmethod
-    def _settle_all(answers: list[tuple[_Invocation, Any, BaseException | None]]) -> None:
+    def _settle_all(answers: list[_Answer]) -> None:
         """Hand each (job, result, error) to its event loop: one wake-up per loop, not per job."""
-        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Invocation, Any, BaseException | None]]] = {}
+        by_loop: dict[asyncio.AbstractEventLoop, list[_Answer]] = {}
         for answer in answers:
             answer[0].frame = None
             by_loop.setdefault(answer[0].loop, []).append(answer)
 
-        def settle(answers: list[tuple[_Invocation, Any, BaseException | None]]) -> None:
+        def settle(answers: list[_Answer]) -> None:
             for job, result, error in answers:
                 if job.future.done():  # the client went away and the request was cancelled
                     continue

@@ -338,7 +338,7 @@ class OptunaTuner(Tuner):
             # pruning step, deepest first: they are the likeliest to be needed. A dropped task
             # holds its worker into the next round, so trials still on their first fold (most
             # of which stop there) are not worth a guess. ``depth``: folds scored before the round.
-            current = [(number, folds) for number, folds in depth.items()]
+            current = list(depth.items())
             ahead = [(number, step) for number, folds in depth.items() if folds
                      for step in range(folds + 1, n_folds)]
             ahead.sort(key=lambda key: (key[1] - depth[key[0]], -depth[key[0]],
@@ -412,11 +412,16 @@ def _init_worker(scorer) -> None:
     _WORKER_SCORER = scorer
 
 
+def _timed_score(scorer: Any, position: int, hyperparameters: dict[str, Any]) -> tuple[float, float]:
+    """``(score, seconds)`` of one fold by ``scorer`` (include/training/train.py's FoldScorer)."""
+    started = time.perf_counter()
+    score = scorer.score(position, hyperparameters)
+    return score, time.perf_counter() - started
+
+
 def _worker_score(position: int, hyperparameters: dict[str, Any]) -> tuple[float, float]:
     """``(score, seconds)`` of one fold in this worker."""
-    started = time.perf_counter()
-    score = _WORKER_SCORER.score(position, hyperparameters)
-    return score, time.perf_counter() - started
+    return _timed_score(_WORKER_SCORER, position, hyperparameters)
 
 
 class _FoldPool:
@@ -463,9 +468,8 @@ class _FoldPool:
             return self.done[key]
         if self.executor is None:
             number, position = key
-            started = time.perf_counter()
-            self.done[key] = self.scorer.score(position, params[number])
-            self.busy += time.perf_counter() - started
+            self.done[key], seconds = _timed_score(self.scorer, position, params[number])
+            self.busy += seconds
             self.started += 1
             return self.done[key]
         from concurrent.futures import FIRST_COMPLETED, wait
