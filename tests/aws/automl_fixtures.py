@@ -10,9 +10,11 @@ Test modules import the ``*_fixture`` functions; pytest finds them by their ``na
 
 from __future__ import annotations
 
+import asyncio
 import copy
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
@@ -46,6 +48,47 @@ ENSEMBLE_CONTAINERS = [
      "Environment": {"MODEL_NAME": "model", "SAGEMAKER_INFERENCE_OUTPUT": "predicted_label",
                      "SAGEMAKER_INFERENCE_SUPPORTED": "predicted_label,probability,labels,probabilities"}},
 ]
+
+
+def run_trigger(trigger, operation: str, answers: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Run a waiter trigger's inherited ``run()`` on an aiobotocore client answered by AioStubber.
+
+    Each answer is given to ``operation`` called with the trigger's ``waiter_args``; the
+    trigger's ``aws_hook_class`` hands out that client while it runs. Every answer must be used.
+    """
+    from aiobotocore.session import get_session
+    from aiobotocore.stub import AioStubber
+
+    hook_class = trigger.aws_hook_class
+
+    async def main():
+        async with get_session().create_client("sagemaker", region_name=REGION, aws_access_key_id="testing",
+                                               aws_secret_access_key="testing") as client:
+            stubber = AioStubber(client)
+            for answer in answers:
+                stubber.add_response(operation, answer, trigger.waiter_args)
+            stubber.activate()
+
+            class Connection:
+                async def __aenter__(self):
+                    return client
+
+                async def __aexit__(self, *exc):
+                    return False
+
+            async def get_async_conn(self):
+                return Connection()
+
+            original = hook_class.get_async_conn
+            hook_class.get_async_conn = get_async_conn
+            try:
+                events = [event.payload async for event in trigger.run()]
+            finally:
+                hook_class.get_async_conn = original
+            stubber.assert_no_pending_responses()
+            return events
+
+    return asyncio.run(main())
 
 
 def settings_for(home: Path) -> Settings:

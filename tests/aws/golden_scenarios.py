@@ -33,8 +33,8 @@ Shortened on purpose: the endpoint tests make 3 latency requests (the pipeline c
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
+import functools
 import importlib.util
 import io
 import json
@@ -177,48 +177,18 @@ def training_data(s3):
     )
 
 
-def dag_task(dag_id: str, task_id: str) -> Callable[..., Any]:
-    """The Python callable of a ``@task`` of ``dags/<dag_id>.py`` (the DAG file's own code)."""
+@functools.cache
+def _dag(dag_id: str):
+    """The DAG of ``dags/<dag_id>.py``, loaded once per ``dag_id``."""
     spec = importlib.util.spec_from_file_location(f"golden_dag_{dag_id}", ROOT / "dags" / f"{dag_id}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return getattr(module, dag_id)().get_task(task_id).python_callable
+    return getattr(module, dag_id)()
 
 
-def run_trigger(trigger, hook_class, operation: str, answers: list[dict[str, Any]],
-                expected: dict[str, Any]) -> list[dict[str, Any]]:
-    """Run a waiter trigger's inherited ``run()`` on an aiobotocore client answered by AioStubber."""
-    from aiobotocore.session import get_session
-    from aiobotocore.stub import AioStubber
-
-    async def main():
-        async with get_session().create_client("sagemaker", region_name=REGION, aws_access_key_id="testing",
-                                               aws_secret_access_key="testing") as client:
-            stubber = AioStubber(client)
-            for answer in answers:
-                stubber.add_response(operation, answer, expected)
-            stubber.activate()
-
-            class Connection:
-                async def __aenter__(self):
-                    return client
-
-                async def __aexit__(self, *exc):
-                    return False
-
-            async def get_async_conn(self):
-                return Connection()
-
-            original = hook_class.get_async_conn
-            hook_class.get_async_conn = get_async_conn
-            try:
-                events = [event.payload async for event in trigger.run()]
-            finally:
-                hook_class.get_async_conn = original
-            stubber.assert_no_pending_responses()
-            return events
-
-    return asyncio.run(main())
+def dag_task(dag_id: str, task_id: str) -> Callable[..., Any]:
+    """The Python callable of a ``@task`` of ``dags/<dag_id>.py`` (the DAG file's own code)."""
+    return _dag(dag_id).get_task(task_id).python_callable
 
 
 def _without_metadata(answer: dict[str, Any]) -> dict[str, Any]:
@@ -292,12 +262,7 @@ def stub_new_model_and_config(stubber, arn: str, config: str) -> None:
     stubber.add_response("create_endpoint_config", {"EndpointConfigArn": f"{arn}:endpoint-config/{config}"})
 
 
-def _aws_name(hosting, name: str) -> str:
-    """The name SageMaker sees for ``name`` (the hosting port prefixes names when it can)."""
-    return hosting.name(name) if hasattr(hosting, "name") else name
-
-
-def _backend(world: World, **ports):
+def _backend(**ports):
     from mlops.backends import Backend
 
     return Backend(name="aws", region=REGION, **{
@@ -316,10 +281,18 @@ def _metadata(history_uri: str, report_uri: str, golden_uri: str, best: dict[str
 # ---------------------------------------------------------------- train_model
 def _train_and_register(world: World, training_data) -> dict[str, Any]:
     """tune -> refit -> register (the policy and the registry approval branches share it)."""
-    from aws.conftest import IMAGE, RUN_URI
-    from aws.test_training_aws import NOW, summary, training_description, tuning_description
+    from aws.conftest import RUN_URI
+    from aws.test_training_aws import (
+        NOW,
+        SPACE,
+        summary,
+        trainer,
+        training_description,
+        tuner,
+        tuning_description,
+    )
 
-    from mlops.backends.aws.training import TUNING_NAME_MAX, SageMakerTrainer, SageMakerTuner, job_name_for
+    from mlops.backends.aws.training import TUNING_NAME_MAX, job_name_for
     from mlops.naming import run_name
     from mlops.operators.sagemaker import (
         SageMakerModelPackageOperator,
@@ -327,17 +300,12 @@ def _train_and_register(world: World, training_data) -> dict[str, Any]:
         SageMakerTuningOperator,
     )
 
-    client, stubber = world.stubbed()
-    tuner = SageMakerTuner(world.settings, sagemaker_client=client, s3_client=world.s3, image_uri=IMAGE,
-                           waiter_delay=0, waiter_max_attempts=3)
-    trainer = SageMakerTrainer(world.settings, sagemaker_client=client, s3_client=world.s3, image_uri=IMAGE,
-                               waiter_delay=0, waiter_max_attempts=3)
+    sagemaker = world.stubbed()  # (client, stubber), as test_training_aws's tuner() and trainer() take it
+    stubber = sagemaker[1]
     registry = _registry(world)
-    world.backend = _backend(world, tuner=tuner, trainer=trainer, registry=registry)
+    world.backend = _backend(tuner=tuner(world.settings, sagemaker, world.s3),
+                             trainer=trainer(world.settings, sagemaker, world.s3), registry=registry)
     context = world.context("train_model")
-    space = {"learning_rate": {"type": "float", "low": 0.02, "high": 0.3, "log": True},
-             "max_iter": {"type": "int", "low": 50, "high": 300},
-             "max_leaf_nodes": {"type": "int", "low": 8, "high": 64, "log": True}}
 
     # tune: describe (none) -> create -> TuningJobComplete waiter -> collect (best job, trials, history)
     tuning = job_name_for("mlops", run_name("train_model", RUN_ID, "tune"), TUNING_NAME_MAX)
@@ -360,7 +328,7 @@ def _train_and_register(world: World, training_data) -> dict[str, Any]:
         best]})
     with world.step():
         tuned = SageMakerTuningOperator(
-            task_id="tune", training_data=training_data.to_dict(), search_space=space, n_trials=3,
+            task_id="tune", training_data=training_data.to_dict(), search_space=SPACE, n_trials=3,
             output_uri=RUN_URI, deferrable=False).execute(context)
 
     # refit: describe (none) -> create -> TrainingJobComplete waiter -> collect (artifact digest)
@@ -413,10 +381,10 @@ def train_model_registry_approval(world: World, training_data) -> None:
     """``train_model`` with ``approval_mode=registry``: the sensor defers to the approval trigger,
     a decision is made in SageMaker Studio, the trigger sees it and the sensor records it."""
     from airflow.sdk.exceptions import TaskDeferred
+    from automl_fixtures import run_trigger
 
     from mlops.backends.base import APPROVED
     from mlops.sensors.sagemaker import ModelPackageApprovalSensor
-    from mlops.triggers.sagemaker_registry import ModelPackageRegistryHook
 
     run = _train_and_register(world, training_data)
     arn = run["package"]["arn"]
@@ -435,8 +403,7 @@ def train_model_registry_approval(world: World, training_data) -> None:
                                          CustomerMetadataProperties=properties)
     approved = _package_answer(world, arn)
     with world.step():
-        events = run_trigger(trigger, ModelPackageRegistryHook, "describe_model_package", [pending, approved],
-                             {"ModelPackageName": arn})
+        events = run_trigger(trigger, "describe_model_package", [pending, approved])
         decision = sensor.execute_complete(run["context"], events[0])
     assert events == [{"status": "success", "model_package_arn": arn}], events
     assert decision["status"] == APPROVED, decision
@@ -445,11 +412,10 @@ def train_model_registry_approval(world: World, training_data) -> None:
 # ---------------------------------------------------------------- deploy_model
 def _approved_package(world: World, registry, n: int = 0):
     """A registered, Approved version with its golden rows (set-up: train_model's outcome)."""
-    from moto_fixtures import metadata, put_artifact
+    from moto_fixtures import register
 
-    uri, sha = put_artifact(world.s3, f"{GROUP}-{n}", f"model {GROUP} {n}".encode())
-    lineage = {**metadata(n), "golden_uri": _golden_parquet(world, f"mlops/reports/run-{n}/golden.parquet")}
-    version = registry.register(GROUP, uri, sha, {"roc_auc": 0.9 + n / 100, "accuracy": 0.88}, lineage)
+    _golden_parquet(world, f"mlops/reports/run-{n}/golden.parquet")  # the version's metadata(n)["golden_uri"]
+    version = register(registry, world.s3, n)
     return registry.approve(version.arn, "policy", "policy: roc_auc >= 0.8", {"roc_auc": 0.9})
 
 
@@ -469,7 +435,7 @@ def deploy_model(world: World) -> None:
     _approved_package(world, registry)
     runtime, invocations = world.stubbed("sagemaker-runtime")
     staging_hosting = _hosting(world, world.sagemaker, registry, runtime)
-    world.backend = _backend(world, registry=registry, hosting=staging_hosting)
+    world.backend = _backend(registry=registry, hosting=staging_hosting)
     context = world.context("deploy_model", params={"model_package_arn": None, "max_p95_latency_ms": None,
                                                     "approval_mode": "policy"})
 
@@ -492,10 +458,9 @@ def deploy_model(world: World) -> None:
     world.backend = replace(world.backend, hosting=prod_hosting)
     from mlops.naming import run_name
 
-    config = _aws_name(prod_hosting, run_name("deploy_model", RUN_ID, "prod-config"))
-    previous = _aws_name(prod_hosting, run_name("deploy_model", "scheduled__2026-11-14T06:00:00+00:00",
-                                                "prod-config"))
-    endpoint = _aws_name(prod_hosting, PROD_ENDPOINT)
+    config = prod_hosting.name(run_name("deploy_model", RUN_ID, "prod-config"))
+    previous = prod_hosting.name(run_name("deploy_model", "scheduled__2026-11-14T06:00:00+00:00", "prod-config"))
+    endpoint = prod_hosting.name(PROD_ENDPOINT)
     arn = f"arn:aws:sagemaker:{REGION}:123456789012"
     stub_new_model_and_config(stubber, arn, config)
     stubber.add_response("describe_endpoint", described_endpoint(endpoint, previous))
@@ -538,10 +503,10 @@ def rollback_model(world: World) -> None:
             outcome="succeeded", deployed_at=at.isoformat(), detail={}))
     client, stubber = world.stubbed()
     hosting = _hosting(world, client, registry)
-    world.backend = _backend(world, registry=registry, hosting=hosting)
+    world.backend = _backend(registry=registry, hosting=hosting)
 
-    config = _aws_name(hosting, run_name("rollback_model", RUN_ID, "prod-config"))
-    endpoint = _aws_name(hosting, PROD_ENDPOINT)
+    config = hosting.name(run_name("rollback_model", RUN_ID, "prod-config"))
+    endpoint = hosting.name(PROD_ENDPOINT)
     arn = f"arn:aws:sagemaker:{REGION}:123456789012"
     stub_new_model_and_config(stubber, arn, config)
     stubber.add_response("describe_endpoint", described_endpoint(endpoint, "prod-config-2", "Failed",
@@ -588,8 +553,8 @@ def _automl_job_states(stubber, job: str, states: list[str]) -> None:
         stubber.add_response("describe_auto_ml_job_v2", described_job(job, state))
 
 
-def _candidates(stubber, job: str, **filters: Any) -> None:
-    """One page of candidates (the request's job name and ``filters`` are the golden file's to check)."""
+def _candidates(stubber) -> None:
+    """One page of candidates (the request's job name and filters are the golden file's to check)."""
     from automl_fixtures import candidate
 
     stubber.add_response("list_candidates_for_auto_ml_job", {"Candidates": [
@@ -600,13 +565,12 @@ def autopilot_batch_predict(world: World) -> None:
     """``autopilot_batch_predict`` with a triggerer: the AutoML job defers to its V2 trigger, then
     the best candidate becomes a model and a batch transform (moto) scores the prepared CSV."""
     from airflow.sdk.exceptions import TaskDeferred
-    from automl_fixtures import described_job
+    from automl_fixtures import described_job, run_trigger
 
     from mlops.backends.aws.automl import AutopilotAutoML
     from mlops.backends.aws.transform import SageMakerBatchTransform
     from mlops.config import load_pipeline
     from mlops.operators.sagemaker import SageMakerAutoMLModelOperator, SageMakerTransformOperator
-    from mlops.triggers.sagemaker_automl import SageMakerAutoMLHook
 
     names = _autopilot_names()
     job = names["job_name"]
@@ -616,7 +580,7 @@ def autopilot_batch_predict(world: World) -> None:
     client, stubber = world.stubbed()
     automl = AutopilotAutoML(world.settings, client=client, waiter_delay=0)
     transform = SageMakerBatchTransform(world.settings, client=world.sagemaker, s3_client=world.s3, waiter_delay=0)
-    world.backend = _backend(world, automl=automl, transform=transform)
+    world.backend = _backend(automl=automl, transform=transform)
     context = world.context("autopilot_batch_predict")
 
     _automl_job_states(stubber, job, [])
@@ -628,18 +592,17 @@ def autopilot_batch_predict(world: World) -> None:
         except TaskDeferred as deferred:
             trigger, handle = deferred.trigger, deferred.kwargs["handle"]
     stubber.add_response("describe_auto_ml_job_v2", described_job(job, "Completed"))
-    _candidates(stubber, job, StatusEquals="Completed")
+    _candidates(stubber)
     with world.step():
-        events = run_trigger(trigger, SageMakerAutoMLHook, "describe_auto_ml_job_v2",
-                             [described_job(job, "InProgress"), described_job(job, "Completed")],
-                             trigger.waiter_args)
+        events = run_trigger(trigger, "describe_auto_ml_job_v2",
+                             [described_job(job, "InProgress"), described_job(job, "Completed")])
         result = operator.execute_complete(context, events[0], handle=handle)
     assert events[0]["status"] == "success", events
 
     keys = load_pipeline("churn").section("autopilot")["response_keys"]
     stubber.add_response("describe_auto_ml_job_v2", described_job(job, "Completed"))
-    _candidates(stubber, job, StatusEquals="Completed")
-    _candidates(stubber, job, CandidateNameEquals="churn-automl-c-best")
+    _candidates(stubber)
+    _candidates(stubber)
     stubber.add_client_error("describe_model", "ValidationException", f'Could not find model "{names["model_name"]}".')
     stubber.add_response("create_model", {"ModelArn": f"arn:aws:sagemaker:{REGION}:123456789012:model/x"})
     with world.step():
@@ -666,9 +629,9 @@ def autopilot_batch_predict_blocking(world: World) -> None:
     names = _autopilot_names()
     job = names["job_name"]
     client, stubber = world.stubbed()
-    world.backend = _backend(world, automl=AutopilotAutoML(world.settings, client=client, waiter_delay=0))
+    world.backend = _backend(automl=AutopilotAutoML(world.settings, client=client, waiter_delay=0))
     _automl_job_states(stubber, job, ["InProgress", "Completed", "Completed"])
-    _candidates(stubber, job, StatusEquals="Completed")
+    _candidates(stubber)
     with world.step():
         result = _automl_operator(names, f"s3://{BUCKET}/mlops/autopilot/churn/manual_run",
                                   deferrable=False).execute(world.context("autopilot_batch_predict"))

@@ -3,7 +3,6 @@ names with the settings' prefix."""
 
 from __future__ import annotations
 
-import asyncio
 import re
 from datetime import UTC, datetime, timedelta
 
@@ -19,6 +18,7 @@ from automl_fixtures import (  # noqa: F401  (the *_fixture imports register the
     moto_clients_fixture,
     stubbed_fixture,
 )
+from automl_fixtures import run_trigger as shared_run_trigger
 
 from mlops.backends.aws.automl import AutopilotAutoML, with_response_keys
 from mlops.backends.base import JobHandle
@@ -150,41 +150,11 @@ def test_waiting_until_completed_returns_the_ranked_candidates(aws_settings, stu
 
 
 # ---------------------------------------------------------------- the trigger, in an event loop
-def run_trigger(answers: list[dict]) -> dict:
+def run_trigger(answers: list[dict]) -> list[dict]:
     """Run the trigger against an aiobotocore client whose answers are stubbed."""
-    from aiobotocore.session import get_session
-    from aiobotocore.stub import AioStubber
-
-    from mlops.triggers.sagemaker_automl import SageMakerAutoMLHook
-
-    async def main():
-        async with get_session().create_client("sagemaker", region_name=REGION, aws_access_key_id="x",
-                                               aws_secret_access_key="y") as client:
-            stubber = AioStubber(client)
-            for answer in answers:
-                stubber.add_response("describe_auto_ml_job_v2", answer, {"AutoMLJobName": AWS_JOB})
-            stubber.activate()
-
-            class Session:
-                async def __aenter__(self):
-                    return client
-
-                async def __aexit__(self, *exc):
-                    return False
-
-            async def get_async_conn(self):
-                return Session()
-
-            original = SageMakerAutoMLHook.get_async_conn
-            SageMakerAutoMLHook.get_async_conn = get_async_conn
-            try:
-                trigger = SageMakerAutoMLJobV2Trigger(AWS_JOB, waiter_delay=0, waiter_max_attempts=5,
-                                                      aws_conn_id=None, region_name=REGION)
-                return [event.payload async for event in trigger.run()]
-            finally:
-                SageMakerAutoMLHook.get_async_conn = original
-
-    return asyncio.run(main())
+    trigger = SageMakerAutoMLJobV2Trigger(AWS_JOB, waiter_delay=0, waiter_max_attempts=5, aws_conn_id=None,
+                                          region_name=REGION)
+    return shared_run_trigger(trigger, "describe_auto_ml_job_v2", answers)
 
 
 def test_the_trigger_reports_success_when_the_job_completes():
