@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-import yaml
 
+from mlops.config import available_pipelines, load_pipeline
 from mlops.dag_defaults import CHURN_MODEL_GROUP, PROD_ENDPOINT, STAGING_ENDPOINT
 from testkit import aws_calls, iam
 
@@ -44,8 +44,10 @@ GROUP = CHURN_MODEL_GROUP
 ENDPOINTS = (STAGING_ENDPOINT, PROD_ENDPOINT)
 
 
+@functools.cache
 def _pipelines() -> dict[str, dict]:
-    return {path.stem: yaml.safe_load(path.read_text()) for path in sorted((ROOT / "include/pipelines").glob("*.yaml"))}
+    """``name -> raw config`` of every pipeline in ``include/pipelines/`` (read once; not to be mutated)."""
+    return {name: load_pipeline(name).raw for name in available_pipelines()}
 
 
 def _keyspace() -> str:
@@ -143,14 +145,21 @@ KEYSPACES_SYSTEM_TABLES = [("system", "local"), ("system", "peers"), ("system_sc
 
 # ------------------------------------------------------------------------------ names the code makes
 @functools.cache
+def settings():
+    """The AWS settings of this test: its bucket and prefix, region, role and name prefix."""
+    from mlops.settings import Settings
+
+    return Settings(backend="aws", home=ROOT, data_uri=f"s3://{BUCKET}/{PREFIX}", aws_conn_id="aws_default",
+                    runtime_port=8765, aws_region=REGION,
+                    sagemaker_role_arn=f"arn:aws:iam::{ACCOUNT}:role/{ROLE_NAME}", name_prefix=NAME_PREFIX)
+
+
+@functools.cache
 def ports():
     """The AWS backend's ports with the test's name prefix (no client is made: names only)."""
     from mlops.backends import aws
-    from mlops.settings import Settings
 
-    return aws.build(Settings(backend="aws", home=ROOT, data_uri=f"s3://{BUCKET}/{PREFIX}", aws_conn_id="aws_default",
-                              runtime_port=8765, aws_region=REGION,
-                              sagemaker_role_arn=f"arn:aws:iam::{ACCOUNT}:role/{ROLE_NAME}", name_prefix=NAME_PREFIX))
+    return aws.build(settings())
 
 
 @functools.cache
@@ -278,16 +287,15 @@ class Call:
     params: dict = field(default_factory=dict, compare=False, hash=False)
 
 
-def golden_calls() -> list[Call]:
+@functools.cache
+def golden_calls() -> tuple[Call, ...]:
     calls = []
     for file in sorted(GOLDEN_DIR.glob("*.json")):
         for entry in json.loads(file.read_text()):
-            site = entry.get("site")
-            path = site[0] if isinstance(site, list | tuple) and site else (
-                site.split(":")[0] if isinstance(site, str) else None)
-            calls.append(Call(entry["service"], entry["operation"], path, f"golden {file.name}",
-                              entry.get("params") or {}))
-    return calls
+            site = entry.get("site")  # "path::Function", or null for s3fs's IO thread
+            calls.append(Call(entry["service"], entry["operation"], site.split("::")[0] if site else None,
+                              f"golden {file.name}", entry.get("params") or {}))
+    return tuple(calls)
 
 
 def provider_trigger_calls() -> list[Call]:
@@ -301,28 +309,24 @@ def provider_trigger_calls() -> list[Call]:
 
 
 @functools.cache
-def static_sites() -> list[aws_calls.CallSite]:
-    return aws_calls.call_sites()
-
-
-def all_calls() -> list[Call]:
-    calls = [Call(s.service, s.operation, s.path, f"{s.path}:{s.function}") for s in static_sites()]
+def all_calls() -> tuple[Call, ...]:
+    calls = [Call(s.service, s.operation, s.path, f"{s.path}:{s.function}") for s in aws_calls.call_sites()]
     calls += provider_trigger_calls()
     calls += [Call("s3", operation, None, f"ObjectStoragePath: {why}") for operation, why in DATA_PLANE.items()]
     calls += golden_calls()
-    return calls
+    return tuple(calls)
 
 
 @functools.cache
 def implied_flags() -> dict[tuple[str, str, str], tuple[bool, bool]]:
     """``(path, service, operation) -> (passes a role, passes tags)`` for every call site."""
     flags: dict[tuple[str, str, str], tuple[bool, bool]] = {}
-    sites = [(s.path, s.function, s.service, s.operation) for s in static_sites()]
-    for path, function, service, operation in sites:
-        text = request_text(path, function)
-        role, tags = passes_role(service, operation, text), passes_tags(service, operation, text)
-        old = flags.get((path, service, operation), (False, False))
-        flags[path, service, operation] = (old[0] or role, old[1] or tags)
+    for site in aws_calls.call_sites():
+        text = request_text(site.path, site.function)
+        role = passes_role(site.service, site.operation, text)
+        tags = passes_tags(site.service, site.operation, text)
+        old = flags.get((site.path, site.service, site.operation), (False, False))
+        flags[site.path, site.service, site.operation] = (old[0] or role, old[1] or tags)
     return flags
 
 
@@ -414,11 +418,8 @@ def sagemaker_role_needs() -> tuple[Need, ...]:
     """What SageMaker does with the execution role for the jobs and endpoints the code creates."""
     from mlops.backends.aws.registry import sklearn_image_uri
     from mlops.deployment import data_capture_config
-    from mlops.settings import Settings
 
-    settings = Settings(backend="aws", home=ROOT, data_uri=f"s3://{BUCKET}/{PREFIX}", aws_conn_id="aws_default",
-                        runtime_port=8765)
-    capture = data_capture_config(settings, PROD_ENDPOINT, _pipelines()["churn"]["endpoint"]["prod"])
+    capture = data_capture_config(settings(), PROD_ENDPOINT, _pipelines()["churn"]["endpoint"]["prod"])
     capture_key = capture["DestinationS3Uri"].removeprefix(f"s3://{BUCKET}/") + "/AllTraffic/2024/05/01/00/x.jsonl"
     image = sklearn_image_uri(REGION)
     registry_account, repository = image.split(".")[0], image.split("/", 1)[1].split(":")[0]

@@ -136,9 +136,6 @@ class AirflowServer:
         response.raise_for_status()
         return response.json()["dag_run_id"]
 
-    def task_state(self, dag_id: str, run_id: str, task_id: str) -> str | None:
-        return self.get(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}").get("state")
-
     def wait_until_parked(self, dag_id: str, run_id: str, task_id: str, timeout: float = 600) -> None:
         """Wait until a human-in-the-loop task waits for input *and* its worker is gone.
 
@@ -150,8 +147,12 @@ class AirflowServer:
         import psutil
 
         path = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}"
-        self.wait_for(lambda: self.get(path).get("state") == "awaiting_input", timeout, f"{task_id} to wait for input")
-        pid = self.get(path).get("pid")
+
+        def awaiting_input() -> dict | None:
+            detail = self.get(path)
+            return detail if detail.get("state") == "awaiting_input" else None
+
+        pid = self.wait_for(awaiting_input, timeout, f"{task_id} to wait for input").get("pid")
         if pid:
             self.wait_for(lambda: not psutil.pid_exists(pid), 120, f"{task_id}'s process {pid} to exit")
         time.sleep(3)

@@ -164,8 +164,9 @@ def _calls(tree: ast.Module) -> Iterator[tuple[ast.Call, str]]:
     yield from visit(tree, (), False)
 
 
-def call_sites(root: Path = ROOT) -> list[CallSite]:
-    """Every AWS API call site in the project's source, sorted by path and line.
+@functools.cache
+def call_sites() -> tuple[CallSite, ...]:
+    """Every AWS API call site in the project's source, sorted by path and line (read once).
 
     A waiter or paginator name must be a literal, a module constant (imported ones included) or
     a class constant read as ``self.<name>``; a name passed through as a parameter is the
@@ -173,8 +174,8 @@ def call_sites(root: Path = ROOT) -> list[CallSite]:
     """
     ops = operations()
     waiters = waiter_operations()
-    trees = {path.relative_to(root).as_posix(): ast.parse(path.read_text(), filename=str(path))
-             for folder in SOURCE_DIRS for path in sorted((root / folder).rglob("*.py"))}
+    trees = {path.relative_to(ROOT).as_posix(): ast.parse(path.read_text(), filename=str(path))
+             for folder in SOURCE_DIRS for path in sorted((ROOT / folder).rglob("*.py"))}
     module_constants = {_module_name(relative): _string_constants(tree.body) for relative, tree in trees.items()}
     sites: set[CallSite] = set()
     for relative, tree in trees.items():
@@ -207,7 +208,7 @@ def call_sites(root: Path = ROOT) -> list[CallSite]:
                 found = [_service_of(ops[name], receiver)]
             sites.update(CallSite(relative, function, service, operation, node.lineno)
                          for service, operation in found)
-    return sorted(sites)
+    return tuple(sorted(sites))
 
 
 def _site() -> tuple[str, str] | None:
@@ -282,10 +283,3 @@ class Recorder:
             for patch in patches:
                 stack.enter_context(patch)
             yield self
-
-    def operations(self) -> list[tuple[str, str]]:
-        return [(call.service, call.operation) for call in self.calls]
-
-    def keys(self) -> set[tuple[str, str, str, str]]:
-        """The call sites seen, as :attr:`CallSite.key`."""
-        return {call.key for call in self.calls if call.key is not None}

@@ -31,7 +31,8 @@ def load(name: str) -> string.Template:
 
 def placeholders(name: str) -> set[str]:
     """Every ``${Name}`` placeholder the template uses."""
-    return {match.group("braced") for match in load(name).pattern.finditer(load(name).template)
+    template = load(name)
+    return {match.group("braced") for match in template.pattern.finditer(template.template)
             if match.group("braced")}
 
 

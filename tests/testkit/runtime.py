@@ -11,6 +11,14 @@ from mlops.settings import Settings
 from testkit.net import free_port
 
 
+def flip_a_byte(uri: str) -> None:
+    """Invert the middle byte of the ``file://`` artifact at ``uri`` (a tampered copy)."""
+    path = Path(uri.removeprefix("file://"))
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
 @contextlib.contextmanager
 def running_runtime(home: Path) -> Iterator[LocalHosting]:
     """Start a runtime on a free loopback port with its state under ``home``; stop it after."""

@@ -11,7 +11,6 @@ import csv
 import io
 import json
 import os
-import socket
 import threading
 import urllib.request
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from mlops.backends.local.hosting import EndpointNotFound, LocalHosting
 from mlops.backends.local.runtime import MAX_PAYLOAD_BYTES, read_pid
 from mlops.settings import Settings, get_settings
 from mlops.storage import DigestMismatch, pack_model
+from testkit.runtime import flip_a_byte, running_runtime
 
 FEATURES = ["plan", "tenure", "charges"]
 CLASSES = ["no", "yes"]
@@ -95,12 +95,6 @@ def models(tmp_path_factory) -> dict[str, Model]:
 
 
 # ---------------------------------------------------------------- one runtime for the module
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @dataclass(frozen=True)
 class Runtime:
     settings: Settings
@@ -117,16 +111,8 @@ class Runtime:
 def runtime(tmp_path_factory, models):
     """A runtime shared by the tests that only deploy and invoke (starting one takes seconds)."""
     home = tmp_path_factory.mktemp("mlops")
-    settings = Settings(
-        backend="local", home=home, data_uri=(home / "data").as_uri(), aws_conn_id="aws_default",
-        runtime_port=_free_port(),
-    )
-    hosting = LocalHosting(settings)
-    try:
-        hosting.ensure_running()
-        yield Runtime(settings, hosting, {k: package(m, home, k) for k, m in models.items()})
-    finally:
-        hosting.stop()
+    with running_runtime(home) as hosting:
+        yield Runtime(hosting.settings, hosting, {k: package(m, home, k) for k, m in models.items()})
 
 
 @pytest.fixture(scope="module")
@@ -294,10 +280,7 @@ def test_payload_over_6_mb_is_a_413_and_6_mb_is_accepted(runtime, client):
 def test_tampered_artifact_is_refused_and_the_old_model_keeps_serving(runtime, client, models):
     runtime.deploy("tamper", "a")
     uri, sha = package(models["b"], runtime.settings.home, "tampered")
-    path = Path(uri.removeprefix("file://"))
-    data = bytearray(path.read_bytes())
-    data[len(data) // 2] ^= 0xFF
-    path.write_bytes(bytes(data))
+    flip_a_byte(uri)
 
     with pytest.raises(DigestMismatch):
         runtime.hosting.deploy(EndpointSpec("tamper", "tamper-b", uri, sha))

@@ -31,6 +31,7 @@ from mlops.backends.local.hosting import LocalHosting
 from mlops.backends.local.runtime import DRAIN_LIMIT_BYTES, HOST, MAX_PAYLOAD_BYTES, read_pid
 from mlops.settings import Settings, get_settings
 from mlops.storage import DigestMismatch, pack_model
+from testkit.runtime import flip_a_byte, running_runtime
 
 FEATURES = ["tenure", "charges"]
 
@@ -49,18 +50,9 @@ def fit_model(model_dir: Path) -> Path:
     return model_dir
 
 
-def flip_a_byte(uri: str) -> None:
-    path = Path(uri.removeprefix("file://"))
-    data = bytearray(path.read_bytes())
-    data[len(data) // 2] ^= 0xFF
-    path.write_bytes(bytes(data))
-
-
 @pytest.fixture(scope="module")
 def runtime(tmp_path_factory):
     """A running runtime (its settings) shared by the tests that only talk to it."""
-    from testkit.runtime import running_runtime
-
     with running_runtime(tmp_path_factory.mktemp("mlops")) as hosting:
         yield hosting.settings
 
