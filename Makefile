@@ -21,7 +21,7 @@ install: $(STAMP)
 $(STAMP): requirements.txt constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip uv
-	$(BIN)/uv pip install --python $(BIN)/python -r requirements.txt -c constraints.txt
+	$(BIN)/uv pip install --python $(BIN)/python --compile-bytecode -r requirements.txt -c constraints.txt
 	touch $(STAMP)
 
 demo: install

@@ -24,6 +24,9 @@ USE_CASE = "churn"
     default_args=DEFAULT_ARGS,
     tags=["batch", "autopilot", "sagemaker"],
     params={
+        "training_partition_uri": Param(None, type=["null", "string"],
+                                        description="Labelled churn partition the AutoML job trains on. Empty: "
+                                                    "the newest dated on or before the run's date."),
         "automl_job_name": Param(None, type=["null", "string"],
                                  description="Attach to this existing AutoML job instead of starting one "
                                              "(on AWS its name starts with MLOPS_NAME_PREFIX, added if "
@@ -42,7 +45,8 @@ USE_CASE = "churn"
     render_template_as_native_obj=True,
     doc_md="""
 ### autopilot_batch_predict
-Trains candidates with Autopilot (AutoML V2) on the newest labelled churn partition — or attaches
+Trains candidates with Autopilot (AutoML V2) on the newest labelled churn partition dated on or
+before the run's date (or the one `training_partition_uri` names) — or attaches
 to a named job — picks the best (or a named) candidate, creates a model answering with the
 inference response keys from the pipeline config, and runs a batch transform over the scoring
 files (SplitType Line, MultiRecord, the record id joined back to each prediction). On AWS the
@@ -55,18 +59,21 @@ a streaming, parallel transform do the same work.
 )
 def autopilot_batch_predict():
     @task
-    def prepare(params=None, run_id=None, dag=None) -> dict:
+    def prepare(**context) -> dict:
         import fnmatch
 
         from mlops import partitions
         from mlops.config import load_pipeline
         from mlops.naming import path_safe, resource_name, run_name
+        from mlops.runs import run_date
         from mlops.storage import data_path
 
+        params, run_id, dag = context["params"], context["run_id"], context["dag"]
         config = load_pipeline(USE_CASE)
         autopilot = config.section("autopilot")
         run_uri = data_path("autopilot", USE_CASE, path_safe(run_id))
-        train = partitions.read_partition(partitions.latest_partition(USE_CASE))
+        labelled = partitions.resolve(USE_CASE, params["training_partition_uri"], as_of=run_date(context))
+        train = partitions.read_partition(labelled["uri"])
         train = train[[*config.feature_columns, config.target]]
         run_uri.mkdir(parents=True, exist_ok=True)
         with (run_uri / "train.parquet").open("wb") as handle:
@@ -82,6 +89,7 @@ def autopilot_batch_predict():
         keys = autopilot["response_keys"]
         return {
             **batch,
+            "training_partition": labelled,
             "train_uri": str(run_uri / "train.parquet"),
             "run_uri": str(run_uri),
             # AutoML V2 job names are limited to 32 characters
@@ -127,19 +135,20 @@ def autopilot_batch_predict():
     )
 
     @task(outlets=[predictions(USE_CASE)])
-    def publish_predictions(plan: dict, result: dict, model: dict, params=None, run_id=None, dag_run=None,
-                            ds=None) -> dict:
+    def publish_predictions(plan: dict, result: dict, model: dict, **context) -> dict:
         from mlops.config import load_pipeline
         from mlops.ml.batch_predictions import (
             evaluate_predictions,
             write_evaluation_report,
             write_predictions_parquet,
         )
+        from mlops.runs import announce, run_date
         from mlops.storage import data_path, to_path, write_json
 
+        params, run_id, dag_run = context["params"], context["run_id"], context["dag_run"]
         config = load_pipeline(USE_CASE)
         id_column = config.schema["id_column"]
-        out = data_path("predictions", USE_CASE, f"ds={ds}")
+        out = data_path("predictions", USE_CASE, f"ds={run_date(context)}")
         written = write_predictions_parquet(result["output_uri"], id_column, plan["response_keys"],
                                             str(out / "predictions.parquet"))
         if written["rows"] != plan["rows"]:
@@ -171,6 +180,8 @@ def autopilot_batch_predict():
             finally:
                 hook.close()
         write_json(str(out / "summary.json"), summary)
+        announce(context, predictions(USE_CASE), {"predictions_uri": written["predictions_uri"],
+                                                  "rows": written["rows"], "model_name": model["model_name"]})
         return summary
 
     plan >> job >> model >> transform

@@ -22,7 +22,9 @@ USE_CASE = "retail"
     tags=["segmentation", "keyspaces"],
     params={
         "partition_uri": Param(None, type=["null", "string"],
-                               description="Raw retail partition to segment. Empty: the newest one."),
+                               description="Raw retail partition to segment, e.g. file:///.../raw/retail/ds=2026-01-01. "
+                                           "Empty: the one the triggering retail_raw event announced, else the "
+                                           "newest dated on or before the run's date."),
         "k_max": Param(None, type=["null", "integer"], minimum=2, maximum=20,
                        description="Largest k tried for KMeans (k is chosen by silhouette). "
                                    "Empty: segmentation.k_max from include/pipelines/retail.yaml."),
@@ -45,29 +47,32 @@ without a connection it is skipped, so the local demo needs none.
 """,
 )
 def customer_segmentation():
-    @task
-    def resolve_partition(params=None) -> str:
-        from mlops import partitions
+    @task(multiple_outputs=True)
+    def resolve_partition(**context) -> dict:
+        from mlops.partitions import partition_for_run
 
-        return partitions.resolve(USE_CASE, params["partition_uri"])
+        return partition_for_run(USE_CASE, context)
 
     partition = resolve_partition()
-    validation = DataValidationOperator(task_id="validate", use_case=USE_CASE, partition_uri=partition)
+    validation = DataValidationOperator(task_id="validate", use_case=USE_CASE, partition_uri=partition["uri"])
 
     @task(outlets=[segments(USE_CASE)])
-    def segment(partition_uri: str, validation: dict, params=None, run_id=None, ds=None) -> dict:
+    def segment(partition_uri: str, validation: dict, **context) -> dict:
         from mlops.config import load_pipeline
         from mlops.ml.segmentation_job import run_segmentation
         from mlops.naming import path_safe
+        from mlops.runs import announce, run_date
         from mlops.storage import data_path
 
         settings = load_pipeline(USE_CASE).section("segmentation")
-        out = data_path("segments", USE_CASE, f"ds={ds}", path_safe(run_id))
-        result = run_segmentation(partition_uri, str(out), run_id, ds, settings["k_min"],
-                                  params["k_max"] or settings["k_max"], settings["seed"])
+        day, run_id = run_date(context), context["run_id"]
+        out = data_path("segments", USE_CASE, f"ds={day}", path_safe(run_id))
+        result = run_segmentation(partition_uri, str(out), run_id, day, settings["k_min"],
+                                  context["params"]["k_max"] or settings["k_max"], settings["seed"])
+        announce(context, segments(USE_CASE), {"results_uri": result["results_uri"], "partition_uri": partition_uri})
         return {**result, "validation_id": validation["validation_id"]}
 
-    segmented = segment(partition, validation.output)
+    segmented = segment(partition["uri"], validation.output)
     segmented >> S3ToKeyspacesOperator(
         task_id="write_results_to_keyspaces",
         source_uri="{{ ti.xcom_pull(task_ids='segment')['results_uri'] }}",

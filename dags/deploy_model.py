@@ -26,8 +26,9 @@ USE_CASE = "churn"
     tags=["deployment", "sagemaker"],
     params={
         "model_package_arn": Param(None, type=["null", "string"],
-                                   description="Model package version to deploy. Empty: the newest "
-                                               "Approved version of the group."),
+                                   description="Model package version to deploy. Empty: the version the "
+                                               "triggering approval announced, else the newest one approved "
+                                               "by the time of the run."),
         "max_p95_latency_ms": Param(None, type=["null", "number"], minimum=1,
                                     description="Prod policy: the staging p95 latency must not exceed this. "
                                                 "Empty: approval.prod.max_p95_latency_ms from the pipeline config."),
@@ -55,11 +56,13 @@ recorded at registration (anything else is refused):
 )
 def deploy_model():
     @task
-    def resolve_package(params=None) -> dict:
+    def resolve_package(**context) -> dict:
         from mlops.backends import get_backend
+        from mlops.deployment import package_for_run
         from mlops.operators.sagemaker import resolve_deployable
 
-        return resolve_deployable(get_backend().registry, CHURN_MODEL_GROUP, params["model_package_arn"] or None)
+        registry = get_backend().registry
+        return resolve_deployable(registry, CHURN_MODEL_GROUP, package_for_run(registry, CHURN_MODEL_GROUP, context))
 
     @task
     def endpoint_settings() -> dict:

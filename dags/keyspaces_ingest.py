@@ -33,19 +33,23 @@ DDL in `sql/keyspaces/`) through the `keyspaces_default` connection
 (TLS with certificate verification and SigV4 or service credentials on AWS, plain CQL for a
 local Cassandra), splitting the Murmur3 token ring into `segments` ranges that run as mapped
 tasks. Each range streams pages of `fetch_size` rows (at `read_consistency`) into Parquet row
-groups of the raw partition for the logical date, so memory stays bounded; throttling and
+groups of the raw partition for the run's date (its logical date, or the day it was triggered),
+so memory stays bounded; throttling and
 timeouts are retried with exponential backoff and jitter. The commit task checks every file's
 row count and publishes the partition's manifest only after every range finished: until then
 nothing is visible, and a re-run replaces the partition and never duplicates rows. Emits the
-`<use case>_raw` asset. Load sample rows into a table with
+`<use case>_raw` asset announcing the partition (URI, content digest, date, rows). Without a
+`keyspaces_default` connection the first task fails at once and says how to add one. Load sample rows into a table with
 `python -m mlops.keyspaces_load --table customers --rows 5000`.
 """,
 )
 def keyspaces_ingest():
     @task
     def segment_list(params=None) -> list[int]:
-        from mlops.operators.keyspaces import segment_indexes
+        """Fail at once (no retry), naming the connection, when there is nothing to read from."""
+        from mlops.operators.keyspaces import require_connection, segment_indexes
 
+        require_connection()
         return segment_indexes(int(params["segments"]))
 
     segments = segment_list()
@@ -63,11 +67,14 @@ def keyspaces_ingest():
             ).expand(segment=segments)
 
             @task(outlets=[raw_data(use_case)])
-            def commit_partition(parts: list[list[dict]], ds=None) -> dict:
+            def commit_partition(parts: list[list[dict]], **context) -> dict:
                 from mlops.partitions import commit_segments
+                from mlops.runs import announce, run_date
 
-                return commit_segments(use_case, ds, [p for group in parts for p in group],
-                                       source={"kind": "keyspaces", "use_case": use_case})
+                committed = commit_segments(use_case, run_date(context), [p for group in parts for p in group],
+                                            source={"kind": "keyspaces", "use_case": use_case})
+                announce(context, raw_data(use_case), committed)
+                return committed
 
             commit_partition(parts.output)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.sdk import Param, dag, task
 
 from mlops.assets import approved_model, raw_data
@@ -29,8 +28,9 @@ USE_CASE = "churn"
     tags=["training", "sagemaker"],
     params={
         "partition_uri": Param(None, type=["null", "string"],
-                               description="Raw partition to train on. Empty: the newest committed "
-                                           "partition of the use case."),
+                               description="Raw partition to train on, e.g. file:///.../raw/churn/ds=2026-01-01. "
+                                           "Empty: the one the triggering churn_raw event announced, else the "
+                                           "newest dated on or before the run's date."),
         "n_trials": Param(None, type=["null", "integer"], minimum=1, maximum=500,
                           description="Tuning trials. Empty: training.n_trials from the pipeline config."),
         "baseline": Param(None, type=["null", "number"],
@@ -45,7 +45,9 @@ USE_CASE = "churn"
     render_template_as_native_obj=True,
     doc_md="""
 ### train_model
-Trains the churn classifier (`include/pipelines/churn.yaml`) on the newest raw partition:
+Trains the churn classifier (`include/pipelines/churn.yaml`) on the raw partition the triggering
+`churn_raw` event announced (or the one `partition_uri` names, else the newest dated on or
+before the run's date):
 
 1. **validate** the partition with Great Expectations (a failure quarantines it and stops here);
 2. **prepare** a holdout that CV and tuning never see, and a fold manifest (stratified k-fold);
@@ -55,18 +57,19 @@ Trains the churn classifier (`include/pipelines/churn.yaml`) on the newest raw p
 5. **refit** on all training rows, **evaluate** on the holdout, write the model report;
 6. **register** the version as `PendingManualApproval`, then **approve** it (a person, or the policy).
 
-Approval emits the `churn-classifier_approved` asset, which triggers `deploy_model`.
+Approval emits the `churn-classifier_approved` asset naming the version, which triggers
+`deploy_model` for exactly that version.
 """,
 )
 def train_model():
-    @task
-    def resolve_partition(params=None) -> str:
-        from mlops import partitions
+    @task(multiple_outputs=True)
+    def resolve_partition(**context) -> dict:
+        from mlops.partitions import partition_for_run
 
-        return partitions.resolve(USE_CASE, params["partition_uri"])
+        return partition_for_run(USE_CASE, context)
 
     partition = resolve_partition()
-    validation = DataValidationOperator(task_id="validate", use_case=USE_CASE, partition_uri=partition)
+    validation = DataValidationOperator(task_id="validate", use_case=USE_CASE, partition_uri=partition["uri"])
 
     @task
     def prepare(partition_uri: str, validation: dict, run_id=None) -> dict:
@@ -79,7 +82,7 @@ def train_model():
         prepared = prepare_training_data(load_pipeline(USE_CASE), partition_uri, str(out))
         return {**prepared, "validation_id": validation["validation_id"], "run_uri": str(out)}
 
-    prepared = prepare(partition, validation.output)
+    prepared = prepare(partition["uri"], validation.output)
 
     @task
     def tuning_settings(params=None) -> dict:
@@ -202,10 +205,18 @@ def train_model():
         deferrable=True,
         timeout=7 * 24 * 3600,
     )
-    # Skipped when the model is rejected (either way), so only an approval triggers deploy_model.
-    announce_approved = EmptyOperator(task_id="announce_approved", outlets=[approved_model(CHURN_MODEL_GROUP)],
-                                      trigger_rule="none_failed_min_one_success")
-    [register, thresholds] >> approval_route() >> [approve, wait] >> announce_approved
+    # Skipped when the model is rejected (either way), so only an approval triggers deploy_model,
+    # and the event names the version: deploy_model deploys exactly that one.
+    @task(outlets=[approved_model(CHURN_MODEL_GROUP)], trigger_rule="none_failed_min_one_success")
+    def announce_approved(registered: dict, **context) -> dict:
+        from mlops.runs import announce
+
+        event = {"model_package_arn": registered["arn"], "group": registered["group"],
+                 "version": registered["version"]}
+        announce(context, approved_model(CHURN_MODEL_GROUP), event)
+        return event
+
+    [register, thresholds] >> approval_route() >> [approve, wait] >> announce_approved(register.output)
 
 
 train_model()

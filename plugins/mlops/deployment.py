@@ -12,6 +12,8 @@ Everything here works through the ports (:class:`~mlops.backends.base.Registry`,
   failing on a silent rollback (the endpoint InService on another config).
 * :func:`previous_approved`, :func:`version_in_stage_at` and :func:`rollback` re-point a stage
   to the Approved version before the one it serves, through the same checks as any deploy.
+* :func:`package_for_run` says which version a deploy run deploys: the one it was given or
+  announced, never "whatever is newest when the task runs".
 """
 
 from __future__ import annotations
@@ -219,6 +221,49 @@ def version_in_stage_at(registry: Registry, stage: str, at: datetime | str | Non
         if deployment.outcome == SUCCEEDED and _utc(deployment.deployed_at) <= at_utc:
             return registry.get(deployment.arn)
     return None
+
+
+def approved_at(registry: Registry, arn: str) -> datetime | None:
+    """When ``arn`` was last approved (its newest decision to Approved), or None if never."""
+    for decision in registry.approval_history(arn):  # newest first
+        if decision["status"] == APPROVED:
+            return _utc(decision["decided_at"])
+    return None
+
+
+def approved_as_of(registry: Registry, group: str, moment: datetime) -> ModelVersion | None:
+    """The newest version of ``group`` that is Approved and was approved at or before ``moment``."""
+    for version in registry.list_versions(group, status=APPROVED):  # newest first
+        when = approved_at(registry, version.arn)
+        if when is not None and when <= _utc(moment):
+            return version
+    return None
+
+
+def package_for_run(registry: Registry, group: str, context: dict[str, Any]) -> str:
+    """The model package ARN a deploy run deploys.
+
+    In order: the run's ``model_package_arn`` Param; the version the triggering
+    ``<group>_approved`` Asset event announced; the newest version approved at or before the
+    run's logical date (or ``run_after``), so that clearing the run later deploys the same one.
+
+    :raises DeploymentRefused: nothing of ``group`` had been approved by then.
+    """
+    from mlops.assets import approved_model
+    from mlops.operators.sagemaker import DeploymentRefused
+    from mlops.runs import announced, run_moment
+
+    given = (context.get("params") or {}).get("model_package_arn")
+    if given:
+        return given
+    event = announced(context, approved_model(group))
+    if event and event.get("model_package_arn"):
+        return event["model_package_arn"]
+    moment = run_moment(context)
+    version = approved_as_of(registry, group, moment)
+    if version is None:
+        raise DeploymentRefused(f"model package group {group!r} had no Approved version at {moment.isoformat()}")
+    return version.arn
 
 
 def previous_approved(registry: Registry, group: str, current_arn: str) -> ModelVersion | None:

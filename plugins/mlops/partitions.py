@@ -8,12 +8,15 @@ never duplicated.
 
 The manifest records the row count of every file (checked against the file's Parquet footer
 before the commit), the schema (readable names and types, plus the Arrow schema every file is
-read as) and where the rows came from. It is replaced atomically: a local file is written
-beside it and renamed over it; on S3 a PUT is atomic.
+read as), where the rows came from and a ``digest`` of its content (the files and their row
+counts): a run that was told "partition X with digest D" can tell whether X still holds what it
+was told. It is replaced atomically: a local file is written beside it and renamed over it; on
+S3 a PUT is atomic.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from collections.abc import Iterable
@@ -32,6 +35,10 @@ MANIFEST = "_manifest.json"
 
 class PartitionNotFound(FileNotFoundError):
     """No committed partition where one was expected."""
+
+
+class PartitionChanged(RuntimeError):
+    """A partition no longer holds the content a run was told about (re-committed since)."""
 
 
 def partition_path(use_case: str, ds: str, zone: str = "raw") -> ObjectStoragePath:
@@ -110,6 +117,7 @@ def commit(directory: ObjectStoragePath, parts: list[dict[str, Any]], schema: di
     arrow_schema = _verify_parts(directory, parts) if parts else None
     manifest = {
         "rows": sum(p["rows"] for p in parts),
+        "digest": content_digest(parts),
         "files": parts,
         "schema": {f.name: str(f.type) for f in arrow_schema} if arrow_schema is not None else dict(schema or {}),
         "arrow_schema": base64.b64encode(arrow_schema.serialize().to_pybytes()).decode() if arrow_schema else None,
@@ -124,6 +132,12 @@ def commit(directory: ObjectStoragePath, parts: list[dict[str, Any]], schema: di
         if stale_part or stale_temp:
             path.unlink(missing_ok=True)
     return manifest
+
+
+def content_digest(parts: list[dict[str, Any]]) -> str:
+    """sha256 of what a manifest publishes: each file's name, row count and source digest."""
+    canonical = [{k: p.get(k) for k in ("file", "rows", "sha256")} for p in sorted(parts, key=lambda p: p["file"])]
+    return hashlib.sha256(json.dumps(canonical, sort_keys=True).encode()).hexdigest()
 
 
 def manifest_schema(manifest: dict[str, Any]) -> pa.Schema | None:
@@ -144,7 +158,8 @@ def commit_segments(use_case: str, ds: str, parts: list[dict[str, Any]], source:
     directory.mkdir(parents=True, exist_ok=True)
     parts = sorted(parts, key=lambda p: p["file"])
     manifest = commit(directory, parts, None, source)
-    return {"partition_uri": str(directory), "rows": manifest["rows"], "files": len(parts)}
+    return {"partition_uri": str(directory), "digest": manifest["digest"], "ds": ds, "rows": manifest["rows"],
+            "files": len(parts), "use_case": use_case}
 
 
 def read_manifest(directory: ObjectStoragePath | str) -> dict[str, Any]:
@@ -155,23 +170,48 @@ def read_manifest(directory: ObjectStoragePath | str) -> dict[str, Any]:
     return json.loads(manifest.read_text())
 
 
-def latest_partition(use_case: str, zone: str = "raw") -> ObjectStoragePath:
-    """The newest committed ``ds=`` partition of ``use_case``."""
+def latest_partition(use_case: str, zone: str = "raw", as_of: str | None = None) -> ObjectStoragePath:
+    """The newest committed ``ds=`` partition of ``use_case``; with ``as_of`` (``YYYY-MM-DD``),
+    the newest dated on or before it."""
     root = data_path(zone, use_case)
     committed = sorted(
-        (p for p in (root.iterdir() if root.exists() else []) if p.name.startswith("ds=") and (p / MANIFEST).exists()),
+        (p for p in (root.iterdir() if root.exists() else []) if p.name.startswith("ds=") and (p / MANIFEST).exists()
+         and (as_of is None or p.name.removeprefix("ds=") <= as_of)),
         key=lambda p: p.name,
     )
     if not committed:
-        raise PartitionNotFound(f"no committed partition under {root}; run an ingest DAG first")
+        on_or_before = f" dated on or before {as_of}" if as_of else ""
+        raise PartitionNotFound(f"no committed partition{on_or_before} under {root}; run an ingest DAG first")
     return committed[-1]
 
 
-def resolve(use_case: str, uri: str | None = None) -> str:
-    """``uri`` if given, else the newest committed partition; either way it must be committed."""
-    path = to_path(uri) if uri else latest_partition(use_case)
-    read_manifest(path)
-    return str(path)
+def reference(directory: ObjectStoragePath | str) -> dict[str, Any]:
+    """What a run needs to name a committed partition: ``uri``, ``digest``, ``ds``, ``rows``."""
+    directory = to_path(directory) if isinstance(directory, str) else directory
+    manifest = read_manifest(directory)
+    return {"uri": str(directory), "digest": manifest.get("digest") or content_digest(manifest["files"]),
+            "ds": directory.name.removeprefix("ds="), "rows": manifest["rows"]}
+
+
+def resolve(use_case: str, uri: str | None = None, digest: str | None = None,
+            as_of: str | None = None) -> dict[str, Any]:
+    """The partition a run works on, as a :func:`reference`.
+
+    ``uri`` when given (a Param, or what an Asset event announced), else the newest committed
+    partition dated on or before ``as_of`` (the run's date, so a re-run picks the same one).
+    Either way it must be committed; with ``digest`` (announced with the ``uri``) it must
+    still hold that content.
+
+    :raises PartitionNotFound: nothing committed there.
+    :raises PartitionChanged: the partition was re-committed with other content since.
+    """
+    ref = reference(uri if uri else latest_partition(use_case, as_of=as_of))
+    if digest and ref["digest"] != digest:
+        raise PartitionChanged(
+            f"{ref['uri']} holds other content (digest {ref['digest'][:12]}…) than this run was triggered with "
+            f"({digest[:12]}…): it was re-committed since; trigger a new run for the new content"
+        )
+    return ref
 
 
 def read_partition(directory: ObjectStoragePath | str) -> pd.DataFrame:
@@ -192,3 +232,22 @@ def read_partition(directory: ObjectStoragePath | str) -> pd.DataFrame:
     if not frames:
         return pd.DataFrame(columns=list(manifest["schema"]))
     return pd.concat(frames, ignore_index=True)
+
+
+def partition_for_run(use_case: str, context: dict[str, Any]) -> dict[str, Any]:
+    """The partition a run of a consuming DAG (training, segmentation) works on.
+
+    In order: the run's ``partition_uri`` Param; the partition the triggering ``<use case>_raw``
+    Asset event announced (checked against the digest it announced); the newest partition dated
+    on or before the run's date. The same run resolves the same partition when it is cleared.
+    """
+    from mlops.assets import raw_data
+    from mlops.runs import announced, run_date
+
+    given = (context.get("params") or {}).get("partition_uri")
+    if given:
+        return resolve(use_case, given)
+    event = announced(context, raw_data(use_case))
+    if event and event.get("partition_uri"):
+        return resolve(use_case, event["partition_uri"], event.get("digest"))
+    return resolve(use_case, as_of=run_date(context))

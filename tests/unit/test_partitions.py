@@ -143,7 +143,8 @@ def test_commit_segments_publishes_the_parts_of_several_writers(mlops_home):
 
     result = partitions.commit_segments("churn", "2026-01-02", list(reversed(parts)), {"segments": 3})
 
-    assert result == {"partition_uri": str(directory), "rows": 11, "files": 3}
+    assert result == {"partition_uri": str(directory), "rows": 11, "files": 3, "ds": "2026-01-02",
+                      "use_case": "churn", "digest": partitions.read_manifest(directory)["digest"]}
     assert sorted(partitions.read_partition(directory)["id"]) == list(range(11))
     manifest = partitions.read_manifest(directory)
     assert manifest["schema"] == {"id": "int64", "name": "string"}
@@ -190,3 +191,74 @@ def test_partition_path_lies_under_the_zone_and_use_case(mlops_home):
     path = partitions.partition_path("churn", "2026-01-02", zone="curated")
 
     assert str(path).endswith("/data/curated/churn/ds=2026-01-02")
+
+
+# --- which partition a run works on --------------------------------------------------------------
+
+def run_context(params: dict | None = None, events: dict | None = None, logical_date=None, run_after=None) -> dict:
+    from datetime import UTC, datetime
+    from types import SimpleNamespace
+
+    return {"params": params or {}, "triggering_asset_events": events or {}, "logical_date": logical_date,
+            "dag_run": SimpleNamespace(run_after=run_after or datetime(2026, 1, 5, 12, tzinfo=UTC))}
+
+
+def announcing(uri: str, digest: str, minutes: int = 0) -> dict:
+    from datetime import UTC, datetime, timedelta
+    from types import SimpleNamespace
+
+    from mlops.assets import raw_data
+
+    event = SimpleNamespace(extra={"partition_uri": uri, "digest": digest},
+                            timestamp=datetime(2026, 1, 5, tzinfo=UTC) + timedelta(minutes=minutes))
+    return {raw_data("churn"): [event]}
+
+
+def test_a_run_without_params_or_events_takes_the_newest_partition_dated_by_its_own_date(mlops_home):
+    from datetime import UTC, datetime
+
+    for ds in ("2026-01-02", "2026-01-04", "2026-01-09"):
+        write_and_commit("churn", ds, [rows(range(3))], f"w-{ds}")
+
+    chosen = partitions.partition_for_run("churn", run_context(run_after=datetime(2026, 1, 5, 12, tzinfo=UTC)))
+
+    assert chosen["ds"] == "2026-01-04" and chosen["rows"] == 3
+
+
+def test_a_run_reads_the_partition_its_triggering_event_announced(mlops_home):
+    old, _ = write_and_commit("churn", "2026-01-02", [rows(range(3))], "w1")
+    write_and_commit("churn", "2026-01-04", [rows(range(5))], "w2")
+    digest = partitions.reference(old)["digest"]
+
+    chosen = partitions.partition_for_run("churn", run_context(events=announcing(str(old), digest)))
+
+    assert chosen == {"uri": str(old), "digest": digest, "ds": "2026-01-02", "rows": 3}
+
+
+def test_of_several_queued_events_the_newest_wins(mlops_home):
+    from mlops.assets import raw_data
+
+    first, _ = write_and_commit("churn", "2026-01-02", [rows(range(3))], "w1")
+    second, _ = write_and_commit("churn", "2026-01-03", [rows(range(4))], "w2")
+    events = {raw_data("churn"): announcing(str(second), partitions.reference(second)["digest"], 5)[raw_data("churn")]
+              + announcing(str(first), partitions.reference(first)["digest"], 1)[raw_data("churn")]}
+
+    assert partitions.partition_for_run("churn", run_context(events=events))["uri"] == str(second)
+
+
+def test_a_param_names_the_partition_over_any_event(mlops_home):
+    named, _ = write_and_commit("churn", "2026-01-01", [rows(range(2))], "w1")
+    other, _ = write_and_commit("churn", "2026-01-02", [rows(range(3))], "w2")
+    context = run_context(params={"partition_uri": str(named)},
+                          events=announcing(str(other), partitions.reference(other)["digest"]))
+
+    assert partitions.partition_for_run("churn", context)["uri"] == str(named)
+
+
+def test_a_partition_recommitted_with_other_content_is_refused_naming_both_digests(mlops_home):
+    directory, _ = write_and_commit("churn", "2026-01-02", [rows(range(3))], "w1")
+    announced = partitions.reference(directory)["digest"]
+    write_and_commit("churn", "2026-01-02", [rows(range(7))], "w2")  # a later ingest of the same day
+
+    with pytest.raises(partitions.PartitionChanged, match=f"{announced[:12]}.*re-committed since"):
+        partitions.partition_for_run("churn", run_context(events=announcing(str(directory), announced)))

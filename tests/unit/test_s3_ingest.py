@@ -7,7 +7,7 @@ import asyncio
 import importlib
 import json
 import threading
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
 import pandas as pd
@@ -22,7 +22,17 @@ from mlops.storage import data_path
 from mlops.triggers.object_storage import LandingFilesTrigger, list_landed_files
 
 DS = "2026-01-02"
-CONTEXT = {"ti": SimpleNamespace(try_number=1)}
+
+
+def run_context(try_number: int = 1, run_type: str = "scheduled", run_after: datetime | None = None,
+                outlet_events: dict | None = None) -> dict:
+    """The parts of a task's context these operators read."""
+    return {"ti": SimpleNamespace(try_number=try_number),
+            "dag_run": SimpleNamespace(run_type=run_type, run_after=run_after or datetime(2026, 1, 2, 9, tzinfo=UTC)),
+            "outlet_events": outlet_events if outlet_events is not None else {}}
+
+
+CONTEXT = run_context()
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +60,7 @@ def processed(use_case: str = "churn") -> list[str]:
 
 def publish(files: list[str], try_number: int = 1) -> dict:
     operator = LandingToRawOperator(task_id="publish", use_case="churn", files=files, ds=DS)
-    return operator.execute({"ti": SimpleNamespace(try_number=try_number)})
+    return operator.execute(run_context(try_number))
 
 
 def partition() -> pd.DataFrame:
@@ -150,6 +160,22 @@ def test_files_below_the_prefix_match_the_pattern_on_their_relative_path(mlops_h
     assert list_landed_files(str(data_path("landing", "churn")), "2026/*/*.csv") == [nested]
 
 
+def test_a_triggered_run_with_nothing_landed_is_skipped_at_once(mlops_home):
+    with pytest.raises(AirflowSkipException, match="looks once"):
+        sensor().execute(run_context(run_type="manual"))
+
+
+def test_a_triggered_run_finds_what_has_landed(mlops_home, churn_files):
+    uri = land(churn_files[0], "a.csv")
+
+    assert sensor().execute(run_context(run_type="manual")) == [uri]
+
+
+def test_a_triggered_run_told_to_wait_defers_like_a_scheduled_one(mlops_home):
+    with pytest.raises(TaskDeferred):
+        sensor(wait_on_manual="True").execute(run_context(run_type="manual"))
+
+
 # --- publishing ---------------------------------------------------------------------------------
 
 def test_landed_files_are_published_then_moved_to_processed(mlops_home, churn_files):
@@ -165,6 +191,42 @@ def test_landed_files_are_published_then_moved_to_processed(mlops_home, churn_fi
     manifest = partitions.read_manifest(partitions.partition_path("churn", DS))
     assert [e["sha256"][:8] for e in manifest["files"]] and all(e["processed"].endswith(".csv")
                                                                   for e in manifest["files"])
+
+
+def test_without_a_logical_date_the_partition_is_dated_by_run_after(mlops_home, churn_files):
+    operator = LandingToRawOperator(task_id="publish", use_case="churn", files=[land(churn_files[0], "a.csv")])
+
+    result = operator.execute(run_context(run_after=datetime(2026, 3, 4, 23, 30, tzinfo=UTC)))
+
+    assert result["ds"] == "2026-03-04"
+    assert result["partition_uri"].endswith("raw/churn/ds=2026-03-04")
+    assert len(partitions.read_partition(result["partition_uri"])) == 120
+
+
+def test_the_asset_event_announces_the_published_partition(mlops_home, churn_files):
+    from mlops.assets import raw_data
+
+    events = {raw_data("churn"): SimpleNamespace(extra={})}
+    operator = LandingToRawOperator(task_id="publish", use_case="churn", files=[land(churn_files[0], "a.csv")],
+                                    ds=DS, outlets=[raw_data("churn")])
+
+    result = operator.execute(run_context(outlet_events=events))
+
+    extra = events[raw_data("churn")].extra
+    committed = partitions.reference(result["partition_uri"])
+    assert extra == {"partition_uri": committed["uri"], "digest": committed["digest"], "ds": DS, "rows": 120,
+                     "use_case": "churn"}
+
+
+def test_files_another_run_published_meanwhile_skip_this_run(mlops_home, churn_files):
+    files = [land(churn_files[0], "a.csv")]
+    publish(files)  # the other run, first to get its turn
+    before = partitions.read_manifest(partitions.partition_path("churn", DS))
+
+    with pytest.raises(AirflowSkipException, match="another run published them"):
+        publish(files)
+
+    assert partitions.read_manifest(partitions.partition_path("churn", DS)) == before
 
 
 def test_a_file_with_wrong_columns_fails_naming_it_and_nothing_moves(mlops_home, churn_files):
@@ -271,6 +333,17 @@ def test_a_new_file_with_the_name_of_a_processed_one_keeps_both(mlops_home, chur
     assert result["rows"] == 240
     (renamed,) = set(processed()) - {"daily.csv"}
     assert len(processed()) == 2 and renamed.startswith("daily-") and renamed.endswith(".csv")
+
+
+def test_a_partitions_digest_changes_only_with_its_content(mlops_home, churn_files):
+    publish([land(churn_files[0], "a.csv")])
+    first = partitions.reference(partitions.partition_path("churn", DS))
+    publish([land(churn_files[0], "a.csv")], try_number=2)  # same content again: published once
+    same = partitions.reference(partitions.partition_path("churn", DS))
+    publish([land(churn_files[1], "b.csv")])
+
+    changed = partitions.reference(partitions.partition_path("churn", DS))
+    assert first["digest"] == same["digest"] != changed["digest"]
 
 
 def test_a_rerun_with_nothing_new_republishes_the_same_partition(mlops_home, churn_files):

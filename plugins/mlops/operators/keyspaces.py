@@ -109,7 +109,8 @@ class KeyspacesToS3Operator(BaseOperator):
     :param use_case: pipeline name; the partition is ``raw/<use_case>/ds=<ds>``.
     :param segment: index of this task's token range (0-based, templated).
     :param segments: number of token ranges the ring is split into (templated).
-    :param ds: logical date of the partition (templated).
+    :param ds: date of the partition, ``YYYY-MM-DD`` (templated); default the run's logical date,
+        or its ``run_after`` date when it has none.
     :param fetch_size: rows per driver page (templated).
     :param keyspaces_conn_id: Airflow connection to Keyspaces or Cassandra.
     :param consistency: ``LOCAL_QUORUM`` (default) or ``LOCAL_ONE`` (templated).
@@ -120,7 +121,7 @@ class KeyspacesToS3Operator(BaseOperator):
 
     template_fields: Sequence[str] = ("ds", "segment", "segments", "fetch_size", "consistency")
 
-    def __init__(self, *, use_case: str, segment: int | str, segments: int | str, ds: str = "{{ ds }}",
+    def __init__(self, *, use_case: str, segment: int | str, segments: int | str, ds: str | None = None,
                  fetch_size: int | str = 5000, keyspaces_conn_id: str = KeyspacesHook.default_conn_name,
                  consistency: str = "LOCAL_QUORUM", request_timeout: float = 30.0, max_attempts: int = 8,
                  **kwargs: Any) -> None:
@@ -138,6 +139,7 @@ class KeyspacesToS3Operator(BaseOperator):
     def execute(self, context) -> list[dict[str, Any]]:
         from mlops import partitions
         from mlops.config import load_pipeline
+        from mlops.runs import run_date
 
         source = load_pipeline(self.use_case).source["keyspaces"]
         segment, segments = int(self.segment), int(self.segments)
@@ -150,7 +152,7 @@ class KeyspacesToS3Operator(BaseOperator):
                                    list(rename) if rename else None)
         hook = KeyspacesHook(self.keyspaces_conn_id, consistency=self.consistency,
                              request_timeout=float(self.request_timeout), backoff=Backoff(max_attempts=self.max_attempts))
-        directory = partitions.partition_path(self.use_case, self.ds)
+        directory = partitions.partition_path(self.use_case, self.ds or run_date(context))
         directory.mkdir(parents=True, exist_ok=True)
         name = partitions.new_part_name(f"s{segment:04d}-t{context['ti'].try_number}-{uuid.uuid4().hex[:8]}")
         self.log.info("segment %d/%d: tokens (%d, %d] of %s.%s -> %s", segment + 1, segments, start, end,
@@ -165,6 +167,22 @@ class KeyspacesToS3Operator(BaseOperator):
             hook.close()
         self.log.info("segment %d/%d done: %d rows", segment + 1, segments, rows)
         return [{"file": name, "rows": rows}] if rows else []
+
+
+def require_connection(conn_id: str = KeyspacesHook.default_conn_name) -> None:
+    """Fail the task without retries when the Keyspaces connection is not defined, saying how
+    to define it (reading a table without it could only fail slowly, once per token range)."""
+    if KeyspacesHook.connection_exists(conn_id):
+        return
+    from airflow.sdk.exceptions import AirflowFailException
+
+    raise AirflowFailException(
+        f"no Airflow connection {conn_id!r}: keyspaces_ingest reads Amazon Keyspaces (or Cassandra) through "
+        f"it. Add it in the UI (Admin > Connections, type generic) or with `airflow connections add {conn_id} "
+        "--conn-type generic --conn-host cassandra.<region>.amazonaws.com --conn-port 9142 --conn-extra "
+        "'{\"auth\": \"sigv4\", \"aws_conn_id\": \"aws_default\", \"region_name\": \"<region>\"}'`, or as the "
+        f"environment variable AIRFLOW_CONN_{conn_id.upper()}; see the README's 'Pointing it at AWS'"
+    )
 
 
 def segment_indexes(segments: int) -> list[int]:

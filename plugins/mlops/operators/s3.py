@@ -38,18 +38,31 @@ class LandingFilesSensor(BaseSensorOperator):
     files are listed again, so the task returns what is there now. ``deferrable=False`` pokes
     (``mode="poke"`` or ``"reschedule"``).
 
+    A run someone triggered (UI, REST) rather than the schedule looks once and is skipped when
+    nothing has landed, unless ``wait_on_manual`` is set: a person triggers a run for the files
+    they just landed, and an idle wait would hold that run open for ``timeout`` seconds.
+
     :param prefix: landing prefix relative to the data root, e.g. ``landing/churn`` (templated).
     :param pattern: glob on the path below the prefix, e.g. ``*.csv`` (templated).
     :param deferrable: wait in the triggerer.
+    :param wait_on_manual: wait (up to ``timeout``) in manually triggered runs too (templated).
     """
 
-    template_fields: Sequence[str] = ("prefix", "pattern")
+    template_fields: Sequence[str] = ("prefix", "pattern", "wait_on_manual")
 
-    def __init__(self, *, prefix: str, pattern: str = "*.csv", deferrable: bool = True, **kwargs: Any) -> None:
+    def __init__(self, *, prefix: str, pattern: str = "*.csv", deferrable: bool = True,
+                 wait_on_manual: bool | str = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.prefix = prefix
         self.pattern = pattern
         self.deferrable = deferrable
+        self.wait_on_manual = wait_on_manual
+
+    def _look_once(self, context) -> bool:
+        """Whether this run looks once instead of waiting: a triggered run, unless told to wait."""
+        wait = self.wait_on_manual if isinstance(self.wait_on_manual, bool) \
+            else str(self.wait_on_manual).strip().lower() in ("true", "1", "yes")
+        return str(context["dag_run"].run_type).split(".")[-1].lower() == "manual" and not wait
 
     def poke(self, context) -> PokeReturnValue:
         files = _landing_files(self.prefix, self.pattern)
@@ -57,6 +70,15 @@ class LandingFilesSensor(BaseSensorOperator):
         return PokeReturnValue(is_done=bool(files), xcom_value=files)
 
     def execute(self, context) -> list[str] | None:
+        if self._look_once(context):
+            files = _landing_files(self.prefix, self.pattern)
+            if not files:
+                from airflow.sdk.exceptions import AirflowSkipException
+
+                raise AirflowSkipException(f"nothing matching {self.pattern} under {self.prefix} (a triggered "
+                                           "run looks once; the scheduled runs wait for files)")
+            self.log.info("%d file(s) matching %s under %s", len(files), self.pattern, self.prefix)
+            return files
         if not self.deferrable:
             return super().execute(context)
         files = _landing_files(self.prefix, self.pattern)
@@ -115,16 +137,23 @@ class LandingToRawOperator(BaseOperator):
       re-run finds their content already published (same sha256), publishes nothing twice,
       and moves them. A copy that reached ``processed/`` before the crash is recognised too.
 
+    When none of ``files`` is left in the landing prefix (another run published them), the task
+    is skipped and announces nothing. The DAG runs at most one of these tasks at a time
+    (``max_active_tis_per_dag=1``), so concurrent runs never publish the same files twice.
+    Each outlet's Asset event announces the partition: ``partition_uri``, ``digest``, ``ds``,
+    ``rows``, ``use_case``.
+
     :param use_case: pipeline name (schema from ``include/pipelines/<use_case>.yaml``).
     :param files: landed file URIs (from :class:`LandingFilesSensor`, templated).
-    :param ds: logical date of the partition (templated).
+    :param ds: date of the partition, ``YYYY-MM-DD`` (templated); default the run's logical date,
+        or its ``run_after`` date when it has none (Asset-triggered and REST runs).
     :param prefix: landing prefix the files came from (default ``landing/<use_case>``); their
         paths below it are kept under ``processed/``.
     """
 
     template_fields: Sequence[str] = ("use_case", "files", "ds", "prefix")
 
-    def __init__(self, *, use_case: str, files: list[str] | str | None, ds: str = "{{ ds }}",
+    def __init__(self, *, use_case: str, files: list[str] | str | None, ds: str | None = None,
                  prefix: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.use_case = use_case
@@ -135,21 +164,30 @@ class LandingToRawOperator(BaseOperator):
     def execute(self, context) -> dict[str, Any]:
         import uuid
 
+        from airflow.sdk.exceptions import AirflowSkipException
+
         from mlops import partitions
         from mlops.config import load_pipeline
+        from mlops.runs import announce, run_date
         from mlops.storage import data_path, to_path
 
+        ds = self.ds or run_date(context)
         config = load_pipeline(self.use_case)
         landing_root = _landing_root(self.prefix or f"landing/{self.use_case}")
-        processed_root = data_path("processed", self.use_case, f"ds={self.ds}")
-        directory = partitions.partition_path(self.use_case, self.ds)
-        directory.mkdir(parents=True, exist_ok=True)
+        processed_root = data_path("processed", self.use_case, f"ds={ds}")
+        directory = partitions.partition_path(self.use_case, ds)
         token = f"landing-t{context['ti'].try_number}-{uuid.uuid4().hex[:8]}"
 
         landed = [to_path(uri) for uri in (self.files or [])]
+        if not landed:
+            raise ValueError(f"no landed files given for {self.use_case}: {self.files!r}")
         present = [path for path in landed if path.exists()]
         for path in set(landed) - set(present):
             self.log.warning("%s is no longer in the landing prefix (moved by an earlier try?)", path)
+        if not present and context["ti"].try_number == 1:
+            raise AirflowSkipException(f"none of the {len(landed)} file(s) is still under {landing_root}: "
+                                       "another run published them")
+        directory.mkdir(parents=True, exist_ok=True)
         processed = [path for path in (processed_root.rglob("*") if processed_root.exists() else []) if path.is_file()]
         if not present and not processed:
             raise ValueError(f"no landed files for {self.use_case}: {self.files!r}")
@@ -201,8 +239,11 @@ class LandingToRawOperator(BaseOperator):
         for path, target, digest in moves:  # only now: the partition already holds their rows
             self._move(path, target, digest)
         self.log.info("moved %d original(s) to %s", len(moves), processed_root)
-        return {"partition_uri": str(directory), "rows": manifest["rows"], "files": len(entries),
-                "new_files": new_parts, "moved": len(moves)}
+        published = {"partition_uri": str(directory), "digest": manifest["digest"], "ds": ds,
+                     "rows": manifest["rows"], "use_case": self.use_case}
+        for outlet in self.outlets:
+            announce(context, outlet, published)
+        return {**published, "files": len(entries), "new_files": new_parts, "moved": len(moves)}
 
     @staticmethod
     def _move(path: ObjectStoragePath, target: ObjectStoragePath, digest: str) -> None:

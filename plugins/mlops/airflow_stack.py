@@ -1,0 +1,359 @@
+"""Airflow's real components on this project, and the REST client a user's script would use.
+
+:class:`AirflowStack` runs what production runs, one process each: ``airflow api-server``,
+``airflow scheduler`` (LocalExecutor), ``airflow dag-processor`` and ``airflow triggerer``, on
+this project's ``dags/`` and ``plugins/``, with its own ``AIRFLOW_HOME`` and metadata database
+(:mod:`mlops.metadata_db`), on loopback. :class:`AirflowApi` talks to it over the REST API v2
+with the documented token flow: trigger runs, read task states and XComs, answer
+human-in-the-loop tasks (``PATCH .../hitlDetails``).
+
+The demo (``make demo``), the web UI launcher (``make airflow``) and the scheduler tests all
+use these two classes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from mlops.settings import PROJECT_ROOT
+
+COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+FINISHED = ("success", "failed")
+ADMIN = "admin"
+# The account an automated approver answers human-in-the-loop tasks with: the registry then
+# records "policy" as the approver (see mlops.operators.approval).
+POLICY_USER = "policy"
+
+
+class AirflowError(RuntimeError):
+    """Airflow did not start, or a run did not end the way it was expected to."""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class AirflowStack:
+    """Airflow 3's components as separate processes, started and stopped together.
+
+    :param home: ``AIRFLOW_HOME`` (created); component logs go to ``home/logs/<component>.log``.
+    :param database_url: ``sql_alchemy_conn`` of the metadata database.
+    :param port: API server port on 127.0.0.1 (default: a free one).
+    :param parallelism: task slots of the LocalExecutor.
+    :param environment: extra variables for every component (``MLOPS_*`` settings, ...).
+    """
+
+    def __init__(self, home: Path, database_url: str, *, port: int | None = None, parallelism: int = 4,
+                 environment: dict[str, str] | None = None):
+        self.home = Path(home)
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.database_url = database_url
+        self.processes: dict[str, subprocess.Popen] = {}
+        inherited = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "_AIRFLOW"))}
+        self.env = {
+            **inherited,
+            "AIRFLOW_HOME": str(self.home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT_ROOT / "plugins"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__PARALLELISM": str(parallelism),
+            "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": str(parallelism),
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.url}/execution/",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN}:admin,{POLICY_USER}:admin",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": database_url,
+            "AIRFLOW__API__HOST": "127.0.0.1",
+            "AIRFLOW__API__PORT": str(self.port),
+            "AIRFLOW__API__BASE_URL": self.url,
+            "AIRFLOW__API__WORKERS": "1",
+            # Signing keys shared by the components of this stack only; made fresh each start.
+            "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
+            "AIRFLOW__API__SECRET_KEY": secrets.token_urlsafe(32),
+            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+            "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
+            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "10",
+            "GX_ANALYTICS_ENABLED": "false",
+            "PYTHONPATH": os.pathsep.join(dict.fromkeys(
+                [str(PROJECT_ROOT / "plugins"), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))])),
+            # Components start tasks as `airflow ...` commands: this interpreter's.
+            "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
+            **(environment or {}),
+        }
+
+    @property
+    def log_dir(self) -> Path:
+        return self.home / "logs"
+
+    def log_of(self, component: str) -> Path:
+        return self.log_dir / f"{component}.log"
+
+    # ------------------------------------------------------------ lifecycle
+    def migrate(self) -> None:
+        """Create or upgrade the metadata database's schema."""
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        with self.log_of("db-migrate").open("w") as log:
+            done = subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], env=self.env, stdout=log,
+                                  stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, timeout=600)
+        if done.returncode != 0:
+            raise AirflowError(f"airflow db migrate failed ({done.returncode}); see {self.log_of('db-migrate')}")
+
+    def start_component(self, component: str) -> subprocess.Popen:
+        """Start one component in a process group of its own (so it can be stopped alone)."""
+        argv = [sys.executable, "-m", "airflow", component]
+        if component == "api-server":
+            argv += ["--host", "127.0.0.1", "--port", str(self.port), "--workers", "1"]
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        with self.log_of(component).open("a") as log:
+            process = subprocess.Popen(argv, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                                       stdin=subprocess.DEVNULL, start_new_session=True, cwd=self.home)
+        self.processes[component] = process
+        return process
+
+    def start(self, timeout: float = 300) -> AirflowApi:
+        """Migrate, start every component, wait until the API answers and every DAG is parsed."""
+        self.migrate()
+        for component in COMPONENTS:
+            self.start_component(component)
+        api = AirflowApi(self.url, self.home)
+        deadline = time.monotonic() + timeout
+        while not api.answers():
+            self._check_alive()
+            if time.monotonic() > deadline:
+                raise AirflowError(f"the API server did not answer {self.url} within {timeout:.0f}s; "
+                                   f"see {self.log_of('api-server')}")
+            time.sleep(0.5)
+        expected = sorted(p.stem for p in (PROJECT_ROOT / "dags").glob("*.py") if not p.name.startswith("_"))
+
+        def parsed() -> bool:
+            self._check_alive()
+            errors = api.get("/importErrors")["import_errors"]
+            if errors:
+                raise AirflowError("DAG import errors: " + "; ".join(
+                    f"{e['filename']}: {e['stack_trace'].strip().splitlines()[-1]}" for e in errors))
+            return len(api.dag_ids()) >= len(expected)
+
+        api.wait_for(parsed, max(deadline - time.monotonic(), 30), f"all {len(expected)} DAG files parsed")
+        return api
+
+    def _check_alive(self) -> None:
+        for component, process in self.processes.items():
+            if process.poll() is not None:
+                raise AirflowError(f"airflow {component} exited with code {process.returncode}; "
+                                   f"see {self.log_of(component)}")
+
+    def stop_component(self, component: str, sig: int = signal.SIGTERM, timeout: float = 30) -> None:
+        process = self.processes.pop(component, None)
+        if process is None or process.poll() is not None:
+            return
+        try:
+            os.killpg(process.pid, sig)
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(10)
+        except ProcessLookupError:
+            pass
+
+    def stop(self) -> None:
+        """Stop every component (the scheduler first, so no new task starts)."""
+        for component in ("scheduler", "triggerer", "dag-processor", "api-server"):
+            self.stop_component(component)
+
+
+class AirflowApi:
+    """The Airflow REST API v2, as a user's script drives it (token flow of the simple auth manager).
+
+    :param url: the API server, e.g. ``http://127.0.0.1:8080``.
+    :param home: ``AIRFLOW_HOME``, where the API server writes the generated passwords.
+    """
+
+    def __init__(self, url: str, home: Path, username: str = ADMIN):
+        self.url = url.rstrip("/")
+        self.home = Path(home)
+        self.username = username
+        self._token: str | None = None
+
+    def as_user(self, username: str) -> AirflowApi:
+        return AirflowApi(self.url, self.home, username)
+
+    # ------------------------------------------------------------ transport
+    @property
+    def passwords_file(self) -> Path:
+        return self.home / "simple_auth_manager_passwords.json.generated"
+
+    def password(self, username: str | None = None) -> str | None:
+        if not self.passwords_file.exists():
+            return None
+        return json.loads(self.passwords_file.read_text()).get(username or self.username)
+
+    def answers(self) -> bool:
+        import httpx
+
+        try:
+            return httpx.get(f"{self.url}/api/v2/version", timeout=2).status_code == 200 and bool(self.password())
+        except httpx.HTTPError:
+            return False
+
+    def token(self) -> str:
+        import httpx
+
+        if self._token is None:
+            response = httpx.post(f"{self.url}/auth/token", timeout=30,
+                                  json={"username": self.username, "password": self.password()})
+            response.raise_for_status()
+            self._token = response.json()["access_token"]
+        return self._token
+
+    def request(self, method: str, path: str, **kwargs: Any):
+        import httpx
+
+        headers = {"Authorization": f"Bearer {self.token()}"}
+        for attempt in range(5):  # the API server may restart a worker; retry connection errors only
+            try:
+                return httpx.request(method, f"{self.url}/api/v2{path}", headers=headers, timeout=60, **kwargs)
+            except httpx.TransportError:
+                if attempt == 4:
+                    raise
+                time.sleep(1 + attempt)
+
+    def get(self, path: str, **kwargs: Any) -> Any:
+        response = self.request("GET", path, **kwargs)
+        if response.status_code >= 400:
+            raise AirflowError(f"GET {path}: {response.status_code} {response.text[:500]}")
+        return response.json()
+
+    def send(self, method: str, path: str, body: dict[str, Any]) -> Any:
+        response = self.request(method, path, json=body)
+        if response.status_code >= 400:
+            raise AirflowError(f"{method} {path}: {response.status_code} {response.text[:500]}")
+        return response.json()
+
+    @staticmethod
+    def wait_for(condition: Callable[[], Any], timeout: float, what: str, interval: float = 1.0) -> Any:
+        deadline = time.monotonic() + timeout
+        while True:
+            value = condition()
+            if value:
+                return value
+            if time.monotonic() > deadline:
+                raise AirflowError(f"waited {timeout:.0f}s for {what}")
+            time.sleep(interval)
+
+    # ------------------------------------------------------------ DAGs and runs
+    def dag_ids(self) -> list[str]:
+        return [d["dag_id"] for d in self.get("/dags", params={"limit": 1000})["dags"]]
+
+    def unpause(self, dag_id: str) -> None:
+        self.send("PATCH", f"/dags/{dag_id}", {"is_paused": False})
+
+    def pause(self, dag_id: str) -> None:
+        self.send("PATCH", f"/dags/{dag_id}", {"is_paused": True})
+
+    def trigger(self, dag_id: str, conf: dict[str, Any] | None = None) -> str:
+        """Trigger a run without a logical date, as the UI's trigger form does; return its run id."""
+        body = {"logical_date": None, "conf": conf or {}}
+        return self.send("POST", f"/dags/{dag_id}/dagRuns", body)["dag_run_id"]
+
+    def run(self, dag_id: str, run_id: str) -> dict[str, Any]:
+        return self.get(f"/dags/{dag_id}/dagRuns/{run_id}")
+
+    def runs(self, dag_id: str) -> list[dict[str, Any]]:
+        """Every run of ``dag_id``, oldest first."""
+        return self.get(f"/dags/{dag_id}/dagRuns", params={"order_by": "run_after", "limit": 1000})["dag_runs"]
+
+    def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
+        return self.get(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances", params={"limit": 1000})["task_instances"]
+
+    def task_states(self, dag_id: str, run_id: str) -> dict[str, str | None]:
+        return {ti["task_id"] + (f"[{ti['map_index']}]" if ti["map_index"] >= 0 else ""): ti["state"]
+                for ti in self.task_instances(dag_id, run_id)}
+
+    def xcom(self, dag_id: str, run_id: str, task_id: str, key: str = "return_value", map_index: int = -1) -> Any:
+        """The value a task pushed, or ``None`` when it pushed none."""
+        response = self.request("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/{key}",
+                                params={"map_index": map_index, "deserialize": True, "stringify": False})
+        if response.status_code == 404:
+            return None
+        if response.status_code >= 400:
+            raise AirflowError(f"XCom {key} of {dag_id}/{run_id}/{task_id}: {response.status_code} {response.text}")
+        return response.json()["value"]
+
+    def wait_for_run(self, dag_id: str, run_id: str, timeout: float,
+                     on_waiting: Callable[[str, str, dict[str, Any]], None] | None = None) -> dict[str, Any]:
+        """Wait until the run ends; hand every task that waits for input to ``on_waiting``.
+
+        :raises AirflowError: the run did not end in time, naming the unfinished tasks.
+        """
+        answered: set[str] = set()
+
+        def finished() -> dict[str, Any] | None:
+            run = self.run(dag_id, run_id)
+            if run["state"] in FINISHED:
+                return run
+            if on_waiting is not None:
+                for ti in self.task_instances(dag_id, run_id):
+                    if ti["state"] == "awaiting_input" and ti["task_id"] not in answered:
+                        on_waiting(dag_id, run_id, ti)
+                        answered.add(ti["task_id"])
+            return None
+
+        try:
+            return self.wait_for(finished, timeout, f"{dag_id} run {run_id} to finish", interval=1.0)
+        except AirflowError:
+            states = self.task_states(dag_id, run_id)
+            pending = {t: s for t, s in states.items() if s not in ("success", "skipped", "failed")}
+            raise AirflowError(f"{dag_id} run {run_id} did not finish within {timeout:.0f}s; "
+                               f"unfinished tasks: {pending}") from None
+
+    def wait_for_asset_run(self, dag_id: str, after: str, timeout: float) -> str:
+        """The run id of the first run of ``dag_id`` created by an Asset event after ``after``
+        (an ISO timestamp), once it exists."""
+        def created() -> str | None:
+            for run in self.runs(dag_id):
+                if run["run_type"] == "asset_triggered" and run["run_after"] > after:
+                    return run["dag_run_id"]
+            return None
+
+        return self.wait_for(created, timeout, f"an asset-triggered run of {dag_id}")
+
+    # ------------------------------------------------------------ human-in-the-loop
+    def hitl_path(self, dag_id: str, run_id: str, task_id: str, map_index: int = -1) -> str:
+        return f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/{map_index}/hitlDetails"
+
+    def wait_until_parked(self, dag_id: str, run_id: str, task_id: str, timeout: float = 600) -> dict[str, Any]:
+        """Wait until a human-in-the-loop task waits for input *and* its worker process is gone.
+
+        Answering while the task's process is still exiting races the scheduler (it then sees
+        the first attempt's end after the answer re-queued the task, and retries it), so wait
+        for ``awaiting_input``, then for the recorded ``pid`` to exit, then a few scheduler loops.
+        """
+        import psutil
+
+        path = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}"
+        detail = self.wait_for(lambda: (d := self.get(path))["state"] == "awaiting_input" and d,
+                               timeout, f"{task_id} to wait for input")
+        if detail.get("pid"):
+            self.wait_for(lambda: not psutil.pid_exists(detail["pid"]), 120, f"{task_id}'s process to exit",
+                          interval=0.2)
+        time.sleep(2)
+        return detail
+
+    def answer(self, dag_id: str, run_id: str, task_id: str, option: str,
+               params_input: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Answer a waiting human-in-the-loop task (once its worker has exited)."""
+        self.wait_until_parked(dag_id, run_id, task_id)
+        return self.send("PATCH", self.hitl_path(dag_id, run_id, task_id),
+                         {"chosen_options": [option], "params_input": params_input or {}})
