@@ -32,10 +32,11 @@ USE_CASE = "churn"
         "max_p95_latency_ms": Param(None, type=["null", "number"], minimum=1,
                                     description="Prod policy: the staging p95 latency must not exceed this. "
                                                 "Empty: approval.prod.max_p95_latency_ms from the pipeline config."),
-        "approval_mode": Param("policy", enum=["policy", "manual"],
-                               description="policy: staging test thresholds from the pipeline config "
-                                           "approve prod. manual: a person approves on the Required "
-                                           "Actions page after reading the staging test results."),
+        "approval_mode": Param(None, type=["null", "string"], enum=[None, "manual", "policy"],
+                               description="manual: a person approves prod on the Required Actions page (or "
+                                           "over the REST API) after reading the staging test results. policy: "
+                                           "the staging test thresholds in the pipeline config decide. Empty: "
+                                           "approval.mode from the pipeline config."),
     },
     render_template_as_native_obj=True,
     doc_md="""
@@ -112,24 +113,27 @@ def deploy_model():
         }
 
     @task
-    def prod_thresholds(params=None) -> dict:
+    def prod_approval_settings(params=None) -> dict:
         from mlops.config import load_pipeline
 
-        thresholds = {"min_checks_passed": 1.0, **load_pipeline(USE_CASE).section("approval")["prod"]}
+        approval = load_pipeline(USE_CASE).section("approval")
+        thresholds = {"min_checks_passed": 1.0, **approval["prod"]}
         if params["max_p95_latency_ms"] is not None:
             thresholds["max_p95_latency_ms"] = params["max_p95_latency_ms"]
-        return thresholds
+        return {"mode": params["approval_mode"] or approval["mode"], "thresholds": thresholds}
 
     evidence = prod_evidence(tests.output)
+    approval_settings = prod_approval_settings()
     approve = ProdApprovalOperator(
         task_id="approve_prod",
         subject="Promote {{ ti.xcom_pull(task_ids='resolve_package')['arn'] }} to prod?",
         model_package_arn="{{ ti.xcom_pull(task_ids='resolve_package')['arn'] }}",
         evidence=evidence,
-        thresholds=prod_thresholds(),
-        mode="{{ params.approval_mode }}",
+        thresholds="{{ ti.xcom_pull(task_ids='prod_approval_settings')['thresholds'] }}",
+        mode="{{ ti.xcom_pull(task_ids='prod_approval_settings')['mode'] }}",
         endpoint_name=PROD_ENDPOINT,
     )
+    approval_settings >> approve
 
     @task
     def rollback_alarms(settings: dict) -> list[str]:

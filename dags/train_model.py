@@ -36,11 +36,12 @@ USE_CASE = "churn"
         "baseline": Param(None, type=["null", "number"],
                           description="Quality gate: the mean CV objective must reach this. Empty: "
                                       "training.baseline from the pipeline config."),
-        "approval_mode": Param("policy", enum=["policy", "manual", "registry"],
-                               description="policy: thresholds in the pipeline config decide and are "
-                                           "recorded as the approver. manual: a person approves on the "
-                                           "Required Actions page. registry: wait for a decision made in "
-                                           "the model registry (SageMaker Studio on AWS)."),
+        "approval_mode": Param(None, type=["null", "string"], enum=[None, "manual", "policy", "registry"],
+                               description="manual: a person approves on the Required Actions page (or over "
+                                           "the REST API). policy: the thresholds in the pipeline config decide "
+                                           "and are recorded as the approver. registry: wait for a decision made "
+                                           "in the model registry (SageMaker Studio on AWS). Empty: approval.mode "
+                                           "from the pipeline config."),
     },
     render_template_as_native_obj=True,
     doc_md="""
@@ -55,7 +56,9 @@ before the run's date):
 4. **quality gate**: mean CV objective >= baseline, else the run ends with the reason recorded
    and no model is registered;
 5. **refit** on all training rows, **evaluate** on the holdout, write the model report;
-6. **register** the version as `PendingManualApproval`, then **approve** it (a person, or the policy).
+6. **register** the version as `PendingManualApproval` (a version already registered for the same
+   data digest, code version and hyperparameters is reused, not registered twice), then
+   **approve** it: a person on the Required Actions page, or the policy (`approval_mode`).
 
 Approval emits the `churn-classifier_approved` asset naming the version, which triggers
 `deploy_model` for exactly that version.
@@ -177,25 +180,26 @@ def train_model():
     evaluation >> register
 
     @task
-    def approval_thresholds() -> dict:
+    def approval_settings(params=None) -> dict:
         from mlops.config import load_pipeline
 
-        return load_pipeline(USE_CASE).section("approval")["model"]
+        approval = load_pipeline(USE_CASE).section("approval")
+        return {"mode": params["approval_mode"] or approval["mode"], "thresholds": approval["model"]}
 
-    thresholds = approval_thresholds()
+    settings_for_approval = approval_settings()
     approve = ModelApprovalOperator(
         task_id="approve_model",
         subject="Approve churn model {{ ti.xcom_pull(task_ids='register')['arn'] }}?",
         model_package_arn="{{ ti.xcom_pull(task_ids='register')['arn'] }}",
         evidence="{{ ti.xcom_pull(task_ids='evaluate')['metrics'] }}",
-        thresholds="{{ ti.xcom_pull(task_ids='approval_thresholds') }}",
+        thresholds="{{ ti.xcom_pull(task_ids='approval_settings')['thresholds'] }}",
         report_uri="{{ ti.xcom_pull(task_ids='evaluate')['report_uri'] }}",
-        mode="{{ params.approval_mode }}",
+        mode="{{ ti.xcom_pull(task_ids='approval_settings')['mode'] }}",
     )
 
     @task.branch
-    def approval_route(params=None) -> str:
-        return "wait_for_registry_approval" if params["approval_mode"] == "registry" else "approve_model"
+    def approval_route(settings: dict) -> str:
+        return "wait_for_registry_approval" if settings["mode"] == "registry" else "approve_model"
 
     # registry mode: a decision in SageMaker Studio (or any registry client) is honoured; the
     # sensor waits in the triggerer on AWS and reschedules its pokes locally.
@@ -216,7 +220,7 @@ def train_model():
         announce(context, approved_model(CHURN_MODEL_GROUP), event)
         return event
 
-    [register, thresholds] >> approval_route() >> [approve, wait] >> announce_approved(register.output)
+    register >> approval_route(settings_for_approval) >> [approve, wait] >> announce_approved(register.output)
 
 
 train_model()

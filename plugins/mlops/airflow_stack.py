@@ -48,7 +48,7 @@ def free_port() -> int:
 class AirflowStack:
     """Airflow 3's components as separate processes, started and stopped together.
 
-    :param home: ``AIRFLOW_HOME`` (created); component logs go to ``home/logs/<component>.log``.
+    :param home: ``AIRFLOW_HOME`` (created); component logs go to ``home/logs/components/<component>.log``.
     :param database_url: ``sql_alchemy_conn`` of the metadata database.
     :param port: API server port on 127.0.0.1 (default: a free one).
     :param parallelism: task slots of the LocalExecutor.
@@ -95,7 +95,7 @@ class AirflowStack:
 
     @property
     def log_dir(self) -> Path:
-        return self.home / "logs"
+        return self.home / "logs" / "components"
 
     def log_of(self, component: str) -> Path:
         return self.log_dir / f"{component}.log"
@@ -318,16 +318,17 @@ class AirflowApi:
             raise AirflowError(f"{dag_id} run {run_id} did not finish within {timeout:.0f}s; "
                                f"unfinished tasks: {pending}") from None
 
-    def wait_for_asset_run(self, dag_id: str, after: str, timeout: float) -> str:
-        """The run id of the first run of ``dag_id`` created by an Asset event after ``after``
-        (an ISO timestamp), once it exists."""
+    def wait_for_new_run(self, dag_id: str, run_type: str, timeout: float, after: str = "") -> str:
+        """The run id of the first run of ``dag_id`` of ``run_type`` (``asset_triggered``,
+        ``scheduled``, ``manual``) whose ``run_after`` is later than ``after`` (an ISO
+        timestamp), once it exists."""
         def created() -> str | None:
             for run in self.runs(dag_id):
-                if run["run_type"] == "asset_triggered" and run["run_after"] > after:
+                if run["run_type"] == run_type and run["run_after"] > after:
                     return run["dag_run_id"]
             return None
 
-        return self.wait_for(created, timeout, f"an asset-triggered run of {dag_id}")
+        return self.wait_for(created, timeout, f"a {run_type} run of {dag_id}")
 
     # ------------------------------------------------------------ human-in-the-loop
     def hitl_path(self, dag_id: str, run_id: str, task_id: str, map_index: int = -1) -> str:

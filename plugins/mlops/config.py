@@ -1,4 +1,5 @@
-"""Use-case configuration: one YAML file per pipeline in ``include/pipelines/``.
+"""Use-case configuration: one YAML file per pipeline in ``include/pipelines/`` (or in the folder
+``MLOPS_PIPELINES_DIR`` names).
 
 A DAG names a use case (a Param, default from the DAG); tasks load its config at run time with
 :func:`load_pipeline`. Errors name the file and the missing or bad key.
@@ -6,6 +7,7 @@ A DAG names a use case (a Param, default from the DAG); tasks load its config at
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,14 +50,21 @@ class PipelineConfig:
         return list(self.schema.get("categorical", [])) + list(self.schema.get("numeric", []))
 
 
-def available_pipelines(directory: Path = PIPELINES_DIR) -> list[str]:
-    return sorted(p.stem for p in directory.glob("*.yaml"))
+def pipelines_dir() -> Path:
+    """Where the pipeline configs are: ``$MLOPS_PIPELINES_DIR``, default ``include/pipelines``."""
+    return Path(os.environ.get("MLOPS_PIPELINES_DIR") or PIPELINES_DIR)
 
 
-def load_pipeline(name: str, directory: Path = PIPELINES_DIR) -> PipelineConfig:
-    """Load ``<directory>/<name>.yaml`` and check the keys every pipeline needs."""
+def available_pipelines(directory: Path | None = None) -> list[str]:
+    return sorted(p.stem for p in (directory or pipelines_dir()).glob("*.yaml"))
+
+
+def load_pipeline(name: str, directory: Path | None = None) -> PipelineConfig:
+    """Load ``<directory>/<name>.yaml`` (default :func:`pipelines_dir`) and check the keys every
+    pipeline needs."""
     import yaml
 
+    directory = directory or pipelines_dir()
     path = directory / f"{name}.yaml"
     if not path.is_file():
         raise ConfigError(
