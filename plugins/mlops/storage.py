@@ -1,7 +1,8 @@
 """Object-store helpers shared by every step: paths, digests and model packages.
 
 URIs are ``file://`` locally and ``s3://`` on AWS; both become ``ObjectStoragePath``s, so the
-same code reads and writes either.
+same code reads and writes either. Processes that are no Airflow task (the model runtime) read
+artifacts with :func:`read_bytes_without_airflow` instead: fsspec directly, never importing Airflow.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import json
 import re
 import tarfile
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +37,33 @@ def to_path(uri: str) -> ObjectStoragePath:
 
     conn_id = get_settings().aws_conn_id if uri.startswith("s3://") else None
     return ObjectStoragePath(uri, conn_id=conn_id)
+
+
+def read_bytes(uri: str) -> bytes:
+    """The bytes at ``uri`` through ``ObjectStoragePath`` (``s3://`` with the project's AWS connection)."""
+    return to_path(uri).read_bytes()
+
+
+def read_bytes_without_airflow(uri: str) -> bytes:
+    """The bytes at a ``file://`` or ``s3://`` URI through fsspec directly; Airflow is not imported.
+
+    For processes that are no Airflow task, such as the model runtime: ``s3://`` is read with
+    s3fs and this process's own AWS credentials (the standard chain: ``AWS_*`` variables,
+    profile, instance or container role; ``AWS_ENDPOINT_URL_S3`` for an S3-compatible store),
+    as a SageMaker endpoint reads its model with its own execution role. The ``conn_id@`` that
+    ``str(ObjectStoragePath(..., conn_id=...))`` puts before the bucket
+    (``s3://aws_default@bucket/key``) names an Airflow connection and is dropped.
+    """
+    import fsspec
+
+    protocol, _, rest = uri.partition("://")
+    if protocol == "s3":
+        bucket, slash, key = rest.partition("/")
+        uri = f"s3://{bucket.rpartition('@')[2]}{slash}{key}"
+    elif protocol != "file":
+        raise ValueError(f"{uri}: only file:// and s3:// artifacts can be read")
+    with fsspec.open(uri, "rb") as handle:
+        return handle.read()
 
 
 def data_path(*parts: str) -> ObjectStoragePath:
@@ -91,15 +120,19 @@ def pack_model(model_dir: Path, dest_uri: str) -> tuple[str, str]:
     return dest_uri, hashlib.sha256(data).hexdigest()
 
 
-def unpack_model(model_uri: str, dest_dir: Path, expected_sha256: str) -> Path:
+def unpack_model(model_uri: str, dest_dir: Path, expected_sha256: str,
+                 read: Callable[[str], bytes] = read_bytes) -> Path:
     """Download ``model_uri``, verify its sha256 *before* opening it, extract into ``dest_dir``.
 
     The digest is required: an artifact is never opened unverified. Raises
     :class:`DigestMismatch` when it differs; nothing is extracted then.
+
+    :param read: reads the artifact's bytes: :func:`read_bytes` (Airflow's ``ObjectStoragePath``
+        and connection) in tasks, :func:`read_bytes_without_airflow` in the model runtime.
     """
     if not (isinstance(expected_sha256, str) and SHA256.fullmatch(expected_sha256)):
         raise ValueError(f"{model_uri}: expected_sha256 must be a 64-character hex sha256, got {expected_sha256!r}")
-    data = to_path(model_uri).read_bytes()
+    data = read(model_uri)
     actual = hashlib.sha256(data).hexdigest()
     if actual != expected_sha256:
         raise DigestMismatch(

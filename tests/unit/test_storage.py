@@ -9,7 +9,17 @@ from pathlib import Path
 
 import pytest
 
-from mlops.storage import DigestMismatch, pack_model, read_json, sha256_of, to_path, unpack_model, write_json
+from mlops.storage import (
+    DigestMismatch,
+    pack_model,
+    read_bytes_without_airflow,
+    read_json,
+    sha256_of,
+    to_path,
+    unpack_model,
+    write_json,
+)
+from testkit.net import free_port
 
 MODEL_FILES = {
     "model.joblib": b"\x80\x04fake-model-bytes" * 100,
@@ -115,6 +125,58 @@ def test_unpack_model_refuses_an_archive_changed_after_packing(packed, tmp_path)
         unpack_model(uri, tmp_path / "unpacked", digest)
 
     assert not (tmp_path / "unpacked").exists()
+
+
+# ---------------------------------------------------------------- reading without Airflow (the model runtime)
+@pytest.fixture
+def s3_bucket(monkeypatch):
+    """A bucket on a moto S3 server reached like real S3: credentials and endpoint from AWS_* variables."""
+    import boto3
+    import s3fs
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                        "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL_S3": f"http://127.0.0.1:{port}",
+                        "NO_PROXY": "127.0.0.1", "no_proxy": "127.0.0.1"}.items():
+        monkeypatch.setenv(name, value)
+    boto3.client("s3").create_bucket(Bucket="models-bucket")
+    try:
+        yield "models-bucket"
+    finally:
+        s3fs.S3FileSystem.clear_instance_cache()  # its clients point at this server
+        server.stop()
+
+
+def test_reading_without_airflow_gives_a_file_uris_bytes(packed):
+    uri, _ = packed
+
+    assert read_bytes_without_airflow(uri) == to_path(uri).read_bytes()
+
+
+@pytest.mark.parametrize("prefix", ["", "aws_default@"], ids=["plain", "with-airflow-conn-id"])
+def test_reading_without_airflow_reads_s3_with_the_processs_own_credentials(s3_bucket, prefix):
+    import boto3
+
+    boto3.client("s3").put_object(Bucket=s3_bucket, Key="models/model.tar.gz", Body=b"artifact bytes")
+
+    assert read_bytes_without_airflow(f"s3://{prefix}{s3_bucket}/models/model.tar.gz") == b"artifact bytes"
+
+
+def test_reading_without_airflow_refuses_other_schemes():
+    with pytest.raises(ValueError, match="only file:// and s3://"):
+        read_bytes_without_airflow("https://example.com/model.tar.gz")
+
+
+def test_unpack_model_checks_the_digest_of_what_its_reader_read(packed, tmp_path):
+    uri, digest = packed
+
+    assert files_under(unpack_model(uri, tmp_path / "ok", digest, read=read_bytes_without_airflow)) == MODEL_FILES
+    with pytest.raises(DigestMismatch):
+        unpack_model(uri, tmp_path / "changed", digest, read=lambda _: b"other bytes")
+    assert not (tmp_path / "changed").exists()
 
 
 def test_sha256_of_equals_hashlib_on_the_bytes(mlops_home, tmp_path):
