@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from moto_fixtures import (  # noqa: F401  (importing a fixture registers it)
     AWS_GROUP,
+    BUCKET,
     GROUP,
     IMAGE,
     METADATA_VALUE,
@@ -128,15 +129,173 @@ def test_get_reads_back_every_field(registry, s3):
     assert version.approver is None and version.approval_reason is None
 
 
-def test_register_sends_a_deterministic_client_token(registry, s3, sagemaker_calls):
+def test_without_an_identity_the_client_token_makes_only_a_retry_idempotent(registry, s3, sagemaker_calls):
     uri, sha = put_artifact(s3)
+    no_identity = [{k: v for k, v in metadata(n).items() if k != "dataset_digest"} for n in range(2)]
     for _ in range(2):
-        registry.register(GROUP, uri, sha, {"roc_auc": 0.9}, metadata(0))
-    registry.register(GROUP, uri, sha, {"roc_auc": 0.9}, metadata(1))
+        registry.register(GROUP, uri, sha, {"roc_auc": 0.9}, no_identity[0])
+    registry.register(GROUP, uri, sha, {"roc_auc": 0.9}, no_identity[1])
 
     tokens = [params["ClientToken"] for params in sagemaker_calls.named("CreateModelPackage")]
     assert tokens[0] == tokens[1] != tokens[2]
     assert all(len(token) <= 36 for token in tokens)
+
+
+# ---------------------------------------------------------------- one package per identity
+def run_metadata(run: int, **lineage) -> dict:
+    """A train_model run's metadata: its own run id, validation and report; ``lineage`` changed."""
+    return {**metadata(0), "run_id": f"scheduled__2026-11-2{run}T06:00:00+00:00",
+            "validation_id": f"validation-run-{run}", "report_uri": f"s3://{BUCKET}/mlops/reports/{run}.html",
+            **lineage}
+
+
+def register_run(registry, s3, run: int, **lineage):
+    uri, sha = put_artifact(s3, f"run-{run}", f"model of run {run}".encode())
+    return registry.register(GROUP, uri, sha, {"roc_auc": 0.9 + run / 1000}, run_metadata(run, **lineage))
+
+
+IDENTITY_CHANGES = [
+    {"dataset_digest": "e" * 64},
+    {"code_version": "fedcba987654"},
+    {"hyperparameters": {"learning_rate": 0.05, "max_iter": 100, "max_leaf_nodes": 31}},
+]
+
+
+def test_the_client_token_is_one_per_identity_and_valid_for_create_model_package(registry):
+    import botocore.session
+
+    from mlops.backends.base import RegistrationIdentity
+
+    def token(run: int, **lineage) -> str:
+        return registry.client_token(AWS_GROUP, RegistrationIdentity.from_metadata(run_metadata(run, **lineage)))
+
+    shape = botocore.session.get_session().get_service_model("sagemaker").operation_model(
+        "CreateModelPackage").input_shape.members["ClientToken"]
+    tokens = [token(1), token(2)] + [token(3, **change) for change in IDENTITY_CHANGES]
+
+    assert tokens[0] == tokens[1]  # two runs, one identity
+    assert len(set(tokens[1:])) == len(tokens) - 1  # any identity field changed: another token
+    for value in tokens:
+        assert shape.metadata["min"] <= len(value) <= shape.metadata["max"]
+        assert re.fullmatch(shape.metadata["pattern"], value)
+
+
+def test_a_second_run_with_the_same_identity_gets_the_package_back_without_creating_one(
+        registry, s3, sagemaker_calls):
+    from mlops.backends.base import RegistrationIdentity
+
+    first = register_run(registry, s3, 1)
+    registry.approve(first.arn, "dana", "good", {})
+
+    again = register_run(registry, s3, 2)
+
+    assert (again.arn, again.reused, again.status, again.approver) == (first.arn, True, APPROVED, "dana")
+    assert first.reused is False
+    [create] = sagemaker_calls.named("CreateModelPackage")
+    assert create["ClientToken"] == registry.client_token(
+        AWS_GROUP, RegistrationIdentity.from_metadata(run_metadata(1)))
+    assert [v.arn for v in registry.list_versions(GROUP)] == [first.arn]
+
+
+@pytest.mark.parametrize("change", IDENTITY_CHANGES)
+def test_a_different_digest_code_version_or_hyperparameters_creates_a_package(registry, s3, sagemaker_calls,
+                                                                               change):
+    first = register_run(registry, s3, 1)
+    other = register_run(registry, s3, 2, **change)
+
+    assert (other.version, other.reused) == (2, False) and other.arn != first.arn
+    assert len({c["ClientToken"] for c in sagemaker_calls.named("CreateModelPackage")}) == 2
+
+
+def test_without_a_dataset_digest_every_registration_creates_a_package(registry, s3):
+    versions = [register_run(registry, s3, run, dataset_digest=None) for run in range(3)]
+    assert [(v.version, v.reused) for v in versions] == [(1, False), (2, False), (3, False)]
+
+
+class ClientTokens:
+    """What SageMaker does with ``CreateModelPackage``'s ``ClientToken`` and moto does not:
+    a token seen before is answered with the first request's package, or, with ``refuse``,
+    refused (as SageMaker may for a token reused with other parameters)."""
+
+    def __init__(self, client, refuse: bool = False):
+        self.packages: dict[str, str] = {}
+        self.refuse = refuse
+        client.meta.events.register("before-call.sagemaker.CreateModelPackage", self._before)
+        client.meta.events.register("after-call.sagemaker.CreateModelPackage", self._after)
+
+    def _before(self, params, context, **_):
+        import json
+        from types import SimpleNamespace
+
+        token = context["client_token"] = json.loads(params["body"])["ClientToken"]
+        if token not in self.packages:
+            return None
+        if self.refuse:
+            return SimpleNamespace(status_code=400, headers={}), {
+                "Error": {"Code": "ValidationException", "Message": "ClientToken reused with other parameters"},
+                "ResponseMetadata": {"HTTPStatusCode": 400}}
+        return SimpleNamespace(status_code=200, headers={}), {
+            "ModelPackageArn": self.packages[token], "ResponseMetadata": {"HTTPStatusCode": 200}}
+
+    def _after(self, http_response, parsed, context, **_):
+        if http_response.status_code < 300:
+            self.packages.setdefault(context["client_token"], parsed["ModelPackageArn"])
+
+
+def listed_too_late(monkeypatch, registry, looks: int = 1) -> None:
+    """The other run's package is not found by the first ``looks`` look-ups: both runs looked
+    before either created (the race the ClientToken closes)."""
+    real = registry._registered
+    calls = iter(range(10**6))
+    monkeypatch.setattr(registry, "_registered",
+                        lambda group, identity: None if next(calls) < looks else real(group, identity))
+
+
+def test_two_runs_at_once_end_with_one_package_through_the_client_token(registry, s3, moto_sagemaker,
+                                                                          monkeypatch):
+    ClientTokens(moto_sagemaker)
+    first = register_run(registry, s3, 1)
+    listed_too_late(monkeypatch, registry)
+
+    second = register_run(registry, s3, 2)
+
+    assert (second.arn, second.reused) == (first.arn, True)
+    assert second.metadata["run_id"] == run_metadata(1)["run_id"]
+    assert [v.arn for v in registry.list_versions(GROUP)] == [first.arn]
+
+
+def test_a_retry_answered_through_the_client_token_is_not_reported_as_reused(registry, s3, moto_sagemaker,
+                                                                             monkeypatch):
+    ClientTokens(moto_sagemaker)
+    first = register_run(registry, s3, 1)
+    listed_too_late(monkeypatch, registry)
+
+    retry = register_run(registry, s3, 1)  # the same run's request again: its own package, not another run's
+
+    assert (retry.arn, retry.reused) == (first.arn, False)
+
+
+def test_a_refused_client_token_falls_back_to_the_package_of_the_identity(registry, s3, moto_sagemaker,
+                                                                          monkeypatch):
+    ClientTokens(moto_sagemaker, refuse=True)
+    first = register_run(registry, s3, 1)
+    listed_too_late(monkeypatch, registry)
+
+    second = register_run(registry, s3, 2)
+
+    assert (second.arn, second.reused) == (first.arn, True)
+    assert [v.arn for v in registry.list_versions(GROUP)] == [first.arn]
+
+
+def test_setting_the_status_a_package_has_records_no_second_decision(registry, s3, sagemaker_calls):
+    version = register(registry, s3)
+    registry.approve(version.arn, "dana", "good", {})
+
+    again = registry.approve(version.arn, "erin", "also good", {})
+
+    assert (again.approver, again.approval_reason) == ("dana", "good")
+    assert len(sagemaker_calls.named("UpdateModelPackage")) == 1
+    assert [h["approver"] for h in registry.approval_history(version.arn)] == ["dana"]
 
 
 def test_register_without_the_group_names_it(registry, s3):
@@ -179,9 +338,10 @@ def test_list_versions_follows_every_page(registry, s3, sagemaker_calls):
     for n in range(5):
         register(registry, s3, n)
     registry.page_size = 2
+    listed_before = len(sagemaker_calls.named("ListModelPackages"))  # registration looks for its identity
 
     assert [v.version for v in registry.list_versions(GROUP)] == [5, 4, 3, 2, 1]
-    assert len(sagemaker_calls.named("ListModelPackages")) == 3
+    assert len(sagemaker_calls.named("ListModelPackages")) - listed_before == 3
 
 
 def test_list_versions_filters_by_status(registry, s3):

@@ -126,6 +126,119 @@ def test_a_persons_answer_is_recorded_with_their_name(registry, version):
     assert decided.approver == "dana"
 
 
+# ---------------------------------------------------------------- a reused version decided already
+@pytest.fixture
+def hitl_requests(monkeypatch) -> list[dict]:
+    """Every HITL request the operators write (none may be written for a decided version)."""
+    from airflow.providers.standard.operators import hitl
+
+    requests: list[dict] = []
+    monkeypatch.setattr(hitl, "upsert_hitl_detail", lambda **kwargs: requests.append(kwargs))
+    return requests
+
+
+LINEAGE = {"dataset_digest": "d" * 64, "code_version": "0123456789ab", "hyperparameters": {"C": 1.0}}
+
+
+def reused_after(registry, decide):
+    """The version a second train_model run on the same data gets back, after ``decide(arn)``
+    settled the first run's registration."""
+    first = registry.register("churn-classifier", "file:///run-1/model.tar.gz", SHA, {"holdout_roc_auc": 0.9},
+                              {**LINEAGE, "run_id": "run-1"})
+    decide(first.arn)
+    again = registry.register("churn-classifier", "file:///run-2/model.tar.gz", "b" * 64,
+                              {"holdout_roc_auc": 0.91}, {**LINEAGE, "run_id": "run-2"})
+    assert (again.arn, again.reused) == (first.arn, True)
+    return again
+
+
+def in_a_run(operator):
+    """``operator`` followed by ``announce_approved`` (as in train_model) and its task context."""
+    from airflow.providers.standard.operators.empty import EmptyOperator
+    from airflow.sdk import DAG
+
+    with DAG("train_model", schedule=None):
+        operator >> EmptyOperator(task_id="announce_approved")
+
+    class TaskInstance(FakeTI):
+        id = "0192f0c1-0000-7000-8000-000000000001"
+
+    ti = TaskInstance()
+    return {"ti": ti, "task_instance": ti, "task": operator}
+
+
+@pytest.mark.parametrize("mode", ["policy", "manual"])
+def test_an_approved_reused_version_is_not_asked_again_and_the_run_goes_on(registry, hitl_requests, mode):
+    version = reused_after(registry, lambda arn: registry.approve(arn, "alice", "beats prod by 0.02", {}))
+    operator = approval(version, mode=mode, auc=0.5)  # the policy would reject: it is not asked
+    context = in_a_run(operator)
+
+    answer = operator.execute(context)  # returns: no TaskAwaitingInput, no skip of announce_approved
+
+    assert answer["chosen_options"] == ["Approve"]
+    assert hitl_requests == []
+    assert context["ti"].pushed["decision"] == {
+        "approved": True, "approver": "alice", "reason": "beats prod by 0.02", "arn": version.arn,
+        "decided_before": True}
+    assert [h["approver"] for h in registry.approval_history(version.arn)] == ["alice"]
+    assert registry.get(version.arn).approval_reason == "beats prod by 0.02"
+
+
+@pytest.mark.parametrize("mode", ["policy", "manual"])
+def test_a_rejected_reused_version_ends_the_run_like_a_rejection(registry, hitl_requests, mode):
+    from airflow.sdk.exceptions import DownstreamTasksSkipped
+
+    version = reused_after(registry, lambda arn: registry.reject(arn, "bob", "worse than prod", {}))
+    operator = approval(version, mode=mode, auc=0.99)  # the policy would approve: it is not asked
+    context = in_a_run(operator)
+
+    with pytest.raises(DownstreamTasksSkipped) as skipped:
+        operator.execute(context)
+
+    assert skipped.value.tasks == ["announce_approved"]
+    assert hitl_requests == []
+    assert context["ti"].pushed["decision"] == {
+        "approved": False, "approver": "bob", "reason": "worse than prod", "arn": version.arn,
+        "decided_before": True}
+    assert [h["approver"] for h in registry.approval_history(version.arn)] == ["bob"]
+
+
+def test_a_reused_version_still_pending_is_asked_about_as_usual(registry, hitl_requests):
+    from airflow.sdk.exceptions import TaskAwaitingInput
+
+    version = reused_after(registry, lambda arn: None)
+    operator = approval(version, mode="manual")
+
+    with pytest.raises(TaskAwaitingInput):
+        operator.execute(in_a_run(operator))
+
+    assert len(hitl_requests) == 1 and version.arn in hitl_requests[0]["body"]
+    assert registry.approval_history(version.arn) == []
+
+
+def test_a_fresh_rejection_skips_the_same_tasks(registry, version):
+    from airflow.sdk.exceptions import DownstreamTasksSkipped
+
+    operator = approval(version, auc=0.5)
+    context = in_a_run(operator)
+    with pytest.raises(DownstreamTasksSkipped) as skipped:
+        operator.execute(context)
+
+    assert skipped.value.tasks == ["announce_approved"]
+    assert context["ti"].pushed["decision"]["decided_before"] is False
+    assert registry.get(version.arn).status == REJECTED
+
+
+def test_an_answer_after_a_concurrent_identical_decision_records_no_second_one(registry, version):
+    event = {"chosen_options": ["Approve"], "params_input": {}, "responded_at": datetime.now(UTC),
+             "responded_by_user": {"id": "7", "name": "dana"}}
+    registry.approve(version.arn, "policy", "policy: holdout_roc_auc=0.9 >= 0.8", {})  # another run, first
+
+    approval(version, mode="manual").execute_complete({"ti": FakeTI(), "task": None}, event)
+
+    assert [h["approver"] for h in registry.approval_history(version.arn)] == ["policy"]
+
+
 def test_an_unknown_mode_is_refused(version):
     with pytest.raises(ValueError, match="approval mode 'auto'"):
         approval(version, mode="auto").execute({"ti": FakeTI()})

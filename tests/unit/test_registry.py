@@ -121,6 +121,64 @@ def test_register_rejects_non_json_fields_naming_them(registry, field, metrics, 
     assert registry.list_versions(GROUP) == []
 
 
+# ---------------------------------------------------------------- one version per identity
+LINEAGE = {"dataset_digest": digest("partition 2024-05-01"), "code_version": "0123456789ab",
+           "hyperparameters": {"C": 1.0, "penalty": "l2"}}
+
+
+def register_run(registry: SQLiteRegistry, run: int, **lineage) -> ModelVersion:
+    """A train_model run's registration: its own artifact, metrics and run id, ``lineage`` shared."""
+    return registry.register(
+        GROUP, f"file:///runs/{run}/model.tar.gz", digest(f"artifact of run {run}"),
+        metrics={"roc_auc": 0.8 + run / 1000}, metadata={**LINEAGE, **lineage, "run_id": f"run-{run}"},
+    )
+
+
+def test_registering_the_same_identity_again_returns_the_existing_version(registry):
+    first = register_run(registry, 1)
+    again = register_run(registry, 2)
+
+    assert (again.arn, again.version, again.reused) == (first.arn, 1, True)
+    assert first.reused is False
+    assert again.metadata["run_id"] == "run-1"  # the version as registered, not the second run's
+    assert [v.version for v in registry.list_versions(GROUP)] == [1]
+
+
+def test_hyperparameter_order_is_not_part_of_the_identity(registry):
+    first = register_run(registry, 1, hyperparameters={"C": 1.0, "penalty": "l2"})
+    assert register_run(registry, 2, hyperparameters={"penalty": "l2", "C": 1.0}).arn == first.arn
+
+
+@pytest.mark.parametrize("change", [
+    {"dataset_digest": digest("partition 2024-05-02")},
+    {"code_version": "fedcba987654"},
+    {"hyperparameters": {"C": 0.5, "penalty": "l2"}},
+    {"hyperparameters": {"C": 1.0, "penalty": "l2", "max_iter": 200}},
+])
+def test_a_different_digest_code_version_or_hyperparameters_adds_a_version(registry, change):
+    first = register_run(registry, 1)
+    other = register_run(registry, 2, **change)
+
+    assert (other.version, other.reused) == (2, False)
+    assert register_run(registry, 3, **change).arn == other.arn != first.arn
+
+
+@pytest.mark.parametrize("missing", [{"dataset_digest": None}, {"code_version": None}, {"code_version": ""},
+                                     {"code_version": "unknown"}, {"code_version": "0123456789ab-dirty"}])
+def test_without_a_dataset_digest_or_a_pinned_code_version_every_registration_adds_a_version(registry, missing):
+    versions = [register_run(registry, run, **missing) for run in range(3)]
+    assert [(v.version, v.reused) for v in versions] == [(1, False), (2, False), (3, False)]
+
+
+def test_a_reused_version_keeps_its_decision(registry):
+    first = register_run(registry, 1)
+    registry.approve(first.arn, "alice", "good", {})
+
+    again = register_run(registry, 2)
+
+    assert (again.arn, again.status, again.approver, again.reused) == (first.arn, APPROVED, "alice", True)
+
+
 # ---------------------------------------------------------------- reading
 def test_get_unknown_arn_names_it(registry):
     arn = "arn:aws:sagemaker:local:000000000000:model-package/churn-classifier/99"
@@ -197,6 +255,16 @@ def test_approval_history_keeps_every_decision_newest_first(registry):
     ]
     assert [h["previous_status"] for h in history] == [PENDING, APPROVED, PENDING]
     assert registry.get(version.arn).status == REJECTED
+
+
+def test_setting_the_status_a_version_has_records_no_second_decision(registry):
+    version = register(registry)
+    registry.approve(version.arn, "alice", "beats baseline", {"roc_auc": 0.9})
+
+    again = registry.approve(version.arn, "bob", "also looked", {})
+
+    assert (again.status, again.approver, again.approval_reason) == (APPROVED, "alice", "beats baseline")
+    assert [h["approver"] for h in registry.approval_history(version.arn)] == ["alice"]
 
 
 def test_set_status_rejects_an_unknown_status_listing_the_allowed_ones(registry):
@@ -290,6 +358,57 @@ def test_concurrent_processes_never_share_a_version_number(registry):
         results = pool.starmap(register_many, [(str(registry.db_path), 10)] * 4)
     assert sorted(v for result in results for v in result) == list(range(1, 41))
     assert [v.version for v in registry.list_versions(GROUP)] == list(range(40, 0, -1))
+
+
+ROUNDS = 5  # identities registered (and versions approved) one after another, each by every process
+
+
+def register_identities_together(db_path: str, barrier, run: int) -> list[tuple[str, bool]]:
+    """One train_model run per process: each round, all processes register the same identity."""
+    registry = SQLiteRegistry(db_path)
+    results = []
+    for round_ in range(ROUNDS):
+        barrier.wait()
+        version = register_run(registry, run, hyperparameters={"C": 1.0, "round": round_})
+        results.append((version.arn, version.reused))
+    return results
+
+
+def approve_together(db_path: str, barrier, arns: list[str], approver: str) -> None:
+    registry = SQLiteRegistry(db_path)
+    for arn in arns:
+        barrier.wait()
+        registry.approve(arn, approver, f"approved by {approver}", {})
+
+
+def test_processes_registering_one_identity_at_once_end_with_one_version(registry):
+    processes = 4
+    context = multiprocessing.get_context("spawn")
+    with context.Manager() as manager, context.Pool(processes) as pool:
+        barrier = manager.Barrier(processes)
+        results = pool.starmap(register_identities_together,
+                               [(str(registry.db_path), barrier, run) for run in range(processes)])
+
+    assert [v.version for v in registry.list_versions(GROUP)] == list(range(ROUNDS, 0, -1))
+    for round_ in range(ROUNDS):
+        arns, reused = zip(*(result[round_] for result in results), strict=True)
+        assert len(set(arns)) == 1, f"round {round_}: {arns}"
+        assert sorted(reused) == [False] + [True] * (processes - 1)  # one registered, the others reused
+
+
+def test_processes_approving_one_version_at_once_record_one_decision(registry):
+    processes = 4
+    arns = [register(registry, n=n).arn for n in range(ROUNDS)]
+    context = multiprocessing.get_context("spawn")
+    with context.Manager() as manager, context.Pool(processes) as pool:
+        barrier = manager.Barrier(processes)
+        pool.starmap(approve_together,
+                     [(str(registry.db_path), barrier, arns, f"approver-{n}") for n in range(processes)])
+
+    for arn in arns:
+        [decision] = registry.approval_history(arn)
+        version = registry.get(arn)
+        assert (version.status, version.approver) == (APPROVED, decision["approver"])
 
 
 def test_concurrent_first_use_creates_the_schema_once(tmp_path):

@@ -212,6 +212,49 @@ class ModelVersion(Serializable):
     created_at: str
     approver: str | None = None
     approval_reason: str | None = None
+    # True only on what Registry.register returned when it found the registration's identity
+    # already registered; not part of the version's equality.
+    reused: bool = field(default=False, compare=False)
+
+
+@dataclass(frozen=True)
+class RegistrationIdentity:
+    """What makes two registrations the same model version: the dataset digest, the code
+    version and the hyperparameters (as canonical JSON), within one model package group.
+
+    The metrics, the artifact and its digest, and the DAG run are not part of it: a re-run on
+    the same data with the same code and the same hyperparameters trains the same model.
+    """
+
+    dataset_digest: str
+    code_version: str
+    hyperparameters: str  # canonical JSON: sorted keys, no whitespace
+
+    @classmethod
+    def from_metadata(cls, metadata: dict[str, Any]) -> RegistrationIdentity | None:
+        """The identity of a registration's ``metadata``; ``None`` without a dataset digest or
+        a code version (such a registration always adds a version). A code version that does
+        not pin the code (``unknown``: no git; ``<commit>-dirty``: uncommitted changes, see
+        :func:`mlops.code_version.code_version`) counts as none. Missing hyperparameters count
+        as none (``{}``)."""
+        import json
+
+        digest, code_version = metadata.get("dataset_digest"), metadata.get("code_version")
+        if digest in (None, "") or code_version in (None, "", "unknown") or str(code_version).endswith("-dirty"):
+            return None
+        hyperparameters = json.dumps(metadata.get("hyperparameters") or {}, sort_keys=True,
+                                     separators=(",", ":"), allow_nan=False)
+        return cls(str(digest), str(code_version), hyperparameters)
+
+    def key(self, group: str) -> str:
+        """sha256 (64 hex characters) of the identity in ``group``: stable across runs."""
+        import hashlib
+
+        text = "\x1f".join((group, self.dataset_digest, self.code_version, self.hyperparameters))
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+    def __str__(self) -> str:
+        return f"dataset digest {self.dataset_digest}, code version {self.code_version}, same hyperparameters"
 
 
 SUCCEEDED, FAILED, ROLLED_BACK, REJECTED_DEPLOYMENT = "succeeded", "failed", "rolled_back", "rejected"
@@ -240,7 +283,16 @@ class Registry(abc.ABC):
         self, group: str, model_uri: str, sha256: str, metrics: dict[str, Any],
         metadata: dict[str, Any],
     ) -> ModelVersion:
-        """Add a version with status ``PendingManualApproval``."""
+        """Add a version with status ``PendingManualApproval``, unless one with the same
+        identity is registered already.
+
+        The identity is :class:`RegistrationIdentity`: ``metadata["dataset_digest"]``,
+        ``metadata["code_version"]`` and ``metadata["hyperparameters"]``. When a version of
+        ``group`` has the same identity, that version is returned (with ``reused=True``, its
+        status and decision as they are) and nothing is added; concurrent registrations of one
+        identity end with one version. Metadata without a dataset digest or a code version
+        always adds a version.
+        """
 
     @abc.abstractmethod
     def get(self, arn: str) -> ModelVersion: ...
@@ -257,7 +309,12 @@ class Registry(abc.ABC):
     def set_status(
         self, arn: str, status: str, approver: str, reason: str, evidence: dict[str, Any]
     ) -> ModelVersion:
-        """Approve or reject ``arn``, recording who decided, why, and on what evidence."""
+        """Approve or reject ``arn``, recording who decided, why, and on what evidence.
+
+        Setting the status the version has already (e.g. a concurrent identical decision) is
+        not a new decision: nothing is recorded and the version is returned as it is, with the
+        approver and reason of the decision that set it.
+        """
 
     def approve(self, arn: str, approver: str, reason: str, evidence: dict[str, Any]) -> ModelVersion:
         return self.set_status(arn, APPROVED, approver, reason, evidence)

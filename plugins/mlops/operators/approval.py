@@ -5,6 +5,10 @@ required-actions page (or through the REST API); in ``policy`` mode the threshol
 pipeline config answer at once, and the registry records the policy as the approver. Either
 way the decision, the approver, the reason and the evidence are written to the registry, and a
 rejection skips everything downstream so the run ends cleanly.
+
+A model version decided already (a registration that reused an earlier run's version) is not
+asked about again in either mode: its recorded decision is the answer, and nothing new is
+recorded.
 """
 
 from __future__ import annotations
@@ -87,6 +91,9 @@ class RegistryApprovalOperator(ApprovalOperator):
         if self.mode not in MODES:
             raise ValueError(f"approval mode {self.mode!r} is not one of {', '.join(MODES)}")
         self.body = self._body()
+        earlier = self.earlier_decision()
+        if earlier is not None:
+            return self.execute_complete(context, earlier)
         if self.mode == "manual":
             return super().execute(context)
         approved, reason = evaluate_policy(self.thresholds, dict(self.evidence))
@@ -100,18 +107,31 @@ class RegistryApprovalOperator(ApprovalOperator):
         }
         return self.execute_complete(context, event)
 
+    def earlier_decision(self) -> dict[str, Any] | None:
+        """The answer event of a decision made before this task asked (recorded already), or
+        None to ask. Here always None; see :class:`ModelApprovalOperator`."""
+        return None
+
     def execute_complete(self, context, event: dict[str, Any]):
         # Record first: on Reject the base class skips downstream by raising, ending this method.
         if "error" not in event:
             self.validate_chosen_options(event["chosen_options"])
             approved = event["chosen_options"][:1] == [self.APPROVE]
-            user = event.get("responded_by_user") or {}
-            approver = (self.policy_name if user.get("id") == self.policy_name
-                        else str(user.get("name") or user.get("id") or "unknown"))
-            reason = event.get("policy_reason") or ("approved" if approved else "rejected") + f" in Airflow by {approver}"
-            self.record(approved, approver, reason)
+            recorded = event.get("recorded_decision")
+            if recorded is not None:
+                approver, reason = recorded["approver"], recorded["reason"]
+                self.log.info("%s was %s already by %s (%s): not asking again, recording nothing",
+                              self.model_package_arn, "approved" if approved else "rejected", approver, reason)
+            else:
+                user = event.get("responded_by_user") or {}
+                approver = (self.policy_name if user.get("id") == self.policy_name
+                            else str(user.get("name") or user.get("id") or "unknown"))
+                reason = (event.get("policy_reason")
+                          or ("approved" if approved else "rejected") + f" in Airflow by {approver}")
+                self.record(approved, approver, reason)
             context["ti"].xcom_push(key="decision", value={
                 "approved": approved, "approver": approver, "reason": reason, "arn": self.model_package_arn,
+                "decided_before": recorded is not None,
             })
         return super().execute_complete(context=context, event=event)
 
@@ -120,6 +140,7 @@ class RegistryApprovalOperator(ApprovalOperator):
 
         registry = get_backend().registry
         evidence = {**dict(self.evidence), "report_uri": self.report_uri, "mode": self.mode}
+        # A concurrent identical decision that landed first is kept; the registry records no second one.
         if approved:
             registry.approve(self.model_package_arn, approver, reason, evidence)
         else:
@@ -128,7 +149,29 @@ class RegistryApprovalOperator(ApprovalOperator):
 
 
 class ModelApprovalOperator(RegistryApprovalOperator):
-    """Model approval after registration: decides the package's ModelApprovalStatus."""
+    """Model approval after registration: decides the package's ModelApprovalStatus.
+
+    A version that is Approved or Rejected already (registration reused an earlier run's
+    version) is not asked about again: the registry's decision (approver, reason) is the
+    answer. Approved lets the run go on (the approved-model asset is announced again);
+    Rejected skips downstream like any rejection. A pending version is asked about as usual.
+    """
+
+    def earlier_decision(self) -> dict[str, Any] | None:
+        from mlops.backends import get_backend
+        from mlops.backends.base import APPROVED, PENDING
+
+        version = get_backend().registry.get(self.model_package_arn)
+        if version.status == PENDING:
+            return None
+        approver = version.approver or "registry"
+        return {
+            "chosen_options": [self.APPROVE if version.status == APPROVED else self.REJECT],
+            "params_input": {},
+            "responded_at": datetime.now(UTC),
+            "responded_by_user": {"id": approver, "name": approver},
+            "recorded_decision": {"approver": approver, "reason": version.approval_reason or version.status},
+        }
 
 
 class ProdApprovalOperator(RegistryApprovalOperator):

@@ -162,6 +162,10 @@ class SageMakerTrainingOperator(_JobOperator):
 class SageMakerModelPackageOperator(BaseOperator):
     """Register a model version (``PendingManualApproval``) in a model package group.
 
+    A version already registered with the same dataset digest, code version and hyperparameters
+    is reused instead (see :meth:`~mlops.backends.base.Registry.register`); the result (the
+    :class:`~mlops.backends.base.ModelVersion` dict) says which with ``"reused": true/false``.
+
     :param group: model package group, created if missing.
     :param model: a :class:`~mlops.backends.base.TrainedModel` dict (templated).
     :param metrics: metrics to record with the version (templated).
@@ -186,9 +190,15 @@ class SageMakerModelPackageOperator(BaseOperator):
         version = registry.register(
             self.group, self.model["model_uri"], self.model["sha256"], dict(self.metrics), metadata
         )
-        self.log.info("registered %s (%s)", version.arn, version.status)
+        if version.reused:
+            from mlops.backends.base import RegistrationIdentity
+
+            self.log.info("version %s already registered for %s: reusing it (%s, %s)", version.version,
+                          RegistrationIdentity.from_metadata(metadata), version.arn, version.status)
+        else:
+            self.log.info("registered %s (%s)", version.arn, version.status)
         persist(context, _backend().resource_url("model-package", version.group, metadata.get("report_uri")))
-        return version.to_dict()
+        return version.to_dict()  # with "reused"
 
 
 class DeploymentRefused(RuntimeError):

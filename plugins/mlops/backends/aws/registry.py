@@ -35,6 +35,7 @@ as the approver.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
@@ -53,6 +54,7 @@ from mlops.backends.base import (
     SUCCEEDED,
     Deployment,
     ModelVersion,
+    RegistrationIdentity,
     Registry,
     check_status,
     require_text,
@@ -75,6 +77,8 @@ _METADATA_KEY_DISALLOWED = re.compile(r"[^\w.:/=+\-@]", re.UNICODE)
 MAX_METADATA_ENTRIES = 50
 MAX_METADATA_VALUE = 256
 MAX_APPROVAL_DESCRIPTION = 1024
+CLIENT_TOKEN_MAX = 36  # CreateModelPackage ClientToken: 1-36 of [a-zA-Z0-9-]
+_UNUSABLE_PACKAGE_STATUSES = ("Failed", "Deleting")
 
 # CustomerMetadataProperties written at registration and on decisions.
 KEY_SHA256 = "sha256"
@@ -243,11 +247,23 @@ class SageMakerRegistry(AwsClients, Registry):
         self, group: str, model_uri: str, sha256: str, metrics: dict[str, Any],
         metadata: dict[str, Any],
     ) -> ModelVersion:
-        """Create the next model package of ``group`` as ``PendingManualApproval``.
+        """Create the next model package of ``group`` as ``PendingManualApproval``, or return
+        the package of ``group`` registered with the same :class:`RegistrationIdentity`
+        (``reused=True``).
 
-        The call carries a ``ClientToken`` derived from the group, digest, metrics and metadata
-        (which includes the DAG run), so a retried task gets the package of its first attempt
-        back instead of a second version.
+        With an identity, three things keep one identity to one package:
+
+        * before creating, the group's packages are listed and the one whose description
+          carries the identity key (:meth:`client_token`'s source; descriptions cannot be
+          changed) and whose metadata JSON has the same identity is returned;
+        * ``CreateModelPackage`` carries a ``ClientToken`` derived from the group and the
+          identity only, so SageMaker answers a concurrent second run (and a retry) within its
+          idempotency window with the first run's package;
+        * should SageMaker refuse the token because the second request differs from the first,
+          the package registered by the first is looked up and returned.
+
+        Without an identity the token is derived from the group, digest, metrics and metadata
+        (which includes the DAG run): only a retry gets its first attempt's package back.
 
         :raises ModelPackageGroupNotFound: the group was never created (:meth:`ensure_group`).
         :raises ValueError: naming the malformed field.
@@ -265,9 +281,17 @@ class SageMakerRegistry(AwsClients, Registry):
         sha256 = sha256.lower()
         metrics_text = strict_json(metrics, "metrics")
         metadata_text = strict_json(metadata, "metadata")
+        identity = RegistrationIdentity.from_metadata(metadata)
+        if identity is not None and (existing := self._registered(group, identity)) is not None:
+            return dataclasses.replace(existing, reused=True)
         metrics_uri, metrics_digest = self._put_content_addressed(f"{group}/metrics", metrics_text)
         metadata_uri, _ = self._put_content_addressed(f"{group}/metadata", metadata_text)
-        token = hashlib.sha256("\x1f".join((group, sha256, metrics_text, metadata_text)).encode()).hexdigest()
+        if identity is not None:
+            token = self.client_token(group, identity)
+            description = f"{group}: model.tar.gz sha256 {sha256}; identity {identity.key(group)}"
+        else:
+            token = hashlib.sha256("\x1f".join((group, sha256, metrics_text, metadata_text)).encode()).hexdigest()
+            description = f"{group}: model.tar.gz sha256 {sha256}"
         container = {
             "Image": self.image_uri,
             "ModelDataUrl": model_uri,
@@ -275,7 +299,7 @@ class SageMakerRegistry(AwsClients, Registry):
         }
         request = {
             "ModelPackageGroupName": group,
-            "ModelPackageDescription": f"{group}: model.tar.gz sha256 {sha256}",
+            "ModelPackageDescription": description,
             "InferenceSpecification": {
                 "Containers": [container],
                 "SupportedContentTypes": CONTENT_TYPES,
@@ -294,7 +318,7 @@ class SageMakerRegistry(AwsClients, Registry):
                 "ProjectId": group,
             },
             "CustomerMetadataProperties": self._customer_metadata(sha256, metadata, metadata_uri),
-            "ClientToken": token[:36],
+            "ClientToken": token[:CLIENT_TOKEN_MAX],
         }
         try:
             arn = self.sagemaker.create_model_package(**request)["ModelPackageArn"]
@@ -304,8 +328,36 @@ class SageMakerRegistry(AwsClients, Registry):
                 raise ModelPackageGroupNotFound(
                     f"model package group {group!r} does not exist; create it with ensure_group() first"
                 ) from None
+            if identity is not None and (existing := self._registered(group, identity)) is not None:
+                return dataclasses.replace(existing, reused=True)  # a concurrent run created it
             raise
-        return self.get(arn)
+        described = self._describe(arn)
+        # SageMaker answered the token with another run's package: its metadata JSON is not ours.
+        reused = (described.get("CustomerMetadataProperties") or {}).get(KEY_METADATA_URI) != metadata_uri
+        return dataclasses.replace(self._version(described), reused=reused)
+
+    @staticmethod
+    def client_token(group: str, identity: RegistrationIdentity) -> str:
+        """``CreateModelPackage``'s ``ClientToken`` for ``identity`` in the SageMaker group ``group``:
+        the first 36 hex characters of :meth:`RegistrationIdentity.key`, the same for every run."""
+        return identity.key(group)[:CLIENT_TOKEN_MAX]
+
+    def _registered(self, group: str, identity: RegistrationIdentity) -> ModelVersion | None:
+        """The newest usable package of ``group`` registered with ``identity``, or None.
+
+        Candidates are picked from the listing by the identity key in their description; the
+        identity is then checked against the package's metadata JSON (exact hyperparameters,
+        which the customer metadata holds only as sanitised text).
+        """
+        marker = f"identity {identity.key(group)}"
+        for summary in self._summaries(group, None):
+            if (marker not in (summary.get("ModelPackageDescription") or "")
+                    or summary.get("ModelPackageStatus") in _UNUSABLE_PACKAGE_STATUSES):
+                continue
+            version = self.get(summary["ModelPackageArn"])
+            if RegistrationIdentity.from_metadata(version.metadata) == identity:
+                return version
+        return None
 
     @staticmethod
     def _customer_metadata(sha256: str, metadata: dict[str, Any], metadata_uri: str) -> dict[str, str]:
@@ -371,6 +423,8 @@ class SageMakerRegistry(AwsClients, Registry):
         """Set ``ModelApprovalStatus`` with ``ApprovalDescription`` = ``reason`` and record the
         decision (approver, reason, evidence) in the approval history in S3.
 
+        A package that has ``status`` already is returned as it is: no update, no record.
+
         :raises ValueError: unknown status, empty approver, or evidence that is not JSON.
         :raises ModelPackageNotFound: unknown ``arn``.
         """
@@ -381,6 +435,8 @@ class SageMakerRegistry(AwsClients, Registry):
         evidence_text = strict_json(evidence, "evidence")
         described = self._describe(arn)
         previous = self._version(described)
+        if previous.status == status:
+            return previous
         decided_at = datetime.now(UTC)
         record_key = _record_key(self._approvals_prefix(previous), decided_at)
         properties = {

@@ -12,6 +12,7 @@ concurrent tasks never get the same version number; WAL mode lets readers run al
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import sqlite3
@@ -29,6 +30,7 @@ from mlops.backends.base import (
     SUCCEEDED,
     Deployment,
     ModelVersion,
+    RegistrationIdentity,
     Registry,
     check_status,
     require_text,
@@ -201,7 +203,12 @@ class SQLiteRegistry(Registry):
         self, group: str, model_uri: str, sha256: str, metrics: dict[str, Any],
         metadata: dict[str, Any],
     ) -> ModelVersion:
-        """Add the next version of ``group`` with status ``PendingManualApproval``.
+        """Add the next version of ``group`` with status ``PendingManualApproval``, or return
+        the newest version of ``group`` with the same :class:`RegistrationIdentity`
+        (``reused=True``).
+
+        The look-up and the insert are one ``BEGIN IMMEDIATE`` transaction, so processes
+        registering one identity at the same time end with one version.
 
         :param group: an existing model package group (see :meth:`ensure_group`).
         :param model_uri: the ``model.tar.gz`` artifact.
@@ -217,12 +224,15 @@ class SQLiteRegistry(Registry):
             raise ValueError(f"sha256 must be 64 hexadecimal characters, got {sha256!r}")
         metrics_json = strict_json(metrics, "metrics")
         metadata_json = strict_json(metadata, "metadata")
+        identity = RegistrationIdentity.from_metadata(metadata)
         with self._write() as conn:
             if conn.execute("SELECT 1 FROM model_package_groups WHERE name = ?", (group,)).fetchone() is None:
                 raise ModelPackageGroupNotFound(
                     f"model package group {group!r} does not exist in {self.db_path}; "
                     "create it with ensure_group() first"
                 )
+            if identity is not None and (existing := self._registered(conn, group, identity)) is not None:
+                return dataclasses.replace(existing, reused=True)
             (version,) = conn.execute(
                 "SELECT COALESCE(MAX(version), 0) + 1 FROM model_packages WHERE group_name = ?", (group,)
             ).fetchone()
@@ -234,6 +244,17 @@ class SQLiteRegistry(Registry):
                  _utcnow()),
             )
             return self._get(conn, arn)
+
+    def _registered(self, conn: sqlite3.Connection, group: str,
+                    identity: RegistrationIdentity) -> ModelVersion | None:
+        """The newest version of ``group`` registered with ``identity``, or None."""
+        rows = conn.execute(
+            "SELECT arn, metadata FROM model_packages WHERE group_name = ? ORDER BY version DESC", (group,)
+        )
+        for row in rows:
+            if RegistrationIdentity.from_metadata(json.loads(row["metadata"])) == identity:
+                return self._get(conn, row["arn"])
+        return None
 
     def get(self, arn: str) -> ModelVersion:
         """The model package ``arn``; raises :class:`ModelPackageNotFound` (a ``KeyError``)."""
@@ -262,6 +283,9 @@ class SQLiteRegistry(Registry):
         """Set ``ModelApprovalStatus`` of ``arn`` and append the decision to its approval history.
 
         ``PendingManualApproval`` is accepted too, to reset a decision (as SageMaker allows).
+        The current status is read in the write transaction: when ``arn`` has ``status``
+        already (two identical decisions at once), nothing is written and the version is
+        returned with the approver and reason of the decision that set it.
 
         :param approver: who decided (a user, or ``policy:<name>`` for an automatic decision).
         :param reason: why, in words (SageMaker ``ApprovalDescription``).
@@ -276,6 +300,8 @@ class SQLiteRegistry(Registry):
         evidence_json = strict_json(evidence, "evidence")
         with self._write() as conn:
             previous = self._get(conn, arn)
+            if previous.status == status:
+                return previous
             conn.execute(
                 "UPDATE model_packages SET status = ?, approver = ?, approval_reason = ? WHERE arn = ?",
                 (status, approver, reason, arn),
