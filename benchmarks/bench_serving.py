@@ -138,6 +138,7 @@ sys.exit(runtime.main(["serve"]))
 def start_ours(home: Path, model_dir: Path, record_csv: str, handler: Path | None = None) -> Server:
     from mlops.backends.base import EndpointSpec
     from mlops.backends.local.hosting import LocalHosting
+    from mlops.backends.local.runtime import ping, runtime_environment
     from mlops.settings import Settings
     from mlops.storage import pack_model
 
@@ -149,14 +150,14 @@ def start_ours(home: Path, model_dir: Path, record_csv: str, handler: Path | Non
         if handler is not None:
             settings.runtime_dir.mkdir(parents=True, exist_ok=True)
             subprocess.Popen([sys.executable, "-c", _WITH_HANDLER, str(handler.resolve())],
-                             env=hosting._runtime_environment(), cwd=settings.runtime_dir,
+                             env=runtime_environment(settings), cwd=settings.runtime_dir,
                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                              start_new_session=True)
             deadline = time.monotonic() + START_TIMEOUT_S
-            while hosting._ping() is None and time.monotonic() < deadline:
+            while ping(settings) is None and time.monotonic() < deadline:
                 time.sleep(0.2)
         hosting.ensure_running()
-        serving = hosting._ping()["handlers"]
+        serving = ping(settings)["handlers"]
         expected = str((handler or ROOT / "include" / "serving" / "inference.py").resolve())
         if serving != expected:
             raise RuntimeError(f"the runtime serves with {serving}, not {expected}")

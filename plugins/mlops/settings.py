@@ -7,16 +7,23 @@ variable                  meaning                                      default
 ``MLOPS_HOME``            local state: registry DB, runtime, Airflow      ``<project>/.mlops``
 ``MLOPS_DATA_URI``        root of the object store (``file://``/``s3://``) ``file://$MLOPS_HOME/data``
 ``MLOPS_AWS_CONN_ID``     Airflow connection used for ``s3://`` and AWS  ``aws_default``
-``MLOPS_RUNTIME_PORT``    port of the local runtime on 127.0.0.1          ``8765``
+``MLOPS_RUNTIME_PORT``    port of the local model runtime                 ``8765``
+``MLOPS_RUNTIME_HOST``    address the runtime binds (compose: 0.0.0.0)    ``127.0.0.1``
+``MLOPS_RUNTIME_URL``     where clients reach the runtime                 ``http://127.0.0.1:<port>``
 ``MLOPS_AWS_REGION``      region of SageMaker and the bucket              ``us-east-1``
 ``MLOPS_SAGEMAKER_ROLE``  execution role ARN SageMaker jobs assume        (required on ``aws``)
 ``MLOPS_NAME_PREFIX``     prefix of every AWS resource name (IAM scoping) ``mlops``
 ``MLOPS_INSTANCE_TYPE``   training/tuning instance type                   ``ml.m5.large``
 ========================  ===========================================  ==========================
+
+The runtime listens on loopback only unless ``MLOPS_RUNTIME_HOST`` says otherwise: its admin API
+deploys models without authentication. docker-compose runs it as a service of its own, binding
+0.0.0.0 inside the compose network (no published port), with ``MLOPS_RUNTIME_URL`` naming it.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +51,8 @@ class Settings:
     sagemaker_role_arn: str = ""
     name_prefix: str = "mlops"
     instance_type: str = "ml.m5.large"
+    runtime_host: str = "127.0.0.1"
+    runtime_service_url: str = ""  # MLOPS_RUNTIME_URL; empty: the runtime on this machine's loopback
 
     @property
     def state_dir(self) -> Path:
@@ -60,7 +69,8 @@ class Settings:
 
     @property
     def runtime_url(self) -> str:
-        return f"http://127.0.0.1:{self.runtime_port}"
+        """Where clients reach the model runtime: ``MLOPS_RUNTIME_URL``, else its loopback address."""
+        return self.runtime_service_url or f"http://127.0.0.1:{self.runtime_port}"
 
     def data_root(self) -> ObjectStoragePath:
         """Root of the object store as an ``ObjectStoragePath`` (``file://`` or ``s3://``)."""
@@ -82,6 +92,14 @@ def get_settings() -> Settings:
     port_text = os.environ.get("MLOPS_RUNTIME_PORT", "8765")
     if not port_text.isdigit() or not 0 < int(port_text) < 65536:
         raise ValueError(f"MLOPS_RUNTIME_PORT={port_text!r} is not a TCP port number")
+    runtime_host = os.environ.get("MLOPS_RUNTIME_HOST", "").strip() or "127.0.0.1"
+    try:
+        ipaddress.IPv4Address(runtime_host)
+    except ValueError:
+        raise ValueError(f"MLOPS_RUNTIME_HOST={runtime_host!r} is not an IPv4 address to bind") from None
+    runtime_service_url = os.environ.get("MLOPS_RUNTIME_URL", "").strip().rstrip("/")
+    if runtime_service_url and not runtime_service_url.startswith(("http://", "https://")):
+        raise ValueError(f"MLOPS_RUNTIME_URL={runtime_service_url!r} must start with http:// or https://")
     return Settings(
         backend=backend,
         home=home,
@@ -92,4 +110,6 @@ def get_settings() -> Settings:
         sagemaker_role_arn=os.environ.get("MLOPS_SAGEMAKER_ROLE", ""),
         name_prefix=os.environ.get("MLOPS_NAME_PREFIX", "mlops"),
         instance_type=os.environ.get("MLOPS_INSTANCE_TYPE", "ml.m5.large"),
+        runtime_host=runtime_host,
+        runtime_service_url=runtime_service_url,
     )

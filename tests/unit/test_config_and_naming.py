@@ -286,3 +286,31 @@ def test_bad_runtime_port_is_named(mlops_home, monkeypatch, value):
 
     with pytest.raises(ValueError, match="MLOPS_RUNTIME_PORT"):
         get_settings()
+
+
+def test_the_runtime_binds_loopback_and_is_reached_there_by_default(mlops_home, monkeypatch):
+    monkeypatch.setenv("MLOPS_RUNTIME_PORT", "9001")
+    monkeypatch.delenv("MLOPS_RUNTIME_HOST", raising=False)
+    monkeypatch.delenv("MLOPS_RUNTIME_URL", raising=False)
+
+    settings = get_settings()
+
+    assert (settings.runtime_host, settings.runtime_url) == ("127.0.0.1", "http://127.0.0.1:9001")
+
+
+def test_a_runtime_service_binds_its_host_and_is_reached_at_its_url(mlops_home, monkeypatch):
+    monkeypatch.setenv("MLOPS_RUNTIME_HOST", "172.18.0.5")
+    monkeypatch.setenv("MLOPS_RUNTIME_URL", "http://model-runtime:8765/")
+
+    settings = get_settings()
+
+    assert (settings.runtime_host, settings.runtime_url) == ("172.18.0.5", "http://model-runtime:8765")
+
+
+@pytest.mark.parametrize(("name", "value"), [("MLOPS_RUNTIME_HOST", "model-runtime"), ("MLOPS_RUNTIME_HOST", "::"),
+                                             ("MLOPS_RUNTIME_URL", "model-runtime:8765")])
+def test_bad_runtime_host_or_url_is_named(mlops_home, monkeypatch, name, value):
+    monkeypatch.setenv(name, value)
+
+    with pytest.raises(ValueError, match=name):
+        get_settings()

@@ -11,6 +11,8 @@ import csv
 import io
 import json
 import os
+import subprocess
+import sys
 import threading
 import urllib.request
 from dataclasses import dataclass
@@ -28,7 +30,7 @@ from sklearn.preprocessing import OneHotEncoder
 
 from mlops.backends.base import EndpointSpec
 from mlops.backends.local.hosting import EndpointNotFound, LocalHosting
-from mlops.backends.local.runtime import MAX_PAYLOAD_BYTES, read_pid
+from mlops.backends.local.runtime import MAX_PAYLOAD_BYTES, PLUGINS_DIR, read_pid
 from mlops.settings import Settings, get_settings
 from mlops.storage import DigestMismatch, pack_model
 from testkit.runtime import flip_a_byte, running_runtime
@@ -371,6 +373,49 @@ def test_stop_leaves_no_process_and_stopping_again_is_fine(own_hosting):
     assert not (runtime_dir / "runtime.pid").exists()
     with pytest.raises(OSError):
         urllib.request.urlopen(f"{own_hosting.settings.runtime_url}/ping", timeout=2)
+
+
+def run_runtime_command(command: str) -> subprocess.CompletedProcess:
+    """``python -m mlops.backends.local.runtime <command>`` for this test's MLOPS_HOME, as a launcher runs it."""
+    env = {**os.environ, "PYTHONPATH": str(PLUGINS_DIR)}
+    return subprocess.run([sys.executable, "-m", "mlops.backends.local.runtime", command], env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_start_command_starts_a_detached_runtime_and_prints_its_url_and_pid(own_hosting):
+    settings = own_hosting.settings
+
+    started = run_runtime_command("start")
+
+    pid = read_pid(settings.runtime_dir)
+    assert started.returncode == 0, started.stderr
+    assert started.stdout.startswith(f"runtime {pid} serving {settings.runtime_url}")
+    assert os.getsid(pid) == pid  # a session of its own: the launcher's end does not end it
+    with urllib.request.urlopen(f"{settings.runtime_url}/ping", timeout=5) as response:
+        assert json.loads(response.read())["pid"] == pid
+
+
+def test_start_command_is_idempotent_when_the_runtime_runs(own_hosting):
+    own_hosting.ensure_running()
+    pid = read_pid(own_hosting.settings.runtime_dir)
+
+    again = run_runtime_command("start")
+
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.startswith(f"runtime {pid} serving ")
+    assert read_pid(own_hosting.settings.runtime_dir) == pid
+
+
+def test_a_runtime_service_elsewhere_is_waited_for_and_never_started_here(mlops_home):
+    from dataclasses import replace
+
+    from mlops.backends.local.runtime import start_runtime
+
+    elsewhere = replace(get_settings(), runtime_service_url="http://model-runtime.invalid:8765")
+
+    with pytest.raises(RuntimeError, match="did not answer .* it is a service of its own"):
+        start_runtime(elsewhere, timeout=0.5)
+    assert read_pid(elsewhere.runtime_dir) is None
 
 
 def test_requests_are_logged_with_status_and_milliseconds(runtime, client):

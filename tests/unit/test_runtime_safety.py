@@ -2,21 +2,28 @@
 test_transform.py and the deploy tests do not assert already:
 
 * the runtime's only listening socket is on 127.0.0.1 (not 0.0.0.0, not another interface);
+* the runtime is a service of its own: started from an Airflow task's environment (database
+  blocked, parsing context set) it gets only an allowlist of variables, no Airflow one, and it
+  deploys and serves a model without ever importing Airflow;
 * a request body is bounded however it arrives: a declared Content-Length over the drain cap is
   refused before any of the body is read, a chunked body without a length is cut off at the limit;
 * the train_model evaluation (``mlops.ml.evaluation.load_model``) and a restarted runtime whose
   extracted copy is gone verify the artifact's digest before anything is loaded.
 
 Verified how: a real runtime process (``LocalHosting``) inspected with psutil and spoken to over
-raw HTTP; real packed artifacts, changed by one byte.
+raw HTTP; real packed artifacts, changed by one byte; an ``airflow`` package on the runtime's
+PYTHONPATH that fails (and leaves a mark) when imported.
 """
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
+import os
 import shutil
 import socket
+from dataclasses import dataclass
 from pathlib import Path
 
 import joblib
@@ -28,7 +35,14 @@ from sklearn.linear_model import LogisticRegression
 
 from mlops.backends.base import EndpointSpec
 from mlops.backends.local.hosting import LocalHosting
-from mlops.backends.local.runtime import DRAIN_LIMIT_BYTES, HOST, MAX_PAYLOAD_BYTES, read_pid
+from mlops.backends.local.runtime import (
+    DRAIN_LIMIT_BYTES,
+    HOST,
+    MAX_PAYLOAD_BYTES,
+    PLUGINS_DIR,
+    read_pid,
+    runtime_environment,
+)
 from mlops.settings import Settings, get_settings
 from mlops.storage import DigestMismatch, pack_model
 from testkit.runtime import flip_a_byte, running_runtime
@@ -86,6 +100,90 @@ def test_the_runtime_cannot_be_reached_on_another_interface(runtime):
     for address in others:
         with pytest.raises(OSError), socket.create_connection((address, runtime.runtime_port), timeout=5):
             pass
+
+
+# ---------------------------------------------------------------- a service of its own, never an Airflow task's child
+# What an Airflow 3 task process carries (supervisor.block_orm_access and the task runner).
+TASK_ENVIRONMENT = {
+    "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": "airflow-db-not-allowed:///",
+    "AIRFLOW__CORE__SQL_ALCHEMY_CONN": "airflow-db-not-allowed:///",
+    "_AIRFLOW_PARSING_CONTEXT_DAG_ID": "x",
+    "_AIRFLOW_PARSING_CONTEXT_TASK_ID": "deploy_staging",
+    "AIRFLOW_CONN_AWS_DEFAULT": "aws://",
+}
+
+
+def test_the_runtime_environment_is_an_allowlist_plus_the_settings(tmp_path):
+    settings = Settings(backend="local", home=tmp_path, data_uri=(tmp_path / "data").as_uri(),
+                        aws_conn_id="aws_default", runtime_port=9123)
+    kept = {"PATH": "/usr/bin", "HOME": "/home/a", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "TZ": "UTC",
+            "TMPDIR": "/tmp/x", "NO_PROXY": "localhost", "https_proxy": "http://proxy:3128",
+            "AWS_ACCESS_KEY_ID": "AKIA", "AWS_SECRET_ACCESS_KEY": "secret", "AWS_DEFAULT_REGION": "eu-west-1",
+            "AWS_ENDPOINT_URL_S3": "http://minio:9000", "MLOPS_RUNTIME_WORKERS": "2"}
+    dropped = {**TASK_ENVIRONMENT, "AIRFLOW_HOME": "/opt/airflow", "LD_PRELOAD": "/x.so", "SOME_TOKEN": "t"}
+
+    env = runtime_environment(settings, {**kept, **dropped, "PYTHONPATH": "/extra"})
+
+    assert env == {
+        **kept, "PYTHONPATH": os.pathsep.join([str(PLUGINS_DIR), "/extra"]), "MLOPS_BACKEND": "local",
+        "MLOPS_HOME": str(tmp_path), "MLOPS_DATA_URI": settings.data_uri, "MLOPS_AWS_CONN_ID": "aws_default",
+        "MLOPS_RUNTIME_PORT": "9123", "MLOPS_RUNTIME_HOST": "127.0.0.1",
+    }
+
+
+@dataclass(frozen=True)
+class StartedFromATask:
+    hosting: LocalHosting
+    poisoned_path: Path  # an `airflow` package that fails when imported
+    airflow_imported: Path  # the mark it leaves first
+
+
+@pytest.fixture(scope="module")
+def started_from_a_task(tmp_path_factory):
+    """A runtime started by LocalHosting from an Airflow task's environment, a model deployed on it.
+
+    Its PYTHONPATH (kept by the allowlist) leads with an ``airflow`` package that leaves a mark
+    and raises when imported, so a runtime that imported Airflow could not deploy or answer.
+    """
+    root = tmp_path_factory.mktemp("task-environment")
+    poisoned, mark = root / "poisoned", root / "airflow-was-imported"
+    (poisoned / "airflow").mkdir(parents=True)
+    (poisoned / "airflow" / "__init__.py").write_text(
+        f"open({str(mark)!r}, 'w').close()\nraise ImportError('the model runtime imported airflow')\n")
+    uri, sha256 = pack_model(fit_model(root / "model"), (root / "mlops" / "data" / "model.tar.gz").as_uri())
+    with contextlib.ExitStack() as stack:
+        with pytest.MonkeyPatch.context() as patch:  # the task's environment while the runtime starts
+            for name, value in {**TASK_ENVIRONMENT, "PYTHONPATH": str(poisoned)}.items():
+                patch.setenv(name, value)
+            hosting = stack.enter_context(running_runtime(root / "mlops"))
+        hosting.deploy(EndpointSpec("from-a-task", "from-a-task-config", uri, sha256))
+        yield StartedFromATask(hosting, poisoned, mark)
+
+
+def test_a_runtime_started_from_a_task_deploys_and_answers_over_http(started_from_a_task):
+    client = started_from_a_task.hosting.runtime_client()
+
+    response = client.invoke_endpoint(EndpointName="from-a-task", ContentType="text/csv", Body="3,40.5\n50,99.0")
+
+    assert len(response["Body"].read().decode().splitlines()) == 2
+
+
+def test_a_runtime_started_from_a_task_has_no_airflow_variable(started_from_a_task):
+    settings = started_from_a_task.hosting.settings
+    environment = psutil.Process(read_pid(settings.runtime_dir)).environ()
+
+    assert [name for name in environment if "AIRFLOW" in name] == []
+    assert environment["MLOPS_HOME"] == str(settings.home)
+
+
+def test_a_runtime_started_from_a_task_never_imports_airflow(started_from_a_task):
+    settings = started_from_a_task.hosting.settings
+    environment = psutil.Process(read_pid(settings.runtime_dir)).environ()
+    started_from_a_task.hosting.runtime_client().invoke_endpoint(
+        EndpointName="from-a-task", ContentType="text/csv", Body="3,40.5")
+
+    assert str(started_from_a_task.poisoned_path) in environment["PYTHONPATH"].split(os.pathsep)
+    assert not started_from_a_task.airflow_imported.exists()
 
 
 # ---------------------------------------------------------------- bounded input

@@ -1,19 +1,14 @@
-"""Local twin of SageMaker hosting: endpoints served by the runtime process on 127.0.0.1.
+"""Local twin of SageMaker hosting: endpoints served by the model runtime process.
 
-:class:`LocalHosting` starts the runtime (:mod:`mlops.backends.local.runtime`) on demand and
-drives its admin API; callers invoke endpoints with the real boto3 ``sagemaker-runtime`` client
-from :meth:`LocalHosting.runtime_client`, exactly as on AWS.
+:class:`LocalHosting` starts the runtime (:mod:`mlops.backends.local.runtime`) on demand, as a
+service with an environment of its own, and drives its admin API; callers invoke endpoints with
+the real boto3 ``sagemaker-runtime`` client from :meth:`LocalHosting.runtime_client`, exactly as
+on AWS.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import socket
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -21,12 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from mlops.backends.base import Endpoint, EndpointSpec, Hosting, JobHandle, LongRunningPort
-from mlops.settings import PROJECT_ROOT, Settings
+from mlops.settings import Settings
 from mlops.storage import DigestMismatch
 
 REGION = "us-east-1"
-PLUGINS_DIR = PROJECT_ROOT / "plugins"
-RUNTIME_MODULE = "mlops.backends.local.runtime"
 
 
 class EndpointNotFound(LookupError):
@@ -61,8 +54,8 @@ class LocalHosting(Hosting, LongRunningPort):
         self.settings = settings
         self.start_timeout = start_timeout
         self.deploy_timeout = deploy_timeout
-        self._process: subprocess.Popen | None = None
-        # The runtime is on 127.0.0.1: never route these calls through an HTTP(S)_PROXY.
+        # The runtime is on this machine or in the same network: never route these calls through an
+        # HTTP(S)_PROXY.
         self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
     @property
@@ -71,94 +64,27 @@ class LocalHosting(Hosting, LongRunningPort):
 
     # ------------------------------------------------------------ runtime process
     def ensure_running(self) -> None:
-        """Start the runtime detached unless it answers ``/ping``; wait until it does."""
-        if self._ping() is not None:
-            return
-        runtime_dir = self.settings.runtime_dir
-        runtime_dir.mkdir(parents=True, exist_ok=True)
-        with self.log_path.open("ab") as log:
-            self._process = subprocess.Popen(
-                [sys.executable, "-m", RUNTIME_MODULE, "serve"],
-                env=self._runtime_environment(),
-                cwd=runtime_dir,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        deadline = time.monotonic() + self.start_timeout
-        while time.monotonic() < deadline:
-            if self._ping() is not None:
-                return
-            # Exited: fine if a runtime started concurrently holds the port, else a real failure.
-            if self._process.poll() is not None and not self._port_listening():
-                raise RuntimeError(
-                    f"the local runtime exited with code {self._process.returncode} before "
-                    f"answering {self.settings.runtime_url}/ping; see {self.log_path}"
-                )
-            time.sleep(0.1)
-        raise RuntimeError(
-            f"the local runtime did not answer {self.settings.runtime_url}/ping within "
-            f"{self.start_timeout:.0f}s; see {self.log_path}"
-        )
+        """Start the runtime unless it answers ``/ping``; wait until it does.
+
+        One starter for every caller (:func:`~mlops.backends.local.runtime.start_runtime`): a
+        detached process with a clean environment of its own, never this process's (under an
+        Airflow worker, a task's environment blocks Airflow's database).
+        """
+        from mlops.backends.local.runtime import start_runtime
+
+        start_runtime(self.settings, timeout=self.start_timeout)
 
     def stop(self) -> None:
         """Stop the runtime of this ``MLOPS_HOME``; not an error when none runs."""
         from mlops.backends.local.runtime import stop_runtime
 
         stop_runtime(self.settings.runtime_dir)
-        if self._process is not None:  # reap the runtime this object started
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self._process.wait(timeout=5)
-            self._process = None
-
-    def _runtime_environment(self) -> dict[str, str]:
-        env = dict(os.environ)
-        paths = [str(PLUGINS_DIR)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
-        env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
-        env.update(
-            MLOPS_BACKEND=self.settings.backend,
-            MLOPS_HOME=str(self.settings.home),
-            MLOPS_DATA_URI=self.settings.data_uri,
-            MLOPS_AWS_CONN_ID=self.settings.aws_conn_id,
-            MLOPS_RUNTIME_PORT=str(self.settings.runtime_port),
-        )
-        return env
-
-    def _ping(self) -> dict[str, Any] | None:
-        """The runtime's ``/ping`` answer, or None when nothing answers in time.
-
-        Raises ``RuntimeError`` when the port is answered by something else, such as the
-        runtime of another ``MLOPS_HOME``.
-        """
-        url = f"{self.settings.runtime_url}/ping"
-        try:
-            with self._opener.open(url, timeout=2) as response:
-                info = json.loads(response.read())
-        except (urllib.error.HTTPError, ValueError) as err:
-            raise RuntimeError(f"{url} is answered by something other than the runtime") from err
-        except OSError:
-            return None
-        served = info.get("runtime_dir") if isinstance(info, dict) else None
-        if served is None:
-            raise RuntimeError(f"{url} is answered by something other than the runtime")
-        if served != str(self.settings.runtime_dir):
-            raise RuntimeError(
-                f"{url} is served by the runtime of {served}, not of "
-                f"{self.settings.runtime_dir}; give this MLOPS_HOME its own MLOPS_RUNTIME_PORT"
-            )
-        return info
-
-    def _port_listening(self) -> bool:
-        with socket.socket() as sock:
-            sock.settimeout(1)
-            return sock.connect_ex(("127.0.0.1", self.settings.runtime_port)) == 0
 
     # ------------------------------------------------------------ admin API
     def _admin(self, method: str, name: str | None = None, payload: dict | None = None,
                timeout: float = 30.0) -> dict[str, Any]:
         path = "/admin/endpoints" + (f"/{urllib.parse.quote(name, safe='')}" if name else "")
-        request = urllib.request.Request(  # noqa: S310 - runtime_url is always http://127.0.0.1:<port>
+        request = urllib.request.Request(  # noqa: S310 - runtime_url is the runtime's http:// URL
             self.settings.runtime_url + path,
             method=method,
             data=None if payload is None else json.dumps(payload).encode("utf-8"),

@@ -1,4 +1,10 @@
-"""The local twin of SageMaker hosting: one process on 127.0.0.1 serving every local endpoint.
+"""The local twin of SageMaker hosting: one process serving every local endpoint, on 127.0.0.1 by default.
+
+It is a service of its own, like SageMaker's endpoint service, not part of an Airflow task: it
+never imports Airflow (artifacts are read with fsspec directly and the process's own AWS
+credentials: :func:`mlops.storage.read_bytes_without_airflow`), and it starts with an environment
+built from an allowlist (:func:`runtime_environment`), never the environment of the process that
+started it (an Airflow task's blocks Airflow's database), in a session of its own.
 
 It speaks the SageMaker Runtime REST path, so the real boto3 ``sagemaker-runtime`` client works
 against it with ``endpoint_url=settings.runtime_url`` (the SigV4 headers are ignored)::
@@ -43,8 +49,20 @@ until the new one is ready, and a failed deploy leaves the endpoint as it was. T
 table persists in ``runtime_dir/endpoints.json`` and is restored on start; the process writes
 ``runtime_dir/runtime.pid`` and logs every request to ``runtime_dir/runtime.log``.
 
-Run it with ``python -m mlops.backends.local.runtime serve|stop|status`` (``plugins/`` on
-``PYTHONPATH``); :class:`~mlops.backends.local.hosting.LocalHosting` starts it on demand.
+Run it with ``python -m mlops.backends.local.runtime <command>`` (``plugins/`` on ``PYTHONPATH``):
+
+    serve    serve in the foreground (what a container or a service manager runs)
+    start    start it detached (own session, clean environment, logs to runtime.log), wait
+             until /ping answers, print its URL and pid; exits 0 at once when it already runs
+    stop     SIGTERM, then SIGKILL after 10 s; fine when none runs
+    status   pid, URL and endpoints as JSON; exit code 3 when it does not run
+
+or from Python: :func:`start_runtime` (``start``; returns the pid), :func:`stop_runtime`
+(``stop``), :func:`status`. :class:`~mlops.backends.local.hosting.LocalHosting` calls
+:func:`start_runtime` on demand. The settings (:mod:`mlops.settings`): ``MLOPS_RUNTIME_PORT``,
+``MLOPS_RUNTIME_HOST`` (the address bound; 127.0.0.1 unless a container must be reached from
+others) and ``MLOPS_RUNTIME_URL`` (where clients reach it; a runtime at a non-loopback URL is a
+service started elsewhere, e.g. docker-compose's ``model-runtime``, and is waited for, never started).
 """
 
 from __future__ import annotations
@@ -52,6 +70,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import ipaddress
 import json
 import logging
 import math
@@ -61,10 +80,14 @@ import re
 import shutil
 import signal
 import socket
+import subprocess
 import sys
 import tempfile
 import threading
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -77,10 +100,11 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from mlops.entrypoints import inference_module
-from mlops.settings import Settings, get_settings
-from mlops.storage import SHA256, DigestMismatch, unpack_model, write_text_atomic
+from mlops.settings import PROJECT_ROOT, Settings, get_settings
+from mlops.storage import SHA256, DigestMismatch, read_bytes_without_airflow, unpack_model, write_text_atomic
 
-HOST = "127.0.0.1"
+HOST = "127.0.0.1"  # the default bind address (MLOPS_RUNTIME_HOST)
+PLUGINS_DIR = PROJECT_ROOT / "plugins"
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024  # SageMaker real-time InvokeEndpoint limit
 DRAIN_LIMIT_BYTES = 8 * MAX_PAYLOAD_BYTES
 PRODUCTION_VARIANT = "AllTraffic"
@@ -288,7 +312,7 @@ class EndpointTable:
         target = self.models_dir / sha256
         staging = Path(tempfile.mkdtemp(prefix=f".{sha256[:12]}-", dir=self.models_dir))
         try:
-            unpack_model(model_uri, staging, sha256)
+            unpack_model(model_uri, staging, sha256, read=read_bytes_without_airflow)
             if not target.exists():
                 os.replace(staging, target)
         finally:
@@ -765,8 +789,9 @@ def create_app(table: EndpointTable, runtime_dir: Path, batcher: PredictionBatch
 def _configure_logging(runtime_dir: Path) -> None:
     """Send the runtime's and uvicorn's logs to ``runtime.log``.
 
-    The handlers sit on these named loggers rather than the root: ``storage`` reads artifacts
-    through Airflow's ``ObjectStoragePath``, and importing Airflow replaces the root config.
+    The handlers sit on these named loggers rather than the root, so the libraries' own INFO
+    lines (s3fs, botocore) stay out of the request log; their warnings still reach stderr,
+    which is ``runtime.log`` too when :func:`start_runtime` started the process.
     """
     handler = logging.FileHandler(log_file(runtime_dir), encoding="utf-8")
     handlers: list[logging.Handler] = [handler] + ([logging.StreamHandler()] if sys.stderr.isatty() else [])
@@ -781,7 +806,7 @@ def _configure_logging(runtime_dir: Path) -> None:
 
 
 def serve(settings: Settings) -> int:
-    """Bind 127.0.0.1:<port>, restore the endpoints and serve until SIGTERM/SIGINT."""
+    """Bind ``MLOPS_RUNTIME_HOST:MLOPS_RUNTIME_PORT``, restore the endpoints and serve until SIGTERM/SIGINT."""
     import uvicorn
 
     runtime_dir = settings.runtime_dir
@@ -796,11 +821,12 @@ def serve(settings: Settings) -> int:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        sock.bind((HOST, settings.runtime_port))
+        sock.bind((settings.runtime_host, settings.runtime_port))
         sock.listen(2048)  # listening at once: a concurrent start now fails to bind or listen
     except OSError as err:
         sock.close()
-        log.error("cannot bind %s: %s (is another runtime running?)", settings.runtime_url, err)
+        log.error("cannot bind %s:%d: %s (is another runtime running?)", settings.runtime_host,
+                  settings.runtime_port, err)
         return 1
     # Written only once the port is ours, so a losing concurrent start leaves the file alone.
     _write_atomically(pid_file(runtime_dir), f"{os.getpid()}\n")
@@ -817,7 +843,8 @@ def serve(settings: Settings) -> int:
             create_app(table, runtime_dir, batcher), log_config=None, access_log=False, lifespan="off",
             timeout_graceful_shutdown=5,
         )
-        log.info("runtime %d serving %s from %s", os.getpid(), settings.runtime_url, runtime_dir)
+        log.info("runtime %d serving %s:%d (%s) from %s", os.getpid(), settings.runtime_host,
+                 settings.runtime_port, settings.runtime_url, runtime_dir)
         # uvicorn shuts down gracefully, then re-raises the signal to the handler it found:
         # make that handler a clean exit, so the finally below still runs.
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -828,6 +855,127 @@ def serve(settings: Settings) -> int:
         _remove_pid_file(runtime_dir, os.getpid())
         log.info("runtime %d stopped", os.getpid())
     return 0
+
+
+# Variables the runtime keeps from the environment of whoever starts it; everything else (an
+# Airflow worker's AIRFLOW__*, AIRFLOW_CONN_*, _AIRFLOW_* among them) is left out.
+RUNTIME_ENV_NAMES = frozenset({
+    "PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "SSL_CERT_FILE", "SSL_CERT_DIR",
+    "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "no_proxy", "all_proxy",
+})
+RUNTIME_ENV_PREFIXES = ("LC_", "MLOPS_", "AWS_")  # locale, project settings, AWS credentials/region/endpoint
+
+
+def runtime_environment(settings: Settings, environ: dict[str, str] | None = None) -> dict[str, str]:
+    """The whole environment the runtime starts with: an allowlist of ``environ``, plus ``settings``.
+
+    Kept: :data:`RUNTIME_ENV_NAMES` (PATH, HOME, locale, TZ, TMPDIR, TLS certificates, proxies)
+    and the ``LC_*``, ``MLOPS_*`` and ``AWS_*`` variables (the runtime reads ``s3://`` models
+    with its own AWS credentials); ``PYTHONPATH`` is ``plugins/`` and then ``environ``'s entries;
+    the ``MLOPS_*`` settings the runtime reads are set from ``settings``. Nothing else, in
+    particular no Airflow variable: a task's environment blocks Airflow's database.
+
+    :param environ: the starting process's environment; default ``os.environ``.
+    """
+    environ = os.environ if environ is None else environ
+    env = {name: value for name, value in environ.items()
+           if name in RUNTIME_ENV_NAMES or name.startswith(RUNTIME_ENV_PREFIXES)}
+    paths = [str(PLUGINS_DIR)] + [p for p in environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
+    env.update(
+        MLOPS_BACKEND=settings.backend,
+        MLOPS_HOME=str(settings.home),
+        MLOPS_DATA_URI=settings.data_uri,
+        MLOPS_AWS_CONN_ID=settings.aws_conn_id,
+        MLOPS_RUNTIME_PORT=str(settings.runtime_port),
+        MLOPS_RUNTIME_HOST=settings.runtime_host,
+    )
+    env.pop("MLOPS_RUNTIME_URL", None)
+    if settings.runtime_service_url:
+        env["MLOPS_RUNTIME_URL"] = settings.runtime_service_url
+    return env
+
+
+def ping(settings: Settings) -> dict[str, Any] | None:
+    """The runtime's ``/ping`` answer, or None when nothing answers in time.
+
+    Raises ``RuntimeError`` when the URL is answered by something else, such as the runtime of
+    another ``MLOPS_HOME``.
+    """
+    url = f"{settings.runtime_url}/ping"
+    # Never through an HTTP(S)_PROXY: the runtime is on this machine or in the same network.
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(url, timeout=2) as response:
+            info = json.loads(response.read())
+    except (urllib.error.HTTPError, ValueError) as err:
+        raise RuntimeError(f"{url} is answered by something other than the runtime") from err
+    except OSError:
+        return None
+    served = info.get("runtime_dir") if isinstance(info, dict) else None
+    if served is None:
+        raise RuntimeError(f"{url} is answered by something other than the runtime")
+    if served != str(settings.runtime_dir):
+        raise RuntimeError(
+            f"{url} is served by the runtime of {served}, not of {settings.runtime_dir}; "
+            "give this MLOPS_HOME its own MLOPS_RUNTIME_PORT"
+        )
+    return info
+
+
+def _runs_here(settings: Settings) -> bool:
+    """Whether ``settings.runtime_url`` is on this machine's loopback (so this process may start it)."""
+    host = urllib.parse.urlsplit(settings.runtime_url).hostname or ""
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _port_listening(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(1)
+        return sock.connect_ex((HOST, port)) == 0
+
+
+def start_runtime(settings: Settings, timeout: float = 60.0) -> int:
+    """Start the runtime of ``settings`` detached, unless it answers ``/ping`` already; return its pid.
+
+    The process runs ``serve`` in a session of its own with :func:`runtime_environment` (never
+    the caller's environment), in ``runtime_dir``, appending its output to ``runtime.log``; this
+    waits until it answers ``/ping``. A runtime at a URL off this machine (``MLOPS_RUNTIME_URL``)
+    is a service started elsewhere: it is only waited for.
+
+    Raises ``RuntimeError`` naming the log when the runtime exits before answering or does not
+    answer within ``timeout`` seconds, and when the URL is answered by something else.
+    """
+    info = ping(settings)
+    if info is not None:
+        return int(info["pid"])
+    process = None
+    if _runs_here(settings):
+        runtime_dir = settings.runtime_dir
+        runtime_dir.mkdir(parents=True, exist_ok=True)
+        with log_file(runtime_dir).open("ab") as output:
+            process = subprocess.Popen(
+                [sys.executable, "-m", MODULE, "serve"], env=runtime_environment(settings), cwd=runtime_dir,
+                stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        info = ping(settings)
+        if info is not None:
+            return int(info["pid"])
+        # Exited: fine if a runtime started concurrently holds the port, else a real failure.
+        if process is not None and process.poll() is not None and not _port_listening(settings.runtime_port):
+            raise RuntimeError(
+                f"the local runtime exited with code {process.returncode} before answering "
+                f"{settings.runtime_url}/ping; see {log_file(settings.runtime_dir)}"
+            )
+        time.sleep(0.1)
+    where = (f"see {log_file(settings.runtime_dir)}" if process is not None
+             else "it is a service of its own (MLOPS_RUNTIME_URL): is it running?")
+    raise RuntimeError(f"the model runtime did not answer {settings.runtime_url}/ping within {timeout:.0f}s; {where}")
 
 
 def _env_number(name: str, default: float, minimum: float) -> float:
@@ -921,8 +1069,6 @@ def stop_runtime(runtime_dir: Path, timeout: float = 10.0) -> int | None:
 
 def status(settings: Settings) -> dict[str, Any]:
     """Pid, URL and endpoints of the runtime, as far as it answers."""
-    import urllib.request
-
     pid = read_pid(settings.runtime_dir)
     info: dict[str, Any] = {
         "running": pid is not None and is_alive(pid), "pid": pid, "url": settings.runtime_url,
@@ -943,11 +1089,19 @@ def status(settings: Settings) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog=f"python -m {MODULE}", description=__doc__.split("\n")[0])
-    parser.add_argument("command", choices=("serve", "stop", "status"))
+    parser.add_argument("command", choices=("serve", "start", "stop", "status"))
     args = parser.parse_args(argv)
     settings = get_settings()
     if args.command == "serve":
         return serve(settings)
+    if args.command == "start":
+        try:
+            pid = start_runtime(settings)
+        except RuntimeError as err:
+            print(err, file=sys.stderr)
+            return 1
+        print(f"runtime {pid} serving {settings.runtime_url} (log {log_file(settings.runtime_dir)})")
+        return 0
     if args.command == "stop":
         pid = stop_runtime(settings.runtime_dir)
         print(f"stopped runtime {pid}" if pid else "no runtime running")
