@@ -19,10 +19,11 @@ def compose():
 
 
 def test_has_the_airflow_3_components_and_their_stores(compose):
-    assert set(compose["services"]) >= {*AIRFLOW_SERVICES, "airflow-init", "postgres", "cassandra", "minio"}
+    assert set(compose["services"]) >= {*AIRFLOW_SERVICES, "airflow-init", "postgres", "cassandra", "minio",
+                                        "model-runtime"}
 
 
-@pytest.mark.parametrize("service", [*AIRFLOW_SERVICES, "postgres", "cassandra", "minio"])
+@pytest.mark.parametrize("service", [*AIRFLOW_SERVICES, "postgres", "cassandra", "minio", "model-runtime"])
 def test_every_long_running_service_has_a_healthcheck(compose, service):
     assert compose["services"][service]["healthcheck"]["test"]
 
@@ -63,3 +64,50 @@ def test_cassandra_gets_the_projects_tables(compose):
     assert init["depends_on"]["cassandra"]["condition"] == "service_healthy"
     assert "./sql/keyspaces:/cql:ro" in init["volumes"]
     assert "SimpleStrategy" in " ".join(init["entrypoint"])
+
+
+# ---------------------------------------------------------------- the model runtime, a service of its own
+def test_the_model_runtime_serves_from_the_airflow_image_and_the_shared_mlops_home(compose):
+    runtime, scheduler = compose["services"]["model-runtime"], compose["services"]["airflow-scheduler"]
+    home = runtime["environment"]["MLOPS_HOME"]
+
+    assert runtime["image"] == scheduler["image"]
+    assert runtime["command"] == ["python", "-m", "mlops.backends.local.runtime", "serve"]
+    assert home == scheduler["environment"]["MLOPS_HOME"]
+    home_volume = next(volume.split(":")[0] for volume in scheduler["volumes"] if volume.split(":")[1] == home)
+    assert f"{home_volume}:{home}" in runtime["volumes"]
+    assert {"/opt/airflow/plugins", "/opt/airflow/include"} <= {v.split(":")[1] for v in runtime["volumes"]}
+
+
+def test_the_model_runtime_health_check_pings_it(compose):
+    runtime = compose["services"]["model-runtime"]
+
+    assert f"http://localhost:{runtime['environment']['MLOPS_RUNTIME_PORT']}/ping" in runtime["healthcheck"]["test"]
+
+
+def test_the_model_runtime_environment_has_no_airflow_setting(compose):
+    env = compose["services"]["model-runtime"]["environment"]
+
+    assert [name for name in env if "AIRFLOW" in name] == []
+    assert env["MLOPS_DATA_URI"] == compose["services"]["airflow-scheduler"]["environment"]["MLOPS_DATA_URI"]
+    assert {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL_S3"} <= set(env)
+
+
+def test_the_model_runtime_binds_its_network_without_publishing_a_port(compose):
+    runtime = compose["services"]["model-runtime"]
+
+    assert runtime["environment"]["MLOPS_RUNTIME_HOST"] == "0.0.0.0"  # noqa: S104 - the compose network only
+    assert "ports" not in runtime
+
+
+@pytest.mark.parametrize("service", AIRFLOW_SERVICES)
+def test_airflow_services_reach_the_model_runtime_service(compose, service):
+    env = compose["services"][service]["environment"]
+    port = compose["services"]["model-runtime"]["environment"]["MLOPS_RUNTIME_PORT"]
+
+    assert env["MLOPS_RUNTIME_URL"] == f"http://model-runtime:{port}"
+    assert env["MLOPS_RUNTIME_PORT"] == port
+
+
+def test_the_scheduler_which_runs_the_tasks_waits_for_a_healthy_model_runtime(compose):
+    assert compose["services"]["airflow-scheduler"]["depends_on"]["model-runtime"]["condition"] == "service_healthy"
