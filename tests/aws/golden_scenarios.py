@@ -430,17 +430,24 @@ def deploy_model(world: World) -> None:
         SageMakerEndpointTestOperator,
     )
 
+    from mlops.assets import approved_model
+
     registry = _registry(world)
     registry.ensure_group(GROUP)
-    _approved_package(world, registry)
+    approved = _approved_package(world, registry)
     runtime, invocations = world.stubbed("sagemaker-runtime")
     staging_hosting = _hosting(world, world.sagemaker, registry, runtime)
     world.backend = _backend(registry=registry, hosting=staging_hosting)
+    # triggered by train_model's approval event, which names the version
+    event = SimpleNamespace(extra={"model_package_arn": approved.arn, "group": GROUP, "version": approved.version},
+                            timestamp=T0)
     context = world.context("deploy_model", params={"model_package_arn": None, "max_p95_latency_ms": None,
-                                                    "approval_mode": "policy"})
+                                                    "approval_mode": "policy"},
+                            triggering_asset_events={approved_model(GROUP): [event]},
+                            dag_run=SimpleNamespace(run_after=T0), logical_date=None)
 
     with world.step():
-        package = dag_task("deploy_model", "resolve_package")(params=context["params"])
+        package = dag_task("deploy_model", "resolve_package")(**context)
         settings = {**dag_task("deploy_model", "endpoint_settings")(), "requests": 3}
         staging = SageMakerEndpointOperator(
             task_id="deploy_staging", stage="staging", package=package, endpoint_name=STAGING_ENDPOINT,

@@ -233,10 +233,10 @@ class RegistrationIdentity:
     @classmethod
     def from_metadata(cls, metadata: dict[str, Any]) -> RegistrationIdentity | None:
         """The identity of a registration's ``metadata``; ``None`` without a dataset digest or
-        a code version (such a registration always adds a version). A code version that does
-        not pin the code (``unknown``: no git; ``<commit>-dirty``: uncommitted changes, see
-        :func:`mlops.code_version.code_version`) counts as none. Missing hyperparameters count
-        as none (``{}``)."""
+        a code version (such a registration always adds a version). :func:`mlops.code_version.code_version`
+        always pins the code (a clean commit, or a digest of the code's content); the values older
+        versions of it wrote without pinning (``unknown``, ``<commit>-dirty``) count as none.
+        Missing hyperparameters count as none (``{}``)."""
         import json
 
         digest, code_version = metadata.get("dataset_digest"), metadata.get("code_version")
