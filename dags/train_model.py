@@ -213,8 +213,13 @@ def train_model():
     # and the event names the version: deploy_model deploys exactly that one.
     @task(outlets=[approved_model(CHURN_MODEL_GROUP)], trigger_rule="none_failed_min_one_success")
     def announce_approved(registered: dict, **context) -> dict:
+        from airflow.sdk.exceptions import AirflowSkipException
+
         from mlops.runs import announce
 
+        decision = context["ti"].xcom_pull(task_ids="approve_model", key="decision") or {}
+        if decision.get("decided_before"):  # a reused version: its approval was announced back then
+            raise AirflowSkipException(f"{registered['arn']} was approved before this run; nothing new to deploy")
         event = {"model_package_arn": registered["arn"], "group": registered["group"],
                  "version": registered["version"]}
         announce(context, approved_model(CHURN_MODEL_GROUP), event)

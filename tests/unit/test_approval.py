@@ -106,12 +106,32 @@ def test_manual_mode_asks_a_person_and_waits(monkeypatch, registry, version):
     class TaskInstance(FakeTI):
         id = "0192f0c1-0000-7000-8000-000000000000"
 
+    ti = TaskInstance()
     with pytest.raises(TaskAwaitingInput):
-        approval(version, mode="manual").execute({"ti": TaskInstance(), "task_instance": TaskInstance()})
+        approval(version, mode="manual", auc=0.7).execute({"ti": ti, "task_instance": ti})
 
     assert requests[0]["options"] == ["Approve", "Reject"]
     assert "holdout_roc_auc" in requests[0]["body"] and "report.html" in requests[0]["body"]
+    assert "The policy recommends:** Reject (policy: holdout_roc_auc=0.7 < 0.8)" in requests[0]["body"]
+    assert ti.pushed["recommendation"] == {"approved": False, "reason": "policy: holdout_roc_auc=0.7 < 0.8"}
     assert registry.get(version.arn).status == PENDING
+
+
+def test_the_policy_account_answering_as_recommended_is_recorded_as_the_policy(registry, version):
+    event = {"chosen_options": ["Approve"], "params_input": {}, "responded_at": datetime.now(UTC),
+             "responded_by_user": {"id": "policy", "name": "policy"}}
+    approval(version, mode="manual").execute_complete({"ti": FakeTI(), "task": None}, event)
+
+    decided = registry.get(version.arn)
+    assert decided.approver == "policy" and decided.approval_reason == "policy: holdout_roc_auc=0.91 >= 0.8"
+
+
+def test_the_policy_account_answering_against_the_recommendation_says_so(registry, version):
+    event = {"chosen_options": ["Approve"], "params_input": {}, "responded_at": datetime.now(UTC),
+             "responded_by_user": {"id": "policy", "name": "policy"}}
+    approval(version, mode="manual", auc=0.7).execute_complete({"ti": FakeTI(), "task": None}, event)
+
+    assert "against the policy's recommendation" in registry.get(version.arn).approval_reason
 
 
 def test_a_persons_answer_is_recorded_with_their_name(registry, version):

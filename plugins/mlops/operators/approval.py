@@ -1,14 +1,13 @@
 """Approvals as Airflow human-in-the-loop tasks, with a policy mode for unattended runs.
 
 In ``manual`` mode the task waits in ``awaiting_input`` until someone answers on the UI's
-required-actions page (or through the REST API); in ``policy`` mode the thresholds from the
-pipeline config answer at once, and the registry records the policy as the approver. Either
-way the decision, the approver, the reason and the evidence are written to the registry, and a
-rejection skips everything downstream so the run ends cleanly.
-
-A model version decided already (a registration that reused an earlier run's version) is not
-asked about again in either mode: its recorded decision is the answer, and nothing new is
-recorded.
+required-actions page (or through the REST API, ``PATCH .../hitlDetails``); the body shows the
+evidence and what the policy would decide, and the task pushes that recommendation as the XCom
+``recommendation``, so an automated approver (the demo) can answer through the same REST API
+as the ``policy`` account. In ``policy`` mode the thresholds from the pipeline config answer at
+once. Either way the decision, the approver (``policy`` when the policy decided), the reason and
+the evidence are written to the registry, and a rejection skips everything downstream so the
+run ends cleanly.
 """
 
 from __future__ import annotations
@@ -80,23 +79,32 @@ class RegistryApprovalOperator(ApprovalOperator):
         self.mode = mode
         self.report_uri = report_uri
 
-    def _body(self) -> str:
+    def _body(self, recommendation: tuple[bool, str]) -> str:
+        approved, reason = recommendation
         return (
             f"**Model package:** `{self.model_package_arn}`\n\n"
             f"**Report:** {self.report_uri or 'n/a'}\n\n{_markdown_table(dict(self.evidence))}\n\n"
-            f"Policy thresholds (used in policy mode): `{self.thresholds}`"
+            f"**The policy recommends:** {'Approve' if approved else 'Reject'} ({reason}); thresholds "
+            f"`{self.thresholds}`"
         )
+
+    def recommendation(self) -> tuple[bool, str]:
+        """What the policy decides on this evidence: ``(approved, reason)``."""
+        return evaluate_policy(self.thresholds, dict(self.evidence))
 
     def execute(self, context):
         if self.mode not in MODES:
             raise ValueError(f"approval mode {self.mode!r} is not one of {', '.join(MODES)}")
-        self.body = self._body()
+        recommended = self.recommendation()
+        self.body = self._body(recommended)
         earlier = self.earlier_decision()
         if earlier is not None:
             return self.execute_complete(context, earlier)
         if self.mode == "manual":
+            context["ti"].xcom_push(key="recommendation", value={"approved": recommended[0],
+                                                                 "reason": recommended[1]})
             return super().execute(context)
-        approved, reason = evaluate_policy(self.thresholds, dict(self.evidence))
+        approved, reason = recommended
         self.log.info("policy decision: %s (%s)", "Approve" if approved else "Reject", reason)
         event = {
             "chosen_options": [self.APPROVE if approved else self.REJECT],
@@ -123,17 +131,28 @@ class RegistryApprovalOperator(ApprovalOperator):
                 self.log.info("%s was %s already by %s (%s): not asking again, recording nothing",
                               self.model_package_arn, "approved" if approved else "rejected", approver, reason)
             else:
-                user = event.get("responded_by_user") or {}
-                approver = (self.policy_name if user.get("id") == self.policy_name
-                            else str(user.get("name") or user.get("id") or "unknown"))
-                reason = (event.get("policy_reason")
-                          or ("approved" if approved else "rejected") + f" in Airflow by {approver}")
+                approver, reason = self.answered_by(event, approved)
                 self.record(approved, approver, reason)
             context["ti"].xcom_push(key="decision", value={
                 "approved": approved, "approver": approver, "reason": reason, "arn": self.model_package_arn,
                 "decided_before": recorded is not None,
             })
         return super().execute_complete(context=context, event=event)
+
+    def answered_by(self, event: dict[str, Any], approved: bool) -> tuple[str, str]:
+        """``(approver, reason)`` of an answer: the policy's own reason when the policy decided
+        (in policy mode, or the ``policy`` account answering as it recommends), else the person."""
+        user = event.get("responded_by_user") or {}
+        if event.get("policy_reason"):
+            return self.policy_name, event["policy_reason"]
+        if self.policy_name in (user.get("id"), user.get("name")):
+            recommended, reason = self.recommendation()
+            if recommended == approved:
+                return self.policy_name, reason
+            return self.policy_name, f"{'approved' if approved else 'rejected'} by the policy account against " \
+                                     f"the policy's recommendation ({reason})"
+        approver = str(user.get("name") or user.get("id") or "unknown")
+        return approver, ("approved" if approved else "rejected") + f" in Airflow by {approver}"
 
     def record(self, approved: bool, approver: str, reason: str) -> None:
         from mlops.backends import get_backend
