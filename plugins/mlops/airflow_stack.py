@@ -22,6 +22,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,15 @@ ADMIN = "admin"
 # The account an automated approver answers human-in-the-loop tasks with: the registry then
 # records "policy" as the approver (see mlops.operators.approval).
 POLICY_USER = "policy"
+
+
+def _time(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+def now() -> datetime:
+    """The current time, to compare with the times the REST API reports."""
+    return datetime.now(UTC)
 
 
 class AirflowError(RuntimeError):
@@ -130,7 +140,7 @@ class AirflowStack:
         api = AirflowApi(self.url, self.home)
         deadline = time.monotonic() + timeout
         while not api.answers():
-            self._check_alive()
+            self.check_alive()
             if time.monotonic() > deadline:
                 raise AirflowError(f"the API server did not answer {self.url} within {timeout:.0f}s; "
                                    f"see {self.log_of('api-server')}")
@@ -138,7 +148,7 @@ class AirflowStack:
         expected = sorted(p.stem for p in (PROJECT_ROOT / "dags").glob("*.py") if not p.name.startswith("_"))
 
         def parsed() -> bool:
-            self._check_alive()
+            self.check_alive()
             errors = api.get("/importErrors")["import_errors"]
             if errors:
                 raise AirflowError("DAG import errors: " + "; ".join(
@@ -148,7 +158,7 @@ class AirflowStack:
         api.wait_for(parsed, max(deadline - time.monotonic(), 30), f"all {len(expected)} DAG files parsed")
         return api
 
-    def _check_alive(self) -> None:
+    def check_alive(self) -> None:
         for component, process in self.processes.items():
             if process.poll() is not None:
                 raise AirflowError(f"airflow {component} exited with code {process.returncode}; "
@@ -318,13 +328,12 @@ class AirflowApi:
             raise AirflowError(f"{dag_id} run {run_id} did not finish within {timeout:.0f}s; "
                                f"unfinished tasks: {pending}") from None
 
-    def wait_for_new_run(self, dag_id: str, run_type: str, timeout: float, after: str = "") -> str:
+    def wait_for_new_run(self, dag_id: str, run_type: str, timeout: float, after: datetime | None = None) -> str:
         """The run id of the first run of ``dag_id`` of ``run_type`` (``asset_triggered``,
-        ``scheduled``, ``manual``) whose ``run_after`` is later than ``after`` (an ISO
-        timestamp), once it exists."""
+        ``scheduled``, ``manual``) created after ``after`` (any run when None), once it exists."""
         def created() -> str | None:
             for run in self.runs(dag_id):
-                if run["run_type"] == run_type and run["run_after"] > after:
+                if run["run_type"] == run_type and (after is None or _time(run["queued_at"] or run["run_after"]) > after):
                     return run["dag_run_id"]
             return None
 

@@ -1,79 +1,79 @@
-"""``make airflow``: the Airflow web UI (``airflow standalone``) on this project's DAGs.
+"""``make airflow``: the Airflow web UI on this project, with every component a user runs.
 
-Loopback only, parallelism 4, example DAGs off. Prints the URL and the login that
-``airflow standalone`` generated (``$AIRFLOW_HOME/simple_auth_manager_passwords.json.generated``).
-``python -m mlops.webui stop`` (run by ``make clean``) stops it and every process it started.
+The same :class:`~mlops.airflow_stack.AirflowStack` the demo uses (API server, scheduler,
+dag-processor, triggerer; LocalExecutor, parallelism 4) on ``http://127.0.0.1:8080``
+(``MLOPS_AIRFLOW_PORT``), the model runtime, and a metadata database of its own
+(:mod:`mlops.metadata_db`, dropped when the UI stops). Prints the URL and the login.
+Ctrl-C, or ``python -m mlops.webui stop`` (run by ``make clean``), stops it.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-from mlops.airflow_env import configure
 from mlops.settings import get_settings
 
 PORT = int(os.environ.get("MLOPS_AIRFLOW_PORT", "8080"))
 
 
 def pid_file() -> Path:
-    return get_settings().state_dir / "airflow-standalone.pid"
+    return get_settings().state_dir / "webui.pid"
 
 
 def start() -> int:
-    env = configure(parallelism=4)
-    os.environ.setdefault("AIRFLOW__API__HOST", "127.0.0.1")
-    os.environ.setdefault("AIRFLOW__API__PORT", str(PORT))
-    # workers reach the task execution API on the same server
-    os.environ.setdefault("AIRFLOW__CORE__EXECUTION_API_SERVER_URL", f"http://127.0.0.1:{PORT}/execution/")
-    os.environ.setdefault("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS", "admin:admin")
-    home = Path(env["AIRFLOW_HOME"])
-    # standalone starts its components as `airflow ...` commands: use this environment's
-    os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
-    process = subprocess.Popen([sys.executable, "-m", "airflow", "standalone"], env=os.environ.copy(),
-                               start_new_session=True)
+    from mlops.airflow_stack import AirflowStack
+    from mlops.backends.local.runtime import start_runtime
+    from mlops.metadata_db import provision
+
+    settings = get_settings()
+    start_runtime(settings)
+    database = provision("webui", settings.home)
+    stack = AirflowStack(settings.home / "airflow", database.url, port=PORT, parallelism=4,
+                         environment={"MLOPS_HOME": str(settings.home)})
     pid_file().parent.mkdir(parents=True, exist_ok=True)
-    pid_file().write_text(str(process.pid))
-    passwords = home / "simple_auth_manager_passwords.json.generated"
-    for _ in range(120):
-        if passwords.exists() or process.poll() is not None:
-            break
-        time.sleep(1)
-    print(f"\nAirflow UI: http://127.0.0.1:{PORT}  (DAGs from {env['AIRFLOW__CORE__DAGS_FOLDER']})")
-    if passwords.exists():
-        login = json.loads(passwords.read_text())
-        for user, password in login.items():
-            print(f"login: {user} / {password}")
-    print("Ctrl-C (or `make clean`) stops it.\n", flush=True)
+    pid_file().write_text(str(os.getpid()))
+    stopping = []
+    signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
     try:
-        return process.wait()
+        api = stack.start()
+        print(f"\nAirflow UI: {api.url}  (DAGs from {stack.env['AIRFLOW__CORE__DAGS_FOLDER']})")
+        print(f"login: {api.username} / {api.password()}")
+        print(f"metadata database: {database.describe()}")
+        print(f"model runtime: {settings.runtime_url}")
+        print("Every DAG starts paused: unpause one to let its schedule or Asset events run it, or trigger it.")
+        print("Ctrl-C (or `make clean`) stops it.\n", flush=True)
+        while not stopping:
+            stack.check_alive()
+            time.sleep(2)
     except KeyboardInterrupt:
-        return stop()
+        pass
     finally:
+        stack.stop()
+        database.drop()
         pid_file().unlink(missing_ok=True)
+    return 0
 
 
 def stop() -> int:
-    """Stop the standalone process group, if one runs; not an error when none does."""
+    """Stop a running ``make airflow``; not an error when none runs."""
     path = pid_file()
     if not path.exists():
         return 0
     pid = int(path.read_text())
     try:
-        os.killpg(pid, signal.SIGTERM)
-        for _ in range(30):
-            os.killpg(pid, 0)
+        os.kill(pid, signal.SIGTERM)
+        for _ in range(120):
+            os.kill(pid, 0)
             time.sleep(0.5)
-        os.killpg(pid, signal.SIGKILL)
+        print(f"make airflow ({pid}) did not stop within 60 s")
+        return 1
     except ProcessLookupError:
-        pass
-    path.unlink(missing_ok=True)
-    print(f"stopped airflow standalone {pid}")
+        path.unlink(missing_ok=True)
+    print(f"stopped make airflow ({pid})")
     return 0
 
 

@@ -3,7 +3,8 @@ train_model trigger form, trigger a run that waits for a person, approve it on t
 Actions page, see the run succeed. Screenshots go to tests/artifacts/ui/.
 
 Verified how: Debian's chromium driven by Selenium through /usr/bin/chromedriver (no browser
-download), against a real ``airflow standalone`` on loopback with this project's DAGs.
+download), against a real Airflow (api-server, scheduler, dag-processor, triggerer on PostgreSQL) on
+loopback with this project's DAGs.
 """
 
 from __future__ import annotations
@@ -78,7 +79,7 @@ def test_login_shows_every_dag_without_import_errors(airflow, browser):
 
     browser.get(airflow.url)
     browser.find_element(By.CSS_SELECTOR, "input[name=username]").send_keys("admin")
-    browser.find_element(By.CSS_SELECTOR, "input[name=password]").send_keys(airflow.password)
+    browser.find_element(By.CSS_SELECTOR, "input[name=password]").send_keys(airflow.password())
     browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
     wait_text(browser, "Dags")
     browser.get(f"{airflow.url}/dags?limit=50")
@@ -118,11 +119,11 @@ def test_a_run_waits_for_a_person_and_succeeds_once_approved_in_the_ui(airflow, 
     wait_text(browser, "holdout_roc_auc")
     shot(browser, "04-required-action")
     button(browser, "Approve").click()
-    airflow.wait_for(lambda: airflow.run_state("train_model", run_id) in ("success", "failed"), 300, "run end")
+    airflow.wait_for(lambda: airflow.run("train_model", run_id)["state"] in ("success", "failed"), 300, "run end")
     browser.get(f"{airflow.url}/dags/train_model/runs/{run_id}")
     wait_text(browser, "train_model")
     time.sleep(2)
     shot(browser, "05-run-succeeded")
-    assert airflow.run_state("train_model", run_id) == "success"
+    assert airflow.run("train_model", run_id)["state"] == "success"
     decision = airflow.get(f"/dags/train_model/dagRuns/{run_id}/taskInstances/approve_model/xcomEntries/decision")
     assert decision["value"] == {**decision["value"], "approved": True, "approver": "admin"}

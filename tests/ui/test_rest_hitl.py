@@ -1,7 +1,7 @@
 """The REST API flow a platform team scripts: trigger a run with conf, answer the
 human-in-the-loop approval with ``PATCH .../hitlDetails``, read the outcome.
 
-Verified how: a real ``airflow standalone`` on loopback with this project's DAGs, the
+Verified how: a real Airflow (the project's stack on PostgreSQL) on loopback with this project's DAGs, the
 documented token flow (``POST /auth/token``), the local backend doing the work.
 """
 
@@ -13,6 +13,7 @@ pytestmark = pytest.mark.ui
 
 
 def test_a_model_approved_through_the_rest_api_is_recorded_with_the_approver(airflow):
+    airflow.unpause("train_model")
     run_id = airflow.trigger("train_model", {"approval_mode": "manual", "n_trials": 2})
     airflow.wait_until_parked("train_model", run_id, "approve_model")
     detail = airflow.get(f"/dags/train_model/dagRuns/{run_id}/taskInstances/approve_model/-1/hitlDetails")
@@ -26,8 +27,8 @@ def test_a_model_approved_through_the_rest_api_is_recorded_with_the_approver(air
     assert response.status_code == 200, response.text
     assert response.json()["responded_by"]["name"] == "admin"
 
-    airflow.wait_for(lambda: airflow.run_state("train_model", run_id) in ("success", "failed"), 300, "run end")
-    assert airflow.run_state("train_model", run_id) == "success"
+    airflow.wait_for(lambda: airflow.run("train_model", run_id)["state"] in ("success", "failed"), 300, "run end")
+    assert airflow.run("train_model", run_id)["state"] == "success"
     decision = airflow.get(f"/dags/train_model/dagRuns/{run_id}/taskInstances/approve_model/xcomEntries/decision")
     assert decision["value"]["approved"] is True
     assert decision["value"]["approver"] == "admin"

@@ -1,0 +1,296 @@
+"""Every DAG under Airflow's real scheduler, on PostgreSQL, the way users run them.
+
+One Airflow (:class:`~mlops.airflow_stack.AirflowStack`: api-server, scheduler with the
+LocalExecutor, dag-processor, triggerer) serves the whole module; the tests run in file order
+and build on each other, like a user's week:
+
+1. the demo's chain: sample data landed, ``s3_ingest`` triggered over REST, Asset events start
+   ``customer_segmentation`` and ``train_model``, the approvals wait as human-in-the-loop tasks
+   and are answered over the HITL REST API by the policy, the approved model's event starts
+   ``deploy_model``, and unpausing ``autopilot_batch_predict`` starts its scheduled run;
+2. new data ingested for another date (a REST trigger with a logical date): the next version is
+   trained on exactly that partition, approved and promoted by a person over REST;
+3. ``rollback_model`` puts the first version back in prod;
+4. re-training on the first partition returns the version already registered;
+5. clearing a task re-reads the inputs the run was triggered with;
+6. ``keyspaces_ingest`` without its connection fails in its first task, naming it;
+7. an ``s3_ingest`` run waiting for files does not hold back a triggered one.
+
+Outcomes are checked outside Airflow: the registry, the prod endpoint over HTTP through boto3,
+prediction and segment rows in the object store.
+"""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from testkit.airflow import ROOT, running_airflow
+
+pytestmark = pytest.mark.scheduler
+
+CHURN_ROWS, RETAIL_ROWS, SCORING_ROWS = 1500, 4000, 2000
+SECOND_DATE = "2026-01-15"
+
+
+def small_pipelines(folder):
+    """The shipped pipeline configs with budgets for a test: fewer trials, a short AutoML budget,
+    and a prod latency policy that a busy CI machine cannot fail."""
+    folder.mkdir()
+    for source in (ROOT / "include" / "pipelines").glob("*.yaml"):
+        config = yaml.safe_load(source.read_text())
+        if "training" in config:
+            config["training"]["n_trials"] = 2
+        if "autopilot" in config:
+            config["autopilot"]["time_budget_s"] = 10
+        if "endpoint" in config:
+            config["endpoint"]["test"]["requests"] = 20
+            config["approval"]["prod"]["max_p95_latency_ms"] = 10_000
+        (folder / source.name).write_text(yaml.safe_dump(config, sort_keys=False))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def airflow(tmp_path_factory):
+    home = tmp_path_factory.mktemp("scheduler")
+    with running_airflow(home, small_pipelines(home / "pipelines")) as (stack, api, env), \
+            pytest.MonkeyPatch.context() as patch:
+        for key, value in env.items():  # this process reads the registry and the store as the tasks do
+            patch.setenv(key, value)
+        yield stack, api
+
+
+@pytest.fixture(scope="module")
+def chain(airflow):
+    """The demo's chain, answered by the policy over the HITL REST API."""
+    from mlops.demo import PolicyApprover, collect_summary, generate_sample_data, run_chain
+
+    _, api = airflow
+    generate_sample_data(CHURN_ROWS, RETAIL_ROWS)
+    approver = PolicyApprover(api)
+    runs = run_chain(api, approver, timeout=1500)
+    summary = collect_summary(lambda dag_id, task_id, key="return_value": api.xcom(dag_id, runs[dag_id],
+                                                                                   task_id, key))
+    return {"runs": runs, "summary": summary, "answered": approver.answered}
+
+
+def registry():
+    from mlops.backends import get_backend
+
+    return get_backend().registry
+
+
+def runtime_client():
+    from mlops.backends import get_backend
+
+    return get_backend().hosting.runtime_client()
+
+
+def read_parquet(uri: str):
+    import pandas as pd
+
+    from mlops.storage import to_path
+
+    with to_path(uri).open("rb") as handle:
+        return pd.read_parquet(handle)
+
+
+def invoke(endpoint: str, row: str) -> tuple[str, float]:
+    body = runtime_client().invoke_endpoint(EndpointName=endpoint, ContentType="text/csv", Accept="text/csv",
+                                            Body=row.encode())["Body"].read().decode()
+    label, probability = body.strip().split(",")
+    return label, float(probability)
+
+
+# --- 1. the demo's chain ----------------------------------------------------------------------------
+
+def test_asset_events_started_segmentation_and_training_runs_without_a_logical_date(airflow, chain):
+    _, api = airflow
+    for dag_id in ("customer_segmentation", "train_model", "deploy_model"):
+        run = api.run(dag_id, chain["runs"][dag_id])
+        assert run["run_type"] == "asset_triggered" and run["logical_date"] is None, dag_id
+        assert run["state"] == "success", dag_id
+    assert api.run("autopilot_batch_predict", chain["runs"]["autopilot_batch_predict"])["run_type"] == "scheduled"
+
+
+def test_training_and_segmentation_read_the_partitions_their_events_announced(airflow, chain):
+    _, api = airflow
+    runs = chain["runs"]
+    for dag_id, use_case, rows in (("train_model", "churn", CHURN_ROWS), ("customer_segmentation", "retail", RETAIL_ROWS)):
+        (event,) = api.get(f"/dags/{dag_id}/dagRuns/{runs[dag_id]}/upstreamAssetEvents")["asset_events"]
+        assert event["name"] == f"{use_case}_raw"
+        assert api.xcom(dag_id, runs[dag_id], "resolve_partition", "uri") == event["extra"]["partition_uri"]
+        assert api.xcom(dag_id, runs[dag_id], "resolve_partition", "digest") == event["extra"]["digest"]
+        assert event["extra"]["rows"] == rows
+
+
+def test_every_segment_row_is_written(chain):
+    segmentation = chain["summary"]["segmentation"]
+    results = read_parquet(segmentation["results_uri"])
+    assert set(results["segment"]) == set(segmentation["segments"])
+    assert results["total_customers"].sum() == segmentation["customers"]
+
+
+def test_the_policy_answered_both_approvals_over_the_hitl_rest_api(chain):
+    assert [(a["dag_id"], a["task_id"], a["option"]) for a in chain["answered"]] == [
+        ("train_model", "approve_model", "Approve"), ("deploy_model", "approve_prod", "Approve")]
+    version = registry().get(chain["summary"]["registered"]["arn"])
+    assert version.status == "Approved" and version.approver == "policy"
+    assert version.approval_reason.startswith("policy: holdout_roc_auc=")
+    assert chain["summary"]["prod_decision"]["approver"] == "policy"
+
+
+def test_deploy_model_deployed_the_version_the_approval_announced(airflow, chain):
+    _, api = airflow
+    run_id = chain["runs"]["deploy_model"]
+    (event,) = api.get(f"/dags/deploy_model/dagRuns/{run_id}/upstreamAssetEvents")["asset_events"]
+    assert event["extra"]["model_package_arn"] == chain["summary"]["registered"]["arn"]
+    assert api.xcom("deploy_model", run_id, "deploy_prod")["arn"] == event["extra"]["model_package_arn"]
+
+
+def test_the_prod_endpoint_answers_over_http_and_staging_is_gone(chain):
+    from botocore.exceptions import ClientError
+
+    summary = chain["summary"]
+    label, probability = invoke(summary["prod"]["name"], summary["example_row"])
+    assert label in {"True.", "False."} and 0.0 <= probability <= 1.0
+    with pytest.raises(ClientError):
+        invoke(summary["staging"]["name"], summary["example_row"])
+
+
+def test_batch_predictions_have_one_row_per_scoring_row(chain):
+    batch = chain["summary"]["batch"]
+    predictions = read_parquet(batch["predictions_uri"])
+    assert len(predictions) == batch["rows"] == SCORING_ROWS
+    assert predictions["Phone"].is_unique and predictions["probability"].between(0, 1).all()
+
+
+# --- 2. new data for another date, approved and promoted by a person --------------------------------
+
+@pytest.fixture(scope="module")
+def second_version(airflow, chain):
+    from mlops.entrypoints import generators_module
+    from mlops.storage import data_path
+
+    _, api = airflow
+    path = data_path("landing", "churn", "customers-second.csv")
+    with path.open("w") as handle:
+        generators_module().churn(CHURN_ROWS, seed=21).to_csv(handle, index=False)
+    from mlops.airflow_stack import now
+
+    before = now()
+    ingest = api.send("POST", "/dags/s3_ingest/dagRuns",
+                      {"logical_date": f"{SECOND_DATE}T00:00:00Z", "conf": {}})["dag_run_id"]
+    assert api.wait_for_run("s3_ingest", ingest, 300)["state"] == "success"
+    person = api.as_user("admin")
+    answers = []
+
+    def approve_as_a_person(dag_id, run_id, ti):
+        answers.append(person.answer(dag_id, run_id, ti["task_id"], "Approve"))
+
+    train = api.wait_for_new_run("train_model", "asset_triggered", 120, after=before)
+    assert api.wait_for_run("train_model", train, 900, on_waiting=approve_as_a_person)["state"] == "success"
+    deploy = api.wait_for_new_run("deploy_model", "asset_triggered", 120, after=before)
+    assert api.wait_for_run("deploy_model", deploy, 900, on_waiting=approve_as_a_person)["state"] == "success"
+    return {"train": train, "deploy": deploy, "answers": answers,
+            "registered": api.xcom("train_model", train, "register")}
+
+
+def test_the_next_version_is_trained_on_the_partition_of_its_date(airflow, second_version):
+    _, api = airflow
+    uri = api.xcom("train_model", second_version["train"], "resolve_partition", "uri")
+    assert uri.endswith(f"raw/churn/ds={SECOND_DATE}")
+    assert second_version["registered"]["version"] == 2 and not second_version["registered"]["reused"]
+
+
+def test_a_person_approved_over_rest_is_recorded_as_the_approver(airflow, second_version):
+    assert [a["responded_by"]["name"] for a in second_version["answers"]] == ["admin", "admin"]
+    version = registry().get(second_version["registered"]["arn"])
+    assert version.status == "Approved" and version.approver == "admin"
+
+
+def test_prod_serves_the_second_version(chain, second_version):
+    from mlops.deployment import version_in_stage_at
+
+    assert version_in_stage_at(registry(), "prod").arn == second_version["registered"]["arn"]
+
+
+# --- 3. rollback ------------------------------------------------------------------------------------
+
+def test_rollback_model_puts_the_previous_approved_version_back_in_prod(airflow, chain, second_version):
+    from mlops.deployment import version_in_stage_at
+
+    _, api = airflow
+    api.unpause("rollback_model")
+    run_id = api.trigger("rollback_model")
+    assert api.wait_for_run("rollback_model", run_id, 300)["state"] == "success"
+
+    first = chain["summary"]["registered"]["arn"]
+    assert version_in_stage_at(registry(), "prod").arn == first
+    newest = registry().deployments("prod")[0]
+    assert newest.detail["rollback_from"] == second_version["registered"]["arn"] and newest.outcome == "succeeded"
+    label, _ = invoke(chain["summary"]["prod"]["name"], chain["summary"]["example_row"])
+    assert label in {"True.", "False."}
+
+
+# --- 4. the same data, code and hyperparameters: no second version ----------------------------------
+
+def test_retraining_on_the_same_partition_returns_the_registered_version(airflow, chain, second_version):
+    _, api = airflow
+    api.pause("deploy_model")  # nothing new is approved; no deploy run is wanted either way
+    first_run = chain["runs"]["train_model"]
+    partition = api.xcom("train_model", first_run, "resolve_partition", "uri")
+    run_id = api.trigger("train_model", {"partition_uri": partition, "approval_mode": "policy"})
+    assert api.wait_for_run("train_model", run_id, 900)["state"] == "success"
+
+    registered = api.xcom("train_model", run_id, "register")
+    assert registered["reused"] and registered["arn"] == chain["summary"]["registered"]["arn"]
+    assert [v.version for v in registry().list_versions("churn-classifier")] == [2, 1]
+
+
+# --- 5. a cleared task reads the same inputs ----------------------------------------------------------
+
+def test_clearing_a_task_of_an_asset_triggered_run_reads_the_partition_it_announced(airflow, chain, second_version):
+    _, api = airflow
+    run_id = chain["runs"]["train_model"]
+    before = api.xcom("train_model", run_id, "resolve_partition", "uri")
+    api.send("POST", "/dags/train_model/clearTaskInstances",
+             {"dag_run_id": run_id, "task_ids": ["resolve_partition"], "include_downstream": False,
+              "dry_run": False, "reset_dag_runs": True, "only_failed": False})
+    assert api.wait_for_run("train_model", run_id, 300)["state"] == "success"
+
+    assert api.xcom("train_model", run_id, "resolve_partition", "uri") == before
+    assert not before.endswith(SECOND_DATE)  # not the newer partition ingested since
+
+
+# --- 6. keyspaces_ingest without its connection ---------------------------------------------------------
+
+def test_keyspaces_ingest_without_its_connection_fails_in_its_first_task(airflow):
+    _, api = airflow
+    api.unpause("keyspaces_ingest")
+    run_id = api.trigger("keyspaces_ingest")
+    assert api.wait_for_run("keyspaces_ingest", run_id, 300)["state"] == "failed"
+
+    tis = {ti["task_id"]: ti for ti in api.task_instances("keyspaces_ingest", run_id)}
+    assert tis["segment_list"]["state"] == "failed" and tis["segment_list"]["try_number"] == 1
+    assert all(ti["state"] == "upstream_failed" for name, ti in tis.items() if name != "segment_list")
+    log = api.get(f"/dags/keyspaces_ingest/dagRuns/{run_id}/taskInstances/segment_list/logs/1",
+                  params={"full_content": True})
+    text = str(log)
+    assert "no Airflow connection 'keyspaces_default'" in text and "AIRFLOW_CONN_KEYSPACES_DEFAULT" in text
+
+
+# --- 7. a waiting s3_ingest run and a triggered one ------------------------------------------------
+
+def test_a_triggered_s3_ingest_does_not_wait_behind_a_run_waiting_for_files(airflow):
+    _, api = airflow
+    waiting = api.trigger("s3_ingest", {"wait_for_files": True})  # waits like a scheduled run does
+    api.wait_for(lambda: api.task_states("s3_ingest", waiting).get("churn.wait_for_files") == "deferred",
+                 180, "the first run to wait for files in the triggerer")
+
+    run_id = api.trigger("s3_ingest")
+    assert api.wait_for_run("s3_ingest", run_id, 180)["state"] == "success"
+
+    states = api.task_states("s3_ingest", run_id)
+    assert states["churn.wait_for_files"] == "skipped" and states["churn.publish_raw_partition"] == "skipped"
+    assert api.run("s3_ingest", waiting)["state"] == "running"  # still waiting for files, holding no slot

@@ -1,0 +1,76 @@
+"""A real Airflow for the tests: the project's own :class:`~mlops.airflow_stack.AirflowStack`
+(api-server, scheduler with the LocalExecutor, dag-processor, triggerer) on PostgreSQL, with the
+model runtime, in a temporary home, on loopback.
+
+PostgreSQL is the server at ``MLOPS_TEST_POSTGRES_URL`` (default the loopback server these
+machines run, ``postgresql://postgres@127.0.0.1:5432/postgres``); each test session gets a
+database of its own, dropped afterwards. Without a reachable server the tests are skipped, with
+the reason.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from testkit.net import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+TEST_POSTGRES_URL = os.environ.get("MLOPS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def postgres_url_or_skip() -> str:
+    from mlops.metadata_db import server_reachable
+
+    reason = server_reachable(TEST_POSTGRES_URL)
+    if reason:
+        pytest.skip(f"needs PostgreSQL for Airflow's metadata database: {TEST_POSTGRES_URL} is not reachable "
+                    f"({reason}); set MLOPS_TEST_POSTGRES_URL to a server")
+    return TEST_POSTGRES_URL
+
+
+def project_environment(home: Path, pipelines_dir: Path | None = None) -> dict[str, str]:
+    """The ``MLOPS_*`` settings of a test deployment under ``home``."""
+    env = {"MLOPS_HOME": str(home / "mlops"), "MLOPS_BACKEND": "local", "MLOPS_RUNTIME_PORT": str(free_port()),
+           "MLOPS_DATA_URI": (home / "mlops" / "data").as_uri()}
+    if pipelines_dir is not None:
+        env["MLOPS_PIPELINES_DIR"] = str(pipelines_dir)
+    return env
+
+
+def run_with(env: dict[str, str], code: str, timeout: float = 300) -> str:
+    """Run ``code`` in a fresh interpreter with the project's ``env`` (as the deployment sees it)."""
+    full = {**{k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "MLOPS_"))}, **env,
+            "AIRFLOW_HOME": env.get("AIRFLOW_HOME", str(Path(env["MLOPS_HOME"]) / "airflow-tools")),
+            "PYTHONPATH": os.pathsep.join([str(ROOT / "plugins"), str(ROOT / "tests")])}
+    done = subprocess.run([sys.executable, "-c", code], env=full, capture_output=True, text=True, timeout=timeout)
+    if done.returncode != 0:
+        raise RuntimeError(f"helper process failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    return done.stdout
+
+
+@contextlib.contextmanager
+def running_airflow(home: Path, pipelines_dir: Path | None = None) -> Iterator[tuple]:
+    """``(stack, api, env)``: Airflow and the model runtime running for ``home``; stopped after."""
+    from mlops.airflow_stack import AirflowStack
+    from mlops.metadata_db import provision
+
+    server = postgres_url_or_skip()
+    env = project_environment(home, pipelines_dir)
+    run_with(env, "from mlops.backends.local.runtime import start_runtime; from mlops.settings import "
+                  "get_settings; start_runtime(get_settings())")
+    database = provision("tests", home, server_url=server)
+    stack = AirflowStack(home / "airflow", database.url, environment=env)
+    try:
+        api = stack.start()
+        yield stack, api, env
+    finally:
+        stack.stop()
+        database.drop()
+        run_with(env, "from mlops.backends.local.runtime import main; main(['stop'])")
