@@ -23,17 +23,13 @@ worker start-up and output writing included) to its end. Throughput = rows / wal
 Peak memory, and why it is measured this way:
 
 * naive is one process: its peak is ``getrusage(RUSAGE_SELF).ru_maxrss``, exact.
-* ours is the transform process plus a forkserver plus ``n_jobs`` workers forked from it (and
+* ours is the transform process plus ``n_jobs`` worker processes it spawns and reaps (and
   multiprocessing's small resource tracker). ``RUSAGE_CHILDREN.ru_maxrss`` is the peak of the
-  *largest single* descendant, not of the tree, so the script stops the forkserver after the job
-  (so that it and the workers it reaped are accounted to us) and reports
-  ``self + (n_jobs + 1) * largest descendant``: the forkserver and the workers live at the same
-  time and none exceeds that peak, so this bounds their simultaneous peak from above. It also
-  counts the copy-on-write pages the workers share with the forkserver (pandas, scikit-learn)
-  once per process, so it overstates ours. As a cross-check the driver samples the whole
-  process tree every 50 ms (sum of every process's RSS, the same overcount of shared pages) and
-  prints that peak and the processes it was made of; sampling can miss a short spike,
-  getrusage cannot.
+  *largest single* descendant, not of the tree, so the script reports
+  ``self + n_jobs * largest descendant``: the workers live at the same time and none exceeds
+  that peak, so this bounds their simultaneous peak from above. As a cross-check the driver
+  samples the whole process tree every 50 ms (sum of every process's RSS) and prints that peak
+  and the processes it was made of; sampling can miss a short spike, getrusage cannot.
 
 The naive side uses the libraries' default native threads (an OpenMP team as wide as the
 machine for the gradient-boosting predict), as a plain script would; ``--naive-threads 1``
@@ -137,10 +133,6 @@ def run_ours(home: Path, input_path: Path, out_dir: Path, chunk_rows: int, n_job
     result = transform.transform("bench-transform", MODEL_NAME, input_path.as_uri(), out_dir.as_uri(),
                                  input_filter=INPUT_FILTER, join_source=True, output_filter=OUTPUT_FILTER)
     seconds = time.perf_counter() - started
-    if n_jobs > 1:  # account the forkserver and the workers it reaped to this process
-        from multiprocessing import forkserver
-
-        forkserver._forkserver._stop()
     return {"rows": result.output_rows, "seconds": seconds, "output": str(out_dir / "records.csv.out")}
 
 
@@ -239,7 +231,7 @@ def run_side(side: str, home: Path, input_path: Path, out_dir: Path, args) -> di
     report = json.loads(next(line for line in stdout.splitlines() if line.startswith("RESULT "))[7:])
     report["tree_peak_rss_mb"], report["tree_peak_parts_mb"] = peak[0], [round(p) for p in peak[1]]
     if side == "ours":
-        report["rss_mb"] = report["ru_maxrss_self_mb"] + (args.n_jobs + 1) * report["ru_maxrss_children_mb"]
+        report["rss_mb"] = report["ru_maxrss_self_mb"] + args.n_jobs * report["ru_maxrss_children_mb"]
     else:
         report["rss_mb"] = report["ru_maxrss_self_mb"]
     report["rows_per_s"] = report["rows"] / report["seconds"]

@@ -45,6 +45,7 @@ from mlops.backends.local.runtime import (
 )
 from mlops.settings import Settings, get_settings
 from mlops.storage import DigestMismatch, pack_model
+from testkit.airflow_task import TASK_ENVIRONMENT as AIRFLOW_TASK_ENVIRONMENT
 from testkit.runtime import flip_a_byte, running_runtime
 
 FEATURES = ["tenure", "charges"]
@@ -103,14 +104,8 @@ def test_the_runtime_cannot_be_reached_on_another_interface(runtime):
 
 
 # ---------------------------------------------------------------- a service of its own, never an Airflow task's child
-# What an Airflow 3 task process carries (supervisor.block_orm_access and the task runner).
-TASK_ENVIRONMENT = {
-    "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": "airflow-db-not-allowed:///",
-    "AIRFLOW__CORE__SQL_ALCHEMY_CONN": "airflow-db-not-allowed:///",
-    "_AIRFLOW_PARSING_CONTEXT_DAG_ID": "x",
-    "_AIRFLOW_PARSING_CONTEXT_TASK_ID": "deploy_staging",
-    "AIRFLOW_CONN_AWS_DEFAULT": "aws://",
-}
+# What an Airflow 3 task process carries: its database blocked, the parsing context, connections.
+TASK_ENVIRONMENT = {**AIRFLOW_TASK_ENVIRONMENT, "AIRFLOW_CONN_AWS_DEFAULT": "aws://"}
 
 
 def test_the_runtime_environment_is_an_allowlist_plus_the_settings(tmp_path):

@@ -23,7 +23,10 @@ from mlops.backends.local.training import (
     OptunaTuner,
     training_entry_point,
 )
+from mlops.backends.local.workers import WorkerDied
 from mlops.ml.folds import fold_manifest
+from testkit.airflow_task import result_of, run_like_an_airflow_task
+from testkit.workers import ScorerThatDies
 
 TARGET = "Churn?"
 CATEGORICAL = ["State", "Int'l Plan", "Area Code"]
@@ -331,6 +334,30 @@ def test_another_seed_asks_other_trials(training_data, tmp_path):
                                                      tmp_path.as_uri())
     params = [[t["params"] for t in storage.read_json(r.history_uri)["trials"]] for r in (first, other)]
     assert params[0] != params[1]
+
+
+def test_tuning_in_an_airflow_task_process_runs_its_fold_workers_cleanly(training_data, tmp_path):
+    ran = run_like_an_airflow_task("tune", data=training_data.to_dict(), search_space=SEARCH_SPACE, n_trials=4,
+                                   output_uri=tmp_path.as_uri(), n_jobs=2)
+
+    outcome = result_of(ran)
+    assert outcome["result"]["n_trials"] == 4
+    assert len(outcome["result"]["best"]["fold_scores"]) == 3
+    assert outcome["airflow_imported_by_a_child"] is False
+
+
+def test_a_fold_worker_that_dies_fails_the_tuning_job_naming_its_exit_code_and_last_stderr_lines(
+        training_data, tmp_path, train, monkeypatch):
+    real = train.FoldScorer
+    monkeypatch.setattr(train, "FoldScorer", lambda *args: ScorerThatDies(real(*args), position=1))
+
+    with pytest.raises(WorkerDied) as died:
+        OptunaTuner(n_jobs=2).tune("tune-dies", training_data, SEARCH_SPACE, 4, tmp_path.as_uri())
+
+    message = str(died.value)
+    assert message.startswith("tuning job tune-dies: worker process ")
+    assert "exited with code 137; the last lines it wrote to stderr:\nScorerThatDies: fold 1 exits with 137" \
+        in message
 
 
 def test_fold_race_pruner_keeps_only_the_leading_fraction_at_each_fold():

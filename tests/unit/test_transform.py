@@ -12,7 +12,10 @@ import pytest
 
 from mlops.backends.local.automl import FlamlAutoML
 from mlops.backends.local.transform import FieldFilter, LocalBatchTransform
+from mlops.backends.local.workers import WorkerDied
 from mlops.storage import DigestMismatch, pack_model
+from testkit.airflow_task import result_of, run_like_an_airflow_task
+from testkit.workers import DyingClassifier
 
 FEATURES = ["tenure", "charges", "calls"]
 
@@ -192,6 +195,45 @@ def test_an_unknown_model_is_a_key_error_naming_it(mlops_home, automl):
     with pytest.raises(KeyError, match="no-such-model"):
         LocalBatchTransform(automl, n_jobs=1).transform(
             "score-1", "no-such-model", (mlops_home / "in").as_uri(), (mlops_home / "out").as_uri())
+
+
+# ---------------------------------------------------------------- worker processes
+def test_a_transform_in_an_airflow_task_process_runs_its_workers_cleanly(mlops_home, automl, estimator):
+    write_input(mlops_home / "in" / "records.csv", scoring_frame(500)[FEATURES])
+
+    ran = run_like_an_airflow_task("transform", state_dir=str(mlops_home / "state" / "automl"), model_name="churn-lr",
+                                   input_uri=(mlops_home / "in").as_uri(), output_uri=(mlops_home / "out").as_uri(),
+                                   n_jobs=2)
+
+    outcome = result_of(ran)
+    assert (outcome["result"]["input_rows"], outcome["result"]["output_rows"]) == (500, 500)
+    assert outcome["airflow_imported_by_a_child"] is False
+
+
+def test_a_worker_that_dies_fails_the_job_naming_its_signal_and_its_last_stderr_lines(mlops_home, automl):
+    import joblib
+
+    model_dir = mlops_home / "dying-model"
+    model_dir.mkdir(parents=True)
+    joblib.dump(DyingClassifier(), model_dir / "model.joblib")
+    (model_dir / "model.json").write_text(json.dumps({
+        "feature_columns": FEATURES, "target": "Churn?", "problem_type": "binary",
+        "classes": DyingClassifier.classes_, "framework": "sklearn",
+    }))
+    uri, sha256 = pack_model(model_dir, (mlops_home / "artifacts" / "dying.tar.gz").as_uri())
+    automl.register_model("dying", uri, sha256, "binary", ["predicted_label"])
+    write_input(mlops_home / "in" / "records.csv", scoring_frame(120)[FEATURES])
+
+    with pytest.raises(WorkerDied) as died:
+        LocalBatchTransform(automl, chunk_rows=50, n_jobs=2).transform(
+            "score-dies", "dying", (mlops_home / "in").as_uri(), (mlops_home / "out").as_uri())
+
+    message = str(died.value)
+    assert message.startswith("transform score-dies: worker process ")
+    assert "was killed by SIGKILL (signal 9); the last lines it wrote to stderr:\nDyingClassifier: asked for" \
+        in message
+    assert "memory" not in message
+    assert not (mlops_home / "out" / "_SUCCESS").exists()
 
 
 # ---------------------------------------------------------------- response keys through the transform

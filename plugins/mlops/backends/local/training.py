@@ -49,9 +49,9 @@ def training_entry_point() -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     sys.modules[ENTRY_POINT_MODULE] = module
     spec.loader.exec_module(module)
-    # Worker processes cannot import a module loaded from a file path, so joblib ships its
-    # functions by value instead of by reference.
-    import cloudpickle  # joblib's own pickler for worker processes
+    # Worker processes cannot import a module loaded from a file path, so cloudpickle ships its
+    # classes and functions by value instead of by reference (the fold workers' scorer).
+    import cloudpickle
 
     cloudpickle.register_pickle_by_value(module)
     return module
@@ -181,7 +181,9 @@ class OptunaTuner(Tuner):
     score), so the running mean after one fold already ranks trials well; comparing bare fold
     scores of different folds would not.
 
-    The folds run in ``n_jobs`` worker processes that hold the rows for the whole job; a
+    The folds run in ``n_jobs`` worker processes (a :class:`~mlops.backends.local.workers.WorkerPool`:
+    they start cleanly inside an Airflow task, and one that dies fails the job with its exit code
+    or signal and the end of its stderr) that hold the rows for the whole job; a
     round's ``window`` folds keep them busy, and while a round waits for its last fold an idle
     worker starts the next fold of the trial deepest in the race. Every decision (ask, report, prune, tell)
     is taken at a fixed point of the race from the scores alone, and a fold's score does not
@@ -266,7 +268,7 @@ class OptunaTuner(Tuner):
             "tuning job %s: %d trials of %d-fold CV on %d rows, %d worker(s), %d trials racing at a time",
             job_name, n_trials, n_folds, len(frame), self.n_jobs, self.window,
         )
-        with _fold_pool(scorer, self.n_jobs) as pool:
+        with _fold_pool(scorer, self.n_jobs, job_name) as pool:
             self._race(study, space, pool, n_folds, n_trials, config["objective"])
         fits_started, fit_seconds = pool.started, pool.busy
 
@@ -407,9 +409,11 @@ class OptunaTuner(Tuner):
 _WORKER_SCORER = None  # the FoldScorer of this worker process (set by _init_worker)
 
 
-def _init_worker(scorer) -> None:
+def _init_worker(pickled_scorer: bytes) -> None:
     global _WORKER_SCORER
-    _WORKER_SCORER = scorer
+    import cloudpickle
+
+    _WORKER_SCORER = cloudpickle.loads(pickled_scorer)
 
 
 def _timed_score(scorer: Any, position: int, hyperparameters: dict[str, Any]) -> tuple[float, float]:
@@ -432,16 +436,10 @@ class _FoldPool:
     is dropped; ``started`` counts every task handed to a worker, wasted ones included.
     """
 
-    def __init__(self, scorer, n_jobs: int) -> None:
+    def __init__(self, scorer, n_jobs: int, executor=None) -> None:
         self.scorer = scorer
         self.n_jobs = n_jobs
-        self.executor = None
-        if n_jobs > 1:
-            from joblib.externals.loky import ProcessPoolExecutor
-
-            threads = str(max(1, (os.cpu_count() or 1) // n_jobs))
-            env = {name: threads for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
-            self.executor = ProcessPoolExecutor(n_jobs, initializer=_init_worker, initargs=(scorer,), env=env)
+        self.executor = executor  # None: score in this process
         self.futures: dict[tuple[int, int], Any] = {}
         self.done: dict[tuple[int, int], float] = {}
         self.stale: list[Any] = []
@@ -486,7 +484,7 @@ class _FoldPool:
     def forget(self, number: int) -> None:
         """Drop a finished trial's tasks and scores; a task still running becomes stale."""
         # No Future.cancel(): at most n_jobs tasks are submitted, so they have all been handed
-        # to a worker already, and loky cannot shut down cleanly with cancelled futures.
+        # to a worker already.
         for key in [key for key in self.futures if key[0] == number]:
             future = self.futures.pop(key)
             if not future.done():
@@ -494,23 +492,24 @@ class _FoldPool:
         for key in [key for key in self.done if key[0] == number]:
             del self.done[key]
 
-    def close(self) -> None:
-        if self.executor is not None:
-            # Let a dropped task finish (at most one fold per worker): loky's shutdown races
-            # its own queue manager when it kills workers with work in flight.
-            from concurrent.futures import wait
-
-            wait(self._running())
-            self.executor.shutdown(wait=True)
-
 
 @contextlib.contextmanager
-def _fold_pool(scorer, n_jobs: int):
-    pool = _FoldPool(scorer, min(n_jobs, max(1, len(scorer.splits))))
-    try:
-        yield pool
-    finally:
-        pool.close()
+def _fold_pool(scorer, n_jobs: int, job_name: str):
+    """A :class:`_FoldPool` of ``n_jobs`` worker processes (at most one per fold), or of this one."""
+    n_jobs = min(n_jobs, max(1, len(scorer.splits)))
+    if n_jobs == 1:
+        yield _FoldPool(scorer, 1)
+        return
+    import cloudpickle
+
+    from mlops.backends.local.workers import WorkerPool
+
+    threads = str(max(1, (os.cpu_count() or 1) // n_jobs))
+    env = {name: threads for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
+    # The scorer's class is train.py's, loaded by file path: cloudpickle ships it by value.
+    with WorkerPool(f"tuning job {job_name}", n_jobs, initializer=_init_worker,
+                    initargs=(cloudpickle.dumps(scorer),), env=env) as executor:
+        yield _FoldPool(scorer, n_jobs, executor)
 
 
 def fold_race_pruner(keep: float = 0.25, keep_later: float = 0.5, min_peers: int = 3, warmup_folds: int = 0):

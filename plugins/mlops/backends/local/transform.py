@@ -14,8 +14,10 @@ the number of workers, not by the input size.
 
 The parent process only moves bytes (read a mini-batch of raw lines, hand it to the pool, write
 the returned bytes); decoding, CSV parsing, filtering, prediction and serialisation happen in
-the workers, so the work scales with ``n_jobs``. Workers fork from a ``forkserver``, so a
-``__main__`` script calling this needs the usual ``if __name__ == "__main__":`` guard.
+the workers, so the work scales with ``n_jobs``. The workers are a
+:class:`~mlops.backends.local.workers.WorkerPool`: fresh interpreters without Airflow's
+environment variables or the caller's ``__main__`` (they start cleanly inside an Airflow task),
+and a worker that dies fails the job with its exit code or signal and the end of its stderr.
 
 ``DataProcessing`` is honoured for CSV: ``input_filter`` and ``output_filter`` take the
 JSONPath subset used with CSV records (``$``, ``$[2]``, ``$[0,-1]``, ``$[1:]``, ``$[:-1]``)
@@ -33,19 +35,18 @@ import io
 import itertools
 import json
 import logging
-import multiprocessing
 import re
 import shutil
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mlops.backends.base import BatchTransform, JobHandle, LongRunningPort, TransformResult
 from mlops.backends.local.automl import check_name
+from mlops.backends.local.workers import WorkerPool
 
 if TYPE_CHECKING:
     from mlops.backends.local.automl import FlamlAutoML
@@ -176,14 +177,6 @@ def predict_chunk(payload: bytes) -> tuple[int, bytes]:
 
 
 # ---------------------------------------------------------------- the BatchTransform port
-def _forkserver_context():
-    """Workers fork from a fresh server process (not from this one, which may hold OpenMP or
-    Airflow state); the server preloads the heavy imports once per parent process."""
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["mlops.backends.local.transform", "pandas", "sklearn"])
-    return context
-
-
 class LocalBatchTransform(LongRunningPort, BatchTransform):
     """SageMaker batch transform on this machine: streaming, mini-batched, parallel.
 
@@ -263,7 +256,7 @@ class LocalBatchTransform(LongRunningPort, BatchTransform):
             started = last_log = time.monotonic()
             out_dir.mkdir(parents=True, exist_ok=True)
             outputs, input_rows, output_rows, bytes_read = [], 0, 0, 0
-            with self._runner(worker_args) as submit:
+            with self._runner(job_name, worker_args) as submit:
                 for relative, path in inputs:
                     target = out_dir / f"{relative}.out"
                     partial = target.parent / f".{target.name}.{job_name}.partial"
@@ -293,11 +286,6 @@ class LocalBatchTransform(LongRunningPort, BatchTransform):
                     outputs.append(str(target))
                     input_rows += file_in
                     output_rows += file_out
-        except BrokenProcessPool as err:
-            raise RuntimeError(
-                f"transform {job_name}: a worker process died (out of memory, or a __main__ script "
-                "without an `if __name__ == '__main__':` guard, which worker processes re-import)"
-            ) from err
         finally:
             shutil.rmtree(model_dir, ignore_errors=True)
 
@@ -359,8 +347,8 @@ class LocalBatchTransform(LongRunningPort, BatchTransform):
                     yield b"".join(batch)
 
     # ------------------------------------------------------------ execution
-    def _runner(self, worker_args: tuple) -> _Runner:
-        return _Runner(self.n_jobs, worker_args)
+    def _runner(self, job_name: str, worker_args: tuple) -> _Runner:
+        return _Runner(f"transform {job_name}", self.n_jobs, worker_args)
 
     def _ordered(self, submit: Callable[[bytes], Future], chunks: Iterator[bytes]
                  ) -> Iterator[tuple[int, tuple[int, bytes]]]:
@@ -378,21 +366,22 @@ class LocalBatchTransform(LongRunningPort, BatchTransform):
 
 
 class _Runner:
-    """Context manager giving a ``submit(payload) -> Future``: a process pool, or this process."""
+    """Context manager giving a ``submit(payload) -> Future``: a :class:`WorkerPool`, or this process.
 
-    def __init__(self, n_jobs: int, worker_args: tuple):
+    Leaving it raises :class:`~mlops.backends.local.workers.WorkerDied` when a worker died.
+    """
+
+    def __init__(self, job: str, n_jobs: int, worker_args: tuple):
+        self.job = job
         self.n_jobs = n_jobs
         self.worker_args = worker_args
-        self.pool: ProcessPoolExecutor | None = None
+        self.pool: WorkerPool | None = None
 
     def __enter__(self) -> Callable[[bytes], Future]:
         if self.n_jobs == 1:
             load_worker(*self.worker_args)
             return self._submit_here
-        self.pool = ProcessPoolExecutor(
-            max_workers=self.n_jobs, mp_context=_forkserver_context(),
-            initializer=load_worker, initargs=self.worker_args,
-        )
+        self.pool = WorkerPool(self.job, self.n_jobs, initializer=load_worker, initargs=self.worker_args)
         return lambda payload: self.pool.submit(predict_chunk, payload)
 
     @staticmethod
@@ -405,9 +394,11 @@ class _Runner:
         return future
 
     def __exit__(self, *exc) -> None:
-        if self.pool is not None:
-            self.pool.shutdown(wait=True, cancel_futures=True)
-        limits = _WORKER.get("limits")
-        if limits is not None:  # in-process: give the caller its thread pools back
-            limits.restore_original_limits()
-        _WORKER.clear()
+        try:
+            if self.pool is not None:
+                self.pool.__exit__(*exc)
+        finally:
+            limits = _WORKER.get("limits")
+            if limits is not None:  # in-process: give the caller its thread pools back
+                limits.restore_original_limits()
+            _WORKER.clear()

@@ -1,0 +1,73 @@
+"""The local backend's worker pool (the batch transform's and the tuner's): workers start without
+Airflow's variables, and a worker that dies is named with its exit code or signal and the end of
+its stderr. That the transform and the tuner run cleanly inside a process set up like an Airflow
+task is tested in test_transform.py and test_training.py."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+
+import pytest
+
+from mlops.backends.local.workers import STDERR_TAIL_LINES, WorkerDied, WorkerPool, worker_environment
+from testkit.airflow_task import TASK_ENVIRONMENT
+from testkit.workers import write_then_die
+
+
+def test_the_worker_environment_leaves_out_airflow_variables_only():
+    environ = {**TASK_ENVIRONMENT, "AIRFLOW_CONN_AWS_DEFAULT": "aws://", "AIRFLOW_HOME": "/opt/airflow",
+               "PATH": "/usr/bin", "MLOPS_HOME": "/srv/mlops", "OMP_NUM_THREADS": "8"}
+
+    env = worker_environment({"OMP_NUM_THREADS": "1"}, environ)
+
+    assert env == {"PATH": "/usr/bin", "MLOPS_HOME": "/srv/mlops", "OMP_NUM_THREADS": "1"}
+
+
+def test_workers_start_without_airflow_variables_and_with_the_pools_own(monkeypatch):
+    for name, value in {**TASK_ENVIRONMENT, "MLOPS_MARKER": "kept"}.items():
+        monkeypatch.setenv(name, value)
+
+    with WorkerPool("job-env", 2, env={"OMP_NUM_THREADS": "1"}) as pool:
+        seen = {name: pool.submit(os.getenv, name).result()
+                for name in [*TASK_ENVIRONMENT, "MLOPS_MARKER", "OMP_NUM_THREADS"]}
+
+    assert seen == {**dict.fromkeys(TASK_ENVIRONMENT), "MLOPS_MARKER": "kept", "OMP_NUM_THREADS": "1"}
+
+
+def test_a_worker_that_exits_is_named_with_its_exit_code_and_its_last_stderr_lines():
+    with pytest.raises(WorkerDied) as died, WorkerPool("job-exit", 2) as pool:
+        pool.submit(write_then_die, "loading the model\nno space left on device", 3).result()
+
+    assert str(died.value).startswith("job-exit: worker process ")
+    assert "exited with code 3; the last lines it wrote to stderr:\nloading the model\nno space left on device" \
+        in str(died.value)
+
+
+def test_a_worker_killed_by_a_signal_is_named_with_the_signal():
+    with pytest.raises(WorkerDied, match=r"job-kill: worker process \d+ was killed by SIGKILL \(signal 9\); "
+                                         r"the last lines it wrote to stderr:\nkilled") as died, \
+            WorkerPool("job-kill", 2) as pool:
+        pool.submit(write_then_die, "killed", -signal.SIGKILL).result()
+
+    assert "memory" not in str(died.value)
+
+
+def test_only_the_last_lines_of_a_dead_workers_stderr_are_reported():
+    lines = [f"line {number}" for number in range(100)]
+
+    with pytest.raises(WorkerDied) as died, WorkerPool("job-long", 1) as pool:
+        pool.submit(write_then_die, "\n".join(lines), 1).result()
+
+    assert str(died.value).endswith("\n".join(lines[-STDERR_TAIL_LINES:]))
+    assert "line 79\n" not in str(died.value)
+
+
+def test_what_workers_wrote_to_stderr_is_logged_when_the_pool_closes(caplog):
+    with caplog.at_level(logging.WARNING, logger="mlops.backends.local.workers"), \
+            WorkerPool("job-warns", 1) as pool:
+        pool.submit(os.write, 2, b"UserWarning: something to know\n").result()
+
+    assert "job-warns: worker process" in caplog.text
+    assert "UserWarning: something to know" in caplog.text
