@@ -424,13 +424,12 @@ def deploy_model(world: World) -> None:
     stubbed ``sagemaker-runtime``, prod updated blue/green on the Stubber, staging torn down."""
     from moto_fixtures import described_endpoint
 
+    from mlops.assets import approved_model
     from mlops.operators.sagemaker import (
         SageMakerEndpointDeleteOperator,
         SageMakerEndpointOperator,
         SageMakerEndpointTestOperator,
     )
-
-    from mlops.assets import approved_model
 
     registry = _registry(world)
     registry.ensure_group(GROUP)

@@ -19,8 +19,11 @@ def project(tmp_path, monkeypatch):
     return tmp_path
 
 
+GIT = shutil.which("git")
+
+
 def git(project, *argv: str) -> str:
-    return subprocess.run(["git", "-C", str(project), *argv], check=True, capture_output=True, text=True).stdout
+    return subprocess.run([GIT, "-C", str(project), *argv], check=True, capture_output=True, text=True).stdout
 
 
 def test_without_git_the_version_is_the_digest_of_the_code(project, monkeypatch):
@@ -40,7 +43,7 @@ def test_the_content_digest_changes_with_any_code_file_and_only_then(project):
     assert module.content_digest() != before
 
 
-@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+@pytest.mark.skipif(GIT is None, reason="needs git")
 def test_a_clean_checkout_is_named_by_its_commit_and_a_changed_one_by_its_content(project):
     git(project, "init", "-q")
     git(project, "-c", "user.name=t", "-c", "user.email=t@example.invalid", "add", ".")
