@@ -21,7 +21,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,7 @@ from mlops.settings import PROJECT_ROOT
 
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 FINISHED = ("success", "failed")
+FINISHED_TASK_STATES = ("success", "failed", "skipped", "upstream_failed", "removed")
 ADMIN = "admin"
 # The account an automated approver answers human-in-the-loop tasks with: the registry then
 # records "policy" as the approver (see mlops.operators.approval).
@@ -301,6 +302,23 @@ class AirflowApi:
             raise AirflowError(f"XCom {key} of {dag_id}/{run_id}/{task_id}: {response.status_code} {response.text}")
         return response.json()["value"]
 
+    def task_log(self, dag_id: str, run_id: str, task_id: str, try_number: int = 1) -> str:
+        """A try's log as text: every string in its structured records (messages, exceptions)."""
+        records = self.get(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/{try_number}",
+                           params={"full_content": True})["content"]
+
+        def strings(value: Any) -> Iterator[str]:
+            if isinstance(value, str):
+                yield value
+            elif isinstance(value, dict):
+                for item in value.values():
+                    yield from strings(item)
+            elif isinstance(value, list):
+                for item in value:
+                    yield from strings(item)
+
+        return "\n".join(strings(records))
+
     def wait_for_run(self, dag_id: str, run_id: str, timeout: float,
                      on_waiting: Callable[[str, str, dict[str, Any]], None] | None = None) -> dict[str, Any]:
         """Wait until the run ends; hand every task that waits for input to ``on_waiting``.
@@ -353,8 +371,15 @@ class AirflowApi:
         import psutil
 
         path = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}"
-        detail = self.wait_for(lambda: (d := self.get(path))["state"] == "awaiting_input" and d,
-                               timeout, f"{task_id} to wait for input")
+
+        def parked() -> dict[str, Any] | None:
+            detail = self.get(path)
+            if detail["state"] in FINISHED_TASK_STATES:
+                raise AirflowError(f"{dag_id}.{task_id} in run {run_id} ended {detail['state']} "
+                                   "instead of waiting for input")
+            return detail if detail["state"] == "awaiting_input" else None
+
+        detail = self.wait_for(parked, timeout, f"{task_id} to wait for input")
         if detail.get("pid"):
             self.wait_for(lambda: not psutil.pid_exists(detail["pid"]), 120, f"{task_id}'s process to exit",
                           interval=0.2)

@@ -274,9 +274,7 @@ def test_keyspaces_ingest_without_its_connection_fails_in_its_first_task(airflow
     tis = {ti["task_id"]: ti for ti in api.task_instances("keyspaces_ingest", run_id)}
     assert tis["segment_list"]["state"] == "failed" and tis["segment_list"]["try_number"] == 1
     assert all(ti["state"] == "upstream_failed" for name, ti in tis.items() if name != "segment_list")
-    log = api.get(f"/dags/keyspaces_ingest/dagRuns/{run_id}/taskInstances/segment_list/logs/1",
-                  params={"full_content": True})
-    text = str(log)
+    text = api.task_log("keyspaces_ingest", run_id, "segment_list")
     assert "no Airflow connection 'keyspaces_default'" in text and "AIRFLOW_CONN_KEYSPACES_DEFAULT" in text
 
 

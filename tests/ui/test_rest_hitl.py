@@ -14,7 +14,9 @@ pytestmark = pytest.mark.ui
 
 def test_a_model_approved_through_the_rest_api_is_recorded_with_the_approver(airflow):
     airflow.unpause("train_model")
-    run_id = airflow.trigger("train_model", {"approval_mode": "manual", "n_trials": 2})
+    older_partition = airflow.partitions[0]  # the browser's runs train on the newest one
+    run_id = airflow.trigger("train_model", {"approval_mode": "manual", "n_trials": 2,
+                                             "partition_uri": older_partition})
     airflow.wait_until_parked("train_model", run_id, "approve_model")
     detail = airflow.get(f"/dags/train_model/dagRuns/{run_id}/taskInstances/approve_model/-1/hitlDetails")
     assert detail["options"] == ["Approve", "Reject"]
