@@ -29,6 +29,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 URL_VARIABLE = "MLOPS_AIRFLOW_DB_URL"
+SQLALCHEMY_SCHEME = "postgresql+psycopg"  # psycopg 3, SQLAlchemy's default; docker-compose.yaml uses it too
 POSTGRES_USER = "postgres"
 
 
@@ -97,7 +98,7 @@ def _database_on_server(server_url: str, name: str) -> MetadataDatabase:
     if parts.scheme.split("+")[0] not in ("postgresql", "postgres"):
         raise MetadataDatabaseError(f"{URL_VARIABLE}={_safe(server_url)!r} is not a postgresql:// URL")
     _admin(server_url, f'CREATE DATABASE "{name}"')
-    url = urlunsplit(("postgresql+psycopg", parts.netloc, f"/{name}", parts.query, ""))
+    url = urlunsplit((SQLALCHEMY_SCHEME, parts.netloc, f"/{name}", parts.query, ""))
     database = MetadataDatabase("postgresql", url, note=f"database {name} on the server in {URL_VARIABLE}")
     database._drop.append(lambda: _admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     return database

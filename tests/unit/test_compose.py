@@ -46,11 +46,27 @@ def test_airflow_services_get_connections_and_settings_from_the_environment(comp
     assert env["MLOPS_DATA_URI"].startswith("s3://")
 
 
-def test_the_image_matches_the_pinned_airflow(compose):
+def test_every_airflow_service_and_the_runtime_run_the_projects_image(compose):
+    built = {name: (spec["image"], spec["build"]["dockerfile"]) for name, spec in compose["services"].items()
+             if name.startswith("airflow") or name == "model-runtime"}
+    assert set(built.values()) == {(compose["services"]["airflow-scheduler"]["image"], "Dockerfile")}
+
+
+def test_the_image_is_the_pinned_airflow_with_the_locked_requirements():
     pinned = next(line.split("==")[1] for line in (ROOT / "requirements.txt").read_text().splitlines()
                   if line.startswith("apache-airflow=="))
-    images = {spec["image"] for name, spec in compose["services"].items() if name.startswith("airflow")}
-    assert images == {f"apache/airflow:{pinned}-python3.11"}
+    dockerfile = (ROOT / "Dockerfile").read_text()
+
+    assert f"FROM apache/airflow:{pinned}-python3.11" in dockerfile.splitlines()
+    assert "pip install --no-cache-dir -r /opt/airflow/project/requirements.txt " \
+           "-c /opt/airflow/project/constraints.txt" in dockerfile
+
+
+def test_the_metadata_database_driver_is_the_one_the_tests_run(compose):
+    from mlops.metadata_db import SQLALCHEMY_SCHEME
+
+    url = compose["services"]["airflow-scheduler"]["environment"]["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+    assert url.split("://")[0] == SQLALCHEMY_SCHEME
 
 
 def test_published_ports_bind_loopback_only(compose):
