@@ -46,7 +46,7 @@ from mlops.deployment import (
 )
 from mlops.storage import DigestMismatch
 
-PROD = {"instance_type": "ml.m5.large", "initial_instance_count": 2,
+PROD = {"instance_type": "ml.m5.large", "initial_instance_count": 4,
         "traffic_shifting": {"type": "linear", "step_percent": 25, "wait_interval_s": 120}}
 NOW = datetime(2026, 11, 21, 6, 0, tzinfo=UTC)
 PROD_ALARMS = ["mlops-churn-prod-invocation-5xx-errors", "mlops-churn-prod-model-latency-p95"]
@@ -68,7 +68,7 @@ def staging_spec(s3, name: str = "churn-staging", config: str = "staging-cfg-1")
 
 def prod_spec(settings, s3, config: str = "prod-cfg-2", package_arn: str | None = None) -> ProdSpec:
     uri, sha = put_artifact(s3)
-    return ProdSpec("churn-prod", config, uri, sha, instance_type="ml.m5.large", initial_instance_count=2,
+    return ProdSpec("churn-prod", config, uri, sha, instance_type="ml.m5.large", initial_instance_count=4,
                     model_package_arn=package_arn, **prod_endpoint_options(settings, "churn-prod", PROD))
 
 
@@ -103,7 +103,7 @@ def test_prod_takes_the_packages_container_instances_and_data_capture(hosting, r
 
     config = moto_sagemaker.describe_endpoint_config(EndpointConfigName="mlops-prod-cfg-2")
     variant = config["ProductionVariants"][0]
-    assert (variant["InstanceType"], variant["InitialInstanceCount"]) == ("ml.m5.large", 2)
+    assert (variant["InstanceType"], variant["InitialInstanceCount"]) == ("ml.m5.large", 4)
     assert config["DataCaptureConfig"]["InitialSamplingPercentage"] == 20
     assert config["DataCaptureConfig"]["DestinationS3Uri"] == \
         "s3://mlops-test-bucket/mlops/monitoring/data-capture/churn-prod"

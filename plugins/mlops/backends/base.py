@@ -439,12 +439,18 @@ class AutoML(abc.ABC):
     @abc.abstractmethod
     def create_or_attach(
         self, job_name: str, train_uri: str, target: str, problem_type: str, objective: str,
-        max_candidates: int, time_budget_s: int, output_uri: str,
+        max_candidates: int, time_budget_s: int, output_uri: str, local_time_budget_s: int | None = None,
     ) -> str:
         """Start the job (or attach to one of that name) and wait until it completes.
 
+        ``time_budget_s`` is the job's budget (Autopilot's ``MaxAutoMLJobRuntimeInSeconds``),
+        checked against SageMaker's limits on both backends (:func:`mlops.limits.check_automl_job`);
+        ``local_time_budget_s`` caps the local twin's own search, which needs far less (SageMaker
+        has no such setting and ignores it).
+
         Returns the job's status; raises ``RuntimeError`` with the job's reason when it failed
-        or was stopped.
+        or was stopped, and :class:`~mlops.limits.LimitError` before anything starts for settings
+        SageMaker would reject or that cannot produce a candidate.
         """
 
     @abc.abstractmethod

@@ -395,15 +395,18 @@ class SageMakerAutoMLOperator(_JobOperator):
 
     :param job_name: job name (templated); a retry reuses it and attaches.
     :param train_uri: labelled training data (templated).
+    :param time_budget_s: the job's budget, ``MaxAutoMLJobRuntimeInSeconds`` (templated).
+    :param local_time_budget_s: how long the local twin searches, at most ``time_budget_s``
+        (templated; ``None``: the whole budget). SageMaker ignores it.
     """
 
     template_fields: Sequence[str] = ("job_name", "train_uri", "output_uri", "target", "objective",
-                                      "time_budget_s", "max_candidates")
+                                      "time_budget_s", "local_time_budget_s", "max_candidates")
     port_name = "automl"
 
     def __init__(self, *, job_name: str, train_uri: str, target: str, problem_type: str, objective: str,
-                 output_uri: str, max_candidates: int | str = 5, time_budget_s: int | str = 60,
-                 **kwargs: Any) -> None:
+                 output_uri: str, max_candidates: int | str = 5, time_budget_s: int | str = 3600,
+                 local_time_budget_s: int | str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.job_name = job_name
         self.train_uri = train_uri
@@ -413,11 +416,14 @@ class SageMakerAutoMLOperator(_JobOperator):
         self.output_uri = output_uri
         self.max_candidates = max_candidates
         self.time_budget_s = time_budget_s
+        self.local_time_budget_s = local_time_budget_s
 
     def submit(self, port, context):
+        local = self.local_time_budget_s
         return port.submit(
             self.job_name, self.train_uri, self.target, self.problem_type, self.objective,
             int(self.max_candidates), int(self.time_budget_s), self.output_uri,
+            local_time_budget_s=None if local in (None, "", "None") else int(local),
         )
 
     def log_result(self, result: dict[str, Any]) -> None:
@@ -495,6 +501,10 @@ class SageMakerTransformOperator(_JobOperator):
         self.output_filter = output_filter
 
     def submit(self, port, context):
+        from mlops.limits import check_name
+
+        check_name("job_name", self.job_name, "TransformJobName")  # both backends, before any work
+        check_name("model_name", self.model_name, "ModelName")
         return port.submit(
             self.job_name, self.model_name, self.input_uri, self.output_uri,
             input_filter=self.input_filter, join_source=self.join_source, output_filter=self.output_filter,

@@ -157,8 +157,8 @@ class AutopilotAutoML(AwsClients, LongRunningPort, AutoML):
     :param settings: project settings (role ARN, region, AWS connection).
     :param client: a boto3 ``sagemaker`` client; default: one from ``settings`` with adaptive retries.
     :param mode: ``ENSEMBLING`` (default), ``HYPERPARAMETER_TUNING`` or ``AUTO``.
-    :param max_runtime_per_training_job_s: ``MaxRuntimePerTrainingJobInSeconds``; ``None`` leaves
-        Autopilot's default.
+    :param max_runtime_per_training_job_s: ``MaxRuntimePerTrainingJobInSeconds`` (at most the job's
+        budget); ``None`` leaves Autopilot's default.
     :param waiter_delay: seconds between status checks while waiting (trigger or waiter).
     :param wait_margin_s: how long past the job's own runtime limit to keep waiting before the
         wait times out (Autopilot still finishes candidates after the limit).
@@ -189,11 +189,12 @@ class AutopilotAutoML(AwsClients, LongRunningPort, AutoML):
     def job_request(self, job_name: str, train_uri: str, target: str, problem_type: str, objective: str,
                     max_candidates: int, time_budget_s: int, output_uri: str) -> dict[str, Any]:
         """The ``CreateAutoMLJobV2`` request for the port's arguments (``job_name``: SageMaker's)."""
+        from mlops.limits import check_automl_job
+
         if problem_type not in PROBLEM_TYPES:
             raise ValueError(f"problem_type {problem_type!r} is not one of {', '.join(PROBLEM_TYPES)}")
-        if int(max_candidates) < 1 or int(time_budget_s) < 1:
-            raise ValueError(f"max_candidates ({max_candidates}) and time_budget_s ({time_budget_s}) "
-                             "must be at least 1")
+        check_automl_job(job_name, max_candidates, time_budget_s, self.max_runtime_per_training_job_s, self.mode,
+                         objective)
         content_type = CSV_WITH_HEADER if train_uri.lower().endswith(".csv") else PARQUET
         criteria: dict[str, Any] = {"MaxCandidates": int(max_candidates),
                                     "MaxAutoMLJobRuntimeInSeconds": int(time_budget_s)}
@@ -264,12 +265,15 @@ class AutopilotAutoML(AwsClients, LongRunningPort, AutoML):
 
     # ------------------------------------------------------------ submit / wait / collect
     def submit(self, job_name: str, train_uri: str, target: str, problem_type: str, objective: str,
-               max_candidates: int, time_budget_s: int, output_uri: str) -> JobHandle:
+               max_candidates: int, time_budget_s: int, output_uri: str,
+               local_time_budget_s: int | None = None) -> JobHandle:
         """Create the job, or attach to the job of that name; see :class:`JobHandle`.
 
         Raises ``RuntimeError`` naming the job, its status and reason if it Failed or was Stopped,
         and ``ValueError`` if a job of that name predicts another target or problem type, or
-        optimises another objective. The handle names the job by its SageMaker name.
+        optimises another objective; :class:`~mlops.limits.LimitError` before any call for a
+        request SageMaker would reject or whose budget cannot produce a candidate. The handle
+        names the job by its SageMaker name. ``local_time_budget_s`` is the local twin's.
         """
         from botocore.exceptions import ClientError
 
@@ -333,7 +337,8 @@ class AutopilotAutoML(AwsClients, LongRunningPort, AutoML):
                 "candidates": [c.to_dict() for c in self.candidates(job_name)]}
 
     def create_or_attach(self, job_name: str, train_uri: str, target: str, problem_type: str, objective: str,
-                         max_candidates: int, time_budget_s: int, output_uri: str) -> str:
+                         max_candidates: int, time_budget_s: int, output_uri: str,
+                         local_time_budget_s: int | None = None) -> str:
         handle = self.submit(job_name, train_uri, target, problem_type, objective, max_candidates,
                              time_budget_s, output_uri)
         return self.collect(self.wait(handle))["status"]

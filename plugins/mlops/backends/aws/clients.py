@@ -73,12 +73,20 @@ class AwsClients:
     settings: Settings
 
     def _use_clients(self, **given: Any) -> None:
-        """``given``: ``sagemaker=``, ``s3=``, ``cloudwatch=``, ``sagemaker_runtime=`` (None: build)."""
-        self._clients = {name.replace("_", "-"): value for name, value in given.items() if value is not None}
+        """``given``: ``sagemaker=``, ``s3=``, ``cloudwatch=``, ``sagemaker_runtime=`` (None: build).
+
+        Every SageMaker client checks its requests against SageMaker's limits before it sends
+        them (:func:`mlops.limits.strict_requests`), whoever built it."""
+        from mlops.limits import strict_requests
+
+        self._clients = {name.replace("_", "-"): strict_requests(value) for name, value in given.items()
+                         if value is not None}
 
     def aws_client(self, service: str):
+        from mlops.limits import strict_requests
+
         if service not in self._clients:
-            self._clients[service] = client(service, self.settings)
+            self._clients[service] = strict_requests(client(service, self.settings))
         return self._clients[service]
 
     @property

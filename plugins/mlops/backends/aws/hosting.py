@@ -205,7 +205,10 @@ class SageMakerHosting(AwsClients, Hosting, LongRunningPort):
     def submit(self, spec: EndpointSpec) -> JobHandle:
         """Verify the artifact, make model and config (reusing them on a retry), then create or
         update the endpoint. The handle is not done: SageMaker is creating or updating."""
+        from mlops.limits import check_endpoint_spec
+
         spec = self.named(spec)
+        check_endpoint_spec(spec)
         self._verify_artifact(spec.model_uri, spec.sha256)
         self._ensure_model(spec)
         self._ensure_endpoint_config(spec)

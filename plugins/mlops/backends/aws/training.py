@@ -372,10 +372,10 @@ class SageMakerTuner(_SageMakerJobs, Tuner):
                n_trials: int, output_uri: str) -> JobHandle:
         """Create the tuning job, or re-attach to / reuse the one of that name."""
         from mlops.backends.local.training import validate_search_space
+        from mlops.limits import check_tuning
 
         space = validate_search_space(search_space)
-        if n_trials < 1:
-            raise ValueError(f"n_trials must be at least 1; got {n_trials}")
+        check_tuning(n_trials, min(self.max_parallel_jobs, n_trials), space)
         return self.attach(job_name, lambda name: self.sagemaker.create_hyper_parameter_tuning_job(
             **self.request(name, job_name, data, space, n_trials, output_uri)))
 
