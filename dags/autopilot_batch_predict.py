@@ -169,7 +169,8 @@ def autopilot_batch_predict():
                 labels = pd.read_parquet(handle)
             evaluation = evaluate_predictions(
                 frame, labels, id_column, config.target, config.schema["positive_label"],
-                config.section("autopilot").get("min_precision", 0.5), with_curves=True)
+                config.section("autopilot").get("min_precision", 0.5), with_curves=True,
+                probability_of=model.get("probability_of"))
             summary["report_uri"] = write_evaluation_report(
                 evaluation, f"{plan['run_uri']}/report.html", f"Batch predictions {run_id}", summary)
             evaluation.pop("curves")

@@ -31,6 +31,7 @@ SPEC = {"job_name": JOB, "train_uri": "s3://mlops-data/autopilot/run-1/train.par
         "problem_type": "binary", "objective": "AUC", "max_candidates": 5, "time_budget_s": 5400,
         "output_uri": "s3://mlops-data/autopilot/run-1"}
 T0 = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
+ANY_LISTING = None  # Stubber: any parameters
 ALL_KEYS = ["predicted_label", "probability", "labels", "probabilities"]
 
 
@@ -251,6 +252,32 @@ def test_a_minimised_objective_lists_ascending_lowest_first(aws_settings, stubbe
     ranked = AutopilotAutoML(aws_settings, client=client).candidates(AWS_JOB)
 
     assert [(c.name, c.objective_value) for c in ranked] == [("c-2", 10.1), ("c-1", 12.5)]
+
+
+@pytest.mark.parametrize("mode, problem_type, containers, meaning", [
+    ("ENSEMBLING", "BinaryClassification", ENSEMBLE_CONTAINERS, "predicted_label"),
+    ("HYPERPARAMETER_TUNING", "BinaryClassification", HPO_CONTAINERS, "positive_class"),
+    ("HYPERPARAMETER_TUNING", "MulticlassClassification", HPO_CONTAINERS, "predicted_label"),
+    ("AUTO", "BinaryClassification", ENSEMBLE_CONTAINERS, "predicted_label"),  # one container: an ensemble
+    ("AUTO", "BinaryClassification", HPO_CONTAINERS, "positive_class"),  # three: an HPO pipeline
+    ("ENSEMBLING", "Regression", ENSEMBLE_CONTAINERS, None),
+])
+def test_a_candidate_says_what_its_probability_is_the_probability_of(aws_settings, stubbed, mode, problem_type,
+                                                                     containers, meaning):
+    client, stubber = stubbed
+    job = described_job(AWS_JOB, "Completed", problem_type=problem_type,
+                        objective="RMSE" if problem_type == "Regression" else "AUC")
+    job["AutoMLProblemTypeConfig"]["TabularJobConfig"]["Mode"] = mode
+    stubber.add_response("describe_auto_ml_job_v2", job, {"AutoMLJobName": AWS_JOB})
+    stubber.add_response("list_candidates_for_auto_ml_job", {"Candidates": [
+        candidate("c-1", 0.9, T0, containers=containers, metric="RMSE" if problem_type == "Regression" else "AUC",
+                  kind="Minimize" if problem_type == "Regression" else "Maximize")]}, ANY_LISTING)
+    automl = AutopilotAutoML(aws_settings, client=client)
+
+    best = automl.candidates(AWS_JOB)[0]
+
+    assert (best.detail["mode"], best.detail["problem_type"]) == (mode, problem_type)
+    assert automl.probability_of(best) == meaning
 
 
 def test_candidates_of_an_unknown_job_is_a_key_error_naming_it(aws_settings, stubbed):

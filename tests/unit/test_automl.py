@@ -236,6 +236,28 @@ def test_a_multiclass_model_answers_with_every_response_key(multiclass_job, tmp_
         assert predicted_label == labels[int(np.argmax(probabilities))]
 
 
+@pytest.mark.parametrize("job, positive", [("binary_job", "True."), ("multiclass_job", "gold")])
+def test_the_twin_states_the_meaning_of_probability_its_models_serve(job, positive, request, tmp_path):
+    from mlops.ml.batch_predictions import positive_scores
+
+    automl, spec, _ = request.getfixturevalue(job)
+    best = automl.candidates(spec["job_name"])[0]
+    automl.create_model(f"{spec['job_name']}-meaning", best, ALL_KEYS)
+    rows = binary_frame(40, seed=13) if job == "binary_job" else multiclass_frame(40, seed=13)
+    lines = answer(automl, f"{spec['job_name']}-meaning", rows, tmp_path)
+    served = pd.DataFrame([{"predicted_label": label, "probability": float(probability), "labels": json.loads(labels),
+                            "probabilities": json.loads(probabilities)}
+                           for label, probability, labels, probabilities in lines])
+    stated = automl.probability_of(best)
+    other = {"positive_class": "predicted_label", "predicted_label": "positive_class"}[stated]
+
+    assert stated == ("positive_class" if job == "binary_job" else "predicted_label")
+    scores = positive_scores(served, positive, stated)  # checks probability against probabilities
+    assert scores == pytest.approx([p[served["labels"][0].index(positive)] for p in served["probabilities"]])
+    with pytest.raises(ValueError, match="meaning of probability is not the one stated"):
+        positive_scores(served, positive, other)
+
+
 def test_creating_the_same_model_again_is_a_no_op(binary_job):
     automl, spec, _ = binary_job
     best = automl.candidates(spec["job_name"])[0]

@@ -461,6 +461,13 @@ class AutoML(abc.ABC):
     def create_model(self, model_name: str, candidate: Candidate, response_keys: list[str]) -> str:
         """Make a deployable model from ``candidate`` answering with ``response_keys``."""
 
+    def probability_of(self, candidate: Candidate) -> str | None:
+        """What the ``probability`` response key of ``candidate``'s model is the probability of:
+        ``"predicted_label"`` or ``"positive_class"`` (the second of ``labels``), as
+        :func:`mlops.ml.batch_predictions.positive_scores` takes it; ``None`` when unknown (a
+        regression model has none)."""
+        return None
+
 
 @dataclass(frozen=True)
 class TransformResult(Serializable):

@@ -442,6 +442,9 @@ class SageMakerAutoMLModelOperator(BaseOperator):
     :param job_name: the AutoML job (templated).
     :param candidate_name: a candidate to use instead of the best (templated; empty = best).
     :param response_keys: e.g. ``["predicted_label", "probability"]``.
+    :return: ``{"model_name", "candidate", "response_keys", "probability_of"}``; ``probability_of``
+        says what the model's ``probability`` key is the probability of
+        (:meth:`~mlops.backends.base.AutoML.probability_of`), for the evaluation.
     """
 
     template_fields: Sequence[str] = ("job_name", "candidate_name", "model_name", "response_keys")
@@ -469,7 +472,8 @@ class SageMakerAutoMLModelOperator(BaseOperator):
         model_name = automl.create_model(self.model_name, chosen, list(self.response_keys))
         self.log.info("model %s from candidate %s (%s=%.4f)", model_name, chosen.name,
                       chosen.objective_metric, chosen.objective_value)
-        return {"model_name": model_name, "candidate": chosen.to_dict(), "response_keys": list(self.response_keys)}
+        return {"model_name": model_name, "candidate": chosen.to_dict(), "response_keys": list(self.response_keys),
+                "probability_of": automl.probability_of(chosen)}
 
 
 class SageMakerTransformOperator(_JobOperator):

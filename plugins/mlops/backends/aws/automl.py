@@ -369,11 +369,28 @@ class AutopilotAutoML(AwsClients, LongRunningPort, AutoML):
         if not ranked:
             raise RuntimeError(f"AutoML job {job_name} is Completed but has no candidate with a final "
                                f"{metric} value")
-        return [self._candidate(job_name, c, rank, metric, maximize) for rank, c in enumerate(ranked, 1)]
+        config = (described.get("AutoMLProblemTypeConfig") or {}).get("TabularJobConfig") or {}
+        job = {"mode": config.get("Mode"), "problem_type": self._identity(described)["problem_type"]}
+        return [self._candidate(job_name, c, rank, metric, maximize, job) for rank, c in enumerate(ranked, 1)]
+
+    def probability_of(self, candidate: Candidate) -> str | None:
+        """SageMaker's meaning of ``probability`` ("Configure inference output in generated
+        containers"): the predicted label's in ENSEMBLING mode and for multiclass problems; the
+        positive class's (the second of ``labels``) for a binary problem in HYPERPARAMETER_TUNING
+        mode. Under ``AUTO`` the mode Autopilot chose shows in the candidate's containers: one
+        for an ensemble, three for an HPO classifier (the same page)."""
+        problem_type, mode = candidate.detail.get("problem_type"), candidate.detail.get("mode")
+        if problem_type not in ("BinaryClassification", "MulticlassClassification"):
+            return None
+        if mode in (None, "AUTO"):
+            mode = "ENSEMBLING" if len(candidate.detail.get("containers") or []) == 1 else "HYPERPARAMETER_TUNING"
+        if mode == "HYPERPARAMETER_TUNING" and problem_type == "BinaryClassification":
+            return "positive_class"
+        return "predicted_label"
 
     @staticmethod
     def _candidate(job_name: str, listed: dict[str, Any], rank: int, metric: str | None,
-                   maximize: bool) -> Candidate:
+                   maximize: bool, job: dict[str, Any] | None = None) -> Candidate:
         final = listed["FinalAutoMLJobObjectiveMetric"]
         containers = inference_containers(listed)
         steps = [s.get("CandidateStepName", "") for s in listed.get("CandidateSteps") or []
@@ -394,6 +411,7 @@ class AutopilotAutoML(AwsClients, LongRunningPort, AutoML):
                 "containers": containers, "creation_time": _iso(listed.get("CreationTime")),
                 "candidate_status": listed.get("CandidateStatus"),
                 "supported_response_keys": supported_keys(containers[-1]),
+                **(job or {}),
             },
         )
 

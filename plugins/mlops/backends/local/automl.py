@@ -494,6 +494,12 @@ class FlamlAutoML(LongRunningPort, AutoML):
         ranked = [Candidate.from_dict(c) for c in record["candidates"]]
         return sorted(ranked, key=lambda c: -c.objective_value if higher else c.objective_value)
 
+    def probability_of(self, candidate: Candidate) -> str | None:
+        """The serving handlers' meaning of ``probability``: the second label's (the positive
+        class, as Autopilot's HYPERPARAMETER_TUNING mode gives it) for a binary model, the
+        predicted label's for a multiclass one, none for regression."""
+        return {"binary": "positive_class", "multiclass": "predicted_label"}.get(candidate.detail.get("problem_type"))
+
     # ------------------------------------------------------------ models
     def create_model(self, model_name: str, candidate: Candidate, response_keys: list[str]) -> str:
         """Record a model (like ``CreateModel``) serving ``candidate`` with ``response_keys``.
