@@ -38,6 +38,10 @@ class _JobOperator(BaseOperator):
     Subclasses say which port (``port_name``) and how to ``submit``. A retry submits under the
     same name, so the port describes first and re-attaches instead of launching a second job.
 
+    Killed (marked failed, cleared, timed out: Airflow calls :meth:`on_kill`), the task stops
+    its job: ``Stop*`` on AWS, the worker processes of a local twin. A deferred task's job is
+    stopped by its trigger's ``on_kill`` instead (:mod:`mlops.triggers`).
+
     :param deferrable: free the worker slot while AWS works (the provider's triggers wait).
     """
 
@@ -47,6 +51,7 @@ class _JobOperator(BaseOperator):
     def __init__(self, *, deferrable: bool | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.deferrable = _default_deferrable() if deferrable is None else deferrable
+        self._running: tuple[Any, Any] | None = None  # (port, handle or None) while execute works
 
     def port(self):
         return getattr(_backend(), self.port_name)
@@ -54,18 +59,31 @@ class _JobOperator(BaseOperator):
     def submit(self, port, context):
         raise NotImplementedError
 
+    def on_kill(self) -> None:
+        """Stop the job this task started or attached to (nothing once it finished or deferred)."""
+        if self._running is None:
+            return
+        port, handle = self._running
+        self._running = None
+        self.log.warning("task killed: stopping %s", f"{handle.kind} job {handle.name}" if handle else "its work")
+        port.stop(handle)
+
     def execute(self, context) -> dict[str, Any]:
         from mlops.backends.base import JobHandle
 
         port = self.port()
+        self._running = (port, None)
         handle = self.submit(port, context)
+        self._running = (port, handle) if not handle.done else None
         if not handle.done:
             if self.deferrable:
                 from airflow.sdk.module_loading import import_string
 
                 trigger = import_string(handle.trigger["classpath"])(**handle.trigger["kwargs"])
+                self._running = None  # from here the trigger waits, and stops the job if killed
                 self.defer(trigger=trigger, method_name="execute_complete", kwargs={"handle": handle.to_dict()})
             handle = port.wait(handle)
+            self._running = None
         result = port.collect(JobHandle.from_dict(handle.to_dict()))
         self.log_result(result)
         self.persist_link(context, handle.kind, handle.name, result)

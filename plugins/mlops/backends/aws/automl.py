@@ -29,7 +29,7 @@ import logging
 import math
 from typing import TYPE_CHECKING, Any
 
-from mlops.backends.aws.clients import AwsClients, or_none
+from mlops.backends.aws.clients import AwsClients, or_none, stop_quietly
 from mlops.backends.base import AutoML, Candidate, JobHandle, LongRunningPort
 from mlops.naming import prefixed
 
@@ -327,6 +327,13 @@ class AutopilotAutoML(AwsClients, LongRunningPort, AutoML):
             described = self.describe_job(handle.name) or err.last_response or {}
             raise job_failure(handle.name, described) from err
         return JobHandle(kind="automl", name=handle.name, done=True, result=self._result(handle.name))
+
+    def stop(self, handle: JobHandle | None) -> None:
+        """``StopAutoMLJob`` (it stops V2 jobs too): the task was killed while it waited."""
+        if handle is None or handle.done:
+            log.warning("no running AutoML job to stop")
+            return
+        stop_quietly(lambda: self.sagemaker.stop_auto_ml_job(AutoMLJobName=handle.name), f"AutoML job {handle.name}")
 
     def collect(self, handle: JobHandle) -> dict[str, Any]:
         """``{"job_name", "status", "candidates"}`` of a Completed job (ranked best first)."""

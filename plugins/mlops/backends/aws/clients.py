@@ -63,6 +63,23 @@ def or_none(call: Callable[[], T]) -> T | None:
         raise
 
 
+def stop_quietly(call: Callable[[], Any], what: str) -> None:
+    """Make a ``Stop*`` ``call`` for ``what`` (an operator's ``on_kill``): an error, e.g. SageMaker's
+    ``ValidationException`` for a job that already ended, is logged, never raised. Pass the call
+    as a lambda, as for :func:`or_none`."""
+    import logging
+
+    from botocore.exceptions import ClientError
+
+    log = logging.getLogger(__name__)
+    try:
+        call()
+    except ClientError as err:
+        log.warning("%s was not stopped: %s", what, err)
+        return
+    log.warning("%s: stop requested (the task was killed)", what)
+
+
 class AwsClients:
     """Mixin for an AWS port: its boto3 clients, built on first use by :func:`client`.
 

@@ -24,7 +24,7 @@ import logging
 import math
 from typing import TYPE_CHECKING, Any
 
-from mlops.backends.aws.clients import AwsClients, or_none
+from mlops.backends.aws.clients import AwsClients, or_none, stop_quietly
 from mlops.backends.aws.s3 import split_s3_uri
 from mlops.backends.base import BatchTransform, JobHandle, LongRunningPort, TransformResult
 from mlops.naming import RETRY_ROOM, attempt_name, prefixed
@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 
 COMPLETED, IN_PROGRESS, STOPPING, FAILED, STOPPED = "Completed", "InProgress", "Stopping", "Failed", "Stopped"
 CSV = "text/csv"
-TRIGGER = "airflow.providers.amazon.aws.triggers.sagemaker.SageMakerTrigger"
+TRIGGER = "mlops.triggers.sagemaker_jobs.SageMakerJobTrigger"  # the provider's, which also stops on kill
 WAITER_NAME = "TransformJobComplete"
 MAX_NAME = 63  # TransformJobName, ModelName
 
@@ -219,6 +219,14 @@ class SageMakerBatchTransform(AwsClients, LongRunningPort, BatchTransform):
             raise RuntimeError(f"transform job {handle.name} {described.get('TransformJobStatus')}: "
                                f"{described.get('FailureReason') or 'no FailureReason given'}") from err
         return JobHandle(kind="transform", name=handle.name, done=True, result=self._result(handle.name))
+
+    def stop(self, handle: JobHandle | None) -> None:
+        """Stop the transform job (the task was killed while it waited); an ended job is left alone."""
+        if handle is None or handle.done:
+            log.warning("no running transform job to stop")
+            return
+        stop_quietly(lambda: self.sagemaker.stop_transform_job(TransformJobName=handle.name),
+                     f"transform job {handle.name}")
 
     def collect(self, handle: JobHandle) -> dict[str, Any]:
         """The :class:`TransformResult` dict of a Completed job."""
