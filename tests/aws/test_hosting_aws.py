@@ -44,6 +44,7 @@ from mlops.deployment import (
     prod_endpoint_options,
     rollback_alarm_requests,
 )
+from mlops.limits import LimitError
 from mlops.storage import DigestMismatch
 
 PROD = {"instance_type": "ml.m5.large", "initial_instance_count": 4,
@@ -90,6 +91,25 @@ def test_staging_is_a_serverless_endpoint_running_the_serving_code(hosting, s3, 
     assert (container["Image"], container["ModelDataUrl"]) == (IMAGE, spec.model_uri)
     assert container["Environment"]["SAGEMAKER_PROGRAM"] == "inference.py"
     assert read_s3_tar_names(s3, container["Environment"]["SAGEMAKER_SUBMIT_DIRECTORY"]) == ["inference.py"]
+
+
+def test_staging_takes_provisioned_concurrency_when_the_config_sets_it(hosting, s3, moto_sagemaker):
+    spec = replace(staging_spec(s3, config="staging-cfg-pc"),
+                   serverless={"MemorySizeInMB": 3072, "MaxConcurrency": 10, "ProvisionedConcurrency": 2})
+
+    hosting.deploy(spec)
+
+    variant = moto_sagemaker.describe_endpoint_config(EndpointConfigName="mlops-staging-cfg-pc")["ProductionVariants"][0]
+    assert variant["ServerlessConfig"] == {"MemorySizeInMB": 3072, "MaxConcurrency": 10, "ProvisionedConcurrency": 2}
+
+
+def test_a_spec_sagemaker_would_reject_fails_before_any_request(stubbed, s3):
+    hosting, _ = stubbed  # nothing queued: any SageMaker request fails the test
+    spec = replace(staging_spec(s3), serverless={"MemorySizeInMB": 2048, "MaxConcurrency": 5,
+                                                 "ProvisionedConcurrency": 6})
+
+    with pytest.raises(LimitError, match="ProvisionedConcurrency=6 exceeds MaxConcurrency=5"):
+        hosting.deploy(spec)
 
 
 def test_prod_takes_the_packages_container_instances_and_data_capture(hosting, registry, settings, s3,
