@@ -33,9 +33,10 @@ USE_CASE = "churn"
                                              "missing). Empty: a job named for this run (a retry re-attaches)."),
         "candidate_name": Param(None, type=["null", "string"],
                                 description="Candidate to deploy. Empty: the best by the job's objective."),
-        "time_budget_s": Param(None, type=["null", "integer"], minimum=5, maximum=86400,
-                               description="AutoML search budget in seconds. Empty: autopilot.time_budget_s "
-                                           "from the pipeline config."),
+        "time_budget_s": Param(None, type=["null", "integer"], minimum=3600, maximum=2592000,
+                               description="The AutoML job's budget in seconds (MaxAutoMLJobRuntimeInSeconds; "
+                                           "at least an hour, or Autopilot trains no candidate). Empty: "
+                                           "autopilot.time_budget_s from the pipeline config."),
         "scoring_prefix": Param("batch/churn/incoming", type="string",
                                 description="Prefix (under the data root) of the CSV files to predict."),
         "write_to_keyspaces": Param(False, type="boolean",
@@ -75,6 +76,9 @@ def autopilot_batch_predict():
         labelled = partitions.resolve(USE_CASE, params["training_partition_uri"], as_of=run_date(context))
         train = partitions.read_partition(labelled["uri"])
         train = train[[*config.feature_columns, config.target]]
+        from mlops.limits import check_automl_rows
+
+        check_automl_rows(int(train[config.target].notna().sum()), f"labelled partition {labelled['uri']}")
         run_uri.mkdir(parents=True, exist_ok=True)
         with (run_uri / "train.parquet").open("wb") as handle:
             train.to_parquet(handle, index=False)
@@ -101,6 +105,7 @@ def autopilot_batch_predict():
             "target": config.target,
             "objective": autopilot["objective"],
             "time_budget_s": params["time_budget_s"] or autopilot["time_budget_s"],
+            "local_time_budget_s": autopilot.get("local_time_budget_s"),
             "max_candidates": autopilot["max_candidates"],
         }
 
@@ -114,6 +119,7 @@ def autopilot_batch_predict():
         problem_type="binary",
         objective="{{ ti.xcom_pull(task_ids='prepare')['objective'] }}",
         time_budget_s="{{ ti.xcom_pull(task_ids='prepare')['time_budget_s'] }}",
+        local_time_budget_s="{{ ti.xcom_pull(task_ids='prepare')['local_time_budget_s'] }}",
         max_candidates="{{ ti.xcom_pull(task_ids='prepare')['max_candidates'] }}",
     )
     model = SageMakerAutoMLModelOperator(
@@ -163,7 +169,8 @@ def autopilot_batch_predict():
                 labels = pd.read_parquet(handle)
             evaluation = evaluate_predictions(
                 frame, labels, id_column, config.target, config.schema["positive_label"],
-                config.section("autopilot").get("min_precision", 0.5), with_curves=True)
+                config.section("autopilot").get("min_precision", 0.5), with_curves=True,
+                probability_of=model.get("probability_of"))
             summary["report_uri"] = write_evaluation_report(
                 evaluation, f"{plan['run_uri']}/report.html", f"Batch predictions {run_id}", summary)
             evaluation.pop("curves")

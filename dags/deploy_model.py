@@ -67,16 +67,19 @@ def deploy_model():
 
     @task
     def endpoint_settings() -> dict:
+        """The staging and prod settings, checked against SageMaker's limits before any deploy."""
         from mlops.config import load_pipeline
-        from mlops.deployment import prod_endpoint_options, rollback_alarm_requests
+        from mlops.deployment import instance_count, prod_endpoint_options, rollback_alarm_requests
+        from mlops.limits import serverless_config
         from mlops.settings import get_settings
 
         endpoint = load_pipeline(USE_CASE).section("endpoint")
+        staging = endpoint["staging"]
         return {
-            "serverless": {"MemorySizeInMB": endpoint["staging"]["memory_size_mb"],
-                           "MaxConcurrency": endpoint["staging"]["max_concurrency"]},
+            "serverless": serverless_config(staging["memory_size_mb"], staging["max_concurrency"],
+                                            staging.get("provisioned_concurrency")),
             "instance_type": endpoint["prod"]["instance_type"],
-            "instance_count": endpoint["prod"]["initial_instance_count"],
+            "instance_count": instance_count(endpoint["prod"]),
             "requests": endpoint["test"]["requests"],
             "tolerance": endpoint["test"]["tolerance"],
             # data_capture_config + deployment_config (blue/green, alarm rollback) for prod

@@ -31,7 +31,8 @@ from mlops.operators.keyspaces import KeyspacesToS3Operator
 Reads each use case's Keyspaces table (`source.keyspaces` in `include/pipelines/*.yaml`,
 DDL in `sql/keyspaces/`) through the `keyspaces_default` connection
 (TLS with certificate verification and SigV4 or service credentials on AWS, plain CQL for a
-local Cassandra), splitting the Murmur3 token ring into `segments` ranges that run as mapped
+local Cassandra), splitting the token ring of the cluster's partitioner (read from `system.local`:
+Murmur3, Random or Keyspaces' default; any other fails the task naming it) into `segments` ranges that run as mapped
 tasks. Each range streams pages of `fetch_size` rows (at `read_consistency`) into Parquet row
 groups of the raw partition for the run's date (its logical date, or the day it was triggered),
 so memory stays bounded; throttling and

@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from mlops.backends.base import APPROVED, FAILED, ROLLED_BACK, SUCCEEDED, Deployment
+from mlops.limits import check_data_capture, check_deployment_config, check_shape
 
 if TYPE_CHECKING:
     from mlops.backends.base import Endpoint, EndpointSpec, ModelVersion, Registry
@@ -31,9 +32,11 @@ if TYPE_CHECKING:
 
 TRAFFIC_TYPES = {"canary": "CANARY", "linear": "LINEAR", "all_at_once": "ALL_AT_ONCE"}
 CAPTURE_CONTENT_TYPES = {"CsvContentTypes": ["text/csv"], "JsonContentTypes": ["application/json"]}
+# A fleet of one instance cannot be split into a canary or linear steps: the default shifts all
+# at once and bakes (WaitIntervalInSeconds) while the alarms watch the new fleet.
 DEFAULT_PROD = {
     "data_capture": {"sampling_percentage": 20, "destination": "monitoring/data-capture"},
-    "traffic_shifting": {"type": "canary", "step_percent": 10, "wait_interval_s": 300,
+    "traffic_shifting": {"type": "all_at_once", "step_percent": None, "wait_interval_s": 600,
                          "termination_wait_s": 600, "max_execution_timeout_s": 3600},
     "rollback_alarms": {"invocation_5xx_errors": 1, "model_latency_p95_ms": 500},
 }
@@ -64,13 +67,15 @@ def data_capture_config(settings: Settings, endpoint_name: str, prod: dict[str, 
     destination = str(capture["destination"])
     if "://" not in destination:
         destination = f"{settings.data_uri.rstrip('/')}/{destination.strip('/')}"
-    return {
+    config = {
         "EnableCapture": bool(capture.get("enabled", True)),
         "InitialSamplingPercentage": percentage,
         "DestinationS3Uri": f"{destination.rstrip('/')}/{endpoint_name}",
         "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
         "CaptureContentTypeHeader": CAPTURE_CONTENT_TYPES,
     }
+    check_data_capture(config, "endpoint.prod.data_capture")
+    return config
 
 
 def alarm_names(endpoint_name: str, prod: dict[str, Any]) -> list[str]:
@@ -120,30 +125,43 @@ def blue_green_deployment_config(endpoint_name: str, prod: dict[str, Any]) -> di
     """SageMaker ``DeploymentConfig`` for ``UpdateEndpoint``: blue/green with traffic shifting.
 
     ``endpoint.prod.traffic_shifting``: ``type`` (``canary``, ``linear``, ``all_at_once``),
-    ``step_percent`` (canary size or linear step, percent of the new fleet's capacity),
-    ``wait_interval_s`` (between steps), ``termination_wait_s`` (baking period before the old
-    fleet goes), ``max_execution_timeout_s``. Any rollback alarm in alarm state during the
-    shift or the baking period sends all traffic back to the old fleet.
+    ``step_percent`` (canary size or linear step, percent of the fleet's instances),
+    ``wait_interval_s`` (the baking period after a step), ``termination_wait_s`` (before the
+    old fleet goes), ``max_execution_timeout_s``. Any rollback alarm in alarm state during the
+    shift or a baking period sends all traffic back to the old fleet.
+
+    Checked against the fleet it will split (``endpoint.prod.initial_instance_count``) before any
+    call (:func:`mlops.limits.check_deployment_config`): a canary of at most half the instances, a
+    linear step of 10-50%, each a whole number of instances, so one instance takes only
+    ``all_at_once`` (with a baking period). Raises :class:`~mlops.limits.LimitError` naming the
+    setting and the limit.
     """
     shifting = _section(prod, "traffic_shifting")
     kind = str(shifting["type"]).lower()
     if kind not in TRAFFIC_TYPES:
         raise ValueError(f"endpoint.prod.traffic_shifting.type={kind!r} is not one of {', '.join(TRAFFIC_TYPES)}")
-    routing: dict[str, Any] = {"Type": TRAFFIC_TYPES[kind], "WaitIntervalInSeconds": int(shifting["wait_interval_s"])}
+    routing: dict[str, Any] = {"Type": TRAFFIC_TYPES[kind], "WaitIntervalInSeconds": shifting["wait_interval_s"]}
     if kind != "all_at_once":
-        step = int(shifting["step_percent"])
-        if not 1 <= step <= 100:
-            raise ValueError(f"endpoint.prod.traffic_shifting.step_percent={step} is not 1-100")
+        step = shifting["step_percent"]
+        if not isinstance(step, int) or isinstance(step, bool) or not 1 <= step <= 100:
+            raise ValueError(f"endpoint.prod.traffic_shifting.step_percent={step} is not a whole percentage 1-100")
         routing["CanarySize" if kind == "canary" else "LinearStepSize"] = {"Type": "CAPACITY_PERCENT", "Value": step}
     config: dict[str, Any] = {"BlueGreenUpdatePolicy": {
         "TrafficRoutingConfiguration": routing,
-        "TerminationWaitInSeconds": int(shifting["termination_wait_s"]),
-        "MaximumExecutionTimeoutInSeconds": int(shifting["max_execution_timeout_s"]),
+        "TerminationWaitInSeconds": shifting["termination_wait_s"],
+        "MaximumExecutionTimeoutInSeconds": shifting["max_execution_timeout_s"],
     }}
     names = alarm_names(endpoint_name, prod)
     if names:
         config["AutoRollbackConfiguration"] = {"Alarms": [{"AlarmName": name} for name in names]}
-    return config
+    return dict(check_deployment_config(config, instance_count(prod)))
+
+
+def instance_count(prod: dict[str, Any]) -> int:
+    """``endpoint.prod.initial_instance_count`` (default 1), checked as SageMaker's
+    ``InitialInstanceCount`` (at least 1)."""
+    return check_shape("InitialTaskCount", prod.get("initial_instance_count", 1),
+                       "endpoint.prod.initial_instance_count")
 
 
 def prod_endpoint_options(settings: Settings, endpoint_name: str, prod: dict[str, Any]) -> dict[str, Any]:

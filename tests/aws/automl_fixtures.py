@@ -91,6 +91,50 @@ def run_trigger(trigger, operation: str, answers: list[dict[str, Any]]) -> list[
     return asyncio.run(main())
 
 
+def run_on_kill(trigger, operation: str, expected_params: dict[str, Any], answer: dict[str, Any] | None = None,
+                error: str | None = None) -> None:
+    """Run a trigger's ``on_kill()`` (what the triggerer does when a person kills the deferred task)
+    on an aiobotocore client answered by AioStubber: ``operation`` with ``expected_params`` gets
+    ``answer`` (or the client error ``error``). The answer must be used."""
+    from aiobotocore.session import get_session
+    from aiobotocore.stub import AioStubber
+
+    hook_class = type(trigger.hook())
+
+    async def main():
+        async with get_session().create_client("sagemaker", region_name=REGION, aws_access_key_id="testing",
+                                               aws_secret_access_key="testing") as client:
+            stubber = AioStubber(client)
+            if error:
+                stubber.add_client_error(operation, "ValidationException", error, expected_params=expected_params)
+            else:
+                stubber.add_response(operation, answer or {}, expected_params)
+            stubber.activate()
+
+            class Connection:
+                async def __aenter__(self):
+                    return client
+
+                async def __aexit__(self, *exc):
+                    return False
+
+            async def get_async_conn(self):
+                return Connection()
+
+            original = hook_class.__dict__.get("get_async_conn")
+            hook_class.get_async_conn = get_async_conn
+            try:
+                await trigger.on_kill()
+            finally:
+                if original is None:
+                    del hook_class.get_async_conn
+                else:
+                    hook_class.get_async_conn = original
+            stubber.assert_no_pending_responses()
+
+    asyncio.run(main())
+
+
 def settings_for(home: Path) -> Settings:
     return Settings(backend="aws", home=home, data_uri=f"s3://{BUCKET}/mlops", aws_conn_id="aws_default",
                     runtime_port=8765, aws_region=REGION, sagemaker_role_arn=ROLE)

@@ -644,6 +644,198 @@ def autopilot_batch_predict_blocking(world: World) -> None:
     assert result["candidates"][0]["name"] == "churn-automl-c-best", result
 
 
+# ---------------------------------------------------------------- killed tasks
+def kill_in_wait(client, operation: str, status_key: str, operator) -> None:
+    """Call ``operator.on_kill()`` right after the first answer of ``operation`` saying
+    InProgress: what Airflow does to a task killed while it blocks in its wait (the task
+    runner's SIGTERM handler runs ``on_kill`` in the task's thread, wherever it was)."""
+    fired: list[bool] = []
+
+    def handler(parsed=None, **_):
+        if not fired and (parsed or {}).get(status_key) == "InProgress":
+            fired.append(True)
+            operator.on_kill()
+
+    client.meta.events.register(f"after-call.sagemaker.{operation}", handler)
+
+
+def _deferred(operator, context):
+    from airflow.sdk.exceptions import TaskDeferred
+
+    try:
+        operator.execute(context)
+    except TaskDeferred as deferred:
+        return deferred.trigger
+    raise AssertionError(f"{operator.task_id} did not defer")
+
+
+def train_model_killed(world: World, training_data) -> None:
+    """``train_model``'s tune and refit tasks killed: each first while it blocks in its wait (the
+    operator stops its job, the waiter sees it Stopped, the task fails), then its retry, which
+    starts the job under the next name and defers, killed by a person (the trigger stops it)."""
+    from automl_fixtures import run_on_kill
+    from aws.conftest import RUN_URI
+    from aws.test_training_aws import SPACE, trainer, training_description, tuner, tuning_description
+
+    from mlops.backends.aws.training import TRAINING_NAME_MAX, TUNING_NAME_MAX, JobFailed, job_name_for
+    from mlops.naming import attempt_name, run_name
+    from mlops.operators.sagemaker import SageMakerTrainingOperator, SageMakerTuningOperator
+
+    sagemaker = world.stubbed()
+    client, stubber = sagemaker
+    world.backend = _backend(tuner=tuner(world.settings, sagemaker, world.s3),
+                             trainer=trainer(world.settings, sagemaker, world.s3))
+    context = world.context("train_model")
+    arn = f"arn:aws:sagemaker:{REGION}:123456789012"
+
+    tuning = job_name_for("mlops", run_name("train_model", RUN_ID, "tune"), TUNING_NAME_MAX)
+    stubber.add_client_error("describe_hyper_parameter_tuning_job", "ResourceNotFound", "no such tuning job")
+    stubber.add_response("create_hyper_parameter_tuning_job",
+                         {"HyperParameterTuningJobArn": f"{arn}:hyper-parameter-tuning-job/{tuning}"})
+    stubber.add_response("describe_hyper_parameter_tuning_job", tuning_description(tuning, "InProgress"))
+    stubber.add_response("stop_hyper_parameter_tuning_job", {}, {"HyperParameterTuningJobName": tuning})
+    stubber.add_response("describe_hyper_parameter_tuning_job", tuning_description(tuning, "Stopping"))
+    stubber.add_response("describe_hyper_parameter_tuning_job", tuning_description(tuning, "Stopped"))
+
+    def tune(deferrable: bool) -> SageMakerTuningOperator:
+        return SageMakerTuningOperator(task_id="tune", training_data=training_data.to_dict(), search_space=SPACE,
+                                       n_trials=3, output_uri=RUN_URI, deferrable=deferrable)
+
+    killed = tune(deferrable=False)
+    kill_in_wait(client, "DescribeHyperParameterTuningJob", "HyperParameterTuningJobStatus", killed)
+    with world.step():
+        try:
+            killed.execute(context)
+            raise AssertionError("the killed tuning task did not fail")
+        except JobFailed as err:
+            assert "Stopped" in str(err), err
+    retry = attempt_name(tuning, 2)
+    stubber.add_response("describe_hyper_parameter_tuning_job", tuning_description(tuning, "Stopped"))
+    stubber.add_client_error("describe_hyper_parameter_tuning_job", "ResourceNotFound", "no such tuning job")
+    stubber.add_response("create_hyper_parameter_tuning_job",
+                         {"HyperParameterTuningJobArn": f"{arn}:hyper-parameter-tuning-job/{retry}"})
+    with world.step():
+        run_on_kill(_deferred(tune(deferrable=True), context), "stop_hyper_parameter_tuning_job",
+                    {"HyperParameterTuningJobName": retry})
+
+    refit = job_name_for("mlops", run_name("train_model", RUN_ID, "refit"), TRAINING_NAME_MAX)
+    stubber.add_client_error("describe_training_job", "ValidationException", "Requested resource not found.")
+    stubber.add_response("create_training_job", {"TrainingJobArn": f"{arn}:training-job/{refit}"})
+    stubber.add_response("describe_training_job", training_description(refit, "InProgress"))
+    stubber.add_response("stop_training_job", {}, {"TrainingJobName": refit})
+    stubber.add_response("describe_training_job", training_description(refit, "Stopping"))
+    stubber.add_response("describe_training_job", training_description(refit, "Stopped"))
+
+    def fit(deferrable: bool) -> SageMakerTrainingOperator:
+        return SageMakerTrainingOperator(task_id="refit", training_data=training_data.to_dict(),
+                                         hyperparameters={"learning_rate": 0.1, "max_iter": 100,
+                                                          "max_leaf_nodes": 16},
+                                         output_uri=RUN_URI, deferrable=deferrable)
+
+    killed = fit(deferrable=False)
+    kill_in_wait(client, "DescribeTrainingJob", "TrainingJobStatus", killed)
+    with world.step():
+        try:
+            killed.execute(context)
+            raise AssertionError("the killed refit task did not fail")
+        except JobFailed as err:
+            assert "Stopped" in str(err), err
+    retry = attempt_name(refit, 2)
+    stubber.add_response("describe_training_job", training_description(refit, "Stopped"))
+    stubber.add_client_error("describe_training_job", "ValidationException", "Requested resource not found.")
+    stubber.add_response("create_training_job", {"TrainingJobArn": f"{arn}:training-job/{retry}"})
+    with world.step():
+        run_on_kill(_deferred(fit(deferrable=True), context), "stop_training_job", {"TrainingJobName": retry})
+
+
+def autopilot_batch_predict_killed(world: World) -> None:
+    """``autopilot_batch_predict``'s AutoML and transform tasks killed: the AutoML job of a run
+    whose task deferred, by a person (its trigger stops the job), and of another run while it
+    blocks (the operator stops it); the transform first while it blocks, then its retry, which
+    starts ``-r2`` and defers, by a person."""
+    from automl_fixtures import described_job, run_on_kill
+
+    from mlops.backends.aws.automl import AutopilotAutoML
+    from mlops.backends.aws.transform import SageMakerBatchTransform, attempt_names
+    from mlops.operators.sagemaker import SageMakerTransformOperator
+
+    names = _autopilot_names()
+    run_uri = f"s3://{BUCKET}/mlops/autopilot/churn/manual_run"
+    client, stubber = world.stubbed()
+    automl = AutopilotAutoML(world.settings, client=client, waiter_delay=0)
+    transform = SageMakerBatchTransform(world.settings, client=client, s3_client=world.s3, waiter_delay=0)
+    world.backend = _backend(automl=automl, transform=transform)
+    context = world.context("autopilot_batch_predict")
+
+    job = automl.job_name(names["job_name"])
+    _automl_job_states(stubber, job, [])
+    with world.step():
+        trigger = _deferred(_automl_operator(names, run_uri, deferrable=True), context)
+        run_on_kill(trigger, "stop_auto_ml_job", {"AutoMLJobName": job})
+
+    other = {**names, "job_name": "churn-automl-rerun"}
+    other_job = automl.job_name(other["job_name"])
+    _automl_job_states(stubber, other_job, ["InProgress"])
+    stubber.add_response("stop_auto_ml_job", {}, {"AutoMLJobName": other_job})
+    stubber.add_response("describe_auto_ml_job_v2", described_job(other_job, "Stopping"))
+    stubber.add_response("describe_auto_ml_job_v2", described_job(other_job, "Stopped", "Stopped by user request"))
+    stubber.add_response("describe_auto_ml_job_v2", described_job(other_job, "Stopped", "Stopped by user request"))
+    killed = _automl_operator(other, run_uri, deferrable=False)
+    kill_in_wait(client, "DescribeAutoMLJobV2", "AutoMLJobStatus", killed)
+    with world.step():
+        try:
+            killed.execute(context)
+            raise AssertionError("the killed AutoML task did not fail")
+        except RuntimeError as err:
+            assert "Stopped" in str(err), err
+
+    transform_names = attempt_names(transform.job_name(names["transform_job"]), 2)
+    model = transform.model_name(names["model_name"])
+
+    def score(deferrable: bool) -> SageMakerTransformOperator:
+        keys = 4
+        return SageMakerTransformOperator(
+            task_id="batch_transform", job_name=names["transform_job"], model_name=model,
+            input_uri=f"{run_uri}/transform/input", output_uri=f"{run_uri}/transform/output",
+            input_filter="$[1:]", join_source=True,
+            output_filter="$[0," + ",".join(str(-i) for i in range(keys, 0, -1)) + "]", deferrable=deferrable)
+
+    first = score(deferrable=False)
+    request = transform.job_request(transform_names[0], model, f"{run_uri}/transform/input",
+                                    f"{run_uri}/transform/output", input_filter=first.input_filter, join_source=True,
+                                    output_filter=first.output_filter)
+    stubber.add_client_error("describe_transform_job", "ValidationException", "Could not find job")
+    stubber.add_response("create_transform_job", {"TransformJobArn": f"arn:aws:sagemaker:{REGION}:1:transform-job/x"})
+    for status in ("InProgress", "Stopping", "Stopped"):
+        if status == "Stopping":
+            stubber.add_response("stop_transform_job", {}, {"TransformJobName": transform_names[0]})
+        stubber.add_response("describe_transform_job", _transform_description(request, status))
+    stubber.add_response("describe_transform_job", _transform_description(request, "Stopped"))
+    kill_in_wait(client, "DescribeTransformJob", "TransformJobStatus", first)
+    with world.step():
+        try:
+            first.execute(context)
+            raise AssertionError("the killed transform task did not fail")
+        except RuntimeError as err:
+            assert "Stopped" in str(err), err
+    stubber.add_response("describe_transform_job", _transform_description(request, "Stopped"))
+    stubber.add_client_error("describe_transform_job", "ValidationException", "Could not find job")
+    stubber.add_response("create_transform_job", {"TransformJobArn": f"arn:aws:sagemaker:{REGION}:1:transform-job/y"})
+    with world.step():
+        run_on_kill(_deferred(score(deferrable=True), context), "stop_transform_job",
+                    {"TransformJobName": transform_names[1]})
+
+
+def _transform_description(request: dict[str, Any], status: str) -> dict[str, Any]:
+    """A ``DescribeTransformJob`` answer for the job ``request`` created."""
+    described = {key: request[key] for key in ("TransformJobName", "ModelName", "TransformInput", "TransformOutput",
+                                                "TransformResources", "DataProcessing", "BatchStrategy",
+                                                "MaxPayloadInMB")}
+    return {**described, "TransformJobArn": f"arn:aws:sagemaker:{REGION}:1:transform-job/{request['TransformJobName']}",
+            "TransformJobStatus": status, "CreationTime": T0,
+            **({"FailureReason": "Stopped by user request"} if status == "Stopped" else {})}
+
+
 # Golden file name -> scenario. ``--<branch>`` names a second run of the same DAG on another branch.
 SCENARIOS: dict[str, Callable[..., None]] = {
     "train_model": train_model,
@@ -652,8 +844,10 @@ SCENARIOS: dict[str, Callable[..., None]] = {
     "rollback_model": rollback_model,
     "autopilot_batch_predict": autopilot_batch_predict,
     "autopilot_batch_predict--no-triggerer": autopilot_batch_predict_blocking,
+    "train_model--killed": train_model_killed,
+    "autopilot_batch_predict--killed": autopilot_batch_predict_killed,
 }
-NEEDS_TRAINING_DATA = {"train_model", "train_model--registry-approval"}
+NEEDS_TRAINING_DATA = {"train_model", "train_model--registry-approval", "train_model--killed"}
 
 
 # ---------------------------------------------------------------- normalising

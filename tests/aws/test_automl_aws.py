@@ -22,14 +22,16 @@ from automl_fixtures import run_trigger as shared_run_trigger
 
 from mlops.backends.aws.automl import AutopilotAutoML, with_response_keys
 from mlops.backends.base import JobHandle
+from mlops.limits import LimitError
 from mlops.triggers.sagemaker_automl import SageMakerAutoMLJobV2Trigger
 
 JOB = "churn-automl-1a2b3c4d"  # the logical name the port is given ...
 AWS_JOB = "mlops-churn-automl-1a2b3c4d"  # ... and SageMaker's, with the settings' name prefix
 SPEC = {"job_name": JOB, "train_uri": "s3://mlops-data/autopilot/run-1/train.parquet", "target": "Churn?",
-        "problem_type": "binary", "objective": "AUC", "max_candidates": 5, "time_budget_s": 1800,
+        "problem_type": "binary", "objective": "AUC", "max_candidates": 5, "time_budget_s": 5400,
         "output_uri": "s3://mlops-data/autopilot/run-1"}
 T0 = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
+ANY_LISTING = None  # Stubber: any parameters
 ALL_KEYS = ["predicted_label", "probability", "labels", "probabilities"]
 
 
@@ -47,7 +49,7 @@ def test_a_new_job_is_created_with_the_v2_tabular_request_and_defers(aws_setting
     job = sagemaker.describe_auto_ml_job_v2(AutoMLJobName=AWS_JOB)
     assert job["AutoMLProblemTypeConfig"]["TabularJobConfig"] == {
         "TargetAttributeName": "Churn?", "ProblemType": "BinaryClassification", "Mode": "ENSEMBLING",
-        "CompletionCriteria": {"MaxCandidates": 5, "MaxAutoMLJobRuntimeInSeconds": 1800},
+        "CompletionCriteria": {"MaxCandidates": 5, "MaxAutoMLJobRuntimeInSeconds": 5400},
     }
     assert job["AutoMLJobObjective"] == {"MetricName": "AUC"}
     assert job["RoleArn"] == ROLE
@@ -89,9 +91,47 @@ def test_the_handles_trigger_waits_on_the_v2_waiter_and_serialises(aws_settings,
     assert classpath == handle.trigger["classpath"]
     assert kwargs["job_name"] == AWS_JOB and kwargs["region_name"] == REGION
     assert kwargs["waiter_delay"] == 30
-    assert kwargs["waiter_max_attempts"] == (1800 + 3600) // 30  # budget plus margin
+    assert kwargs["waiter_max_attempts"] == (5400 + 3600) // 30  # budget plus margin
     assert SageMakerAutoMLJobV2Trigger(**kwargs).serialize() == (classpath, kwargs)
     assert JobHandle.from_dict(handle.to_dict()) == handle
+
+
+# ---------------------------------------------------------------- limits, before any call (Stubber)
+@pytest.mark.parametrize("change, message", [
+    ({"time_budget_s": 30}, r"autopilot.time_budget_s=30 is under 3600 s"),
+    ({"max_candidates": 751}, r"MaxCandidates=751 must be between 1 and 750"),
+    ({"max_candidates": 0}, r"MaxCandidates=0 must be between 1 and 750"),
+    ({"objective": "Recalls"}, r"autopilot.objective='Recalls' is not one of Accuracy, MSE"),
+])
+def test_a_job_sagemaker_would_reject_or_that_cannot_produce_a_candidate_fails_before_any_call(
+        aws_settings, stubbed, change, message):
+    client, stubber = stubbed  # no answers queued: any request would fail the Stubber
+
+    with pytest.raises(LimitError, match=message):
+        AutopilotAutoML(aws_settings, client=client).submit(**{**SPEC, **change})
+
+
+def test_a_per_candidate_runtime_longer_than_the_jobs_budget_is_refused(aws_settings, stubbed):
+    client, _ = stubbed
+    automl = AutopilotAutoML(aws_settings, client=client, max_runtime_per_training_job_s=7200)
+
+    with pytest.raises(LimitError, match=r"time_budget_s=5400 is shorter than max_runtime_per_candidate_s=7200"):
+        automl.submit(**SPEC)
+
+
+def test_the_shipped_autopilot_config_passes_the_limits(aws_settings, moto_clients):
+    from mlops.config import load_pipeline
+
+    autopilot = load_pipeline("churn").section("autopilot")
+    sagemaker, _ = moto_clients
+
+    handle = AutopilotAutoML(aws_settings, client=sagemaker).submit(**{
+        **SPEC, "objective": autopilot["objective"], "max_candidates": autopilot["max_candidates"],
+        "time_budget_s": autopilot["time_budget_s"], "local_time_budget_s": autopilot["local_time_budget_s"]})
+
+    criteria = sagemaker.describe_auto_ml_job_v2(AutoMLJobName=handle.name)[
+        "AutoMLProblemTypeConfig"]["TabularJobConfig"]["CompletionCriteria"]
+    assert criteria["MaxAutoMLJobRuntimeInSeconds"] == autopilot["time_budget_s"] >= 3600
 
 
 # ---------------------------------------------------------------- terminal states (Stubber)
@@ -212,6 +252,32 @@ def test_a_minimised_objective_lists_ascending_lowest_first(aws_settings, stubbe
     ranked = AutopilotAutoML(aws_settings, client=client).candidates(AWS_JOB)
 
     assert [(c.name, c.objective_value) for c in ranked] == [("c-2", 10.1), ("c-1", 12.5)]
+
+
+@pytest.mark.parametrize("mode, problem_type, containers, meaning", [
+    ("ENSEMBLING", "BinaryClassification", ENSEMBLE_CONTAINERS, "predicted_label"),
+    ("HYPERPARAMETER_TUNING", "BinaryClassification", HPO_CONTAINERS, "positive_class"),
+    ("HYPERPARAMETER_TUNING", "MulticlassClassification", HPO_CONTAINERS, "predicted_label"),
+    ("AUTO", "BinaryClassification", ENSEMBLE_CONTAINERS, "predicted_label"),  # one container: an ensemble
+    ("AUTO", "BinaryClassification", HPO_CONTAINERS, "positive_class"),  # three: an HPO pipeline
+    ("ENSEMBLING", "Regression", ENSEMBLE_CONTAINERS, None),
+])
+def test_a_candidate_says_what_its_probability_is_the_probability_of(aws_settings, stubbed, mode, problem_type,
+                                                                     containers, meaning):
+    client, stubber = stubbed
+    job = described_job(AWS_JOB, "Completed", problem_type=problem_type,
+                        objective="RMSE" if problem_type == "Regression" else "AUC")
+    job["AutoMLProblemTypeConfig"]["TabularJobConfig"]["Mode"] = mode
+    stubber.add_response("describe_auto_ml_job_v2", job, {"AutoMLJobName": AWS_JOB})
+    stubber.add_response("list_candidates_for_auto_ml_job", {"Candidates": [
+        candidate("c-1", 0.9, T0, containers=containers, metric="RMSE" if problem_type == "Regression" else "AUC",
+                  kind="Minimize" if problem_type == "Regression" else "Maximize")]}, ANY_LISTING)
+    automl = AutopilotAutoML(aws_settings, client=client)
+
+    best = automl.candidates(AWS_JOB)[0]
+
+    assert (best.detail["mode"], best.detail["problem_type"]) == (mode, problem_type)
+    assert automl.probability_of(best) == meaning
 
 
 def test_candidates_of_an_unknown_job_is_a_key_error_naming_it(aws_settings, stubbed):

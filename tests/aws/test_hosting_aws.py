@@ -44,9 +44,10 @@ from mlops.deployment import (
     prod_endpoint_options,
     rollback_alarm_requests,
 )
+from mlops.limits import LimitError
 from mlops.storage import DigestMismatch
 
-PROD = {"instance_type": "ml.m5.large", "initial_instance_count": 2,
+PROD = {"instance_type": "ml.m5.large", "initial_instance_count": 4,
         "traffic_shifting": {"type": "linear", "step_percent": 25, "wait_interval_s": 120}}
 NOW = datetime(2026, 11, 21, 6, 0, tzinfo=UTC)
 PROD_ALARMS = ["mlops-churn-prod-invocation-5xx-errors", "mlops-churn-prod-model-latency-p95"]
@@ -68,7 +69,7 @@ def staging_spec(s3, name: str = "churn-staging", config: str = "staging-cfg-1")
 
 def prod_spec(settings, s3, config: str = "prod-cfg-2", package_arn: str | None = None) -> ProdSpec:
     uri, sha = put_artifact(s3)
-    return ProdSpec("churn-prod", config, uri, sha, instance_type="ml.m5.large", initial_instance_count=2,
+    return ProdSpec("churn-prod", config, uri, sha, instance_type="ml.m5.large", initial_instance_count=4,
                     model_package_arn=package_arn, **prod_endpoint_options(settings, "churn-prod", PROD))
 
 
@@ -92,6 +93,25 @@ def test_staging_is_a_serverless_endpoint_running_the_serving_code(hosting, s3, 
     assert read_s3_tar_names(s3, container["Environment"]["SAGEMAKER_SUBMIT_DIRECTORY"]) == ["inference.py"]
 
 
+def test_staging_takes_provisioned_concurrency_when_the_config_sets_it(hosting, s3, moto_sagemaker):
+    spec = replace(staging_spec(s3, config="staging-cfg-pc"),
+                   serverless={"MemorySizeInMB": 3072, "MaxConcurrency": 10, "ProvisionedConcurrency": 2})
+
+    hosting.deploy(spec)
+
+    variant = moto_sagemaker.describe_endpoint_config(EndpointConfigName="mlops-staging-cfg-pc")["ProductionVariants"][0]
+    assert variant["ServerlessConfig"] == {"MemorySizeInMB": 3072, "MaxConcurrency": 10, "ProvisionedConcurrency": 2}
+
+
+def test_a_spec_sagemaker_would_reject_fails_before_any_request(stubbed, s3):
+    hosting, _ = stubbed  # nothing queued: any SageMaker request fails the test
+    spec = replace(staging_spec(s3), serverless={"MemorySizeInMB": 2048, "MaxConcurrency": 5,
+                                                 "ProvisionedConcurrency": 6})
+
+    with pytest.raises(LimitError, match="ProvisionedConcurrency=6 exceeds MaxConcurrency=5"):
+        hosting.deploy(spec)
+
+
 def test_prod_takes_the_packages_container_instances_and_data_capture(hosting, registry, settings, s3,
                                                                       moto_sagemaker, cloudwatch):
     version = register(registry, s3)
@@ -103,7 +123,7 @@ def test_prod_takes_the_packages_container_instances_and_data_capture(hosting, r
 
     config = moto_sagemaker.describe_endpoint_config(EndpointConfigName="mlops-prod-cfg-2")
     variant = config["ProductionVariants"][0]
-    assert (variant["InstanceType"], variant["InitialInstanceCount"]) == ("ml.m5.large", 2)
+    assert (variant["InstanceType"], variant["InitialInstanceCount"]) == ("ml.m5.large", 4)
     assert config["DataCaptureConfig"]["InitialSamplingPercentage"] == 20
     assert config["DataCaptureConfig"]["DestinationS3Uri"] == \
         "s3://mlops-test-bucket/mlops/monitoring/data-capture/churn-prod"

@@ -100,6 +100,9 @@ SAGEMAKER_RESOURCES = {
     "DescribeModelPackage": ("model-package",), "UpdateModelPackage": ("model-package",),
     "ListModelPackages": ("*",),
     "CreateTransformJob": ("transform-job",), "DescribeTransformJob": ("transform-job",),
+    # on_kill: the operators (and the triggers of deferred tasks) stop what they started
+    "StopTrainingJob": ("training-job",), "StopHyperParameterTuningJob": ("hyper-parameter-tuning-job",),
+    "StopAutoMLJob": ("automl-job",), "StopTransformJob": ("transform-job",),
 }
 CLOUDWATCH_RESOURCES = {"PutMetricAlarm": "alarm", "DescribeAlarms": "alarm"}
 # Actions allowed on Resource "*", and why (each such statement's Sid says so too).

@@ -170,7 +170,7 @@ def test_tuning_job_request_runs_k_folds_per_training_job(settings, sagemaker, s
     handle = port.submit(JOB, training_data, SPACE, 12, RUN_URI)
 
     assert handle.kind == "tuning" and handle.name == base and not handle.done
-    assert handle.trigger["classpath"] == "airflow.providers.amazon.aws.triggers.sagemaker.SageMakerTrigger"
+    assert handle.trigger["classpath"] == "mlops.triggers.sagemaker_jobs.SageMakerJobTrigger"
     assert handle.trigger["kwargs"] == {
         "job_name": base, "job_type": "tuning", "aws_conn_id": "aws_default", "region_name": "us-east-1",
         "waiter_delay": 0, "waiter_max_attempts": 3}

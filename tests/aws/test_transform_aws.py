@@ -71,7 +71,7 @@ def test_the_job_reads_csv_lines_in_multi_record_batches_and_joins_predictions_t
     assert job["TransformResources"] == {"InstanceType": "ml.m5.large", "InstanceCount": 1}
     assert (handle.name, handle.done) == (AWS_JOB, False)
     assert handle.trigger == {
-        "classpath": "airflow.providers.amazon.aws.triggers.sagemaker.SageMakerTrigger",
+        "classpath": "mlops.triggers.sagemaker_jobs.SageMakerJobTrigger",
         "kwargs": {"job_name": AWS_JOB, "job_type": "transform", "waiter_delay": 30, "waiter_max_attempts": 1440,
                    "aws_conn_id": "aws_default", "region_name": REGION}}
 

@@ -42,7 +42,7 @@ def small_pipelines(folder):
         if "training" in config:
             config["training"]["n_trials"] = 2
         if "autopilot" in config:
-            config["autopilot"]["time_budget_s"] = 10
+            config["autopilot"]["local_time_budget_s"] = 10
         if "endpoint" in config:
             config["endpoint"]["test"]["requests"] = 20
             config["approval"]["prod"]["max_p95_latency_ms"] = 10_000

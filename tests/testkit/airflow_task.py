@@ -33,6 +33,15 @@ def run_like_an_airflow_task(job: str, timeout: float = 600, **kwargs: Any) -> s
                           capture_output=True, text=True, timeout=timeout, check=False)
 
 
+def start_like_an_airflow_task(job: str, env: dict[str, str] | None = None, **kwargs: Any) -> subprocess.Popen:
+    """Start ``job(**kwargs)`` as :func:`run_like_an_airflow_task` runs it, without waiting (to
+    signal it); stdout and stderr are pipes. ``env``: variables to set on top of this process's."""
+    environment = {**os.environ, **(env or {}),
+                   "PYTHONPATH": os.pathsep.join(str(ROOT / part) for part in ("plugins", "tests", ""))}
+    return subprocess.Popen([sys.executable, str(MAIN), job, json.dumps(kwargs)], env=environment,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
 def result_of(process: subprocess.CompletedProcess) -> dict[str, Any]:
     """``{"result": <the job's>, "airflow_imported_by_a_child": <bool>}``, as the run printed it last."""
     assert process.returncode == 0, process.stderr[-5000:]

@@ -3,9 +3,12 @@
 No server is involved: this is how the Keyspaces path is tested on machines without Cassandra.
 What it does like a real node and the real driver:
 
+* ``SELECT partitioner FROM system.local`` answers the session's ``partitioner`` (Murmur3 by
+  default; Random, Amazon Keyspaces' ``DefaultPartitioner``, or any name a test gives), and
+  every table hashes its keys with that partitioner's token function.
 * ``SELECT <columns or *> FROM ks.t [WHERE token(pk) > %s AND token(pk) <= %s]`` returns the rows
-  whose Murmur3 token (the driver's own ``murmur3`` over the driver-serialised partition key)
-  falls in the range, in token order, in pages of the statement's ``fetch_size`` (default
+  whose token (the driver's own token function of the partitioner — ``Murmur3Token.hash_fn`` or
+  ``MD5Token.hash_fn`` — over the driver-serialised partition key) falls in the range, in token order, in pages of the statement's ``fetch_size`` (default
   5000), with ``column_names``, ``column_types`` (the driver's type classes), ``paging_state``,
   ``has_more_pages``, ``fetch_next_page()`` and iteration across pages; ``paging_state=`` on
   ``execute`` resumes a scan. Rows go through the session's ``row_factory`` (named tuples, the
@@ -36,6 +39,7 @@ from typing import Any
 
 from cassandra import ConsistencyLevel, OperationTimedOut
 from cassandra.cqltypes import _cqltypes
+from cassandra.metadata import MD5Token, Murmur3Token
 from cassandra.murmur3 import murmur3
 from cassandra.policies import WriteType
 from cassandra.protocol import (
@@ -52,6 +56,11 @@ from mlops.keyspaces_load import parse_create_table
 PROTOCOL = 4
 DEFAULT_FETCH_SIZE = 5000
 _NOT_SET = object()
+MURMUR3 = "org.apache.cassandra.dht.Murmur3Partitioner"
+RANDOM = "org.apache.cassandra.dht.RandomPartitioner"
+KEYSPACES_DEFAULT = "com.amazonaws.cassandra.DefaultPartitioner"  # Random's token function
+TOKEN_FUNCTIONS = {MURMUR3: Murmur3Token.hash_fn, RANDOM: MD5Token.hash_fn, KEYSPACES_DEFAULT: MD5Token.hash_fn}
+SYSTEM_LOCAL = re.compile(r"SELECT\s+partitioner\s+FROM\s+system\.local\s*;?", re.I)
 
 SELECT = re.compile(
     r"SELECT\s+(?P<columns>\*|.+?)\s+FROM\s+(?P<table>[\w\"]+\.[\w\"]+)"
@@ -90,9 +99,10 @@ def driver_type(cql_type: str):
     return _cqltypes[match[1]].apply_parameters([driver_type(p) for p in parameters])
 
 
-def token_of(value, cql_type: str = "text") -> int:
-    """Murmur3 token of a partition key value, as Cassandra computes it (over the serialised key)."""
-    return murmur3(driver_type(cql_type).serialize(value, PROTOCOL))
+def token_of(value, cql_type: str = "text", partitioner: str = MURMUR3) -> int:
+    """Token of a partition key value under ``partitioner``, as Cassandra computes it (over the
+    serialised key)."""
+    return TOKEN_FUNCTIONS[partitioner](driver_type(cql_type).serialize(value, PROTOCOL))
 
 
 def as_driver_returns(value, cql_type) -> Any:
@@ -153,10 +163,13 @@ class FakeTable:
     :param types: CQL type names.
     :param rows: initial rows (tuples in ``columns`` order), stored as the driver returns them.
     :param key: primary key columns, partition key first (default: the first column).
+    :param partitioner: whose token function orders and filters the rows (a cluster has one).
     """
 
     def __init__(self, columns: Sequence[str], types: Sequence[str], rows: Sequence[Sequence[Any]] = (),
-                 key: Sequence[str] | None = None) -> None:
+                 key: Sequence[str] | None = None, partitioner: str = MURMUR3) -> None:
+        self.partitioner = partitioner
+        self._token = TOKEN_FUNCTIONS[partitioner]
         self.columns, self.types = list(columns), list(types)
         self.key = list(key or columns[:1])
         self.partition_key = self.key[0]
@@ -208,7 +221,7 @@ class FakeTable:
     def upsert(self, row: Sequence[Any], columns: Sequence[str] | None = None) -> None:
         stored = self.bind(columns or self.columns, row)
         key = tuple(stored[i] for i in self._key_index)
-        token = murmur3(self._driver_types[self._partition_index].serialize(stored[self._partition_index], PROTOCOL))
+        token = self._token(self._driver_types[self._partition_index].serialize(stored[self._partition_index], PROTOCOL))
         with self._lock:
             previous = self._rows.get(key)
             if previous is not None and columns is not None:  # an upsert keeps columns it does not name
@@ -239,6 +252,8 @@ class GeneratedTable:
     :param key_bytes: serialised partition key of row ``i`` (what Murmur3 hashes).
     :param make_rows: the rows for an array of row numbers, as the driver returns them.
     """
+
+    partitioner = MURMUR3
 
     def __init__(self, columns: Sequence[str], types: Sequence[str], partition_key: str, n_rows: int,
                  key_bytes: Callable[[int], bytes], make_rows: Callable[[Any], list[tuple]]) -> None:
@@ -430,6 +445,8 @@ class FakeSession:
 
     :param execution_profiles: profile name -> ``ExecutionProfile``, as the cluster was built with
         (e.g. ``KeyspacesHook.execution_profiles()``); a request naming one gets its row factory.
+    :param partitioner: what ``system.local`` reports; every table must hash with it (a table
+        built with another partitioner is refused, as a cluster has one).
     :ivar calls: one ``(query, start, end, rows)`` per read query started (its first page).
     :ivar requests: every request that reached the "server", as dicts (kind, query, consistency,
         timeout, paging_state, execution_profile, outcome).
@@ -443,8 +460,15 @@ class FakeSession:
     default_fetch_size: int = DEFAULT_FETCH_SIZE
     workers: int = 4
     record_requests: bool = True
+    partitioner: str = MURMUR3
 
     def __post_init__(self) -> None:
+        mismatched = sorted(name for name, table in self.tables.items()
+                            if getattr(table, "partitioner", MURMUR3) != self.partitioner and
+                            self.partitioner in TOKEN_FUNCTIONS)
+        if mismatched:
+            raise ValueError(f"tables {mismatched} hash with another partitioner than the session's "
+                             f"{self.partitioner}")
         self._lock = threading.Lock()
         self._throttles: list[tuple[str, Callable[[], Exception]]] = []
         self._row_failures: list[tuple[Callable[[dict], bool], Callable[[], Exception]]] = []
@@ -561,6 +585,9 @@ class FakeSession:
                             columns=query.columns)
         text = getattr(query, "query_string", query).strip()
         fetch_size = getattr(query, "fetch_size", None) or self.default_fetch_size
+        if SYSTEM_LOCAL.fullmatch(text):
+            return _Request("system", text, None, parameters, None, consistency, ["partitioner"],
+                            [driver_type("text")], ["partitioner"])
         if re.match(r"CREATE\s+TABLE", text, flags=re.I):
             return _Request("ddl", text, None, parameters, None, consistency)
         if re.match(r"CREATE\s+KEYSPACE", text, flags=re.I):
@@ -604,6 +631,8 @@ class FakeSession:
         if request.kind == "write":
             self.tables[request.table].upsert(request.parameters, request.columns)
             return FakeResultSet(self, request, [], 0)
+        if request.kind == "system":
+            return FakeResultSet(self, request, [(self.partitioner,)], 0)
         table = self.tables[request.table]
         rows = table.scan(*request.bounds) if request.bounds else table.scan()
         if request.columns != list(table.columns):
@@ -617,24 +646,26 @@ class FakeSession:
 
 # --- the project's sample data as CQL tables ------------------------------------------------------
 
-def table_from_ddl(table: str, rows: Sequence[Sequence[Any]] = (), columns: Sequence[str] | None = None) -> FakeTable:
+def table_from_ddl(table: str, rows: Sequence[Sequence[Any]] = (), columns: Sequence[str] | None = None,
+                   partitioner: str = MURMUR3) -> FakeTable:
     """An empty (or filled) fake of ``table`` as ``sql/keyspaces/`` defines it."""
     from mlops.keyspaces_load import table_ddl
 
     ddl = table_ddl(table)
-    fake = FakeTable(list(ddl.columns), list(ddl.columns.values()), key=list(ddl.primary_key))
+    fake = FakeTable(list(ddl.columns), list(ddl.columns.values()), key=list(ddl.primary_key),
+                     partitioner=partitioner)
     for row in rows:
         fake.upsert(row, columns)
     return fake
 
 
-def tables_from_sample_data(churn, retail) -> dict[str, FakeTable]:
+def tables_from_sample_data(churn, retail, partitioner: str = MURMUR3) -> dict[str, FakeTable]:
     """The sample frames as the CQL tables in sql/keyspaces/ hold them (loaded the way
-    ``python -m mlops.keyspaces_load`` loads them)."""
+    ``python -m mlops.keyspaces_load`` loads them), hashed by ``partitioner``."""
     from mlops.keyspaces_load import cql_rows
 
     tables = {}
     for name, frame in (("customers", churn), ("online_retail", retail)):
         columns, rows = cql_rows(name, frame)
-        tables[f"mlops.{name}"] = table_from_ddl(name, list(rows), columns)
+        tables[f"mlops.{name}"] = table_from_ddl(name, list(rows), columns, partitioner)
     return tables

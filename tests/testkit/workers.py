@@ -46,3 +46,32 @@ class ScorerThatDies:
         if position == self.position:
             write_then_die(f"ScorerThatDies: fold {position} exits with 137", 137)
         return self.scorer.score(position, hyperparameters)
+
+
+class ScorerThatWaits:
+    """A fold scorer whose folds never finish: each worker writes its pid to a file in ``pid_dir``
+    (so a test knows the workers are busy), then waits for a signal."""
+
+    def __init__(self, scorer: Any, pid_dir: str):
+        self.scorer = scorer
+        self.pid_dir = pid_dir
+
+    @property
+    def splits(self) -> Any:
+        return self.scorer.splits
+
+    def score(self, position: int, hyperparameters: dict[str, Any]) -> float:
+        from pathlib import Path
+
+        Path(self.pid_dir, str(os.getpid())).touch()
+        while True:
+            signal.pause()
+
+
+def wait_forever(pid_file: str) -> None:
+    """Write this worker's pid to ``pid_file``, then wait for a signal (a fold that never ends)."""
+    from pathlib import Path
+
+    Path(pid_file).write_text(str(os.getpid()))
+    while True:
+        signal.pause()

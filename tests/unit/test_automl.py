@@ -36,7 +36,7 @@ def binary_frame(n: int = 600, seed: int = 0) -> pd.DataFrame:
     return frame
 
 
-def multiclass_frame(n: int = 450, seed: int = 7) -> pd.DataFrame:
+def multiclass_frame(n: int = 520, seed: int = 7) -> pd.DataFrame:
     frame = customers(n, seed)
     frame["tier"] = pd.cut(frame["charges"] + 10 * (frame["plan"] == "premium"), [-np.inf, 50, 70, np.inf],
                            labels=["bronze", "silver", "gold"]).astype(str)
@@ -55,13 +55,15 @@ def run_job(root, name: str, frame: pd.DataFrame, **spec):
 @pytest.fixture(scope="module")
 def binary_job(tmp_path_factory):
     return run_job(tmp_path_factory.mktemp("automl"), "churn-autopilot", binary_frame(), target="Churn?",
-                   problem_type="binary", objective="AUC", max_candidates=5, time_budget_s=5)
+                   problem_type="binary", objective="AUC", max_candidates=5, time_budget_s=3600,
+                   local_time_budget_s=5)
 
 
 @pytest.fixture(scope="module")
 def multiclass_job(tmp_path_factory):
     return run_job(tmp_path_factory.mktemp("automl"), "tier-autopilot", multiclass_frame(), target="tier",
-                   problem_type="multiclass", objective="F1macro", max_candidates=2, time_budget_s=3)
+                   problem_type="multiclass", objective="F1macro", max_candidates=2, time_budget_s=3600,
+                   local_time_budget_s=3)
 
 
 def answer(automl: FlamlAutoML, model_name: str, rows: pd.DataFrame, tmp_path) -> list[list[str]]:
@@ -133,7 +135,7 @@ def test_attaching_by_name_from_another_run_reuses_the_job_as_it_was_run(binary_
     automl, spec, _ = binary_job
     before = automl.describe_job(spec["job_name"])
 
-    status = automl.create_or_attach(**{**spec, "time_budget_s": 60, "max_candidates": 2,
+    status = automl.create_or_attach(**{**spec, "time_budget_s": 7200, "max_candidates": 2,
                                         "train_uri": (tmp_path / "other.parquet").as_uri(),
                                         "output_uri": (tmp_path / "other").as_uri()})
 
@@ -181,7 +183,7 @@ def test_an_unknown_objective_is_refused_listing_the_allowed_ones(tmp_path):
 
     with pytest.raises(ValueError, match="'Recall'.*AUC, Accuracy, F1, F1macro.*MSE, RMSE"):
         automl.create_or_attach("churn-autopilot", (tmp_path / "train.parquet").as_uri(), "Churn?", "binary",
-                                "Recall", 3, 5, (tmp_path / "out").as_uri())
+                                "Recall", 3, 3600, (tmp_path / "out").as_uri())
     assert not (tmp_path / "state" / "jobs").exists()
 
 
@@ -190,7 +192,7 @@ def test_a_regression_objective_is_refused_for_a_classifier(tmp_path):
 
     with pytest.raises(ValueError, match="RMSE.*binary"):
         automl.create_or_attach("churn-autopilot", (tmp_path / "train.parquet").as_uri(), "Churn?", "binary",
-                                "RMSE", 3, 5, (tmp_path / "out").as_uri())
+                                "RMSE", 3, 3600, (tmp_path / "out").as_uri())
 
 
 def test_candidates_of_an_unknown_job_is_a_key_error_naming_it(tmp_path):
@@ -234,6 +236,28 @@ def test_a_multiclass_model_answers_with_every_response_key(multiclass_job, tmp_
         assert predicted_label == labels[int(np.argmax(probabilities))]
 
 
+@pytest.mark.parametrize("job, positive", [("binary_job", "True."), ("multiclass_job", "gold")])
+def test_the_twin_states_the_meaning_of_probability_its_models_serve(job, positive, request, tmp_path):
+    from mlops.ml.batch_predictions import positive_scores
+
+    automl, spec, _ = request.getfixturevalue(job)
+    best = automl.candidates(spec["job_name"])[0]
+    automl.create_model(f"{spec['job_name']}-meaning", best, ALL_KEYS)
+    rows = binary_frame(40, seed=13) if job == "binary_job" else multiclass_frame(40, seed=13)
+    lines = answer(automl, f"{spec['job_name']}-meaning", rows, tmp_path)
+    served = pd.DataFrame([{"predicted_label": label, "probability": float(probability), "labels": json.loads(labels),
+                            "probabilities": json.loads(probabilities)}
+                           for label, probability, labels, probabilities in lines])
+    stated = automl.probability_of(best)
+    other = {"positive_class": "predicted_label", "predicted_label": "positive_class"}[stated]
+
+    assert stated == ("positive_class" if job == "binary_job" else "predicted_label")
+    scores = positive_scores(served, positive, stated)  # checks probability against probabilities
+    assert scores == pytest.approx([p[served["labels"][0].index(positive)] for p in served["probabilities"]])
+    with pytest.raises(ValueError, match="meaning of probability is not the one stated"):
+        positive_scores(served, positive, other)
+
+
 def test_creating_the_same_model_again_is_a_no_op(binary_job):
     automl, spec, _ = binary_job
     best = automl.candidates(spec["job_name"])[0]
@@ -272,13 +296,47 @@ def test_a_regression_model_only_answers_with_predicted_label(tmp_path):
 
 
 def test_regression_candidates_are_ranked_lowest_rmse_first(tmp_path):
-    frame = customers(400, seed=5)
-    frame["spend"] = frame["charges"] * 12 + frame["tenure"] * 3 + np.random.default_rng(5).normal(0, 5, 400)
+    frame = customers(500, seed=5)
+    frame["spend"] = frame["charges"] * 12 + frame["tenure"] * 3 + np.random.default_rng(5).normal(0, 5, 500)
     automl, spec, _ = run_job(tmp_path, "spend-autopilot", frame, target="spend", problem_type="regression",
-                              objective="RMSE", max_candidates=3, time_budget_s=3)
+                              objective="RMSE", max_candidates=3, time_budget_s=3600, local_time_budget_s=3)
 
     ranked = automl.candidates(spec["job_name"])
 
     values = [c.objective_value for c in ranked]
     assert values == sorted(values) and all(v > 0 for v in values)
     assert all(c.objective_metric == "RMSE" for c in ranked)
+
+
+# ---------------------------------------------------------------- SageMaker's limits, as on AWS
+@pytest.mark.parametrize("change, message", [
+    ({"time_budget_s": 30}, r"autopilot.time_budget_s=30 is under 3600 s"),
+    ({"max_candidates": 751}, r"MaxCandidates=751 must be between 1 and 750"),
+    ({"job_name": "churn-autopilot-with-a-name-over-32"}, r"job_name='churn-autopilot-with-a-name-over-32' has 35 "
+                                                          r"characters; the limit is 1 to 32"),
+    ({"local_time_budget_s": 7200}, r"local_time_budget_s=7200 is not 1 to the job's time_budget_s \(3600\)"),
+])
+def test_the_twin_refuses_what_autopilot_would_refuse_before_any_work(tmp_path, change, message):
+    from mlops.limits import LimitError
+
+    automl = FlamlAutoML(tmp_path / "state")
+    spec = {"job_name": "churn-autopilot", "train_uri": (tmp_path / "train.parquet").as_uri(), "target": "Churn?",
+            "problem_type": "binary", "objective": "AUC", "max_candidates": 3, "time_budget_s": 3600,
+            "output_uri": (tmp_path / "out").as_uri(), **change}
+
+    with pytest.raises((LimitError, ValueError), match=message):
+        automl.create_or_attach(**spec)
+    assert not (tmp_path / "state" / "jobs").exists()
+
+
+def test_a_training_set_under_autopilots_500_rows_fails_the_job_naming_the_count(tmp_path):
+    automl = FlamlAutoML(tmp_path / "state")
+    binary_frame(499).to_parquet(tmp_path / "small.parquet")
+    spec = {"job_name": "churn-small", "train_uri": (tmp_path / "small.parquet").as_uri(), "target": "Churn?",
+            "problem_type": "binary", "objective": "AUC", "max_candidates": 3, "time_budget_s": 3600,
+            "local_time_budget_s": 2, "output_uri": (tmp_path / "out").as_uri()}
+
+    with pytest.raises(RuntimeError, match=r"AutoML job churn-small Failed: LimitError: training data .* has 499 "
+                                           r"rows; SageMaker Autopilot needs at least 500"):
+        automl.create_or_attach(**spec)
+    assert automl.describe_job("churn-small")["status"] == "Failed"

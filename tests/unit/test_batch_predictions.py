@@ -79,9 +79,56 @@ def test_an_output_line_with_missing_fields_is_refused_naming_the_file(tmp_path)
         read_transform_output((tmp_path / "out").as_uri(), "Phone", ["predicted_label", "probability"])
 
 
-@pytest.mark.parametrize("text", ['["False.", "True."]', "['False.', 'True.']", "[False., True.]"])
-def test_list_keys_parse_from_json_python_or_bare_lists(text):
+@pytest.mark.parametrize("text", ['["False.", "True."]', "['False.', 'True.']"])
+def test_list_keys_parse_from_json_or_python_lists(text):
     assert parse_list(text) == ["False.", "True."]
+
+
+@pytest.mark.parametrize("text", ["[False., True.]", "False.;True.", '["a, b", "c"'])
+def test_a_list_key_that_is_neither_json_nor_python_is_refused_rather_than_split_on_commas(text):
+    with pytest.raises(ValueError, match="is not a JSON or Python list"):
+        parse_list(text)
+
+
+# Autopilot's documented answer for keys predicted_label, probability, probabilities, labels
+# (SageMaker, "Configure inference output in generated containers"), after the record id.
+AUTOPILOT_KEYS = ["predicted_label", "probability", "probabilities", "labels"]
+AUTOPILOT_LINE = 'c1,1,0.9,"[0.1, 0.9]","[\'0\', \'1\']"\n'
+
+
+def test_autopilots_documented_csv_line_and_the_local_handlers_line_parse_to_the_same_shapes(tmp_path):
+    from mlops.entrypoints import inference_module
+
+    inference = inference_module()
+    prediction = {"predicted_label": np.array(["1"], dtype=object), "probability": np.array([0.9]),
+                  "labels": ["0", "1"], "probabilities": np.array([[0.1, 0.9]])}
+    twin_body, _ = inference.output_fn(prediction, "text/csv", AUTOPILOT_KEYS)
+    (tmp_path / "aws").mkdir()
+    (tmp_path / "aws" / "records.csv.out").write_text(AUTOPILOT_LINE)
+    (tmp_path / "local").mkdir()
+    (tmp_path / "local" / "records.csv.out").write_text(f"c1,{twin_body}")
+
+    aws = read_transform_output((tmp_path / "aws").as_uri(), "Phone", AUTOPILOT_KEYS)
+    local = read_transform_output((tmp_path / "local").as_uri(), "Phone", AUTOPILOT_KEYS)
+
+    assert twin_body != AUTOPILOT_LINE.partition(",")[2]  # JSON lists here, Python literals there
+    assert aws.to_dict("records") == local.to_dict("records") == [
+        {"Phone": "c1", "predicted_label": "1", "probability": 0.9, "probabilities": [0.1, 0.9], "labels": ["0", "1"]}]
+
+
+@pytest.mark.parametrize("line, message", [
+    ('c1,1,0.9,"[0.1, 0.9]","[\'0\', \'1\', \'2\']"', "3 labels but 2 probabilities"),
+    ('c1,1,1.5,"[0.1, 0.9]","[\'0\', \'1\']"', "probability: 1.5 is not a probability in"),
+    ('c1,1,0.9,"[0.1, nan]","[\'0\', \'1\']"', r"probabilities: .* is not a JSON or Python list"),
+    ('c1,2,0.9,"[0.1, 0.9]","[\'0\', \'1\']"', r"predicted_label '2' is not one of the labels"),
+    ('c1,1,high,"[0.1, 0.9]","[\'0\', \'1\']"', "'high' is not a probability"),
+])
+def test_an_output_line_whose_values_do_not_fit_their_keys_is_refused_naming_the_line(tmp_path, line, message):
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "records.csv.out").write_text(AUTOPILOT_LINE + line + "\n")
+
+    with pytest.raises(ValueError, match=rf"records\.csv\.out line 2: .*{message}"):
+        read_transform_output((tmp_path / "out").as_uri(), "Phone", AUTOPILOT_KEYS)
 
 
 # ---------------------------------------------------------------- evaluation
@@ -118,19 +165,50 @@ def test_an_unreachable_minimum_precision_falls_back_to_half_and_says_so():
     assert (result["threshold"], result["min_precision_met"]) == (0.5, False)
 
 
-def test_probability_alone_scores_the_second_label_as_autopilot_defines_it():
+def ensemble(predictions: pd.DataFrame) -> pd.DataFrame:
+    """The same predictions as an Autopilot ensemble answers: probability of the predicted label."""
+    return predictions.assign(probability=[max(p) for p in predictions["probabilities"]])
+
+
+def test_probability_is_read_with_the_meaning_the_model_states():
     predictions, labels = scored(seed=4)
-
     full = evaluate_predictions(predictions, labels, "Phone", "Churn?", "True.", 0.5)
-    only_probability = evaluate_predictions(predictions[["Phone", "probability"]], labels, "Phone", "Churn?",
-                                            "True.", 0.5)
-    negative_full = evaluate_predictions(predictions, labels, "Phone", "Churn?", "False.", 0.5)
-    negative_from_probability = evaluate_predictions(predictions[["Phone", "probability", "labels"]], labels,
-                                                     "Phone", "Churn?", "False.", 0.5)
 
-    assert only_probability["roc_auc"] == pytest.approx(full["roc_auc"])
-    assert negative_from_probability["roc_auc"] == pytest.approx(negative_full["roc_auc"])
-    assert negative_full["roc_auc"] == pytest.approx(full["roc_auc"])  # AUC is symmetric in the class
+    positive_class = evaluate_predictions(predictions[["Phone", "probability", "labels"]], labels, "Phone",
+                                          "Churn?", "True.", 0.5, probability_of="positive_class")
+    negative_class = evaluate_predictions(predictions[["Phone", "probability", "labels"]], labels, "Phone",
+                                          "Churn?", "False.", 0.5, probability_of="positive_class")
+    ensembled = evaluate_predictions(ensemble(predictions)[["Phone", "predicted_label", "probability"]], labels,
+                                     "Phone", "Churn?", "True.", 0.5, probability_of="predicted_label")
+
+    assert positive_class["roc_auc"] == pytest.approx(full["roc_auc"])
+    assert negative_class["roc_auc"] == pytest.approx(full["roc_auc"])  # AUC is symmetric in the class
+    assert ensembled["roc_auc"] == pytest.approx(full["roc_auc"])
+    assert ensembled["confusion_matrix"] == full["confusion_matrix"]
+
+
+def test_reading_an_ensembles_probability_as_the_positive_class_would_rank_wrongly_and_is_refused():
+    predictions, labels = scored(seed=5)
+
+    with pytest.raises(ValueError, match="probability is not the positive class's probability that probabilities "
+                                         "give"):
+        evaluate_predictions(ensemble(predictions), labels, "Phone", "Churn?", "True.", 0.5,
+                             probability_of="positive_class")
+    with pytest.raises(ValueError, match="probability alone is ambiguous"):
+        evaluate_predictions(ensemble(predictions)[["Phone", "predicted_label", "probability"]], labels, "Phone",
+                             "Churn?", "True.", 0.5)
+    with pytest.raises(ValueError, match="needs the labels key to know which class"):
+        evaluate_predictions(predictions[["Phone", "probability"]], labels, "Phone", "Churn?", "True.", 0.5,
+                             probability_of="positive_class")
+
+
+def test_probability_of_a_multiclass_winner_is_not_read_as_a_class_score():
+    predictions = pd.DataFrame({"Phone": ["1", "2"], "predicted_label": ["a", "c"], "probability": [0.5, 0.6],
+                                "labels": [["a", "b", "c"]] * 2})
+    labels = pd.DataFrame({"Phone": ["1", "2"], "Churn?": ["a", "b"]})
+
+    with pytest.raises(ValueError, match="winning class's for a multiclass model"):
+        evaluate_predictions(predictions, labels, "Phone", "Churn?", "a", 0.5, probability_of="predicted_label")
 
 
 def test_evaluation_without_scores_names_the_response_keys_it_needs():

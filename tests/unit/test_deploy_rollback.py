@@ -220,12 +220,11 @@ def settings_for(tmp_path) -> Settings:
                     runtime_port=8765)
 
 
-def test_prod_defaults_are_canary_blue_green_with_alarm_rollback_and_data_capture(tmp_path):
+def test_prod_defaults_shift_one_instance_all_at_once_with_a_baking_period_alarms_and_data_capture(tmp_path):
     options = prod_endpoint_options(settings_for(tmp_path), "churn-prod", {"instance_type": "ml.m5.large"})
 
     policy = options["deployment_config"]["BlueGreenUpdatePolicy"]
-    assert policy["TrafficRoutingConfiguration"] == {
-        "Type": "CANARY", "WaitIntervalInSeconds": 300, "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 10}}
+    assert policy["TrafficRoutingConfiguration"] == {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": 600}
     assert (policy["TerminationWaitInSeconds"], policy["MaximumExecutionTimeoutInSeconds"]) == (600, 3600)
     assert options["deployment_config"]["AutoRollbackConfiguration"] == {"Alarms": [
         {"AlarmName": "churn-prod-invocation-5xx-errors"}, {"AlarmName": "churn-prod-model-latency-p95"}]}
@@ -253,6 +252,19 @@ def test_traffic_shifting_and_alarms_come_from_the_pipeline_config():
     ({"traffic_shifting": {"type": "rolling"}}, "canary, linear, all_at_once"),
     ({"traffic_shifting": {"type": "linear", "step_percent": 0}}, "step_percent=0"),
     ({"data_capture": {"sampling_percentage": 150}}, "sampling_percentage=150"),
+    # the fleet must be able to take the shift (TrafficRoutingConfig)
+    ({"initial_instance_count": 1, "traffic_shifting": {"type": "canary", "step_percent": 10}},
+     r"step_percent=10 CAPACITY_PERCENT is 0\.1 of 1 instance\(s\): a canary step must be a whole number"),
+    ({"initial_instance_count": 4, "traffic_shifting": {"type": "canary", "step_percent": 75}},
+     r"75% of 4 instance\(s\): SageMaker's canary must be at most 50%"),
+    ({"initial_instance_count": 10, "traffic_shifting": {"type": "linear", "step_percent": 60}},
+     r"linear step must be 10-50%"),
+    ({"initial_instance_count": 0}, r"initial_instance_count=0 must be at least 1"),
+    ({"traffic_shifting": {"type": "all_at_once", "wait_interval_s": 0}}, "needs a baking period"),
+    ({"traffic_shifting": {"type": "all_at_once", "wait_interval_s": 4000}},
+     r"WaitIntervalInSeconds=4000 must be between 0 and 3600"),
+    ({"traffic_shifting": {"max_execution_timeout_s": 1000}}, "max_execution_timeout_s=1000 is not larger than the 1200"),
+    ({"traffic_shifting": {"termination_wait_s": "600"}}, "TerminationWaitInSeconds='600' is not an integer"),
 ])
 def test_bad_prod_settings_are_named(tmp_path, prod, message):
     with pytest.raises(ValueError, match=message):

@@ -1,4 +1,4 @@
-"""Keyspaces hook at the cassandra-driver boundary: token ranges over the Murmur3 ring, CQL -> Arrow
+"""Keyspaces hook at the cassandra-driver boundary: token ranges over the ring of the cluster's partitioner, CQL -> Arrow
 types, the connection (TLS, SigV4, service credentials, plain Cassandra), paged reads, retries with
 backoff on throttling and timeouts, and concurrent prepared writes."""
 
@@ -18,14 +18,18 @@ from cassandra import ConsistencyLevel
 from cassandra.murmur3 import murmur3
 
 from mlops.hooks.keyspaces import (
+    KEYSPACES_DEFAULT,
     MAX_TOKEN,
     MIN_TOKEN,
+    MURMUR3,
+    RANDOM,
     READ_PROFILE,
     Backoff,
     KeyspacesConnectionSettings,
     KeyspacesHook,
     KeyspacesRetriesExhausted,
     UnmappableCQLType,
+    UnsupportedPartitioner,
     cql_to_arrow,
     is_retryable,
     rows_to_table,
@@ -82,6 +86,71 @@ def test_tokens_on_and_next_to_every_boundary_fall_in_exactly_one_range(segments
 def test_token_ranges_needs_at_least_one_segment(segments):
     with pytest.raises(ValueError, match="segments must be >= 1"):
         token_ranges(segments)
+
+
+# --- the partitioner's ring -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("ring", [RANDOM, KEYSPACES_DEFAULT])
+@pytest.mark.parametrize("segments", [1, 4, 7])
+def test_every_md5_token_falls_in_exactly_one_range_of_the_random_ring(ring, segments):
+    from cassandra.metadata import MD5Token
+
+    rng = random.Random(20260103)
+    ranges = ring.ranges(segments)
+    tokens = [MD5Token.hash_fn(rng.randbytes(rng.randint(0, 24))) for _ in range(2000)]
+
+    assert (ranges[0][0], ranges[-1][1]) == (-1, 2**127)
+    assert all(ranges[i][1] == ranges[i + 1][0] for i in range(segments - 1))
+    for token in [*tokens, 0, 2**127]:
+        assert sum(start < token <= end for start, end in ranges) == 1, token
+
+
+def test_murmur3_ranges_on_a_random_ring_would_skip_most_rows():
+    """What reading without the partitioner did: a Random ring's tokens reach 2**127, far past
+    Murmur3's last token, so every row hashed above 2**63 was never selected."""
+    from cassandra.metadata import MD5Token
+
+    rng = random.Random(5)
+    tokens = [MD5Token.hash_fn(rng.randbytes(12)) for _ in range(1000)]
+
+    covered = sum(any(start < t <= end for start, end in token_ranges(4)) for t in tokens)
+
+    assert covered < 10  # about 2**-64 of the ring
+    assert sum(any(start < t <= end for start, end in token_ranges(4, RANDOM)) for t in tokens) == 1000
+
+
+@pytest.mark.parametrize("partitioner, ring", [
+    ("org.apache.cassandra.dht.Murmur3Partitioner", MURMUR3),
+    ("org.apache.cassandra.dht.RandomPartitioner", RANDOM),
+    ("com.amazonaws.cassandra.DefaultPartitioner", KEYSPACES_DEFAULT),
+])
+def test_the_hook_reads_the_partitioner_from_system_local(monkeypatch, partitioner, ring):
+    session = FakeSession({}, partitioner=partitioner)
+    hook, _ = hook_on(monkeypatch, session)
+
+    assert hook.token_ring() == ring
+    (request,) = session.requests
+    assert (request["query"], request["consistency"], request["execution_profile"]) == (
+        "SELECT partitioner FROM system.local", ConsistencyLevel.LOCAL_ONE, READ_PROFILE)
+
+
+@pytest.mark.parametrize("partitioner", ["org.apache.cassandra.dht.ByteOrderedPartitioner",
+                                         "org.apache.cassandra.dht.OrderPreservingPartitioner"])
+def test_a_partitioner_without_a_splittable_ring_is_refused_by_name(monkeypatch, partitioner):
+    hook, _ = hook_on(monkeypatch, FakeSession({}, partitioner=partitioner))
+
+    with pytest.raises(UnsupportedPartitioner, match=rf"partitioner is '{partitioner}'; token-range reads know "
+                                                     r"org.apache.cassandra.dht.Murmur3Partitioner, "):
+        hook.token_ring()
+
+
+def test_reading_the_partitioner_is_retried_when_throttled(monkeypatch):
+    session = FakeSession({}, partitioner="org.apache.cassandra.dht.RandomPartitioner")
+    session.throttle(2, "read_timeout")
+    hook, sleeps = hook_on(monkeypatch, session)
+
+    assert hook.token_ring() == RANDOM
+    assert len(sleeps) == 2
 
 
 # --- CQL -> Arrow types -------------------------------------------------------------------------

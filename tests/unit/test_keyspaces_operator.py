@@ -14,9 +14,16 @@ import pytest
 from mlops import partitions
 from mlops.config import load_pipeline
 from mlops.entrypoints import generators_module
-from mlops.hooks.keyspaces import Backoff, KeyspacesHook, KeyspacesRetriesExhausted, token_ranges
+from mlops.hooks.keyspaces import (
+    Backoff,
+    KeyspacesHook,
+    KeyspacesRetriesExhausted,
+    UnsupportedPartitioner,
+    token_ranges,
+    token_ring,
+)
 from mlops.operators.keyspaces import KeyspacesToS3Operator, segment_indexes
-from testkit.fake_cassandra import FakeSession, tables_from_sample_data
+from testkit.fake_cassandra import KEYSPACES_DEFAULT, RANDOM, FakeSession, tables_from_sample_data
 
 DS = "2026-01-02"
 SEGMENTS = 4
@@ -142,6 +149,32 @@ def test_operator_reads_its_own_token_range(mlops_home, session):
     assert [(call[1], call[2]) for call in session.calls] == [token_ranges(SEGMENTS)[2]]
 
 
+@pytest.mark.parametrize("partitioner", [RANDOM, KEYSPACES_DEFAULT])
+def test_a_ring_with_random_tokens_is_split_as_it_is_and_every_row_arrives(mlops_home, samples, monkeypatch,
+                                                                          partitioner):
+    churn, retail = samples
+    fake = FakeSession(tables_from_sample_data(churn, retail, partitioner), partitioner=partitioner)
+    monkeypatch.setattr(KeyspacesHook, "get_session", lambda self: fake)
+
+    outputs, result = ingest("churn")
+
+    frame = partitions.read_partition(result["partition_uri"])
+    assert result["rows"] == len(churn) == len(frame)
+    assert sorted(frame["Phone"]) == sorted(churn["Phone"])
+    assert [(call[1], call[2]) for call in fake.calls] == token_ring(partitioner).ranges(SEGMENTS)
+    assert all(sum(part["rows"] for part in output) > 0 for output in outputs)  # the rows spread over the ring
+
+
+def test_a_partitioner_it_cannot_split_fails_the_segment_before_any_table_read(mlops_home, samples, monkeypatch):
+    fake = FakeSession(tables_from_sample_data(*samples), partitioner="org.apache.cassandra.dht.ByteOrderedPartitioner")
+    monkeypatch.setattr(KeyspacesHook, "get_session", lambda self: fake)
+
+    with pytest.raises(UnsupportedPartitioner, match="ByteOrderedPartitioner"):
+        run_segment("churn", 0)
+
+    assert fake.calls == [] and part_files("churn") == set()
+
+
 def test_a_segment_of_many_driver_pages_writes_one_file_with_a_row_group_per_page(mlops_home, session):
     (part,) = run_segment("retail", 1, fetch_size=16)
 
@@ -211,7 +244,7 @@ def test_the_operator_selects_only_the_mapped_columns_at_the_configured_consiste
 
     run_segment("retail", 0, consistency="LOCAL_ONE")
 
-    (query,) = {r["query"] for r in session.requests}
+    (query,) = {r["query"] for r in session.requests if r["kind"] == "read"}
     assert query.startswith('SELECT "invoice", "stockcode", "description", "quantity", "invoicedate", "price", '
                             '"customer_id", "country" FROM "mlops"."online_retail" WHERE token("invoice") > %s')
     assert '"line"' not in query

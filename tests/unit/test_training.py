@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -25,7 +28,7 @@ from mlops.backends.local.training import (
 )
 from mlops.backends.local.workers import WorkerDied
 from mlops.ml.folds import fold_manifest
-from testkit.airflow_task import result_of, run_like_an_airflow_task
+from testkit.airflow_task import result_of, run_like_an_airflow_task, start_like_an_airflow_task
 from testkit.workers import ScorerThatDies
 
 TARGET = "Churn?"
@@ -358,6 +361,40 @@ def test_a_fold_worker_that_dies_fails_the_tuning_job_naming_its_exit_code_and_l
     assert message.startswith("tuning job tune-dies: worker process ")
     assert "exited with code 137; the last lines it wrote to stderr:\nScorerThatDies: fold 1 exits with 137" \
         in message
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` still runs (a zombie waiting to be reaped does not)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state != "Z"
+
+
+def test_killing_the_tuning_task_stops_its_fold_worker_processes(training_data, tmp_path):
+    pid_dir = tmp_path / "pids"
+    pid_dir.mkdir()
+    task = start_like_an_airflow_task("tune_until_killed", data=training_data.to_dict(), search_space=SEARCH_SPACE,
+                                      n_trials=4, output_uri=tmp_path.as_uri(), pid_dir=str(pid_dir))
+    try:
+        deadline = time.monotonic() + 300  # a bound on the wait for the workers, not a measurement
+        while len(list(pid_dir.iterdir())) < 2 and task.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        workers = [int(path.name) for path in pid_dir.iterdir()]
+        assert len(workers) == 2 and all(_alive(pid) for pid in workers), task.stderr.read() if task.poll() else ""
+
+        os.kill(task.pid, signal.SIGTERM)  # what Airflow's supervisor sends a task it kills
+        _, stderr = task.communicate(timeout=300)
+    finally:
+        if task.poll() is None:
+            task.kill()
+            task.wait()
+
+    assert task.returncode != 0
+    assert "WorkerPoolStopped: tuning job train-model-tune-manual-killed-" in stderr
+    assert "stopped, its worker processes ended: the task was killed" in stderr
+    assert not any(_alive(pid) for pid in workers)
 
 
 def test_fold_race_pruner_keeps_only_the_leading_fraction_at_each_fold():

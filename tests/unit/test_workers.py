@@ -8,6 +8,8 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import time
+from pathlib import Path
 
 import pytest
 
@@ -71,3 +73,39 @@ def test_what_workers_wrote_to_stderr_is_logged_when_the_pool_closes(caplog):
 
     assert "job-warns: worker process" in caplog.text
     assert "UserWarning: something to know" in caplog.text
+
+
+def test_a_ports_stop_ends_the_workers_of_this_process_and_the_work_fails_saying_so(tmp_path):
+    """The local transform's stop (the base port's: what an operator's on_kill calls) ends every
+    live pool's workers; the work waiting on them fails with WorkerPoolStopped, not WorkerDied."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    from mlops.backends.local.automl import FlamlAutoML
+    from mlops.backends.local.transform import LocalBatchTransform
+    from mlops.backends.local.workers import WorkerPoolStopped
+    from testkit.workers import wait_forever
+
+    pid_file = tmp_path / "worker.pid"
+    with pytest.raises(WorkerPoolStopped, match=r"job-stop: stopped, its worker processes ended: the task was killed"), \
+            WorkerPool("job-stop", 1) as pool:
+        future = pool.submit(wait_forever, str(pid_file))
+        while not pid_file.exists():  # the worker is busy once it wrote its pid
+            assert not future.done(), future.exception()
+            time.sleep(0.01)
+        worker = int(pid_file.read_text())
+        LocalBatchTransform(FlamlAutoML(tmp_path / "automl")).stop(None)
+        with pytest.raises(BrokenProcessPool):
+            future.result()
+
+    stat = Path(f"/proc/{worker}/stat")
+    assert not stat.exists() or stat.read_text().rsplit(")", 1)[1].split()[0] == "Z"  # ended (a zombie at most)
+
+
+def test_a_finished_pool_is_not_stopped_by_a_later_kill(tmp_path):
+    from mlops.backends.base import LongRunningPort
+
+    with WorkerPool("job-done", 1) as pool:
+        assert pool.submit(os.getpid).result() > 0
+
+    LongRunningPort().stop(None)  # the pool left the registry when it finished
+    assert not pool.stopped

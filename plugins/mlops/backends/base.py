@@ -16,6 +16,7 @@ object with ``predict`` and, for classifiers, ``predict_proba`` and ``classes_``
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -49,12 +50,38 @@ class JobHandle(Serializable):
     trigger: dict[str, Any] | None = None
 
 
+# What stops the work a synchronous port started in this process (its worker processes): each
+# live worker pool adds its stop here while it runs (mlops.backends.local.workers.WorkerPool).
+_STOPPERS: set[Callable[[], None]] = set()
+
+
+def add_stopper(stop: Callable[[], None]) -> None:
+    """Register ``stop`` (called by :meth:`LongRunningPort.stop` while registered)."""
+    _STOPPERS.add(stop)
+
+
+def remove_stopper(stop: Callable[[], None]) -> None:
+    _STOPPERS.discard(stop)
+
+
 class LongRunningPort:
-    """``submit`` / ``wait`` / ``collect`` for ports whose work can outlive a worker slot.
+    """``submit`` / ``wait`` / ``collect`` / ``stop`` for ports whose work can outlive a worker slot.
 
     Defaults fit a synchronous (local) port: ``submit`` is implemented per port by calling its
-    blocking method; ``wait`` has nothing to wait for; ``collect`` returns the stored result.
+    blocking method; ``wait`` has nothing to wait for; ``collect`` returns the stored result;
+    ``stop`` stops the worker processes the work started in this process.
     """
+
+    def stop(self, handle: JobHandle | None) -> None:
+        """Stop the job (an operator's ``on_kill``: the task was killed or timed out).
+
+        ``handle`` is the job as :meth:`submit` returned it, or None when the kill came while
+        ``submit`` still ran. The default, a synchronous port's: the work runs inside ``submit``
+        in this (dying) process, and what would outlive it are its worker processes, which are
+        stopped (each then fails the work with an error saying it was stopped). Never raises.
+        """
+        for stop in list(_STOPPERS):
+            stop()
 
     def wait(self, handle: JobHandle) -> JobHandle:
         if not handle.done:
@@ -439,12 +466,18 @@ class AutoML(abc.ABC):
     @abc.abstractmethod
     def create_or_attach(
         self, job_name: str, train_uri: str, target: str, problem_type: str, objective: str,
-        max_candidates: int, time_budget_s: int, output_uri: str,
+        max_candidates: int, time_budget_s: int, output_uri: str, local_time_budget_s: int | None = None,
     ) -> str:
         """Start the job (or attach to one of that name) and wait until it completes.
 
+        ``time_budget_s`` is the job's budget (Autopilot's ``MaxAutoMLJobRuntimeInSeconds``),
+        checked against SageMaker's limits on both backends (:func:`mlops.limits.check_automl_job`);
+        ``local_time_budget_s`` caps the local twin's own search, which needs far less (SageMaker
+        has no such setting and ignores it).
+
         Returns the job's status; raises ``RuntimeError`` with the job's reason when it failed
-        or was stopped.
+        or was stopped, and :class:`~mlops.limits.LimitError` before anything starts for settings
+        SageMaker would reject or that cannot produce a candidate.
         """
 
     @abc.abstractmethod
@@ -454,6 +487,13 @@ class AutoML(abc.ABC):
     @abc.abstractmethod
     def create_model(self, model_name: str, candidate: Candidate, response_keys: list[str]) -> str:
         """Make a deployable model from ``candidate`` answering with ``response_keys``."""
+
+    def probability_of(self, candidate: Candidate) -> str | None:
+        """What the ``probability`` response key of ``candidate``'s model is the probability of:
+        ``"predicted_label"`` or ``"positive_class"`` (the second of ``labels``), as
+        :func:`mlops.ml.batch_predictions.positive_scores` takes it; ``None`` when unknown (a
+        regression model has none)."""
+        return None
 
 
 @dataclass(frozen=True)

@@ -61,17 +61,59 @@ KEYSPACES_ROOT_CAS = (
 _KEYSPACES_HOST = re.compile(r"^cassandra(?:-fips)?\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?$")
 
 
-def token_ranges(segments: int) -> list[tuple[int, int]]:
-    """Split the Murmur3 token ring into ``segments`` contiguous ``(start, end]`` ranges.
+class UnsupportedPartitioner(ValueError):
+    """The cluster's partitioner has a token ring this project cannot split into ranges."""
 
-    Murmur3 never yields ``MIN_TOKEN``, so ``token > MIN_TOKEN`` on the first range loses nothing;
-    the last range ends at ``MAX_TOKEN``. Ranges share endpoints, so there is no gap or overlap.
+
+@dataclass(frozen=True)
+class TokenRing:
+    """The tokens a partitioner gives: every token is in ``(min_token, max_token]``.
+
+    :param partitioner: the class name ``system.local`` reports.
+    :param min_token: the partitioner's minimum token, which no key hashes to (Murmur3 maps
+        ``-2**63`` to ``2**63 - 1``; RandomPartitioner's tokens are ``abs(md5)``, never -1).
+    :param max_token: the largest token.
     """
-    if segments < 1:
-        raise ValueError(f"segments must be >= 1, got {segments}")
-    span = (MAX_TOKEN - MIN_TOKEN) // segments
-    bounds = [MIN_TOKEN + i * span for i in range(segments)] + [MAX_TOKEN]
-    return list(zip(bounds[:-1], bounds[1:]))
+
+    partitioner: str
+    min_token: int
+    max_token: int
+
+    def ranges(self, segments: int) -> list[tuple[int, int]]:
+        """The ring split into ``segments`` contiguous ``(start, end]`` ranges, the first starting
+        at ``min_token`` and the last ending at ``max_token``: no gap, no overlap."""
+        if segments < 1:
+            raise ValueError(f"segments must be >= 1, got {segments}")
+        span = (self.max_token - self.min_token) // segments
+        bounds = [self.min_token + i * span for i in range(segments)] + [self.max_token]
+        return list(zip(bounds[:-1], bounds[1:]))
+
+
+MURMUR3 = TokenRing("org.apache.cassandra.dht.Murmur3Partitioner", MIN_TOKEN, MAX_TOKEN)
+RANDOM = TokenRing("org.apache.cassandra.dht.RandomPartitioner", -1, 2**127)
+# Amazon Keyspaces' default partitioner "returns the same token function results as the
+# RandomPartitioner" (Keyspaces developer guide, "Working with partitioners").
+KEYSPACES_DEFAULT = TokenRing("com.amazonaws.cassandra.DefaultPartitioner", RANDOM.min_token, RANDOM.max_token)
+RINGS = {ring.partitioner: ring for ring in (MURMUR3, RANDOM, KEYSPACES_DEFAULT)}
+PARTITIONER_QUERY = "SELECT partitioner FROM system.local"
+
+
+def token_ring(partitioner: str) -> TokenRing:
+    """The ring of ``partitioner`` (the class name ``system.local`` reports), or
+    :class:`UnsupportedPartitioner` naming it: an order-preserving partitioner's tokens are the
+    keys' bytes, which cannot be split into ranges without knowing the keys."""
+    ring = RINGS.get(str(partitioner).strip())
+    if ring is None:
+        raise UnsupportedPartitioner(
+            f"the cluster's partitioner is {partitioner!r}; token-range reads know {', '.join(RINGS)}. Amazon "
+            "Keyspaces offers those three (set one per Region in the Keyspaces console or with CQL)")
+    return ring
+
+
+def token_ranges(segments: int, ring: TokenRing = MURMUR3) -> list[tuple[int, int]]:
+    """Split ``ring`` (default Murmur3's) into ``segments`` contiguous ``(start, end]`` ranges;
+    see :meth:`TokenRing.ranges`."""
+    return ring.ranges(segments)
 
 
 # --- errors and retries ---------------------------------------------------------------------------
@@ -394,6 +436,26 @@ class KeyspacesHook(BaseHook):
         raise AssertionError("unreachable")
 
     # -- reading -----------------------------------------------------------------------------------
+
+    def partitioner(self) -> str:
+        """The partitioner the cluster hashes keys with: ``system.local``'s ``partitioner`` column
+        (on Amazon Keyspaces an account setting per Region, picked up by a new connection)."""
+        from cassandra import ConsistencyLevel
+        from cassandra.query import SimpleStatement
+
+        session = self.get_session()
+        statement = SimpleStatement(PARTITIONER_QUERY, consistency_level=ConsistencyLevel.LOCAL_ONE)
+        result = self.call_with_retries(
+            lambda: session.execute(statement, timeout=self.request_timeout, execution_profile=READ_PROFILE),
+            PARTITIONER_QUERY)
+        row = result.one()
+        if row is None:
+            raise UnsupportedPartitioner(f"{PARTITIONER_QUERY} returned no row: the partitioner is unknown")
+        return row[0]
+
+    def token_ring(self) -> TokenRing:
+        """The token ring of :meth:`partitioner`; :class:`UnsupportedPartitioner` for one without."""
+        return token_ring(self.partitioner())
 
     def read_statement(self, query: str, fetch_size: int):
         from cassandra import ConsistencyLevel

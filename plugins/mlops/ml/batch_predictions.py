@@ -57,9 +57,19 @@ def prepare_transform_input(scoring_uris: list[str], id_column: str, feature_col
 
 
 # ---------------------------------------------------------------- transform output
+# What ``probability`` is the probability of (SageMaker, "Configure inference output in generated
+# containers"): in ENSEMBLING mode, and for multiclass problems, that of ``predicted_label``; in
+# HYPERPARAMETER_TUNING mode for a binary problem, that of Autopilot's positive class, the second
+# of ``labels``. The local serving handlers give binary models the second label's too.
+PROBABILITY_OF_PREDICTED = "predicted_label"
+PROBABILITY_OF_POSITIVE = "positive_class"
+PROBABILITY_MEANINGS = (PROBABILITY_OF_PREDICTED, PROBABILITY_OF_POSITIVE)
+
+
 def parse_list(text: str) -> list[Any]:
-    """A list-valued response key from a CSV field: JSON (``["a", "b"]``, the local handlers), a
-    Python literal (``['a', 'b']``) or bare ``[a, b]``."""
+    """A list-valued response key from a CSV field: JSON (``["a", "b"]``, the local handlers) or a
+    Python literal (``['1', '0']``, Autopilot's containers). Anything else is refused: splitting a
+    bare ``[a, b]`` on commas would cut a label that holds one."""
     text = text.strip()
     for parse in (json.loads, ast.literal_eval):
         try:
@@ -68,8 +78,7 @@ def parse_list(text: str) -> list[Any]:
             continue
         if isinstance(value, (list, tuple)):
             return list(value)
-    inner = text[1:-1] if text.startswith("[") and text.endswith("]") else text
-    return [part.strip().strip("'\"") for part in inner.split(",") if part.strip()]
+    raise ValueError(f"{text[:80]!r} is not a JSON or Python list")
 
 
 def output_files(output_uri: str) -> list[Any]:
@@ -80,10 +89,43 @@ def output_files(output_uri: str) -> list[Any]:
     return sorted((p for p in root.rglob("*") if p.name.endswith(".out") and p.is_file()), key=str)
 
 
+def _probability(text: Any, where: str) -> float:
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        raise ValueError(f"{where}: {text!r} is not a probability") from None
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{where}: {value} is not a probability in [0, 1]")
+    return value
+
+
+def _checked_row(row: list[Any], keys: list[str], where: str) -> list[Any]:
+    """``row`` (id, then ``keys``) with list keys parsed and every value checked: probabilities in
+    [0, 1], as many ``probabilities`` as ``labels``, ``predicted_label`` one of the ``labels``."""
+    values = dict(zip(keys, row[1:]))
+    for key in LIST_KEYS:
+        if key in values:
+            try:
+                values[key] = parse_list(values[key])
+            except ValueError as err:
+                raise ValueError(f"{where}: {key}: {err}") from None
+    if "probability" in values:
+        values["probability"] = _probability(values["probability"], f"{where}: probability")
+    if "probabilities" in values:
+        values["probabilities"] = [_probability(p, f"{where}: probabilities") for p in values["probabilities"]]
+    if "labels" in values and "probabilities" in values and len(values["labels"]) != len(values["probabilities"]):
+        raise ValueError(f"{where}: {len(values['labels'])} labels but {len(values['probabilities'])} probabilities")
+    if "labels" in values and "predicted_label" in values and str(values["predicted_label"]) not in map(
+            str, values["labels"]):
+        raise ValueError(f"{where}: predicted_label {values['predicted_label']!r} is not one of the labels "
+                         f"{values['labels']}")
+    return [row[0], *(values[key] for key in keys)]
+
+
 def iter_output_rows(output_uri: str, keys: list[str]) -> Iterator[list[Any]]:
-    """``[id, value per key]`` for every line of the ``.out`` files, streamed; list keys parsed."""
+    """``[id, value per key]`` for every line of the ``.out`` files, streamed; list keys parsed and
+    every line checked (:func:`_checked_row`), a bad one named by file and line."""
     width = 1 + len(keys)
-    list_at = [i + 1 for i, k in enumerate(keys) if k in LIST_KEYS]
     for path in output_files(output_uri):
         with path.open("r", newline="") as handle:
             for number, row in enumerate(csv.reader(handle), 1):
@@ -92,9 +134,7 @@ def iter_output_rows(output_uri: str, keys: list[str]) -> Iterator[list[Any]]:
                 if len(row) != width:
                     raise ValueError(f"{path} line {number} has {len(row)} fields; expected the id and "
                                      f"{', '.join(keys)}")
-                for i in list_at:
-                    row[i] = parse_list(row[i])
-                yield row
+                yield _checked_row(row, keys, f"{path} line {number}")
 
 
 def _arrow_schema(id_column: str, keys: list[str]):
@@ -165,30 +205,61 @@ def read_transform_output(output_uri: str, id_column: str, keys: list[str]):
 
 
 # ---------------------------------------------------------------- evaluation
-def positive_scores(predictions, positive_label: str):
-    """Probability of ``positive_label`` per row, from ``labels`` + ``probabilities`` when present,
-    else from ``probability`` (binary: the probability of the second label, as Autopilot and the
-    serving handlers give it)."""
+def positive_scores(predictions, positive_label: str, probability_of: str | None = None):
+    """Probability of ``positive_label`` per row.
+
+    From ``labels`` + ``probabilities`` when the predictions have them (every row must list the
+    same labels). Otherwise from ``probability``, whose meaning depends on the model and must be
+    given as ``probability_of``: ``"predicted_label"`` (Autopilot ENSEMBLING; needs
+    ``predicted_label``) or ``"positive_class"`` (Autopilot HYPERPARAMETER_TUNING binary, the local
+    handlers' binary models: the second of ``labels``; needs ``labels``). A binary problem only:
+    for more classes ``probability`` says nothing of the others. When both are there,
+    ``probability`` must agree with ``probabilities`` under the stated meaning.
+    """
     import numpy as np
 
     positive = str(positive_label)
-    if "labels" in predictions and "probabilities" in predictions:
-        labels = [str(v) for v in predictions["labels"].iloc[0]] if len(predictions) else []
+    if probability_of is not None and probability_of not in PROBABILITY_MEANINGS:
+        raise ValueError(f"probability_of={probability_of!r} is not one of {', '.join(PROBABILITY_MEANINGS)}")
+    labels = None
+    if "labels" in predictions and len(predictions):
+        listed = {tuple(str(v) for v in row) for row in predictions["labels"]}
+        if len(listed) != 1:
+            raise ValueError(f"the rows list different labels: {sorted(listed)[:3]}")
+        labels = list(listed.pop())
         if positive not in labels:
             raise ValueError(f"positive label {positive!r} is not among the model's labels {labels}")
-        at = labels.index(positive)
-        return np.array([float(p[at]) for p in predictions["probabilities"]], dtype=float)
-    if "probability" in predictions:
-        score = predictions["probability"].to_numpy(dtype=float)
-        if "labels" in predictions and len(predictions):
-            labels = [str(v) for v in predictions["labels"].iloc[0]]
-            if len(labels) != 2:
-                raise ValueError("probability is the winning class's for a multiclass model; evaluate with "
-                                 "the labels and probabilities response keys")
-            if labels[0] == positive:
-                score = 1.0 - score
-        return score
-    raise ValueError("evaluation needs the probability response key, or labels and probabilities")
+    if labels is not None and "probabilities" in predictions:
+        table = np.array([list(map(float, p)) for p in predictions["probabilities"]], dtype=float)
+        if "probability" in predictions and probability_of is not None:
+            at = table.argmax(axis=1) if probability_of == PROBABILITY_OF_PREDICTED else np.full(len(table), 1)
+            expected = table[np.arange(len(table)), at]
+            if not np.allclose(predictions["probability"].to_numpy(dtype=float), expected, atol=1e-6):
+                raise ValueError(f"probability is not the {probability_of.replace('_', ' ')}'s probability that "
+                                 "probabilities give: the model's meaning of probability is not the one stated")
+        return table[:, labels.index(positive)]
+    if "probability" not in predictions:
+        raise ValueError("evaluation needs the probability response key, or labels and probabilities")
+    score = predictions["probability"].to_numpy(dtype=float)
+    if probability_of is None:
+        raise ValueError("probability alone is ambiguous: Autopilot gives the predicted label's (ENSEMBLING) or "
+                         "the positive class's (HYPERPARAMETER_TUNING, binary); evaluate with the labels and "
+                         "probabilities response keys, or say which (probability_of)")
+    if labels is not None and len(labels) != 2:
+        raise ValueError("probability is the winning class's for a multiclass model; evaluate with the labels and "
+                         "probabilities response keys")
+    if probability_of == PROBABILITY_OF_PREDICTED:
+        if "predicted_label" not in predictions:
+            raise ValueError("probability is the predicted label's: evaluation needs the predicted_label key too")
+        predicted = predictions["predicted_label"].astype(str).to_numpy()
+        if labels is None and len(set(predicted)) > 2:
+            raise ValueError("probability is the winning class's for a multiclass model; evaluate with the labels "
+                             "and probabilities response keys")
+        return np.where(predicted == positive, score, 1.0 - score)
+    if labels is None:
+        raise ValueError("probability is the positive class's (the second of labels): evaluation needs the labels "
+                         "key to know which class that is")
+    return score if labels[1] == positive else 1.0 - score
 
 
 def choose_threshold(truth, score, min_precision: float) -> tuple[float, bool]:
@@ -207,11 +278,13 @@ def choose_threshold(truth, score, min_precision: float) -> tuple[float, bool]:
 
 
 def evaluate_predictions(predictions, labels, id_column: str, target: str, positive_label: str,
-                         min_precision: float, with_curves: bool = False) -> dict[str, Any]:
+                         min_precision: float, with_curves: bool = False,
+                         probability_of: str | None = None) -> dict[str, Any]:
     """ROC AUC, PR AUC, the threshold with the best recall at ``min_precision`` and the
     confusion matrix (rows: actual negative/positive, columns: predicted) at that threshold.
 
-    ``predictions`` and ``labels`` are joined one-to-one on ``id_column`` (as text). With
+    ``predictions`` and ``labels`` are joined one-to-one on ``id_column`` (as text); the scores
+    come from :func:`positive_scores` (``probability_of``: what ``probability`` means). With
     ``with_curves`` the result also holds ``"curves"`` (ROC, PR and precision/recall by
     threshold) for :func:`write_evaluation_report`.
     """
@@ -226,7 +299,7 @@ def evaluate_predictions(predictions, labels, id_column: str, target: str, posit
     truth = (joined[target].astype(str) == str(positive_label)).to_numpy()
     if truth.all() or not truth.any():
         raise ValueError(f"the labelled rows hold only one class of {target}: ROC and PR are undefined")
-    score = positive_scores(joined, positive_label)
+    score = positive_scores(joined, positive_label, probability_of)
     threshold, met = choose_threshold(truth, score, min_precision)
     chosen = score >= threshold
     result = {

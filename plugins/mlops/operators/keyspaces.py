@@ -98,6 +98,10 @@ def _extract(hook, query, parameters, fetch_size, path, rename, casts, on_page) 
 class KeyspacesToS3Operator(BaseOperator):
     """Copy one token range of a use case's Keyspaces table into a Parquet file of a date partition.
 
+    The token range is this segment's share of the ring of the cluster's partitioner, read from
+    ``system.local`` (:meth:`~mlops.hooks.keyspaces.KeyspacesHook.token_ring`): Murmur3, Random,
+    or Amazon Keyspaces' ``DefaultPartitioner`` (Random's tokens); any other fails the task
+    naming it, where splitting an assumed ring would skip rows silently.
     The table, partition key, column names and casts come from the ``source.keyspaces`` section
     of ``include/pipelines/<use_case>.yaml``: only the mapped columns are selected and they are
     renamed to the schema's names, so the partition looks the same whichever ingest wrote it.
@@ -143,21 +147,22 @@ class KeyspacesToS3Operator(BaseOperator):
 
         source = load_pipeline(self.use_case).source["keyspaces"]
         segment, segments = int(self.segment), int(self.segments)
-        ranges = token_ranges(segments)
+        token_ranges(segments)  # validates segments
         if not 0 <= segment < segments:
             raise ValueError(f"segment {segment} is not in 0..{segments - 1}")
-        start, end = ranges[segment]
         rename = source.get("columns")
         query = select_range_query(source["keyspace"], source["table"], source["partition_key"],
                                    list(rename) if rename else None)
         hook = KeyspacesHook(self.keyspaces_conn_id, consistency=self.consistency,
                              request_timeout=float(self.request_timeout), backoff=Backoff(max_attempts=self.max_attempts))
         directory = partitions.partition_path(self.use_case, self.ds or run_date(context))
-        directory.mkdir(parents=True, exist_ok=True)
         name = partitions.new_part_name(f"s{segment:04d}-t{context['ti'].try_number}-{uuid.uuid4().hex[:8]}")
-        self.log.info("segment %d/%d: tokens (%d, %d] of %s.%s -> %s", segment + 1, segments, start, end,
-                      source["keyspace"], source["table"], directory / name)
         try:
+            ring = hook.token_ring()  # the ring the cluster really has, not an assumed Murmur3 one
+            start, end = ring.ranges(segments)[segment]
+            self.log.info("segment %d/%d: tokens (%d, %d] of %s.%s (%s) -> %s", segment + 1, segments, start, end,
+                          source["keyspace"], source["table"], ring.partitioner, directory / name)
+            directory.mkdir(parents=True, exist_ok=True)
             rows = extract_to_parquet(
                 hook, query, (start, end), int(self.fetch_size), directory / name, rename=rename,
                 casts=source.get("casts"),

@@ -38,6 +38,10 @@ class _JobOperator(BaseOperator):
     Subclasses say which port (``port_name``) and how to ``submit``. A retry submits under the
     same name, so the port describes first and re-attaches instead of launching a second job.
 
+    Killed (marked failed, cleared, timed out: Airflow calls :meth:`on_kill`), the task stops
+    its job: ``Stop*`` on AWS, the worker processes of a local twin. A deferred task's job is
+    stopped by its trigger's ``on_kill`` instead (:mod:`mlops.triggers`).
+
     :param deferrable: free the worker slot while AWS works (the provider's triggers wait).
     """
 
@@ -47,6 +51,7 @@ class _JobOperator(BaseOperator):
     def __init__(self, *, deferrable: bool | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.deferrable = _default_deferrable() if deferrable is None else deferrable
+        self._running: tuple[Any, Any] | None = None  # (port, handle or None) while execute works
 
     def port(self):
         return getattr(_backend(), self.port_name)
@@ -54,18 +59,31 @@ class _JobOperator(BaseOperator):
     def submit(self, port, context):
         raise NotImplementedError
 
+    def on_kill(self) -> None:
+        """Stop the job this task started or attached to (nothing once it finished or deferred)."""
+        if self._running is None:
+            return
+        port, handle = self._running
+        self._running = None
+        self.log.warning("task killed: stopping %s", f"{handle.kind} job {handle.name}" if handle else "its work")
+        port.stop(handle)
+
     def execute(self, context) -> dict[str, Any]:
         from mlops.backends.base import JobHandle
 
         port = self.port()
+        self._running = (port, None)
         handle = self.submit(port, context)
+        self._running = (port, handle) if not handle.done else None
         if not handle.done:
             if self.deferrable:
                 from airflow.sdk.module_loading import import_string
 
                 trigger = import_string(handle.trigger["classpath"])(**handle.trigger["kwargs"])
+                self._running = None  # from here the trigger waits, and stops the job if killed
                 self.defer(trigger=trigger, method_name="execute_complete", kwargs={"handle": handle.to_dict()})
             handle = port.wait(handle)
+            self._running = None
         result = port.collect(JobHandle.from_dict(handle.to_dict()))
         self.log_result(result)
         self.persist_link(context, handle.kind, handle.name, result)
@@ -395,15 +413,18 @@ class SageMakerAutoMLOperator(_JobOperator):
 
     :param job_name: job name (templated); a retry reuses it and attaches.
     :param train_uri: labelled training data (templated).
+    :param time_budget_s: the job's budget, ``MaxAutoMLJobRuntimeInSeconds`` (templated).
+    :param local_time_budget_s: how long the local twin searches, at most ``time_budget_s``
+        (templated; ``None``: the whole budget). SageMaker ignores it.
     """
 
     template_fields: Sequence[str] = ("job_name", "train_uri", "output_uri", "target", "objective",
-                                      "time_budget_s", "max_candidates")
+                                      "time_budget_s", "local_time_budget_s", "max_candidates")
     port_name = "automl"
 
     def __init__(self, *, job_name: str, train_uri: str, target: str, problem_type: str, objective: str,
-                 output_uri: str, max_candidates: int | str = 5, time_budget_s: int | str = 60,
-                 **kwargs: Any) -> None:
+                 output_uri: str, max_candidates: int | str = 5, time_budget_s: int | str = 3600,
+                 local_time_budget_s: int | str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.job_name = job_name
         self.train_uri = train_uri
@@ -413,11 +434,14 @@ class SageMakerAutoMLOperator(_JobOperator):
         self.output_uri = output_uri
         self.max_candidates = max_candidates
         self.time_budget_s = time_budget_s
+        self.local_time_budget_s = local_time_budget_s
 
     def submit(self, port, context):
+        local = self.local_time_budget_s
         return port.submit(
             self.job_name, self.train_uri, self.target, self.problem_type, self.objective,
             int(self.max_candidates), int(self.time_budget_s), self.output_uri,
+            local_time_budget_s=None if local in (None, "", "None") else int(local),
         )
 
     def log_result(self, result: dict[str, Any]) -> None:
@@ -436,6 +460,9 @@ class SageMakerAutoMLModelOperator(BaseOperator):
     :param job_name: the AutoML job (templated).
     :param candidate_name: a candidate to use instead of the best (templated; empty = best).
     :param response_keys: e.g. ``["predicted_label", "probability"]``.
+    :return: ``{"model_name", "candidate", "response_keys", "probability_of"}``; ``probability_of``
+        says what the model's ``probability`` key is the probability of
+        (:meth:`~mlops.backends.base.AutoML.probability_of`), for the evaluation.
     """
 
     template_fields: Sequence[str] = ("job_name", "candidate_name", "model_name", "response_keys")
@@ -463,7 +490,8 @@ class SageMakerAutoMLModelOperator(BaseOperator):
         model_name = automl.create_model(self.model_name, chosen, list(self.response_keys))
         self.log.info("model %s from candidate %s (%s=%.4f)", model_name, chosen.name,
                       chosen.objective_metric, chosen.objective_value)
-        return {"model_name": model_name, "candidate": chosen.to_dict(), "response_keys": list(self.response_keys)}
+        return {"model_name": model_name, "candidate": chosen.to_dict(), "response_keys": list(self.response_keys),
+                "probability_of": automl.probability_of(chosen)}
 
 
 class SageMakerTransformOperator(_JobOperator):
@@ -495,6 +523,10 @@ class SageMakerTransformOperator(_JobOperator):
         self.output_filter = output_filter
 
     def submit(self, port, context):
+        from mlops.limits import check_name
+
+        check_name("job_name", self.job_name, "TransformJobName")  # both backends, before any work
+        check_name("model_name", self.model_name, "ModelName")
         return port.submit(
             self.job_name, self.model_name, self.input_uri, self.output_uri,
             input_filter=self.input_filter, join_source=self.join_source, output_filter=self.output_filter,

@@ -5,7 +5,8 @@ loop (``SageMakerHook.create_auto_ml_job``); it has no trigger and no waiter for
 ``DescribeAutoMLJobV2``. This module adds both, the provider's way: the waiting rules are a
 custom waiter model (``plugins/mlops/waiters/sagemaker_automl.json``: Completed is success,
 Failed and Stopped are terminal failures, Stopping keeps waiting until Stopped) and the trigger
-is an :class:`~airflow.providers.amazon.aws.triggers.base.AwsBaseWaiterTrigger`.
+is an :class:`~airflow.providers.amazon.aws.triggers.base.AwsBaseWaiterTrigger`, whose ``on_kill``
+stops the job when a person kills the deferred task.
 """
 
 from __future__ import annotations
@@ -93,6 +94,19 @@ class SageMakerAutoMLJobV2Trigger(AwsBaseWaiterTrigger):
             verify=verify,
             botocore_config=botocore_config,
         )
+
+    async def on_kill(self) -> None:
+        """Stop the job (``StopAutoMLJob`` stops V2 jobs too) when a person kills the deferred
+        task; a job that ended meanwhile is left as it is, errors are logged, never raised."""
+        from botocore.exceptions import ClientError
+
+        async with await self.hook().get_async_conn() as client:
+            try:
+                await client.stop_auto_ml_job(AutoMLJobName=self.job_name)
+            except ClientError as err:
+                self.log.warning("AutoML job %s was not stopped: %s", self.job_name, err)
+                return
+        self.log.warning("AutoML job %s: stop requested (the deferred task was killed)", self.job_name)
 
     def _event_from_exception(self, error: Exception) -> TriggerEvent:
         if isinstance(error, WaiterTerminalFailure):

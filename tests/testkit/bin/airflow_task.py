@@ -42,6 +42,26 @@ def tune(data: dict[str, Any], search_space: dict[str, Any], n_trials: int, outp
     return tuner.tune("tune-in-a-task", TrainingData.from_dict(data), search_space, n_trials, output_uri).to_dict()
 
 
+def tune_until_killed(data: dict[str, Any], search_space: dict[str, Any], n_trials: int, output_uri: str,
+                      pid_dir: str) -> dict[str, Any]:
+    """The tuning task of ``train_model`` on the local backend, whose folds never finish, with
+    SIGTERM handled as Airflow's task runner handles it (``_on_term``: the task's ``on_kill``)."""
+    import signal
+    from types import SimpleNamespace
+
+    from mlops.backends.local.training import training_entry_point
+    from mlops.operators.sagemaker import SageMakerTuningOperator
+    from testkit.workers import ScorerThatWaits
+
+    train = training_entry_point()
+    real = train.FoldScorer
+    train.FoldScorer = lambda *args: ScorerThatWaits(real(*args), pid_dir)
+    operator = SageMakerTuningOperator(task_id="tune", training_data=data, search_space=search_space,
+                                       n_trials=n_trials, output_uri=output_uri, deferrable=False)
+    signal.signal(signal.SIGTERM, lambda signum, frame: operator.on_kill())
+    return operator.execute({"dag": SimpleNamespace(dag_id="train_model"), "run_id": "manual__killed"})
+
+
 if __name__ == "__main__":
     from testkit.airflow_task import TASK_ENVIRONMENT
 

@@ -29,7 +29,7 @@ import logging
 import math
 from typing import TYPE_CHECKING, Any
 
-from mlops.backends.aws.clients import AwsClients, or_none
+from mlops.backends.aws.clients import AwsClients, or_none, stop_quietly
 from mlops.backends.base import AutoML, Candidate, JobHandle, LongRunningPort
 from mlops.naming import prefixed
 
@@ -157,8 +157,8 @@ class AutopilotAutoML(AwsClients, LongRunningPort, AutoML):
     :param settings: project settings (role ARN, region, AWS connection).
     :param client: a boto3 ``sagemaker`` client; default: one from ``settings`` with adaptive retries.
     :param mode: ``ENSEMBLING`` (default), ``HYPERPARAMETER_TUNING`` or ``AUTO``.
-    :param max_runtime_per_training_job_s: ``MaxRuntimePerTrainingJobInSeconds``; ``None`` leaves
-        Autopilot's default.
+    :param max_runtime_per_training_job_s: ``MaxRuntimePerTrainingJobInSeconds`` (at most the job's
+        budget); ``None`` leaves Autopilot's default.
     :param waiter_delay: seconds between status checks while waiting (trigger or waiter).
     :param wait_margin_s: how long past the job's own runtime limit to keep waiting before the
         wait times out (Autopilot still finishes candidates after the limit).
@@ -189,11 +189,12 @@ class AutopilotAutoML(AwsClients, LongRunningPort, AutoML):
     def job_request(self, job_name: str, train_uri: str, target: str, problem_type: str, objective: str,
                     max_candidates: int, time_budget_s: int, output_uri: str) -> dict[str, Any]:
         """The ``CreateAutoMLJobV2`` request for the port's arguments (``job_name``: SageMaker's)."""
+        from mlops.limits import check_automl_job
+
         if problem_type not in PROBLEM_TYPES:
             raise ValueError(f"problem_type {problem_type!r} is not one of {', '.join(PROBLEM_TYPES)}")
-        if int(max_candidates) < 1 or int(time_budget_s) < 1:
-            raise ValueError(f"max_candidates ({max_candidates}) and time_budget_s ({time_budget_s}) "
-                             "must be at least 1")
+        check_automl_job(job_name, max_candidates, time_budget_s, self.max_runtime_per_training_job_s, self.mode,
+                         objective)
         content_type = CSV_WITH_HEADER if train_uri.lower().endswith(".csv") else PARQUET
         criteria: dict[str, Any] = {"MaxCandidates": int(max_candidates),
                                     "MaxAutoMLJobRuntimeInSeconds": int(time_budget_s)}
@@ -264,12 +265,15 @@ class AutopilotAutoML(AwsClients, LongRunningPort, AutoML):
 
     # ------------------------------------------------------------ submit / wait / collect
     def submit(self, job_name: str, train_uri: str, target: str, problem_type: str, objective: str,
-               max_candidates: int, time_budget_s: int, output_uri: str) -> JobHandle:
+               max_candidates: int, time_budget_s: int, output_uri: str,
+               local_time_budget_s: int | None = None) -> JobHandle:
         """Create the job, or attach to the job of that name; see :class:`JobHandle`.
 
         Raises ``RuntimeError`` naming the job, its status and reason if it Failed or was Stopped,
         and ``ValueError`` if a job of that name predicts another target or problem type, or
-        optimises another objective. The handle names the job by its SageMaker name.
+        optimises another objective; :class:`~mlops.limits.LimitError` before any call for a
+        request SageMaker would reject or whose budget cannot produce a candidate. The handle
+        names the job by its SageMaker name. ``local_time_budget_s`` is the local twin's.
         """
         from botocore.exceptions import ClientError
 
@@ -324,6 +328,13 @@ class AutopilotAutoML(AwsClients, LongRunningPort, AutoML):
             raise job_failure(handle.name, described) from err
         return JobHandle(kind="automl", name=handle.name, done=True, result=self._result(handle.name))
 
+    def stop(self, handle: JobHandle | None) -> None:
+        """``StopAutoMLJob`` (it stops V2 jobs too): the task was killed while it waited."""
+        if handle is None or handle.done:
+            log.warning("no running AutoML job to stop")
+            return
+        stop_quietly(lambda: self.sagemaker.stop_auto_ml_job(AutoMLJobName=handle.name), f"AutoML job {handle.name}")
+
     def collect(self, handle: JobHandle) -> dict[str, Any]:
         """``{"job_name", "status", "candidates"}`` of a Completed job (ranked best first)."""
         return handle.result if handle.result is not None else self._result(handle.name)
@@ -333,7 +344,8 @@ class AutopilotAutoML(AwsClients, LongRunningPort, AutoML):
                 "candidates": [c.to_dict() for c in self.candidates(job_name)]}
 
     def create_or_attach(self, job_name: str, train_uri: str, target: str, problem_type: str, objective: str,
-                         max_candidates: int, time_budget_s: int, output_uri: str) -> str:
+                         max_candidates: int, time_budget_s: int, output_uri: str,
+                         local_time_budget_s: int | None = None) -> str:
         handle = self.submit(job_name, train_uri, target, problem_type, objective, max_candidates,
                              time_budget_s, output_uri)
         return self.collect(self.wait(handle))["status"]
@@ -364,11 +376,28 @@ class AutopilotAutoML(AwsClients, LongRunningPort, AutoML):
         if not ranked:
             raise RuntimeError(f"AutoML job {job_name} is Completed but has no candidate with a final "
                                f"{metric} value")
-        return [self._candidate(job_name, c, rank, metric, maximize) for rank, c in enumerate(ranked, 1)]
+        config = (described.get("AutoMLProblemTypeConfig") or {}).get("TabularJobConfig") or {}
+        job = {"mode": config.get("Mode"), "problem_type": self._identity(described)["problem_type"]}
+        return [self._candidate(job_name, c, rank, metric, maximize, job) for rank, c in enumerate(ranked, 1)]
+
+    def probability_of(self, candidate: Candidate) -> str | None:
+        """SageMaker's meaning of ``probability`` ("Configure inference output in generated
+        containers"): the predicted label's in ENSEMBLING mode and for multiclass problems; the
+        positive class's (the second of ``labels``) for a binary problem in HYPERPARAMETER_TUNING
+        mode. Under ``AUTO`` the mode Autopilot chose shows in the candidate's containers: one
+        for an ensemble, three for an HPO classifier (the same page)."""
+        problem_type, mode = candidate.detail.get("problem_type"), candidate.detail.get("mode")
+        if problem_type not in ("BinaryClassification", "MulticlassClassification"):
+            return None
+        if mode in (None, "AUTO"):
+            mode = "ENSEMBLING" if len(candidate.detail.get("containers") or []) == 1 else "HYPERPARAMETER_TUNING"
+        if mode == "HYPERPARAMETER_TUNING" and problem_type == "BinaryClassification":
+            return "positive_class"
+        return "predicted_label"
 
     @staticmethod
     def _candidate(job_name: str, listed: dict[str, Any], rank: int, metric: str | None,
-                   maximize: bool) -> Candidate:
+                   maximize: bool, job: dict[str, Any] | None = None) -> Candidate:
         final = listed["FinalAutoMLJobObjectiveMetric"]
         containers = inference_containers(listed)
         steps = [s.get("CandidateStepName", "") for s in listed.get("CandidateSteps") or []
@@ -389,6 +418,7 @@ class AutopilotAutoML(AwsClients, LongRunningPort, AutoML):
                 "containers": containers, "creation_time": _iso(listed.get("CreationTime")),
                 "candidate_status": listed.get("CandidateStatus"),
                 "supported_response_keys": supported_keys(containers[-1]),
+                **(job or {}),
             },
         )
 

@@ -63,6 +63,23 @@ def or_none(call: Callable[[], T]) -> T | None:
         raise
 
 
+def stop_quietly(call: Callable[[], Any], what: str) -> None:
+    """Make a ``Stop*`` ``call`` for ``what`` (an operator's ``on_kill``): an error, e.g. SageMaker's
+    ``ValidationException`` for a job that already ended, is logged, never raised. Pass the call
+    as a lambda, as for :func:`or_none`."""
+    import logging
+
+    from botocore.exceptions import ClientError
+
+    log = logging.getLogger(__name__)
+    try:
+        call()
+    except ClientError as err:
+        log.warning("%s was not stopped: %s", what, err)
+        return
+    log.warning("%s: stop requested (the task was killed)", what)
+
+
 class AwsClients:
     """Mixin for an AWS port: its boto3 clients, built on first use by :func:`client`.
 
@@ -73,12 +90,20 @@ class AwsClients:
     settings: Settings
 
     def _use_clients(self, **given: Any) -> None:
-        """``given``: ``sagemaker=``, ``s3=``, ``cloudwatch=``, ``sagemaker_runtime=`` (None: build)."""
-        self._clients = {name.replace("_", "-"): value for name, value in given.items() if value is not None}
+        """``given``: ``sagemaker=``, ``s3=``, ``cloudwatch=``, ``sagemaker_runtime=`` (None: build).
+
+        Every SageMaker client checks its requests against SageMaker's limits before it sends
+        them (:func:`mlops.limits.strict_requests`), whoever built it."""
+        from mlops.limits import strict_requests
+
+        self._clients = {name.replace("_", "-"): strict_requests(value) for name, value in given.items()
+                         if value is not None}
 
     def aws_client(self, service: str):
+        from mlops.limits import strict_requests
+
         if service not in self._clients:
-            self._clients[service] = client(service, self.settings)
+            self._clients[service] = strict_requests(client(service, self.settings))
         return self._clients[service]
 
     @property

@@ -58,6 +58,7 @@ IN_SERVICE = "InService"
 BUSY = ("Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting")
 FAILED = "Failed"
 NAME_MAX = 63  # EndpointName, EndpointConfigName, ModelName
+SERVERLESS_KEYS = ("MemorySizeInMB", "MaxConcurrency", "ProvisionedConcurrency")
 ALARM_NAME_MAX = 255  # CloudWatch AlarmName
 
 
@@ -205,7 +206,10 @@ class SageMakerHosting(AwsClients, Hosting, LongRunningPort):
     def submit(self, spec: EndpointSpec) -> JobHandle:
         """Verify the artifact, make model and config (reusing them on a retry), then create or
         update the endpoint. The handle is not done: SageMaker is creating or updating."""
+        from mlops.limits import check_endpoint_spec
+
         spec = self.named(spec)
+        check_endpoint_spec(spec)
         self._verify_artifact(spec.model_uri, spec.sha256)
         self._ensure_model(spec)
         self._ensure_endpoint_config(spec)
@@ -334,8 +338,8 @@ class SageMakerHosting(AwsClients, Hosting, LongRunningPort):
             return
         variant: dict[str, Any] = {"VariantName": VARIANT, "ModelName": spec.config_name}
         if spec.serverless:
-            variant["ServerlessConfig"] = {"MemorySizeInMB": int(spec.serverless["MemorySizeInMB"]),
-                                           "MaxConcurrency": int(spec.serverless["MaxConcurrency"])}
+            variant["ServerlessConfig"] = {key: int(spec.serverless[key]) for key in SERVERLESS_KEYS
+                                           if spec.serverless.get(key) is not None}
         else:
             variant.update(InstanceType=spec.instance_type or self.settings.instance_type,
                            InitialInstanceCount=int(spec.initial_instance_count), InitialVariantWeight=1.0)

@@ -19,7 +19,8 @@ Idempotent names: a job's name derives from the port's ``job_name`` (itself from
 step). ``submit`` describes before it creates: an ``InProgress`` job is re-attached to, a
 ``Completed`` one is reused, and only a ``Failed`` or ``Stopped`` one makes the next name,
 ``<name>-r2``, ``<name>-r3``... in order, each described the same way. A job still running
-comes back with the amazon provider's ``SageMakerTrigger`` so the operator can defer;
+comes back with the amazon provider's ``SageMakerTrigger`` (as :class:`~mlops.triggers.sagemaker_jobs.SageMakerJobTrigger`,
+which also stops the job when the deferred task is killed) so the operator can defer;
 :meth:`wait` blocks on the provider's waiter (``TuningJobComplete``/``TrainingJobComplete``).
 """
 
@@ -37,7 +38,7 @@ import tarfile
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from mlops.backends.aws.clients import AwsClients, or_none
+from mlops.backends.aws.clients import AwsClients, or_none, stop_quietly
 from mlops.backends.aws.s3 import s3_uri, split_s3_uri
 from mlops.backends.base import CVResult, JobHandle, TrainedModel, Trainer, TrainingData, Tuner, TuningResult
 from mlops.naming import RETRY_ROOM, attempt_name, prefixed
@@ -50,7 +51,7 @@ log = logging.getLogger(__name__)
 
 SOURCE_DIR = INCLUDE_DIR / "training"
 ENTRY_POINT = "train.py"
-TRIGGER = "airflow.providers.amazon.aws.triggers.sagemaker.SageMakerTrigger"
+TRIGGER = "mlops.triggers.sagemaker_jobs.SageMakerJobTrigger"  # the provider's, which also stops on kill
 SKLEARN_FRAMEWORK = "sklearn"
 # Newest first. 1.9-0 matches the scikit-learn these models are evaluated and served with here,
 # so pickles load without version skew; 1.4-2 is the fallback for SDKs that predate it.
@@ -206,6 +207,17 @@ class _SageMakerJobs(AwsClients):
             },
         }
         return JobHandle(kind=self.kind, name=name, done=False, trigger=trigger)
+
+    # ---- stopping
+    def stop(self, handle: JobHandle | None) -> None:
+        """Stop the job (the task was killed while it waited); an ended job is left alone."""
+        if handle is None or handle.done:
+            log.warning("%s: no running job to stop", self.kind)
+            return
+        self.stop_job(handle.name)
+
+    def stop_job(self, name: str) -> None:
+        raise NotImplementedError
 
     # ---- waiting
     waiter_name = ""
@@ -364,6 +376,10 @@ class SageMakerTuner(_SageMakerJobs, Tuner):
     def describe(self, name: str) -> dict[str, Any] | None:
         return or_none(lambda: self.sagemaker.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=name))
 
+    def stop_job(self, name: str) -> None:
+        stop_quietly(lambda: self.sagemaker.stop_hyper_parameter_tuning_job(HyperParameterTuningJobName=name),
+                     f"tuning job {name}")
+
     @staticmethod
     def status(description: Mapping[str, Any]) -> str:
         return description["HyperParameterTuningJobStatus"]
@@ -372,10 +388,10 @@ class SageMakerTuner(_SageMakerJobs, Tuner):
                n_trials: int, output_uri: str) -> JobHandle:
         """Create the tuning job, or re-attach to / reuse the one of that name."""
         from mlops.backends.local.training import validate_search_space
+        from mlops.limits import check_tuning
 
         space = validate_search_space(search_space)
-        if n_trials < 1:
-            raise ValueError(f"n_trials must be at least 1; got {n_trials}")
+        check_tuning(n_trials, min(self.max_parallel_jobs, n_trials), space)
         return self.attach(job_name, lambda name: self.sagemaker.create_hyper_parameter_tuning_job(
             **self.request(name, job_name, data, space, n_trials, output_uri)))
 
@@ -536,6 +552,9 @@ class SageMakerTrainer(_SageMakerJobs, Trainer):
 
     def describe(self, name: str) -> dict[str, Any] | None:
         return or_none(lambda: self.sagemaker.describe_training_job(TrainingJobName=name))
+
+    def stop_job(self, name: str) -> None:
+        stop_quietly(lambda: self.sagemaker.stop_training_job(TrainingJobName=name), f"training job {name}")
 
     @staticmethod
     def status(description: Mapping[str, Any]) -> str:

@@ -24,7 +24,7 @@ import logging
 import math
 from typing import TYPE_CHECKING, Any
 
-from mlops.backends.aws.clients import AwsClients, or_none
+from mlops.backends.aws.clients import AwsClients, or_none, stop_quietly
 from mlops.backends.aws.s3 import split_s3_uri
 from mlops.backends.base import BatchTransform, JobHandle, LongRunningPort, TransformResult
 from mlops.naming import RETRY_ROOM, attempt_name, prefixed
@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 
 COMPLETED, IN_PROGRESS, STOPPING, FAILED, STOPPED = "Completed", "InProgress", "Stopping", "Failed", "Stopped"
 CSV = "text/csv"
-TRIGGER = "airflow.providers.amazon.aws.triggers.sagemaker.SageMakerTrigger"
+TRIGGER = "mlops.triggers.sagemaker_jobs.SageMakerJobTrigger"  # the provider's, which also stops on kill
 WAITER_NAME = "TransformJobComplete"
 MAX_NAME = 63  # TransformJobName, ModelName
 
@@ -72,11 +72,9 @@ class SageMakerBatchTransform(AwsClients, LongRunningPort, BatchTransform):
                  instance_count: int = 1, max_payload_mb: int = 6, max_concurrent_transforms: int | None = None,
                  attempts: int = 5, waiter_delay: int = 30, max_wait_s: int = 12 * 3600,
                  count_rows: bool = True):
-        if not 0 < max_payload_mb <= 100:
-            raise ValueError(f"max_payload_mb must be between 1 and 100, not {max_payload_mb}")
-        if max_concurrent_transforms and max_concurrent_transforms * max_payload_mb > 100:
-            raise ValueError(f"max_concurrent_transforms ({max_concurrent_transforms}) x max_payload_mb "
-                             f"({max_payload_mb}) exceeds SageMaker's 100 MB")
+        from mlops.limits import check_transform_payload
+
+        check_transform_payload(max_payload_mb, max_concurrent_transforms)
         self.settings = settings
         self._use_clients(sagemaker=client, s3=s3_client)
         self.instance_type = instance_type
@@ -102,7 +100,11 @@ class SageMakerBatchTransform(AwsClients, LongRunningPort, BatchTransform):
     def job_request(self, job_name: str, model_name: str, input_uri: str, output_uri: str,
                     content_type: str = CSV, input_filter: str | None = None, join_source: bool = False,
                     output_filter: str | None = None) -> dict[str, Any]:
-        """The ``CreateTransformJob`` request for the port's arguments (names: SageMaker's)."""
+        """The ``CreateTransformJob`` request for the port's arguments (names: SageMaker's), its
+        names and payload checked against SageMaker's limits (:func:`mlops.limits.check_transform`)."""
+        from mlops.limits import check_transform
+
+        check_transform(job_name, model_name, self.max_payload_mb, self.max_concurrent_transforms)
         if (content_type or CSV).split(";")[0].strip().lower() != CSV:
             raise ValueError(f"content type {content_type!r} is not supported: SplitType=Line reads {CSV}")
         split_s3_uri(input_uri)
@@ -217,6 +219,14 @@ class SageMakerBatchTransform(AwsClients, LongRunningPort, BatchTransform):
             raise RuntimeError(f"transform job {handle.name} {described.get('TransformJobStatus')}: "
                                f"{described.get('FailureReason') or 'no FailureReason given'}") from err
         return JobHandle(kind="transform", name=handle.name, done=True, result=self._result(handle.name))
+
+    def stop(self, handle: JobHandle | None) -> None:
+        """Stop the transform job (the task was killed while it waited); an ended job is left alone."""
+        if handle is None or handle.done:
+            log.warning("no running transform job to stop")
+            return
+        stop_quietly(lambda: self.sagemaker.stop_transform_job(TransformJobName=handle.name),
+                     f"transform job {handle.name}")
 
     def collect(self, handle: JobHandle) -> dict[str, Any]:
         """The :class:`TransformResult` dict of a Completed job."""

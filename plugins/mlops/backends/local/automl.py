@@ -292,12 +292,12 @@ class FlamlAutoML(LongRunningPort, AutoML):
     # ------------------------------------------------------------ create or attach
     def submit(
         self, job_name: str, train_uri: str, target: str, problem_type: str, objective: str,
-        max_candidates: int, time_budget_s: int, output_uri: str,
+        max_candidates: int, time_budget_s: int, output_uri: str, local_time_budget_s: int | None = None,
     ) -> JobHandle:
         """Run (or attach to) the job here and now; the handle is done and carries
         ``{"job_name", "status", "candidates"}`` (ranked best first), as on Autopilot."""
         status = self.create_or_attach(job_name, train_uri, target, problem_type, objective, max_candidates,
-                                       time_budget_s, output_uri)
+                                       time_budget_s, output_uri, local_time_budget_s)
         return JobHandle(kind="automl", name=job_name, done=True, result={
             "job_name": job_name, "status": status,
             "candidates": [c.to_dict() for c in self.candidates(job_name)],
@@ -305,17 +305,27 @@ class FlamlAutoML(LongRunningPort, AutoML):
 
     def create_or_attach(
         self, job_name: str, train_uri: str, target: str, problem_type: str, objective: str,
-        max_candidates: int, time_budget_s: int, output_uri: str,
+        max_candidates: int, time_budget_s: int, output_uri: str, local_time_budget_s: int | None = None,
     ) -> str:
+        """Run the job, or attach to a Completed one of that name; see :meth:`AutoML.create_or_attach`.
+
+        The job's settings are checked as Autopilot checks them (:func:`mlops.limits.check_automl_job`:
+        the name, candidates, the job budget ``time_budget_s``); FLAML then searches for
+        ``local_time_budget_s`` seconds (default: the whole job budget), never longer than the job's.
+        A training set under Autopilot's 500 rows fails the job, as it does on SageMaker.
+        """
+        from mlops.limits import check_automl_job
+
+        check_automl_job(job_name, max_candidates, time_budget_s, objective=objective)
         metric, _ = objective_metric(objective, problem_type)
-        if int(max_candidates) < 1:
-            raise ValueError(f"max_candidates must be at least 1, not {max_candidates}")
-        if int(time_budget_s) < 1:
-            raise ValueError(f"time_budget_s must be at least 1 second, not {time_budget_s}")
+        search_s = int(time_budget_s) if local_time_budget_s is None else int(local_time_budget_s)
+        if not 1 <= search_s <= int(time_budget_s):
+            raise ValueError(f"autopilot.local_time_budget_s={local_time_budget_s} is not 1 to the job's "
+                             f"time_budget_s ({time_budget_s})")
         spec = {
             "train_uri": train_uri, "target": target, "problem_type": problem_type,
             "objective": objective, "max_candidates": int(max_candidates),
-            "time_budget_s": int(time_budget_s), "output_uri": output_uri.rstrip("/"),
+            "time_budget_s": int(time_budget_s), "search_budget_s": search_s, "output_uri": output_uri.rstrip("/"),
         }
         path = self._job_path(job_name)
         if path.is_file():
@@ -378,6 +388,7 @@ class FlamlAutoML(LongRunningPort, AutoML):
         import joblib
         from flaml import AutoML as FlamlSearch
 
+        from mlops.limits import check_automl_rows
         from mlops.storage import pack_model
 
         started = time.monotonic()
@@ -389,6 +400,7 @@ class FlamlAutoML(LongRunningPort, AutoML):
         if unlabelled:
             log.warning("dropping %d rows without a %s label", unlabelled, target)
             frame = frame[frame[target].notna()].reset_index(drop=True)
+        check_automl_rows(len(frame), f"training data {spec['train_uri']}")
         features = frame.drop(columns=[target])
         labels = frame[target]
         if problem_type != "regression":
@@ -406,7 +418,7 @@ class FlamlAutoML(LongRunningPort, AutoML):
         search.fit(
             search_frame, labels,
             task="regression" if problem_type == "regression" else "classification",
-            metric=metric, estimator_list=estimators, time_budget=spec["time_budget_s"],
+            metric=metric, estimator_list=estimators, time_budget=spec["search_budget_s"],
             seed=self.seed, n_jobs=self.n_jobs, retrain_full=False, verbose=0,
             log_file_name=str(self.state_dir / "jobs" / f"{job_name}.flaml.log"),
         )
@@ -414,7 +426,7 @@ class FlamlAutoML(LongRunningPort, AutoML):
         losses = {name: loss for name, loss in search.best_loss_per_estimator.items()
                   if loss is not None and loss < float("inf")}
         if not losses:
-            raise RuntimeError(f"FLAML tried no estimator within {spec['time_budget_s']} s")
+            raise RuntimeError(f"FLAML tried no estimator within {spec['search_budget_s']} s")
         ranked = sorted(losses, key=lambda name: (losses[name], estimators.index(name)))
         ranked = ranked[: spec["max_candidates"]]
         _, higher = objective_metric(spec["objective"], problem_type)
@@ -481,6 +493,12 @@ class FlamlAutoML(LongRunningPort, AutoML):
         _, higher = objective_metric(record["spec"]["objective"], record["spec"]["problem_type"])
         ranked = [Candidate.from_dict(c) for c in record["candidates"]]
         return sorted(ranked, key=lambda c: -c.objective_value if higher else c.objective_value)
+
+    def probability_of(self, candidate: Candidate) -> str | None:
+        """The serving handlers' meaning of ``probability``: the second label's (the positive
+        class, as Autopilot's HYPERPARAMETER_TUNING mode gives it) for a binary model, the
+        predicted label's for a multiclass one, none for regression."""
+        return {"binary": "positive_class", "multiclass": "predicted_label"}.get(candidate.detail.get("problem_type"))
 
     # ------------------------------------------------------------ models
     def create_model(self, model_name: str, candidate: Candidate, response_keys: list[str]) -> str:

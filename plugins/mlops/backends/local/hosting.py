@@ -40,7 +40,8 @@ class LocalHosting(Hosting, LongRunningPort):
 
     Every endpoint config is served by that one process: ``serverless`` and instance settings,
     data capture and the blue/green deployment config of the :class:`EndpointSpec` have no
-    local meaning and are ignored (a local deploy is an atomic swap: the old model serves until
+    local meaning: they are checked against SageMaker's limits (:mod:`mlops.limits`), as on AWS,
+    then ignored (a local deploy is an atomic swap: the old model serves until
     the new one is loaded). Endpoints survive a restart of the runtime (it restores them from
     its endpoint table). Deploys are synchronous: :meth:`submit` returns a finished handle.
 
@@ -124,8 +125,13 @@ class LocalHosting(Hosting, LongRunningPort):
         """Create ``spec.endpoint_name`` or swap it to ``spec.config_name``; return it InService.
 
         Raises :class:`~mlops.storage.DigestMismatch` when the artifact's sha256 differs from
-        ``spec.sha256``; the endpoint keeps serving its previous model then.
+        ``spec.sha256``; the endpoint keeps serving its previous model then. Settings SageMaker
+        would reject (names, serverless sizes, a deployment config the fleet cannot take) raise
+        :class:`~mlops.limits.LimitError` before anything happens, as on AWS.
         """
+        from mlops.limits import check_endpoint_spec
+
+        check_endpoint_spec(spec)
         self.ensure_running()
         payload = {
             "config_name": spec.config_name,

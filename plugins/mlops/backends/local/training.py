@@ -233,9 +233,11 @@ class OptunaTuner(Tuner):
     ) -> TuningResult:
         import optuna
 
+        from mlops.limits import check_name, check_tuning
+
         space = validate_search_space(search_space)
-        if n_trials < 1:
-            raise ValueError(f"n_trials must be at least 1; got {n_trials}")
+        check_name("job_name", job_name, "TrainingJobName")
+        check_tuning(n_trials, self.n_jobs, space)  # as SageMaker's tuning job would, before any work
         history_uri = f"{_job_uri(output_uri, job_name)}/tuning_history.json"
         request = _json_normal({"data": data.to_dict(), "search_space": space, "n_trials": n_trials})
         reused = self._completed(job_name, history_uri, request)

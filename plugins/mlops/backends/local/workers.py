@@ -19,6 +19,7 @@ The functions a pool runs must not import Airflow either: nothing in a worker ta
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import os
@@ -42,6 +43,10 @@ STDERR_TAIL_BYTES = 64 * 1024
 
 class WorkerDied(RuntimeError):
     """A worker process of a :class:`WorkerPool` died while the pool was working."""
+
+
+class WorkerPoolStopped(RuntimeError):
+    """A :class:`WorkerPool` was stopped (its task was killed) while it was working."""
 
 
 def worker_environment(extra: Mapping[str, str] | None = None,
@@ -141,18 +146,43 @@ class WorkerPool(ProcessPoolExecutor):
     :param max_workers: worker processes.
     :param initializer: run once in each worker, with ``initargs``.
     :param env: variables to set in the workers, on top of :func:`worker_environment`.
+
+    While it works, the pool can be stopped (:meth:`stop`): a port's ``stop`` does it when the
+    task is killed (:meth:`~mlops.backends.base.LongRunningPort.stop`, from the operator's
+    ``on_kill``), so no worker outlives its task; leaving the pool then raises
+    :class:`WorkerPoolStopped`.
     """
 
     def __init__(self, job: str, max_workers: int, initializer: Callable[..., Any] | None = None,
                  initargs: tuple = (), env: Mapping[str, str] | None = None):
+        from mlops.backends.base import add_stopper
+
         self.job = job
+        self.stopped = False
         self._stderr_dir = Path(tempfile.mkdtemp(prefix="mlops-workers-"))
         self._context = _WorkerContext(worker_environment(env), self._stderr_dir)
         super().__init__(max_workers, mp_context=self._context, initializer=initializer, initargs=initargs)
+        add_stopper(self.stop)
+
+    def stop(self) -> None:
+        """Send every worker SIGTERM (safe in a signal handler: it neither waits nor locks); the
+        work waiting on them fails, and leaving the pool raises :class:`WorkerPoolStopped`."""
+        self.stopped = True
+        for worker in self._context.workers:
+            if worker.pid is not None and worker.exitcode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(worker.pid, signal.SIGTERM)
+        log.warning("%s: stopped its %d worker process(es)", self.job, len(self._context.workers))
 
     def __exit__(self, exc_type, exc, traceback) -> bool:
+        from mlops.backends.base import remove_stopper
+
+        remove_stopper(self.stop)
         try:
             self.shutdown(wait=True, cancel_futures=True)  # every worker has exited: its exit code is known
+            if self.stopped:
+                raise WorkerPoolStopped(f"{self.job}: stopped, its worker processes ended: the task was killed") \
+                    from exc
             if isinstance(exc, BrokenProcessPool):
                 raise WorkerDied(f"{self.job}: {self._deaths()}") from exc
             for worker in self._context.workers:
