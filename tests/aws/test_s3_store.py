@@ -38,14 +38,6 @@ CONN_ID = "s3_store"
 DS = "2026-01-02"
 
 
-def airflow_role_policy() -> dict:
-    """The shipped Airflow role, rendered for this bucket and prefix (other placeholders: any value)."""
-    name = "airflow-execution-role.json"
-    values = {placeholder: "unused" for placeholder in iam.placeholders(name)}
-    values.update(Region="us-east-1", AccountId=ACCOUNT, DataBucket=BUCKET, DataPrefix=PREFIX)
-    return iam.render(name, values)
-
-
 @pytest.fixture(scope="module")
 def server():
     with S3Server() as s3:
@@ -56,7 +48,7 @@ def server():
 @pytest.fixture(scope="module")
 def role(server):
     """The access key of an IAM user holding exactly the Airflow role's policy; IAM enforced from now on."""
-    credentials = server.add_user(ROLE, airflow_role_policy())
+    credentials = server.add_user(ROLE, iam.render_for_store("airflow-execution-role.json", BUCKET, PREFIX, ACCOUNT))
     server.enforce_iam()
     return credentials
 
