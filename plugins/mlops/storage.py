@@ -54,7 +54,7 @@ def read_bytes_without_airflow(uri: str) -> bytes:
     """The bytes at a ``file://`` or ``s3://`` URI through fsspec/s3fs directly; Airflow is not imported.
 
     For processes that are no Airflow task, such as the model runtime: ``s3://`` is read with
-    s3fs and this process's own AWS credentials (the standard chain: ``AWS_*`` variables,
+    :class:`~mlops.s3_filesystem.PrefixScopedS3FileSystem` and this process's own AWS credentials (the standard chain: ``AWS_*`` variables,
     profile, instance or container role; ``AWS_ENDPOINT_URL_S3`` for an S3-compatible store),
     as a SageMaker endpoint reads its model with its own execution role. The ``conn_id@`` that
     ``str(ObjectStoragePath(..., conn_id=...))`` puts before the bucket
@@ -62,10 +62,10 @@ def read_bytes_without_airflow(uri: str) -> bytes:
     """
     protocol, _, rest = uri.partition("://")
     if protocol == "s3":
-        from s3fs import S3FileSystem
+        from mlops.s3_filesystem import PrefixScopedS3FileSystem
 
         bucket, _, key = rest.partition("/")
-        return S3FileSystem().cat_file(f"{bucket.rpartition('@')[2]}/{key}")  # one GET, no HEAD first
+        return PrefixScopedS3FileSystem().cat_file(f"{bucket.rpartition('@')[2]}/{key}")
     if protocol != "file":
         raise ValueError(f"{uri}: only file:// and s3:// artifacts can be read")
     import fsspec
