@@ -56,7 +56,7 @@ class PrefixScopedS3FileSystem(S3FileSystem):
                         "LastModified": item.get("LastModified", ""),
                         "StorageClass": item.get("StorageClass", "STANDARD"), "VersionId": None}
         below = await self._call_s3("list_objects_v2", self.kwargs, Bucket=bucket, Prefix=f"{key}/", MaxKeys=1)
-        if below.get("Contents") or below.get("CommonPrefixes"):
+        if below.get("Contents"):
             return {"name": f"{bucket}/{key}", "type": "directory", "size": 0, "StorageClass": "DIRECTORY"}
         raise FileNotFoundError(path)
 
@@ -69,7 +69,7 @@ class PrefixScopedS3FileSystem(S3FileSystem):
     mkdir = sync_wrapper(_mkdir)  # s3fs binds its own sync mkdir to its own _mkdir
 
     async def _rm(self, path, recursive=False, **kwargs) -> None:
-        bucket, key, _ = self.split_path(path) if isinstance(path, str) else ("", "", None)
+        _, key, _ = self.split_path(path) if isinstance(path, str) else ("", "", None)
         if recursive or not key or has_magic(path):
             return await super()._rm(path, recursive=recursive, **kwargs)
         # One key: DeleteObject, whose refusal raises. s3fs sends DeleteObjects, whose per-key

@@ -233,3 +233,12 @@ def test_plain_s3fs_cannot_check_a_missing_key_or_make_a_folder_under_the_role(s
     with pytest.raises(PermissionError):
         plain.mkdir(f"{BUCKET}/{store}/folder", create_parents=True)
     server.requests.clear()
+
+
+def test_a_connection_with_a_custom_signer_is_refused_naming_it(monkeypatch, mlops_home):
+    extra = {"endpoint_url": "http://127.0.0.1:9", "service_config": {"s3": {
+        "signer": "S3V4RestSigner", "signer_uri": "http://127.0.0.1:9/sign", "signer_token": "t"}}}
+    monkeypatch.setenv("AIRFLOW_CONN_SIGNED_STORE", json.dumps({"conn_type": "aws", "extra": extra}))
+
+    with pytest.raises(ValueError, match="connection 'signed_store' configures a custom S3 signer"):
+        to_path(f"s3://{BUCKET}/{PREFIX}/x.json", "signed_store")
