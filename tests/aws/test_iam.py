@@ -143,18 +143,18 @@ PROVIDER_TRIGGERS = [
     ("plugins/mlops/backends/aws/transform.py", "transform"),
     ("plugins/mlops/backends/aws/hosting.py", "endpoint"),
 ]
-# Tasks read and write the object store through ObjectStoragePath (s3fs). These are the S3 calls
-# s3fs makes for what the code does with those paths.
+# Tasks read and write the object store through ObjectStoragePath, on mlops.s3_filesystem's s3fs
+# (no HEAD of a key, no bucket probe: see its docstring). These are the S3 calls it makes for what
+# the code does with those paths.
 DATA_PLANE = {
-    "HeadObject": "exists(), stat(), is_file() on a key",
     "GetObject": "open('rb'), read_bytes(), read_text(), ranged Parquet reads",
     "PutObject": "write_bytes(), write_text(), open('wb') of a small file",
     "CreateMultipartUpload": "open('wb') of a file larger than one s3fs block (5 MiB)",
     "UploadPart": "each block of a multipart write",
     "CompleteMultipartUpload": "the end of a multipart write",
     "AbortMultipartUpload": "a multipart write that fails is aborted, leaving no parts",
-    "ListObjectsV2": "iterdir(), glob(), rglob(), exists() on a folder (s3_ingest, partitions, validation)",
-    "DeleteObject": "unlink() (temporary files, the landing file after its move)",
+    "ListObjectsV2": "iterdir(), glob(), rglob(); exists(), is_file(), stat() and open() list the key's prefix",
+    "DeleteObject": "unlink() and the delete of a move (temporary files, the landing file after its move)",
     "DeleteObjects": "rm() of several keys",
     "CopyObject": "rename() / copy() (s3_ingest moves landing files to the raw partition)",
 }
