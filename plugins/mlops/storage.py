@@ -54,8 +54,9 @@ def read_bytes_without_airflow(uri: str) -> bytes:
     """The bytes at a ``file://`` or ``s3://`` URI through fsspec/s3fs directly; Airflow is not imported.
 
     For processes that are no Airflow task, such as the model runtime: ``s3://`` is read with
-    :class:`~mlops.s3_filesystem.PrefixScopedS3FileSystem` and this process's own AWS credentials (the standard chain: ``AWS_*`` variables,
-    profile, instance or container role; ``AWS_ENDPOINT_URL_S3`` for an S3-compatible store),
+    :class:`~mlops.s3_filesystem.PrefixScopedS3FileSystem` and this process's own AWS
+    credentials (the standard chain: ``AWS_*`` variables, profile, instance or container role;
+    ``AWS_ENDPOINT_URL_S3`` for an S3-compatible store),
     as a SageMaker endpoint reads its model with its own execution role. The ``conn_id@`` that
     ``str(ObjectStoragePath(..., conn_id=...))`` puts before the bucket
     (``s3://aws_default@bucket/key``) names an Airflow connection and is dropped.
