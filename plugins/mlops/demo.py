@@ -112,11 +112,14 @@ def _finished(api, dag_id: str, run_id: str, timeout: float, on_waiting=None) ->
     return run
 
 
-def run_chain(api, approver, timeout: float = CHAIN_TIMEOUT_S) -> dict[str, str]:
+def run_chain(api, approver, timeout: float = CHAIN_TIMEOUT_S, trigger_autopilot: bool = False) -> dict[str, str]:
     """Trigger ``s3_ingest`` over REST and follow the runs the Assets and the schedule make.
 
     Returns ``{dag_id: run_id}`` of the run of each DAG in :data:`CHAIN` whose outcome the
     summary reports.
+
+    :param trigger_autopilot: trigger ``autopilot_batch_predict`` over REST instead of waiting
+        for its scheduled run (a deployment whose run of the day has happened already).
     """
     from mlops.airflow_stack import now
 
@@ -140,9 +143,13 @@ def run_chain(api, approver, timeout: float = CHAIN_TIMEOUT_S) -> dict[str, str]
     _step("train_model -> deploy_model (Asset event)")
     runs["deploy_model"] = api.wait_for_new_run("deploy_model", "asset_triggered", left(), after=started)
     _finished(api, "deploy_model", runs["deploy_model"], left(), on_waiting=approver)
-    _step("autopilot_batch_predict (its schedule, once unpaused)")
     api.unpause("autopilot_batch_predict")
-    runs["autopilot_batch_predict"] = api.wait_for_new_run("autopilot_batch_predict", "scheduled", left())
+    if trigger_autopilot:
+        _step("autopilot_batch_predict (triggered over REST)")
+        runs["autopilot_batch_predict"] = api.trigger("autopilot_batch_predict")
+    else:
+        _step("autopilot_batch_predict (its schedule, once unpaused)")
+        runs["autopilot_batch_predict"] = api.wait_for_new_run("autopilot_batch_predict", "scheduled", left())
     _finished(api, "autopilot_batch_predict", runs["autopilot_batch_predict"], left())
     return runs
 

@@ -74,10 +74,9 @@ class Settings:
 
     def data_root(self) -> ObjectStoragePath:
         """Root of the object store as an ``ObjectStoragePath`` (``file://`` or ``s3://``)."""
-        from airflow.sdk import ObjectStoragePath
+        from mlops.storage import to_path
 
-        conn_id = self.aws_conn_id if self.data_uri.startswith("s3://") else None
-        return ObjectStoragePath(self.data_uri, conn_id=conn_id)
+        return to_path(self.data_uri, self.aws_conn_id)
 
 
 def get_settings() -> Settings:

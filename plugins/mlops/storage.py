@@ -29,13 +29,19 @@ class DigestMismatch(RuntimeError):
     """An artifact's sha256 differs from the one recorded for it."""
 
 
-def to_path(uri: str) -> ObjectStoragePath:
-    """``ObjectStoragePath`` for ``uri``, using the project's AWS connection for ``s3://``."""
+def to_path(uri: str, conn_id: str | None = None) -> ObjectStoragePath:
+    """``ObjectStoragePath`` for ``uri``; ``s3://`` goes through ``conn_id`` (default the
+    project's AWS connection) and :class:`~mlops.s3_filesystem.PrefixScopedS3FileSystem`, so
+    existence checks and folders work with a role scoped to the data prefix."""
     from airflow.sdk import ObjectStoragePath
 
+    if not uri.startswith("s3://"):
+        return ObjectStoragePath(uri)
+    from mlops.s3_filesystem import attach_to_connection
     from mlops.settings import get_settings
 
-    conn_id = get_settings().aws_conn_id if uri.startswith("s3://") else None
+    conn_id = conn_id or get_settings().aws_conn_id
+    attach_to_connection(conn_id)
     return ObjectStoragePath(uri, conn_id=conn_id)
 
 
@@ -45,23 +51,26 @@ def read_bytes(uri: str) -> bytes:
 
 
 def read_bytes_without_airflow(uri: str) -> bytes:
-    """The bytes at a ``file://`` or ``s3://`` URI through fsspec directly; Airflow is not imported.
+    """The bytes at a ``file://`` or ``s3://`` URI through fsspec/s3fs directly; Airflow is not imported.
 
     For processes that are no Airflow task, such as the model runtime: ``s3://`` is read with
-    s3fs and this process's own AWS credentials (the standard chain: ``AWS_*`` variables,
-    profile, instance or container role; ``AWS_ENDPOINT_URL_S3`` for an S3-compatible store),
+    :class:`~mlops.s3_filesystem.PrefixScopedS3FileSystem` and this process's own AWS
+    credentials (the standard chain: ``AWS_*`` variables, profile, instance or container role;
+    ``AWS_ENDPOINT_URL_S3`` for an S3-compatible store),
     as a SageMaker endpoint reads its model with its own execution role. The ``conn_id@`` that
     ``str(ObjectStoragePath(..., conn_id=...))`` puts before the bucket
     (``s3://aws_default@bucket/key``) names an Airflow connection and is dropped.
     """
-    import fsspec
-
     protocol, _, rest = uri.partition("://")
     if protocol == "s3":
-        bucket, slash, key = rest.partition("/")
-        uri = f"s3://{bucket.rpartition('@')[2]}{slash}{key}"
-    elif protocol != "file":
+        from mlops.s3_filesystem import PrefixScopedS3FileSystem
+
+        bucket, _, key = rest.partition("/")
+        return PrefixScopedS3FileSystem().cat_file(f"{bucket.rpartition('@')[2]}/{key}")
+    if protocol != "file":
         raise ValueError(f"{uri}: only file:// and s3:// artifacts can be read")
+    import fsspec
+
     with fsspec.open(uri, "rb") as handle:
         return handle.read()
 
@@ -74,6 +83,18 @@ def data_path(*parts: str) -> ObjectStoragePath:
     for part in parts:
         path = path / part
     return path
+
+
+def relative_name(path: ObjectStoragePath, root: ObjectStoragePath) -> str:
+    """``path``'s name below ``root`` (``"a/b.csv"``), for ``file://`` and ``s3://`` paths alike
+    (``ObjectStoragePath.relative_to`` is not implemented for object stores).
+
+    :raises ValueError: ``path`` is not below ``root``.
+    """
+    base = root.path.rstrip("/") + "/"
+    if not path.path.startswith(base):
+        raise ValueError(f"{path} is not below {root}")
+    return path.path[len(base):]
 
 
 def sha256_of(uri_or_path: str | Path | ObjectStoragePath) -> str:

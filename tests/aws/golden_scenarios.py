@@ -139,7 +139,7 @@ class _MotoObject:
             return handle.read().decode()
 
 
-def _moto_object_path(uri):
+def _moto_object_path(uri, conn_id=None):
     if isinstance(uri, str) and uri.startswith("s3://"):
         return _MotoObject(uri)
     from airflow.sdk import ObjectStoragePath

@@ -31,12 +31,15 @@ ROOT = Path(__file__).resolve().parents[2]
 AIRFLOW_POLICY = "airflow-execution-role.json"
 SAGEMAKER_POLICY = "sagemaker-execution-role.json"
 TRUST_POLICY = "sagemaker-trust-policy.json"
-POLICIES = (AIRFLOW_POLICY, SAGEMAKER_POLICY, TRUST_POLICY)
+KMS_POLICY = "data-bucket-sse-kms.json"
+POLICIES = (AIRFLOW_POLICY, SAGEMAKER_POLICY, TRUST_POLICY, KMS_POLICY)
+PERMISSION_POLICIES = (AIRFLOW_POLICY, SAGEMAKER_POLICY, KMS_POLICY)
 GOLDEN_DIR = ROOT / "tests" / "aws" / "golden"
 
 REGION, ACCOUNT = "us-east-1", "123456789012"
 OTHER_REGION, OTHER_ACCOUNT = "eu-west-1", "210987654321"
 BUCKET, PREFIX, NAME_PREFIX, ROLE_NAME = "mlops-test-bucket", "mlops/data", "mlops", "mlops-sagemaker"
+KMS_KEY = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 RUN_ID = "manual__2024-05-01T00:00:00+00:00"
 
 
@@ -60,13 +63,14 @@ def _keyspace() -> str:
 
 KEYSPACE = _keyspace()
 VALUES = {"Region": REGION, "AccountId": ACCOUNT, "DataBucket": BUCKET, "DataPrefix": PREFIX,
-          "NamePrefix": NAME_PREFIX, "SageMakerRoleName": ROLE_NAME, "Keyspace": KEYSPACE}
+          "NamePrefix": NAME_PREFIX, "SageMakerRoleName": ROLE_NAME, "Keyspace": KEYSPACE, "DataKmsKeyArn": KMS_KEY}
 # What each placeholder is (include/iam/README.md says how to fill them).
 PLACEHOLDERS = {
     AIRFLOW_POLICY: {"Region", "AccountId", "DataBucket", "DataPrefix", "NamePrefix", "SageMakerRoleName",
                      "Keyspace"},
-    SAGEMAKER_POLICY: {"Region", "AccountId", "DataBucket", "DataPrefix"},
+    SAGEMAKER_POLICY: {"Region", "AccountId", "DataBucket", "DataPrefix", "SageMakerRoleName"},
     TRUST_POLICY: {"AccountId"},
+    KMS_POLICY: {"Region", "DataBucket", "DataPrefix", "DataKmsKeyArn"},
 }
 
 # ------------------------------------------------------------------------------ API -> IAM tables
@@ -103,6 +107,7 @@ SAGEMAKER_RESOURCES = {
     # on_kill: the operators (and the triggers of deferred tasks) stop what they started
     "StopTrainingJob": ("training-job",), "StopHyperParameterTuningJob": ("hyper-parameter-tuning-job",),
     "StopAutoMLJob": ("automl-job",), "StopTransformJob": ("transform-job",),
+    "ListTags": ("model", "endpoint-config", "endpoint"),  # any taggable resource; these are Clarify's
 }
 CLOUDWATCH_RESOURCES = {"PutMetricAlarm": "alarm", "DescribeAlarms": "alarm"}
 # Actions allowed on Resource "*", and why (each such statement's Sid says so too).
@@ -118,6 +123,20 @@ IAM_ONLY_ACTIONS = {
     "cassandra:Modify": "Keyspaces CQL INSERT/UPDATE/DELETE",
 }
 ROLE_SERVICE = "sagemaker.amazonaws.com"
+# AWS's documented minimum policy of the execution role passed to CreateAutoMLJob / CreateAutoMLJobV2
+# (SageMaker Developer Guide, "How to use SageMaker AI execution roles"), there granted on "*".
+# SageMaker launches Autopilot's processing, training and transform jobs itself, with this role as
+# theirs (iam:PassRole); the endpoint actions are for its explainability step (SageMaker Clarify), which
+# makes a temporary model, endpoint config and endpoint whose names the service picks.
+AUTOPILOT_ROLE_MINIMUM = (
+    "iam:PassRole", "sagemaker:DescribeEndpointConfig", "sagemaker:DescribeModel", "sagemaker:InvokeEndpoint",
+    "sagemaker:ListTags", "sagemaker:DescribeEndpoint", "sagemaker:CreateModel", "sagemaker:CreateEndpointConfig",
+    "sagemaker:CreateEndpoint", "sagemaker:DeleteModel", "sagemaker:DeleteEndpointConfig", "sagemaker:DeleteEndpoint",
+    "cloudwatch:PutMetricData", "logs:CreateLogStream", "logs:PutLogEvents", "logs:CreateLogGroup",
+    "logs:DescribeLogStreams", "s3:GetObject", "s3:PutObject", "s3:ListBucket", "ecr:GetAuthorizationToken",
+    "ecr:BatchCheckLayerAvailability", "ecr:GetDownloadUrlForLayer", "ecr:BatchGetImage",
+)
+CLARIFY_TEMPORARY = "sm-clarify-autopilot-explainability"  # a name the service picks: any name must do
 
 # The amazon provider's SageMakerTrigger, as the backends hand it to the operators to defer on:
 # (module, job_type); the trigger polls the Describe call of its waiter in the triggerer.
@@ -127,18 +146,18 @@ PROVIDER_TRIGGERS = [
     ("plugins/mlops/backends/aws/transform.py", "transform"),
     ("plugins/mlops/backends/aws/hosting.py", "endpoint"),
 ]
-# Tasks read and write the object store through ObjectStoragePath (s3fs). These are the S3 calls
-# s3fs makes for what the code does with those paths.
+# Tasks read and write the object store through ObjectStoragePath, on mlops.s3_filesystem's s3fs
+# (no HEAD of a key, no bucket probe: see its docstring). These are the S3 calls it makes for what
+# the code does with those paths.
 DATA_PLANE = {
-    "HeadObject": "exists(), stat(), is_file() on a key",
     "GetObject": "open('rb'), read_bytes(), read_text(), ranged Parquet reads",
     "PutObject": "write_bytes(), write_text(), open('wb') of a small file",
     "CreateMultipartUpload": "open('wb') of a file larger than one s3fs block (5 MiB)",
     "UploadPart": "each block of a multipart write",
     "CompleteMultipartUpload": "the end of a multipart write",
     "AbortMultipartUpload": "a multipart write that fails is aborted, leaving no parts",
-    "ListObjectsV2": "iterdir(), glob(), rglob(), exists() on a folder (s3_ingest, partitions, validation)",
-    "DeleteObject": "unlink() (temporary files, the landing file after its move)",
+    "ListObjectsV2": "iterdir(), glob(), rglob(); exists(), is_file(), stat() and open() list the key's prefix",
+    "DeleteObject": "unlink() and the delete of a move (temporary files, the landing file after its move)",
     "DeleteObjects": "rm() of several keys",
     "CopyObject": "rename() / copy() (s3_ingest moves landing files to the raw partition)",
 }
@@ -340,6 +359,7 @@ class Need:
     resource: str
     context: tuple[tuple[str, str], ...] = ()
     why: str = ""
+    any_name: bool = False  # the service names the resource: only account and region scope it
 
     @property
     def ctx(self) -> dict[str, str]:
@@ -434,7 +454,9 @@ def sagemaker_role_needs() -> tuple[Need, ...]:
     repositories = [(registry_account, repository, "scikit-learn training and serving image"),
                     ("683313688378", "sagemaker-sklearn-automl", "Autopilot feature transformers"),
                     ("683313688378", "sagemaker-xgboost", "Autopilot HYPERPARAMETER_TUNING candidates"),
-                    ("763104351884", "autogluon-inference", "Autopilot ENSEMBLING candidates")]
+                    ("763104351884", "autogluon-training", "Autopilot ENSEMBLING candidates' training jobs"),
+                    ("763104351884", "autogluon-inference", "Autopilot ENSEMBLING candidates"),
+                    ("205585389593", "sagemaker-clarify-processing", "Autopilot explainability (SageMaker Clarify)")]
     log_groups = ["/aws/sagemaker/TrainingJobs", "/aws/sagemaker/TransformJobs", "/aws/sagemaker/ProcessingJobs",
                   f"/aws/sagemaker/Endpoints/{ports().hosting.name(PROD_ENDPOINT)}"]
     found = [Need("s3:GetObject", object_arn(key), (), "job inputs, code, model artifacts") for key in reads]
@@ -450,10 +472,27 @@ def sagemaker_role_needs() -> tuple[Need, ...]:
               for action in ("logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams")]
     found += [Need("cloudwatch:PutMetricData", "*", (("cloudwatch:namespace", namespace),), "job and endpoint metrics")
               for namespace in ("/aws/sagemaker/TrainingJobs", "/aws/sagemaker/Endpoints")]
+    found += [Need("iam:PassRole", f"arn:aws:iam::{ACCOUNT}:role/{ROLE_NAME}", (("iam:PassedToService", ROLE_SERVICE),),
+                   "Autopilot passes this role to the jobs it launches and Clarify to its temporary model")]
+    found += [Need(action, sagemaker_arn(kind, CLARIFY_TEMPORARY), (), "Autopilot explainability's temporary endpoint",
+                   any_name=True)
+              for action in AUTOPILOT_ROLE_MINIMUM if action.startswith("sagemaker:")
+              for kind in SAGEMAKER_RESOURCES[action.removeprefix("sagemaker:")]]
     return tuple(found)
 
 
-NEEDS = {AIRFLOW_POLICY: airflow_needs, SAGEMAKER_POLICY: sagemaker_role_needs}
+@functools.cache
+def kms_needs() -> tuple[Need, ...]:
+    """What S3 asks KMS for on the roles' behalf when the data bucket uses SSE-KMS with the project's key."""
+    via_s3 = ("kms:ViaService", f"s3.{REGION}.amazonaws.com")
+    contexts = [("kms:EncryptionContext:aws:s3:arn", object_arn(f"{PREFIX}/raw/churn/ds=2024-05-01/part-0.parquet")),
+                ("kms:EncryptionContext:aws:s3:arn", f"arn:aws:s3:::{BUCKET}")]  # the latter with S3 Bucket Keys
+    return tuple(Need(action, KMS_KEY, (via_s3, context), why) for context in contexts for action, why in (
+        ("kms:GenerateDataKey", "writing an SSE-KMS object (PutObject, multipart uploads, copies)"),
+        ("kms:Decrypt", "reading one (GetObject, copies) and completing a multipart upload")))
+
+
+NEEDS = {AIRFLOW_POLICY: airflow_needs, SAGEMAKER_POLICY: sagemaker_role_needs, KMS_POLICY: kms_needs}
 
 
 def rendered(name: str) -> dict:
@@ -482,7 +521,14 @@ def outsiders(need: Need) -> list[tuple[str, dict[str, str]]]:
                 (resource.replace("repository/", "repository/other-"), ctx)]
     found.append((resource.replace(f":{ACCOUNT}:", f":{OTHER_ACCOUNT}:"), ctx))
     found.append((resource.replace(f":{REGION}:", f":{OTHER_REGION}:"), ctx))
-    if ":sagemaker:" in resource:
+    if ":kms:" in resource:
+        found += [(resource.replace("key/", "key/other-"), ctx),
+                  (resource, {**ctx, "kms:ViaService": f"ec2.{REGION}.amazonaws.com"}),
+                  (resource, {**ctx, "kms:EncryptionContext:aws:s3:arn": f"arn:aws:s3:::other-{BUCKET}"}),
+                  (resource, {**ctx, "kms:EncryptionContext:aws:s3:arn": object_arn("elsewhere/x")})]
+    elif ":sagemaker:" in resource and need.any_name:
+        pass  # named by the service (Autopilot's Clarify): account and region are the scope
+    elif ":sagemaker:" in resource:
         kind, _, name = resource.split(":", 5)[5].partition("/")
         found.append((sagemaker_arn(kind, "zz" + name), ctx))
     elif ":alarm:" in resource:
@@ -521,7 +567,7 @@ def test_no_wildcard_actions(name):
             assert "*" not in action and "?" not in action, f"{statement['Sid']}: wildcard action {action}"
 
 
-@pytest.mark.parametrize("name", (AIRFLOW_POLICY, SAGEMAKER_POLICY))
+@pytest.mark.parametrize("name", PERMISSION_POLICIES)
 def test_star_resource_only_for_actions_without_resource_level_permissions(name):
     for statement in iam.statements(rendered(name)):
         if "*" in iam.as_list(statement["Resource"]):
@@ -530,13 +576,13 @@ def test_star_resource_only_for_actions_without_resource_level_permissions(name)
             assert "NoResourceLevelPermissions" in statement["Sid"], statement["Sid"]
 
 
-@pytest.mark.parametrize("name", (AIRFLOW_POLICY, SAGEMAKER_POLICY))
+@pytest.mark.parametrize("name", PERMISSION_POLICIES)
 def test_granted_action_names_are_real(name):
     import botocore.session
 
     session = botocore.session.get_session()
     operations = {service: set(session.get_service_model(service).operation_names)
-                  for service in ("sagemaker", "sagemaker-runtime", "cloudwatch", "logs", "ecr")}
+                  for service in ("sagemaker", "sagemaker-runtime", "cloudwatch", "logs", "ecr", "kms")}
     s3_actions = {action for actions in S3_ACTIONS.values() for action in actions}
     for action in iam.granted_actions(rendered(name)):
         prefix, _, operation = action.partition(":")
@@ -592,7 +638,7 @@ def test_role_and_tag_implications_match_the_code():
         ("hosting", "CreateModel"), ("hosting", "CreateEndpointConfig"), ("hosting", "CreateEndpoint")}
 
 
-@pytest.mark.parametrize("name", (AIRFLOW_POLICY, SAGEMAKER_POLICY))
+@pytest.mark.parametrize("name", PERMISSION_POLICIES)
 def test_policy_allows_everything_the_code_needs(name):
     policy = rendered(name)
     denied = [f"{need.action} on {need.resource} {need.ctx or ''} ({need.why})" for need in NEEDS[name]()
@@ -600,7 +646,7 @@ def test_policy_allows_everything_the_code_needs(name):
     assert not denied, "\n".join(denied)
 
 
-@pytest.mark.parametrize("name", (AIRFLOW_POLICY, SAGEMAKER_POLICY))
+@pytest.mark.parametrize("name", PERMISSION_POLICIES)
 def test_policy_denies_the_same_calls_outside_the_project(name):
     policy = rendered(name)
     leaks = [f"{need.action} on {resource} {ctx}" for need in NEEDS[name]()
@@ -608,7 +654,7 @@ def test_policy_denies_the_same_calls_outside_the_project(name):
     assert not leaks, "\n".join(leaks)
 
 
-@pytest.mark.parametrize("name", (AIRFLOW_POLICY, SAGEMAKER_POLICY))
+@pytest.mark.parametrize("name", PERMISSION_POLICIES)
 def test_policy_grants_nothing_the_code_does_not_use(name):
     needs = NEEDS[name]()
     unused = [f"{statement['Sid']}: {action} on {resource}" for statement, action, resource in iam.grants(rendered(name))
@@ -632,6 +678,24 @@ def test_trust_policy_lets_only_sagemaker_of_this_account_assume_the_role():
     assert statement["Condition"] == {"StringEquals": {"aws:SourceAccount": ACCOUNT}}
 
 
-@pytest.mark.parametrize("name", (AIRFLOW_POLICY, SAGEMAKER_POLICY))
+@pytest.mark.parametrize("name", PERMISSION_POLICIES)
 def test_policy_fits_the_managed_policy_size_limit(name):
     assert len(json.dumps(rendered(name), separators=(",", ":"))) <= 6144
+
+
+def test_the_sagemaker_role_grants_awss_documented_autopilot_minimum():
+    """Every action AWS documents for the role passed to CreateAutoMLJobV2 is granted, on the
+    project's resources (the Clarify ones on any name in this account and region)."""
+    policy = rendered(SAGEMAKER_POLICY)
+    needed = {need.action for need in sagemaker_role_needs()}
+    assert set(AUTOPILOT_ROLE_MINIMUM) <= needed
+    assert all(iam.allowed(policy, need.action, need.resource, need.ctx) for need in sagemaker_role_needs()
+               if need.action in AUTOPILOT_ROLE_MINIMUM)
+
+
+def test_the_sse_kms_policy_lets_s3_use_only_the_projects_key_for_the_data_bucket():
+    policy = rendered(KMS_POLICY)
+    (statement,) = iam.statements(policy)
+    assert statement["Resource"] == KMS_KEY
+    assert not iam.allowed(policy, "kms:Decrypt", KMS_KEY, {})  # not outside S3's requests
+    assert not iam.allowed(policy, "kms:Encrypt", KMS_KEY, dict(kms_needs()[0].context))

@@ -14,18 +14,25 @@ and build on each other, like a user's week:
 4. re-training on the first partition returns the version already registered;
 5. clearing a task re-reads the inputs the run was triggered with;
 6. ``keyspaces_ingest`` without its connection fails in its first task, naming it;
-7. an ``s3_ingest`` run waiting for files does not hold back a triggered one.
+7. an ``s3_ingest`` run waiting for files does not hold back a triggered one;
+8. the demo's chain again on an S3 store (``MLOPS_DATA_URI=s3://<bucket>/<prefix>``, moto's S3
+   server on loopback), the tasks and the model runtime signed as IAM users holding the
+   shipped Airflow and SageMaker role policies, with IAM enforced.
 
 Outcomes are checked outside Airflow: the registry, the prod endpoint over HTTP through boto3,
-prediction and segment rows in the object store.
+prediction and segment rows in the object store (and, on S3, the objects in the bucket).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import yaml
 
-from testkit.airflow import ROOT, running_airflow
+from testkit import iam
+from testkit.airflow import ROOT, model_runtime, project_environment, restart_task_components, running_airflow
+from testkit.s3 import S3Server
 
 pytestmark = pytest.mark.scheduler
 
@@ -60,18 +67,22 @@ def airflow(tmp_path_factory):
         yield stack, api
 
 
-@pytest.fixture(scope="module")
-def chain(airflow):
-    """The demo's chain, answered by the policy over the HITL REST API."""
+def run_the_demos_chain(api, trigger_autopilot: bool = False) -> dict:
+    """Sample data landed, the demo's chain run and answered by the policy over the HITL REST API."""
     from mlops.demo import PolicyApprover, collect_summary, generate_sample_data, run_chain
 
-    _, api = airflow
     generate_sample_data(CHURN_ROWS, RETAIL_ROWS)
     approver = PolicyApprover(api)
-    runs = run_chain(api, approver, timeout=1500)
+    runs = run_chain(api, approver, timeout=1500, trigger_autopilot=trigger_autopilot)
     summary = collect_summary(lambda dag_id, task_id, key="return_value": api.xcom(dag_id, runs[dag_id],
                                                                                    task_id, key))
     return {"runs": runs, "summary": summary, "answered": approver.answered}
+
+
+@pytest.fixture(scope="module")
+def chain(airflow):
+    _, api = airflow
+    return run_the_demos_chain(api)
 
 
 def registry():
@@ -292,3 +303,88 @@ def test_a_triggered_s3_ingest_does_not_wait_behind_a_run_waiting_for_files(airf
     states = api.task_states("s3_ingest", run_id)
     assert states["churn.wait_for_files"] == "skipped" and states["churn.publish_raw_partition"] == "skipped"
     assert api.run("s3_ingest", waiting)["state"] == "running"  # still waiting for files, holding no slot
+
+
+# --- 8. the chain on an S3 store, under the shipped IAM policies ---------------------------------------
+
+S3_BUCKET, S3_PREFIX, S3_CONN_ID = "mlops-chain", "mlops/data", "s3_store"
+
+
+@pytest.fixture(scope="module")
+def s3_chain(airflow, tmp_path_factory):
+    """The demo's chain on ``s3://mlops-chain/mlops/data``, with a home (registry, runtime) of its own.
+
+    The S3 server is moto's on loopback (:class:`testkit.s3.S3Server`). The scheduler and the
+    triggerer are restarted with the S3 settings; tasks reach the bucket through the Airflow
+    connection ``s3_store`` (``endpoint_url`` in its extra) as an IAM user whose only policy is
+    the shipped Airflow role's, the model runtime with ``AWS_*`` variables as one holding the
+    SageMaker role's, and IAM is enforced from the first request of the chain.
+    """
+    stack, api = airflow
+    home = tmp_path_factory.mktemp("scheduler-s3")
+    with S3Server() as s3, pytest.MonkeyPatch.context() as patch:
+        s3.client().create_bucket(Bucket=S3_BUCKET)
+        tasks_user = s3.add_user("airflow-role", iam.render_for_store("airflow-execution-role.json", S3_BUCKET,
+                                                                      S3_PREFIX))
+        runtime_user = s3.add_user("sagemaker-role", iam.render_for_store("sagemaker-execution-role.json",
+                                                                          S3_BUCKET, S3_PREFIX))
+        s3.enforce_iam()
+        env = {**project_environment(home, Path(stack.env["MLOPS_PIPELINES_DIR"])),
+               "MLOPS_DATA_URI": f"s3://{S3_BUCKET}/{S3_PREFIX}", "MLOPS_AWS_CONN_ID": S3_CONN_ID,
+               f"AIRFLOW_CONN_{S3_CONN_ID.upper()}": s3.connection_uri(tasks_user)}
+        with model_runtime({**env, **s3.environment(runtime_user)}):
+            restart_task_components(stack, env)
+            for key, value in env.items():  # this process lands the data and reads the outcomes as the tasks do
+                patch.setenv(key, value)
+            yield {**run_the_demos_chain(api, trigger_autopilot=True), "s3": s3}
+
+
+def test_on_s3_the_chain_ran_from_one_rest_trigger_through_asset_events(airflow, s3_chain):
+    _, api = airflow
+    runs = s3_chain["runs"]
+    for dag_id in ("customer_segmentation", "train_model", "deploy_model"):
+        assert api.run(dag_id, runs[dag_id])["run_type"] == "asset_triggered", dag_id
+    assert all(api.run(dag_id, run_id)["state"] == "success" for dag_id, run_id in runs.items())
+    assert [(a["dag_id"], a["option"]) for a in s3_chain["answered"]] == [
+        ("train_model", "Approve"), ("deploy_model", "Approve")]
+
+
+def test_on_s3_the_data_models_and_results_are_objects_in_the_bucket(s3_chain):
+    keys = s3_chain["s3"].keys(S3_BUCKET, S3_PREFIX)
+    summary = s3_chain["summary"]
+    in_bucket = f"s3://{S3_CONN_ID}@{S3_BUCKET}/"
+
+    assert [k for k in keys if "/landing/" in k] == []  # moved to processed/ once published
+    assert {k.split("/")[3] for k in keys if k.startswith(f"{S3_PREFIX}/processed/")} == {"churn", "retail"}
+    for use_case in ("churn", "retail"):
+        assert any(k.startswith(f"{S3_PREFIX}/raw/{use_case}/ds=") and k.endswith("/_manifest.json") for k in keys)
+    version = registry().get(summary["registered"]["arn"])
+    for uri in (version.model_uri, summary["segmentation"]["results_uri"], summary["batch"]["predictions_uri"]):
+        assert uri.startswith(in_bucket) and uri.removeprefix(in_bucket) in keys, uri
+
+
+def test_on_s3_the_approved_version_serves_prod_over_http(s3_chain):
+    summary = s3_chain["summary"]
+    version = registry().get(summary["registered"]["arn"])
+    assert version.status == "Approved" and version.approver == "policy"
+
+    label, probability = invoke(summary["prod"]["name"], summary["example_row"])
+
+    assert label in {"True.", "False."} and 0.0 <= probability <= 1.0
+    model_reads = [r for r in s3_chain["s3"].requests if r.user == "sagemaker-role" and r.method == "GET"
+                   and r.key == version.model_uri.removeprefix(f"s3://{S3_CONN_ID}@{S3_BUCKET}/")]
+    assert model_reads and all(r.status == 200 for r in model_reads)  # the runtime read it with its own role
+
+
+def test_on_s3_predictions_and_segments_have_their_rows(s3_chain):
+    batch, segmentation = s3_chain["summary"]["batch"], s3_chain["summary"]["segmentation"]
+    predictions = read_parquet(batch["predictions_uri"])
+    assert len(predictions) == batch["rows"] == SCORING_ROWS and predictions["Phone"].is_unique
+    results = read_parquet(segmentation["results_uri"])
+    assert results["total_customers"].sum() == segmentation["customers"]
+
+
+def test_on_s3_no_request_of_the_chain_was_refused(s3_chain):
+    sent = [r for r in s3_chain["s3"].requests if r.user in ("airflow-role", "sagemaker-role")]
+    assert {r.user for r in sent} == {"airflow-role", "sagemaker-role"}
+    assert [r for r in sent if r.status == 403] == []

@@ -56,6 +56,32 @@ def run_with(env: dict[str, str], code: str, timeout: float = 300) -> str:
 
 
 @contextlib.contextmanager
+def model_runtime(env: dict[str, str]) -> Iterator[None]:
+    """The model runtime of the deployment ``env`` describes (its home and port), running; stopped after.
+
+    It starts from a process with ``env`` (``AWS_*`` credentials and endpoint included: the
+    runtime reads ``s3://`` models with them, as a SageMaker endpoint reads with its role).
+    """
+    run_with(env, "from mlops.backends.local.runtime import start_runtime; from mlops.settings import "
+                  "get_settings; start_runtime(get_settings())")
+    try:
+        yield
+    finally:
+        run_with(env, "from mlops.backends.local.runtime import main; main(['stop'])")
+
+
+def restart_task_components(stack, environment: dict[str, str]) -> None:
+    """Restart the components that run tasks and triggers (scheduler, triggerer) with
+    ``environment`` added, e.g. another object store and home; the API server and the
+    dag-processor keep running (DAG files read no settings when parsed)."""
+    for component in ("scheduler", "triggerer"):
+        stack.stop_component(component)
+    stack.env.update(environment)
+    for component in ("scheduler", "triggerer"):
+        stack.start_component(component)
+
+
+@contextlib.contextmanager
 def running_airflow(home: Path, pipelines_dir: Path | None = None) -> Iterator[tuple]:
     """``(stack, api, env)``: Airflow and the model runtime running for ``home``; stopped after."""
     from mlops.airflow_stack import AirflowStack
@@ -63,14 +89,12 @@ def running_airflow(home: Path, pipelines_dir: Path | None = None) -> Iterator[t
 
     server = postgres_url_or_skip()
     env = project_environment(home, pipelines_dir)
-    run_with(env, "from mlops.backends.local.runtime import start_runtime; from mlops.settings import "
-                  "get_settings; start_runtime(get_settings())")
-    database = provision("tests", home, server_url=server)
-    stack = AirflowStack(home / "airflow", database.url, environment=env)
-    try:
-        api = stack.start()
-        yield stack, api, env
-    finally:
-        stack.stop()
-        database.drop()
-        run_with(env, "from mlops.backends.local.runtime import main; main(['stop'])")
+    with model_runtime(env):
+        database = provision("tests", home, server_url=server)
+        stack = AirflowStack(home / "airflow", database.url, environment=env)
+        try:
+            api = stack.start()
+            yield stack, api, env
+        finally:
+            stack.stop()
+            database.drop()

@@ -41,6 +41,15 @@ def render(name: str, values: Mapping[str, str]) -> dict[str, Any]:
     return json.loads(load(name).substitute(values))
 
 
+def render_for_store(name: str, bucket: str, prefix: str, account: str = "123456789012",
+                     region: str = "us-east-1") -> dict[str, Any]:
+    """``name`` rendered for a test deployment's bucket, data prefix, account and region; every
+    other placeholder (name prefix, role name, keyspace) gets its own name as its value."""
+    values = {placeholder: placeholder.lower() for placeholder in placeholders(name)}
+    values.update(DataBucket=bucket, DataPrefix=prefix, AccountId=account, Region=region)
+    return render(name, {key: value for key, value in values.items() if key in placeholders(name)})
+
+
 def as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 

@@ -135,6 +135,8 @@ def s3_bucket(monkeypatch):
     import s3fs
     from moto.server import ThreadedMotoServer
 
+    from mlops.s3_filesystem import PrefixScopedS3FileSystem
+
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
@@ -146,7 +148,8 @@ def s3_bucket(monkeypatch):
     try:
         yield "models-bucket"
     finally:
-        s3fs.S3FileSystem.clear_instance_cache()  # its clients point at this server
+        s3fs.S3FileSystem.clear_instance_cache()  # their clients point at this server
+        PrefixScopedS3FileSystem.clear_instance_cache()
         server.stop()
 
 

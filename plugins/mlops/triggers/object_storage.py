@@ -18,9 +18,9 @@ def list_landed_files(uri: str, pattern: str, conn_id: str | None = None) -> lis
     on ``<prefix>/<pattern>`` (``fnmatch`` on the key, where ``*`` also matches ``/``), so the
     ``s3://`` trigger and this listing agree on what has landed.
     """
-    from airflow.sdk import ObjectStoragePath
+    from mlops.storage import to_path
 
-    root = ObjectStoragePath(uri, conn_id=conn_id)
+    root = to_path(uri, conn_id)
     if not root.exists():
         return []
     base = str(root).rstrip("/") + "/"

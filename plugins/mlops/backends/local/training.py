@@ -80,7 +80,7 @@ def _read_rows(data: TrainingData):
     try:
         files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
         for file in files:
-            destination = channel / (file.name if file == path else str(file.relative_to(path)))
+            destination = channel / (file.name if file == path else storage.relative_name(file, path))
             destination.parent.mkdir(parents=True, exist_ok=True)
             destination.write_bytes(file.read_bytes())
         return train.read_training_frame(channel)

@@ -305,7 +305,7 @@ class LocalBatchTransform(LongRunningPort, BatchTransform):
     @staticmethod
     def _input_files(input_uri: str) -> list[tuple[str, Any]]:
         """(name relative to the input prefix, path) of every input file, in name order."""
-        from mlops.storage import to_path
+        from mlops.storage import relative_name, to_path
 
         root = to_path(input_uri)
         if root.is_file():
@@ -313,13 +313,12 @@ class LocalBatchTransform(LongRunningPort, BatchTransform):
         if not root.exists():
             raise FileNotFoundError(f"transform input {input_uri} does not exist")
         files = sorted(
-            (p for p in root.rglob("*") if p.is_file()
-             and not any(part.startswith((".", "_")) for part in p.relative_to(root).parts)),
-            key=str,
+            (relative_name(p, root), p) for p in root.rglob("*") if p.is_file()
+            and not any(part.startswith((".", "_")) for part in relative_name(p, root).split("/"))
         )
         if not files:
             raise ValueError(f"no input files under {input_uri}")
-        return [(str(p.relative_to(root)), p) for p in files]
+        return files
 
     def _chunks(self, path) -> Iterator[bytes]:
         """Mini-batches of raw lines: at most ``chunk_rows`` lines and ``max_payload_bytes`` bytes."""
