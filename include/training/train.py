@@ -721,5 +721,20 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     return metrics
 
 
+def write_failure(error: BaseException, output_dir: str | Path | None = None) -> None:
+    """Write ``error`` to SageMaker's failure file, which the job reports as its ``FailureReason``.
+
+    The container's toolkit runs this script without capturing its stderr, so the failure it
+    would write itself only says the script exited 1; it keeps a failure file that exists.
+    """
+    directory = Path(output_dir or os.environ.get("SM_OUTPUT_DIR", "/opt/ml/output"))
+    if directory.is_dir():
+        (directory / "failure").write_text(f"{type(error).__name__}: {error}"[:1024], encoding="utf-8")
+
+
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except Exception as err:
+        write_failure(err)
+        raise

@@ -140,7 +140,7 @@ def csv_body(frame: pd.DataFrame = RECORDS) -> str:
 def invoke_csv(client, name: str, body: str | bytes | None = None) -> list[list[str]]:
     body = csv_body() if body is None else body
     response = client.invoke_endpoint(EndpointName=name, ContentType="text/csv", Accept="text/csv", Body=body)
-    assert response["ContentType"] == "text/csv"
+    assert response["ContentType"] == "text/csv; charset=utf-8"  # as the container answers
     return list(csv.reader(io.StringIO(response["Body"].read().decode())))
 
 
@@ -329,8 +329,8 @@ def test_a_missing_accept_answers_in_the_containers_default_type(runtime, client
     assert kind == "application/json"
     assert [p["predicted_label"] for p in json.loads(body)["predictions"]] == models["a"].labels()
     assert answer("json-default", Accept="*/*")[0] == "application/json"
-    assert answer("csv-default")[0] == "text/csv"
-    assert answer("json-default", Accept="application/json;q=0.5, text/csv")[0] == "text/csv"
+    assert answer("csv-default")[0] == "text/csv; charset=utf-8"
+    assert answer("json-default", Accept="application/json;q=0.5, text/csv")[0] == "text/csv; charset=utf-8"
 
 
 def test_payload_over_6_mb_is_a_413_and_6_mb_is_accepted(runtime, client):

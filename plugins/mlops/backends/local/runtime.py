@@ -652,6 +652,12 @@ def _model_error(endpoint: str, original_status: int, original_message: str, log
     )
 
 
+def _answer_type(mime: str) -> str:
+    """The Content-Type the container answers with: its Flask server adds the charset to text/*
+    types (werkzeug's ``get_content_type``), and SageMaker passes it on to the client."""
+    return f"{mime}; charset=utf-8" if mime.startswith("text/") else mime
+
+
 def _request_types(request: Request, endpoint: ServedEndpoint) -> tuple[str, str]:
     """(content type, accept) of an invocation as the container reads them.
 
@@ -771,7 +777,8 @@ def create_app(table: EndpointTable, runtime_dir: Path, batcher: PredictionBatch
             return _model_error(name, 500, f"{type(err).__name__}: {err}", log_path)
         return Response(
             content=payload.encode("utf-8"),
-            headers={"Content-Type": mime, "x-Amzn-Invoked-Production-Variant": PRODUCTION_VARIANT},
+            headers={"Content-Type": _answer_type(mime),
+                     "x-Amzn-Invoked-Production-Variant": PRODUCTION_VARIANT},
         )
 
     @app.put("/admin/endpoints/{name}")
