@@ -52,6 +52,7 @@ import ast
 import hashlib
 import json
 import os
+import pickle
 import re
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -568,11 +569,24 @@ def fit_full(
     return model, meta
 
 
+def dump_model(estimator: Any, path: str | Path) -> None:
+    """Pickle ``estimator`` to ``path`` with the standard library's C pickler; ``joblib.load`` reads it.
+
+    Not ``joblib.dump``: joblib pickles with the pure-Python pickler, whose dispatch table dill
+    extends when it is imported (Airflow imports it in every task process), so the slices and
+    builtin types in a fitted pipeline were written as ``dill._dill`` calls and the artifact
+    loaded only where dill is installed, which the scikit-learn container is not. dill never
+    touches the C pickler.
+    """
+    with open(path, "wb") as handle:
+        pickle.dump(estimator, handle, protocol=pickle.HIGHEST_PROTOCOL)
+
+
 def save_model(estimator: Any, meta: Mapping[str, Any], model_dir: str | Path) -> Path:
     """Write ``model.joblib`` and ``model.json`` into ``model_dir`` (created if missing)."""
     directory = Path(model_dir)
     directory.mkdir(parents=True, exist_ok=True)
-    joblib.dump(estimator, directory / "model.joblib")
+    dump_model(estimator, directory / "model.joblib")
     (directory / "model.json").write_text(
         json.dumps(_plain(dict(meta)), indent=2, sort_keys=True), encoding="utf-8"
     )
