@@ -46,8 +46,9 @@ recorded at registration (anything else is refused):
 
 1. **staging**: a serverless endpoint (memory size and max concurrency from the pipeline config);
 2. **endpoint tests** through the `sagemaker-runtime` client: CSV and JSON contract, golden rows
-   within tolerance of the offline predictions, CSV/JSON parity, malformed payload -> 4xx while
-   the endpoint keeps serving, p50/p95 latency;
+   within tolerance of the offline predictions, CSV/JSON parity, malformed payload refused by the
+   model (a `ModelError` whose `OriginalStatusCode` is 4xx) while the endpoint keeps serving,
+   p50/p95 latency;
 3. **prod approval**: a person (human-in-the-loop) or the policy, with the test results as evidence;
 4. **prod**: an instance-backed endpoint with data capture, created, or updated blue/green (canary or
    linear traffic shifting, rolled back by CloudWatch alarms); a silent rollback fails;

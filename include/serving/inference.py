@@ -18,11 +18,23 @@ it, which is what lets the local runtime parse requests that queue up together i
 (:func:`batch_input_fn`). Without the list (e.g. Autopilot candidates), a column becomes numeric
 when every field in the request parses as a number.
 
+Refusals: a request the handlers cannot answer raises :class:`RequestError` from
+:func:`parse_request` and :func:`write_response`, with the HTTP status the endpoint answers with
+(400 a malformed record, 415 an unsupported content type, 406 no acceptable answer type).
+SageMaker's scikit-learn container answers *any* exception from a handler with HTTP 500 (its
+``Transformer`` wraps them all in its ``ClientError``, which Flask answers as an internal error),
+so the container's handlers never raise one: :func:`input_fn` returns the refusal,
+:func:`predict_fn` passes it on and :func:`output_fn` answers it as an :class:`ErrorResponse`
+(a WSGI response the container's Flask server sends with its status and a JSON body, the shape
+of the container's own ``{"error", "error-message"}`` answers). The local runtime and batch
+transform call the raising functions and answer a refusal the same way.
+
 Response keys follow SageMaker Autopilot: ``predicted_label``, ``probability`` (binary: of the
 second/positive class; multiclass: of the predicted class), ``labels``, ``probabilities``. The
 keys returned are those in the ``SAGEMAKER_INFERENCE_OUTPUT`` environment variable
 (comma-separated), default ``predicted_label,probability`` for classifiers and
-``predicted_label`` for regressors. Only numpy, pandas and joblib are needed here.
+``predicted_label`` for regressors. Only numpy, pandas, joblib and werkzeug (the container's
+web server library, for the Accept header) are needed here.
 """
 
 from __future__ import annotations
@@ -32,6 +44,7 @@ import io
 import json
 import os
 from dataclasses import dataclass
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
@@ -44,8 +57,45 @@ RESPONSE_KEYS = ("predicted_label", "probability", "labels", "probabilities")
 MAX_ROWS_PER_REQUEST = 100_000
 
 
-class UnsupportedContentType(ValueError):
-    """The request or accept content type is not text/csv or application/json."""
+class RequestError(ValueError):
+    """A request the handlers refuse; ``status`` is the HTTP status the endpoint answers with."""
+
+    status = 400
+
+
+class UnsupportedContentType(RequestError):
+    """The request's content type is not text/csv or application/json."""
+
+    status = 415
+
+
+class NotAcceptable(RequestError):
+    """No type the Accept header allows is text/csv or application/json."""
+
+    status = 406
+
+
+@dataclass(frozen=True)
+class ErrorResponse:
+    """A refusal as the container sends it: ``status`` and a JSON body naming the error.
+
+    It is a WSGI application: the container's Flask server sends it as it is (a handler's
+    ``(body, content type)`` tuple is always sent with status 200).
+    """
+
+    status: int
+    body: str
+    content_type: str = JSON
+
+    @classmethod
+    def of(cls, error: RequestError) -> ErrorResponse:
+        return cls(error.status, json.dumps({"error": type(error).__name__, "error-message": str(error)}))
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        data = self.body.encode("utf-8")
+        start_response(f"{self.status} {HTTPStatus(self.status).phrase}",
+                       [("Content-Type", self.content_type), ("Content-Length", str(len(data)))])
+        return [data]
 
 
 @dataclass
@@ -101,12 +151,13 @@ def _base_type(content_type: str | None) -> str:
     return (content_type or CSV).split(";")[0].strip().lower()
 
 
-def input_fn(request_body: bytes | str, content_type: str, model: LoadedModel | None = None) -> pd.DataFrame:
+def parse_request(request_body: bytes | str, content_type: str, model: LoadedModel | None = None) -> pd.DataFrame:
     """Parse a request into a DataFrame of the model's feature columns.
 
     ``text/csv``: one record per line, no header, fields in ``feature_columns`` order.
     ``application/json``: ``{"instances": [[...], ...]}`` or ``{"instances": [{col: v}, ...]}``
-    (a bare list is accepted too). Raises ``ValueError`` naming what is wrong.
+    (a bare list is accepted too). Raises :class:`RequestError` naming what is wrong
+    (:class:`UnsupportedContentType` for another content type).
     """
     model = _model(model)
     kind = _base_type(content_type)
@@ -119,25 +170,25 @@ def input_fn(request_body: bytes | str, content_type: str, model: LoadedModel | 
         try:
             payload = json.loads(text)
         except json.JSONDecodeError as err:
-            raise ValueError(f"application/json payload is not valid JSON: {err}") from err
+            raise RequestError(f"application/json payload is not valid JSON: {err}") from None
         instances = payload.get("instances") if isinstance(payload, dict) else payload
         if not isinstance(instances, list) or not instances:
-            raise ValueError('application/json payload must be {"instances": [...]} with records')
+            raise RequestError('application/json payload must be {"instances": [...]} with records')
         if all(isinstance(item, dict) for item in instances):
             missing = sorted(set(columns) - set().union(*(item.keys() for item in instances)))
             if missing:
-                raise ValueError(f"JSON instances lack feature columns: {', '.join(missing)}")
+                raise RequestError(f"JSON instances lack feature columns: {', '.join(missing)}")
             frame = pd.DataFrame([[item.get(c) for c in columns] for item in instances], columns=columns)
         elif all(isinstance(item, list) and len(item) == len(columns) for item in instances):
             frame = pd.DataFrame(instances, columns=columns)
         else:
-            raise ValueError(
+            raise RequestError(
                 f"each JSON instance must be an object of features or a list of {len(columns)} values"
             )
     else:
         raise UnsupportedContentType(f"content type {content_type!r} is not {CSV} or {JSON}")
     if len(frame) > MAX_ROWS_PER_REQUEST:
-        raise ValueError(f"{len(frame)} records in one request; the limit is {MAX_ROWS_PER_REQUEST}")
+        raise RequestError(f"{len(frame)} records in one request; the limit is {MAX_ROWS_PER_REQUEST}")
     if model.categorical is None:
         return coerce_numeric(frame, model)
     for column in _numeric_columns(model):
@@ -145,15 +196,28 @@ def input_fn(request_body: bytes | str, content_type: str, model: LoadedModel | 
     return frame
 
 
+def input_fn(request_body: bytes | str, content_type: str, context: Any = None) -> pd.DataFrame | RequestError:
+    """The container's ``input_fn``: :func:`parse_request` for the served model.
+
+    A refused request is returned, not raised: the container would answer any exception with
+    HTTP 500. :func:`predict_fn` passes it on and :func:`output_fn` answers it with its status.
+    ``context`` (the newer toolkit's request context) is not used; a LoadedModel there is used.
+    """
+    try:
+        return parse_request(request_body, content_type, _model(context))
+    except RequestError as err:
+        return err
+
+
 def batch_input_fn(
     request_bodies: list[bytes | str], content_type: str, model: LoadedModel | None = None
 ) -> tuple[pd.DataFrame, list[int]] | None:
     """Parse several ``text/csv`` requests into one frame; return it with each request's record count.
 
-    The frame's rows are exactly those :func:`input_fn` gives each request, in request order:
+    The frame's rows are exactly those :func:`parse_request` gives each request, in request order:
     with a schema, a record's types never depend on the records around it. Returns None when the
     requests must be parsed one by one (not ``text/csv``, or a model without a schema); raises
-    ``ValueError`` as :func:`input_fn` does for the first bad request. The local runtime calls
+    :class:`RequestError` as :func:`parse_request` does for the first bad request. The local runtime calls
     this for requests that queued up together; SageMaker's container never does.
     """
     model = _model(model)
@@ -169,7 +233,12 @@ def batch_input_fn(
 
 
 def _text(request_body: bytes | str) -> str:
-    return request_body.decode("utf-8") if isinstance(request_body, bytes) else request_body
+    if not isinstance(request_body, bytes):
+        return request_body
+    try:
+        return request_body.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise RequestError(f"the payload is not UTF-8 text: {err}") from None
 
 
 def _csv_records(text: str, columns: list[str]) -> list[list[str]]:
@@ -177,17 +246,17 @@ def _csv_records(text: str, columns: list[str]) -> list[list[str]]:
     try:
         rows = [row for row in csv.reader(io.StringIO(text)) if row]
     except csv.Error as err:
-        raise ValueError(f"text/csv payload cannot be parsed: {err}") from err
+        raise RequestError(f"text/csv payload cannot be parsed: {err}") from None
     if not rows:
-        raise ValueError("empty text/csv payload: expected one record per line")
+        raise RequestError("empty text/csv payload: expected one record per line")
     bad = next((i for i, row in enumerate(rows) if len(row) != len(columns)), None)
     if bad is not None:
-        raise ValueError(
+        raise RequestError(
             f"text/csv record {bad + 1} has {len(rows[bad])} fields; expected {len(columns)} "
             f"({', '.join(columns)})"
         )
     if len(rows) > MAX_ROWS_PER_REQUEST:
-        raise ValueError(f"{len(rows)} records in one request; the limit is {MAX_ROWS_PER_REQUEST}")
+        raise RequestError(f"{len(rows)} records in one request; the limit is {MAX_ROWS_PER_REQUEST}")
     return rows
 
 
@@ -222,7 +291,7 @@ def _csv_numbers(column: str, fields: tuple[str, ...]) -> np.ndarray:
         try:
             numbers[i] = float(field)
         except ValueError:
-            raise ValueError(f"text/csv record {i + 1}, column {column!r}: {field!r} is not a number") from None
+            raise RequestError(f"text/csv record {i + 1}, column {column!r}: {field!r} is not a number") from None
     return numbers
 
 
@@ -232,7 +301,7 @@ def _json_numbers(column: str, values: pd.Series) -> pd.Series:
     bad = numbers.isna() & values.notna()
     if bad.any():
         i = int(np.flatnonzero(bad.to_numpy())[0])
-        raise ValueError(f"JSON instance {i + 1}, column {column!r}: {values.iloc[i]!r} is not a number")
+        raise RequestError(f"JSON instance {i + 1}, column {column!r}: {values.iloc[i]!r} is not a number")
     return numbers
 
 
@@ -263,8 +332,13 @@ def coerce_numeric(frame: pd.DataFrame, model: LoadedModel) -> pd.DataFrame:
     return frame
 
 
-def predict_fn(frame: pd.DataFrame, model: LoadedModel) -> dict[str, Any]:
-    """Predict every row; return arrays for every response key the model can give."""
+def predict_fn(frame: pd.DataFrame | RequestError, model: LoadedModel) -> dict[str, Any] | RequestError:
+    """Predict every row; return arrays for every response key the model can give.
+
+    A refusal from :func:`input_fn` is passed on to :func:`output_fn` as it is.
+    """
+    if isinstance(frame, RequestError):
+        return frame
     estimator = model.estimator
     if not model.is_classifier:
         return {"predicted_label": np.asarray(estimator.predict(frame))}
@@ -319,21 +393,56 @@ def prediction_rows(prediction: dict[str, Any], keys: list[str]) -> list[list[An
     return [[_cell(col[i]) for col in columns] for i in range(n)]
 
 
-def output_fn(prediction: dict[str, Any], accept: str, keys: list[str] | None = None) -> tuple[str, str]:
+def response_type(accept: str | None) -> str:
+    """The type to answer in: the first of text/csv and application/json that ``accept`` allows.
+
+    ``accept`` is the Accept header as the container hands it over: media ranges with optional
+    parameters and quality values (``application/json;q=0.9, text/csv;q=0.5``), parsed by
+    werkzeug. Ranges are tried by quality, then specificity, then the client's order; a
+    wildcard allows text/csv first. An empty header is text/csv, though the container itself
+    replaces a missing or bare ``*/*`` header by its default first (application/json unless
+    ``SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT`` says otherwise). Raises :class:`NotAcceptable`
+    when neither type is allowed.
+    """
+    from werkzeug.datastructures import MIMEAccept
+    from werkzeug.http import parse_accept_header
+
+    if not (accept or "").strip():
+        return CSV
+    for value, quality in parse_accept_header(accept, MIMEAccept):
+        allowed = value.split(";")[0].strip().lower()
+        for kind in (CSV, JSON):
+            if quality > 0 and allowed in (kind, "*/*", kind.split("/")[0] + "/*"):
+                return kind
+    raise NotAcceptable(f"accept type {accept!r} allows neither {CSV} nor {JSON}")
+
+
+def write_response(prediction: dict[str, Any], accept: str | None, keys: list[str]) -> tuple[str, str]:
     """Serialise predictions: CSV lines (list fields as JSON arrays) or JSON ``predictions``.
 
-    Without ``keys`` (SageMaker's 2-argument call), the served model's :func:`response_keys`.
+    Returns ``(body, content type)``; the type is :func:`response_type` of ``accept``.
     """
-    keys = list(keys) if isinstance(keys, (list, tuple)) else response_keys(_model(None))
     rows = prediction_rows(prediction, keys)
-    kind = _base_type(accept)
-    if kind == JSON:
-        body = json.dumps({"predictions": [dict(zip(keys, row)) for row in rows]})
-        return body, JSON
-    if kind == CSV:
-        out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\n")
-        for row in rows:
-            writer.writerow([json.dumps(v) if isinstance(v, list) else v for v in row])
-        return out.getvalue(), CSV
-    raise UnsupportedContentType(f"accept type {accept!r} is not {CSV} or {JSON}")
+    if response_type(accept) == JSON:
+        return json.dumps({"predictions": [dict(zip(keys, row)) for row in rows]}), JSON
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    for row in rows:
+        writer.writerow([json.dumps(v) if isinstance(v, list) else v for v in row])
+    return out.getvalue(), CSV
+
+
+def output_fn(
+    prediction: dict[str, Any] | RequestError, accept: str, keys: list[str] | None = None
+) -> tuple[str, str] | ErrorResponse:
+    """The container's ``output_fn``: :func:`write_response`, or the refusal as an :class:`ErrorResponse`.
+
+    Without ``keys`` (the container's 2-argument call), the served model's :func:`response_keys`.
+    """
+    if isinstance(prediction, RequestError):
+        return ErrorResponse.of(prediction)
+    keys = list(keys) if isinstance(keys, (list, tuple)) else response_keys(_model(None))
+    try:
+        return write_response(prediction, accept, keys)
+    except RequestError as err:
+        return ErrorResponse.of(err)

@@ -52,6 +52,7 @@ import ast
 import hashlib
 import json
 import os
+import pickle
 import re
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -568,11 +569,24 @@ def fit_full(
     return model, meta
 
 
+def dump_model(estimator: Any, path: str | Path) -> None:
+    """Pickle ``estimator`` to ``path`` with the standard library's C pickler; ``joblib.load`` reads it.
+
+    Not ``joblib.dump``: joblib pickles with the pure-Python pickler, whose dispatch table dill
+    extends when it is imported (Airflow imports it in every task process), so the slices and
+    builtin types in a fitted pipeline were written as ``dill._dill`` calls and the artifact
+    loaded only where dill is installed, which the scikit-learn container is not. dill never
+    touches the C pickler.
+    """
+    with open(path, "wb") as handle:
+        pickle.dump(estimator, handle, protocol=pickle.HIGHEST_PROTOCOL)
+
+
 def save_model(estimator: Any, meta: Mapping[str, Any], model_dir: str | Path) -> Path:
     """Write ``model.joblib`` and ``model.json`` into ``model_dir`` (created if missing)."""
     directory = Path(model_dir)
     directory.mkdir(parents=True, exist_ok=True)
-    joblib.dump(estimator, directory / "model.joblib")
+    dump_model(estimator, directory / "model.joblib")
     (directory / "model.json").write_text(
         json.dumps(_plain(dict(meta)), indent=2, sort_keys=True), encoding="utf-8"
     )
@@ -721,5 +735,20 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     return metrics
 
 
+def write_failure(error: BaseException, output_dir: str | Path | None = None) -> None:
+    """Write ``error`` to SageMaker's failure file, which the job reports as its ``FailureReason``.
+
+    The container's toolkit runs this script without capturing its stderr, so the failure it
+    would write itself only says the script exited 1; it keeps a failure file that exists.
+    """
+    directory = Path(output_dir or os.environ.get("SM_OUTPUT_DIR", "/opt/ml/output"))
+    if directory.is_dir():
+        (directory / "failure").write_text(f"{type(error).__name__}: {error}"[:1024], encoding="utf-8")
+
+
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except Exception as err:
+        write_failure(err)
+        raise

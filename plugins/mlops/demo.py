@@ -304,12 +304,12 @@ def print_summary(s: dict) -> None:
           f"p95 {latency['p95']:.1f} ms; torn down)")
     print(f"prod endpoint        {prod['name']} at {prod['url']}")
     row = s["example_row"]
-    print("  curl:   curl -s -X POST -H 'Content-Type: text/csv' \\\n"
+    print("  curl:   curl -s -X POST -H 'Content-Type: text/csv' -H 'Accept: text/csv' \\\n"
           f"            --data '{row}' {prod['url']}")
     print("  boto3:  import boto3\n"
           f"          rt = boto3.client('sagemaker-runtime', endpoint_url='{s['runtime_url']}', region_name='us-east-1',\n"
           "                            aws_access_key_id='local', aws_secret_access_key='local')\n"
-          f"          rt.invoke_endpoint(EndpointName='{prod['name']}', ContentType='text/csv',\n"
+          f"          rt.invoke_endpoint(EndpointName='{prod['name']}', ContentType='text/csv', Accept='text/csv',\n"
           f"                             Body='{row}')['Body'].read()")
     batch = s["batch"]
     print(f"batch predictions    {batch['rows']:,} rows -> {batch['predictions_uri']}")

@@ -8,9 +8,11 @@ Checks (each one a ``{"name", "passed", "detail"}`` entry of the report):
 ``golden_rows``            the CSV answers equal the model's offline probabilities within tolerance.
 ``csv_json_parity``        the JSON answers equal the CSV answers.
 ``batch_online_parity``    each golden row sent alone (online) is answered as in the batch request.
-``malformed_payload_4xx``  a record with the wrong number of fields is a client error: the
-                           container's own status (``OriginalStatusCode`` of a SageMaker
-                           ``ModelError``, else the HTTP status) is 4xx, not 5xx.
+``malformed_payload_4xx``  a record with the wrong number of fields is refused by the model as a
+                           client error: SageMaker answers a ``ModelError`` (HTTP 424) whose
+                           ``OriginalStatusCode``, the container's own status, is 4xx, not 5xx.
+                           Any other error (a ``ValidationError`` naming the endpoint, a 413)
+                           is not the model refusing the record, and fails the check.
 ``serves_after_error``     the endpoint still answers after that.
 ``latency_measured``       p50/p95/p99 over N single-record requests.
 """
@@ -52,12 +54,13 @@ def load_golden(golden_uri: str):
     return features, rows, golden["probability"].to_numpy(dtype=float)
 
 
-def client_error_status(error) -> int | None:
-    """The status a malformed request got: the container's own (``OriginalStatusCode`` of a
-    SageMaker ``ModelError``, which SageMaker itself answers with 424) or else the HTTP one."""
+def model_status(error) -> int | None:
+    """The model's own status in a SageMaker ``ModelError`` (its ``OriginalStatusCode``; SageMaker
+    itself answers 424), or None when the error is not a ``ModelError``."""
     response = getattr(error, "response", {}) or {}
-    original = response.get("OriginalStatusCode") or response.get("Error", {}).get("OriginalStatusCode")
-    status = original or response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    if response.get("Error", {}).get("Code") != "ModelError":
+        return None
+    status = response.get("OriginalStatusCode")
     return int(status) if status is not None else None
 
 
@@ -129,9 +132,10 @@ def run_endpoint_tests(client, endpoint_name: str, golden_uri: str, requests: in
         invoke("this,is,not,a,record\n", "text/csv", "text/csv")
         checks.append(_check("malformed_payload_4xx", False, status=200))
     except ClientError as err:
-        status = client_error_status(err)
+        status = model_status(err)
         checks.append(_check("malformed_payload_4xx", status is not None and 400 <= status < 500, status=status,
-                             http_status=err.response.get("ResponseMetadata", {}).get("HTTPStatusCode")))
+                             http_status=err.response.get("ResponseMetadata", {}).get("HTTPStatusCode"),
+                             error=err.response.get("Error", {}).get("Code")))
     still = invoke(_csv_body(rows[:1]), "text/csv", "text/csv")
     checks.append(_check("serves_after_error", bool(still.strip())))
 

@@ -439,12 +439,12 @@ def airflow_needs() -> tuple[Need, ...]:
 @functools.cache
 def sagemaker_role_needs() -> tuple[Need, ...]:
     """What SageMaker does with the execution role for the jobs and endpoints the code creates."""
-    from mlops.backends.aws.registry import sklearn_image_uri
+    from mlops.backends.aws.sklearn_image import sklearn_image_uri
     from mlops.deployment import data_capture_config
 
     capture = data_capture_config(settings(), PROD_ENDPOINT, _pipelines()["churn"]["endpoint"]["prod"])
     capture_key = capture["DestinationS3Uri"].removeprefix(f"s3://{BUCKET}/") + "/AllTraffic/2024/05/01/00/x.jsonl"
-    image = sklearn_image_uri(REGION)
+    image = sklearn_image_uri(REGION, "inference")
     registry_account, repository = image.split(".")[0], image.split("/", 1)[1].split(":")[0]
     reads = [f"{PREFIX}/code/0123abcd/sourcedir.tar.gz", f"{PREFIX}/training/churn/run/train.parquet",
              f"{PREFIX}/training/churn/run/model.tar.gz", f"{PREFIX}/autopilot/churn/run/transform/input.csv"]

@@ -19,7 +19,6 @@ from mlops.backends.aws.training import (
     SageMakerTrainer,
     SageMakerTuner,
     job_name_for,
-    sklearn_image_uri,
     source_archive,
 )
 from mlops.backends.base import JobHandle
@@ -139,14 +138,6 @@ def test_a_refit_name_too_long_is_cut_to_sagemakers_limit_with_a_hash(settings, 
     assert len(handle.name) <= 60  # 63 less the room for "-r9"
     assert re.fullmatch(r"mlops-train-model-refit-[a-z0-9-]+-[0-9a-f]{8}", handle.name)
     assert handle.name == job_name_for("mlops", f"{REFIT}-with-a-longer-step", 63) != job_name_for("mlops", REFIT, 63)
-
-
-def test_image_uri_is_resolved_by_the_sagemaker_sdk_for_the_region():
-    uri = sklearn_image_uri("eu-west-1", "ml.m5.large")
-    assert re.fullmatch(r"\d{12}\.dkr\.ecr\.eu-west-1\.amazonaws\.com/sagemaker-scikit-learn:1\.9-0-cpu-py3", uri)
-    assert sklearn_image_uri("eu-west-1", "ml.m5.large", "1.4-2").endswith(":1.4-2-cpu-py3")
-    with pytest.raises(ValueError, match="cannot resolve a scikit-learn training image"):
-        sklearn_image_uri("eu-west-1", "ml.m5.large", "0.1-0")
 
 
 def test_source_archive_is_deterministic_and_holds_the_entry_point():

@@ -140,7 +140,7 @@ def csv_body(frame: pd.DataFrame = RECORDS) -> str:
 def invoke_csv(client, name: str, body: str | bytes | None = None) -> list[list[str]]:
     body = csv_body() if body is None else body
     response = client.invoke_endpoint(EndpointName=name, ContentType="text/csv", Accept="text/csv", Body=body)
-    assert response["ContentType"] == "text/csv"
+    assert response["ContentType"] == "text/csv; charset=utf-8"  # as the container answers
     return list(csv.reader(io.StringIO(response["Body"].read().decode())))
 
 
@@ -234,33 +234,103 @@ def test_unknown_inference_output_key_fails_the_deploy(runtime):
         runtime.hosting.describe("bad-keys")
 
 
-def test_unknown_endpoint_is_a_404_validation_error_naming_it(client):
+def raises_from_invoke(client, name: str, **params) -> ClientError:
+    """The ClientError botocore raises for an invocation, parsed with sagemaker-runtime's error shapes."""
+    params = {"ContentType": "text/csv", "Accept": "text/csv", "Body": csv_body(), **params}
     with pytest.raises(ClientError) as raised:
-        invoke_csv(client, "no-such-endpoint")
-
-    assert status_of(raised.value) == 404
-    assert raised.value.response["Error"]["Code"] == "ValidationError"
-    assert "no-such-endpoint" in raised.value.response["Error"]["Message"]
+        client.invoke_endpoint(EndpointName=name, **params)
+    return raised.value
 
 
-def test_malformed_csv_is_a_400_model_error_and_the_endpoint_keeps_serving(runtime, client, models):
+def model_error_of(error: ClientError) -> dict:
+    """What a client of SageMaker sees in a ModelError: code, status and the modeled fields."""
+    response = error.response
+    return {"code": response["Error"]["Code"], "http_status": status_of(error),
+            "original_status": response["OriginalStatusCode"],
+            "original_message": json.loads(response["OriginalMessage"])}
+
+
+def test_unknown_endpoint_is_a_400_validation_error_naming_it(client):
+    error = raises_from_invoke(client, "no-such-endpoint")
+
+    assert isinstance(error, client.exceptions.ValidationError)
+    assert status_of(error) == 400
+    assert error.response["Error"]["Message"] == "Endpoint no-such-endpoint of account 000000000000 not found."
+
+
+def test_an_endpoint_name_sagemaker_refuses_is_a_400_validation_error(client):
+    too_long = "e" * 64  # botocore checks no maximum or pattern: SageMaker does
+
+    error = raises_from_invoke(client, too_long)
+
+    assert isinstance(error, client.exceptions.ValidationError)
+    assert status_of(error) == 400
+    assert f"Value '{too_long}' at 'endpointName' failed to satisfy constraint" in error.response["Error"]["Message"]
+
+
+def test_malformed_csv_is_a_424_model_error_with_the_containers_400_and_the_endpoint_keeps_serving(
+        runtime, client, models):
     runtime.deploy("malformed", "a")
 
-    with pytest.raises(client.exceptions.ModelError) as raised:
-        invoke_csv(client, "malformed", body="basic,3\n")
+    error = raises_from_invoke(client, "malformed", Body="basic,3\n")
 
-    assert status_of(raised.value) == 400
-    assert "has 2 fields; expected 3" in raised.value.response["Error"]["Message"]
+    assert isinstance(error, client.exceptions.ModelError)
+    assert model_error_of(error) == {
+        "code": "ModelError", "http_status": 424, "original_status": 400,
+        "original_message": {"error": "RequestError",
+                             "error-message": "text/csv record 1 has 2 fields; expected 3 (plan, tenure, charges)"}}
+    assert error.response["Error"]["Message"].startswith('Received client error (400) from primary with message "{')
+    assert error.response["LogStreamArn"] == "arn:aws:logs:us-east-1:000000000000:log-group:/aws/sagemaker/Endpoints/malformed"
     assert invoke_csv(client, "malformed") == answers_of(models["a"])
 
 
-def test_unsupported_content_type_is_a_415(runtime, client):
+def test_a_value_that_is_not_a_number_is_the_containers_400_naming_record_column_and_value(runtime, client):
+    runtime.deploy("not-a-number", "typed")
+
+    error = raises_from_invoke(client, "not-a-number", Body="pro,12,61\nbasic,soon,20\n")
+
+    assert model_error_of(error)["original_status"] == 400
+    assert model_error_of(error)["original_message"]["error-message"] == \
+        "text/csv record 2, column 'tenure': 'soon' is not a number"
+
+
+@pytest.mark.parametrize(("params", "status", "error"), [
+    ({"ContentType": "text/plain"}, 415, "UnsupportedContentType"),
+    ({"Accept": "text/html"}, 406, "NotAcceptable"),
+])
+def test_an_unsupported_content_type_or_accept_is_the_containers_415_or_406(runtime, client, params, status, error):
     runtime.deploy("content-type", "a")
 
-    with pytest.raises(ClientError) as raised:
-        client.invoke_endpoint(EndpointName="content-type", ContentType="text/plain", Body="basic,3,40.5")
+    refused = model_error_of(raises_from_invoke(client, "content-type", **params))
 
-    assert status_of(raised.value) == 415
+    assert (refused["http_status"], refused["original_status"], refused["original_message"]["error"]) == \
+        (424, status, error)
+
+
+def test_a_failure_inside_the_model_is_the_containers_500(runtime, client):
+    runtime.deploy("model-fails", "a")  # no schema: "x" reaches the model, which cannot use it
+
+    error = raises_from_invoke(client, "model-fails", Body="basic,x,40.5\n")
+
+    assert isinstance(error, client.exceptions.ModelError)
+    assert (status_of(error), error.response["OriginalStatusCode"]) == (424, 500)
+    assert error.response["Error"]["Message"].startswith("Received server error (500) from primary")
+
+
+def test_a_missing_accept_answers_in_the_containers_default_type(runtime, client, models):
+    runtime.deploy("json-default", "a")
+    runtime.deploy("csv-default", "a", SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT="text/csv")
+
+    def answer(name: str, **accept: str):
+        response = client.invoke_endpoint(EndpointName=name, ContentType="text/csv", Body=csv_body(), **accept)
+        return response["ContentType"], response["Body"].read().decode()
+
+    kind, body = answer("json-default")
+    assert kind == "application/json"
+    assert [p["predicted_label"] for p in json.loads(body)["predictions"]] == models["a"].labels()
+    assert answer("json-default", Accept="*/*")[0] == "application/json"
+    assert answer("csv-default")[0] == "text/csv; charset=utf-8"
+    assert answer("json-default", Accept="application/json;q=0.5, text/csv")[0] == "text/csv; charset=utf-8"
 
 
 def test_payload_over_6_mb_is_a_413_and_6_mb_is_accepted(runtime, client):
@@ -268,14 +338,39 @@ def test_payload_over_6_mb_is_a_413_and_6_mb_is_accepted(runtime, client):
     at_limit = b"basic,1,2.0\n" * (MAX_PAYLOAD_BYTES // 12)
     assert len(at_limit) == MAX_PAYLOAD_BYTES == 6 * 1024 * 1024
 
-    with pytest.raises(ClientError) as over:
-        invoke_csv(client, "large", body=at_limit + b"\n")
-    with pytest.raises(ClientError) as at:  # not too large, but more records than one request may hold
-        invoke_csv(client, "large", body=at_limit)
+    over = raises_from_invoke(client, "large", Body=at_limit + b"\n")
+    at = raises_from_invoke(client, "large", Body=at_limit)  # not too large, but more records than one request may hold
 
-    assert status_of(over.value) == 413
-    assert status_of(at.value) == 400
-    assert "records in one request" in at.value.response["Error"]["Message"]
+    assert (over.response["Error"]["Code"], status_of(over)) == ("413", 413)
+    assert over.response["Error"]["Message"] == f"HTTP content length exceeded {MAX_PAYLOAD_BYTES} bytes."
+    assert (status_of(at), at.response["OriginalStatusCode"]) == (424, 400)
+    assert "records in one request" in at.response["OriginalMessage"]
+
+
+def test_a_failure_of_the_runtime_itself_is_a_500_internal_failure(tmp_path):
+    """Parsed by botocore's own parser for InvokeEndpoint, from the app's raw answer."""
+    import botocore.session
+    from botocore.parsers import create_parser
+    from fastapi.testclient import TestClient
+
+    from mlops.backends.local.runtime import EndpointTable, create_app
+    from mlops.entrypoints import inference_module
+
+    class BrokenTable(EndpointTable):
+        def get(self, name):
+            raise OSError("disk gone")
+
+    app = create_app(BrokenTable(tmp_path, inference_module()), tmp_path)
+    answer = TestClient(app, raise_server_exceptions=False).post("/endpoints/any/invocations", content=b"1")
+    model = botocore.session.get_session().get_service_model("sagemaker-runtime")
+    operation = model.operation_model("InvokeEndpoint")
+    parsed = create_parser(model.metadata["protocol"]).parse(
+        {"status_code": answer.status_code, "headers": dict(answer.headers), "body": answer.content}, operation.output_shape)
+
+    assert parsed["Error"]["Code"] == "InternalFailure"
+    assert parsed["ResponseMetadata"]["HTTPStatusCode"] == 500
+    assert "disk gone" in parsed["Error"]["Message"]
+    assert "InternalFailure" in [shape.name for shape in operation.error_shapes]
 
 
 # ---------------------------------------------------------------- deploys
@@ -339,9 +434,8 @@ def test_delete_removes_the_endpoint_and_deleting_again_is_fine(runtime, client)
 
     with pytest.raises(EndpointNotFound):
         runtime.hosting.describe("doomed")
-    with pytest.raises(ClientError) as raised:
-        invoke_csv(client, "doomed")
-    assert status_of(raised.value) == 404
+    error = raises_from_invoke(client, "doomed")
+    assert isinstance(error, client.exceptions.ValidationError) and status_of(error) == 400
 
 
 # ---------------------------------------------------------------- the runtime process
@@ -507,13 +601,13 @@ def test_requests_with_different_column_types_are_not_combined(models):
 def test_a_schema_types_columns_from_the_model_not_from_the_request(models):
     inference, endpoint = served(models["typed"])
 
-    frame = inference.input_fn(b"pro,12,61\n", "text/csv", endpoint.model)
+    frame = inference.parse_request(b"pro,12,61\n", "text/csv", endpoint.model)
 
     assert list(frame.columns) == FEATURES
     assert pd.api.types.is_string_dtype(frame["plan"])
     assert frame["tenure"].dtype == frame["charges"].dtype == np.float64  # "61" and "61.5" read alike
     assert frame["charges"].tolist() == [61.0]
-    assert inference.input_fn(b"pro,12,\n", "text/csv", endpoint.model)["charges"].isna().all()  # empty: missing
+    assert inference.parse_request(b"pro,12,\n", "text/csv", endpoint.model)["charges"].isna().all()  # empty: missing
 
 
 @pytest.mark.parametrize(("body", "kind", "message"), [
@@ -525,21 +619,21 @@ def test_a_schema_names_the_record_column_and_value_that_is_not_a_number(models,
     inference, endpoint = served(models["typed"])
 
     with pytest.raises(ValueError) as err:
-        inference.input_fn(body, kind, endpoint.model)
+        inference.parse_request(body, kind, endpoint.model)
 
     assert str(err.value) == message
 
 
-def test_batch_input_fn_gives_each_requests_rows_as_input_fn_does(models):
+def test_batch_input_fn_gives_each_requests_rows_as_parse_request_does(models):
     inference, endpoint = served(models["typed"])
     bodies = [b"pro,12,61\n", b"basic,3,20.5\r\n\nplus,40,99\n", b'"pro",7,"55.25"']
 
     frame, sizes = inference.batch_input_fn(bodies, "text/csv", endpoint.model)
 
-    alone = [inference.input_fn(body, "text/csv", endpoint.model) for body in bodies]
+    alone = [inference.parse_request(body, "text/csv", endpoint.model) for body in bodies]
     assert sizes == [1, 2, 1]
     pd.testing.assert_frame_equal(frame, pd.concat(alone, ignore_index=True))
-    # requests it cannot type from a schema are left to input_fn, one by one
+    # requests it cannot type from a schema are left to parse_request, one by one
     assert inference.batch_input_fn([b"{}"], "application/json", endpoint.model) is None
     assert inference.batch_input_fn(bodies, "text/csv", served(models["a"])[1].model) is None
 
@@ -705,7 +799,7 @@ def test_endpoint_tests_pass_on_a_correct_endpoint_and_catch_a_wrong_model(runti
     assert good["passed"], [c for c in good["checks"] if not c["passed"]]
     assert set(checks) == {"csv_contract", "json_contract", "golden_rows", "csv_json_parity", "batch_online_parity",
                            "malformed_payload_4xx", "serves_after_error", "latency_measured"}
-    assert checks["malformed_payload_4xx"]["detail"]["status"] == 400
+    assert checks["malformed_payload_4xx"]["detail"] == {"status": 400, "http_status": 424, "error": "ModelError"}
     assert set(good["latency_ms"]) == {"requests", "p50", "p95", "p99"}
     assert [c["name"] for c in wrong["checks"] if not c["passed"]] == ["golden_rows"]
 
@@ -713,13 +807,16 @@ def test_endpoint_tests_pass_on_a_correct_endpoint_and_catch_a_wrong_model(runti
 def test_a_model_error_counts_with_the_containers_status_not_sagemakers_424():
     from botocore.exceptions import ClientError
 
-    from mlops.endpoint_tests import client_error_status
+    from mlops.endpoint_tests import model_status
 
     def model_error(original: int) -> ClientError:
         return ClientError({"Error": {"Code": "ModelError", "Message": "..."}, "OriginalStatusCode": original,
                             "ResponseMetadata": {"HTTPStatusCode": 424}}, "InvokeEndpoint")
 
-    assert client_error_status(model_error(400)) == 400
-    assert client_error_status(model_error(500)) == 500  # a crash in the container is not a client error
-    assert client_error_status(ClientError({"Error": {"Code": "ValidationError"},
-                                            "ResponseMetadata": {"HTTPStatusCode": 413}}, "InvokeEndpoint")) == 413
+    assert model_status(model_error(400)) == 400
+    assert model_status(model_error(500)) == 500  # a crash in the container is not a client error
+    # SageMaker's own refusals are not the model refusing the record
+    assert model_status(ClientError({"Error": {"Code": "ValidationError"},
+                                     "ResponseMetadata": {"HTTPStatusCode": 400}}, "InvokeEndpoint")) is None
+    assert model_status(ClientError({"Error": {"Code": "413"},
+                                     "ResponseMetadata": {"HTTPStatusCode": 413}}, "InvokeEndpoint")) is None

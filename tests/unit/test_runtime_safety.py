@@ -158,7 +158,7 @@ def started_from_a_task(tmp_path_factory):
 def test_a_runtime_started_from_a_task_deploys_and_answers_over_http(started_from_a_task):
     client = started_from_a_task.hosting.runtime_client()
 
-    response = client.invoke_endpoint(EndpointName="from-a-task", ContentType="text/csv", Body="3,40.5\n50,99.0")
+    response = client.invoke_endpoint(EndpointName="from-a-task", ContentType="text/csv", Accept="text/csv", Body="3,40.5\n50,99.0")
 
     assert len(response["Body"].read().decode().splitlines()) == 2
 
@@ -187,7 +187,7 @@ def test_a_declared_length_over_the_drain_cap_is_refused_before_the_body_is_sent
                                               "Content-Length": str(DRAIN_LIMIT_BYTES + 1)})
 
     assert status == 413
-    assert f"larger than {MAX_PAYLOAD_BYTES} bytes" in error["Message"]
+    assert error == {"message": f"HTTP content length exceeded {MAX_PAYLOAD_BYTES} bytes."}
 
 
 def test_a_chunked_body_without_a_length_is_cut_off_at_the_limit(runtime):
@@ -198,7 +198,7 @@ def test_a_chunked_body_without_a_length_is_cut_off_at_the_limit(runtime):
     status, error = post_invocation(runtime, {"Content-Type": "text/csv"}, body=iter(chunks), chunked=True)
 
     assert status == 413
-    assert f"larger than {MAX_PAYLOAD_BYTES} bytes" in error["Message"]
+    assert error == {"message": f"HTTP content length exceeded {MAX_PAYLOAD_BYTES} bytes."}
 
 
 # ---------------------------------------------------------------- digest before load

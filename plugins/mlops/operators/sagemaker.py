@@ -371,7 +371,8 @@ class SageMakerEndpointTestOperator(BaseOperator):
     """Test a live endpoint through the ``sagemaker-runtime`` client (same code on both backends).
 
     Contract (text/csv and application/json), golden rows against the model's offline
-    predictions, a malformed payload must give a 4xx and leave the endpoint serving, and
+    predictions, a malformed payload must be refused by the model with a 4xx (SageMaker's
+    ``ModelError`` with that ``OriginalStatusCode``) and leave the endpoint serving, and
     p50/p95 latency over ``requests`` calls. Fails the task listing every failed check.
 
     :param endpoint: the :class:`~mlops.backends.base.Endpoint` dict (templated).

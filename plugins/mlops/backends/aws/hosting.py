@@ -319,9 +319,9 @@ class SageMakerHosting(AwsClients, Hosting, LongRunningPort):
                 raise ValueError(f"{package_arn} serves {container.get('ModelDataUrl')}, the spec says {spec.model_uri}")
             image, environment = container["Image"], dict(container.get("Environment") or {})
         else:
-            from mlops.backends.aws.registry import sklearn_image_uri
+            from mlops.backends.aws.sklearn_image import sklearn_image_uri
 
-            image = sklearn_image_uri(self.settings.aws_region)
+            image = sklearn_image_uri(self.settings.aws_region, "inference")
             environment = serving_environment(self.settings, self.aws_client("s3"))
         return {"Image": image, "ModelDataUrl": spec.model_uri,
                 "Environment": {**environment, **dict(spec.environment)}}

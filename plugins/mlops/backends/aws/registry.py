@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING, Any
 
 from mlops.backends.aws.clients import AwsClients, is_not_found, or_none
 from mlops.backends.aws.s3 import split_s3_uri
+from mlops.backends.aws.sklearn_image import sklearn_image_uri
 from mlops.backends.base import (
     APPROVED,
     DEPLOYMENT_OUTCOMES,
@@ -66,7 +67,6 @@ from mlops.naming import prefixed
 if TYPE_CHECKING:
     from mlops.settings import Settings
 
-SKLEARN_FRAMEWORK_VERSION = "1.9-0"  # the serving container matching scikit-learn 1.9 (requirements.txt)
 CONTENT_TYPES = ["text/csv", "application/json"]
 
 GROUP_NAME_MAX = 63  # ModelPackageGroupName (EntityName)
@@ -88,31 +88,6 @@ KEY_DECIDED_BY = "decided_by"
 KEY_DECISION_RECORD = "decision_record"
 LINEAGE_KEYS = ("dataset_digest", "validation_id", "code_version", "dag_id", "run_id", "report_uri",
                 "golden_uri")
-
-
-def sklearn_image_uri(region: str, version: str = SKLEARN_FRAMEWORK_VERSION) -> str:
-    """The SageMaker scikit-learn serving image of ``version`` in ``region``.
-
-    Read from the image table the SageMaker Python SDK ships (``image_uri_config/sklearn.json``)
-    without importing the SDK, which takes seconds.
-    """
-    import importlib.util
-    from pathlib import Path
-
-    spec = importlib.util.find_spec("sagemaker")
-    if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("the sagemaker package is not installed: cannot look up the scikit-learn image")
-    table = Path(next(iter(spec.submodule_search_locations))) / "core" / "image_uri_config" / "sklearn.json"
-    config = json.loads(table.read_text(encoding="utf-8"))["inference"]["versions"]
-    if version not in config:
-        raise ValueError(f"no scikit-learn serving image {version!r}; known: {', '.join(config)}")
-    entry = config[version]
-    account = entry["registries"].get(region)
-    if account is None:
-        raise ValueError(f"the scikit-learn serving image {version} is not published in {region}")
-    domain = "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
-    return (f"{account}.dkr.ecr.{region}.{domain}/{entry['repository']}:"
-            f"{version}-{entry['processors'][0]}-{entry['py_versions'][0]}")
 
 
 def metadata_value(value: Any) -> str:
@@ -161,8 +136,8 @@ class SageMakerRegistry(AwsClients, Registry):
         histories and reports), the AWS connection, the prod instance type.
     :param sagemaker_client: a boto3 ``sagemaker`` client (default: from the AWS connection).
     :param s3_client: a boto3 ``s3`` client (default: from the AWS connection).
-    :param image_uri: serving image of new packages (default: scikit-learn
-        :data:`SKLEARN_FRAMEWORK_VERSION` in the region).
+    :param image_uri: serving image of new packages (default: the scikit-learn inference image of
+        :data:`~mlops.backends.aws.sklearn_image.SKLEARN_FRAMEWORK_VERSION`, the one training uses).
     """
 
     def __init__(self, settings: Settings, sagemaker_client=None, s3_client=None, image_uri: str | None = None):
@@ -180,7 +155,7 @@ class SageMakerRegistry(AwsClients, Registry):
     @property
     def image_uri(self) -> str:
         if self._image_uri is None:
-            self._image_uri = sklearn_image_uri(self.settings.aws_region)
+            self._image_uri = sklearn_image_uri(self.settings.aws_region, "inference")
         return self._image_uri
 
     # ------------------------------------------------------------ S3 records

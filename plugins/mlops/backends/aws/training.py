@@ -26,7 +26,6 @@ which also stops the job when the deferred task is killed) so the operator can d
 
 from __future__ import annotations
 
-import functools
 import gzip
 import hashlib
 import io
@@ -40,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 from mlops.backends.aws.clients import AwsClients, or_none, stop_quietly
 from mlops.backends.aws.s3 import s3_uri, split_s3_uri
+from mlops.backends.aws.sklearn_image import sklearn_image_uri
 from mlops.backends.base import CVResult, JobHandle, TrainedModel, Trainer, TrainingData, Tuner, TuningResult
 from mlops.naming import RETRY_ROOM, attempt_name, prefixed
 from mlops.settings import INCLUDE_DIR
@@ -52,10 +52,6 @@ log = logging.getLogger(__name__)
 SOURCE_DIR = INCLUDE_DIR / "training"
 ENTRY_POINT = "train.py"
 TRIGGER = "mlops.triggers.sagemaker_jobs.SageMakerJobTrigger"  # the provider's, which also stops on kill
-SKLEARN_FRAMEWORK = "sklearn"
-# Newest first. 1.9-0 matches the scikit-learn these models are evaluated and served with here,
-# so pickles load without version skew; 1.4-2 is the fallback for SDKs that predate it.
-SKLEARN_VERSIONS = ("1.9-0", "1.4-2")
 TUNING_NAME_MAX = 32  # HyperParameterTuningJobName
 TRAINING_NAME_MAX = 63  # TrainingJobName
 MAX_ATTEMPTS = 9  # a name's suffix is -r2 .. -r9: naming.RETRY_ROOM characters are reserved
@@ -75,29 +71,6 @@ def job_name_for(prefix: str, job_name: str, max_len: int) -> str:
     """The SageMaker name of the port's ``job_name``: :func:`mlops.naming.prefixed` in ``max_len``
     less the retry suffix (``-r2`` ... ``-r9``)."""
     return prefixed(prefix, job_name, max_len - RETRY_ROOM)
-
-
-@functools.cache
-def sklearn_image_uri(region: str, instance_type: str, version: str | None = None) -> str:
-    """ECR URI of SageMaker's scikit-learn training image, resolved by the SageMaker SDK.
-
-    The SDK ships its image registry per region (``sagemaker.core.image_uris``), so this works
-    offline. ``version`` defaults to the newest of :data:`SKLEARN_VERSIONS` the SDK knows.
-    """
-    from sagemaker.core import image_uris
-
-    versions = (version,) if version else SKLEARN_VERSIONS
-    errors = []
-    for candidate in versions:
-        try:
-            return image_uris.retrieve(
-                framework=SKLEARN_FRAMEWORK, region=region, version=candidate, py_version="py3",
-                instance_type=instance_type, image_scope="training",
-            )
-        except ValueError as err:
-            errors.append(f"{candidate}: {err}")
-    raise ValueError(f"the SageMaker SDK cannot resolve a scikit-learn training image in {region}: "
-                     + "; ".join(errors))
 
 
 def source_archive(directory=SOURCE_DIR) -> bytes:
@@ -124,7 +97,8 @@ class _SageMakerJobs(AwsClients):
     :param settings: project settings (region, role, data URI, name prefix, instance type).
     :param sagemaker_client: a boto3 ``sagemaker`` client (default: from the Airflow connection).
     :param s3_client: a boto3 ``s3`` client (default: from the Airflow connection).
-    :param image_uri: training image (default: :func:`sklearn_image_uri`).
+    :param image_uri: training image (default: :func:`mlops.backends.aws.sklearn_image.sklearn_image_uri`
+        of the one framework version, the image the models are served in).
     :param use_spot: managed spot training with checkpoints (default: ``MLOPS_USE_SPOT``).
     :param max_runtime_s: ``MaxRuntimeInSeconds`` of each training job.
     :param max_wait_s: ``MaxWaitTimeInSeconds`` with spot (time waiting for capacity included).
@@ -162,7 +136,7 @@ class _SageMakerJobs(AwsClients):
     @property
     def image_uri(self) -> str:
         if self._image_uri is None:
-            self._image_uri = sklearn_image_uri(self.settings.aws_region, self.settings.instance_type)
+            self._image_uri = sklearn_image_uri(self.settings.aws_region, "training")
         return self._image_uri
 
     # ---- describe first

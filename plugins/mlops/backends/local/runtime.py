@@ -19,9 +19,19 @@ and an admin API that :class:`mlops.backends.local.hosting.LocalHosting` drives:
     DELETE /admin/endpoints/{name}
     GET    /admin/endpoints
 
-Requests are answered by ``include/serving/inference.py``, the same handlers the SageMaker
-scikit-learn container calls (``model_fn`` once per deploy; ``input_fn`` -> ``predict_fn`` ->
-``output_fn`` per request), so a model answers the same way on both backends.
+Requests are answered by ``include/serving/inference.py``, the handlers the SageMaker
+scikit-learn container runs (``model_fn`` once per deploy; per request ``parse_request`` ->
+``predict_fn`` -> ``write_response``, which the container's ``input_fn``/``output_fn`` wrap), so a
+model answers the same way on both backends. The request is read as the container reads it: the
+content type defaults to application/json, and a missing or ``*/*`` Accept becomes the
+endpoint's ``SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT`` (application/json by default).
+
+Errors are answered as SageMaker Runtime answers them (botocore parses them with the
+``sagemaker-runtime`` error shapes): an unknown, failed or badly named endpoint is a 400
+``ValidationError``; a body over 6 MB a 413; whatever the model answers other than 200 is a 424
+``ModelError`` carrying the container's own status and body in ``OriginalStatusCode`` and
+``OriginalMessage`` (4xx for a request the handlers refuse, 500 for any other exception, as in
+the container) and a ``LogStreamArn``; a failure of the runtime itself is a 500 ``InternalFailure``.
 
 Invocations are answered on prediction threads (:class:`PredictionBatcher`; one per core but one, at
 most 4, or ``MLOPS_RUNTIME_WORKERS``) whose native thread pools (OpenMP, BLAS) are limited to one
@@ -29,9 +39,9 @@ thread each: a single-record request pays for no thread fan-out (on a busy machi
 spinning threads cost a small prediction ten times its work). Invocations of one endpoint that
 queue up while the threads are busy are answered together: the handlers' ``batch_input_fn``
 parses their bodies into one frame where it can (``text/csv`` for a model with a schema: see
-``include/serving/inference.py``), else ``input_fn`` parses each and frames whose column types
+``include/serving/inference.py``), else ``parse_request`` parses each and frames whose column types
 agree are combined; one ``predict_fn`` call predicts them and the predictions are split back per
-request for ``output_fn``. The models served here predict each record on its own, so an answer
+request for ``write_response``. The models served here predict each record on its own, so an answer
 does not depend on its neighbours; when anything fails in a combined call, each request is
 answered alone, so one bad request never fails another. A batch waits up to 3 ms
 (``MLOPS_RUNTIME_BATCH_WAIT_MS``) for the clients the previous batch answered, so concurrent
@@ -108,10 +118,13 @@ PLUGINS_DIR = PROJECT_ROOT / "plugins"
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024  # SageMaker real-time InvokeEndpoint limit
 DRAIN_LIMIT_BYTES = 8 * MAX_PAYLOAD_BYTES
 PRODUCTION_VARIANT = "AllTraffic"
-ACCOUNT = "local"
+ACCOUNT = "000000000000"  # the account named in local messages and ARNs
+REGION = "us-east-1"  # the region of local endpoints (LocalHosting's)
 IN_SERVICE = "InService"
 FAILED = "Failed"
-ENDPOINT_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")  # SageMaker's rule
+ENDPOINT_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9])*$")  # SageMaker's EndpointName pattern
+NAME_MAX = 63  # ... and its length limit
+MODEL_ERROR_STATUS = 424  # SageMaker's status for a ModelError, whatever the container answered
 MODULE = "mlops.backends.local.runtime"
 MAX_BATCH_REQUESTS = 64  # invocations answered by one predict_fn call, at most
 BATCH_WAIT_S = 0.003  # how long a batch waits, at most, for the clients the last one answered
@@ -119,6 +132,8 @@ SWITCH_INTERVAL_S = 0.001  # GIL hand-over interval: the event loop waits at mos
 NATIVE_THREADS = 1  # OpenMP/BLAS threads of each prediction thread
 PREDICTION_WORKERS = max(1, min(4, (os.cpu_count() or 2) - 1))  # a core stays free for HTTP
 PER_MODEL_KEYS = frozenset({"labels"})  # predict_fn keys that describe the model, not a record
+DEFAULT_CONTENT_TYPE = "application/json"  # what the container assumes without a Content-Type
+DEFAULT_ACCEPT = "application/json"  # ... and without an Accept (SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT)
 
 log = logging.getLogger(MODULE)
 
@@ -157,10 +172,6 @@ def _now() -> str:
 
 
 # ---------------------------------------------------------------- the endpoint table
-class NotAcceptable(ValueError):
-    """The Accept type is not one the handlers can write."""
-
-
 @dataclass(frozen=True)
 class ServedEndpoint:
     """One endpoint and the model it serves. Immutable: a deploy replaces the whole object."""
@@ -201,16 +212,20 @@ class ServedEndpoint:
         }
 
     def invoke(self, inference: ModuleType, body: bytes, content_type: str, accept: str) -> tuple[str, str]:
-        """``input_fn`` -> ``predict_fn`` -> ``output_fn``; returns (body, content type)."""
-        frame = inference.input_fn(body, content_type, self.model)
+        """``parse_request`` -> ``predict_fn`` -> ``write_response``; returns (body, content type).
+
+        Raises the handlers' ``RequestError`` for a request they refuse.
+        """
+        frame = inference.parse_request(body, content_type, self.model)
         return self.respond(inference, inference.predict_fn(frame, self.model), accept)
 
     def respond(self, inference: ModuleType, prediction: dict[str, Any], accept: str) -> tuple[str, str]:
-        """``output_fn`` with this endpoint's response keys; an unwritable Accept is NotAcceptable."""
-        try:
-            return inference.output_fn(prediction, accept, list(self.response_keys))
-        except inference.UnsupportedContentType as err:
-            raise NotAcceptable(str(err)) from err
+        """``write_response`` with this endpoint's response keys."""
+        return inference.write_response(prediction, accept, list(self.response_keys))
+
+    def default_accept(self) -> str:
+        """The answer type for a request without Accept (or ``*/*``), as the container picks it."""
+        return self.environment.get("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT") or DEFAULT_ACCEPT
 
 
 class EndpointTable:
@@ -245,8 +260,8 @@ class EndpointTable:
         Raises :class:`DigestMismatch` (the artifact changed), ``ValueError`` (bad name, digest
         or environment) or whatever loading raised; the endpoint keeps its old model then.
         """
-        if not ENDPOINT_NAME.match(name):
-            raise ValueError(f"endpoint name {name!r} must match {ENDPOINT_NAME.pattern}")
+        if len(name) > NAME_MAX or not ENDPOINT_NAME.match(name):
+            raise ValueError(f"endpoint name {name!r} must be 1-{NAME_MAX} characters matching {ENDPOINT_NAME.pattern}")
         if not SHA256.fullmatch(sha256):
             raise ValueError(f"sha256 {sha256!r} is not 64 lowercase hex digits")
         with self._admin:
@@ -367,8 +382,8 @@ class PredictionBatcher:
     The event loop hands each invocation over and awaits its future; a thread takes whatever
     has queued up (at most ``max_requests``) and, per endpoint, parses the bodies together with
     the handlers' ``batch_input_fn`` (one frame for all of them) where it can, else each with
-    ``input_fn``; predicts in one ``predict_fn`` call; and writes each answer with
-    ``output_fn``. With nothing else queued this is exactly ``ServedEndpoint.invoke``. Frames
+    ``parse_request``; predicts in one ``predict_fn`` call; and writes each answer with
+    ``write_response``. With nothing else queued this is exactly ``ServedEndpoint.invoke``. Frames
     parsed alone are only combined when every column's dtype agrees, so combining never changes
     how a value is read (an ``int`` column stays ``int``); ``batch_input_fn`` types columns from
     the model's schema, so there the question does not arise.
@@ -530,13 +545,13 @@ class PredictionBatcher:
         return [self._respond(job, prediction) for job, prediction in zip(jobs, predictions)]
 
     def _answer_parsed_alone(self, jobs: list[_Invocation]) -> list[_Answer]:
-        """``input_fn`` per job; frames with matching column types share a ``predict_fn`` call."""
+        """``parse_request`` per job; frames with matching column types share a ``predict_fn`` call."""
         inference = self.inference
         parsed: dict[tuple, list[_Invocation]] = {}
         answers: list[_Answer] = []  # settled together at the end
         for job in jobs:
             try:
-                job.frame = inference.input_fn(job.body, job.content_type, job.endpoint.model)
+                job.frame = inference.parse_request(job.body, job.content_type, job.endpoint.model)
             except Exception as err:  # handed to the awaiting request
                 answers.append((job, None, err))
                 continue
@@ -550,7 +565,7 @@ class PredictionBatcher:
         return answers
 
     def _respond(self, job: _Invocation, prediction: dict[str, Any] | None) -> _Answer:
-        """``output_fn`` for ``job`` (after its own ``predict_fn`` when ``prediction`` is None);
+        """``write_response`` for ``job`` (after its own ``predict_fn`` when ``prediction`` is None);
         an error is handed to the awaiting request."""
         try:
             if prediction is None:
@@ -619,31 +634,41 @@ def _error(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
     )
 
 
-def _model_error(original_status: int, message: str, log_path: Path) -> JSONResponse:
-    """A ``ModelError``: the handlers refused the request or failed on it.
+def _model_error(endpoint: str, original_status: int, original_message: str, log_path: Path) -> JSONResponse:
+    """A ``ModelError`` (HTTP 424) as SageMaker sends it when the model answers other than 200.
 
-    Client errors keep their own status (400, 406, 415) so callers can tell them apart; a
-    failure inside the model answers 424 like SageMaker, which botocore does not retry.
+    ``original_status`` and ``original_message`` are the container's own status and body; the
+    message and ``LogStreamArn`` name where the endpoint's log is (here: ``runtime.log``).
     """
     kind = "client" if original_status < 500 else "server"
     return _error(
-        original_status if original_status < 500 else 424,
+        MODEL_ERROR_STATUS,
         "ModelError",
-        f'Received {kind} error ({original_status}) from primary with message "{message}". '
-        f"See {log_path} for more information.",
+        f'Received {kind} error ({original_status}) from primary with message "{original_message}". '
+        f"See {log_path} in account {ACCOUNT} for more information.",
         OriginalStatusCode=original_status,
-        OriginalMessage=message,
-        LogStreamArn=str(log_path),
+        OriginalMessage=original_message,
+        LogStreamArn=f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/sagemaker/Endpoints/{endpoint}",
     )
 
 
-def _accept_type(accept: str | None, content_type: str) -> str:
-    """First concrete type in ``Accept``; none (or ``*/*``) answers in the request's type."""
-    for choice in (accept or "").split(","):
-        choice = choice.strip()
-        if choice and not choice.startswith("*/*"):
-            return choice
-    return content_type
+def _answer_type(mime: str) -> str:
+    """The Content-Type the container answers with: its Flask server adds the charset to text/*
+    types (werkzeug's ``get_content_type``), and SageMaker passes it on to the client."""
+    return f"{mime}; charset=utf-8" if mime.startswith("text/") else mime
+
+
+def _request_types(request: Request, endpoint: ServedEndpoint) -> tuple[str, str]:
+    """(content type, accept) of an invocation as the container reads them.
+
+    The content type is ``Content-Type`` (application/json when missing); the Accept header is
+    handed on as it came, unless missing or ``*/*``: then it is the endpoint's default.
+    """
+    content_type = request.headers.get("content-type") or DEFAULT_CONTENT_TYPE
+    accept = request.headers.get("accept")
+    if not accept or accept == "*/*":
+        accept = endpoint.default_accept()
+    return content_type, accept
 
 
 async def _read_body(request: Request) -> bytes | None:
@@ -710,6 +735,11 @@ def create_app(table: EndpointTable, runtime_dir: Path, batcher: PredictionBatch
     async def bad_request(request: Request, exc: RequestValidationError):
         return _error(400, "ValidationError", f"invalid request: {exc.errors()}")
 
+    @app.exception_handler(Exception)
+    async def internal_failure(request: Request, exc: Exception):
+        log.exception("%s %s failed", request.method, request.url.path)
+        return _error(500, "InternalFailure", f"the runtime failed: {type(exc).__name__}: {exc}")
+
     @app.get("/ping")
     async def ping() -> dict[str, Any]:
         return {"status": "Healthy", "pid": os.getpid(), "runtime_dir": str(runtime_dir),
@@ -719,36 +749,36 @@ def create_app(table: EndpointTable, runtime_dir: Path, batcher: PredictionBatch
     @app.post("/endpoints/{name}/invocations")
     async def invoke_endpoint(name: str, request: Request):
         body = await _read_body(request)
-        if body is None:
-            return _error(
-                413, "ValidationError",
-                f"Request payload for endpoint {name} is larger than {MAX_PAYLOAD_BYTES} bytes.",
-            )
+        if body is None:  # SageMaker's front end answers this itself, without an error type
+            return JSONResponse({"message": f"HTTP content length exceeded {MAX_PAYLOAD_BYTES} bytes."},
+                                status_code=413)
+        if len(name) > NAME_MAX or not ENDPOINT_NAME.match(name):
+            return _error(400, "ValidationError", (
+                f"1 validation error detected: Value '{name}' at 'endpointName' failed to satisfy constraint: "
+                f"Member must have length less than or equal to {NAME_MAX} and match the regular expression "
+                f"pattern: {ENDPOINT_NAME.pattern}"))
         endpoint = table.get(name)
         if endpoint is None:
-            return _error(404, "ValidationError", f"Endpoint {name} of account {ACCOUNT} not found.")
+            return _error(400, "ValidationError", f"Endpoint {name} of account {ACCOUNT} not found.")
         if endpoint.model is None:
             return _error(
                 400, "ValidationError",
                 f"Endpoint {name} of account {ACCOUNT} is {FAILED}: {endpoint.failure_reason}",
             )
-        content_type = request.headers.get("content-type") or inference.CSV
-        accept = _accept_type(request.headers.get("accept"), content_type)
+        content_type, accept = _request_types(request, endpoint)
         try:
             # Prediction is CPU-bound: the batcher's thread runs it, the event loop keeps serving.
             payload, mime = await batcher.invoke(endpoint, body, content_type, accept)
-        except inference.UnsupportedContentType as err:
-            return _model_error(415, str(err), log_path)
-        except NotAcceptable as err:
-            return _model_error(406, str(err), log_path)
-        except ValueError as err:
-            return _model_error(400, str(err), log_path)
-        except Exception as err:
+        except inference.RequestError as err:  # the container answers a refusal with its status
+            refusal = inference.ErrorResponse.of(err)
+            return _model_error(name, refusal.status, refusal.body, log_path)
+        except Exception as err:  # the container answers any other exception with 500
             log.exception("endpoint %s failed to answer", name)
-            return _model_error(500, f"{type(err).__name__}: {err}", log_path)
+            return _model_error(name, 500, f"{type(err).__name__}: {err}", log_path)
         return Response(
             content=payload.encode("utf-8"),
-            headers={"Content-Type": mime, "x-Amzn-Invoked-Production-Variant": PRODUCTION_VARIANT},
+            headers={"Content-Type": _answer_type(mime),
+                     "x-Amzn-Invoked-Production-Variant": PRODUCTION_VARIANT},
         )
 
     @app.put("/admin/endpoints/{name}")

@@ -2,8 +2,8 @@
 
 The model artifact is fetched and its recorded sha256 verified once per job
 (``storage.unpack_model``); each worker process then loads it once through the serving
-handlers (``include/serving/inference.py``: ``model_fn``, then ``input_fn`` -> ``predict_fn``
--> ``output_fn`` per mini-batch). Every CSV file at the input URI (one file, or every file under
+handlers (``include/serving/inference.py``: ``model_fn``, then ``parse_request`` -> ``predict_fn``
+-> ``write_response`` per mini-batch, what the container's ``input_fn``/``output_fn`` run). Every CSV file at the input URI (one file, or every file under
 a prefix; names starting with ``.`` or ``_`` are skipped) is read once, as a stream of
 mini-batches of at most ``chunk_rows`` lines and ``max_payload_mb`` bytes (SageMaker's
 ``BatchStrategy=MultiRecord`` with ``MaxPayloadInMB``; a single line over the limit fails the
@@ -153,9 +153,9 @@ def predict_lines(lines: list[str]) -> str:
     else:
         records = list(csv.reader(lines))
         body = _csv_lines(input_filter.apply(fields) for fields in records)
-    frame = inference.input_fn(body, CSV, model)
+    frame = inference.parse_request(body, CSV, model)
     prediction = inference.predict_fn(frame, model)
-    text, _ = inference.output_fn(prediction, CSV, keys)
+    text, _ = inference.write_response(prediction, CSV, keys)
     if join_source or not output_filter.selects_all:
         predicted = csv.reader(io.StringIO(text))
         if join_source:
