@@ -41,6 +41,7 @@ def free_port() -> int:
 
 def run_side(name: str, extra: list[str], rows: list[str]) -> dict:
     home = Path(tempfile.mkdtemp(prefix=f"bench-chain-{name}-"))
+    home.chmod(0o755)  # mkdtemp's 0700 would keep a throwaway cluster's postgres user out
     summary = home / "summary.json"
     env = {**{k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "MLOPS_"))
               or k == "MLOPS_AIRFLOW_DB_URL"},
