@@ -30,7 +30,12 @@ from sklearn.preprocessing import OneHotEncoder
 
 from mlops.backends.base import EndpointSpec
 from mlops.backends.local.hosting import EndpointNotFound, LocalHosting
-from mlops.backends.local.runtime import MAX_PAYLOAD_BYTES, PLUGINS_DIR, read_pid
+from mlops.backends.local.runtime import (
+    MAX_PAYLOAD_BYTES,
+    PLUGINS_DIR,
+    SERVERLESS_MAX_PAYLOAD_BYTES,
+    read_pid,
+)
 from mlops.settings import Settings, get_settings
 from mlops.storage import DigestMismatch, pack_model
 from testkit.runtime import flip_a_byte, running_runtime
@@ -345,6 +350,22 @@ def test_payload_over_6_mb_is_a_413_and_6_mb_is_accepted(runtime, client):
     assert over.response["Error"]["Message"] == f"HTTP content length exceeded {MAX_PAYLOAD_BYTES} bytes."
     assert (status_of(at), at.response["OriginalStatusCode"]) == (424, 400)
     assert "records in one request" in at.response["OriginalMessage"]
+
+
+def test_a_serverless_endpoint_takes_at_most_4_mb(runtime, client):
+    uri, sha = runtime.artifacts["a"]
+    runtime.hosting.deploy(EndpointSpec("small-serverless", "small-serverless-a", uri, sha,
+                                        serverless={"MemorySizeInMB": 2048, "MaxConcurrency": 2}))
+    runtime.deploy("small-instances", "a")
+    over = b"basic,1,2.0\n" * (SERVERLESS_MAX_PAYLOAD_BYTES // 12 + 1)
+    assert SERVERLESS_MAX_PAYLOAD_BYTES < len(over) < MAX_PAYLOAD_BYTES
+
+    refused = raises_from_invoke(client, "small-serverless", Body=over)
+    served = raises_from_invoke(client, "small-instances", Body=over)  # within the real-time limit
+
+    assert (refused.response["Error"]["Code"], status_of(refused)) == ("413", 413)
+    assert refused.response["Error"]["Message"] == f"HTTP content length exceeded {SERVERLESS_MAX_PAYLOAD_BYTES} bytes."
+    assert status_of(served) == 424  # the model refuses that many records: the body got through
 
 
 def test_a_failure_of_the_runtime_itself_is_a_500_internal_failure(tmp_path):

@@ -138,6 +138,7 @@ class LocalHosting(Hosting, LongRunningPort):
             "model_uri": spec.model_uri,
             "sha256": spec.sha256,
             "environment": dict(spec.environment),
+            "serverless": spec.serverless is not None,
         }
         try:
             info = self._admin("PUT", spec.endpoint_name, payload, timeout=self.deploy_timeout)

@@ -28,7 +28,7 @@ endpoint's ``SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT`` (application/json by default
 
 Errors are answered as SageMaker Runtime answers them (botocore parses them with the
 ``sagemaker-runtime`` error shapes): an unknown, failed or badly named endpoint is a 400
-``ValidationError``; a body over 6 MB a 413; whatever the model answers other than 200 is a 424
+``ValidationError``; a body over 6 MB (4 MB on a serverless endpoint) a 413; whatever the model answers other than 200 is a 424
 ``ModelError`` carrying the container's own status and body in ``OriginalStatusCode`` and
 ``OriginalMessage`` (4xx for a request the handlers refuse, 500 for any other exception, as in
 the container) and a ``LogStreamArn``; a failure of the runtime itself is a 500 ``InternalFailure``.
@@ -116,6 +116,9 @@ from mlops.storage import SHA256, DigestMismatch, read_bytes_without_airflow, un
 HOST = "127.0.0.1"  # the default bind address (MLOPS_RUNTIME_HOST)
 PLUGINS_DIR = PROJECT_ROOT / "plugins"
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024  # SageMaker real-time InvokeEndpoint limit
+# Serverless Inference: "The maximum request and response payload size is 4 MB" (Serverless
+# Inference, feature exclusions and limits).
+SERVERLESS_MAX_PAYLOAD_BYTES = 4 * 1024 * 1024
 DRAIN_LIMIT_BYTES = 8 * MAX_PAYLOAD_BYTES
 PRODUCTION_VARIANT = "AllTraffic"
 ACCOUNT = "000000000000"  # the account named in local messages and ARNs
@@ -186,6 +189,11 @@ class ServedEndpoint:
     model: Any = field(default=None, repr=False, compare=False)
     response_keys: tuple[str, ...] = ()
     failure_reason: str | None = None
+    serverless: bool = False
+
+    @property
+    def max_payload_bytes(self) -> int:
+        return SERVERLESS_MAX_PAYLOAD_BYTES if self.serverless else MAX_PAYLOAD_BYTES
 
     @property
     def status(self) -> str:
@@ -200,6 +208,7 @@ class ServedEndpoint:
             "environment": self.environment,
             "created_at": self.created_at,
             "last_modified_at": self.last_modified_at,
+            "serverless": self.serverless,
         }
 
     def describe(self) -> dict[str, Any]:
@@ -253,7 +262,8 @@ class EndpointTable:
         return sorted(self._endpoints.values(), key=lambda e: e.name)
 
     def deploy(
-        self, name: str, config_name: str, model_uri: str, sha256: str, environment: dict[str, str]
+        self, name: str, config_name: str, model_uri: str, sha256: str, environment: dict[str, str],
+        serverless: bool = False,
     ) -> ServedEndpoint:
         """Verify, extract and load the model, then swap it in.
 
@@ -274,7 +284,7 @@ class EndpointTable:
                 endpoint = ServedEndpoint(
                     name=name, config_name=config_name, model_uri=model_uri, sha256=sha256,
                     environment=dict(environment), created_at=old.created_at if old else now,
-                    last_modified_at=now, model=model, response_keys=keys,
+                    last_modified_at=now, model=model, response_keys=keys, serverless=serverless,
                 )
                 self._endpoints[name] = endpoint
                 self._save()
@@ -623,6 +633,7 @@ class EndpointRequest(BaseModel):
     model_uri: str = Field(min_length=1)
     sha256: str
     environment: dict[str, str] = Field(default_factory=dict)
+    serverless: bool = False  # the config is serverless: SageMaker's smaller payload limit applies
 
 
 def _error(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
@@ -765,6 +776,9 @@ def create_app(table: EndpointTable, runtime_dir: Path, batcher: PredictionBatch
                 400, "ValidationError",
                 f"Endpoint {name} of account {ACCOUNT} is {FAILED}: {endpoint.failure_reason}",
             )
+        if len(body) > endpoint.max_payload_bytes:
+            return JSONResponse({"message": f"HTTP content length exceeded {endpoint.max_payload_bytes} bytes."},
+                                status_code=413)
         content_type, accept = _request_types(request, endpoint)
         try:
             # Prediction is CPU-bound: the batcher's thread runs it, the event loop keeps serving.
@@ -784,7 +798,8 @@ def create_app(table: EndpointTable, runtime_dir: Path, batcher: PredictionBatch
     @app.put("/admin/endpoints/{name}")
     def deploy_endpoint(name: str, spec: EndpointRequest):
         try:
-            endpoint = table.deploy(name, spec.config_name, spec.model_uri, spec.sha256, spec.environment)
+            endpoint = table.deploy(name, spec.config_name, spec.model_uri, spec.sha256, spec.environment,
+                                    serverless=spec.serverless)
         except DigestMismatch as err:
             return _error(409, "DigestMismatch", str(err))
         except ValueError as err:
