@@ -293,6 +293,7 @@ def test_keyspaces_ingest_without_its_connection_fails_in_its_first_task(airflow
 
 def test_a_triggered_s3_ingest_does_not_wait_behind_a_run_waiting_for_files(airflow):
     _, api = airflow
+    api.unpause("s3_ingest")
     waiting = api.trigger("s3_ingest", {"wait_for_files": True})  # waits like a scheduled run does
     api.wait_for(lambda: api.task_states("s3_ingest", waiting).get("churn.wait_for_files") == "deferred",
                  180, "the first run to wait for files in the triggerer")

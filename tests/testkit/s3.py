@@ -76,6 +76,18 @@ class S3Request:
         return self.method == "GET" and not self.key and set(self.query) <= LIST_PARAMETERS
 
 
+def forget_object_stores() -> None:
+    """Drop the filesystems Airflow caches per connection in this process.
+
+    A task process attaches a connection's store once and ends; a test session outlives servers,
+    so a later server behind the same connection name would otherwise be reached at the port of
+    an earlier one.
+    """
+    from airflow.sdk.io import store
+
+    store._STORE_CACHE.clear()  # noqa: SLF001 - Airflow has no public way to detach a store
+
+
 class S3Server:
     """moto's S3 (and IAM) REST endpoint on 127.0.0.1, with the checks the module docstring lists.
 
@@ -95,8 +107,11 @@ class S3Server:
         self.admin: Credentials | None = None
 
     def __enter__(self) -> S3Server:
+        forget_object_stores()
         self._moto.start()
         self._moto._server.app = self._checked(self._moto._server.app)  # noqa: SLF001 - moto has no hook
+        # moto's backends live in this process, not in the server: start from an empty account
+        requests.post(f"{self.url}/moto-api/reset", timeout=10).raise_for_status()
         self.admin = self.add_user(ADMIN, ADMIN_POLICY)
         return self
 
@@ -106,6 +121,7 @@ class S3Server:
                 requests.post(f"{self.url}/moto-api/reset-auth", data=self._previous_auth_count, timeout=10)
         finally:
             self._moto.stop()
+            forget_object_stores()
 
     # ------------------------------------------------------------ identities
     def client(self, service: str = "s3", credentials: Credentials | None = None):
