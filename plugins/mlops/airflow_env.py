@@ -15,9 +15,11 @@ import sys
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from mlops.dag_defaults import HEAVY_QUEUE, POOLS
+from mlops.dag_defaults import POOLS, heavy_queue
 from mlops.settings import PROJECT_ROOT, get_settings
 
+EXECUTOR_VARIABLE = "MLOPS_AIRFLOW_EXECUTOR"
+EXECUTORS = ("local", "celery")
 BROKER_URL_VARIABLE = "MLOPS_CELERY_BROKER_URL"
 DEFAULT_BROKER_URL = "redis://127.0.0.1:6379/0"
 # Redis hands a message its worker took but never acknowledged (tasks are acknowledged when they
@@ -160,7 +162,7 @@ def default_workers() -> tuple[CeleryWorker, ...]:
     cores busy)."""
     return (
         CeleryWorker("default", (default_queue(),), _positive("MLOPS_CELERY_DEFAULT_CONCURRENCY", 4)),
-        CeleryWorker("heavy", (HEAVY_QUEUE,), _positive("MLOPS_CELERY_HEAVY_CONCURRENCY", 1)),
+        CeleryWorker("heavy", (heavy_queue(),), _positive("MLOPS_CELERY_HEAVY_CONCURRENCY", 1)),
     )
 
 
@@ -185,10 +187,31 @@ def celery_settings(database_url: str, broker_url: str | None = None,
     from mlops.metadata_db import safe_url
 
     check_celery_database(database_url)
-    broker = broker_url or os.environ.get(BROKER_URL_VARIABLE, "").strip() or DEFAULT_BROKER_URL
+    broker = broker_url or configured_broker_url()
     if urlsplit(broker).scheme not in ("redis", "rediss"):
-        raise CelerySettingsError(f"{BROKER_URL_VARIABLE}={safe_url(broker)!r} is not a redis:// or rediss:// URL")
+        raise CelerySettingsError(f"broker {safe_url(broker)!r} is not a redis:// or rediss:// URL")
     return CelerySettings(broker, f"db+{database_url}", workers if workers is not None else default_workers())
+
+
+def configured_broker_url() -> str:
+    """``$MLOPS_CELERY_BROKER_URL``, else Redis on this machine.
+
+    :raises CelerySettingsError: not a ``redis://`` or ``rediss://`` URL.
+    """
+    from mlops.metadata_db import safe_url
+
+    url = os.environ.get(BROKER_URL_VARIABLE, "").strip() or DEFAULT_BROKER_URL
+    if urlsplit(url).scheme not in ("redis", "rediss"):
+        raise CelerySettingsError(f"{BROKER_URL_VARIABLE}={safe_url(url)!r} is not a redis:// or rediss:// URL")
+    return url
+
+
+def executor_name(value: str | None = None) -> str:
+    """``local`` or ``celery``: ``value``, else ``$MLOPS_AIRFLOW_EXECUTOR``, else ``local``."""
+    name = (value or os.environ.get(EXECUTOR_VARIABLE, "")).strip().lower() or "local"
+    if name not in EXECUTORS:
+        raise CelerySettingsError(f"{EXECUTOR_VARIABLE}={name!r} is not one of {', '.join(EXECUTORS)}")
+    return name
 
 
 def broker_unreachable(broker_url: str) -> str | None:

@@ -26,10 +26,13 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlops.airflow_env import CelerySettings, CeleryWorker, check_celery_database
 from mlops.settings import PROJECT_ROOT
+
+if TYPE_CHECKING:
+    from mlops.metadata_db import MetadataDatabase
 
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 FINISHED = ("success", "failed")
@@ -257,6 +260,37 @@ def _kill(pids: list[int]) -> None:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             continue
+
+
+def project_stack(purpose: str, home: Path, executor: str | None = None, **options: Any
+                  ) -> tuple[AirflowStack, MetadataDatabase]:
+    """The stack the demo and the web UI run, on a metadata database of its own (drop it after).
+
+    :param home: ``MLOPS_HOME``: the database's and ``AIRFLOW_HOME``'s parent.
+    :param executor: ``local`` (the LocalExecutor) or ``celery`` (:func:`~mlops.airflow_env.celery_settings`:
+        Redis at ``MLOPS_CELERY_BROKER_URL``, a worker per queue; PostgreSQL required); default
+        ``$MLOPS_AIRFLOW_EXECUTOR``, else ``local``.
+    :param options: :class:`AirflowStack`'s keyword arguments.
+    :raises AirflowError: Celery's broker does not answer.
+    :raises MetadataDatabaseError: Celery, and no PostgreSQL to be had.
+    """
+    from mlops.airflow_env import broker_unreachable, celery_settings, configured_broker_url, executor_name
+    from mlops.metadata_db import provision, safe_url
+
+    broker = None
+    if executor_name(executor) == "celery":
+        broker = configured_broker_url()
+        reason = broker_unreachable(broker)
+        if reason:
+            raise AirflowError(f"the CeleryExecutor's broker {safe_url(broker)} does not answer ({reason}); start "
+                               "Redis there or set MLOPS_CELERY_BROKER_URL")
+    database = provision(purpose, home, require_postgres="the CeleryExecutor" if broker else None)
+    try:
+        celery = celery_settings(database.url, broker) if broker else None
+        return AirflowStack(home / "airflow", database.url, celery=celery, **options), database
+    except BaseException:
+        database.drop()
+        raise
 
 
 class AirflowApi:

@@ -31,10 +31,15 @@ def queue_name(variable: str, default: str) -> str:
     return name
 
 
-# The queue of the local twins' heavy work (tuning, the refit, the AutoML twin, batch transform):
-# CeleryExecutor workers of its own serve it (README: Scaling out). Every other task runs on
-# Airflow's default queue ([operators] default_queue). The LocalExecutor ignores queues.
-HEAVY_QUEUE = queue_name(HEAVY_QUEUE_VARIABLE, "heavy")
+def heavy_queue() -> str:
+    """The queue of the local twins' heavy work (tuning, the refit, the AutoML twin, batch
+    transform), ``$MLOPS_HEAVY_QUEUE`` or ``heavy``: CeleryExecutor workers of its own serve it
+    (README: Scaling out). Every other task runs on Airflow's default queue
+    (``[operators] default_queue``). The LocalExecutor ignores queues.
+
+    :raises ValueError: not a queue name (only the DAG files with heavy tasks fail to import).
+    """
+    return queue_name(HEAVY_QUEUE_VARIABLE, "heavy")
 
 
 @dataclass(frozen=True)

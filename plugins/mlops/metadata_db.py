@@ -68,12 +68,13 @@ class MetadataDatabase:
 
 
 def provision(purpose: str, home: Path, server_url: str | None = None,
-              require_postgres: bool = False) -> MetadataDatabase:
+              require_postgres: str | None = None) -> MetadataDatabase:
     """A fresh metadata database for ``purpose`` (``demo``, ``tests``, ``webui``).
 
     :param home: ``MLOPS_HOME``; a throwaway cluster or the SQLite file live under it.
     :param server_url: a PostgreSQL server URL; default ``$MLOPS_AIRFLOW_DB_URL``.
-    :param require_postgres: no SQLite fallback (the CeleryExecutor's workers share the database).
+    :param require_postgres: what needs PostgreSQL (e.g. ``"the CeleryExecutor"``, whose workers
+        share the database): no SQLite fallback then.
     :raises MetadataDatabaseError: ``server_url`` was given but cannot be used (a server the
         user named is never silently replaced by another kind), or no PostgreSQL could be had
         and ``require_postgres`` says SQLite will not do.
@@ -86,8 +87,8 @@ def provision(purpose: str, home: Path, server_url: str | None = None,
         return _throwaway_cluster(home / "postgres" / name, name)
     except MetadataDatabaseError as err:
         if require_postgres:
-            raise MetadataDatabaseError(f"needs PostgreSQL, and there is none: {err}; set {URL_VARIABLE} to a "
-                                        "PostgreSQL server") from None
+            raise MetadataDatabaseError(f"{require_postgres} needs a PostgreSQL metadata database and none could "
+                                        f"be had: {err}; set {URL_VARIABLE} to a PostgreSQL server") from None
         path = home / "airflow" / f"{name}.db"
         path.parent.mkdir(parents=True, exist_ok=True)
         database = MetadataDatabase(
