@@ -116,7 +116,7 @@ def _admin(server_url: str, statement: str) -> None:
     import psycopg
 
     try:
-        connection = psycopg.connect(_libpq(server_url), connect_timeout=10, autocommit=True)
+        connection = psycopg.connect(libpq_url(server_url), connect_timeout=10, autocommit=True)
     except psycopg.OperationalError as err:
         raise MetadataDatabaseError(f"cannot reach the PostgreSQL server {safe_url(server_url)}: {err}".strip()) \
             from None
@@ -128,7 +128,7 @@ def _admin(server_url: str, statement: str) -> None:
         connection.close()
 
 
-def _libpq(url: str) -> str:
+def libpq_url(url: str) -> str:
     """libpq accepts ``postgresql://`` but not SQLAlchemy's ``postgresql+driver://``."""
     parts = urlsplit(url)
     return urlunsplit(("postgresql", parts.netloc, parts.path or "/postgres", parts.query, ""))
@@ -148,7 +148,7 @@ def server_reachable(server_url: str) -> str | None:
     import psycopg
 
     try:
-        psycopg.connect(_libpq(server_url), connect_timeout=5).close()
+        psycopg.connect(libpq_url(server_url), connect_timeout=5).close()
     except psycopg.OperationalError as err:
         return str(err).strip()
     return None
