@@ -38,6 +38,28 @@ def test_workers_start_without_airflow_variables_and_with_the_pools_own(monkeypa
     assert seen == {**dict.fromkeys(TASK_ENVIRONMENT), "MLOPS_MARKER": "kept", "OMP_NUM_THREADS": "1"}
 
 
+def _pool_result_in_a_daemonic_process(results) -> None:
+    try:
+        with WorkerPool("job-daemon", 1) as pool:
+            results.put(pool.submit(os.getpid).result() != os.getpid())
+    except BaseException as err:  # noqa: BLE001 - reported to the test, which fails with it
+        results.put(repr(err))
+
+
+def test_a_task_of_a_celery_prefork_worker_daemonic_by_inheritance_can_start_workers():
+    """A Celery prefork pool process is daemonic; Airflow's supervisor forks the task from it."""
+    import multiprocessing
+
+    fork = multiprocessing.get_context("fork")
+    results = fork.Queue()
+    process = fork.Process(target=_pool_result_in_a_daemonic_process, args=(results,), daemon=True)
+    process.start()
+    try:
+        assert results.get(timeout=120) is True
+    finally:
+        process.join(30)
+
+
 def test_a_worker_that_exits_is_named_with_its_exit_code_and_its_last_stderr_lines():
     with pytest.raises(WorkerDied) as died, WorkerPool("job-exit", 2) as pool:
         pool.submit(write_then_die, "loading the model\nno space left on device", 3).result()

@@ -12,7 +12,10 @@ a ``concurrent.futures.ProcessPoolExecutor`` whose workers
   script calling a pool needs no ``if __name__ == "__main__":`` guard either);
 * write their stderr to a file each. When one dies, leaving the pool raises :class:`WorkerDied`
   naming the job, the worker's exit code or signal and the last lines it wrote, instead of
-  ``concurrent.futures``' "terminated abruptly"; otherwise what they wrote is logged.
+  ``concurrent.futures``' "terminated abruptly"; otherwise what they wrote is logged;
+* may be started by a task of a Celery worker: its prefork pool's processes are daemonic, and the
+  task process Airflow's supervisor forks from one inherits the flag, with which multiprocessing
+  refuses to start any child (:func:`_allow_children`).
 
 The functions a pool runs must not import Airflow either: nothing in a worker talks to Airflow.
 """
@@ -159,6 +162,7 @@ class WorkerPool(ProcessPoolExecutor):
 
         self.job = job
         self.stopped = False
+        _allow_children()
         self._stderr_dir = Path(tempfile.mkdtemp(prefix="mlops-workers-"))
         self._context = _WorkerContext(worker_environment(env), self._stderr_dir)
         super().__init__(max_workers, mp_context=self._context, initializer=initializer, initargs=initargs)
@@ -206,6 +210,23 @@ class WorkerPool(ProcessPoolExecutor):
                else "it wrote nothing to stderr")
             for worker in died
         )
+
+
+def _allow_children() -> None:
+    """Clear a daemon flag this process inherited, so that multiprocessing lets it start workers.
+
+    A daemonic process may not have children because it is terminated with its parent and would
+    orphan them. A task process forked (by Airflow's supervisor) from a Celery prefork pool process
+    carries that pool process's flag without being one; and a pool's workers never outlive it: they
+    are shut down when the pool is left and stopped when its task is killed (:meth:`WorkerPool.stop`).
+    """
+    from multiprocessing import current_process
+
+    process = current_process()
+    if process.daemon:
+        log.info("process %d inherited a daemon flag (a Celery prefork worker's): cleared so that it can "
+                 "start its worker processes", os.getpid())
+        process._config["daemon"] = False  # the setter refuses a process object that has started
 
 
 def _exit_reason(exitcode: int) -> str:
