@@ -13,9 +13,8 @@ a ``concurrent.futures.ProcessPoolExecutor`` whose workers
 * write their stderr to a file each. When one dies, leaving the pool raises :class:`WorkerDied`
   naming the job, the worker's exit code or signal and the last lines it wrote, instead of
   ``concurrent.futures``' "terminated abruptly"; otherwise what they wrote is logged;
-* may be started by a task of a Celery worker: its prefork pool's processes are daemonic, and the
-  task process Airflow's supervisor forks from one inherits the flag, with which multiprocessing
-  refuses to start any child (:func:`_allow_children`).
+* may be started by a task of a Celery worker, whose task process is a fork of a prefork pool
+  process and would otherwise pass for that pool process (:func:`_as_main_process`).
 
 The functions a pool runs must not import Airflow either: nothing in a worker talks to Airflow.
 """
@@ -162,7 +161,7 @@ class WorkerPool(ProcessPoolExecutor):
 
         self.job = job
         self.stopped = False
-        _allow_children()
+        _as_main_process()
         self._stderr_dir = Path(tempfile.mkdtemp(prefix="mlops-workers-"))
         self._context = _WorkerContext(worker_environment(env), self._stderr_dir)
         super().__init__(max_workers, mp_context=self._context, initializer=initializer, initargs=initargs)
@@ -212,21 +211,27 @@ class WorkerPool(ProcessPoolExecutor):
         )
 
 
-def _allow_children() -> None:
-    """Clear a daemon flag this process inherited, so that multiprocessing lets it start workers.
+def _as_main_process() -> None:
+    """Let this process start workers when it holds a Celery pool process's multiprocessing identity.
 
-    A daemonic process may not have children because it is terminated with its parent and would
-    orphan them. A task process forked (by Airflow's supervisor) from a Celery prefork pool process
-    carries that pool process's flag without being one; and a pool's workers never outlive it: they
-    are shut down when the pool is left and stopped when its task is killed (:meth:`WorkerPool.stop`).
+    Celery's prefork pool (billiard) installs each pool process as multiprocessing's current
+    process: a daemon, with billiard's authentication key. The task process that Airflow's
+    supervisor forks from a pool process inherits that object without being that process, and
+    multiprocessing then refuses to start children ("daemonic processes are not allowed to have
+    children") or to hand them the key ("Pickling an AuthenticationString object is disallowed").
+    So the inherited object loses the flag and gets the key as multiprocessing's own type, as a
+    main process has them. The workers do not outlive this process: they are shut down when the
+    pool is left and stopped when the task is killed (:meth:`WorkerPool.stop`).
     """
-    from multiprocessing import current_process
+    from multiprocessing import process
 
-    process = current_process()
-    if process.daemon:
-        log.info("process %d inherited a daemon flag (a Celery prefork worker's): cleared so that it can "
-                 "start its worker processes", os.getpid())
-        process._config["daemon"] = False  # the setter refuses a process object that has started
+    current = process.current_process()
+    if isinstance(current, process.BaseProcess):
+        return  # multiprocessing's own: a main process, or one it started (whose rules stand)
+    log.info("process %d holds a Celery pool process's multiprocessing identity (%s): it starts its "
+             "workers as a main process", os.getpid(), type(current).__module__)
+    current._config["daemon"] = False
+    current._config["authkey"] = process.AuthenticationString(bytes(current._config["authkey"]))
 
 
 def _exit_reason(exitcode: int) -> str:
