@@ -39,14 +39,14 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def run_side(name: str, extra: list[str], rows: list[str]) -> dict:
+def run_side(name: str, extra: list[str], rows: list[str], extra_env: dict[str, str] | None = None) -> dict:
     home = Path(tempfile.mkdtemp(prefix=f"bench-chain-{name}-"))
     home.chmod(0o755)  # mkdtemp's 0700 would keep a throwaway cluster's postgres user out
     summary = home / "summary.json"
     env = {**{k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "MLOPS_"))
               or k == "MLOPS_AIRFLOW_DB_URL"},
            "MLOPS_HOME": str(home), "MLOPS_RUNTIME_PORT": str(free_port()),
-           "PYTHONPATH": str(ROOT / "plugins")}
+           "PYTHONPATH": str(ROOT / "plugins"), **(extra_env or {})}
     started = time.perf_counter()
     done = subprocess.run([sys.executable, "-m", "mlops.demo", *extra, *rows, "--summary-json", str(summary)],
                           env=env, cwd=ROOT, capture_output=True, text=True)

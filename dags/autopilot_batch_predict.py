@@ -5,7 +5,7 @@ from __future__ import annotations
 from airflow.sdk import Param, dag, task
 
 from mlops.assets import predictions
-from mlops.dag_defaults import DEFAULT_ARGS, START_DATE
+from mlops.dag_defaults import DEFAULT_ARGS, START_DATE, heavy_queue
 from mlops.operators.sagemaker import (
     SageMakerAutoMLModelOperator,
     SageMakerAutoMLOperator,
@@ -112,6 +112,7 @@ def autopilot_batch_predict():
     plan = prepare()
     job = SageMakerAutoMLOperator(
         task_id="automl_job",
+        queue=heavy_queue(),
         job_name="{{ ti.xcom_pull(task_ids='prepare')['job_name'] }}",
         train_uri="{{ ti.xcom_pull(task_ids='prepare')['train_uri'] }}",
         output_uri="{{ ti.xcom_pull(task_ids='prepare')['run_uri'] }}",
@@ -131,6 +132,7 @@ def autopilot_batch_predict():
     )
     transform = SageMakerTransformOperator(
         task_id="batch_transform",
+        queue=heavy_queue(),
         job_name="{{ ti.xcom_pull(task_ids='prepare')['transform_job'] }}",
         model_name="{{ ti.xcom_pull(task_ids='create_model')['model_name'] }}",
         input_uri="{{ ti.xcom_pull(task_ids='prepare')['input_uri'] }}",

@@ -5,7 +5,14 @@ from __future__ import annotations
 from airflow.sdk import Param, dag, task
 
 from mlops.assets import approved_model
-from mlops.dag_defaults import CHURN_MODEL_GROUP, DEFAULT_ARGS, PROD_ENDPOINT, STAGING_ENDPOINT, START_DATE
+from mlops.dag_defaults import (
+    CHURN_MODEL_GROUP,
+    DEFAULT_ARGS,
+    PROD_ENDPOINT,
+    STAGING_ENDPOINT,
+    START_DATE,
+    endpoint_pool,
+)
 from mlops.operators.approval import ProdApprovalOperator
 from mlops.operators.sagemaker import (
     SageMakerEndpointDeleteOperator,
@@ -54,6 +61,9 @@ recorded at registration (anything else is refused):
    linear traffic shifting, rolled back by CloudWatch alarms); a silent rollback fails;
 5. **verify** prod answers; every deployment is recorded in the registry's history;
 6. **staging teardown** runs even when tests fail.
+
+The tasks that change an endpoint take its pool (`endpoint-<name>`, one slot), so this DAG and
+`rollback_model` never change the same endpoint at once.
 """,
 )
 def deploy_model():
@@ -92,6 +102,7 @@ def deploy_model():
     settings = endpoint_settings()
     staging = SageMakerEndpointOperator(
         task_id="deploy_staging",
+        pool=endpoint_pool(STAGING_ENDPOINT),
         stage="staging",
         package=package,
         endpoint_name=STAGING_ENDPOINT,
@@ -148,6 +159,7 @@ def deploy_model():
 
     prod = SageMakerEndpointOperator(
         task_id="deploy_prod",
+        pool=endpoint_pool(PROD_ENDPOINT),
         stage="prod",
         package=package,
         endpoint_name=PROD_ENDPOINT,
@@ -166,7 +178,8 @@ def deploy_model():
         return verify_golden(get_backend().hosting.runtime_client(), endpoint["name"],
                              package["metadata"]["golden_uri"], settings["tolerance"])
 
-    teardown = SageMakerEndpointDeleteOperator(task_id="teardown_staging", endpoint_name=STAGING_ENDPOINT)
+    teardown = SageMakerEndpointDeleteOperator(task_id="teardown_staging", endpoint_name=STAGING_ENDPOINT,
+                                               pool=endpoint_pool(STAGING_ENDPOINT))
     [package, settings] >> staging >> tests >> evidence >> approve >> prod
     verify_prod(prod.output, package, settings)
     # Staging lives until the prod decision, and is deleted even when tests fail.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from airflow.sdk import dag, task
 
-from mlops.dag_defaults import CHURN_MODEL_GROUP, DEFAULT_ARGS, PROD_ENDPOINT, START_DATE
+from mlops.dag_defaults import CHURN_MODEL_GROUP, DEFAULT_ARGS, PROD_ENDPOINT, START_DATE, endpoint_pool
 
 USE_CASE = "churn"
 
@@ -26,7 +26,7 @@ fails the run like any deploy.
 """,
 )
 def rollback_model():
-    @task
+    @task(pool=endpoint_pool(PROD_ENDPOINT))  # never at the same time as deploy_model's deploy_prod
     def rollback_prod(run_id=None) -> dict:
         from mlops.backends import get_backend
         from mlops.backends.base import EndpointSpec

@@ -5,7 +5,7 @@ from __future__ import annotations
 from airflow.sdk import Param, dag, task
 
 from mlops.assets import approved_model, raw_data
-from mlops.dag_defaults import CHURN_MODEL_GROUP, DEFAULT_ARGS, START_DATE
+from mlops.dag_defaults import CHURN_MODEL_GROUP, DEFAULT_ARGS, START_DATE, heavy_queue
 from mlops.operators.approval import ModelApprovalOperator
 from mlops.operators.sagemaker import (
     SageMakerModelPackageOperator,
@@ -101,6 +101,7 @@ def train_model():
     settings = tuning_settings()
     tuned = SageMakerTuningOperator(
         task_id="tune",
+        queue=heavy_queue(),
         training_data="{{ ti.xcom_pull(task_ids='prepare')['training_data'] }}",
         search_space="{{ ti.xcom_pull(task_ids='tuning_settings')['search_space'] }}",
         n_trials="{{ ti.xcom_pull(task_ids='tuning_settings')['n_trials'] }}",
@@ -126,6 +127,7 @@ def train_model():
 
     refit = SageMakerTrainingOperator(
         task_id="refit",
+        queue=heavy_queue(),
         training_data="{{ ti.xcom_pull(task_ids='prepare')['training_data'] }}",
         hyperparameters="{{ ti.xcom_pull(task_ids='tune')['best']['hyperparameters'] }}",
         output_uri="{{ ti.xcom_pull(task_ids='prepare')['run_uri'] }}",

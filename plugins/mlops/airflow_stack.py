@@ -3,7 +3,9 @@
 :class:`AirflowStack` runs what production runs, one process each: ``airflow api-server``,
 ``airflow scheduler`` (LocalExecutor), ``airflow dag-processor`` and ``airflow triggerer``, on
 this project's ``dags/`` and ``plugins/``, with its own ``AIRFLOW_HOME`` and metadata database
-(:mod:`mlops.metadata_db`), on loopback. :class:`AirflowApi` talks to it over the REST API v2
+(:mod:`mlops.metadata_db`), on loopback. With :class:`~mlops.airflow_env.CelerySettings` the
+scheduler hands tasks to the CeleryExecutor instead (Redis broker, PostgreSQL result backend),
+and every ``airflow celery worker`` is a component of its own (``worker-<name>``). :class:`AirflowApi` talks to it over the REST API v2
 with the documented token flow: trigger runs, read task states and XComs, answer
 human-in-the-loop tasks (``PATCH .../hitlDetails``).
 
@@ -24,9 +26,13 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from mlops.airflow_env import CelerySettings, CeleryWorker, check_celery_database
 from mlops.settings import PROJECT_ROOT
+
+if TYPE_CHECKING:
+    from mlops.metadata_db import MetadataDatabase
 
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 FINISHED = ("success", "failed")
@@ -62,17 +68,28 @@ class AirflowStack:
     :param home: ``AIRFLOW_HOME`` (created); component logs go to ``home/logs/components/<component>.log``.
     :param database_url: ``sql_alchemy_conn`` of the metadata database.
     :param port: API server port on 127.0.0.1 (default: a free one).
-    :param parallelism: task slots of the LocalExecutor.
+    :param parallelism: task slots of the executor (with Celery, at least the workers' slots).
     :param environment: extra variables for every component (``MLOPS_*`` settings, ...).
+    :param celery: run the CeleryExecutor and these workers instead of the LocalExecutor.
+    :raises AirflowError: ``celery`` with a database that is not PostgreSQL.
     """
 
     def __init__(self, home: Path, database_url: str, *, port: int | None = None, parallelism: int = 4,
-                 environment: dict[str, str] | None = None):
+                 environment: dict[str, str] | None = None, celery: CelerySettings | None = None):
+        if celery is not None:
+            try:
+                check_celery_database(database_url)
+            except ValueError as err:
+                raise AirflowError(str(err)) from None
+            parallelism = max(parallelism, celery.slots)
         self.home = Path(home)
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.database_url = database_url
+        self.celery = celery
+        self.workers: dict[str, CeleryWorker] = {w.component: w for w in (celery.workers if celery else ())}
         self.processes: dict[str, subprocess.Popen] = {}
+        executor = celery.environment() if celery else {"AIRFLOW__CORE__EXECUTOR": "LocalExecutor"}
         inherited = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "_AIRFLOW"))}
         self.env = {
             **inherited,
@@ -80,7 +97,7 @@ class AirflowStack:
             "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
             "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT_ROOT / "plugins"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            **executor,
             "AIRFLOW__CORE__PARALLELISM": str(parallelism),
             "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": str(parallelism),
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.url}/execution/",
@@ -111,19 +128,32 @@ class AirflowStack:
     def log_of(self, component: str) -> Path:
         return self.log_dir / f"{component}.log"
 
+    @property
+    def components(self) -> tuple[str, ...]:
+        """Every component this stack starts: Airflow's, then the Celery workers."""
+        return (*COMPONENTS, *self.workers)
+
     # ------------------------------------------------------------ lifecycle
-    def migrate(self) -> None:
-        """Create or upgrade the metadata database's schema."""
+    def _run_step(self, name: str, argv: list[str]) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        with self.log_of("db-migrate").open("w") as log:
-            done = subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], env=self.env, stdout=log,
+        with self.log_of(name).open("w") as log:
+            done = subprocess.run([sys.executable, "-m", *argv], env=self.env, stdout=log,
                                   stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, timeout=600)
         if done.returncode != 0:
-            raise AirflowError(f"airflow db migrate failed ({done.returncode}); see {self.log_of('db-migrate')}")
+            raise AirflowError(f"{' '.join(argv)} failed ({done.returncode}); see {self.log_of(name)}")
+
+    def migrate(self) -> None:
+        """Create or upgrade the metadata database's schema, and the pools the DAGs use."""
+        self._run_step("db-migrate", ["airflow", "db", "migrate"])
+        self._run_step("pools", ["mlops.airflow_env", "pools"])
 
     def start_component(self, component: str) -> subprocess.Popen:
-        """Start one component in a process group of its own (so it can be stopped alone)."""
-        argv = [sys.executable, "-m", "airflow", component]
+        """Start one component in a session of its own (so it can be stopped alone, with its tasks)."""
+        argv = [sys.executable, "-m", "airflow"]
+        if component in self.workers:
+            argv += self.workers[component].argv()
+        else:
+            argv.append(component)
         if component == "api-server":
             argv += ["--host", "127.0.0.1", "--port", str(self.port), "--workers", "1"]
         self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -133,10 +163,19 @@ class AirflowStack:
         self.processes[component] = process
         return process
 
+    def start_worker(self, worker: CeleryWorker) -> subprocess.Popen:
+        """Start one more Celery worker (a stack on the CeleryExecutor only)."""
+        if self.celery is None:
+            raise AirflowError(f"{worker.component}: this stack runs the LocalExecutor, which has no Celery workers")
+        if worker.component in self.processes:
+            raise AirflowError(f"{worker.component} is running already")
+        self.workers[worker.component] = worker
+        return self.start_component(worker.component)
+
     def start(self, timeout: float = 300) -> AirflowApi:
         """Migrate, start every component, wait until the API answers and every DAG is parsed."""
         self.migrate()
-        for component in COMPONENTS:
+        for component in self.components:
             self.start_component(component)
         api = AirflowApi(self.url, self.home)
         deadline = time.monotonic() + timeout
@@ -165,9 +204,17 @@ class AirflowStack:
                 raise AirflowError(f"airflow {component} exited with code {process.returncode}; "
                                    f"see {self.log_of(component)}")
 
+    def session_of(self, component: str) -> list[int]:
+        """The pids in the component's session: it, and every process it started that has not
+        left the session (task processes, which take process groups of their own, included)."""
+        process = self.processes.get(component)
+        return _session_members(process.pid) if process is not None else []
+
     def stop_component(self, component: str, sig: int = signal.SIGTERM, timeout: float = 30) -> None:
+        """Signal the component's process group, wait for it (then SIGKILL it), and SIGKILL what
+        is left of its session: a task process outlives a Celery worker otherwise."""
         process = self.processes.pop(component, None)
-        if process is None or process.poll() is not None:
+        if process is None:
             return
         try:
             os.killpg(process.pid, sig)
@@ -177,11 +224,73 @@ class AirflowStack:
             process.wait(10)
         except ProcessLookupError:
             pass
+        _kill(_session_members(process.pid))
+
+    def kill_component(self, component: str) -> list[int]:
+        """SIGKILL the component and everything in its session at once, as when its machine is
+        lost: no process of it gets to clean up or tell anyone. Returns the pids killed."""
+        process = self.processes.pop(component)
+        members = _session_members(process.pid)
+        _kill(members)
+        process.wait(10)
+        return members
 
     def stop(self) -> None:
-        """Stop every component (the scheduler first, so no new task starts)."""
-        for component in ("scheduler", "triggerer", "dag-processor", "api-server"):
+        """Stop every component (the scheduler first, so no new task starts; then the workers)."""
+        for component in ("scheduler", *self.workers, "triggerer", "dag-processor", "api-server"):
             self.stop_component(component)
+
+
+def _session_members(session_id: int) -> list[int]:
+    import psutil
+
+    members = []
+    for pid in psutil.pids():
+        try:
+            if os.getsid(pid) == session_id:
+                members.append(pid)
+        except OSError:  # gone meanwhile, or not ours to look at
+            continue
+    return members
+
+
+def _kill(pids: list[int]) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            continue
+
+
+def project_stack(purpose: str, home: Path, executor: str | None = None, **options: Any
+                  ) -> tuple[AirflowStack, MetadataDatabase]:
+    """The stack the demo and the web UI run, on a metadata database of its own (drop it after).
+
+    :param home: ``MLOPS_HOME``: the database's and ``AIRFLOW_HOME``'s parent.
+    :param executor: ``local`` (the LocalExecutor) or ``celery`` (:func:`~mlops.airflow_env.celery_settings`:
+        Redis at ``MLOPS_CELERY_BROKER_URL``, a worker per queue; PostgreSQL required); default
+        ``$MLOPS_AIRFLOW_EXECUTOR``, else ``local``.
+    :param options: :class:`AirflowStack`'s keyword arguments.
+    :raises AirflowError: Celery's broker does not answer.
+    :raises MetadataDatabaseError: Celery, and no PostgreSQL to be had.
+    """
+    from mlops.airflow_env import broker_unreachable, celery_settings, configured_broker_url, executor_name
+    from mlops.metadata_db import provision, safe_url
+
+    broker = None
+    if executor_name(executor) == "celery":
+        broker = configured_broker_url()
+        reason = broker_unreachable(broker)
+        if reason:
+            raise AirflowError(f"the CeleryExecutor's broker {safe_url(broker)} does not answer ({reason}); start "
+                               "Redis there or set MLOPS_CELERY_BROKER_URL")
+    database = provision(purpose, home, require_postgres="the CeleryExecutor" if broker else None)
+    try:
+        celery = celery_settings(database.url, broker) if broker else None
+        return AirflowStack(home / "airflow", database.url, celery=celery, **options), database
+    except BaseException:
+        database.drop()
+        raise
 
 
 class AirflowApi:

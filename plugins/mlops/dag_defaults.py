@@ -1,7 +1,10 @@
-"""Defaults every DAG shares (owner, retries) — imported at parse time, so nothing heavy here."""
+"""Defaults every DAG shares (owner, retries, queues, pools) — imported at parse time, so nothing heavy here."""
 
 from __future__ import annotations
 
+import os
+import re
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 START_DATE = datetime(2026, 1, 1, tzinfo=UTC)
@@ -16,3 +19,45 @@ USE_CASES = ("churn", "retail")
 CHURN_MODEL_GROUP = "churn-classifier"
 STAGING_ENDPOINT = f"{CHURN_MODEL_GROUP}-staging"
 PROD_ENDPOINT = f"{CHURN_MODEL_GROUP}-prod"
+
+HEAVY_QUEUE_VARIABLE = "MLOPS_HEAVY_QUEUE"
+
+
+def queue_name(variable: str, default: str) -> str:
+    """A Celery queue name from ``variable`` (``default`` when unset), checked."""
+    name = os.environ.get(variable, "").strip() or default
+    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", name):
+        raise ValueError(f"{variable}={name!r} is not a queue name (1-64 letters, digits, '_', '.' or '-')")
+    return name
+
+
+def heavy_queue() -> str:
+    """The queue of the local twins' heavy work (tuning, the refit, the AutoML twin, batch
+    transform), ``$MLOPS_HEAVY_QUEUE`` or ``heavy``: CeleryExecutor workers of its own serve it
+    (README: Scaling out). Every other task runs on Airflow's default queue
+    (``[operators] default_queue``). The LocalExecutor ignores queues.
+
+    :raises ValueError: not a queue name (only the DAG files with heavy tasks fail to import).
+    """
+    return queue_name(HEAVY_QUEUE_VARIABLE, "heavy")
+
+
+@dataclass(frozen=True)
+class PoolSpec:
+    """An Airflow pool the project's tasks use; created when Airflow starts (``python -m mlops.airflow_env pools``)."""
+
+    name: str
+    slots: int
+    description: str
+    include_deferred: bool = True  # a deploy waiting for SageMaker in the triggerer keeps its slot
+
+
+def endpoint_pool(endpoint_name: str) -> str:
+    """The pool of the tasks that change ``endpoint_name``: one at a time, whichever DAG runs them."""
+    return f"endpoint-{endpoint_name}"
+
+
+POOLS = tuple(
+    PoolSpec(endpoint_pool(name), 1, f"one task at a time changes the endpoint {name}")
+    for name in (STAGING_ENDPOINT, PROD_ENDPOINT)
+)

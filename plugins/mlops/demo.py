@@ -2,7 +2,8 @@
 
 1. Starts the local model runtime (the twin of SageMaker's endpoint service) and a metadata
    database of its own (:mod:`mlops.metadata_db`: PostgreSQL where it can), then Airflow's
-   API server, scheduler (LocalExecutor), dag-processor and triggerer (:mod:`mlops.airflow_stack`).
+   API server, scheduler (LocalExecutor), dag-processor and triggerer (:mod:`mlops.airflow_stack`);
+   ``--executor celery``: the CeleryExecutor with Redis and a Celery worker per queue instead.
 2. Lands deterministic sample data in the landing prefixes, unpauses the DAGs of the chain and
    triggers ``s3_ingest`` over the REST API, as a user would.
 3. Assets chain the rest: ``churn_raw`` starts ``train_model``, ``retail_raw`` starts
@@ -186,11 +187,14 @@ def collect_summary(xcom) -> dict[str, Any]:
 
 
 def run_demo(churn_rows: int = 5000, retail_rows: int = 20000, approvals: str = "policy",
-             timeout: float = CHAIN_TIMEOUT_S) -> dict[str, Any]:
-    """Everything ``make demo`` does; returns the summary (also what the scheduler tests check)."""
-    from mlops.airflow_stack import AirflowStack, free_port
+             timeout: float = CHAIN_TIMEOUT_S, executor: str | None = None) -> dict[str, Any]:
+    """Everything ``make demo`` does; returns the summary (also what the scheduler tests check).
+
+    :param executor: ``local`` or ``celery`` (default ``$MLOPS_AIRFLOW_EXECUTOR``, else ``local``).
+    """
+    from mlops.airflow_env import executor_name
+    from mlops.airflow_stack import free_port, project_stack
     from mlops.backends.local.runtime import start_runtime
-    from mlops.metadata_db import provision
     from mlops.settings import get_settings
 
     settings = get_settings()
@@ -199,13 +203,19 @@ def run_demo(churn_rows: int = 5000, retail_rows: int = 20000, approvals: str = 
     pid = start_runtime(settings)
     print(f"  serving {settings.runtime_url} (pid {pid}; log {settings.runtime_dir / 'runtime.log'})")
     _step("Airflow metadata database")
-    database = provision("demo", settings.home)
+    executor = executor_name(executor)
+    stack, database = project_stack("demo", settings.home, executor,
+                                    port=int(os.environ.get("MLOPS_AIRFLOW_PORT") or free_port()),
+                                    environment={"MLOPS_HOME": str(settings.home)})
     print(f"  {database.describe()}")
-    stack = AirflowStack(settings.home / "airflow", database.url,
-                         port=int(os.environ.get("MLOPS_AIRFLOW_PORT") or free_port()),
-                         environment={"MLOPS_HOME": str(settings.home)})
     try:
-        _step("Airflow: api-server, scheduler (LocalExecutor), dag-processor, triggerer")
+        if stack.celery is None:
+            _step("Airflow: api-server, scheduler (LocalExecutor), dag-processor, triggerer")
+        else:
+            _step("Airflow: api-server, scheduler (CeleryExecutor), dag-processor, triggerer, Celery workers")
+            print(f"  broker {stack.celery.broker_url}, result backend in the metadata database; workers: "
+                  + ", ".join(f"{w.name} (queues {','.join(w.queues)}, concurrency {w.concurrency})"
+                              for w in stack.celery.workers))
         api = stack.start()
         print(f"  {api.url} (login {api.username}/{api.password()}); component logs in {stack.log_dir}")
         _step("Sample data")
@@ -221,11 +231,17 @@ def run_demo(churn_rows: int = 5000, retail_rows: int = 20000, approvals: str = 
                                                                                        task_id, key))
         summary.update(runs=runs, metadata_db=database.describe(), airflow_url=api.url, chain_s=chain_s,
                        dag_seconds={dag_id: _seconds(api.run(dag_id, run_id)) for dag_id, run_id in runs.items()},
-                       wall_time_s=time.perf_counter() - started)
+                       tasks_run=sum(_tasks_run(api.task_states(dag_id, run_id)) for dag_id, run_id in runs.items()),
+                       executor=executor, wall_time_s=time.perf_counter() - started)
         return summary
     finally:
         stack.stop()
         database.drop()
+
+
+def _tasks_run(states: dict[str, str | None]) -> int:
+    """Task instances that ran (skipped ones never reached an executor)."""
+    return sum(state in ("success", "failed") for state in states.values())
 
 
 def _seconds(run: dict[str, Any]) -> float:
@@ -322,6 +338,9 @@ def print_summary(s: dict) -> None:
               f"(recall {e['recall_at_threshold']:.3f} at precision >= {e['min_precision']})")
     print(f"total wall time      {s['wall_time_s']:.1f} s (the chain, first trigger to predictions written: "
           f"{s['chain_s']:.1f} s)")
+    if "tasks_run" in s:
+        print(f"throughput           {s['tasks_run']} tasks in the chain on the {s['executor']} executor: "
+              f"{s['tasks_run'] * 60 / s['chain_s']:.1f} tasks/minute")
     print("stop the local runtime and remove local state with: make clean")
 
 
@@ -332,13 +351,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--approvals", choices=("policy", "manual"), default="policy",
                         help="policy: answer the approval tasks over REST as the policy recommends; "
                              "manual: leave them to a person in the UI")
+    parser.add_argument("--executor", choices=("local", "celery"), default=None,
+                        help="Airflow's executor: local (LocalExecutor, the default; or $MLOPS_AIRFLOW_EXECUTOR) or "
+                             "celery (CeleryExecutor: Redis at $MLOPS_CELERY_BROKER_URL, a worker per queue)")
     parser.add_argument("--dag-test", action="store_true", help="run each DAG with dag.test() in this process "
                                                                 "(a debugging aid)")
     parser.add_argument("--verbose", action="store_true", help="show every task's log lines (with --dag-test)")
     parser.add_argument("--summary-json", help="also write the summary to this file as JSON")
     args = parser.parse_args(argv)
     if not args.dag_test:
-        summary = run_demo(args.churn_rows, args.retail_rows, args.approvals)
+        summary = run_demo(args.churn_rows, args.retail_rows, args.approvals, executor=args.executor)
     else:
         summary = _dag_test(args)
     print_summary(summary)

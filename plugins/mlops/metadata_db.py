@@ -67,13 +67,17 @@ class MetadataDatabase:
             self._drop.pop()()
 
 
-def provision(purpose: str, home: Path, server_url: str | None = None) -> MetadataDatabase:
+def provision(purpose: str, home: Path, server_url: str | None = None,
+              require_postgres: str | None = None) -> MetadataDatabase:
     """A fresh metadata database for ``purpose`` (``demo``, ``tests``, ``webui``).
 
     :param home: ``MLOPS_HOME``; a throwaway cluster or the SQLite file live under it.
     :param server_url: a PostgreSQL server URL; default ``$MLOPS_AIRFLOW_DB_URL``.
+    :param require_postgres: what needs PostgreSQL (e.g. ``"the CeleryExecutor"``, whose workers
+        share the database): no SQLite fallback then.
     :raises MetadataDatabaseError: ``server_url`` was given but cannot be used (a server the
-        user named is never silently replaced by another kind).
+        user named is never silently replaced by another kind), or no PostgreSQL could be had
+        and ``require_postgres`` says SQLite will not do.
     """
     server_url = server_url if server_url is not None else os.environ.get(URL_VARIABLE, "").strip()
     name = f"mlops_{purpose}_{uuid.uuid4().hex[:8]}"
@@ -82,6 +86,9 @@ def provision(purpose: str, home: Path, server_url: str | None = None) -> Metada
     try:
         return _throwaway_cluster(home / "postgres" / name, name)
     except MetadataDatabaseError as err:
+        if require_postgres:
+            raise MetadataDatabaseError(f"{require_postgres} needs a PostgreSQL metadata database and none could "
+                                        f"be had: {err}; set {URL_VARIABLE} to a PostgreSQL server") from None
         path = home / "airflow" / f"{name}.db"
         path.parent.mkdir(parents=True, exist_ok=True)
         database = MetadataDatabase(
@@ -96,7 +103,7 @@ def provision(purpose: str, home: Path, server_url: str | None = None) -> Metada
 def _database_on_server(server_url: str, name: str) -> MetadataDatabase:
     parts = urlsplit(server_url)
     if parts.scheme.split("+")[0] not in ("postgresql", "postgres"):
-        raise MetadataDatabaseError(f"{URL_VARIABLE}={_safe(server_url)!r} is not a postgresql:// URL")
+        raise MetadataDatabaseError(f"{URL_VARIABLE}={safe_url(server_url)!r} is not a postgresql:// URL")
     _admin(server_url, f'CREATE DATABASE "{name}"')
     url = urlunsplit((SQLALCHEMY_SCHEME, parts.netloc, f"/{name}", parts.query, ""))
     database = MetadataDatabase("postgresql", url, note=f"database {name} on the server in {URL_VARIABLE}")
@@ -109,25 +116,25 @@ def _admin(server_url: str, statement: str) -> None:
     import psycopg
 
     try:
-        connection = psycopg.connect(_libpq(server_url), connect_timeout=10, autocommit=True)
+        connection = psycopg.connect(libpq_url(server_url), connect_timeout=10, autocommit=True)
     except psycopg.OperationalError as err:
-        raise MetadataDatabaseError(f"cannot reach the PostgreSQL server {_safe(server_url)}: {err}".strip()) \
+        raise MetadataDatabaseError(f"cannot reach the PostgreSQL server {safe_url(server_url)}: {err}".strip()) \
             from None
     try:
         connection.execute(statement)
     except psycopg.Error as err:
-        raise MetadataDatabaseError(f"{statement.split(' (')[0]} on {_safe(server_url)} failed: {err}") from None
+        raise MetadataDatabaseError(f"{statement.split(' (')[0]} on {safe_url(server_url)} failed: {err}") from None
     finally:
         connection.close()
 
 
-def _libpq(url: str) -> str:
+def libpq_url(url: str) -> str:
     """libpq accepts ``postgresql://`` but not SQLAlchemy's ``postgresql+driver://``."""
     parts = urlsplit(url)
     return urlunsplit(("postgresql", parts.netloc, parts.path or "/postgres", parts.query, ""))
 
 
-def _safe(url: str) -> str:
+def safe_url(url: str) -> str:
     """``url`` without its password, for messages."""
     parts = urlsplit(url)
     if parts.password is None:
@@ -141,7 +148,7 @@ def server_reachable(server_url: str) -> str | None:
     import psycopg
 
     try:
-        psycopg.connect(_libpq(server_url), connect_timeout=5).close()
+        psycopg.connect(libpq_url(server_url), connect_timeout=5).close()
     except psycopg.OperationalError as err:
         return str(err).strip()
     return None

@@ -3,7 +3,8 @@
 The same :class:`~mlops.airflow_stack.AirflowStack` the demo uses (API server, scheduler,
 dag-processor, triggerer; LocalExecutor, parallelism 4) on ``http://127.0.0.1:8080``
 (``MLOPS_AIRFLOW_PORT``), the model runtime, and a metadata database of its own
-(:mod:`mlops.metadata_db`, dropped when the UI stops). Prints the URL and the login.
+(:mod:`mlops.metadata_db`, dropped when the UI stops). ``MLOPS_AIRFLOW_EXECUTOR=celery`` runs the
+CeleryExecutor and a Celery worker per queue instead (Redis at ``MLOPS_CELERY_BROKER_URL``). Prints the URL and the login.
 Ctrl-C, or ``python -m mlops.webui stop`` (run by ``make clean``), stops it.
 """
 
@@ -25,15 +26,13 @@ def pid_file() -> Path:
 
 
 def start() -> int:
-    from mlops.airflow_stack import AirflowStack
+    from mlops.airflow_stack import project_stack
     from mlops.backends.local.runtime import start_runtime
-    from mlops.metadata_db import provision
 
     settings = get_settings()
     start_runtime(settings)
-    database = provision("webui", settings.home)
-    stack = AirflowStack(settings.home / "airflow", database.url, port=PORT, parallelism=4,
-                         environment={"MLOPS_HOME": str(settings.home)})
+    stack, database = project_stack("webui", settings.home, port=PORT, parallelism=4,
+                                    environment={"MLOPS_HOME": str(settings.home)})
     pid_file().parent.mkdir(parents=True, exist_ok=True)
     pid_file().write_text(str(os.getpid()))
     stopping = []

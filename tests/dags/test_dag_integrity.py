@@ -6,7 +6,10 @@ Verified how: the real DagBag parses dags/ (the same code path as the dag-proces
 from __future__ import annotations
 
 import ast
+import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -79,9 +82,6 @@ def test_no_heavy_imports_at_module_level(path):
 
 def test_importing_every_dag_file_loads_no_heavy_module(tmp_path):
     """The DAG files and the mlops modules they import keep heavy libraries out of parse time."""
-    import subprocess
-    import sys
-
     code = (
         "import runpy, sys, glob\n"
         f"[runpy.run_path(f) for f in sorted(glob.glob({str(DAGS_DIR)!r} + '/*.py'))]\n"
@@ -110,3 +110,68 @@ def test_the_churn_model_group_is_the_one_in_the_pipeline_config():
     from mlops.dag_defaults import CHURN_MODEL_GROUP
 
     assert load_pipeline("churn").section("registry")["group"] == CHURN_MODEL_GROUP
+
+
+# ---------------------------------------------------------------- queues and pools (the CeleryExecutor)
+HEAVY_TASKS = {("train_model", "tune"), ("train_model", "refit"),
+               ("autopilot_batch_predict", "automl_job"), ("autopilot_batch_predict", "batch_transform")}
+
+
+def _every_task(dagbag):
+    return {(dag_id, task.task_id): task for dag_id, dag in dagbag.dags.items() for task in dag.tasks}
+
+
+def test_heavy_work_goes_to_the_heavy_queue_and_everything_else_to_the_default_queue(dagbag):
+    from airflow.configuration import conf
+
+    from mlops.dag_defaults import heavy_queue
+
+    queues = {key: task.queue for key, task in _every_task(dagbag).items()}
+    assert {key for key, queue in queues.items() if queue == heavy_queue()} == HEAVY_TASKS
+    assert {queue for key, queue in queues.items() if key not in HEAVY_TASKS} == {
+        conf.get("operators", "default_queue")}
+
+
+def test_the_tasks_that_change_an_endpoint_take_its_pool(dagbag):
+    from mlops.dag_defaults import PROD_ENDPOINT, STAGING_ENDPOINT, endpoint_pool
+
+    pools = {key: task.pool for key, task in _every_task(dagbag).items() if task.pool != "default_pool"}
+    assert pools == {
+        ("deploy_model", "deploy_staging"): endpoint_pool(STAGING_ENDPOINT),
+        ("deploy_model", "teardown_staging"): endpoint_pool(STAGING_ENDPOINT),
+        ("deploy_model", "deploy_prod"): endpoint_pool(PROD_ENDPOINT),
+        ("rollback_model", "rollback_prod"): endpoint_pool(PROD_ENDPOINT),
+    }
+
+
+def test_every_pool_a_task_takes_is_created_with_one_slot_held_while_deferred(dagbag):
+    from mlops.dag_defaults import POOLS
+
+    used = {task.pool for task in _every_task(dagbag).values()} - {"default_pool"}
+    assert used == {pool.name for pool in POOLS}
+    assert all(pool.slots == 1 and pool.include_deferred for pool in POOLS)
+
+
+def _parse_with(env_extra: dict[str, str]) -> subprocess.CompletedProcess:
+    code = (
+        "import json\n"
+        "from airflow.dag_processing.dagbag import DagBag\n"
+        f"bag = DagBag({str(DAGS_DIR)!r})\n"
+        "print(json.dumps(bag.import_errors))\n"
+        "print(bag.dags['train_model'].get_task('tune').queue if 'train_model' in bag.dags else '-')\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "plugins"), **env_extra}
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+
+
+def test_the_heavy_queue_is_named_by_a_setting():
+    out = _parse_with({"MLOPS_HEAVY_QUEUE": "gpu-large"}).stdout.strip().splitlines()
+    assert out[-2:] == ["{}", "gpu-large"]
+
+
+def test_a_bad_heavy_queue_name_fails_only_the_dag_files_with_heavy_tasks_naming_the_setting():
+    errors, tune_queue = _parse_with({"MLOPS_HEAVY_QUEUE": "heavy,default"}).stdout.strip().splitlines()[-2:]
+    failed = json.loads(errors)
+    assert tune_queue == "-"
+    assert {Path(path).name for path in failed} == {"train_model.py", "autopilot_batch_predict.py"}
+    assert all("MLOPS_HEAVY_QUEUE='heavy,default' is not a queue name" in text for text in failed.values())

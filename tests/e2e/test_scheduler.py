@@ -28,33 +28,24 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import yaml
 
 from testkit import iam
-from testkit.airflow import ROOT, model_runtime, project_environment, restart_task_components, running_airflow
+from testkit.airflow import model_runtime, project_environment, restart_task_components, running_airflow
+from testkit.chain import (
+    CHURN_ROWS,
+    RETAIL_ROWS,
+    SCORING_ROWS,
+    invoke,
+    read_parquet,
+    registry,
+    run_the_demos_chain,
+    small_pipelines,
+)
 from testkit.s3 import S3Server
 
 pytestmark = pytest.mark.scheduler
 
-CHURN_ROWS, RETAIL_ROWS, SCORING_ROWS = 1500, 4000, 2000
 SECOND_DATE = "2026-01-15"
-
-
-def small_pipelines(folder):
-    """The shipped pipeline configs with budgets for a test: fewer trials, a short AutoML budget,
-    and a prod latency policy that a busy CI machine cannot fail."""
-    folder.mkdir()
-    for source in (ROOT / "include" / "pipelines").glob("*.yaml"):
-        config = yaml.safe_load(source.read_text())
-        if "training" in config:
-            config["training"]["n_trials"] = 2
-        if "autopilot" in config:
-            config["autopilot"]["local_time_budget_s"] = 10
-        if "endpoint" in config:
-            config["endpoint"]["test"]["requests"] = 20
-            config["approval"]["prod"]["max_p95_latency_ms"] = 10_000
-        (folder / source.name).write_text(yaml.safe_dump(config, sort_keys=False))
-    return folder
 
 
 @pytest.fixture(scope="module")
@@ -67,50 +58,10 @@ def airflow(tmp_path_factory):
         yield stack, api
 
 
-def run_the_demos_chain(api, trigger_autopilot: bool = False) -> dict:
-    """Sample data landed, the demo's chain run and answered by the policy over the HITL REST API."""
-    from mlops.demo import PolicyApprover, collect_summary, generate_sample_data, run_chain
-
-    generate_sample_data(CHURN_ROWS, RETAIL_ROWS)
-    approver = PolicyApprover(api)
-    runs = run_chain(api, approver, timeout=1500, trigger_autopilot=trigger_autopilot)
-    summary = collect_summary(lambda dag_id, task_id, key="return_value": api.xcom(dag_id, runs[dag_id],
-                                                                                   task_id, key))
-    return {"runs": runs, "summary": summary, "answered": approver.answered}
-
-
 @pytest.fixture(scope="module")
 def chain(airflow):
     _, api = airflow
     return run_the_demos_chain(api)
-
-
-def registry():
-    from mlops.backends import get_backend
-
-    return get_backend().registry
-
-
-def runtime_client():
-    from mlops.backends import get_backend
-
-    return get_backend().hosting.runtime_client()
-
-
-def read_parquet(uri: str):
-    import pandas as pd
-
-    from mlops.storage import to_path
-
-    with to_path(uri).open("rb") as handle:
-        return pd.read_parquet(handle)
-
-
-def invoke(endpoint: str, row: str) -> tuple[str, float]:
-    body = runtime_client().invoke_endpoint(EndpointName=endpoint, ContentType="text/csv", Accept="text/csv",
-                                            Body=row.encode())["Body"].read().decode()
-    label, probability = body.strip().split(",")
-    return label, float(probability)
 
 
 # --- 1. the demo's chain ----------------------------------------------------------------------------

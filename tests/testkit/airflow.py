@@ -1,6 +1,7 @@
 """A real Airflow for the tests: the project's own :class:`~mlops.airflow_stack.AirflowStack`
 (api-server, scheduler with the LocalExecutor, dag-processor, triggerer) on PostgreSQL, with the
-model runtime, in a temporary home, on loopback.
+model runtime, in a temporary home, on loopback; or the same on the CeleryExecutor, with a Redis
+database of its own as the broker (:mod:`testkit.redis_broker`) and a worker per queue.
 
 PostgreSQL is the server at ``MLOPS_TEST_POSTGRES_URL`` (default the loopback server these
 machines run, ``postgresql://postgres@127.0.0.1:5432/postgres``); each test session gets a
@@ -82,19 +83,30 @@ def restart_task_components(stack, environment: dict[str, str]) -> None:
 
 
 @contextlib.contextmanager
-def running_airflow(home: Path, pipelines_dir: Path | None = None) -> Iterator[tuple]:
-    """``(stack, api, env)``: Airflow and the model runtime running for ``home``; stopped after."""
+def running_airflow(home: Path, pipelines_dir: Path | None = None, celery: bool = False,
+                    airflow_settings: dict[str, str] | None = None) -> Iterator[tuple]:
+    """``(stack, api, env)``: Airflow and the model runtime running for ``home``; stopped after.
+
+    :param celery: the CeleryExecutor with :func:`~mlops.airflow_env.default_workers` (skipped
+        without Redis), its result backend in the metadata database.
+    :param airflow_settings: ``AIRFLOW__*`` variables for every component, over the stack's own.
+    """
+    from mlops.airflow_env import celery_settings
     from mlops.airflow_stack import AirflowStack
     from mlops.metadata_db import provision
+    from testkit.redis_broker import redis_broker_or_skip
 
     server = postgres_url_or_skip()
     env = project_environment(home, pipelines_dir)
-    with model_runtime(env):
+    with (redis_broker_or_skip() if celery else contextlib.nullcontext()) as broker_url, model_runtime(env):
         database = provision("tests", home, server_url=server)
-        stack = AirflowStack(home / "airflow", database.url, environment=env)
         try:
-            api = stack.start()
-            yield stack, api, env
+            stack = AirflowStack(home / "airflow", database.url, environment={**env, **(airflow_settings or {})},
+                                 celery=celery_settings(database.url, broker_url) if celery else None)
+            try:
+                api = stack.start()
+                yield stack, api, env
+            finally:
+                stack.stop()
         finally:
-            stack.stop()
             database.drop()

@@ -1,16 +1,21 @@
 """docker-compose.yaml structure. No Docker engine runs on these machines, so the file is
 checked, not run: the services an Airflow 3 deployment needs, their health checks, the mounts of
-this project's folders, and the environment each service needs."""
+this project's folders, and the environment each service needs; and that its CeleryExecutor
+settings and workers are the ones :class:`~mlops.airflow_stack.AirflowStack` runs in
+``tests/e2e/test_celery.py`` (both come from :mod:`mlops.airflow_env`)."""
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-AIRFLOW_SERVICES = ("airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer")
+WORKERS = ("airflow-worker-default", "airflow-worker-heavy")
+AIRFLOW_SERVICES = ("airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer", *WORKERS)
 
 
 @pytest.fixture(scope="module")
@@ -19,11 +24,11 @@ def compose():
 
 
 def test_has_the_airflow_3_components_and_their_stores(compose):
-    assert set(compose["services"]) >= {*AIRFLOW_SERVICES, "airflow-init", "postgres", "cassandra", "minio",
+    assert set(compose["services"]) >= {*AIRFLOW_SERVICES, "airflow-init", "postgres", "redis", "cassandra", "minio",
                                         "model-runtime"}
 
 
-@pytest.mark.parametrize("service", [*AIRFLOW_SERVICES, "postgres", "cassandra", "minio", "model-runtime"])
+@pytest.mark.parametrize("service", [*AIRFLOW_SERVICES, "postgres", "redis", "cassandra", "minio", "model-runtime"])
 def test_every_long_running_service_has_a_healthcheck(compose, service):
     assert compose["services"][service]["healthcheck"]["test"]
 
@@ -35,6 +40,7 @@ def test_airflow_services_mount_the_project_and_wait_for_init(compose, service):
     assert {"/opt/airflow/dags", "/opt/airflow/plugins", "/opt/airflow/include", "/opt/airflow/sql"} <= mounts
     assert spec["depends_on"]["airflow-init"]["condition"] == "service_completed_successfully"
     assert spec["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert spec["depends_on"]["redis"]["condition"] == "service_healthy"
 
 
 @pytest.mark.parametrize("service", AIRFLOW_SERVICES)
@@ -125,5 +131,84 @@ def test_airflow_services_reach_the_model_runtime_service(compose, service):
     assert env["MLOPS_RUNTIME_PORT"] == port
 
 
-def test_the_scheduler_which_runs_the_tasks_waits_for_a_healthy_model_runtime(compose):
-    assert compose["services"]["airflow-scheduler"]["depends_on"]["model-runtime"]["condition"] == "service_healthy"
+@pytest.mark.parametrize("service", WORKERS)
+def test_the_workers_which_run_the_tasks_wait_for_a_healthy_model_runtime(compose, service):
+    assert compose["services"][service]["depends_on"]["model-runtime"]["condition"] == "service_healthy"
+
+
+# ---------------------------------------------------------------- the CeleryExecutor, as the tests run it
+@pytest.fixture
+def project_defaults(monkeypatch):
+    """The project's settings with nothing overridden, as compose leaves them."""
+    for name in ("MLOPS_HEAVY_QUEUE", "MLOPS_CELERY_DEFAULT_CONCURRENCY", "MLOPS_CELERY_HEAVY_CONCURRENCY",
+                 "MLOPS_CELERY_BROKER_URL", "AIRFLOW__OPERATORS__DEFAULT_QUEUE"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def common_env(compose):
+    return compose["services"]["airflow-scheduler"]["environment"]
+
+
+def test_every_airflow_service_has_the_celery_settings_airflow_stack_runs(compose, project_defaults):
+    from mlops.airflow_env import celery_settings
+
+    for name in AIRFLOW_SERVICES:
+        env = compose["services"][name]["environment"]
+        expected = celery_settings(env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"],
+                                   env["AIRFLOW__CELERY__BROKER_URL"]).environment()
+        assert {key: env.get(key) for key in expected} == expected, name
+
+
+def test_the_result_backend_is_the_metadata_database_and_the_broker_the_redis_service(compose):
+    env = common_env(compose)
+
+    assert env["AIRFLOW__CELERY__RESULT_BACKEND"] == "db+" + env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+    broker = urlsplit(env["AIRFLOW__CELERY__BROKER_URL"])
+    assert (broker.scheme, broker.hostname) == ("redis", "redis")
+
+
+def test_a_worker_per_queue_started_as_airflow_stack_starts_it(compose, project_defaults):
+    from mlops.airflow_env import default_workers
+
+    workers = default_workers()
+    assert [f"airflow-worker-{worker.name}" for worker in workers] == list(WORKERS)
+    for worker in workers:
+        assert compose["services"][f"airflow-worker-{worker.name}"]["command"] == worker.argv()
+
+
+def test_the_heavy_worker_serves_the_queue_the_dags_send_heavy_work_to(compose, project_defaults):
+    from mlops.dag_defaults import heavy_queue
+
+    command = compose["services"]["airflow-worker-heavy"]["command"]
+    assert command[command.index("--queues") + 1] == heavy_queue() == common_env(compose)["MLOPS_HEAVY_QUEUE"]
+
+
+@pytest.mark.parametrize("service", WORKERS)
+def test_a_workers_health_check_pings_its_own_celery_node(compose, service):
+    spec = compose["services"][service]
+    node = spec["command"][spec["command"].index("--celery-hostname") + 1].replace("%h", "$${HOSTNAME}")
+
+    assert f'inspect ping -d "{node}"' in spec["healthcheck"]["test"][1]
+
+
+def test_the_scheduler_may_queue_as_many_tasks_as_the_workers_run(compose, project_defaults):
+    from mlops.airflow_env import default_workers
+
+    assert int(common_env(compose)["AIRFLOW__CORE__PARALLELISM"]) >= sum(w.concurrency for w in default_workers())
+
+
+def test_init_creates_the_schema_then_the_pools_the_dags_use(compose):
+    command = compose["services"]["airflow-init"]["command"]
+
+    assert command[:2] == ["bash", "-c"]
+    steps = [shlex.split(step) for step in command[2].split("&&")]
+    assert steps == [["airflow", "db", "migrate"], ["python", "-m", "mlops.airflow_env", "pools"]]
+
+
+def test_the_workers_write_task_logs_where_the_api_server_reads_them(compose):
+    def logs_volume(service):
+        return next(v.split(":")[0] for v in compose["services"][service]["volumes"]
+                    if v.split(":")[1] == "/opt/airflow/logs")
+
+    assert {logs_volume(service) for service in AIRFLOW_SERVICES} == {"airflow-logs"}
+    assert all("--skip-serve-logs" in compose["services"][service]["command"] for service in WORKERS)

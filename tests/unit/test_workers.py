@@ -38,6 +38,33 @@ def test_workers_start_without_airflow_variables_and_with_the_pools_own(monkeypa
     assert seen == {**dict.fromkeys(TASK_ENVIRONMENT), "MLOPS_MARKER": "kept", "OMP_NUM_THREADS": "1"}
 
 
+def _fork_a_task_that_runs_a_pool(result_path: str) -> None:
+    """What a Celery prefork pool process does with an Airflow task: its supervisor forks the task."""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            with WorkerPool("job-celery", 2) as pool:
+                pids = {pool.submit(os.getpid).result() for _ in range(4)}
+            Path(result_path).write_text("ok" if os.getpid() not in pids else "ran in the task process")
+        except BaseException as err:  # noqa: BLE001 - reported to the test, which fails with it
+            Path(result_path).write_text(repr(err))
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
+
+
+def test_a_task_forked_from_a_celery_prefork_pool_process_can_start_workers(tmp_path):
+    """A billiard pool process is daemonic and holds billiard's key; the task inherits both."""
+    import billiard
+
+    result = tmp_path / "result"
+    pool_process = billiard.Process(target=_fork_a_task_that_runs_a_pool, args=(str(result),), daemon=True)
+    pool_process.start()
+    pool_process.join(120)
+
+    assert result.read_text() == "ok"
+
+
 def test_a_worker_that_exits_is_named_with_its_exit_code_and_its_last_stderr_lines():
     with pytest.raises(WorkerDied) as died, WorkerPool("job-exit", 2) as pool:
         pool.submit(write_then_die, "loading the model\nno space left on device", 3).result()

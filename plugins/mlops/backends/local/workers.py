@@ -12,7 +12,9 @@ a ``concurrent.futures.ProcessPoolExecutor`` whose workers
   script calling a pool needs no ``if __name__ == "__main__":`` guard either);
 * write their stderr to a file each. When one dies, leaving the pool raises :class:`WorkerDied`
   naming the job, the worker's exit code or signal and the last lines it wrote, instead of
-  ``concurrent.futures``' "terminated abruptly"; otherwise what they wrote is logged.
+  ``concurrent.futures``' "terminated abruptly"; otherwise what they wrote is logged;
+* may be started by a task of a Celery worker, whose task process is a fork of a prefork pool
+  process and would otherwise pass for that pool process (:func:`_as_main_process`).
 
 The functions a pool runs must not import Airflow either: nothing in a worker talks to Airflow.
 """
@@ -159,6 +161,7 @@ class WorkerPool(ProcessPoolExecutor):
 
         self.job = job
         self.stopped = False
+        _as_main_process()
         self._stderr_dir = Path(tempfile.mkdtemp(prefix="mlops-workers-"))
         self._context = _WorkerContext(worker_environment(env), self._stderr_dir)
         super().__init__(max_workers, mp_context=self._context, initializer=initializer, initargs=initargs)
@@ -206,6 +209,29 @@ class WorkerPool(ProcessPoolExecutor):
                else "it wrote nothing to stderr")
             for worker in died
         )
+
+
+def _as_main_process() -> None:
+    """Let this process start workers when it holds a Celery pool process's multiprocessing identity.
+
+    Celery's prefork pool (billiard) installs each pool process as multiprocessing's current
+    process: a daemon, with billiard's authentication key. The task process that Airflow's
+    supervisor forks from a pool process inherits that object without being that process, and
+    multiprocessing then refuses to start children ("daemonic processes are not allowed to have
+    children") or to hand them the key ("Pickling an AuthenticationString object is disallowed").
+    So the inherited object loses the flag and gets the key as multiprocessing's own type, as a
+    main process has them. The workers do not outlive this process: they are shut down when the
+    pool is left and stopped when the task is killed (:meth:`WorkerPool.stop`).
+    """
+    from multiprocessing import process
+
+    current = process.current_process()
+    if isinstance(current, process.BaseProcess):
+        return  # multiprocessing's own: a main process, or one it started (whose rules stand)
+    log.info("process %d holds a Celery pool process's multiprocessing identity (%s): it starts its "
+             "workers as a main process", os.getpid(), type(current).__module__)
+    current._config["daemon"] = False
+    current._config["authkey"] = process.AuthenticationString(bytes(current._config["authkey"]))
 
 
 def _exit_reason(exitcode: int) -> str:

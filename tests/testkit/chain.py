@@ -1,0 +1,71 @@
+"""The demo's chain as the scheduler tests run it, and how they read its outcomes outside Airflow:
+the registry, the prod endpoint over HTTP through boto3, Parquet rows in the object store.
+
+Shared by the LocalExecutor run (``tests/e2e/test_scheduler.py``) and the CeleryExecutor run
+(``tests/e2e/test_celery.py``), so both assert the same outcomes.
+"""
+
+from __future__ import annotations
+
+import yaml
+
+from testkit.airflow import ROOT
+
+CHURN_ROWS, RETAIL_ROWS, SCORING_ROWS = 1500, 4000, 2000
+
+
+def small_pipelines(folder):
+    """The shipped pipeline configs with budgets for a test: fewer trials, a short AutoML budget,
+    and a prod latency policy that a busy CI machine cannot fail."""
+    folder.mkdir()
+    for source in (ROOT / "include" / "pipelines").glob("*.yaml"):
+        config = yaml.safe_load(source.read_text())
+        if "training" in config:
+            config["training"]["n_trials"] = 2
+        if "autopilot" in config:
+            config["autopilot"]["local_time_budget_s"] = 10
+        if "endpoint" in config:
+            config["endpoint"]["test"]["requests"] = 20
+            config["approval"]["prod"]["max_p95_latency_ms"] = 10_000
+        (folder / source.name).write_text(yaml.safe_dump(config, sort_keys=False))
+    return folder
+
+
+def run_the_demos_chain(api, trigger_autopilot: bool = False) -> dict:
+    """Sample data landed, the demo's chain run and answered by the policy over the HITL REST API."""
+    from mlops.demo import PolicyApprover, collect_summary, generate_sample_data, run_chain
+
+    generate_sample_data(CHURN_ROWS, RETAIL_ROWS)
+    approver = PolicyApprover(api)
+    runs = run_chain(api, approver, timeout=1500, trigger_autopilot=trigger_autopilot)
+    summary = collect_summary(lambda dag_id, task_id, key="return_value": api.xcom(dag_id, runs[dag_id],
+                                                                                   task_id, key))
+    return {"runs": runs, "summary": summary, "answered": approver.answered}
+
+
+def registry():
+    from mlops.backends import get_backend
+
+    return get_backend().registry
+
+
+def runtime_client():
+    from mlops.backends import get_backend
+
+    return get_backend().hosting.runtime_client()
+
+
+def read_parquet(uri: str):
+    import pandas as pd
+
+    from mlops.storage import to_path
+
+    with to_path(uri).open("rb") as handle:
+        return pd.read_parquet(handle)
+
+
+def invoke(endpoint: str, row: str) -> tuple[str, float]:
+    body = runtime_client().invoke_endpoint(EndpointName=endpoint, ContentType="text/csv", Accept="text/csv",
+                                            Body=row.encode())["Body"].read().decode()
+    label, probability = body.strip().split(",")
+    return label, float(probability)
