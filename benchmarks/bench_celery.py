@@ -15,7 +15,9 @@ The chain is ``s3_ingest`` triggered over REST, then ``customer_segmentation``, 
 ``deploy_model`` by Asset events (approvals answered over the HITL REST API) and
 ``autopilot_batch_predict``; its wall time runs from the trigger to the predictions written.
 Throughput is the task instances that ran (success or failed; skipped ones never reach a worker)
-over that time. Prints a line per side and round, then the best of each.
+over that time; next to it, how busy each queue's tasks kept their worker: the tasks' durations
+added up per queue, over the chain's time (1.0: one slot busy throughout). Prints a line per side
+and round, then the best of each.
 """
 
 from __future__ import annotations
@@ -52,8 +54,11 @@ def main() -> None:
             rate = result["tasks_run"] * 60 / result["chain_s"]
             best[executor] = max(best.get(executor, 0.0), rate)
             per_dag = " ".join(f"{dag}={result['dag_seconds'][dag]:.1f}" for dag in DAGS)
+            busy = " ".join(f"{queue}={seconds / result['chain_s']:.2f}"
+                            for queue, seconds in sorted(result["queue_seconds"].items()))
             print(f"round {round_number} {executor:6s} chain {result['chain_s']:6.1f} s, {result['tasks_run']} tasks: "
-                  f"{rate:5.1f} tasks/min ({result['metadata_db'].split(';')[0]}) {per_dag}", flush=True)
+                  f"{rate:5.1f} tasks/min; slots busy per queue {busy} ({result['metadata_db'].split(';')[0]}) "
+                  f"{per_dag}", flush=True)
     print(f"tasks_per_min_local={best['local']:.1f} tasks_per_min_celery={best['celery']:.1f} "
           f"ratio={best['celery'] / best['local']:.2f}")
 
