@@ -200,11 +200,16 @@ class ProdApprovalOperator(RegistryApprovalOperator):
     deployment history and skips the prod deployment.
 
     :param endpoint_name: the prod endpoint the promotion is for.
+    :param target: prod's :class:`~mlops.backends.base.StageTarget` dict (templated): the account
+        a rejection is recorded for. None: the project's own account.
     """
 
-    def __init__(self, *, endpoint_name: str, **kwargs: Any) -> None:
+    template_fields: Sequence[str] = (*RegistryApprovalOperator.template_fields, "target")
+
+    def __init__(self, *, endpoint_name: str, target: dict[str, Any] | str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.endpoint_name = endpoint_name
+        self.target = target
 
     def record(self, approved: bool, approver: str, reason: str) -> None:
         from mlops.backends import get_backend
@@ -219,5 +224,6 @@ class ProdApprovalOperator(RegistryApprovalOperator):
             endpoint_config="",
             outcome="rejected", deployed_at=datetime.now(UTC).isoformat(),
             detail={"approver": approver, "reason": reason, "evidence": dict(self.evidence)},
+            account=(self.target or {}).get("account_id", ""),
         ))
         self.log.info("prod deployment of %s rejected by %s: %s", self.model_package_arn, approver, reason)
