@@ -496,7 +496,8 @@ class SageMakerRegistry(AwsClients, Registry):
         return [d for d in found if account is None or d.account == account]
 
     # ------------------------------------------------------------ sharing with stage accounts
-    def group_policy(self, group_arn: str, principals: list[str]) -> dict[str, Any]:
+    @staticmethod
+    def group_policy(group_arn: str, principals: list[str]) -> dict[str, Any]:
         """The model package group's resource policy: ``principals`` (the stages' deployment roles,
         in their accounts) may describe the group and its versions, nothing else. Deploying a
         version needs no more: the stage's model is created from the version's container, whose
