@@ -559,7 +559,6 @@ def deploy_model_three_accounts(world: World) -> None:
     deployment records stay in the registry's account."""
     from accounts_fixtures import PROD as PROD_ACCOUNT
     from accounts_fixtures import STAGING as STAGING_ACCOUNT
-    from testkit.moto_accounts import strict_accounts
 
     from mlops.assets import approved_model
     from mlops.backends.aws.accounts import SageMakerStageAccess
@@ -568,6 +567,7 @@ def deploy_model_three_accounts(world: World) -> None:
         SageMakerEndpointOperator,
         SageMakerEndpointTestOperator,
     )
+    from testkit.moto_accounts import strict_accounts
 
     with strict_accounts():
         registry, approved = _three_accounts(world)

@@ -83,9 +83,8 @@ def test_an_unknown_stage_is_refused():
 @pytest.fixture(scope="module")
 def backend(tmp_path_factory):
     """The local backend on a home of its own, with one runtime process for the module."""
-    from testkit.net import free_port
-
     from mlops.backends import get_backend
+    from testkit.net import free_port
 
     home = tmp_path_factory.mktemp("accounts")
     with pytest.MonkeyPatch.context() as monkeypatch:
