@@ -28,12 +28,13 @@ prod there with the same blue/green settings as `deploy_model`. The deployment i
 )
 def rollback_model():
     @task
-    def rollback_prod(run_id=None) -> dict:
+    def rollback_prod(run_id=None, **context) -> dict:
         from mlops.backends import get_backend
         from mlops.backends.base import EndpointSpec
         from mlops.config import load_pipeline, stage_target
-        from mlops.deployment import prod_endpoint_options, rollback, rollback_alarm_requests
+        from mlops.deployment import prod_endpoint_options, rollback, rollback_alarm_requests, rollback_plan
         from mlops.naming import run_name
+        from mlops.notifications import send
         from mlops.settings import get_settings
 
         backend = get_backend()
@@ -48,7 +49,14 @@ def rollback_model():
             initial_instance_count=int(prod["initial_instance_count"]),
             **prod_endpoint_options(get_settings(), PROD_ENDPOINT, prod),
         )  # rollback() fills in the target's artifact, digest and package ARN
-        return rollback(backend.registry, hosting, CHURN_MODEL_GROUP, "prod", spec, target).to_dict()
+        current, package = rollback_plan(backend.registry, hosting, CHURN_MODEL_GROUP, "prod", target)
+        endpoint = rollback(backend.registry, hosting, CHURN_MODEL_GROUP, "prod", spec, target, (current, package))
+        send("rollback", {**context, "run_id": run_id},
+             f"prod endpoint {endpoint.name} (account {target.account_id}) rolled back from {current.arn} to "
+             f"{package['arn']}", model_version=package["arn"], report_uri=package["metadata"].get("report_uri", ""),
+             console_url=backend.resource_url("endpoint", endpoint.name, endpoint.url) or "",
+             detail={"rollback_from": current.arn, "account": target.account_id})
+        return endpoint.to_dict()
 
     rollback_prod()
 

@@ -298,17 +298,13 @@ def previous_approved(registry: Registry, group: str, current_arn: str) -> Model
     return max(older, key=lambda v: v.version, default=None)
 
 
-def rollback(registry: Registry, hosting, group: str, stage: str, spec: EndpointSpec,
-             target: StageTarget | None = None) -> Endpoint:
-    """Re-point ``stage`` (its endpoint in ``target``'s account, when given) to the Approved
-    version before the one it serves now; ``hosting`` acts in that account.
-
-    The version goes through the same checks as any deploy (Approved, digest unchanged, and, in
-    another account than the registry's, :meth:`~mlops.backends.base.Hosting.check_package` from
-    there), then
-    :func:`deploy_version` deploys ``spec`` with the target's artifact and records it with
-    ``detail.rollback_from``. Raises ``DeploymentRefused`` when there is nothing to go back to.
-    """
+def rollback_plan(registry: Registry, hosting, group: str, stage: str,
+                  target: StageTarget | None = None) -> tuple[ModelVersion, dict[str, Any]]:
+    """``(the version serving stage now, the package to roll back to)``: the newest Approved version
+    older than the one ``stage`` serves (in ``target``'s account, when given), through the same
+    checks as any deploy (Approved, digest unchanged, and, in another account than the registry's,
+    :meth:`~mlops.backends.base.Hosting.check_package` from there with ``hosting``). Raises
+    ``DeploymentRefused`` when there is nothing to go back to."""
     from mlops.operators.sagemaker import DeploymentRefused, resolve_deployable
 
     account = target.account_id if target is not None else None
@@ -324,11 +320,26 @@ def rollback(registry: Registry, hosting, group: str, stage: str, spec: Endpoint
     package = resolve_deployable(registry, group, previous.arn)
     if target is not None and target.cross_account:
         hosting.check_package(package)
+    return current, package
+
+
+def rollback(registry: Registry, hosting, group: str, stage: str, spec: EndpointSpec,
+             target: StageTarget | None = None,
+             plan: tuple[ModelVersion, dict[str, Any]] | None = None) -> Endpoint:
+    """Re-point ``stage`` (its endpoint in ``target``'s account, when given) to the Approved
+    version before the one it serves now (:func:`rollback_plan`, unless ``plan`` is given);
+    ``hosting`` acts in that account.
+
+    :func:`deploy_version` deploys ``spec`` with the target's artifact and records it with
+    ``detail.rollback_from``. Raises ``DeploymentRefused`` when there is nothing to go back to.
+    """
+    current, package = plan or rollback_plan(registry, hosting, group, stage, target)
     spec = replace(spec, model_uri=package["model_uri"], sha256=package["sha256"])
     if hasattr(spec, "model_package_arn"):
         spec = replace(spec, model_package_arn=package["arn"])
+    account = target.account_id if target is not None else ""
     return deploy_version(registry, hosting, package, spec, stage,
-                          detail={"rollback_from": current.arn, "rollback_to": package["arn"]}, account=account or "")
+                          detail={"rollback_from": current.arn, "rollback_to": package["arn"]}, account=account)
 
 
 # ---------------------------------------------------------------- stages in accounts

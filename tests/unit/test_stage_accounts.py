@@ -248,3 +248,25 @@ def test_a_configured_account_id_is_the_local_stage_account(backend, tmp_path):
     target = backend.stages.resolve(stage_target(config, "prod"))
     assert (target.account_id, target.cross_account) == ("345678901234", True)
     assert replace(target, account_id=REGISTRY_ACCOUNT).cross_account is False
+
+
+def test_rollback_model_rolls_prod_back_in_prods_account_and_notifies(backend, tmp_path):
+    from aws.golden_scenarios import dag_task
+
+    from mlops.dag_defaults import PROD_ENDPOINT
+    from mlops.notifications import read_notifications
+
+    first, second = register(backend, tmp_path, 0.8), register(backend, tmp_path, 0.9)
+    targets = prepare(backend, second)
+    prod = backend.hosting_for(targets["prod"])
+    for version, config in ((first, "dag-rb-1"), (second, "dag-rb-2")):
+        deploy_version(backend.registry, prod, version.to_dict(), spec(version, PROD_ENDPOINT, config), "prod",
+                       account=PROD)
+
+    served = dag_task("rollback_model", "rollback_prod")(run_id="manual__rollback")
+
+    assert prod.describe(PROD_ENDPOINT).config_name == served["config_name"]
+    assert version_in_stage_at(backend.registry, "prod", account=PROD).arn == first.arn
+    sent = read_notifications()[-1]
+    assert (sent["event"], sent["model_version"], sent["run_id"]) == ("rollback", first.arn, "manual__rollback")
+    assert sent["detail"] == {"rollback_from": second.arn, "account": PROD}

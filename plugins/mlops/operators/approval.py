@@ -18,6 +18,8 @@ from typing import Any
 
 from airflow.providers.standard.operators.hitl import ApprovalOperator
 
+from mlops.links import ModelReportLink, persist_report, report_url
+
 MODES = ("policy", "manual")
 
 
@@ -66,7 +68,9 @@ class RegistryApprovalOperator(ApprovalOperator):
 
     template_fields: Sequence[str] = (*ApprovalOperator.template_fields, "model_package_arn", "evidence",
                                       "thresholds", "mode", "report_uri")
+    operator_extra_links = (ModelReportLink(),)
     policy_name = "policy"
+    stage = "model"  # what the decision is about, in notifications
 
     def __init__(self, *, model_package_arn: str, evidence: dict[str, Any] | str,
                  thresholds: dict[str, float], mode: str = "policy", report_uri: str = "",
@@ -81,9 +85,10 @@ class RegistryApprovalOperator(ApprovalOperator):
 
     def _body(self, recommendation: tuple[bool, str]) -> str:
         approved, reason = recommendation
+        report = f"[open the model report]({report_url(self.report_uri)})" if self.report_uri else "n/a"
         return (
             f"**Model package:** `{self.model_package_arn}`\n\n"
-            f"**Report:** {self.report_uri or 'n/a'}\n\n{_markdown_table(dict(self.evidence))}\n\n"
+            f"**Report:** {report}\n\n{_markdown_table(dict(self.evidence))}\n\n"
             f"**The policy recommends:** {'Approve' if approved else 'Reject'} ({reason}); thresholds "
             f"`{self.thresholds}`"
         )
@@ -97,12 +102,16 @@ class RegistryApprovalOperator(ApprovalOperator):
             raise ValueError(f"approval mode {self.mode!r} is not one of {', '.join(MODES)}")
         recommended = self.recommendation()
         self.body = self._body(recommended)
+        persist_report(context, self.report_uri)
         earlier = self.earlier_decision()
         if earlier is not None:
             return self.execute_complete(context, earlier)
         if self.mode == "manual":
             context["ti"].xcom_push(key="recommendation", value={"approved": recommended[0],
                                                                  "reason": recommended[1]})
+            self.notify("approval_waiting", context, f"{self.stage} approval of {self.model_package_arn} is waiting "
+                        f"on the Required Actions page; the policy recommends "
+                        f"{'Approve' if recommended[0] else 'Reject'} ({recommended[1]})")
             return super().execute(context)
         approved, reason = recommended
         self.log.info("policy decision: %s (%s)", "Approve" if approved else "Reject", reason)
@@ -133,11 +142,20 @@ class RegistryApprovalOperator(ApprovalOperator):
             else:
                 approver, reason = self.answered_by(event, approved)
                 self.record(approved, approver, reason)
+                self.notify("approval_decision", context, f"{self.stage} approval of {self.model_package_arn}: "
+                            f"{'approved' if approved else 'rejected'} by {approver} ({reason})",
+                            approved=approved, approver=approver)
             context["ti"].xcom_push(key="decision", value={
                 "approved": approved, "approver": approver, "reason": reason, "arn": self.model_package_arn,
                 "decided_before": recorded is not None,
             })
         return super().execute_complete(context=context, event=event)
+
+    def notify(self, event: str, context, message: str, **detail: Any) -> None:
+        from mlops.notifications import send
+
+        send(event, context, message, model_version=self.model_package_arn, report_uri=self.report_uri,
+             detail={"stage": self.stage, "evidence": dict(self.evidence), **detail})
 
     def answered_by(self, event: dict[str, Any], approved: bool) -> tuple[str, str]:
         """``(approver, reason)`` of an answer: the policy's own reason when the policy decided
@@ -203,6 +221,8 @@ class ProdApprovalOperator(RegistryApprovalOperator):
     :param target: prod's :class:`~mlops.backends.base.StageTarget` dict (templated): the account
         a rejection is recorded for. None: the project's own account.
     """
+
+    stage = "prod"
 
     template_fields: Sequence[str] = (*RegistryApprovalOperator.template_fields, "target")
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from airflow.sdk import BaseOperator
 
-from mlops.links import ResourceLink, persist
+from mlops.links import ModelReportLink, ResourceLink, persist, persist_report
 from mlops.naming import run_name
 
 
@@ -191,7 +191,7 @@ class SageMakerModelPackageOperator(BaseOperator):
     """
 
     template_fields: Sequence[str] = ("group", "model", "metrics", "metadata")
-    operator_extra_links = (ResourceLink(),)
+    operator_extra_links = (ResourceLink(), ModelReportLink())
 
     def __init__(self, *, group: str, model: dict[str, Any] | str, metrics: dict[str, Any] | str,
                  metadata: dict[str, Any] | str, **kwargs: Any) -> None:
@@ -216,6 +216,7 @@ class SageMakerModelPackageOperator(BaseOperator):
         else:
             self.log.info("registered %s (%s)", version.arn, version.status)
         persist(context, _backend().resource_url("model-package", version.group, metadata.get("report_uri")))
+        persist_report(context, metadata.get("report_uri"))
         return version.to_dict()  # with "reused"
 
 
@@ -352,14 +353,25 @@ class SageMakerEndpointOperator(BaseOperator):
         from airflow.sdk.exceptions import AirflowFailException
 
         from mlops.deployment import SilentRollback, finish_deployment
+        from mlops.notifications import send
 
+        report = (package.get("metadata") or {}).get("report_uri", "")
         try:
             endpoint = finish_deployment(backend.registry, package, spec, self.stage, obtain, account=self.account)
         except SilentRollback as err:
+            send("silent_rollback", context, f"{self.stage} endpoint {spec.endpoint_name} (account "
+                 f"{self.account or 'of the project'}) was rolled back: {err}", model_version=package["arn"],
+                 report_uri=report, detail={"stage": self.stage, "account": self.account})
             raise AirflowFailException(str(err)) from err  # the alarms said no: a retry would repeat it
         self.log.info("%s endpoint %s (account %s) serves %s at %s", self.stage, endpoint.name,
                       self.account or "of the project's connection", package["arn"], endpoint.url)
-        persist(context, backend.resource_url("endpoint", endpoint.name, endpoint.url))
+        url = backend.resource_url("endpoint", endpoint.name, endpoint.url)
+        persist(context, url)
+        if self.stage == "prod":
+            send("prod_deployed", context, f"prod endpoint {endpoint.name} (account {self.account or 'of the project'}) "
+                 f"serves {package['arn']}", model_version=package["arn"], report_uri=report,
+                 console_url=url or "", detail={"endpoint": endpoint.name, "account": self.account,
+                                                 "config": endpoint.config_name})
         return {**endpoint.to_dict(), "arn": package["arn"], "stage": self.stage, "account": self.account}
 
 
