@@ -127,9 +127,9 @@ def test_a_message_with_template_braces_is_sent_as_it_is(mlops_home):
 
 # ---------------------------------------------------------------- Airflow's notifier mechanism
 def test_a_task_failure_reaches_the_channels_through_on_failure_callback(mlops_home):
-    from mlops.dag_defaults import DEFAULT_ARGS
-
     from airflow.sdk import DAG
+
+    from mlops.dag_defaults import DEFAULT_ARGS
 
     (notifier,) = DEFAULT_ARGS["on_failure_callback"]
     ti = FakeTI({"resolve_package": {"arn": ARN, "metadata": {"report_uri": "s3://b/report.html"}}})
