@@ -54,7 +54,8 @@ recorded at registration (anything else is refused):
    within tolerance of the offline predictions, CSV/JSON parity, malformed payload refused by the
    model (a `ModelError` whose `OriginalStatusCode` is 4xx) while the endpoint keeps serving,
    p50/p95 latency;
-3. **prod approval**: a person (human-in-the-loop) or the policy, with the test results as evidence;
+3. **prod approval**: a person (human-in-the-loop) or the policy, with the test results as evidence,
+   next to the version serving prod (in prod's account) scored on the candidate's holdout;
 4. **prod**: an instance-backed endpoint with data capture, created, or updated blue/green (canary or
    linear traffic shifting, rolled back by CloudWatch alarms); a silent rollback fails;
 5. **verify** prod answers; every deployment is recorded in the registry's history;
@@ -148,7 +149,19 @@ def deploy_model():
             thresholds["max_p95_latency_ms"] = params["max_p95_latency_ms"]
         return {"mode": params["approval_mode"] or approval["mode"], "thresholds": thresholds}
 
+    @task
+    def compare_with_prod(package: dict, targets: dict) -> dict:
+        """The version serving prod (in prod's account) scored on the candidate's holdout, for the approver."""
+        from mlops.backends import get_backend
+        from mlops.config import load_pipeline
+        from mlops.deployment import compare_with_serving
+
+        holdout = {key: value for key, value in package["metrics"].items() if key.startswith("holdout_")}
+        return compare_with_serving(get_backend().registry, load_pipeline(USE_CASE), holdout,
+                                    package["metadata"].get("holdout_uri"), targets["prod"]["account_id"])
+
     evidence = prod_evidence(tests.output)
+    comparison = compare_with_prod(package, targets)
     approval_settings = prod_approval_settings()
     approve = ProdApprovalOperator(
         task_id="approve_prod",
@@ -159,8 +172,9 @@ def deploy_model():
         mode="{{ ti.xcom_pull(task_ids='prod_approval_settings')['mode'] }}",
         endpoint_name=PROD_ENDPOINT,
         target="{{ ti.xcom_pull(task_ids='stage_targets')['prod'] }}",
+        comparison="{{ ti.xcom_pull(task_ids='compare_with_prod') }}",
     )
-    approval_settings >> approve
+    [approval_settings, comparison] >> approve
 
     @task
     def rollback_alarms(settings: dict, targets: dict) -> list[str]:

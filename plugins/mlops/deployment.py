@@ -367,3 +367,33 @@ def prepare_stages(backend, config, package: dict[str, Any], endpoints: dict[str
         if target.cross_account:
             backend.hosting_for(target).check_package(package)
     return {stage: target.to_dict() for stage, target in targets.items()}
+
+
+# ---------------------------------------------------------------- what approvers compare
+def compare_with_serving(registry: Registry, config, candidate: dict[str, Any], holdout_uri: str | None,
+                         account: str | None, stage: str = "prod") -> dict[str, Any]:
+    """The candidate's holdout metrics next to the version serving ``stage`` (in ``account``, the
+    stage's: on AWS, prod's own account) scored on the same holdout, for an approval page.
+
+    :param candidate: the candidate's holdout metrics (``holdout_roc_auc``, ...).
+    :param holdout_uri: the candidate's holdout rows; None (a version registered before holdouts
+        were recorded) leaves the serving version unscored, said so in ``note``.
+    :return: ``{"stage", "account", "candidate", "serving": {"arn", "version", "metrics"} | None, "note"}``.
+    """
+    from mlops.ml.evaluation import evaluate_holdout
+
+    serving = version_in_stage_at(registry, stage, account=account)
+    found: dict[str, Any] = {"stage": stage, "account": account or "", "candidate": dict(candidate),
+                             "serving": None, "note": ""}
+    if serving is None:
+        found["note"] = f"nothing serves {stage} yet" + (f" in account {account}" if account else "")
+        return found
+    found["serving"] = {"arn": serving.arn, "version": serving.version, "metrics": {}}
+    if not holdout_uri:
+        found["note"] = "the candidate has no recorded holdout: the serving version is shown unscored"
+        return found
+    schema = config.schema
+    metrics, _ = evaluate_holdout({"model_uri": serving.model_uri, "sha256": serving.sha256}, holdout_uri,
+                                  schema["target"], schema.get("positive_label"))
+    found["serving"]["metrics"] = metrics
+    return found

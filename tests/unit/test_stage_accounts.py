@@ -270,3 +270,36 @@ def test_rollback_model_rolls_prod_back_in_prods_account_and_notifies(backend, t
     sent = read_notifications()[-1]
     assert (sent["event"], sent["model_version"], sent["run_id"]) == ("rollback", first.arn, "manual__rollback")
     assert sent["detail"] == {"rollback_from": second.arn, "account": PROD}
+
+
+def test_approvers_see_the_candidate_next_to_the_version_serving_prod_on_the_same_holdout(backend, tmp_path):
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from mlops.deployment import compare_with_serving
+    from mlops.operators.approval import comparison_table
+
+    serving = register(backend, tmp_path, 0.25)
+    prepare(backend, serving)  # the registry shares the group with prod's account
+    deploy_version(backend.registry, backend.hosting_for(targets_of(backend)["prod"]), serving.to_dict(),
+                   spec(serving, "cmp-prod", "cmp-1"), "prod", account=PROD)
+    holdout = tmp_path / "holdout.parquet"
+    pd.DataFrame({"tenure": [1, 2, 3, 4], "churn": ["yes", "no", "no", "no"]}).to_parquet(holdout)
+    config = SimpleNamespace(schema={"target": "churn", "positive_label": "yes"})
+
+    found = compare_with_serving(backend.registry, config, {"holdout_accuracy": 0.9}, holdout.as_uri(), PROD)
+
+    assert (found["serving"]["arn"], found["account"]) == (serving.arn, PROD)
+    # a model answering "no" for everyone: right on 3 of the 4 rows of this holdout
+    assert found["serving"]["metrics"]["holdout_accuracy"] == pytest.approx(0.75)
+    table = comparison_table(found)
+    assert f"version {serving.version} in account {PROD}" in table
+    assert "| holdout_accuracy | 0.9000 | 0.7500 |" in table
+    from mlops.operators.approval import ModelApprovalOperator
+
+    operator = ModelApprovalOperator(task_id="approve_model", subject="Approve?", model_package_arn="arn", evidence={},
+                                     thresholds={"min_holdout_accuracy": 0.8}, comparison=found)
+    assert table in operator._body(operator.recommendation())
+    nothing = compare_with_serving(backend.registry, config, {}, holdout.as_uri(), "999999999999")
+    assert nothing["serving"] is None and "nothing serves prod yet in account 999999999999" in comparison_table(nothing)
