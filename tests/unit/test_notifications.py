@@ -304,3 +304,17 @@ def test_a_report_outside_the_data_root_keeps_its_uri_and_s3_opens_in_the_consol
     assert report_url("file:///elsewhere/report.html") == "file:///elsewhere/report.html"
     assert report_url("s3://b/k/report.html") == "https://s3.console.aws.amazon.com/s3/object/b?prefix=k/report.html"
     assert report_url("") == ""
+
+
+def test_the_sns_policy_lets_the_airflow_role_publish_to_the_topic_only():
+    import botocore.session
+
+    from testkit import iam
+
+    topic = "arn:aws:sns:us-east-1:123456789012:mlops"
+    policy = iam.render("airflow-notifications-sns.json", {"NotificationTopicArn": topic})
+    assert iam.allowed(policy, "sns:Publish", topic)
+    assert not iam.allowed(policy, "sns:Publish", topic.replace(":mlops", ":other"))
+    assert not iam.allowed(policy, "sns:Subscribe", topic)
+    assert "Publish" in botocore.session.get_session().get_service_model("sns").operation_names
+    assert "${NotificationTopicArn}" in (iam.IAM_DIR / "README.md").read_text()
