@@ -270,13 +270,16 @@ class MlopsNotifier(BaseNotifier):
         self.use_case = use_case
 
     def notify(self, context) -> None:
+        from mlops.deployment import SilentRollback
+
         ti = context.get("ti")
         error = context.get("exception")
         arn, report_uri = model_version_of(context)
         what = f"task {getattr(ti, 'task_id', '?')} of {getattr(context.get('dag'), 'dag_id', '?')} failed"
+        event = "silent_rollback" if isinstance(error, SilentRollback) else self.event  # e.g. rollback_model's
         try:
-            send(self.event, context, f"{what}: {error}" if error else what, use_case=self.use_case,
+            send(event, context, f"{what}: {error}" if error else what, use_case=self.use_case,
                  model_version=arn, report_uri=report_uri,
                  detail={"try_number": getattr(ti, "try_number", None), "error": str(error) if error else ""})
         except Exception:  # a failure callback must never hide the failure it reports
-            log.exception("the %s notification of %s could not be sent", self.event, what)
+            log.exception("the %s notification of %s could not be sent", event, what)

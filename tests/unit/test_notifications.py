@@ -143,6 +143,18 @@ def test_a_task_failure_reaches_the_channels_through_on_failure_callback(mlops_h
     assert sent["links"]["report"] == "https://s3.console.aws.amazon.com/s3/object/b?prefix=report.html"
 
 
+def test_a_task_failing_on_a_silent_rollback_notifies_it_as_such(mlops_home):
+    from airflow.sdk import DAG
+
+    from mlops.deployment import SilentRollback
+
+    MlopsNotifier("task_failed")({**context(dag=DAG("rollback_model", schedule=None)),
+                                  "exception": SilentRollback("endpoint churn-classifier-prod is InService on config a")})
+
+    (sent,) = read_notifications()
+    assert sent["event"] == "silent_rollback" and "InService on config a" in sent["message"]
+
+
 def test_every_dag_notifies_on_task_failure():
     from airflow.dag_processing.dagbag import DagBag
 
