@@ -51,12 +51,18 @@ USE_CASE = "churn"
 Deploys a model package that is **Approved** and whose artifact sha256 still matches the one
 recorded at registration (anything else is refused):
 
+0. **stage targets**: each stage's account, connection and execution role
+   (`endpoint.<stage>.target` in the pipeline config; default: the project's own account). A stage
+   in another account gets the registry's model package group shared with it, and must be able,
+   from its account, to read the version and its artifact (digest re-checked there) and to make
+   every call of the deploy; a missing role or permission fails here, naming account, role and action;
 1. **staging**: a serverless endpoint (memory size and max concurrency from the pipeline config);
 2. **endpoint tests** through the `sagemaker-runtime` client: CSV and JSON contract, golden rows
    within tolerance of the offline predictions, CSV/JSON parity, malformed payload refused by the
    model (a `ModelError` whose `OriginalStatusCode` is 4xx) while the endpoint keeps serving,
    p50/p95 latency;
-3. **prod approval**: a person (human-in-the-loop) or the policy, with the test results as evidence;
+3. **prod approval**: a person (human-in-the-loop) or the policy, with the test results as evidence,
+   next to the version serving prod (in prod's account) scored on the candidate's holdout;
 4. **prod**: an instance-backed endpoint with data capture, created, or updated blue/green (canary or
    linear traffic shifting, rolled back by CloudWatch alarms); a silent rollback fails;
 5. **verify** prod answers; every deployment is recorded in the registry's history;
@@ -98,8 +104,23 @@ def deploy_model():
             "rollback_alarms": rollback_alarm_requests(PROD_ENDPOINT, endpoint["prod"]),
         }
 
+    @task
+    def stage_targets(package: dict, settings: dict, run_id=None) -> dict:
+        """Where staging and prod deploy, proven reachable and permitted before anything is deployed."""
+        from mlops.backends import get_backend
+        from mlops.config import load_pipeline
+        from mlops.deployment import prepare_stages
+        from mlops.naming import run_name
+
+        return prepare_stages(
+            get_backend(), load_pipeline(USE_CASE), package,
+            endpoints={"staging": STAGING_ENDPOINT, "prod": PROD_ENDPOINT},
+            config_names={stage: run_name("deploy_model", run_id, f"{stage}-config") for stage in ("staging", "prod")},
+            alarm_names=[request["AlarmName"] for request in settings["rollback_alarms"]])
+
     package = resolve_package()
     settings = endpoint_settings()
+    targets = stage_targets(package, settings)
     staging = SageMakerEndpointOperator(
         task_id="deploy_staging",
         pool=endpoint_pool(STAGING_ENDPOINT),
@@ -107,6 +128,7 @@ def deploy_model():
         package=package,
         endpoint_name=STAGING_ENDPOINT,
         serverless="{{ ti.xcom_pull(task_ids='endpoint_settings')['serverless'] }}",
+        target="{{ ti.xcom_pull(task_ids='stage_targets')['staging'] }}",
     )
     tests = SageMakerEndpointTestOperator(
         task_id="test_staging",
@@ -114,6 +136,7 @@ def deploy_model():
         golden_uri="{{ ti.xcom_pull(task_ids='resolve_package')['metadata']['golden_uri'] }}",
         requests="{{ ti.xcom_pull(task_ids='endpoint_settings')['requests'] }}",
         tolerance="{{ ti.xcom_pull(task_ids='endpoint_settings')['tolerance'] }}",
+        target="{{ ti.xcom_pull(task_ids='stage_targets')['staging'] }}",
     )
 
     @task
@@ -137,7 +160,19 @@ def deploy_model():
             thresholds["max_p95_latency_ms"] = params["max_p95_latency_ms"]
         return {"mode": params["approval_mode"] or approval["mode"], "thresholds": thresholds}
 
+    @task
+    def compare_with_prod(package: dict, targets: dict) -> dict:
+        """The version serving prod (in prod's account) scored on the candidate's holdout, for the approver."""
+        from mlops.backends import get_backend
+        from mlops.config import load_pipeline
+        from mlops.deployment import compare_with_serving
+
+        holdout = {key: value for key, value in package["metrics"].items() if key.startswith("holdout_")}
+        return compare_with_serving(get_backend().registry, load_pipeline(USE_CASE), holdout,
+                                    package["metadata"].get("holdout_uri"), targets["prod"]["account_id"])
+
     evidence = prod_evidence(tests.output)
+    comparison = compare_with_prod(package, targets)
     approval_settings = prod_approval_settings()
     approve = ProdApprovalOperator(
         task_id="approve_prod",
@@ -147,15 +182,17 @@ def deploy_model():
         thresholds="{{ ti.xcom_pull(task_ids='prod_approval_settings')['thresholds'] }}",
         mode="{{ ti.xcom_pull(task_ids='prod_approval_settings')['mode'] }}",
         endpoint_name=PROD_ENDPOINT,
+        target="{{ ti.xcom_pull(task_ids='stage_targets')['prod'] }}",
+        comparison="{{ ti.xcom_pull(task_ids='compare_with_prod') }}",
     )
-    approval_settings >> approve
+    [approval_settings, comparison] >> approve
 
     @task
-    def rollback_alarms(settings: dict) -> list[str]:
-        """The CloudWatch alarms a blue/green prod update rolls back on (none on the local backend)."""
+    def rollback_alarms(settings: dict, targets: dict) -> list[str]:
+        """The CloudWatch alarms (in prod's account) a blue/green prod update rolls back on (none locally)."""
         from mlops.backends import get_backend
 
-        return get_backend().hosting.ensure_rollback_alarms(settings["rollback_alarms"])
+        return get_backend().hosting_for(targets["prod"]).ensure_rollback_alarms(settings["rollback_alarms"])
 
     prod = SageMakerEndpointOperator(
         task_id="deploy_prod",
@@ -167,21 +204,23 @@ def deploy_model():
         initial_instance_count="{{ ti.xcom_pull(task_ids='endpoint_settings')['instance_count'] }}",
         data_capture_config="{{ ti.xcom_pull(task_ids='endpoint_settings')['data_capture_config'] }}",
         deployment_config="{{ ti.xcom_pull(task_ids='endpoint_settings')['deployment_config'] }}",
+        target="{{ ti.xcom_pull(task_ids='stage_targets')['prod'] }}",
     )
-    approve >> rollback_alarms(settings) >> prod
+    approve >> rollback_alarms(settings, targets) >> prod
 
     @task
-    def verify_prod(endpoint: dict, package: dict, settings: dict) -> dict:
+    def verify_prod(endpoint: dict, package: dict, settings: dict, targets: dict) -> dict:
         from mlops.backends import get_backend
         from mlops.endpoint_tests import verify_golden
 
-        return verify_golden(get_backend().hosting.runtime_client(), endpoint["name"],
+        return verify_golden(get_backend().hosting_for(targets["prod"]).runtime_client(), endpoint["name"],
                              package["metadata"]["golden_uri"], settings["tolerance"])
 
     teardown = SageMakerEndpointDeleteOperator(task_id="teardown_staging", endpoint_name=STAGING_ENDPOINT,
-                                               pool=endpoint_pool(STAGING_ENDPOINT))
-    [package, settings] >> staging >> tests >> evidence >> approve >> prod
-    verify_prod(prod.output, package, settings)
+                                               pool=endpoint_pool(STAGING_ENDPOINT),
+                                               target="{{ ti.xcom_pull(task_ids='stage_targets')['staging'] }}")
+    [package, settings] >> targets >> staging >> tests >> evidence >> approve >> prod
+    verify_prod(prod.output, package, settings, targets)
     # Staging lives until the prod decision, and is deleted even when tests fail.
     approve >> teardown.as_teardown(setups=staging)
 

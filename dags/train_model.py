@@ -58,7 +58,9 @@ before the run's date):
 5. **refit** on all training rows, **evaluate** on the holdout, write the model report;
 6. **register** the version as `PendingManualApproval` (a version already registered for the same
    data digest, code version and hyperparameters is reused, not registered twice), then
-   **approve** it: a person on the Required Actions page, or the policy (`approval_mode`).
+   **approve** it: a person on the Required Actions page, or the policy (`approval_mode`). The
+   page shows the holdout metrics next to the version serving prod (in prod's account) scored on
+   the same holdout, and links the model report.
 
 Approval emits the `churn-classifier_approved` asset naming the version, which triggers
 `deploy_model` for exactly that version.
@@ -169,6 +171,7 @@ def train_model():
             "fold_scores": tuning["best"]["fold_scores"],
             "report_uri": evaluation["report_uri"],
             "golden_uri": evaluation["golden_uri"],
+            "holdout_uri": prepared["holdout_uri"],
             "code_version": code_version(),
         }
 
@@ -188,7 +191,20 @@ def train_model():
         approval = load_pipeline(USE_CASE).section("approval")
         return {"mode": params["approval_mode"] or approval["mode"], "thresholds": approval["model"]}
 
+    @task
+    def compare_with_prod(prepared: dict, evaluation: dict) -> dict:
+        """The version serving prod (in prod's account) scored on this run's holdout, for the approver."""
+        from mlops.backends import get_backend
+        from mlops.config import load_pipeline, stage_target
+        from mlops.deployment import compare_with_serving
+
+        backend, config = get_backend(), load_pipeline(USE_CASE)
+        prod = backend.stages.resolve(stage_target(config, "prod"))
+        return compare_with_serving(backend.registry, config, evaluation["metrics"], prepared["holdout_uri"],
+                                    prod.account_id)
+
     settings_for_approval = approval_settings()
+    comparison = compare_with_prod(prepared, evaluation)
     approve = ModelApprovalOperator(
         task_id="approve_model",
         subject="Approve churn model {{ ti.xcom_pull(task_ids='register')['arn'] }}?",
@@ -197,7 +213,9 @@ def train_model():
         thresholds="{{ ti.xcom_pull(task_ids='approval_settings')['thresholds'] }}",
         report_uri="{{ ti.xcom_pull(task_ids='evaluate')['report_uri'] }}",
         mode="{{ ti.xcom_pull(task_ids='approval_settings')['mode'] }}",
+        comparison="{{ ti.xcom_pull(task_ids='compare_with_prod') }}",
     )
+    comparison >> approve
 
     @task.branch
     def approval_route(settings: dict) -> str:

@@ -8,6 +8,7 @@ A DAG names a use case (a Param, default from the DAG); tasks load its config at
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -95,3 +96,77 @@ def load_pipeline(name: str, directory: Path | None = None) -> PipelineConfig:
         raw=raw,
         path=path,
     )
+
+
+# ---------------------------------------------------------------- where each stage deploys
+STAGES = ("staging", "prod")
+TARGET_KEYS = ("aws_conn_id", "account_id", "region", "execution_role_arn")
+_ACCOUNT = re.compile(r"\d{12}")
+_REGION = re.compile(r"[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d")
+_ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::(\d{12}):role/[\w+=,.@/-]{1,512}")
+_CONN_ID = re.compile(r"[A-Za-z0-9_.-]{1,250}")
+
+
+@dataclass(frozen=True)
+class StageTargetConfig:
+    """Where a stage deploys: ``endpoint.<stage>.target`` of the pipeline config.
+
+    Every key is optional; without any the stage deploys with the project's connection
+    (``MLOPS_AWS_CONN_ID``) into its account, with ``MLOPS_SAGEMAKER_ROLE``: one account for
+    everything, as before.
+
+    :param aws_conn_id: the Airflow AWS connection of the stage: its extra names the
+        ``role_arn`` to assume in the stage's account (and ``region_name``).
+    :param account_id: the stage's 12-digit account. On AWS the connection must land there
+        (checked before any deploy); the local twin keeps the stage's endpoints under it.
+    :param region: the stage's region (default: the connection's, else ``MLOPS_AWS_REGION``).
+    :param execution_role_arn: the SageMaker execution role in the stage's account that its
+        models run as (default ``MLOPS_SAGEMAKER_ROLE``; required for another account).
+    """
+
+    stage: str
+    aws_conn_id: str | None = None
+    account_id: str | None = None
+    region: str | None = None
+    execution_role_arn: str | None = None
+
+    def to_dict(self) -> dict[str, str | None]:
+        return {"stage": self.stage, "aws_conn_id": self.aws_conn_id, "account_id": self.account_id,
+                "region": self.region, "execution_role_arn": self.execution_role_arn}
+
+
+def stage_target(config: PipelineConfig, stage: str) -> StageTargetConfig:
+    """The ``endpoint.<stage>.target`` of ``config``, checked; raises :class:`ConfigError` naming
+    the file, the key and what is wrong."""
+    if stage not in STAGES:
+        raise ConfigError(f"stage {stage!r} is not one of {', '.join(STAGES)}")
+    where = f"{config.path}: endpoint.{stage}.target"
+    raw = (config.raw.get("endpoint") or {}).get(stage) or {}
+    target = raw.get("target") if isinstance(raw, dict) else None
+    if target is None:
+        return StageTargetConfig(stage)
+    if not isinstance(target, dict):
+        raise ConfigError(f"{where} must be a mapping, got {type(target).__name__}")
+    unknown = sorted(set(target) - set(TARGET_KEYS))
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)} (known: {', '.join(TARGET_KEYS)})")
+    values = {key: (None if target.get(key) in (None, "") else str(target[key])) for key in TARGET_KEYS}
+    checks = {"aws_conn_id": (_CONN_ID, "an Airflow connection id"), "account_id": (_ACCOUNT, "12 digits"),
+              "region": (_REGION, "an AWS region such as us-east-1"),
+              "execution_role_arn": (_ROLE_ARN, "an IAM role ARN, arn:aws:iam::<account>:role/<name>")}
+    for key, (pattern, what) in checks.items():
+        if values[key] is not None and not pattern.fullmatch(values[key]):
+            raise ConfigError(f"{where}.{key}={values[key]!r} is not {what}")
+    role, account = values["execution_role_arn"], values["account_id"]
+    if role and account and _ROLE_ARN.fullmatch(role).group(1) != account:
+        raise ConfigError(f"{where}.execution_role_arn {role} is not in the stage's account {account}: "
+                          "SageMaker runs a model only with a role of the account that hosts it")
+    if account and values["aws_conn_id"] and not role:
+        raise ConfigError(f"{where}: a stage with its own connection and account needs execution_role_arn "
+                          f"(the SageMaker execution role in account {account})")
+    return StageTargetConfig(stage, **values)
+
+
+def stage_targets(config: PipelineConfig) -> dict[str, StageTargetConfig]:
+    """:func:`stage_target` of every stage, by stage."""
+    return {stage: stage_target(config, stage) for stage in STAGES}

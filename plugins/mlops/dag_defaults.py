@@ -7,11 +7,14 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from mlops.notifications import MlopsNotifier
+
 START_DATE = datetime(2026, 1, 1, tzinfo=UTC)
 DEFAULT_ARGS = {
     "owner": "mlops",
     "retries": 1,
     "retry_delay": timedelta(minutes=1),
+    "on_failure_callback": [MlopsNotifier("task_failed")],  # the pipeline configs' notification channels
 }
 USE_CASES = ("churn", "retail")
 # The churn model's registry group (``registry.group`` in include/pipelines/churn.yaml; a DAG

@@ -159,6 +159,7 @@ def collect_summary(xcom) -> dict[str, Any]:
     """What the summary prints, from the XComs of the chain's runs (``xcom(dag_id, task_id, key)``)."""
     from mlops.backends import get_backend
     from mlops.endpoint_tests import load_golden
+    from mlops.notifications import notifications_file, read_notifications
     from mlops.settings import get_settings
 
     settings = get_settings()
@@ -183,6 +184,11 @@ def collect_summary(xcom) -> dict[str, Any]:
         "example_row": ",".join(str(v) for v in golden_rows[0]),
         "runtime_url": settings.runtime_url,
         "registry_db": str(settings.registry_db),
+        "stage_targets": xcom("deploy_model", "stage_targets"),
+        "comparison": xcom("train_model", "compare_with_prod"),
+        "notifications": [n for n in read_notifications() if n["model_version"] == registered["arn"]
+                          or n["event"] == "task_failed"],
+        "notifications_file": str(notifications_file()),
     }
 
 
@@ -319,18 +325,29 @@ def print_summary(s: dict) -> None:
     print(f"registry             group {version['group']}, version {version['version']}, status {version['status']}"
           f"{reused}")
     print(f"                     {version['arn']} (SQLite: {s['registry_db']})")
+    if s.get("comparison"):
+        serving = s["comparison"]["serving"]
+        print("compared with prod   " + (f"version {serving['version']} (account {s['comparison']['account']}) on the "
+                                         "same holdout: " + ", ".join(
+                                             f"{k.removeprefix('holdout_')}={v:.4f}" for k, v in serving["metrics"].items()
+                                             if isinstance(v, float)) if serving else s["comparison"]["note"]))
     print(f"approvals            model: {s['model_decision']['approver']} — {s['model_decision']['reason']}")
     print(f"                     prod:  {s['prod_decision']['approver']} — {s['prod_decision']['reason']}")
     latency = s["endpoint_tests"]["latency_ms"]
     print(f"staging endpoint     {s['staging']['name']} (serverless twin; passed tests, p50 {latency['p50']:.1f} ms, "
           f"p95 {latency['p95']:.1f} ms; torn down)")
+    targets = s.get("stage_targets") or {}
+    if targets:
+        print("stage accounts       " + ", ".join(f"{stage} {t['account_id']}" for stage, t in targets.items())
+              + f" (the registry's: {next(iter(targets.values()))['registry_account']}; records kept there)")
     print(f"prod endpoint        {prod['name']} at {prod['url']}")
     row = s["example_row"]
+    account = prod.get("account") or "local"
     print("  curl:   curl -s -X POST -H 'Content-Type: text/csv' -H 'Accept: text/csv' \\\n"
           f"            --data '{row}' {prod['url']}")
     print("  boto3:  import boto3\n"
           f"          rt = boto3.client('sagemaker-runtime', endpoint_url='{s['runtime_url']}', region_name='us-east-1',\n"
-          "                            aws_access_key_id='local', aws_secret_access_key='local')\n"
+          f"                            aws_access_key_id='{account}', aws_secret_access_key='local')  # prod's account\n"
           f"          rt.invoke_endpoint(EndpointName='{prod['name']}', ContentType='text/csv', Accept='text/csv',\n"
           f"                             Body='{row}')['Body'].read()")
     batch = s["batch"]
@@ -342,6 +359,9 @@ def print_summary(s: dict) -> None:
         e = batch["evaluation"]
         print(f"                     ROC AUC {e['roc_auc']:.4f}, PR AUC {e['pr_auc']:.4f}, threshold {e['threshold']:.3f} "
               f"(recall {e['recall_at_threshold']:.3f} at precision >= {e['min_precision']})")
+    sent = s.get("notifications") or []
+    print(f"notifications        {len(sent)}: " + ", ".join(f"{n['event']} ({n['dag_id']})" for n in sent)
+          + f" -> {s.get('notifications_file', '')}")
     print(f"total wall time      {s['wall_time_s']:.1f} s (the chain, first trigger to predictions written: "
           f"{s['chain_s']:.1f} s)")
     if "tasks_run" in s:

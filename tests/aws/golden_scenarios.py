@@ -270,6 +270,15 @@ def _backend(**ports):
         **ports})
 
 
+def _one_account_stages(world: World) -> dict[str, Any]:
+    """The AWS backend's stage ports for the scenario's settings: every stage in the project's own
+    account (the default), so a stage's hosting is the backend's own."""
+    from mlops.backends.aws import stage_hosting
+    from mlops.backends.aws.accounts import SageMakerStageAccess
+
+    return {"stages": SageMakerStageAccess(world.settings), "stage_hosting": stage_hosting(world.settings)}
+
+
 def _metadata(history_uri: str, report_uri: str, golden_uri: str, best: dict[str, Any]) -> dict[str, Any]:
     """What ``train_model``'s ``lineage`` task gives ``register`` (the code version fixed)."""
     return {"dataset_digest": "ab" * 32, "validation_id": "validation-churn-1",
@@ -436,7 +445,7 @@ def deploy_model(world: World) -> None:
     approved = _approved_package(world, registry)
     runtime, invocations = world.stubbed("sagemaker-runtime")
     staging_hosting = _hosting(world, world.sagemaker, registry, runtime)
-    world.backend = _backend(registry=registry, hosting=staging_hosting)
+    world.backend = _backend(registry=registry, hosting=staging_hosting, **_one_account_stages(world))
     # triggered by train_model's approval event, which names the version
     event = SimpleNamespace(extra={"model_package_arn": approved.arn, "group": GROUP, "version": approved.version},
                             timestamp=T0)
@@ -448,14 +457,16 @@ def deploy_model(world: World) -> None:
     with world.step():
         package = dag_task("deploy_model", "resolve_package")(**context)
         settings = {**dag_task("deploy_model", "endpoint_settings")(), "requests": 3}
+        targets = dag_task("deploy_model", "stage_targets")(package, settings, run_id=RUN_ID)
         staging = SageMakerEndpointOperator(
             task_id="deploy_staging", stage="staging", package=package, endpoint_name=STAGING_ENDPOINT,
-            serverless=settings["serverless"], deferrable=False).execute(context)
+            serverless=settings["serverless"], target=targets["staging"], deferrable=False).execute(context)
+    assert {t["account_id"] for t in targets.values()} == {"123456789012"}, targets
     _invocations(invocations, settings["requests"])
     with world.step():
         report = SageMakerEndpointTestOperator(
             task_id="test_staging", endpoint=staging, golden_uri=package["metadata"]["golden_uri"],
-            requests=settings["requests"], tolerance=settings["tolerance"]).execute(context)
+            requests=settings["requests"], tolerance=settings["tolerance"], target=targets["staging"]).execute(context)
     assert report["passed"], report
     # approve_prod (policy) makes no AWS call on approval
 
@@ -477,17 +488,145 @@ def deploy_model(world: World) -> None:
     stubber.add_response("describe_endpoint", described_endpoint(endpoint, config))
     invocations.add_response("invoke_endpoint", _csv_answer(GOLDEN_ROWS))
     with world.step():
-        dag_task("deploy_model", "rollback_alarms")(settings)
+        dag_task("deploy_model", "rollback_alarms")(settings, targets)
         prod = SageMakerEndpointOperator(
             task_id="deploy_prod", stage="prod", package=package, endpoint_name=PROD_ENDPOINT,
             instance_type=settings["instance_type"], initial_instance_count=settings["instance_count"],
             data_capture_config=settings["data_capture_config"], deployment_config=settings["deployment_config"],
-            deferrable=False).execute(context)
-        dag_task("deploy_model", "verify_prod")(prod, package, settings)
+            target=targets["prod"], deferrable=False).execute(context)
+        dag_task("deploy_model", "verify_prod")(prod, package, settings, targets)
 
     world.backend = replace(world.backend, hosting=staging_hosting)
     with world.step():
-        SageMakerEndpointDeleteOperator(task_id="teardown_staging", endpoint_name=STAGING_ENDPOINT).execute(context)
+        SageMakerEndpointDeleteOperator(task_id="teardown_staging", endpoint_name=STAGING_ENDPOINT,
+                                        target=targets["staging"]).execute(context)
+
+
+# ---------------------------------------------------------------- deploy_model across three accounts
+def _three_accounts(world: World):
+    """The accounts of :mod:`accounts_fixtures` under :mod:`testkit.moto_accounts`' checks; the
+    world's clients act as the Airflow role from here on. Returns the registry and an Approved
+    version whose artifact is where training writes it (the bucket policy shares ``training/``)."""
+    from accounts_fixtures import create_accounts, multi_account_pipelines
+    from moto_fixtures import IMAGE, metadata
+
+    from mlops.backends.aws.registry import SageMakerRegistry
+
+    create_accounts(world.monkeypatch)
+    multi_account_pipelines(world.settings.home / "pipelines", world.monkeypatch)
+    world.s3 = boto3.client("s3", region_name=REGION)
+    world.sagemaker = boto3.client("sagemaker", region_name=REGION)
+    world.cloudwatch = boto3.client("cloudwatch", region_name=REGION)
+    registry = SageMakerRegistry(world.settings, sagemaker_client=world.sagemaker, s3_client=world.s3,
+                                 image_uri=IMAGE)
+    registry.ensure_group(GROUP)
+    _golden_parquet(world, "mlops/reports/run-0/golden.parquet")
+    key = "mlops/training/churn/manual_run/mlops-train-model-refit/output/model.tar.gz"
+    content = b"model.tar.gz of the refit"
+    world.put(key, content)
+    import hashlib
+
+    version = registry.register(GROUP, f"s3://{BUCKET}/{key}", hashlib.sha256(content).hexdigest(),
+                                {"roc_auc": 0.9}, metadata(0))
+    return registry, registry.approve(version.arn, "policy", "policy: roc_auc >= 0.8", {"roc_auc": 0.9})
+
+
+def _stage_hostings(world: World, invocations: dict[str, Any]):
+    """``target -> SageMakerHosting`` as the AWS backend makes it (the stage's connection, region and
+    execution role, one assumed role per port), with the stage's ``sagemaker-runtime`` answered by
+    ``invocations[stage]`` (a Stubber on a client of the stage's own credentials)."""
+    from mlops.backends.aws import stage_hosting
+
+    make = stage_hosting(world.settings)
+
+    def hosting(target):
+        made = make(target)
+        if made is not None:
+            made.waiter_delay, made.waiter_max_attempts = 0, 3
+            made._use_clients(sagemaker_runtime=invocations[target.stage])
+        return made
+
+    return hosting
+
+
+def deploy_model_three_accounts(world: World) -> None:
+    """``deploy_model`` with staging and prod in accounts of their own (``approval_mode=policy``):
+    the stage targets are resolved through each stage's connection (STS assumes its deployment
+    role), the registry shares its group with the two deployment roles, each stage's role is
+    simulated for every call of the deploy and reads the version and its artifact from its own
+    account; then staging and prod are created in their accounts with their execution roles
+    (prod's rollback alarms and data capture too), tested there, and staging torn down. The
+    deployment records stay in the registry's account."""
+    from accounts_fixtures import PROD as PROD_ACCOUNT
+    from accounts_fixtures import STAGING as STAGING_ACCOUNT
+
+    from mlops.assets import approved_model
+    from mlops.backends.aws.accounts import SageMakerStageAccess
+    from mlops.operators.sagemaker import (
+        SageMakerEndpointDeleteOperator,
+        SageMakerEndpointOperator,
+        SageMakerEndpointTestOperator,
+    )
+    from testkit.moto_accounts import strict_accounts
+
+    with strict_accounts():
+        registry, approved = _three_accounts(world)
+        stage_runtimes = {}
+        for stage in ("staging", "prod"):
+            from accounts_fixtures import CONNECTIONS
+
+            from mlops.backends.aws.clients import session
+
+            stage_settings = replace(world.settings, aws_conn_id=CONNECTIONS[stage])
+            stage_runtimes[stage] = session(stage_settings).client("sagemaker-runtime", region_name=REGION)
+        invocations = {stage: Stubber(client) for stage, client in stage_runtimes.items()}
+        for stubber in invocations.values():
+            stubber.activate()
+            world.stubbers.append(stubber)
+        hosting = _hosting(world, world.sagemaker, registry)
+        world.backend = replace(_backend(registry=registry, hosting=hosting),
+                                stages=SageMakerStageAccess(world.settings),
+                                stage_hosting=_stage_hostings(world, stage_runtimes))
+        event = SimpleNamespace(extra={"model_package_arn": approved.arn, "group": GROUP,
+                                       "version": approved.version}, timestamp=T0)
+        context = world.context("deploy_model", params={"model_package_arn": None, "max_p95_latency_ms": None,
+                                                        "approval_mode": "policy"},
+                                triggering_asset_events={approved_model(GROUP): [event]},
+                                dag_run=SimpleNamespace(run_after=T0), logical_date=None)
+
+        with world.step():
+            package = dag_task("deploy_model", "resolve_package")(**context)
+            settings = {**dag_task("deploy_model", "endpoint_settings")(), "requests": 3}
+            targets = dag_task("deploy_model", "stage_targets")(package, settings, run_id=RUN_ID)
+        assert {stage: t["account_id"] for stage, t in targets.items()} == {"staging": STAGING_ACCOUNT,
+                                                                            "prod": PROD_ACCOUNT}, targets
+        with world.step():
+            staging = SageMakerEndpointOperator(
+                task_id="deploy_staging", stage="staging", package=package, endpoint_name=STAGING_ENDPOINT,
+                serverless=settings["serverless"], target=targets["staging"], deferrable=False).execute(context)
+        _invocations(invocations["staging"], settings["requests"])
+        with world.step():
+            report = SageMakerEndpointTestOperator(
+                task_id="test_staging", endpoint=staging, golden_uri=package["metadata"]["golden_uri"],
+                requests=settings["requests"], tolerance=settings["tolerance"],
+                target=targets["staging"]).execute(context)
+        assert report["passed"], report
+        invocations["prod"].add_response("invoke_endpoint", _csv_answer(GOLDEN_ROWS))
+        with world.step():
+            dag_task("deploy_model", "rollback_alarms")(settings, targets)
+            prod = SageMakerEndpointOperator(
+                task_id="deploy_prod", stage="prod", package=package, endpoint_name=PROD_ENDPOINT,
+                instance_type=settings["instance_type"], initial_instance_count=settings["instance_count"],
+                data_capture_config=settings["data_capture_config"],
+                deployment_config=settings["deployment_config"], target=targets["prod"],
+                deferrable=False).execute(context)
+            dag_task("deploy_model", "verify_prod")(prod, package, settings, targets)
+            SageMakerEndpointDeleteOperator(task_id="teardown_staging", endpoint_name=STAGING_ENDPOINT,
+                                            target=targets["staging"]).execute(context)
+        assert prod["account"] == PROD_ACCOUNT, prod
+        records = registry.deployments()
+        assert [(r.stage, r.account, r.outcome) for r in records] == [
+            ("prod", PROD_ACCOUNT, "succeeded"), ("staging", STAGING_ACCOUNT, "succeeded")], records
 
 
 # ---------------------------------------------------------------- rollback_model
@@ -506,10 +645,10 @@ def rollback_model(world: World) -> None:
     for version, at in ((first, T0 - timedelta(days=2)), (second, T0 - timedelta(days=1))):
         registry.record_deployment(Deployment(
             arn=version.arn, stage="prod", endpoint_name=PROD_ENDPOINT, endpoint_config=f"prod-config-{version.version}",
-            outcome="succeeded", deployed_at=at.isoformat(), detail={}))
+            outcome="succeeded", deployed_at=at.isoformat(), detail={}, account="123456789012"))
     client, stubber = world.stubbed()
     hosting = _hosting(world, client, registry)
-    world.backend = _backend(registry=registry, hosting=hosting)
+    world.backend = _backend(registry=registry, hosting=hosting, **_one_account_stages(world))
 
     config = hosting.name(run_name("rollback_model", RUN_ID, "prod-config"))
     endpoint = hosting.name(PROD_ENDPOINT)
@@ -841,6 +980,7 @@ SCENARIOS: dict[str, Callable[..., None]] = {
     "train_model": train_model,
     "train_model--registry-approval": train_model_registry_approval,
     "deploy_model": deploy_model,
+    "deploy_model--three-accounts": deploy_model_three_accounts,
     "rollback_model": rollback_model,
     "autopilot_batch_predict": autopilot_batch_predict,
     "autopilot_batch_predict--no-triggerer": autopilot_batch_predict_blocking,
@@ -898,7 +1038,7 @@ def normaliser(tmp_dirs: list[str]) -> Callable[[Any], Any]:
         return value
 
     def normalise(call) -> dict[str, Any]:
-        return {"service": call.service, "operation": call.operation,
+        return {"service": call.service, "operation": call.operation, "account": call.account,
                 "site": None if call.site is None else "::".join(call.site),
                 "params": walk(call.params, operation=call.operation)}
 

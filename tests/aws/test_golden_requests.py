@@ -146,7 +146,7 @@ def test_every_golden_entry_is_a_real_operation_with_valid_params(name):
     validator = ParamValidator()
     problems = []
     for number, entry in enumerate(json.loads(path.read_text())):
-        assert set(entry) == {"service", "operation", "site", "params"}, entry
+        assert set(entry) == {"service", "operation", "account", "site", "params"}, entry
         report = validator.validate(entry["params"], _input_shape(entry["service"], entry["operation"]))
         if report.has_errors():
             problems.append(f"#{number} {entry['service']}.{entry['operation']}: {report.generate_report()}")

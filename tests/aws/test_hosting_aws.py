@@ -114,7 +114,7 @@ def test_a_spec_sagemaker_would_reject_fails_before_any_request(stubbed, s3):
 
 def test_prod_takes_the_packages_container_instances_and_data_capture(hosting, registry, settings, s3,
                                                                       moto_sagemaker, cloudwatch):
-    version = register(registry, s3)
+    version = registry.approve(register(registry, s3).arn, "dana", "good", {})
     spec = replace(prod_spec(settings, s3, package_arn=version.arn), model_uri=version.model_uri,
                    sha256=version.sha256, environment={"SAGEMAKER_INFERENCE_OUTPUT": "predicted_label,probability"})
     hosting.ensure_rollback_alarms(rollback_alarm_requests("churn-prod", PROD))
@@ -132,6 +132,19 @@ def test_prod_takes_the_packages_container_instances_and_data_capture(hosting, r
     expected_env = package["InferenceSpecification"]["Containers"][0]["Environment"]
     assert container["Image"] == package["InferenceSpecification"]["Containers"][0]["Image"]
     assert container["Environment"] == {**expected_env, "SAGEMAKER_INFERENCE_OUTPUT": "predicted_label,probability"}
+
+
+def test_a_version_that_is_not_approved_is_refused_before_any_model_is_created(hosting, registry, settings, s3,
+                                                                                sagemaker_calls):
+    version = register(registry, s3)
+    spec = replace(prod_spec(settings, s3, package_arn=version.arn), model_uri=version.model_uri,
+                   sha256=version.sha256)
+
+    registered = len(sagemaker_calls.sent)
+    with pytest.raises(ValueError, match="is PendingManualApproval; only Approved versions are deployed"):
+        hosting.deploy(spec)
+
+    assert not [name for name, _ in sagemaker_calls.sent[registered:] if name.startswith("Create")]
 
 
 def test_a_tampered_artifact_is_refused_before_anything_is_created(hosting, s3, sagemaker_calls):

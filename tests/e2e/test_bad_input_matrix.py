@@ -397,7 +397,11 @@ def test_good_data_passes_stores_its_result_and_becomes_the_snapshot(mlops_home)
     assert result["settings"]["psi_max"] == 0.25 and result["settings"]["max_row_count_drop"] == 0.5
     snapshot = json.loads(snapshot_path("churn").read_text())
     assert snapshot["validation_id"] == returned["validation_id"] and snapshot["rows"] == ROWS
-    assert xcom["validation_report"]["url"] == returned["report_uri"]
+    # the report opens from the UI: the API server serves the data root's reports (the plugin)
+    from mlops.links import report_url
+
+    assert xcom["validation_report"]["url"] == report_url(returned["report_uri"])
+    assert "/mlops/reports/validation/churn/" in xcom["validation_report"]["url"]
 
     # the next batch of the same source is compared with it and passes
     landed = land("churn", "next.csv", csv_bytes(good_frame(seed=12)))

@@ -120,6 +120,28 @@ def test_the_prod_endpoint_answers_over_http_and_staging_is_gone(chain):
         invoke(summary["staging"]["name"], summary["example_row"])
 
 
+def test_stages_deployed_in_accounts_of_their_own_and_the_records_stayed_with_the_registry(chain):
+    from mlops.backends.local.accounts import STAGE_ACCOUNTS
+
+    arn = chain["summary"]["registered"]["arn"]
+    records = [(d.stage, d.account, d.outcome) for d in registry().deployments() if d.arn == arn]
+    assert ("staging", STAGE_ACCOUNTS["staging"], "succeeded") in records
+    assert ("prod", STAGE_ACCOUNTS["prod"], "succeeded") in records
+    assert chain["summary"]["prod"]["account"] == STAGE_ACCOUNTS["prod"]
+
+
+def test_the_chain_notified_the_approvals_and_the_prod_deploy(chain):
+    from mlops.notifications import read_notifications
+
+    arn = chain["summary"]["registered"]["arn"]
+    sent = [(n["event"], n["dag_id"]) for n in read_notifications() if n["model_version"] == arn]
+    assert ("approval_waiting", "train_model") in sent and ("approval_decision", "train_model") in sent
+    assert ("approval_waiting", "deploy_model") in sent and ("approval_decision", "deploy_model") in sent
+    assert ("prod_deployed", "deploy_model") in sent
+    deployed = next(n for n in read_notifications() if n["event"] == "prod_deployed" and n["model_version"] == arn)
+    assert deployed["links"]["ui"].startswith("http") and "/dags/deploy_model/runs/" in deployed["links"]["ui"]
+
+
 def test_batch_predictions_have_one_row_per_scoring_row(chain):
     batch = chain["summary"]["batch"]
     predictions = read_parquet(batch["predictions_uri"])

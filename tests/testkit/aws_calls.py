@@ -6,9 +6,11 @@
   waiter polls, from botocore's or the amazon provider's or this project's waiter model).
 * :class:`Recorder` wraps botocore's and aiobotocore's ``_make_api_call`` — the one place every
   client call passes, whatever made the client (boto3, an Airflow hook, a waiter, a paginator,
-  s3fs) — and records ``(service, operation, params, site)`` in call order. ``site`` is the
+  s3fs) — and records ``(service, operation, params, site, account)`` in call order. ``site`` is the
   innermost frame of the project's own code, when the call is made on the
-  caller's thread; s3fs runs its calls on an IO thread, so those carry ``site=None``.
+  caller's thread; s3fs runs its calls on an IO thread, so those carry ``site=None``. ``account``
+  is the account the client's credentials belong to, as moto maps access keys to accounts (an
+  assumed role's keys to the role's account): the account the call lands in.
   Sites are ``(path, enclosing function)``: line numbers move with every edit.
 
 Both use botocore's service models, so an operation name that is not a real API call cannot
@@ -33,9 +35,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 SOURCE_DIRS = ("plugins/mlops", "include", "dags")
 # Every AWS service the project makes a client for.
-SERVICES = ("s3", "sagemaker", "sagemaker-runtime", "cloudwatch", "sts")
+SERVICES = ("s3", "sagemaker", "sagemaker-runtime", "cloudwatch", "sts", "iam")
 # Receivers that are boto3 clients in this code base (``self.sagemaker``, ``self._client("s3")``, ...).
-CLIENT_RECEIVER = re.compile(r"client|sagemaker|\bs3\b|_s3\b|cloudwatch|runtime|conn\b", re.IGNORECASE)
+CLIENT_RECEIVER = re.compile(r"client|sagemaker|\bs3\b|_s3\b|cloudwatch|runtime|conn\b|\biam\b", re.IGNORECASE)
 
 
 @dataclass(frozen=True, order=True)
@@ -58,6 +60,7 @@ class Call:
     operation: str
     params: dict[str, Any]
     site: tuple[str, str] | None = None  # (path, function) of the innermost project frame
+    account: str | None = None  # the account of the client's credentials (moto's mapping)
 
     @property
     def key(self) -> tuple[str, str, str, str] | None:
@@ -232,6 +235,20 @@ def _site() -> tuple[str, str] | None:
     return None
 
 
+def account_of(client: Any) -> str | None:
+    """The account of ``client``'s credentials as moto sees them (moto's default account for keys
+    it did not issue); None without credentials or without moto."""
+    credentials = getattr(getattr(client, "_request_signer", None), "_credentials", None)
+    key = getattr(credentials, "_access_key", None) or getattr(credentials, "access_key", None)
+    if not isinstance(key, str):
+        return None
+    try:
+        from moto.iam.models import get_account_id_from
+    except ImportError:  # pragma: no cover - the tests that record run on moto
+        return None
+    return get_account_id_from(key)
+
+
 def _jsonable(params: dict[str, Any]) -> dict[str, Any]:
     def default(value: Any) -> Any:
         if isinstance(value, bytes | bytearray):
@@ -251,7 +268,7 @@ class Recorder:
 
     def _record(self, client: Any, operation: str, params: dict[str, Any]) -> None:
         service = client.meta.service_model.service_name
-        self.calls.append(Call(service, operation, _jsonable(params), _site()))
+        self.calls.append(Call(service, operation, _jsonable(params), _site(), account_of(client)))
 
     @contextlib.contextmanager
     def active(self) -> Iterator[Recorder]:

@@ -50,9 +50,12 @@ def registry():
 
 
 def runtime_client():
+    """A ``sagemaker-runtime`` client of prod's account (the local twin's stages are accounts of their own)."""
     from mlops.backends import get_backend
+    from mlops.config import load_pipeline, stage_target
 
-    return get_backend().hosting.runtime_client()
+    backend = get_backend()
+    return backend.hosting_for(backend.stages.resolve(stage_target(load_pipeline("churn"), "prod"))).runtime_client()
 
 
 def read_parquet(uri: str):

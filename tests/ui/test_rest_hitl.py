@@ -21,6 +21,17 @@ def test_a_model_approved_through_the_rest_api_is_recorded_with_the_approver(air
     detail = airflow.get(f"/dags/train_model/dagRuns/{run_id}/taskInstances/approve_model/-1/hitlDetails")
     assert detail["options"] == ["Approve", "Reject"]
     assert "holdout_roc_auc" in detail["body"]
+    # the model report opens from the approval page: the API server serves it (the project's plugin)
+    import re
+
+    import httpx
+
+    (link,) = re.findall(r"\[open the model report\]\((http[^)]+)\)", detail["body"])
+    assert link.startswith(f"{airflow.url}/mlops/reports/training/churn/")
+    report = httpx.get(link, timeout=30)
+    assert report.status_code == 200 and report.headers["content-type"].startswith("text/html")
+    assert "<html" in report.text.lower() and "holdout" in report.text.lower()
+    assert "nothing serves prod yet in account 222222222222" in detail["body"]  # the candidate next to prod
 
     response = airflow.request(
         "PATCH", f"/dags/train_model/dagRuns/{run_id}/taskInstances/approve_model/-1/hitlDetails",

@@ -117,6 +117,11 @@ def test_a_silent_rollback_fails_the_deployment_and_is_recorded(registry, tmp_pa
     attempt = registry.deployments("prod")[0]
     assert attempt.outcome == "rolled_back"
     assert registry.deployed_version_at("prod", attempt.deployed_at) is None
+    from mlops.notifications import read_notifications
+
+    (sent,) = read_notifications()
+    assert (sent["event"], sent["model_version"], sent["run_id"]) == ("silent_rollback", version.arn, "manual__1")
+    assert "previous-config" in sent["message"]
 
 
 def test_a_successful_deployment_answers_what_was_in_prod(registry, tmp_path, monkeypatch):
@@ -138,3 +143,8 @@ def test_a_successful_deployment_answers_what_was_in_prod(registry, tmp_path, mo
     attempt = registry.deployments("prod")[0]
     assert attempt.outcome == "succeeded"
     assert registry.deployed_version_at("prod", attempt.deployed_at).arn == version.arn
+    from mlops.notifications import read_notifications
+
+    (sent,) = read_notifications()
+    assert (sent["event"], sent["model_version"]) == ("prod_deployed", version.arn)
+    assert sent["links"]["console"] == "http://127.0.0.1/x"

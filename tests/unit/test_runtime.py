@@ -378,7 +378,7 @@ def test_a_failure_of_the_runtime_itself_is_a_500_internal_failure(tmp_path):
     from mlops.entrypoints import inference_module
 
     class BrokenTable(EndpointTable):
-        def get(self, name):
+        def get(self, name, account=None):
             raise OSError("disk gone")
 
     app = create_app(BrokenTable(tmp_path, inference_module()), tmp_path)

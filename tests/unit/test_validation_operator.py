@@ -61,8 +61,14 @@ def test_rerunning_an_accepted_partition_gives_the_same_id_and_passes_against_it
 def test_the_report_link_is_pushed_for_the_ui(mlops_home):
     returned, xcom = run(commit("2026-03-01", generate.churn(300, seed=1)), "manual__1")
 
-    assert xcom[ValidationReportLink.key] == {"uri": returned["report_uri"], "url": returned["report_uri"]}
     assert returned["report_uri"].startswith("file://") and returned["report_uri"].endswith("/report.html")
+    from urllib.parse import quote
+
+    relative = returned["report_uri"].split("/data/", 1)[1]
+    assert xcom[ValidationReportLink.key]["uri"] == returned["report_uri"]
+    # served by the API server (the plugin's /mlops/reports), not a file:// string a browser will not open
+    assert xcom[ValidationReportLink.key]["url"].endswith(f"/mlops/reports/{quote(relative)}")
+    assert xcom[ValidationReportLink.key]["url"].startswith("http")
 
 
 def test_report_link_reads_the_url_the_task_pushed(monkeypatch):

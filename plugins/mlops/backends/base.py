@@ -299,6 +299,7 @@ class Deployment(Serializable):
     outcome: str  # one of DEPLOYMENT_OUTCOMES; rejected = a person or the policy said no
     deployed_at: str
     detail: dict[str, Any] = field(default_factory=dict)
+    account: str = ""  # the account the stage's endpoint is in ("": the registry's, before accounts were recorded)
 
 
 class Registry(abc.ABC):
@@ -370,8 +371,67 @@ class Registry(abc.ABC):
     def record_deployment(self, deployment: Deployment) -> None: ...
 
     @abc.abstractmethod
-    def deployments(self, stage: str | None = None) -> list[Deployment]:
-        """Deployment history, newest first."""
+    def deployments(self, stage: str | None = None, account: str | None = None) -> list[Deployment]:
+        """Deployment history, newest first; only ``stage``'s and ``account``'s when given."""
+
+    @abc.abstractmethod
+    def share_group(self, group: str, targets: list[StageTarget]) -> None:
+        """Let the stages in other accounts read ``group``'s versions (SageMaker: the model package
+        group's resource policy names their deployment roles). Replaces any earlier sharing;
+        an empty list shares with nobody."""
+
+
+# ---------------------------------------------------------------- stages in accounts
+@dataclass(frozen=True)
+class StageTarget(Serializable):
+    """Where a stage's endpoints live, resolved before a deploy (it travels through XCom).
+
+    :param stage: ``staging`` or ``prod``.
+    :param account_id: the account the stage's endpoints are in.
+    :param region: their region.
+    :param aws_conn_id: the Airflow connection that reaches that account (AWS).
+    :param execution_role_arn: the SageMaker execution role there.
+    :param principal_arn: the role the connection acts as in that account (AWS; the principal
+        the registry shares its model package group with); empty locally.
+    :param registry_account: the account of the model registry, where deployments are recorded.
+    """
+
+    stage: str
+    account_id: str
+    region: str
+    aws_conn_id: str = ""
+    execution_role_arn: str = ""
+    principal_arn: str = ""
+    registry_account: str = ""
+
+    @property
+    def cross_account(self) -> bool:
+        return self.account_id != self.registry_account
+
+
+class StageAccessDenied(PermissionError):
+    """A stage's account cannot be reached, or its role may not do what a deploy does there. The
+    message names the stage, the account, the role and the action."""
+
+
+class StageAccess(abc.ABC):
+    """Resolves which account each stage deploys into, and checks before any deploy that the
+    stage's role may do there what the deploy will do."""
+
+    @abc.abstractmethod
+    def resolve(self, config) -> StageTarget:
+        """The :class:`StageTarget` of a :class:`~mlops.config.StageTargetConfig`.
+
+        :raises StageAccessDenied: the stage's account cannot be reached (the role to assume is
+            missing or does not trust the caller), or it is not the configured account.
+        """
+
+    def check_permissions(self, target: StageTarget, endpoint_name: str, config_name: str,
+                          package: dict[str, Any], alarm_names: list[str]) -> None:
+        """Raise :class:`StageAccessDenied` naming account, role and action unless the stage's
+        role may make every call of a deploy of ``package`` to ``endpoint_name`` on
+        ``config_name`` (and the rollback ``alarm_names``). The local twin has no IAM: nothing to check."""
+        return None
 
 
 # ---------------------------------------------------------------- hosting
@@ -450,6 +510,13 @@ class Hosting(LongRunningPort, abc.ABC):
     @abc.abstractmethod
     def runtime_client(self):
         """A boto3 ``sagemaker-runtime`` client that reaches this backend's endpoints."""
+
+    @abc.abstractmethod
+    def check_package(self, package: dict[str, Any]) -> None:
+        """Check, from this hosting's account, that the registered version ``package`` (a
+        :class:`ModelVersion` dict) is readable here, Approved, and that its artifact's sha256
+        still is the registered one. Raises ``PermissionError`` when the account may not read
+        the version or its artifact, ``ValueError`` otherwise."""
 
 
 # ---------------------------------------------------------------- AutoML and batch transform

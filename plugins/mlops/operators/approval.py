@@ -18,6 +18,8 @@ from typing import Any
 
 from airflow.providers.standard.operators.hitl import ApprovalOperator
 
+from mlops.links import ModelReportLink, persist_report, report_url
+
 MODES = ("policy", "manual")
 
 
@@ -46,6 +48,26 @@ def evaluate_policy(thresholds: dict[str, float], evidence: dict[str, Any]) -> t
     return True, "policy: " + "; ".join(passes)
 
 
+def comparison_table(comparison: dict[str, Any] | None) -> str:
+    """Markdown: the candidate next to the version serving the stage, on the same holdout."""
+    if not comparison:
+        return ""
+    where = f" in account {comparison['account']}" if comparison.get("account") else ""
+    serving = comparison.get("serving")
+    if serving is None:
+        return f"**Serving {comparison['stage']}:** {comparison.get('note') or 'nothing'}\n\n"
+    title = (f"**Candidate vs the version serving {comparison['stage']}** (version {serving['version']}{where}, "
+             "on the candidate's holdout)")
+    names = sorted(set(comparison["candidate"]) | set(serving["metrics"]))
+    lines = [title, "", f"| metric | candidate | {comparison['stage']} v{serving['version']} |", "|---|---|---|"]
+    for name in names:
+        shown = [comparison["candidate"].get(name), serving["metrics"].get(name)]
+        lines.append(f"| {name} | " + " | ".join("n/a" if v is None else f"{v:.4f}" if isinstance(v, float)
+                                                 else str(v) for v in shown) + " |")
+    note = f"\n\n{comparison['note']}" if comparison.get("note") else ""
+    return "\n".join(lines) + note + "\n\n"
+
+
 def _markdown_table(evidence: dict[str, Any]) -> str:
     lines = ["| evidence | value |", "|---|---|"]
     for key, value in sorted(evidence.items()):
@@ -62,15 +84,20 @@ class RegistryApprovalOperator(ApprovalOperator):
     :param thresholds: policy thresholds ``{min_<metric>: x, max_<metric>: y}``.
     :param mode: ``policy`` or ``manual`` (templated, usually from a Param).
     :param report_uri: link shown in the approval body (templated).
+    :param comparison: the candidate next to the version serving prod on the same holdout
+        (:func:`mlops.deployment.compare_with_serving`; templated), shown in the body and recorded
+        with the decision's evidence.
     """
 
     template_fields: Sequence[str] = (*ApprovalOperator.template_fields, "model_package_arn", "evidence",
-                                      "thresholds", "mode", "report_uri")
+                                      "thresholds", "mode", "report_uri", "comparison")
+    operator_extra_links = (ModelReportLink(),)
     policy_name = "policy"
+    stage = "model"  # what the decision is about, in notifications
 
     def __init__(self, *, model_package_arn: str, evidence: dict[str, Any] | str,
                  thresholds: dict[str, float], mode: str = "policy", report_uri: str = "",
-                 **kwargs: Any) -> None:
+                 comparison: dict[str, Any] | str | None = None, **kwargs: Any) -> None:
         kwargs.setdefault("ignore_downstream_trigger_rules", False)
         super().__init__(**kwargs)
         self.model_package_arn = model_package_arn
@@ -78,12 +105,15 @@ class RegistryApprovalOperator(ApprovalOperator):
         self.thresholds = thresholds
         self.mode = mode
         self.report_uri = report_uri
+        self.comparison = comparison
 
     def _body(self, recommendation: tuple[bool, str]) -> str:
         approved, reason = recommendation
+        report = f"[open the model report]({report_url(self.report_uri)})" if self.report_uri else "n/a"
         return (
             f"**Model package:** `{self.model_package_arn}`\n\n"
-            f"**Report:** {self.report_uri or 'n/a'}\n\n{_markdown_table(dict(self.evidence))}\n\n"
+            f"**Report:** {report}\n\n{_markdown_table(dict(self.evidence))}\n\n"
+            f"{comparison_table(self.comparison if isinstance(self.comparison, dict) else None)}"
             f"**The policy recommends:** {'Approve' if approved else 'Reject'} ({reason}); thresholds "
             f"`{self.thresholds}`"
         )
@@ -97,12 +127,16 @@ class RegistryApprovalOperator(ApprovalOperator):
             raise ValueError(f"approval mode {self.mode!r} is not one of {', '.join(MODES)}")
         recommended = self.recommendation()
         self.body = self._body(recommended)
+        persist_report(context, self.report_uri)
         earlier = self.earlier_decision()
         if earlier is not None:
             return self.execute_complete(context, earlier)
         if self.mode == "manual":
             context["ti"].xcom_push(key="recommendation", value={"approved": recommended[0],
                                                                  "reason": recommended[1]})
+            self.notify("approval_waiting", context, f"{self.stage} approval of {self.model_package_arn} is waiting "
+                        f"on the Required Actions page; the policy recommends "
+                        f"{'Approve' if recommended[0] else 'Reject'} ({recommended[1]})")
             return super().execute(context)
         approved, reason = recommended
         self.log.info("policy decision: %s (%s)", "Approve" if approved else "Reject", reason)
@@ -133,11 +167,20 @@ class RegistryApprovalOperator(ApprovalOperator):
             else:
                 approver, reason = self.answered_by(event, approved)
                 self.record(approved, approver, reason)
+                self.notify("approval_decision", context, f"{self.stage} approval of {self.model_package_arn}: "
+                            f"{'approved' if approved else 'rejected'} by {approver} ({reason})",
+                            approved=approved, approver=approver)
             context["ti"].xcom_push(key="decision", value={
                 "approved": approved, "approver": approver, "reason": reason, "arn": self.model_package_arn,
                 "decided_before": recorded is not None,
             })
         return super().execute_complete(context=context, event=event)
+
+    def notify(self, event: str, context, message: str, **detail: Any) -> None:
+        from mlops.notifications import send
+
+        send(event, context, message, model_version=self.model_package_arn, report_uri=self.report_uri,
+             detail={"stage": self.stage, "evidence": dict(self.evidence), **detail})
 
     def answered_by(self, event: dict[str, Any], approved: bool) -> tuple[str, str]:
         """``(approver, reason)`` of an answer: the policy's own reason when the policy decided
@@ -159,6 +202,8 @@ class RegistryApprovalOperator(ApprovalOperator):
 
         registry = get_backend().registry
         evidence = {**dict(self.evidence), "report_uri": self.report_uri, "mode": self.mode}
+        if isinstance(self.comparison, dict):
+            evidence["compared_with_serving"] = self.comparison
         # A concurrent identical decision that landed first is kept; the registry records no second one.
         if approved:
             registry.approve(self.model_package_arn, approver, reason, evidence)
@@ -200,11 +245,18 @@ class ProdApprovalOperator(RegistryApprovalOperator):
     deployment history and skips the prod deployment.
 
     :param endpoint_name: the prod endpoint the promotion is for.
+    :param target: prod's :class:`~mlops.backends.base.StageTarget` dict (templated): the account
+        a rejection is recorded for. None: the project's own account.
     """
 
-    def __init__(self, *, endpoint_name: str, **kwargs: Any) -> None:
+    stage = "prod"
+
+    template_fields: Sequence[str] = (*RegistryApprovalOperator.template_fields, "target")
+
+    def __init__(self, *, endpoint_name: str, target: dict[str, Any] | str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.endpoint_name = endpoint_name
+        self.target = target
 
     def record(self, approved: bool, approver: str, reason: str) -> None:
         from mlops.backends import get_backend
@@ -218,6 +270,8 @@ class ProdApprovalOperator(RegistryApprovalOperator):
             arn=self.model_package_arn, stage="prod", endpoint_name=backend.hosting.name(self.endpoint_name),
             endpoint_config="",
             outcome="rejected", deployed_at=datetime.now(UTC).isoformat(),
-            detail={"approver": approver, "reason": reason, "evidence": dict(self.evidence)},
+            detail={"approver": approver, "reason": reason, "evidence": dict(self.evidence),
+                    **({"compared_with_serving": self.comparison} if isinstance(self.comparison, dict) else {})},
+            account=(self.target or {}).get("account_id", ""),
         ))
         self.log.info("prod deployment of %s rejected by %s: %s", self.model_package_arn, approver, reason)

@@ -12,7 +12,7 @@ from typing import Any
 
 from airflow.sdk import BaseOperator
 
-from mlops.links import ResourceLink, persist
+from mlops.links import ModelReportLink, ResourceLink, persist, persist_report
 from mlops.naming import run_name
 
 
@@ -191,7 +191,7 @@ class SageMakerModelPackageOperator(BaseOperator):
     """
 
     template_fields: Sequence[str] = ("group", "model", "metrics", "metadata")
-    operator_extra_links = (ResourceLink(),)
+    operator_extra_links = (ResourceLink(), ModelReportLink())
 
     def __init__(self, *, group: str, model: dict[str, Any] | str, metrics: dict[str, Any] | str,
                  metadata: dict[str, Any] | str, **kwargs: Any) -> None:
@@ -216,6 +216,7 @@ class SageMakerModelPackageOperator(BaseOperator):
         else:
             self.log.info("registered %s (%s)", version.arn, version.status)
         persist(context, _backend().resource_url("model-package", version.group, metadata.get("report_uri")))
+        persist_report(context, metadata.get("report_uri"))
         return version.to_dict()  # with "reused"
 
 
@@ -260,18 +261,21 @@ class SageMakerEndpointOperator(BaseOperator):
     :param instance_type: instance type for an instance-backed endpoint.
     :param data_capture_config: SageMaker ``DataCaptureConfig`` (templated).
     :param deployment_config: ``UpdateEndpoint`` ``DeploymentConfig`` (templated).
+    :param target: the stage's :class:`~mlops.backends.base.StageTarget` dict (templated; from
+        :func:`mlops.deployment.prepare_stages`): the endpoint is made in that account, with its
+        connection and execution role, and recorded with it. None: the project's own account.
     :param deferrable: free the worker slot while SageMaker creates or updates the endpoint.
     """
 
     template_fields: Sequence[str] = ("package", "endpoint_name", "serverless", "instance_type",
-                                      "initial_instance_count", "data_capture_config", "deployment_config")
+                                      "initial_instance_count", "data_capture_config", "deployment_config", "target")
     operator_extra_links = (ResourceLink(),)
 
     def __init__(self, *, stage: str, package: dict[str, Any] | str, endpoint_name: str,
                  serverless: dict[str, Any] | str | None = None, instance_type: str | None = None,
                  initial_instance_count: int | str = 1, data_capture_config: dict[str, Any] | str | None = None,
-                 deployment_config: dict[str, Any] | str | None = None, deferrable: bool | None = None,
-                 **kwargs: Any) -> None:
+                 deployment_config: dict[str, Any] | str | None = None, target: dict[str, Any] | str | None = None,
+                 deferrable: bool | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if stage not in ("staging", "prod"):
             raise ValueError(f"stage {stage!r} is not staging or prod")
@@ -283,7 +287,12 @@ class SageMakerEndpointOperator(BaseOperator):
         self.initial_instance_count = initial_instance_count
         self.data_capture_config = data_capture_config
         self.deployment_config = deployment_config
+        self.target = target
         self.deferrable = _default_deferrable() if deferrable is None else deferrable
+
+    @property
+    def account(self) -> str:
+        return (self.target or {}).get("account_id", "")
 
     def _spec(self, context, package: dict[str, Any]):
         from mlops.backends.base import EndpointSpec
@@ -306,14 +315,15 @@ class SageMakerEndpointOperator(BaseOperator):
         from mlops.deployment import record_attempt
 
         backend = _backend()
+        hosting = backend.hosting_for(self.target)
         package = resolve_deployable(backend.registry, self.package["group"], self.package["arn"])
-        spec = backend.hosting.named(self._spec(context, package))
+        spec = hosting.named(self._spec(context, package))
         if not self.deferrable:
-            return self._finish(context, backend, package, spec, lambda: backend.hosting.deploy(spec))
+            return self._finish(context, backend, package, spec, lambda: hosting.deploy(spec))
         try:
-            handle = backend.hosting.submit(spec)
+            handle = hosting.submit(spec)
         except Exception as err:
-            record_attempt(backend.registry, package, spec, self.stage, FAILED, {"error": str(err)})
+            record_attempt(backend.registry, package, spec, self.stage, FAILED, {"error": str(err)}, self.account)
             raise
         if not handle.done:
             from airflow.sdk.module_loading import import_string
@@ -321,7 +331,7 @@ class SageMakerEndpointOperator(BaseOperator):
             trigger = import_string(handle.trigger["classpath"])(**handle.trigger["kwargs"])
             self.defer(trigger=trigger, method_name="execute_complete",
                        kwargs={"handle": handle.to_dict(), "package": package, "spec": spec.to_dict()})
-        return self._finish(context, backend, package, spec, lambda: Endpoint(**backend.hosting.collect(handle)))
+        return self._finish(context, backend, package, spec, lambda: Endpoint(**hosting.collect(handle)))
 
     def execute_complete(self, context, event: dict[str, Any] | None = None, handle: dict | None = None,
                          package: dict | None = None, spec: dict | None = None) -> dict[str, Any]:
@@ -335,7 +345,7 @@ class SageMakerEndpointOperator(BaseOperator):
             if event.get("status") != "success":
                 raise RuntimeError(f"endpoint {spec.endpoint_name} did not come InService: "
                                    f"{event.get('message', event)}")
-            return Endpoint(**backend.hosting.collect(JobHandle(**{**handle, "done": True})))
+            return Endpoint(**backend.hosting_for(self.target).collect(JobHandle(**{**handle, "done": True})))
 
         return self._finish(context, backend, package, spec, collect)
 
@@ -343,27 +353,44 @@ class SageMakerEndpointOperator(BaseOperator):
         from airflow.sdk.exceptions import AirflowFailException
 
         from mlops.deployment import SilentRollback, finish_deployment
+        from mlops.notifications import send
 
+        report = (package.get("metadata") or {}).get("report_uri", "")
         try:
-            endpoint = finish_deployment(backend.registry, package, spec, self.stage, obtain)
+            endpoint = finish_deployment(backend.registry, package, spec, self.stage, obtain, account=self.account)
         except SilentRollback as err:
+            send("silent_rollback", context, f"{self.stage} endpoint {spec.endpoint_name} (account "
+                 f"{self.account or 'of the project'}) was rolled back: {err}", model_version=package["arn"],
+                 report_uri=report, detail={"stage": self.stage, "account": self.account})
             raise AirflowFailException(str(err)) from err  # the alarms said no: a retry would repeat it
-        self.log.info("%s endpoint %s serves %s at %s", self.stage, endpoint.name, package["arn"], endpoint.url)
-        persist(context, backend.resource_url("endpoint", endpoint.name, endpoint.url))
-        return {**endpoint.to_dict(), "arn": package["arn"], "stage": self.stage}
+        self.log.info("%s endpoint %s (account %s) serves %s at %s", self.stage, endpoint.name,
+                      self.account or "of the project's connection", package["arn"], endpoint.url)
+        url = backend.resource_url("endpoint", endpoint.name, endpoint.url)
+        persist(context, url)
+        if self.stage == "prod":
+            send("prod_deployed", context, f"prod endpoint {endpoint.name} (account {self.account or 'of the project'}) "
+                 f"serves {package['arn']}", model_version=package["arn"], report_uri=report,
+                 console_url=url or "", detail={"endpoint": endpoint.name, "account": self.account,
+                                                 "config": endpoint.config_name})
+        return {**endpoint.to_dict(), "arn": package["arn"], "stage": self.stage, "account": self.account}
 
 
 class SageMakerEndpointDeleteOperator(BaseOperator):
-    """Delete an endpoint (a teardown: deleting a missing endpoint is not an error)."""
+    """Delete an endpoint (a teardown: deleting a missing endpoint is not an error).
 
-    template_fields: Sequence[str] = ("endpoint_name",)
+    :param target: the stage's :class:`~mlops.backends.base.StageTarget` dict (templated): the
+        account the endpoint is in. None: the project's own account.
+    """
 
-    def __init__(self, *, endpoint_name: str, **kwargs: Any) -> None:
+    template_fields: Sequence[str] = ("endpoint_name", "target")
+
+    def __init__(self, *, endpoint_name: str, target: dict[str, Any] | str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.endpoint_name = endpoint_name
+        self.target = target
 
     def execute(self, context) -> None:
-        _backend().hosting.delete(self.endpoint_name)
+        _backend().hosting_for(self.target).delete(self.endpoint_name)
         self.log.info("deleted endpoint %s", self.endpoint_name)
 
 
@@ -377,24 +404,27 @@ class SageMakerEndpointTestOperator(BaseOperator):
 
     :param endpoint: the :class:`~mlops.backends.base.Endpoint` dict (templated).
     :param golden_uri: Parquet rows with the features and the offline ``probability`` (templated).
+    :param target: the stage's :class:`~mlops.backends.base.StageTarget` dict (templated): the
+        endpoint is invoked from that account. None: the project's own account.
     """
 
-    template_fields: Sequence[str] = ("endpoint", "golden_uri", "requests", "tolerance")
+    template_fields: Sequence[str] = ("endpoint", "golden_uri", "requests", "tolerance", "target")
 
     def __init__(self, *, endpoint: dict[str, Any] | str, golden_uri: str, requests: int | str = 50,
-                 tolerance: float | str = 1e-6, **kwargs: Any) -> None:
+                 tolerance: float | str = 1e-6, target: dict[str, Any] | str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.endpoint = endpoint
         self.golden_uri = golden_uri
         self.requests = requests
         self.tolerance = tolerance
+        self.target = target
 
     def execute(self, context) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowFailException
 
         from mlops.endpoint_tests import run_endpoint_tests
 
-        client = _backend().hosting.runtime_client()
+        client = _backend().hosting_for(self.target).runtime_client()
         report = run_endpoint_tests(client, self.endpoint["name"], self.golden_uri,
                                     requests=int(self.requests), tolerance=float(self.tolerance))
         for check in report["checks"]:

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator, BaseOperatorLink
 
+from mlops.links import report_url
+
 if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
     from airflow.sdk.types import TaskInstanceKey
@@ -40,16 +42,6 @@ def read_snapshot(use_case: str) -> dict[str, Any] | None:
             f"the last passed validation under validation/{use_case}/, or delete it to start a new baseline."
         )
     return snapshot
-
-
-def report_url(uri: str) -> str:
-    """Where a person opens a report: the S3 console for ``s3://``, the file itself locally."""
-    if uri.startswith("s3://"):
-        from urllib.parse import quote
-
-        bucket, _, key = uri.removeprefix("s3://").partition("/")
-        return f"https://s3.console.aws.amazon.com/s3/object/{bucket}?prefix={quote(key)}"
-    return uri
 
 
 class ValidationReportLink(BaseOperatorLink):

@@ -10,8 +10,28 @@ if TYPE_CHECKING:
     from mlops.settings import Settings
 
 
+def stage_hosting(settings: Settings):
+    """``target -> SageMakerHosting`` in a stage's account: the stage's connection, region and
+    execution role (:class:`~mlops.backends.base.StageTarget`); None for a target that is the
+    project's own connection, region and role (the backend's hosting serves it)."""
+    from dataclasses import replace
+
+    from mlops.backends.aws.hosting import SageMakerHosting
+
+    def hosting(target):
+        stage_settings = replace(settings, aws_conn_id=target.aws_conn_id or settings.aws_conn_id,
+                                 aws_region=target.region or settings.aws_region,
+                                 sagemaker_role_arn=target.execution_role_arn or settings.sagemaker_role_arn)
+        if stage_settings == settings:
+            return None
+        return SageMakerHosting(stage_settings, account_id=target.account_id)
+
+    return hosting
+
+
 def build(settings: Settings) -> Backend:
     from mlops.backends import Backend, BackendNotAvailable
+    from mlops.backends.aws.accounts import SageMakerStageAccess
     from mlops.backends.aws.automl import AutopilotAutoML
     from mlops.backends.aws.hosting import SageMakerHosting
     from mlops.backends.aws.registry import SageMakerRegistry
@@ -31,4 +51,6 @@ def build(settings: Settings) -> Backend:
         automl=AutopilotAutoML(settings),
         transform=SageMakerBatchTransform(settings),
         region=settings.aws_region,
+        stages=SageMakerStageAccess(settings),
+        stage_hosting=stage_hosting(settings),
     )

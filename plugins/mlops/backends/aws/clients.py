@@ -15,19 +15,33 @@ if TYPE_CHECKING:
 
 RETRIES = {"max_attempts": 10, "mode": "adaptive"}
 NOT_FOUND_CODES = ("ResourceNotFound", "ResourceNotFoundException")
-NOT_FOUND_MESSAGES = ("could not find", "not found", "does not exist", "not exist")
+NOT_FOUND_MESSAGES = ("could not find", "cannot find", "not found", "does not exist", "not exist")
 
 T = TypeVar("T")
 
 
-def client(service: str, settings: Settings):
-    """A boto3 client for ``service`` (``sagemaker``, ``sagemaker-runtime``, ``s3`` ...)."""
+def client(service: str, settings: Settings, session=None):
+    """A boto3 client for ``service`` (``sagemaker``, ``sagemaker-runtime``, ``s3`` ...) of the
+    connection ``settings.aws_conn_id``; made from ``session`` (:func:`session`) when given, so the
+    clients of one port share one assumed role."""
     from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
     from botocore.config import Config
 
     hook = AwsBaseHook(aws_conn_id=settings.aws_conn_id, client_type=service, region_name=settings.aws_region,
                        config=Config(retries=RETRIES))
-    return hook.get_conn()
+    if session is None:
+        return hook.get_conn()
+    return session.client(service, region_name=settings.aws_region, config=hook.config, verify=hook.verify,
+                          endpoint_url=hook.conn_config.get_service_endpoint_url(service))
+
+
+def session(settings: Settings):
+    """The boto3 session of the connection ``settings.aws_conn_id``, as the amazon provider makes
+    it: with the connection's ``role_arn`` assumed (one ``sts:AssumeRole``; it refreshes itself)."""
+    from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+
+    return AwsBaseHook(aws_conn_id=settings.aws_conn_id, region_name=settings.aws_region).get_session(
+        region_name=settings.aws_region)
 
 
 def is_not_found(error: BaseException) -> bool:
@@ -103,7 +117,9 @@ class AwsClients:
         from mlops.limits import strict_requests
 
         if service not in self._clients:
-            self._clients[service] = strict_requests(client(service, self.settings))
+            if getattr(self, "_session", None) is None:
+                self._session = session(self.settings)
+            self._clients[service] = strict_requests(client(service, self.settings, self._session))
         return self._clients[service]
 
     @property

@@ -114,13 +114,16 @@ class SageMakerHosting(AwsClients, Hosting, LongRunningPort):
     :param waiter_delay: seconds between ``DescribeEndpoint`` calls while waiting.
     :param waiter_max_attempts: calls before giving up (default 2 h at 30 s: blue/green
         updates with canary steps and a baking period take a while).
+    :param account_id: the account ``settings.aws_conn_id`` reaches (a stage's; named in errors).
     """
 
     def __init__(self, settings: Settings, sagemaker_client=None, s3_client=None, cloudwatch_client=None,
-                 runtime_client=None, registry=None, waiter_delay: int = 30, waiter_max_attempts: int = 240):
+                 runtime_client=None, registry=None, waiter_delay: int = 30, waiter_max_attempts: int = 240,
+                 account_id: str = ""):
         if not settings.sagemaker_role_arn:
             raise ValueError("SageMaker hosting needs the execution role ARN (MLOPS_SAGEMAKER_ROLE)")
         self.settings = settings
+        self.account_id = account_id
         self._use_clients(sagemaker=sagemaker_client, s3=s3_client, cloudwatch=cloudwatch_client,
                           sagemaker_runtime=runtime_client)
         self._registry = registry
@@ -201,6 +204,26 @@ class SageMakerHosting(AwsClients, Hosting, LongRunningPort):
     def runtime_client(self):
         """boto3 ``sagemaker-runtime`` client of the project's connection and region."""
         return self.aws_client("sagemaker-runtime")
+
+    def check_package(self, package: dict[str, Any]) -> None:
+        """From this hosting's account: describe the version (another account's needs the model
+        package group's resource policy), check it is Approved with the registered digest and
+        artifact, and stream the artifact's sha256 (another account's bucket needs its bucket
+        policy, and its KMS key's policy when SSE-KMS)."""
+        from botocore.exceptions import ClientError
+
+        try:
+            self._deployable_container(package["arn"], package["model_uri"], package["sha256"])
+            self._verify_artifact(package["model_uri"], package["sha256"])
+        except ClientError as err:
+            error = err.response.get("Error", {})
+            if error.get("Code") in ("AccessDenied", "AccessDeniedException", "403"):
+                raise PermissionError(
+                    f"account {self.account_id or '?'} (connection {self.settings.aws_conn_id}) may not "
+                    f"{err.operation_name} for {package['arn']} ({package['model_uri']}): {error.get('Message')}; "
+                    "the registry's model package group policy and data bucket policy must name this stage "
+                    "(include/iam/README.md, multi-account)") from None
+            raise
 
     # ------------------------------------------------------------ submit / wait / collect
     def submit(self, spec: EndpointSpec) -> JobHandle:
@@ -311,12 +334,29 @@ class SageMakerHosting(AwsClients, Hosting, LongRunningPort):
             raise DigestMismatch(f"{model_uri}: sha256 {digest.hexdigest()} does not match the recorded "
                                  f"{sha256}; refusing to deploy a changed artifact")
 
+    def _deployable_container(self, package_arn: str, model_uri: str, sha256: str) -> dict[str, Any]:
+        """The version's serving container, as this account describes it: only an Approved
+        version with the recorded digest and artifact."""
+        from mlops.backends.aws.registry import KEY_SHA256
+        from mlops.backends.base import APPROVED
+
+        described = self.registry.describe(package_arn)
+        containers = described.get("InferenceSpecification", {}).get("Containers") or []
+        if not containers:
+            raise ValueError(f"model package {package_arn} has no InferenceSpecification container")
+        if described["ModelApprovalStatus"] != APPROVED:
+            raise ValueError(f"{package_arn} is {described['ModelApprovalStatus']}; only Approved versions are deployed")
+        recorded = (described.get("CustomerMetadataProperties") or {}).get(KEY_SHA256)
+        if recorded != sha256:
+            raise DigestMismatch(f"{package_arn} records sha256 {recorded}, the deploy was given {sha256}")
+        if containers[0].get("ModelDataUrl") != model_uri:
+            raise ValueError(f"{package_arn} serves {containers[0].get('ModelDataUrl')}, the spec says {model_uri}")
+        return containers[0]
+
     def _container(self, spec: EndpointSpec) -> dict[str, Any]:
         package_arn = getattr(spec, "model_package_arn", None)
         if package_arn:
-            container = self.registry.container(package_arn)
-            if container.get("ModelDataUrl") != spec.model_uri:
-                raise ValueError(f"{package_arn} serves {container.get('ModelDataUrl')}, the spec says {spec.model_uri}")
+            container = self._deployable_container(package_arn, spec.model_uri, spec.sha256)
             image, environment = container["Image"], dict(container.get("Environment") or {})
         else:
             from mlops.backends.aws.sklearn_image import sklearn_image_uri

@@ -485,13 +485,47 @@ class SageMakerRegistry(AwsClients, Registry):
         self._put_json(_record_key(f"{self.prefix}/deployments/{stage}", deployed_at),
                        json.dumps(record, sort_keys=True, default=str))
 
-    def deployments(self, stage: str | None = None) -> list[Deployment]:
-        """Deployment history, newest ``deployed_at`` first (ties: last recorded first)."""
+    def deployments(self, stage: str | None = None, account: str | None = None) -> list[Deployment]:
+        """Deployment history, newest ``deployed_at`` first (ties: last recorded first); only
+        ``stage``'s and the endpoints in ``account`` when given."""
         prefix = f"{self.prefix}/deployments" + (f"/{stage}" if stage else "")
         records = self._list_records(prefix)
         records.sort(key=lambda r: r["deployed_at_utc"], reverse=True)  # stable: keeps record order
         fields = set(Deployment.__dataclass_fields__)
-        return [Deployment(**{k: v for k, v in record.items() if k in fields}) for record in records]
+        found = [Deployment(**{k: v for k, v in record.items() if k in fields}) for record in records]
+        return [d for d in found if account is None or d.account == account]
+
+    # ------------------------------------------------------------ sharing with stage accounts
+    @staticmethod
+    def group_policy(group_arn: str, principals: list[str]) -> dict[str, Any]:
+        """The model package group's resource policy: ``principals`` (the stages' deployment roles,
+        in their accounts) may describe the group and its versions, nothing else. Deploying a
+        version needs no more: the stage's model is created from the version's container, whose
+        artifact the data bucket's policy lets the stage read (``include/iam/``)."""
+        principal = {"AWS": sorted(principals)}
+        return {"Version": "2012-10-17", "Statement": [
+            {"Sid": "StageAccountsDescribeTheGroup", "Effect": "Allow", "Principal": principal,
+             "Action": ["sagemaker:DescribeModelPackageGroup"], "Resource": group_arn},
+            {"Sid": "StageAccountsDescribeItsVersions", "Effect": "Allow", "Principal": principal,
+             "Action": ["sagemaker:DescribeModelPackage"],
+             "Resource": group_arn.replace(":model-package-group/", ":model-package/") + "/*"},
+        ]}
+
+    def share_group(self, group: str, targets: list) -> None:
+        """Put the group's resource policy naming the deployment roles of ``targets`` in other
+        accounts (:meth:`group_policy`). An unchanged policy is left alone; without a target in
+        another account nothing is called (a policy put earlier stays: remove it with
+        ``DeleteModelPackageGroupPolicy`` when a stage moves back)."""
+        name = self.group_name(group)
+        principals = sorted({t.principal_arn for t in targets if t.cross_account})
+        if not principals:
+            return
+        current = or_none(lambda: self.sagemaker.get_model_package_group_policy(ModelPackageGroupName=name))
+        group_arn = self.sagemaker.describe_model_package_group(ModelPackageGroupName=name)["ModelPackageGroupArn"]
+        policy = self.group_policy(group_arn, principals)
+        if current is not None and json.loads(current["ResourcePolicy"]) == policy:
+            return
+        self.sagemaker.put_model_package_group_policy(ModelPackageGroupName=name, ResourcePolicy=json.dumps(policy))
 
     def deployed_version_at(self, stage: str, at: datetime | str) -> ModelVersion | None:
         """The version serving on ``stage`` at ``at``: that of the newest succeeded deployment
@@ -536,9 +570,7 @@ class SageMakerRegistry(AwsClients, Registry):
             approval_reason=described.get("ApprovalDescription") or None,
         )
 
-    def container(self, arn: str) -> dict[str, Any]:
-        """The package's serving container (image, model data, environment) for CreateModel."""
-        containers = self._describe(arn).get("InferenceSpecification", {}).get("Containers") or []
-        if not containers:
-            raise ValueError(f"model package {arn} has no InferenceSpecification container")
-        return containers[0]
+    def describe(self, arn: str) -> dict[str, Any]:
+        """SageMaker's ``DescribeModelPackage`` answer for ``arn`` (another account's version
+        when its group's resource policy allows this one); raises :class:`ModelPackageNotFound`."""
+        return self._describe(arn)

@@ -10,8 +10,16 @@ if TYPE_CHECKING:
     from mlops.settings import Settings
 
 
+def stage_hosting(settings: Settings):
+    """``target -> LocalHosting`` acting in a stage's account."""
+    from mlops.backends.local.hosting import LocalHosting
+
+    return lambda target: LocalHosting(settings, account=target.account_id)
+
+
 def build(settings: Settings) -> Backend:
     from mlops.backends import Backend
+    from mlops.backends.local.accounts import LocalStageAccess
     from mlops.backends.local.automl import FlamlAutoML
     from mlops.backends.local.hosting import LocalHosting
     from mlops.backends.local.registry import SQLiteRegistry
@@ -27,4 +35,6 @@ def build(settings: Settings) -> Backend:
         hosting=LocalHosting(settings),
         automl=automl,
         transform=LocalBatchTransform(automl),
+        stages=LocalStageAccess(),
+        stage_hosting=stage_hosting(settings),
     )

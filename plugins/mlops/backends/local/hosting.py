@@ -4,6 +4,12 @@
 service with an environment of its own, and drives its admin API; callers invoke endpoints with
 the real boto3 ``sagemaker-runtime`` client from :meth:`LocalHosting.runtime_client`, exactly as
 on AWS.
+
+Each :class:`LocalHosting` acts in one account (the registry's by default; a stage's from
+:func:`mlops.backends.local.stage_hosting`): it sees, deploys and invokes only that account's
+endpoints, and deploys another account's model version only when the registry shares its group
+with this account (:meth:`~mlops.backends.local.registry.SQLiteRegistry.share_group`, the twin of
+the model package group's resource policy and the data bucket's policy).
 """
 
 from __future__ import annotations
@@ -15,11 +21,12 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from mlops.backends.base import Endpoint, EndpointSpec, Hosting, JobHandle, LongRunningPort
+from mlops.backends.base import APPROVED, Endpoint, EndpointSpec, Hosting, JobHandle, LongRunningPort
 from mlops.settings import Settings
 from mlops.storage import DigestMismatch
 
 REGION = "us-east-1"
+REGISTRY_ACCOUNT = "000000000000"  # the local registry's account (its ARNs), and the default hosting's
 
 
 class EndpointNotFound(LookupError):
@@ -49,12 +56,17 @@ class LocalHosting(Hosting, LongRunningPort):
         keeps its state in ``settings.runtime_dir``.
     :param start_timeout: seconds to wait for a freshly started runtime to answer ``/ping``.
     :param deploy_timeout: seconds to wait for a deploy (download, verify, load) to finish.
+    :param account: the account this hosting acts in (12 digits).
     """
 
-    def __init__(self, settings: Settings, start_timeout: float = 60.0, deploy_timeout: float = 600.0):
+    def __init__(self, settings: Settings, start_timeout: float = 60.0, deploy_timeout: float = 600.0,
+                 account: str = REGISTRY_ACCOUNT):
+        if not (isinstance(account, str) and len(account) == 12 and account.isdigit()):
+            raise ValueError(f"account {account!r} is not 12 digits")
         self.settings = settings
         self.start_timeout = start_timeout
         self.deploy_timeout = deploy_timeout
+        self.account = account
         # The runtime is on this machine or in the same network: never route these calls through an
         # HTTP(S)_PROXY.
         self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -85,6 +97,7 @@ class LocalHosting(Hosting, LongRunningPort):
     def _admin(self, method: str, name: str | None = None, payload: dict | None = None,
                timeout: float = 30.0) -> dict[str, Any]:
         path = "/admin/endpoints" + (f"/{urllib.parse.quote(name, safe='')}" if name else "")
+        path += f"?account={self.account}" if payload is None else ""
         request = urllib.request.Request(  # noqa: S310 - runtime_url is the runtime's http:// URL
             self.settings.runtime_url + path,
             method=method,
@@ -132,6 +145,8 @@ class LocalHosting(Hosting, LongRunningPort):
         from mlops.limits import check_endpoint_spec
 
         check_endpoint_spec(spec)
+        if spec.model_package_arn:
+            self._check_shared(spec.model_package_arn)
         self.ensure_running()
         payload = {
             "config_name": spec.config_name,
@@ -139,6 +154,7 @@ class LocalHosting(Hosting, LongRunningPort):
             "sha256": spec.sha256,
             "environment": dict(spec.environment),
             "serverless": spec.serverless is not None,
+            "account": self.account,
         }
         try:
             info = self._admin("PUT", spec.endpoint_name, payload, timeout=self.deploy_timeout)
@@ -178,11 +194,48 @@ class LocalHosting(Hosting, LongRunningPort):
             if err.status != 404:
                 raise
 
-    def runtime_client(self):
-        """A ``sagemaker-runtime`` client for the local runtime (started if it is not running).
+    # ------------------------------------------------------------ another account's versions
+    def _registry(self):
+        from mlops.backends.local.registry import SQLiteRegistry
 
-        The credentials are dummies: botocore insists on signing, and the local runtime ignores
-        the SigV4 signature. Real credentials are neither needed nor sent anywhere.
+        return SQLiteRegistry(self.settings.registry_db)
+
+    def _check_shared(self, package_arn: str) -> None:
+        """Another account's version is readable here only when its group is shared with this
+        account (what the model package group's and the bucket's policies grant on AWS)."""
+        if self.account == REGISTRY_ACCOUNT:
+            return
+        group = package_arn.split(":model-package/", 1)[-1].rsplit("/", 1)[0]
+        if self.account not in self._registry().shared_accounts(group):
+            raise PermissionError(
+                f"account {self.account} may not read model package group {group} of account {REGISTRY_ACCOUNT} "
+                f"({package_arn}): the registry does not share the group with it (Registry.share_group, the "
+                "model package group's resource policy on AWS)")
+
+    def check_package(self, package: dict[str, Any]) -> None:
+        """From this account: the group is shared with it, the version is Approved with the
+        registered digest, and the artifact's sha256 still is that digest."""
+        from mlops.storage import sha256_of
+
+        self._check_shared(package["arn"])
+        version = self._registry().get(package["arn"])
+        if version.status != APPROVED:
+            raise ValueError(f"{version.arn} is {version.status}; only Approved versions are deployed")
+        if version.sha256 != package["sha256"] or version.model_uri != package["model_uri"]:
+            raise DigestMismatch(f"{version.arn} records {version.model_uri} with sha256 {version.sha256}, the "
+                                 f"deploy was given {package['model_uri']} with {package['sha256']}")
+        actual = sha256_of(version.model_uri)
+        if actual != version.sha256:
+            raise DigestMismatch(f"{version.arn}: artifact {version.model_uri} has sha256 {actual}, registered "
+                                 f"{version.sha256}; refusing to deploy a changed artifact")
+
+    def runtime_client(self):
+        """A ``sagemaker-runtime`` client for the local runtime (started if it is not running),
+        signed as this hosting's account: it reaches that account's endpoints only.
+
+        The credentials are dummies (the access key is the account id): botocore insists on
+        signing, and the local runtime does not check the signature. Real credentials are neither
+        needed nor sent anywhere.
         """
         import boto3
         from botocore.config import Config
@@ -192,7 +245,7 @@ class LocalHosting(Hosting, LongRunningPort):
             "sagemaker-runtime",
             endpoint_url=self.settings.runtime_url,
             region_name=REGION,
-            aws_access_key_id="local",
+            aws_access_key_id=self.account,
             aws_secret_access_key="local",  # noqa: S106 - the loopback runtime checks no signature
             config=Config(proxies={}, read_timeout=70, retries={"mode": "standard", "max_attempts": 3}),
         )

@@ -43,7 +43,7 @@ ARN_PREFIX = "arn:aws:sagemaker:local:000000000000"
 _GROUP_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
 _SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: deployments.account, group_shares
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS model_package_groups (
     name        TEXT PRIMARY KEY,
@@ -85,10 +85,15 @@ CREATE TABLE IF NOT EXISTS deployments (
     outcome         TEXT NOT NULL CHECK (outcome IN {DEPLOYMENT_OUTCOMES!r}),
     deployed_at     TEXT NOT NULL,  -- as given by the caller
     deployed_at_utc TEXT NOT NULL,  -- normalised to UTC with microseconds: sorts as text
-    detail          TEXT NOT NULL
+    detail          TEXT NOT NULL,
+    account         TEXT NOT NULL DEFAULT ''  -- the account the endpoint is in
 );
 CREATE INDEX IF NOT EXISTS deployments_by_stage ON deployments (stage, deployed_at_utc, id);
-PRAGMA user_version = {SCHEMA_VERSION};
+CREATE TABLE IF NOT EXISTS group_shares (  -- the twin of a model package group's resource policy
+    group_name TEXT NOT NULL REFERENCES model_package_groups (name),
+    account    TEXT NOT NULL CHECK (length(account) = 12),
+    PRIMARY KEY (group_name, account)
+);
 """
 
 
@@ -170,7 +175,16 @@ class SQLiteRegistry(Registry):
         conn.execute("PRAGMA journal_mode = WAL")  # persistent; not allowed inside a transaction
         # executescript commits first and runs as is: the BEGIN IMMEDIATE inside serialises
         # processes creating the schema at the same time (every statement is IF NOT EXISTS).
-        conn.executescript(f"BEGIN IMMEDIATE;\n{_SCHEMA}\nCOMMIT;")
+        conn.executescript(f"BEGIN IMMEDIATE;\n{_SCHEMA}")
+        try:
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(deployments)")}
+            if "account" not in columns:  # a version 1 database: deployments recorded before accounts
+                conn.execute("ALTER TABLE deployments ADD COLUMN account TEXT NOT NULL DEFAULT ''")
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
@@ -370,27 +384,47 @@ class SQLiteRegistry(Registry):
             self._get(conn, deployment.arn)
             conn.execute(
                 "INSERT INTO deployments (arn, stage, endpoint_name, endpoint_config, outcome, "
-                "deployed_at, deployed_at_utc, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "deployed_at, deployed_at_utc, detail, account) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (deployment.arn, deployment.stage, deployment.endpoint_name, deployment.endpoint_config,
-                 deployment.outcome, deployment.deployed_at, deployed_at_utc, detail_json),
+                 deployment.outcome, deployment.deployed_at, deployed_at_utc, detail_json, deployment.account),
             )
 
-    def deployments(self, stage: str | None = None) -> list[Deployment]:
-        """Deployment history, newest ``deployed_at`` first (ties: last recorded first)."""
+    def deployments(self, stage: str | None = None, account: str | None = None) -> list[Deployment]:
+        """Deployment history, newest ``deployed_at`` first (ties: last recorded first); only
+        ``stage``'s and the endpoints in ``account`` when given."""
         with self._connect() as conn:
             rows = conn.execute(
-                "SELECT * FROM deployments WHERE (? IS NULL OR stage = ?) "
+                "SELECT * FROM deployments WHERE (? IS NULL OR stage = ?) AND (? IS NULL OR account = ?) "
                 "ORDER BY deployed_at_utc DESC, id DESC",
-                (stage, stage),
+                (stage, stage, account, account),
             ).fetchall()
         return [
             Deployment(
                 arn=row["arn"], stage=row["stage"], endpoint_name=row["endpoint_name"],
                 endpoint_config=row["endpoint_config"], outcome=row["outcome"],
-                deployed_at=row["deployed_at"], detail=json.loads(row["detail"]),
+                deployed_at=row["deployed_at"], detail=json.loads(row["detail"]), account=row["account"],
             )
             for row in rows
         ]
+
+    # ------------------------------------------------------------ sharing with stage accounts
+    def share_group(self, group: str, targets: list) -> None:
+        """Share ``group`` with the accounts of ``targets`` other than the registry's (replacing
+        any earlier sharing): they may then read its versions and artifacts
+        (:meth:`~mlops.backends.local.hosting.LocalHosting.check_package`)."""
+        accounts = sorted({t.account_id for t in targets if t.cross_account})
+        with self._write() as conn:
+            if conn.execute("SELECT 1 FROM model_package_groups WHERE name = ?", (group,)).fetchone() is None:
+                raise ModelPackageGroupNotFound(f"model package group {group!r} does not exist in {self.db_path}")
+            conn.execute("DELETE FROM group_shares WHERE group_name = ?", (group,))
+            conn.executemany("INSERT INTO group_shares (group_name, account) VALUES (?, ?)",
+                             [(group, account) for account in accounts])
+
+    def shared_accounts(self, group: str) -> list[str]:
+        """The accounts ``group`` is shared with (:meth:`share_group`)."""
+        with self._connect() as conn:
+            rows = conn.execute("SELECT account FROM group_shares WHERE group_name = ? ORDER BY account", (group,))
+            return [row["account"] for row in rows]
 
     def deployed_version_at(self, stage: str, at: datetime | str) -> ModelVersion | None:
         """The version serving on ``stage`` at time ``at``: that of the newest succeeded

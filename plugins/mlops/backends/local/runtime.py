@@ -7,17 +7,25 @@ built from an allowlist (:func:`runtime_environment`), never the environment of 
 started it (an Airflow task's blocks Airflow's database), in a session of its own.
 
 It speaks the SageMaker Runtime REST path, so the real boto3 ``sagemaker-runtime`` client works
-against it with ``endpoint_url=settings.runtime_url`` (the SigV4 headers are ignored)::
+against it with ``endpoint_url=settings.runtime_url`` (the SigV4 signature is not checked)::
 
     POST /endpoints/{name}/invocations     InvokeEndpoint: body, Content-Type, Accept
     GET  /ping                             health (200), with this runtime's pid and folder
 
 and an admin API that :class:`mlops.backends.local.hosting.LocalHosting` drives::
 
-    PUT    /admin/endpoints/{name}         {config_name, model_uri, sha256, environment}
-    GET    /admin/endpoints/{name}         {name, config_name, status, sha256, ...}
-    DELETE /admin/endpoints/{name}
-    GET    /admin/endpoints
+    PUT    /admin/endpoints/{name}         {config_name, model_uri, sha256, environment, account}
+    GET    /admin/endpoints/{name}?account=…  {name, config_name, status, sha256, account, ...}
+    DELETE /admin/endpoints/{name}?account=…
+    GET    /admin/endpoints[?account=…]
+
+Every endpoint belongs to an account (the local twin's stages live in accounts of their own, as
+in AWS's multi-account deployment design): the admin API sees only the endpoints of the account
+it is asked for, and an invocation signed with an account id as its access key (what
+``LocalHosting.runtime_client`` sends) reaches only that account's endpoints; another account's
+is "not found", as SageMaker answers. Endpoint names are one namespace here (SageMaker's are per
+account): a name taken by another account is refused. An unsigned request, or one signed with
+a key that is not an account id (``curl``, the demo's hint), reaches any endpoint by name.
 
 Requests are answered by ``include/serving/inference.py``, the handlers the SageMaker
 scikit-learn container runs (``model_fn`` once per deploy; per request ``parse_request`` ->
@@ -121,7 +129,9 @@ MAX_PAYLOAD_BYTES = 6 * 1024 * 1024  # SageMaker real-time InvokeEndpoint limit
 SERVERLESS_MAX_PAYLOAD_BYTES = 4 * 1024 * 1024
 DRAIN_LIMIT_BYTES = 8 * MAX_PAYLOAD_BYTES
 PRODUCTION_VARIANT = "AllTraffic"
-ACCOUNT = "000000000000"  # the account named in local messages and ARNs
+ACCOUNT = "000000000000"  # the registry's account, and that of endpoints deployed without one
+ACCOUNT_ID = re.compile(r"\d{12}")
+CREDENTIAL = re.compile(r"Credential=(\d{12})/")  # a SigV4 Authorization header signed by an account id
 REGION = "us-east-1"  # the region of local endpoints (LocalHosting's)
 IN_SERVICE = "InService"
 FAILED = "Failed"
@@ -190,6 +200,7 @@ class ServedEndpoint:
     response_keys: tuple[str, ...] = ()
     failure_reason: str | None = None
     serverless: bool = False
+    account: str = ACCOUNT
 
     @property
     def max_payload_bytes(self) -> int:
@@ -209,6 +220,7 @@ class ServedEndpoint:
             "created_at": self.created_at,
             "last_modified_at": self.last_modified_at,
             "serverless": self.serverless,
+            "account": self.account,
         }
 
     def describe(self) -> dict[str, Any]:
@@ -255,25 +267,34 @@ class EndpointTable:
         self._endpoints: dict[str, ServedEndpoint] = {}
         self._admin = threading.Lock()
 
-    def get(self, name: str) -> ServedEndpoint | None:
-        return self._endpoints.get(name)
+    def get(self, name: str, account: str | None = None) -> ServedEndpoint | None:
+        """The endpoint ``name``; None when there is none, or it is not ``account``'s."""
+        endpoint = self._endpoints.get(name)
+        return endpoint if endpoint is not None and account in (None, endpoint.account) else None
 
-    def all(self) -> list[ServedEndpoint]:
-        return sorted(self._endpoints.values(), key=lambda e: e.name)
+    def all(self, account: str | None = None) -> list[ServedEndpoint]:
+        return sorted((e for e in self._endpoints.values() if account in (None, e.account)), key=lambda e: e.name)
 
     def deploy(
         self, name: str, config_name: str, model_uri: str, sha256: str, environment: dict[str, str],
-        serverless: bool = False,
+        serverless: bool = False, account: str = ACCOUNT,
     ) -> ServedEndpoint:
         """Verify, extract and load the model, then swap it in.
 
-        Raises :class:`DigestMismatch` (the artifact changed), ``ValueError`` (bad name, digest
-        or environment) or whatever loading raised; the endpoint keeps its old model then.
+        Raises :class:`DigestMismatch` (the artifact changed), ``ValueError`` (bad name, digest,
+        account or environment, or a name another account's endpoint has) or whatever loading
+        raised; the endpoint keeps its old model then.
         """
         if len(name) > NAME_MAX or not ENDPOINT_NAME.match(name):
             raise ValueError(f"endpoint name {name!r} must be 1-{NAME_MAX} characters matching {ENDPOINT_NAME.pattern}")
         if not SHA256.fullmatch(sha256):
             raise ValueError(f"sha256 {sha256!r} is not 64 lowercase hex digits")
+        if not ACCOUNT_ID.fullmatch(account):
+            raise ValueError(f"account {account!r} is not 12 digits")
+        taken = self._endpoints.get(name)
+        if taken is not None and taken.account != account:
+            raise ValueError(f"endpoint name {name} is taken by account {taken.account} (the local twin's endpoint "
+                             "names are one namespace)")
         with self._admin:
             try:
                 model_dir = self._extract(model_uri, sha256)
@@ -285,6 +306,7 @@ class EndpointTable:
                     name=name, config_name=config_name, model_uri=model_uri, sha256=sha256,
                     environment=dict(environment), created_at=old.created_at if old else now,
                     last_modified_at=now, model=model, response_keys=keys, serverless=serverless,
+                    account=account,
                 )
                 self._endpoints[name] = endpoint
                 self._save()
@@ -292,13 +314,15 @@ class EndpointTable:
             finally:
                 # The served models are in memory; drop folders no endpoint refers to any more.
                 self._prune_models()
-        log.info("endpoint %s serves %s (config %s, sha256 %s)", name, model_uri, config_name, sha256)
+        log.info("endpoint %s of account %s serves %s (config %s, sha256 %s)", name, account, model_uri,
+                 config_name, sha256)
         return endpoint
 
-    def delete(self, name: str) -> bool:
+    def delete(self, name: str, account: str | None = None) -> bool:
         with self._admin:
-            if self._endpoints.pop(name, None) is None:
+            if self.get(name, account) is None:
                 return False
+            self._endpoints.pop(name)
             self._save()
             self._prune_models()
         log.info("endpoint %s deleted", name)
@@ -634,6 +658,13 @@ class EndpointRequest(BaseModel):
     sha256: str
     environment: dict[str, str] = Field(default_factory=dict)
     serverless: bool = False  # the config is serverless: SageMaker's smaller payload limit applies
+    account: str = ACCOUNT  # the account the endpoint belongs to
+
+
+def _caller_account(request: Request) -> str | None:
+    """The account an invocation is signed by (its SigV4 access key is an account id), or None."""
+    match = CREDENTIAL.search(request.headers.get("authorization", ""))
+    return match.group(1) if match else None
 
 
 def _error(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
@@ -645,7 +676,8 @@ def _error(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
     )
 
 
-def _model_error(endpoint: str, original_status: int, original_message: str, log_path: Path) -> JSONResponse:
+def _model_error(endpoint: str, original_status: int, original_message: str, log_path: Path,
+                 account: str = ACCOUNT) -> JSONResponse:
     """A ``ModelError`` (HTTP 424) as SageMaker sends it when the model answers other than 200.
 
     ``original_status`` and ``original_message`` are the container's own status and body; the
@@ -656,10 +688,10 @@ def _model_error(endpoint: str, original_status: int, original_message: str, log
         MODEL_ERROR_STATUS,
         "ModelError",
         f'Received {kind} error ({original_status}) from primary with message "{original_message}". '
-        f"See {log_path} in account {ACCOUNT} for more information.",
+        f"See {log_path} in account {account} for more information.",
         OriginalStatusCode=original_status,
         OriginalMessage=original_message,
-        LogStreamArn=f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/sagemaker/Endpoints/{endpoint}",
+        LogStreamArn=f"arn:aws:logs:{REGION}:{account}:log-group:/aws/sagemaker/Endpoints/{endpoint}",
     )
 
 
@@ -768,13 +800,14 @@ def create_app(table: EndpointTable, runtime_dir: Path, batcher: PredictionBatch
                 f"1 validation error detected: Value '{name}' at 'endpointName' failed to satisfy constraint: "
                 f"Member must have length less than or equal to {NAME_MAX} and match the regular expression "
                 f"pattern: {ENDPOINT_NAME.pattern}"))
-        endpoint = table.get(name)
+        caller = _caller_account(request)
+        endpoint = table.get(name, caller)
         if endpoint is None:
-            return _error(400, "ValidationError", f"Endpoint {name} of account {ACCOUNT} not found.")
+            return _error(400, "ValidationError", f"Endpoint {name} of account {caller or ACCOUNT} not found.")
         if endpoint.model is None:
             return _error(
                 400, "ValidationError",
-                f"Endpoint {name} of account {ACCOUNT} is {FAILED}: {endpoint.failure_reason}",
+                f"Endpoint {name} of account {endpoint.account} is {FAILED}: {endpoint.failure_reason}",
             )
         if len(body) > endpoint.max_payload_bytes:
             return JSONResponse({"message": f"HTTP content length exceeded {endpoint.max_payload_bytes} bytes."},
@@ -785,10 +818,10 @@ def create_app(table: EndpointTable, runtime_dir: Path, batcher: PredictionBatch
             payload, mime = await batcher.invoke(endpoint, body, content_type, accept)
         except inference.RequestError as err:  # the container answers a refusal with its status
             refusal = inference.ErrorResponse.of(err)
-            return _model_error(name, refusal.status, refusal.body, log_path)
+            return _model_error(name, refusal.status, refusal.body, log_path, endpoint.account)
         except Exception as err:  # the container answers any other exception with 500
             log.exception("endpoint %s failed to answer", name)
-            return _model_error(name, 500, f"{type(err).__name__}: {err}", log_path)
+            return _model_error(name, 500, f"{type(err).__name__}: {err}", log_path, endpoint.account)
         return Response(
             content=payload.encode("utf-8"),
             headers={"Content-Type": _answer_type(mime),
@@ -799,7 +832,7 @@ def create_app(table: EndpointTable, runtime_dir: Path, batcher: PredictionBatch
     def deploy_endpoint(name: str, spec: EndpointRequest):
         try:
             endpoint = table.deploy(name, spec.config_name, spec.model_uri, spec.sha256, spec.environment,
-                                    serverless=spec.serverless)
+                                    serverless=spec.serverless, account=spec.account)
         except DigestMismatch as err:
             return _error(409, "DigestMismatch", str(err))
         except ValueError as err:
@@ -810,19 +843,19 @@ def create_app(table: EndpointTable, runtime_dir: Path, batcher: PredictionBatch
         return endpoint.describe()
 
     @app.get("/admin/endpoints")
-    def list_endpoints() -> dict[str, Any]:
-        return {"endpoints": [e.describe() for e in table.all()]}
+    def list_endpoints(account: str | None = None) -> dict[str, Any]:
+        return {"endpoints": [e.describe() for e in table.all(account)]}
 
     @app.get("/admin/endpoints/{name}")
-    def describe_endpoint(name: str):
-        endpoint = table.get(name)
+    def describe_endpoint(name: str, account: str | None = None):
+        endpoint = table.get(name, account)
         if endpoint is None:
             return _error(404, "ValidationError", f"Could not find endpoint {name}.")
         return endpoint.describe()
 
     @app.delete("/admin/endpoints/{name}")
-    def delete_endpoint(name: str):
-        if not table.delete(name):
+    def delete_endpoint(name: str, account: str | None = None):
+        if not table.delete(name, account):
             return _error(404, "ValidationError", f"Could not find endpoint {name}.")
         return {"name": name, "deleted": True}
 
