@@ -15,7 +15,6 @@ import sys
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from mlops.dag_defaults import POOLS, heavy_queue
 from mlops.settings import PROJECT_ROOT, get_settings
 
 EXECUTOR_VARIABLE = "MLOPS_AIRFLOW_EXECUTOR"
@@ -160,9 +159,11 @@ def default_workers() -> tuple[CeleryWorker, ...]:
     """A worker for the default queue (light tasks; ``MLOPS_CELERY_DEFAULT_CONCURRENCY``, 4) and
     one for the heavy queue (``MLOPS_CELERY_HEAVY_CONCURRENCY``, 1: a tuning job alone keeps two
     cores busy)."""
+    from mlops import dag_defaults  # imports Airflow: never at this module's import (configure() first)
+
     return (
         CeleryWorker("default", (default_queue(),), _positive("MLOPS_CELERY_DEFAULT_CONCURRENCY", 4)),
-        CeleryWorker("heavy", (heavy_queue(),), _positive("MLOPS_CELERY_HEAVY_CONCURRENCY", 1)),
+        CeleryWorker("heavy", (dag_defaults.heavy_queue(),), _positive("MLOPS_CELERY_HEAVY_CONCURRENCY", 1)),
     )
 
 
@@ -233,9 +234,11 @@ def create_pools() -> list[str]:
     """Create (or update) the pools the DAGs use, in the configured metadata database."""
     from airflow.models.pool import Pool
 
-    for spec in POOLS:
+    from mlops import dag_defaults
+
+    for spec in dag_defaults.POOLS:
         Pool.create_or_update_pool(spec.name, spec.slots, spec.description, spec.include_deferred)
-    return [spec.name for spec in POOLS]
+    return [spec.name for spec in dag_defaults.POOLS]
 
 
 def main(argv: list[str]) -> int:

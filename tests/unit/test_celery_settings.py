@@ -190,3 +190,17 @@ def test_stopping_a_component_leaves_none_of_its_processes_behind(stack_with_a_c
     stack.stop_component("worker-fake")
 
     assert process.returncode == -signal.SIGTERM and _gone(child)
+
+
+def test_importing_the_airflow_environment_helper_does_not_import_airflow():
+    """``configure()`` must set AIRFLOW_HOME and friends before Airflow reads its settings."""
+    import os
+    import subprocess
+    import sys
+
+    from mlops.settings import PROJECT_ROOT
+
+    probe = "import sys, mlops.airflow_env; print(sorted(m for m in sys.modules if m.split('.')[0] == 'airflow'))"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
+                          env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT / "plugins")})
+    assert done.stdout.strip() == "[]"
