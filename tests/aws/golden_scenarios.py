@@ -798,6 +798,16 @@ def kill_in_wait(client, operation: str, status_key: str, operator) -> None:
     client.meta.events.register(f"after-call.sagemaker.{operation}", handler)
 
 
+def fails_stopped(world: World, operator, context, what: str, error: type[Exception]) -> None:
+    """Run the killed ``operator`` as a recorded step: it must fail with ``error`` saying its job Stopped."""
+    with world.step():
+        try:
+            operator.execute(context)
+            raise AssertionError(f"the killed {what} task did not fail")
+        except error as err:
+            assert "Stopped" in str(err), err
+
+
 def _deferred(operator, context):
     from airflow.sdk.exceptions import TaskDeferred
 
@@ -842,12 +852,7 @@ def train_model_killed(world: World, training_data) -> None:
 
     killed = tune(deferrable=False)
     kill_in_wait(client, "DescribeHyperParameterTuningJob", "HyperParameterTuningJobStatus", killed)
-    with world.step():
-        try:
-            killed.execute(context)
-            raise AssertionError("the killed tuning task did not fail")
-        except JobFailed as err:
-            assert "Stopped" in str(err), err
+    fails_stopped(world, killed, context, "tuning", JobFailed)
     retry = attempt_name(tuning, 2)
     stubber.add_response("describe_hyper_parameter_tuning_job", tuning_description(tuning, "Stopped"))
     stubber.add_client_error("describe_hyper_parameter_tuning_job", "ResourceNotFound", "no such tuning job")
@@ -873,12 +878,7 @@ def train_model_killed(world: World, training_data) -> None:
 
     killed = fit(deferrable=False)
     kill_in_wait(client, "DescribeTrainingJob", "TrainingJobStatus", killed)
-    with world.step():
-        try:
-            killed.execute(context)
-            raise AssertionError("the killed refit task did not fail")
-        except JobFailed as err:
-            assert "Stopped" in str(err), err
+    fails_stopped(world, killed, context, "refit", JobFailed)
     retry = attempt_name(refit, 2)
     stubber.add_response("describe_training_job", training_description(refit, "Stopped"))
     stubber.add_client_error("describe_training_job", "ValidationException", "Requested resource not found.")
@@ -921,12 +921,7 @@ def autopilot_batch_predict_killed(world: World) -> None:
     stubber.add_response("describe_auto_ml_job_v2", described_job(other_job, "Stopped", "Stopped by user request"))
     killed = _automl_operator(other, run_uri, deferrable=False)
     kill_in_wait(client, "DescribeAutoMLJobV2", "AutoMLJobStatus", killed)
-    with world.step():
-        try:
-            killed.execute(context)
-            raise AssertionError("the killed AutoML task did not fail")
-        except RuntimeError as err:
-            assert "Stopped" in str(err), err
+    fails_stopped(world, killed, context, "AutoML", RuntimeError)
 
     transform_names = attempt_names(transform.job_name(names["transform_job"]), 2)
     model = transform.model_name(names["model_name"])
@@ -951,12 +946,7 @@ def autopilot_batch_predict_killed(world: World) -> None:
         stubber.add_response("describe_transform_job", _transform_description(request, status))
     stubber.add_response("describe_transform_job", _transform_description(request, "Stopped"))
     kill_in_wait(client, "DescribeTransformJob", "TransformJobStatus", first)
-    with world.step():
-        try:
-            first.execute(context)
-            raise AssertionError("the killed transform task did not fail")
-        except RuntimeError as err:
-            assert "Stopped" in str(err), err
+    fails_stopped(world, first, context, "transform", RuntimeError)
     stubber.add_response("describe_transform_job", _transform_description(request, "Stopped"))
     stubber.add_client_error("describe_transform_job", "ValidationException", "Could not find job")
     stubber.add_response("create_transform_job", {"TransformJobArn": f"arn:aws:sagemaker:{REGION}:1:transform-job/y"})
