@@ -22,11 +22,10 @@ and round, then the best of each.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
-from bench_chain import DAGS, run_side
+from bench_chain import DAGS, parse_arguments, run_side
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -35,12 +34,7 @@ def main() -> None:
     sys.path.insert(0, str(ROOT / "tests"))
     from testkit.redis_broker import claim, release
 
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--rounds", type=int, default=1)
-    parser.add_argument("--churn-rows", default="5000")
-    parser.add_argument("--retail-rows", default="20000")
-    args = parser.parse_args()
-    rows = ["--churn-rows", args.churn_rows, "--retail-rows", args.retail_rows]
+    args, rows = parse_arguments(__doc__)
     best: dict[str, float] = {}
     for round_number in range(1, args.rounds + 1):
         for executor in ("local", "celery"):

@@ -59,13 +59,18 @@ def run_side(name: str, extra: list[str], rows: list[str], extra_env: dict[str, 
     return result
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def parse_arguments(doc: str) -> tuple[argparse.Namespace, list[str]]:
+    """``--rounds`` and the data sizes every chain benchmark takes; the sizes as demo arguments."""
+    parser = argparse.ArgumentParser(description=doc.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--churn-rows", default="5000")
     parser.add_argument("--retail-rows", default="20000")
     args = parser.parse_args()
-    rows = ["--churn-rows", args.churn_rows, "--retail-rows", args.retail_rows]
+    return args, ["--churn-rows", args.churn_rows, "--retail-rows", args.retail_rows]
+
+
+def main() -> None:
+    args, rows = parse_arguments(__doc__)
     totals: dict[str, list[float]] = {"scheduler": [], "dag.test": []}
     for round_number in range(1, args.rounds + 1):
         for name, extra in (("dag.test", ["--dag-test"]), ("scheduler", [])):
