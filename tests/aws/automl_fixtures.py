@@ -11,6 +11,7 @@ Test modules import the ``*_fixture`` functions; pytest finds them by their ``na
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 from datetime import UTC, datetime
 from pathlib import Path
@@ -50,6 +51,31 @@ ENSEMBLE_CONTAINERS = [
 ]
 
 
+@contextlib.contextmanager
+def handing_out(hook_class, client):
+    """While inside, every ``hook_class`` hands out ``client`` from ``get_async_conn()``."""
+
+    class Connection:
+        async def __aenter__(self):
+            return client
+
+        async def __aexit__(self, *exc):
+            return False
+
+    async def get_async_conn(self):
+        return Connection()
+
+    original = hook_class.__dict__.get("get_async_conn")
+    hook_class.get_async_conn = get_async_conn
+    try:
+        yield
+    finally:
+        if original is None:
+            del hook_class.get_async_conn
+        else:
+            hook_class.get_async_conn = original
+
+
 def run_trigger(trigger, operation: str, answers: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Run a waiter trigger's inherited ``run()`` on an aiobotocore client answered by AioStubber.
 
@@ -69,22 +95,8 @@ def run_trigger(trigger, operation: str, answers: list[dict[str, Any]]) -> list[
                 stubber.add_response(operation, answer, trigger.waiter_args)
             stubber.activate()
 
-            class Connection:
-                async def __aenter__(self):
-                    return client
-
-                async def __aexit__(self, *exc):
-                    return False
-
-            async def get_async_conn(self):
-                return Connection()
-
-            original = hook_class.get_async_conn
-            hook_class.get_async_conn = get_async_conn
-            try:
+            with handing_out(hook_class, client):
                 events = [event.payload async for event in trigger.run()]
-            finally:
-                hook_class.get_async_conn = original
             stubber.assert_no_pending_responses()
             return events
 
@@ -111,25 +123,8 @@ def run_on_kill(trigger, operation: str, expected_params: dict[str, Any], answer
                 stubber.add_response(operation, answer or {}, expected_params)
             stubber.activate()
 
-            class Connection:
-                async def __aenter__(self):
-                    return client
-
-                async def __aexit__(self, *exc):
-                    return False
-
-            async def get_async_conn(self):
-                return Connection()
-
-            original = hook_class.__dict__.get("get_async_conn")
-            hook_class.get_async_conn = get_async_conn
-            try:
+            with handing_out(hook_class, client):
                 await trigger.on_kill()
-            finally:
-                if original is None:
-                    del hook_class.get_async_conn
-                else:
-                    hook_class.get_async_conn = original
             stubber.assert_no_pending_responses()
 
     asyncio.run(main())
