@@ -25,7 +25,7 @@ $(STAMP): requirements.txt constraints.txt
 	touch $(STAMP)
 
 demo: install
-	$(BIN)/python -m mlops.demo
+	$(BIN)/python -m tools.demo
 
 # The browser test drives Debian's chromium; install it when we can (root), else it skips.
 browser:
@@ -39,11 +39,11 @@ test: install browser
 	$(BIN)/python -m pytest
 
 airflow: install
-	$(BIN)/python -m mlops.webui
+	$(BIN)/python -m tools.webui
 
 clean:
 	-$(BIN)/python -m mlops.backends.local.runtime stop
-	-$(BIN)/python -m mlops.webui stop
+	-$(BIN)/python -m tools.webui stop
 	rm -rf $(MLOPS_HOME)
 
 lock:

@@ -74,9 +74,9 @@ MAX_ROWS_PER_REQUEST = 100_000
 def build_model(home: Path) -> None:
     """Fit the training entry point's pipeline on 5,000 churn rows; pack and register it."""
     from mlops.backends.local.automl import FlamlAutoML
-    from mlops.config import load_pipeline
-    from mlops.entrypoints import generators_module, training_module
-    from mlops.storage import pack_model
+    from mlops.core.config import load_pipeline
+    from mlops.core.entrypoints import generators_module, training_module
+    from mlops.core.storage import pack_model
 
     config = load_pipeline("churn")
     train = training_module()
@@ -93,8 +93,8 @@ def build_model(home: Path) -> None:
 
 def write_block(path: Path, block: int, rows: int) -> None:
     """``rows`` churn customers (seed = block), id first, no header; ids unique across blocks."""
-    from mlops.config import load_pipeline
-    from mlops.entrypoints import generators_module
+    from mlops.core.config import load_pipeline
+    from mlops.core.entrypoints import generators_module
 
     config = load_pipeline("churn")
     frame = generators_module().churn(rows, seed=block)
@@ -140,8 +140,8 @@ def run_naive(home: Path, input_path: Path, out_dir: Path, threads: int | None) 
     import pandas as pd
 
     from mlops.backends.local.automl import FlamlAutoML
-    from mlops.entrypoints import inference_module
-    from mlops.storage import unpack_model
+    from mlops.core.entrypoints import inference_module
+    from mlops.core.storage import unpack_model
 
     inference = inference_module()
     record = FlamlAutoML(home / "state" / "automl").describe_model(MODEL_NAME)

@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/bench_celery.py [--rounds 1] [--churn-rows 5000] [--retail-rows 20000]
 
-Each side is the demo (``python -m mlops.demo``) in a fresh process with a fresh ``MLOPS_HOME``
+Each side is the demo (``python -m tools.demo``) in a fresh process with a fresh ``MLOPS_HOME``
 (:func:`bench_chain.run_side`), on the same data, through the scheduler:
 
 * **local**: api-server, scheduler with the LocalExecutor (4 slots), dag-processor, triggerer;

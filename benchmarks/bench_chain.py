@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/bench_chain.py [--rounds 1] [--churn-rows 5000] [--retail-rows 20000]
 
-Each side is the demo (``python -m mlops.demo``) in a fresh process with a fresh ``MLOPS_HOME``:
+Each side is the demo (``python -m tools.demo``) in a fresh process with a fresh ``MLOPS_HOME``:
 
 * **scheduler**: the product path: model runtime, a metadata database of its own (PostgreSQL:
   ``MLOPS_AIRFLOW_DB_URL`` if set, else a throwaway cluster), api-server, scheduler
@@ -48,7 +48,7 @@ def run_side(name: str, extra: list[str], rows: list[str], extra_env: dict[str, 
            "MLOPS_HOME": str(home), "MLOPS_RUNTIME_PORT": str(free_port()),
            "PYTHONPATH": str(ROOT / "plugins"), **(extra_env or {})}
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "mlops.demo", *extra, *rows, "--summary-json", str(summary)],
+    done = subprocess.run([sys.executable, "-m", "tools.demo", *extra, *rows, "--summary-json", str(summary)],
                           env=env, cwd=ROOT, capture_output=True, text=True)
     wall = time.perf_counter() - started
     subprocess.run([sys.executable, "-m", "mlops.backends.local.runtime", "stop"], env=env, capture_output=True)

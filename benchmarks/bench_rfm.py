@@ -96,7 +96,7 @@ SIDES = {"project": project, "seed": seed, "idiomatic": idiomatic}
 
 
 def run_side(side: str, rows: int, repeat: int, out: str) -> dict:
-    from mlops.entrypoints import generators_module
+    from mlops.core.entrypoints import generators_module
 
     transactions = generators_module().retail(rows, seed=11)
     result: dict = {"side": side, "rows": rows}

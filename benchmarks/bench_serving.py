@@ -65,7 +65,7 @@ def fit_model(model_dir: Path):
     """Fit the churn pipeline exactly as a training job does; return (pipeline, feature frame)."""
     import yaml
 
-    from mlops.entrypoints import generators_module, training_module
+    from mlops.core.entrypoints import generators_module, training_module
 
     train = training_module()
     config = yaml.safe_load((ROOT / "include" / "pipelines" / "churn.yaml").read_text())
@@ -122,7 +122,7 @@ class Server:
 
 
 # Starts the runtime with another serving handler file preloaded under the name the runtime
-# loads include/serving/inference.py by (mlops.entrypoints caches modules by name), to measure
+# loads include/serving/inference.py by (mlops.core.entrypoints caches modules by name), to measure
 # a proposed change to the handlers without editing them. Not used unless --handler is given.
 _WITH_HANDLER = """
 import importlib.util, sys
@@ -139,8 +139,8 @@ def start_ours(home: Path, model_dir: Path, record_csv: str, handler: Path | Non
     from mlops.backends.base import EndpointSpec
     from mlops.backends.local.hosting import LocalHosting
     from mlops.backends.local.runtime import ping, runtime_environment
-    from mlops.settings import Settings
-    from mlops.storage import pack_model
+    from mlops.core.settings import Settings
+    from mlops.core.storage import pack_model
 
     settings = Settings(backend="local", home=home, data_uri=(home / "data").as_uri(),
                         aws_conn_id="aws_default", runtime_port=free_port())

@@ -93,10 +93,10 @@ def main(argv: list[str] | None = None) -> None:
     from sklearn.model_selection import PredefinedSplit, RandomizedSearchCV, cross_val_score
 
     from include.data.generate import churn
-    from mlops import storage
     from mlops.backends.base import TrainingData
     from mlops.backends.local.training import OptunaTuner, training_entry_point
-    from mlops.config import load_pipeline
+    from mlops.core import storage
+    from mlops.core.config import load_pipeline
     from mlops.ml.folds import fold_manifest
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from airflow.sdk import Param, dag, task
 
-from mlops.assets import predictions
+from mlops.core.assets import predictions
 from mlops.dag_defaults import DEFAULT_ARGS, START_DATE, heavy_queue
 from mlops.operators.sagemaker import (
     SageMakerAutoMLModelOperator,
@@ -63,11 +63,11 @@ def autopilot_batch_predict():
     def prepare(**context) -> dict:
         import fnmatch
 
-        from mlops import partitions
-        from mlops.config import load_pipeline
-        from mlops.naming import path_safe, resource_name, run_name
-        from mlops.runs import run_date
-        from mlops.storage import data_path
+        from mlops.core import partitions
+        from mlops.core.config import load_pipeline
+        from mlops.core.naming import path_safe, resource_name, run_name
+        from mlops.core.runs import run_date
+        from mlops.core.storage import data_path
 
         params, run_id, dag = context["params"], context["run_id"], context["dag"]
         config = load_pipeline(USE_CASE)
@@ -76,7 +76,7 @@ def autopilot_batch_predict():
         labelled = partitions.resolve(USE_CASE, params["training_partition_uri"], as_of=run_date(context))
         train = partitions.read_partition(labelled["uri"])
         train = train[[*config.feature_columns, config.target]]
-        from mlops.limits import check_automl_rows
+        from mlops.backends.limits import check_automl_rows
 
         check_automl_rows(int(train[config.target].notna().sum()), f"labelled partition {labelled['uri']}")
         run_uri.mkdir(parents=True, exist_ok=True)
@@ -144,14 +144,14 @@ def autopilot_batch_predict():
 
     @task(outlets=[predictions(USE_CASE)])
     def publish_predictions(plan: dict, result: dict, model: dict, **context) -> dict:
-        from mlops.config import load_pipeline
+        from mlops.core.config import load_pipeline
+        from mlops.core.runs import announce, run_date
+        from mlops.core.storage import data_path, to_path, write_json
         from mlops.ml.batch_predictions import (
             evaluate_predictions,
             write_evaluation_report,
             write_predictions_parquet,
         )
-        from mlops.runs import announce, run_date
-        from mlops.storage import data_path, to_path, write_json
 
         params, run_id, dag_run = context["params"], context["run_id"], context["dag_run"]
         config = load_pipeline(USE_CASE)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from airflow.sdk import Param, dag, task
 
-from mlops.assets import raw_data, segments
+from mlops.core.assets import raw_data, segments
 from mlops.dag_defaults import DEFAULT_ARGS, START_DATE
 from mlops.operators.keyspaces import S3ToKeyspacesOperator
 from mlops.operators.validation import DataValidationOperator
@@ -49,7 +49,7 @@ without a connection it is skipped, so the local demo needs none.
 def customer_segmentation():
     @task(multiple_outputs=True)
     def resolve_partition(**context) -> dict:
-        from mlops.partitions import partition_for_run
+        from mlops.core.partitions import partition_for_run
 
         return partition_for_run(USE_CASE, context)
 
@@ -58,11 +58,11 @@ def customer_segmentation():
 
     @task(outlets=[segments(USE_CASE)])
     def segment(partition_uri: str, validation: dict, **context) -> dict:
-        from mlops.config import load_pipeline
+        from mlops.core.config import load_pipeline
+        from mlops.core.naming import path_safe
+        from mlops.core.runs import announce, run_date
+        from mlops.core.storage import data_path
         from mlops.ml.segmentation_job import run_segmentation
-        from mlops.naming import path_safe
-        from mlops.runs import announce, run_date
-        from mlops.storage import data_path
 
         settings = load_pipeline(USE_CASE).section("segmentation")
         day, run_id = run_date(context), context["run_id"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from airflow.sdk import Param, dag, task
 
-from mlops.assets import approved_model
+from mlops.core.assets import approved_model
 from mlops.dag_defaults import (
     CHURN_MODEL_GROUP,
     DEFAULT_ARGS,
@@ -76,7 +76,7 @@ def deploy_model():
     @task
     def resolve_package(**context) -> dict:
         from mlops.backends import get_backend
-        from mlops.deployment import package_for_run
+        from mlops.deploy.flow import package_for_run
         from mlops.operators.sagemaker import resolve_deployable
 
         registry = get_backend().registry
@@ -85,10 +85,10 @@ def deploy_model():
     @task
     def endpoint_settings() -> dict:
         """The staging and prod settings, checked against SageMaker's limits before any deploy."""
-        from mlops.config import load_pipeline
-        from mlops.deployment import instance_count, prod_endpoint_options, rollback_alarm_requests
-        from mlops.limits import serverless_config
-        from mlops.settings import get_settings
+        from mlops.backends.limits import serverless_config
+        from mlops.core.config import load_pipeline
+        from mlops.core.settings import get_settings
+        from mlops.deploy.flow import instance_count, prod_endpoint_options, rollback_alarm_requests
 
         endpoint = load_pipeline(USE_CASE).section("endpoint")
         staging = endpoint["staging"]
@@ -108,9 +108,9 @@ def deploy_model():
     def stage_targets(package: dict, settings: dict, run_id=None) -> dict:
         """Where staging and prod deploy, proven reachable and permitted before anything is deployed."""
         from mlops.backends import get_backend
-        from mlops.config import load_pipeline
-        from mlops.deployment import prepare_stages
-        from mlops.naming import run_name
+        from mlops.core.config import load_pipeline
+        from mlops.core.naming import run_name
+        from mlops.deploy.flow import prepare_stages
 
         return prepare_stages(
             get_backend(), load_pipeline(USE_CASE), package,
@@ -152,7 +152,7 @@ def deploy_model():
 
     @task
     def prod_approval_settings(params=None) -> dict:
-        from mlops.config import load_pipeline
+        from mlops.core.config import load_pipeline
 
         approval = load_pipeline(USE_CASE).section("approval")
         thresholds = {"min_checks_passed": 1.0, **approval["prod"]}
@@ -164,8 +164,8 @@ def deploy_model():
     def compare_with_prod(package: dict, targets: dict) -> dict:
         """The version serving prod (in prod's account) scored on the candidate's holdout, for the approver."""
         from mlops.backends import get_backend
-        from mlops.config import load_pipeline
-        from mlops.deployment import compare_with_serving
+        from mlops.core.config import load_pipeline
+        from mlops.deploy.flow import compare_with_serving
 
         holdout = {key: value for key, value in package["metrics"].items() if key.startswith("holdout_")}
         return compare_with_serving(get_backend().registry, load_pipeline(USE_CASE), holdout,
@@ -211,7 +211,7 @@ def deploy_model():
     @task
     def verify_prod(endpoint: dict, package: dict, settings: dict, targets: dict) -> dict:
         from mlops.backends import get_backend
-        from mlops.endpoint_tests import verify_golden
+        from mlops.deploy.endpoint_checks import verify_golden
 
         return verify_golden(get_backend().hosting_for(targets["prod"]).runtime_client(), endpoint["name"],
                              package["metadata"]["golden_uri"], settings["tolerance"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from airflow.sdk import Param, dag, task, task_group
 
-from mlops.assets import raw_data
+from mlops.core.assets import raw_data
 from mlops.dag_defaults import DEFAULT_ARGS, START_DATE, USE_CASES
 from mlops.operators.keyspaces import KeyspacesToS3Operator
 
@@ -41,7 +41,7 @@ row count and publishes the partition's manifest only after every range finished
 nothing is visible, and a re-run replaces the partition and never duplicates rows. Emits the
 `<use case>_raw` asset announcing the partition (URI, content digest, date, rows). Without a
 `keyspaces_default` connection the first task fails at once and says how to add one. Load sample rows into a table with
-`python -m mlops.keyspaces_load --table customers --rows 5000`.
+`python -m tools.keyspaces_load --table customers --rows 5000`.
 """,
 )
 def keyspaces_ingest():
@@ -69,8 +69,8 @@ def keyspaces_ingest():
 
             @task(outlets=[raw_data(use_case)])
             def commit_partition(parts: list[list[dict]], **context) -> dict:
-                from mlops.partitions import commit_segments
-                from mlops.runs import announce, run_date
+                from mlops.core.partitions import commit_segments
+                from mlops.core.runs import announce, run_date
 
                 committed = commit_segments(use_case, run_date(context), [p for group in parts for p in group],
                                             source={"kind": "keyspaces", "use_case": use_case})

@@ -31,11 +31,11 @@ def rollback_model():
     def rollback_prod(run_id=None, **context) -> dict:
         from mlops.backends import get_backend
         from mlops.backends.base import EndpointSpec
-        from mlops.config import load_pipeline, stage_target
-        from mlops.deployment import prod_endpoint_options, rollback, rollback_alarm_requests, rollback_plan
-        from mlops.naming import run_name
+        from mlops.core.config import load_pipeline, stage_target
+        from mlops.core.naming import run_name
+        from mlops.core.settings import get_settings
+        from mlops.deploy.flow import prod_endpoint_options, rollback, rollback_alarm_requests, rollback_plan
         from mlops.notifications import send
-        from mlops.settings import get_settings
 
         backend = get_backend()
         config = load_pipeline(USE_CASE)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from airflow.sdk import Param, dag, task_group
 
-from mlops.assets import raw_data
+from mlops.core.assets import raw_data
 from mlops.dag_defaults import DEFAULT_ARGS, START_DATE, USE_CASES
 from mlops.operators.s3 import LandingFilesSensor, LandingToRawOperator
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from airflow.sdk import Param, dag, task
 
-from mlops.assets import approved_model, raw_data
+from mlops.core.assets import approved_model, raw_data
 from mlops.dag_defaults import CHURN_MODEL_GROUP, DEFAULT_ARGS, START_DATE, heavy_queue
 from mlops.operators.approval import ModelApprovalOperator
 from mlops.operators.sagemaker import (
@@ -69,7 +69,7 @@ Approval emits the `churn-classifier_approved` asset naming the version, which t
 def train_model():
     @task(multiple_outputs=True)
     def resolve_partition(**context) -> dict:
-        from mlops.partitions import partition_for_run
+        from mlops.core.partitions import partition_for_run
 
         return partition_for_run(USE_CASE, context)
 
@@ -78,10 +78,10 @@ def train_model():
 
     @task
     def prepare(partition_uri: str, validation: dict, run_id=None) -> dict:
-        from mlops.config import load_pipeline
+        from mlops.core.config import load_pipeline
+        from mlops.core.naming import path_safe
+        from mlops.core.storage import data_path
         from mlops.ml.dataset import prepare_training_data
-        from mlops.naming import path_safe
-        from mlops.storage import data_path
 
         out = data_path("training", USE_CASE, path_safe(run_id))
         prepared = prepare_training_data(load_pipeline(USE_CASE), partition_uri, str(out))
@@ -91,7 +91,7 @@ def train_model():
 
     @task
     def tuning_settings(params=None) -> dict:
-        from mlops.config import load_pipeline
+        from mlops.core.config import load_pipeline
 
         training = load_pipeline(USE_CASE).section("training")
         return {
@@ -138,9 +138,9 @@ def train_model():
 
     @task
     def evaluate(model: dict, prepared: dict, tuning: dict) -> dict:
-        from mlops.config import load_pipeline
+        from mlops.core.config import load_pipeline
+        from mlops.core.storage import read_json, to_path
         from mlops.ml.evaluation import evaluate_holdout, model_report_html, write_report
-        from mlops.storage import read_json, to_path
 
         config = load_pipeline(USE_CASE)
         training_data = prepared["training_data"]
@@ -162,7 +162,7 @@ def train_model():
 
     @task
     def lineage(prepared: dict, tuning: dict, evaluation: dict) -> dict:
-        from mlops.code_version import code_version
+        from mlops.core.code_version import code_version
 
         return {
             "dataset_digest": prepared["dataset_digest"],
@@ -186,7 +186,7 @@ def train_model():
 
     @task
     def approval_settings(params=None) -> dict:
-        from mlops.config import load_pipeline
+        from mlops.core.config import load_pipeline
 
         approval = load_pipeline(USE_CASE).section("approval")
         return {"mode": params["approval_mode"] or approval["mode"], "thresholds": approval["model"]}
@@ -195,8 +195,8 @@ def train_model():
     def compare_with_prod(prepared: dict, evaluation: dict) -> dict:
         """The version serving prod (in prod's account) scored on this run's holdout, for the approver."""
         from mlops.backends import get_backend
-        from mlops.config import load_pipeline, stage_target
-        from mlops.deployment import compare_with_serving
+        from mlops.core.config import load_pipeline, stage_target
+        from mlops.deploy.flow import compare_with_serving
 
         backend, config = get_backend(), load_pipeline(USE_CASE)
         prod = backend.stages.resolve(stage_target(config, "prod"))
@@ -235,7 +235,7 @@ def train_model():
     def announce_approved(registered: dict, **context) -> dict:
         from airflow.sdk.exceptions import AirflowSkipException
 
-        from mlops.runs import announce
+        from mlops.core.runs import announce
 
         decision = context["ti"].xcom_pull(task_ids="approve_model", key="decision") or {}
         if decision.get("decided_before"):  # a reused version: its approval was announced back then

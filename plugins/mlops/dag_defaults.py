@@ -47,7 +47,7 @@ def heavy_queue() -> str:
 
 @dataclass(frozen=True)
 class PoolSpec:
-    """An Airflow pool the project's tasks use; created when Airflow starts (``python -m mlops.airflow_env pools``)."""
+    """An Airflow pool the project's tasks use; created when Airflow starts (``python -m tools.airflow_env pools``)."""
 
     name: str
     slots: int

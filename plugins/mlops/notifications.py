@@ -74,10 +74,10 @@ class NotificationSettings:
 
 def notification_settings(config) -> NotificationSettings:
     """``config``'s ``notifications`` section (absent: no channel but the local file); raises
-    :class:`~mlops.config.ConfigError` naming the key and what is wrong."""
+    :class:`~mlops.core.config.ConfigError` naming the key and what is wrong."""
     import re
 
-    from mlops.config import ConfigError
+    from mlops.core.config import ConfigError
 
     raw = config.raw.get("notifications")
     if raw is None:
@@ -107,7 +107,7 @@ def notification_settings(config) -> NotificationSettings:
 # ---------------------------------------------------------------- channels
 def notifications_file():
     """Where the local channel writes: ``$MLOPS_HOME/state/notifications.jsonl``."""
-    from mlops.settings import get_settings
+    from mlops.core.settings import get_settings
 
     return get_settings().state_dir / "notifications.jsonl"
 
@@ -146,7 +146,7 @@ class LocalFileNotifier(BaseNotifier):
 def channels(settings: NotificationSettings, notification: Notification) -> list[tuple[tuple, BaseNotifier]]:
     """``[(channel key, notifier), ...]`` ``notification`` goes to (none when its event is not in
     ``settings.events``); the key tells one channel from another."""
-    from mlops.settings import get_settings
+    from mlops.core.settings import get_settings
 
     if notification.event not in settings.events:
         return []
@@ -208,7 +208,7 @@ def _ui_link(context) -> str:
 def build(event: str, context, message: str, model_version: str = "", report_uri: str = "",
           console_url: str = "", detail: dict[str, Any] | None = None) -> Notification:
     """A :class:`Notification` of ``event`` from a task's ``context``."""
-    from mlops.links import report_url
+    from mlops.ui.links import report_url
 
     if event not in EVENTS:
         raise ValueError(f"notification event {event!r} is not one of {', '.join(EVENTS)}")
@@ -228,7 +228,7 @@ def send(event: str, context, message: str, use_case: str | None = "churn", **fi
     """Build and deliver a notification of ``event`` (see :func:`build`) to ``use_case``'s
     channels (None: every pipeline config's); never raises for a channel that fails. Returns the
     notification."""
-    from mlops.config import available_pipelines, load_pipeline
+    from mlops.core.config import available_pipelines, load_pipeline
 
     notification = build(event, context, message, **fields)
     names = [use_case] if use_case else available_pipelines()
@@ -270,7 +270,7 @@ class MlopsNotifier(BaseNotifier):
         self.use_case = use_case
 
     def notify(self, context) -> None:
-        from mlops.deployment import SilentRollback
+        from mlops.deploy.flow import SilentRollback
 
         ti = context.get("ti")
         error = context.get("exception")

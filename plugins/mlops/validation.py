@@ -57,7 +57,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlops.settings import INCLUDE_DIR
+from mlops.core.settings import INCLUDE_DIR
 
 if TYPE_CHECKING:
     from collections import Counter
@@ -65,7 +65,7 @@ if TYPE_CHECKING:
 
     import pandas as pd
 
-    from mlops.config import PipelineConfig
+    from mlops.core.config import PipelineConfig
 
 log = logging.getLogger(__name__)
 
@@ -156,9 +156,9 @@ class ValidationSettings:
     def from_pipeline(cls, config: PipelineConfig) -> ValidationSettings:
         """Read ``validation:`` (and the column roles of ``schema:``) of a pipeline config.
 
-        Errors are :class:`mlops.config.ConfigError` naming the file and the bad key.
+        Errors are :class:`mlops.core.config.ConfigError` naming the file and the bad key.
         """
-        from mlops.config import ConfigError
+        from mlops.core.config import ConfigError
 
         where = f"{config.path}: validation"
         section = config.validation
@@ -207,7 +207,7 @@ class ValidationSettings:
 
 
 def _check_keys(section: Mapping[str, Any], allowed: set[str], where: str) -> None:
-    from mlops.config import ConfigError
+    from mlops.core.config import ConfigError
 
     unknown = set(section) - allowed
     if unknown:
@@ -215,7 +215,7 @@ def _check_keys(section: Mapping[str, Any], allowed: set[str], where: str) -> No
 
 
 def _subsection(section: Mapping[str, Any], key: str, allowed: set[str], where: str) -> dict[str, Any]:
-    from mlops.config import ConfigError
+    from mlops.core.config import ConfigError
 
     value = section.get(key) or {}
     if not isinstance(value, dict):
@@ -225,7 +225,7 @@ def _subsection(section: Mapping[str, Any], key: str, allowed: set[str], where: 
 
 
 def _number(value: Any, name: str, kind: type, low: float | None = None, high: float | None = None) -> Any:
-    from mlops.config import ConfigError
+    from mlops.core.config import ConfigError
 
     if value is None:
         return None

@@ -120,7 +120,7 @@ def create_accounts(monkeypatch, *, prod_role: bool = True, prod_policy: dict | 
 def multi_account_pipelines(folder: Path, monkeypatch) -> Path:
     """The shipped churn config with ``endpoint.<stage>.target`` naming the stage accounts, in
     ``folder`` (``MLOPS_PIPELINES_DIR`` points there)."""
-    from mlops.config import load_pipeline
+    from mlops.core.config import load_pipeline
 
     raw = load_pipeline("churn").raw
     raw = json.loads(json.dumps(raw))  # a copy

@@ -21,7 +21,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from mlops.settings import Settings
+from mlops.core.settings import Settings
 
 REGION = "us-east-1"
 ROLE = "arn:aws:iam::123456789012:role/mlops-sagemaker"

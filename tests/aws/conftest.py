@@ -18,7 +18,7 @@ from botocore.stub import Stubber
 from moto import mock_aws
 
 from mlops.backends.base import TrainingData
-from mlops.settings import Settings
+from mlops.core.settings import Settings
 
 REGION = "us-east-1"
 BUCKET = "mlops-test-bucket"

@@ -91,8 +91,8 @@ class World:
         self.sagemaker = boto3.client("sagemaker", region_name=REGION)  # moto
         self.cloudwatch = boto3.client("cloudwatch", region_name=REGION)  # moto
         self.monkeypatch.setattr("mlops.backends.get_backend", lambda settings=None: self.backend)
-        self.monkeypatch.setattr("mlops.settings.get_settings", lambda: self.settings)
-        self.monkeypatch.setattr("mlops.storage.to_path", _moto_object_path)
+        self.monkeypatch.setattr("mlops.core.settings.get_settings", lambda: self.settings)
+        self.monkeypatch.setattr("mlops.core.storage.to_path", _moto_object_path)
 
     @contextlib.contextmanager
     def step(self) -> Iterator[None]:
@@ -151,7 +151,7 @@ def scenario_settings(home: Path):
     """The ``settings`` fixture's aws-backend settings (``tests/aws/conftest.py``), home ``home``."""
     from aws.conftest import ROLE
 
-    from mlops.settings import Settings
+    from mlops.core.settings import Settings
 
     return Settings(backend="aws", home=home, data_uri=f"s3://{BUCKET}/mlops", aws_conn_id="aws_default",
                     runtime_port=8765, aws_region=REGION, sagemaker_role_arn=ROLE, name_prefix="mlops",
@@ -302,7 +302,7 @@ def _train_and_register(world: World, training_data) -> dict[str, Any]:
     )
 
     from mlops.backends.aws.training import TUNING_NAME_MAX, job_name_for
-    from mlops.naming import run_name
+    from mlops.core.naming import run_name
     from mlops.operators.sagemaker import (
         SageMakerModelPackageOperator,
         SageMakerTrainingOperator,
@@ -372,7 +372,7 @@ def _train_and_register(world: World, training_data) -> dict[str, Any]:
 
 def train_model(world: World, training_data) -> None:
     """``train_model`` with ``approval_mode=policy``: the policy approves in ``approve_model``."""
-    from mlops.config import load_pipeline
+    from mlops.core.config import load_pipeline
     from mlops.operators.approval import ModelApprovalOperator, evaluate_policy
 
     run = _train_and_register(world, training_data)
@@ -433,7 +433,7 @@ def deploy_model(world: World) -> None:
     stubbed ``sagemaker-runtime``, prod updated blue/green on the Stubber, staging torn down."""
     from moto_fixtures import described_endpoint
 
-    from mlops.assets import approved_model
+    from mlops.core.assets import approved_model
     from mlops.operators.sagemaker import (
         SageMakerEndpointDeleteOperator,
         SageMakerEndpointOperator,
@@ -473,7 +473,7 @@ def deploy_model(world: World) -> None:
     prod_client, stubber = world.stubbed()
     prod_hosting = _hosting(world, prod_client, registry, runtime)
     world.backend = replace(world.backend, hosting=prod_hosting)
-    from mlops.naming import run_name
+    from mlops.core.naming import run_name
 
     config = prod_hosting.name(run_name("deploy_model", RUN_ID, "prod-config"))
     previous = prod_hosting.name(run_name("deploy_model", "scheduled__2026-11-14T06:00:00+00:00", "prod-config"))
@@ -560,8 +560,8 @@ def deploy_model_three_accounts(world: World) -> None:
     from accounts_fixtures import PROD as PROD_ACCOUNT
     from accounts_fixtures import STAGING as STAGING_ACCOUNT
 
-    from mlops.assets import approved_model
     from mlops.backends.aws.accounts import SageMakerStageAccess
+    from mlops.core.assets import approved_model
     from mlops.operators.sagemaker import (
         SageMakerEndpointDeleteOperator,
         SageMakerEndpointOperator,
@@ -637,7 +637,7 @@ def rollback_model(world: World) -> None:
     from moto_fixtures import described_endpoint
 
     from mlops.backends.base import Deployment
-    from mlops.naming import run_name
+    from mlops.core.naming import run_name
 
     registry = _registry(world)
     registry.ensure_group(GROUP)
@@ -670,7 +670,7 @@ def rollback_model(world: World) -> None:
 
 # ---------------------------------------------------------------- autopilot_batch_predict
 def _autopilot_names() -> dict[str, str]:
-    from mlops.naming import resource_name, run_name
+    from mlops.core.naming import resource_name, run_name
 
     return {"job_name": resource_name("automl", RUN_ID, max_len=32),
             "model_name": run_name("autopilot_batch_predict", RUN_ID, "model"),
@@ -678,7 +678,7 @@ def _autopilot_names() -> dict[str, str]:
 
 
 def _automl_operator(names: dict[str, str], run_uri: str, deferrable: bool):
-    from mlops.config import load_pipeline
+    from mlops.core.config import load_pipeline
     from mlops.operators.sagemaker import SageMakerAutoMLOperator
 
     autopilot = load_pipeline("churn").section("autopilot")
@@ -714,7 +714,7 @@ def autopilot_batch_predict(world: World) -> None:
 
     from mlops.backends.aws.automl import AutopilotAutoML
     from mlops.backends.aws.transform import SageMakerBatchTransform
-    from mlops.config import load_pipeline
+    from mlops.core.config import load_pipeline
     from mlops.operators.sagemaker import SageMakerAutoMLModelOperator, SageMakerTransformOperator
 
     names = _autopilot_names()
@@ -827,7 +827,7 @@ def train_model_killed(world: World, training_data) -> None:
     from aws.test_training_aws import SPACE, trainer, training_description, tuner, tuning_description
 
     from mlops.backends.aws.training import TRAINING_NAME_MAX, TUNING_NAME_MAX, JobFailed, job_name_for
-    from mlops.naming import attempt_name, run_name
+    from mlops.core.naming import attempt_name, run_name
     from mlops.operators.sagemaker import SageMakerTrainingOperator, SageMakerTuningOperator
 
     sagemaker = world.stubbed()
@@ -991,7 +991,7 @@ def normaliser(tmp_dirs: list[str]) -> Callable[[Any], Any]:
     """
     import re
 
-    from mlops.naming import path_safe, slug
+    from mlops.core.naming import path_safe, slug
 
     literal = [(d, "<tmp>") for d in sorted(tmp_dirs, key=len, reverse=True) if d]
     literal += [(RUN_ID, "<run_id>"), (path_safe(RUN_ID), "<run_id>")]

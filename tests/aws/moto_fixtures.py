@@ -126,6 +126,6 @@ def described_endpoint(name: str, config: str, status: str = "InService", **extr
 
 
 def serving_dir() -> Path:
-    from mlops.settings import INCLUDE_DIR
+    from mlops.core.settings import INCLUDE_DIR
 
     return INCLUDE_DIR / "serving"

@@ -44,7 +44,7 @@ def accounts(aws, tmp_path, monkeypatch):
     from mlops.backends.aws import stage_hosting
     from mlops.backends.aws.accounts import SageMakerStageAccess
     from mlops.backends.aws.registry import SageMakerRegistry
-    from mlops.settings import Settings
+    from mlops.core.settings import Settings
 
     def make(**options):
         s3 = boto3.client("s3", region_name=REGION)
@@ -66,7 +66,7 @@ def accounts(aws, tmp_path, monkeypatch):
                           transform=None, region=REGION, stages=SageMakerStageAccess(settings),
                           stage_hosting=stage_hosting(settings))
         monkeypatch.setattr("mlops.backends.get_backend", lambda settings=None: backend)
-        monkeypatch.setattr("mlops.settings.get_settings", lambda: settings)
+        monkeypatch.setattr("mlops.core.settings.get_settings", lambda: settings)
         return backend, version.to_dict()
 
     with strict_accounts():
@@ -197,7 +197,7 @@ def test_a_stage_account_the_group_is_not_shared_with_may_not_describe_the_versi
 
 
 def test_a_tampered_artifact_is_refused_by_the_stage_account(accounts):
-    from mlops.storage import DigestMismatch
+    from mlops.core.storage import DigestMismatch
 
     backend, package = accounts()
     key = package["model_uri"].removeprefix(f"s3://{BUCKET}/")

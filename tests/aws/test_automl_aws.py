@@ -22,7 +22,7 @@ from automl_fixtures import run_trigger as shared_run_trigger
 
 from mlops.backends.aws.automl import AutopilotAutoML, with_response_keys
 from mlops.backends.base import JobHandle
-from mlops.limits import LimitError
+from mlops.backends.limits import LimitError
 from mlops.triggers.sagemaker_automl import SageMakerAutoMLJobV2Trigger
 
 JOB = "churn-automl-1a2b3c4d"  # the logical name the port is given ...
@@ -120,7 +120,7 @@ def test_a_per_candidate_runtime_longer_than_the_jobs_budget_is_refused(aws_sett
 
 
 def test_the_shipped_autopilot_config_passes_the_limits(aws_settings, moto_clients):
-    from mlops.config import load_pipeline
+    from mlops.core.config import load_pipeline
 
     autopilot = load_pipeline("churn").section("autopilot")
     sagemaker, _ = moto_clients

@@ -37,15 +37,15 @@ from moto_fixtures import (  # noqa: F401  (importing a fixture registers it)
 
 from mlops.backends.aws.hosting import SageMakerHosting, serving_archive
 from mlops.backends.base import EndpointSpec
+from mlops.backends.limits import LimitError
 from mlops.backends.local.hosting import EndpointNotFound
-from mlops.deployment import (
+from mlops.core.storage import DigestMismatch
+from mlops.deploy.flow import (
     SilentRollback,
     deploy_version,
     prod_endpoint_options,
     rollback_alarm_requests,
 )
-from mlops.limits import LimitError
-from mlops.storage import DigestMismatch
 
 PROD = {"instance_type": "ml.m5.large", "initial_instance_count": 4,
         "traffic_shifting": {"type": "linear", "step_percent": 25, "wait_interval_s": 120}}

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from mlops.config import available_pipelines, load_pipeline
+from mlops.core.config import available_pipelines, load_pipeline
 from mlops.dag_defaults import CHURN_MODEL_GROUP, PROD_ENDPOINT, STAGING_ENDPOINT
 from testkit import aws_calls, iam
 
@@ -157,7 +157,7 @@ CROSS_ACCOUNT_CALLS = {
     ("iam", "SimulatePrincipalPolicy"): "stage-deployment-role.json (the stage role simulates itself)",
     ("sts", "GetCallerIdentity"): "none: GetCallerIdentity needs no permission (STS API reference)",
 }
-# Tasks read and write the object store through ObjectStoragePath, on mlops.s3_filesystem's s3fs
+# Tasks read and write the object store through ObjectStoragePath, on mlops.core.s3_filesystem's s3fs
 # (no HEAD of a key, no bucket probe: see its docstring). These are the S3 calls it makes for what
 # the code does with those paths.
 DATA_PLANE = {
@@ -180,7 +180,7 @@ KEYSPACES_SYSTEM_TABLES = [("system", "local"), ("system", "peers"), ("system_sc
 @functools.cache
 def settings():
     """The AWS settings of this test: its bucket and prefix, region, role and name prefix."""
-    from mlops.settings import Settings
+    from mlops.core.settings import Settings
 
     return Settings(backend="aws", home=ROOT, data_uri=f"s3://{BUCKET}/{PREFIX}", aws_conn_id="aws_default",
                     runtime_port=8765, aws_region=REGION,
@@ -201,7 +201,7 @@ def names() -> dict[tuple[str, str | None], list[str]]:
     and the ports' mapping of logical names to AWS names."""
     from mlops.backends.aws.training import TRAINING_NAME_MAX, TUNING_NAME_MAX, attempt_name, job_name_for
     from mlops.backends.aws.transform import attempt_names
-    from mlops.naming import resource_name, run_name
+    from mlops.core.naming import resource_name, run_name
 
     backend = ports()
     tuning = job_name_for(NAME_PREFIX, run_name("train_model", RUN_ID, "tune"), TUNING_NAME_MAX)
@@ -240,7 +240,7 @@ def sagemaker_arn(kind: str, name: str, region: str = REGION, account: str = ACC
 
 @functools.cache
 def alarm_names() -> list[str]:
-    from mlops.deployment import rollback_alarm_requests
+    from mlops.deploy.flow import rollback_alarm_requests
 
     prod = _pipelines()["churn"]["endpoint"]["prod"]
     return [ports().hosting.alarm_name(request["AlarmName"])
@@ -456,7 +456,7 @@ def airflow_needs() -> tuple[Need, ...]:
 def sagemaker_role_needs() -> tuple[Need, ...]:
     """What SageMaker does with the execution role for the jobs and endpoints the code creates."""
     from mlops.backends.aws.sklearn_image import sklearn_image_uri
-    from mlops.deployment import data_capture_config
+    from mlops.deploy.flow import data_capture_config
 
     capture = data_capture_config(settings(), PROD_ENDPOINT, _pipelines()["churn"]["endpoint"]["prod"])
     capture_key = capture["DestinationS3Uri"].removeprefix(f"s3://{BUCKET}/") + "/AllTraffic/2024/05/01/00/x.jsonl"
@@ -642,9 +642,9 @@ def test_keyspaces_tasks_issue_only_select_and_insert():
     """cassandra:Select and cassandra:Modify are all the Airflow tasks need (DDL is the loader CLI's)."""
     assert "SELECT" in (ROOT / "plugins/mlops/operators/keyspaces.py").read_text()
     assert "INSERT INTO" in (ROOT / "plugins/mlops/hooks/keyspaces.py").read_text()
-    users = [file.relative_to(ROOT).as_posix() for folder in ("plugins/mlops", "dags")
+    users = [file.relative_to(ROOT).as_posix() for folder in ("plugins/mlops", "dags", "tools")
              for file in (ROOT / folder).rglob("*.py") if re.search(r"\bhook\.execute\(", file.read_text())]
-    assert users == ["plugins/mlops/keyspaces_load.py"], users
+    assert users == ["tools/keyspaces_load.py"], users
 
 
 def test_role_and_tag_implications_match_the_code():

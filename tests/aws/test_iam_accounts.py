@@ -149,7 +149,7 @@ def test_the_preflight_simulates_every_call_a_stage_makes(stage):
     """A passing preflight means no call of the deploy is refused later."""
     from mlops.backends.aws.accounts import deploy_permissions
     from mlops.backends.base import StageTarget
-    from mlops.settings import Settings
+    from mlops.core.settings import Settings
 
     entries = [e for e in golden() if e["account"] == ACCOUNTS[stage] and e["service"] == "sagemaker"]
     config = next(e["params"]["EndpointConfigName"] for e in entries if e["operation"] == "CreateEndpointConfig")

@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlops import partitions
-from mlops.storage import (
+from mlops.core import partitions
+from mlops.core.storage import (
     data_path,
     pack_model,
     read_json,
@@ -148,7 +148,7 @@ def test_a_file_is_moved_with_a_copy_and_a_delete_of_its_key(server, store):
 def test_s3_ingest_publishes_the_landed_files_and_moves_them_to_processed(server, store):
     from types import SimpleNamespace
 
-    from mlops.entrypoints import generators_module
+    from mlops.core.entrypoints import generators_module
     from mlops.operators.s3 import LandingFilesSensor, LandingToRawOperator
 
     frames = [generators_module().churn(80, seed=seed) for seed in (1, 2)]

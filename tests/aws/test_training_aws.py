@@ -22,7 +22,7 @@ from mlops.backends.aws.training import (
     source_archive,
 )
 from mlops.backends.base import JobHandle
-from mlops.entrypoints import training_module
+from mlops.core.entrypoints import training_module
 
 JOB = "train-model-tune-manual-2026-11-21t06-00-00-00-00-5b1c2d3e"
 REFIT = "train-model-refit-manual-2026-11-21t06-00-00-00-00-9a8b7c6d"

@@ -26,8 +26,8 @@ from moto import mock_aws
 
 from mlops.backends.aws.training import SageMakerTrainer, SageMakerTuner
 from mlops.backends.base import TrainingData
-from mlops.entrypoints import generators_module
-from mlops.settings import Settings
+from mlops.core.entrypoints import generators_module
+from mlops.core.settings import Settings
 from testkit.container import container_python
 
 REGION = "us-east-1"

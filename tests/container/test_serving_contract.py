@@ -21,7 +21,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from mlops.backends.aws.hosting import SERVING_PROGRAM, serving_archive
-from mlops.storage import pack_model
+from mlops.core.storage import pack_model
 
 DRIVER = Path(__file__).with_name("serve_requests.py")
 CSV, JSON = "text/csv", "application/json"

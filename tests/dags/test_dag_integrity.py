@@ -106,7 +106,7 @@ def test_the_trigger_form_submits_with_the_defaults(dagbag, dag_id):
 
 
 def test_the_churn_model_group_is_the_one_in_the_pipeline_config():
-    from mlops.config import load_pipeline
+    from mlops.core.config import load_pipeline
     from mlops.dag_defaults import CHURN_MODEL_GROUP
 
     assert load_pipeline("churn").section("registry")["group"] == CHURN_MODEL_GROUP

@@ -72,7 +72,7 @@ def context(run_id: str) -> dict[str, Any]:
 
 
 def land(use_case: str, name: str, content: bytes):
-    from mlops.storage import data_path
+    from mlops.core.storage import data_path
 
     path = data_path("landing", use_case, name)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -93,7 +93,7 @@ def commit_frame(use_case: str, ds: str, frame) -> str:
     without the landing check: the gate alone must catch what is wrong."""
     import pyarrow as pa
 
-    from mlops import partitions
+    from mlops.core import partitions
 
     directory = partitions.partition_path(use_case, ds)
     table = pa.Table.from_pandas(frame, preserve_index=False)
@@ -117,7 +117,7 @@ def validate(use_case: str, partition_uri: str, run_id: str) -> tuple[dict[str, 
 
 def registered_versions() -> int:
     from mlops.backends.local.registry import SQLiteRegistry
-    from mlops.settings import get_settings
+    from mlops.core.settings import get_settings
 
     db = get_settings().registry_db
     return len(SQLiteRegistry(db).list_versions(GROUP)) if db.exists() else 0
@@ -143,7 +143,7 @@ def _bad_partitions() -> dict[str, Any]:
 
 
 def _run_train_model(dag, partition_uri: str):
-    from mlops.airflow_env import task_states, xcom
+    from tools.airflow_env import task_states, xcom
 
     run = dag.test(run_conf={"partition_uri": partition_uri})
     return {
@@ -155,17 +155,17 @@ def _run_train_model(dag, partition_uri: str):
 
 
 def main() -> None:
-    from mlops.airflow_env import configure
+    from tools.airflow_env import configure
 
     configure()
     import os
 
     from airflow.dag_processing.dagbag import DagBag
 
-    from mlops import partitions
-    from mlops.airflow_env import migrate_db
+    from mlops.core import partitions
+    from mlops.core.storage import data_path
     from mlops.operators.validation import snapshot_path
-    from mlops.storage import data_path
+    from tools.airflow_env import migrate_db
 
     migrate_db()
     dag = DagBag(os.environ["AIRFLOW__CORE__DAGS_FOLDER"]).get_dag("train_model")

@@ -18,13 +18,13 @@ sys.path[:0] = [str(ROOT / "plugins"), str(ROOT / "tests")]
 
 
 def main() -> None:
-    from mlops.airflow_env import configure
+    from tools.airflow_env import configure
 
     configure()
-    from mlops.airflow_env import migrate_db, run_dag, task_states, xcom
-    from mlops.entrypoints import generators_module
+    from mlops.core.entrypoints import generators_module
     from mlops.hooks.keyspaces import KeyspacesHook
     from testkit.fake_cassandra import FakeSession, tables_from_sample_data
+    from tools.airflow_env import migrate_db, run_dag, task_states, xcom
 
     generate = generators_module()
     session = FakeSession(tables_from_sample_data(generate.churn(1500, seed=3), generate.retail(4000, seed=4)))

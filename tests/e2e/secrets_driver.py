@@ -71,7 +71,7 @@ def secrets_probe():
         from airflow.sdk.bases.hook import BaseHook
 
         from mlops.backends.aws.clients import client
-        from mlops.settings import get_settings
+        from mlops.core.settings import get_settings
 
         sagemaker = client("sagemaker", get_settings())
         credentials = sagemaker._request_signer._credentials.get_frozen_credentials()
@@ -158,15 +158,15 @@ def prepare_dags_folder() -> Path:
 
 def main() -> None:
     prepare_dags_folder()
-    from mlops.airflow_env import configure
+    from tools.airflow_env import configure
 
     configure()
     import cassandra.cluster
     from airflow.sdk.execution_time import supervisor
 
-    from mlops.airflow_env import migrate_db, run_dag, task_states, xcom
-    from mlops.entrypoints import generators_module
+    from mlops.core.entrypoints import generators_module
     from testkit.fake_cassandra import FakeSession, tables_from_sample_data
+    from tools.airflow_env import migrate_db, run_dag, task_states, xcom
 
     generate = generators_module()
     FakeCluster.session = FakeSession(tables_from_sample_data(generate.churn(300, seed=3), generate.retail(600, seed=4)))

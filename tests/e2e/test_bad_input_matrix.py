@@ -262,14 +262,14 @@ def accept_a_good_batch() -> bytes:
 
 
 def partition_files(partition) -> dict[str, str]:
-    from mlops import partitions
+    from mlops.core import partitions
 
     manifest = partitions.read_manifest(partition)
     return {name: sha256(partition / name) for name in [partitions.MANIFEST, *(p["file"] for p in manifest["files"])]}
 
 
 def processed_copy(use_case: str, name: str):
-    from mlops.storage import data_path
+    from mlops.core.storage import data_path
 
     return [p for p in data_path("processed", use_case).rglob("*") if p.is_file() and p.name.startswith(name)]
 
@@ -288,10 +288,10 @@ def short(text: str, limit: int = 300) -> str:
 def test_bad_input_gives_a_clear_error_and_loses_nothing(case, mlops_home):
     from airflow.sdk.exceptions import AirflowFailException
 
-    from mlops import partitions
-    from mlops.naming import path_safe
+    from mlops.core import partitions
+    from mlops.core.naming import path_safe
+    from mlops.core.storage import data_path, to_path
     from mlops.operators.validation import snapshot_path
-    from mlops.storage import data_path, to_path
 
     snapshot_before = accept_a_good_batch() if case.snapshot else None
     content = case.build()
@@ -381,8 +381,8 @@ def test_bad_input_gives_a_clear_error_and_loses_nothing(case, mlops_home):
 
 
 def test_good_data_passes_stores_its_result_and_becomes_the_snapshot(mlops_home):
+    from mlops.core.storage import data_path
     from mlops.operators.validation import snapshot_path
-    from mlops.storage import data_path
 
     landed = land("churn", "good.csv", good_csv())
     partition = publish("churn", [landed], DS)["partition_uri"]
@@ -398,7 +398,7 @@ def test_good_data_passes_stores_its_result_and_becomes_the_snapshot(mlops_home)
     snapshot = json.loads(snapshot_path("churn").read_text())
     assert snapshot["validation_id"] == returned["validation_id"] and snapshot["rows"] == ROWS
     # the report opens from the UI: the API server serves the data root's reports (the plugin)
-    from mlops.links import report_url
+    from mlops.ui.links import report_url
 
     assert xcom["validation_report"]["url"] == report_url(returned["report_uri"])
     assert "/mlops/reports/validation/churn/" in xcom["validation_report"]["url"]

@@ -1,7 +1,7 @@
 """The demo's chain on Airflow's CeleryExecutor, with a Celery worker per queue, and a lost worker.
 
-One Airflow serves the module: :class:`~mlops.airflow_stack.AirflowStack` with the project's
-:func:`~mlops.airflow_env.celery_settings` (those docker-compose.yaml runs: the unit test
+One Airflow serves the module: :class:`~tools.airflow_stack.AirflowStack` with the project's
+:func:`~tools.airflow_env.celery_settings` (those docker-compose.yaml runs: the unit test
 ``tests/unit/test_compose.py`` compares them): api-server, scheduler with the CeleryExecutor,
 dag-processor, triggerer, and two ``airflow celery worker`` processes, ``default`` serving
 Airflow's default queue and ``heavy`` serving the heavy queue; Redis (a database of this
@@ -95,8 +95,8 @@ def tasks_that_ran(api, runs: dict[str, str]) -> dict[tuple[str, str, str, int],
 # --- 1. the demo's chain ----------------------------------------------------------------------------
 
 def test_the_stack_runs_the_projects_celery_settings_with_a_worker_per_queue(airflow):
-    from mlops.airflow_env import default_queue, default_workers
     from mlops.dag_defaults import heavy_queue
+    from tools.airflow_env import default_queue, default_workers
 
     stack, _ = airflow
     expected = stack.celery.environment()
@@ -144,8 +144,8 @@ def test_predictions_and_segments_have_their_rows(chain):
 
 
 def test_heavy_tasks_ran_on_the_heavy_worker_and_every_other_task_on_the_default_worker(airflow, chain):
-    from mlops.airflow_env import default_queue
     from mlops.dag_defaults import heavy_queue
+    from tools.airflow_env import default_queue
 
     stack, api = airflow
     ran = tasks_that_ran(api, chain["runs"])
@@ -163,9 +163,9 @@ def test_celery_kept_task_states_in_postgresql_and_its_queues_in_redis(airflow, 
     import psycopg
     import redis
 
-    from mlops.airflow_env import default_queue
     from mlops.dag_defaults import heavy_queue
-    from mlops.metadata_db import libpq_url
+    from tools.airflow_env import default_queue
+    from tools.metadata_db import libpq_url
 
     stack, api = airflow
     with psycopg.connect(libpq_url(stack.database_url)) as connection:
@@ -224,10 +224,10 @@ def alive(pids: list[int]) -> list[int]:
 def lost_worker(airflow, chain):
     """New data for another date; ``train_model`` triggered on it; the heavy worker SIGKILLed with
     everything it started once the tuning job's fold workers run; a second heavy-queue worker."""
-    from mlops.airflow_env import CeleryWorker
-    from mlops.airflow_stack import AirflowError
-    from mlops.entrypoints import generators_module
-    from mlops.storage import data_path
+    from mlops.core.entrypoints import generators_module
+    from mlops.core.storage import data_path
+    from tools.airflow_env import CeleryWorker
+    from tools.airflow_stack import AirflowError
 
     stack, api = airflow
     for dag_id in ("train_model", "deploy_model"):  # the ingest's event starts nothing: the run below is ours

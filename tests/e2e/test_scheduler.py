@@ -1,6 +1,6 @@
 """Every DAG under Airflow's real scheduler, on PostgreSQL, the way users run them.
 
-One Airflow (:class:`~mlops.airflow_stack.AirflowStack`: api-server, scheduler with the
+One Airflow (:class:`~tools.airflow_stack.AirflowStack`: api-server, scheduler with the
 LocalExecutor, dag-processor, triggerer) serves the whole module; the tests run in file order
 and build on each other, like a user's week:
 
@@ -153,14 +153,14 @@ def test_batch_predictions_have_one_row_per_scoring_row(chain):
 
 @pytest.fixture(scope="module")
 def second_version(airflow, chain):
-    from mlops.entrypoints import generators_module
-    from mlops.storage import data_path
+    from mlops.core.entrypoints import generators_module
+    from mlops.core.storage import data_path
 
     _, api = airflow
     path = data_path("landing", "churn", "customers-second.csv")
     with path.open("w") as handle:
         generators_module().churn(CHURN_ROWS, seed=21).to_csv(handle, index=False)
-    from mlops.airflow_stack import now
+    from tools.airflow_stack import now
 
     before = now()
     ingest = api.send("POST", "/dags/s3_ingest/dagRuns",
@@ -194,7 +194,7 @@ def test_a_person_approved_over_rest_is_recorded_as_the_approver(airflow, second
 
 
 def test_prod_serves_the_second_version(chain, second_version):
-    from mlops.deployment import version_in_stage_at
+    from mlops.deploy.flow import version_in_stage_at
 
     assert version_in_stage_at(registry(), "prod").arn == second_version["registered"]["arn"]
 
@@ -202,7 +202,7 @@ def test_prod_serves_the_second_version(chain, second_version):
 # --- 3. rollback ------------------------------------------------------------------------------------
 
 def test_rollback_model_puts_the_previous_approved_version_back_in_prod(airflow, chain, second_version):
-    from mlops.deployment import version_in_stage_at
+    from mlops.deploy.flow import version_in_stage_at
 
     _, api = airflow
     api.unpause("rollback_model")

@@ -26,7 +26,7 @@ CONTEXT = {"ti": SimpleNamespace(try_number=1)}
 @pytest.fixture(scope="module")
 def hook():
     from mlops.hooks.keyspaces import KeyspacesHook
-    from mlops.keyspaces_load import apply_schema
+    from tools.keyspaces_load import apply_schema
 
     connection = {"conn_type": "generic", "host": os.environ["CASSANDRA_HOST"],
                   "port": int(os.environ.get("CASSANDRA_PORT", "9042")), "extra": {"ssl": False}}
@@ -47,7 +47,7 @@ def hook():
 
 
 def ingest(use_case: str, segments: int, fetch_size: int) -> dict:
-    from mlops import partitions
+    from mlops.core import partitions
     from mlops.operators.keyspaces import KeyspacesToS3Operator
 
     parts = []
@@ -59,8 +59,8 @@ def ingest(use_case: str, segments: int, fetch_size: int) -> dict:
 
 
 def test_loaded_customers_come_back_through_the_token_range_ingest(hook, mlops_home):
-    from mlops import partitions
-    from mlops.keyspaces_load import load_sample, sample_frame
+    from mlops.core import partitions
+    from tools.keyspaces_load import load_sample, sample_frame
 
     report = load_sample(hook, "customers", 2000, seed=4, concurrency=32)
     result = ingest("churn", segments=5, fetch_size=150)
@@ -73,8 +73,8 @@ def test_loaded_customers_come_back_through_the_token_range_ingest(hook, mlops_h
 
 
 def test_retail_lines_keep_exact_prices_timestamps_and_missing_ids(hook, mlops_home):
-    from mlops import partitions
-    from mlops.keyspaces_load import load_sample, sample_frame
+    from mlops.core import partitions
+    from tools.keyspaces_load import load_sample, sample_frame
 
     load_sample(hook, "online_retail", 3000, seed=8)
     result = ingest("retail", segments=3, fetch_size=500)
@@ -90,8 +90,8 @@ def test_retail_lines_keep_exact_prices_timestamps_and_missing_ids(hook, mlops_h
 def test_segment_rows_are_upserted_keyed_by_run_id(hook, mlops_home):
     from datetime import date
 
+    from mlops.core.storage import data_path
     from mlops.operators.keyspaces import S3ToKeyspacesOperator
-    from mlops.storage import data_path
 
     path = data_path("segments", "ml_clustering_results.parquet")
     path.parent.mkdir(parents=True, exist_ok=True)

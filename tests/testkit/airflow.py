@@ -1,4 +1,4 @@
-"""A real Airflow for the tests: the project's own :class:`~mlops.airflow_stack.AirflowStack`
+"""A real Airflow for the tests: the project's own :class:`~tools.airflow_stack.AirflowStack`
 (api-server, scheduler with the LocalExecutor, dag-processor, triggerer) on PostgreSQL, with the
 model runtime, in a temporary home, on loopback; or the same on the CeleryExecutor, with a Redis
 database of its own as the broker (:mod:`testkit.redis_broker`) and a worker per queue.
@@ -27,7 +27,7 @@ TEST_POSTGRES_URL = os.environ.get("MLOPS_TEST_POSTGRES_URL", "postgresql://post
 
 
 def postgres_url_or_skip() -> str:
-    from mlops.metadata_db import server_reachable
+    from tools.metadata_db import server_reachable
 
     reason = server_reachable(TEST_POSTGRES_URL)
     if reason:
@@ -63,7 +63,7 @@ def model_runtime(env: dict[str, str]) -> Iterator[None]:
     It starts from a process with ``env`` (``AWS_*`` credentials and endpoint included: the
     runtime reads ``s3://`` models with them, as a SageMaker endpoint reads with its role).
     """
-    run_with(env, "from mlops.backends.local.runtime import start_runtime; from mlops.settings import "
+    run_with(env, "from mlops.backends.local.runtime import start_runtime; from mlops.core.settings import "
                   "get_settings; start_runtime(get_settings())")
     try:
         yield
@@ -87,14 +87,14 @@ def running_airflow(home: Path, pipelines_dir: Path | None = None, celery: bool 
                     airflow_settings: dict[str, str] | None = None) -> Iterator[tuple]:
     """``(stack, api, env)``: Airflow and the model runtime running for ``home``; stopped after.
 
-    :param celery: the CeleryExecutor with :func:`~mlops.airflow_env.default_workers` (skipped
+    :param celery: the CeleryExecutor with :func:`~tools.airflow_env.default_workers` (skipped
         without Redis), its result backend in the metadata database.
     :param airflow_settings: ``AIRFLOW__*`` variables for every component, over the stack's own.
     """
-    from mlops.airflow_env import celery_settings
-    from mlops.airflow_stack import AirflowStack
-    from mlops.metadata_db import provision
     from testkit.redis_broker import redis_broker_or_skip
+    from tools.airflow_env import celery_settings
+    from tools.airflow_stack import AirflowStack
+    from tools.metadata_db import provision
 
     server = postgres_url_or_skip()
     env = project_environment(home, pipelines_dir)

@@ -33,7 +33,7 @@ def small_pipelines(folder):
 
 def run_the_demos_chain(api, trigger_autopilot: bool = False) -> dict:
     """Sample data landed, the demo's chain run and answered by the policy over the HITL REST API."""
-    from mlops.demo import PolicyApprover, collect_summary, generate_sample_data, run_chain
+    from tools.demo import PolicyApprover, collect_summary, generate_sample_data, run_chain
 
     generate_sample_data(CHURN_ROWS, RETAIL_ROWS)
     approver = PolicyApprover(api)
@@ -52,7 +52,7 @@ def registry():
 def runtime_client():
     """A ``sagemaker-runtime`` client of prod's account (the local twin's stages are accounts of their own)."""
     from mlops.backends import get_backend
-    from mlops.config import load_pipeline, stage_target
+    from mlops.core.config import load_pipeline, stage_target
 
     backend = get_backend()
     return backend.hosting_for(backend.stages.resolve(stage_target(load_pipeline("churn"), "prod"))).runtime_client()
@@ -61,7 +61,7 @@ def runtime_client():
 def read_parquet(uri: str):
     import pandas as pd
 
-    from mlops.storage import to_path
+    from mlops.core.storage import to_path
 
     with to_path(uri).open("rb") as handle:
         return pd.read_parquet(handle)

@@ -51,7 +51,7 @@ from cassandra.protocol import (
 )
 from cassandra.query import named_tuple_factory
 
-from mlops.keyspaces_load import parse_create_table
+from tools.keyspaces_load import parse_create_table
 
 PROTOCOL = 4
 DEFAULT_FETCH_SIZE = 5000
@@ -649,7 +649,7 @@ class FakeSession:
 def table_from_ddl(table: str, rows: Sequence[Sequence[Any]] = (), columns: Sequence[str] | None = None,
                    partitioner: str = MURMUR3) -> FakeTable:
     """An empty (or filled) fake of ``table`` as ``sql/keyspaces/`` defines it."""
-    from mlops.keyspaces_load import table_ddl
+    from tools.keyspaces_load import table_ddl
 
     ddl = table_ddl(table)
     fake = FakeTable(list(ddl.columns), list(ddl.columns.values()), key=list(ddl.primary_key),
@@ -661,8 +661,8 @@ def table_from_ddl(table: str, rows: Sequence[Sequence[Any]] = (), columns: Sequ
 
 def tables_from_sample_data(churn, retail, partitioner: str = MURMUR3) -> dict[str, FakeTable]:
     """The sample frames as the CQL tables in sql/keyspaces/ hold them (loaded the way
-    ``python -m mlops.keyspaces_load`` loads them), hashed by ``partitioner``."""
-    from mlops.keyspaces_load import cql_rows
+    ``python -m tools.keyspaces_load`` loads them), hashed by ``partitioner``."""
+    from tools.keyspaces_load import cql_rows
 
     tables = {}
     for name, frame in (("customers", churn), ("online_retail", retail)):

@@ -72,7 +72,7 @@ def redis_broker_or_skip() -> Iterator[str]:
 
     Skips the test, naming the server, when Redis does not answer or has no free database.
     """
-    from mlops.airflow_env import broker_unreachable
+    from tools.airflow_env import broker_unreachable
 
     reason = broker_unreachable(TEST_REDIS_URL)
     if reason:

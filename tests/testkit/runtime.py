@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from mlops.backends.local.hosting import LocalHosting
-from mlops.settings import Settings
+from mlops.core.settings import Settings
 from testkit.net import free_port
 
 

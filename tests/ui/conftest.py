@@ -10,9 +10,9 @@ import pytest
 SEED_PARTITION = """
 from types import SimpleNamespace
 
-from mlops.entrypoints import generators_module
+from mlops.core.entrypoints import generators_module
 from mlops.operators.s3 import LandingToRawOperator
-from mlops.storage import data_path
+from mlops.core.storage import data_path
 
 for seed, ds in ((5, "2026-01-01"), (6, "2026-01-02")):
     path = data_path("landing", "churn", f"seed-{seed}.csv")

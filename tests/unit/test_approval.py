@@ -30,7 +30,7 @@ class FakeTI:
 @pytest.fixture
 def registry(mlops_home):
     from mlops.backends.local.registry import SQLiteRegistry
-    from mlops.settings import get_settings
+    from mlops.core.settings import get_settings
 
     registry = SQLiteRegistry(get_settings().registry_db)
     registry.ensure_group("churn-classifier")

@@ -15,14 +15,14 @@ import subprocess
 import sys
 import textwrap
 
-from mlops.settings import PROJECT_ROOT
+from mlops.core.settings import PROJECT_ROOT
 
 TRAIN = textwrap.dedent("""
     import pickle, sys
     import airflow.models.taskinstance  # what every Airflow task process has imported
     import dill
     assert pickle._Pickler.dispatch[type] is dill._dill.save_type, "dill did not extend pickle here"
-    from mlops.entrypoints import generators_module, training_module
+    from mlops.core.entrypoints import generators_module, training_module
     train = training_module()
     frame = generators_module().churn(300, seed=5)
     features = ["State", "Area Code", "Int'l Plan", "Day Mins", "CustServ Calls"]
@@ -44,7 +44,7 @@ LOAD = textwrap.dedent("""
 
     sys.meta_path.insert(0, NoDill())
     import joblib
-    from mlops.entrypoints import generators_module
+    from mlops.core.entrypoints import generators_module
     frame = generators_module().churn(5, seed=6)
     loaded = {}
     for estimator in sys.argv[2:]:

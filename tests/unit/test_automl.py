@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 
 from mlops.backends.local.automl import FlamlAutoML
-from mlops.entrypoints import inference_module
-from mlops.storage import sha256_of, unpack_model
+from mlops.core.entrypoints import inference_module
+from mlops.core.storage import sha256_of, unpack_model
 
 ALL_KEYS = ["predicted_label", "probability", "labels", "probabilities"]
 
@@ -317,7 +317,7 @@ def test_regression_candidates_are_ranked_lowest_rmse_first(tmp_path):
     ({"local_time_budget_s": 7200}, r"local_time_budget_s=7200 is not 1 to the job's time_budget_s \(3600\)"),
 ])
 def test_the_twin_refuses_what_autopilot_would_refuse_before_any_work(tmp_path, change, message):
-    from mlops.limits import LimitError
+    from mlops.backends.limits import LimitError
 
     automl = FlamlAutoML(tmp_path / "state")
     spec = {"job_name": "churn-autopilot", "train_uri": (tmp_path / "train.parquet").as_uri(), "target": "Churn?",

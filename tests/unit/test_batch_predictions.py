@@ -97,7 +97,7 @@ AUTOPILOT_LINE = 'c1,1,0.9,"[0.1, 0.9]","[\'0\', \'1\']"\n'
 
 
 def test_autopilots_documented_csv_line_and_the_local_handlers_line_parse_to_the_same_shapes(tmp_path):
-    from mlops.entrypoints import inference_module
+    from mlops.core.entrypoints import inference_module
 
     inference = inference_module()
     prediction = {"predicted_label": np.array(["1"], dtype=object), "probability": np.array([0.9]),

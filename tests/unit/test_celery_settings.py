@@ -1,4 +1,4 @@
-"""The CeleryExecutor's settings (mlops.airflow_env) and what AirflowStack does with them and with
+"""The CeleryExecutor's settings (tools.airflow_env) and what AirflowStack does with them and with
 its components' processes, without starting Airflow. The chain on Celery: tests/e2e/test_celery.py."""
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ import time
 
 import pytest
 
-from mlops.airflow_env import (
+from testkit.net import free_port
+from tools.airflow_env import (
     CelerySettingsError,
     CeleryWorker,
     broker_unreachable,
@@ -19,7 +20,6 @@ from mlops.airflow_env import (
     default_workers,
     executor_name,
 )
-from testkit.net import free_port
 
 POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/airflow_x"
 
@@ -97,7 +97,7 @@ def test_a_broker_that_does_not_answer_is_reported_with_the_reason():
 
 
 def test_the_stack_refuses_celery_on_sqlite(tmp_path):
-    from mlops.airflow_stack import AirflowError, AirflowStack
+    from tools.airflow_stack import AirflowError, AirflowStack
 
     with pytest.raises(AirflowError, match="needs PostgreSQL"):
         AirflowStack(tmp_path, f"sqlite:///{tmp_path}/a.db",
@@ -105,7 +105,7 @@ def test_the_stack_refuses_celery_on_sqlite(tmp_path):
 
 
 def test_the_celery_stack_says_which_broker_does_not_answer_before_creating_a_database(tmp_path, monkeypatch):
-    from mlops.airflow_stack import AirflowError, project_stack
+    from tools.airflow_stack import AirflowError, project_stack
 
     monkeypatch.setenv("MLOPS_CELERY_BROKER_URL", f"redis://127.0.0.1:{free_port()}/0")
     monkeypatch.setenv("MLOPS_AIRFLOW_DB_URL", "postgresql://postgres@127.0.0.1:1/postgres")  # never reached
@@ -115,7 +115,7 @@ def test_the_celery_stack_says_which_broker_does_not_answer_before_creating_a_da
 
 
 def test_celery_without_any_postgresql_fails_instead_of_falling_back_to_sqlite(tmp_path, monkeypatch):
-    from mlops import metadata_db
+    from tools import metadata_db
 
     monkeypatch.setattr(metadata_db, "_postgres_binary", lambda name: None)  # no initdb on this "machine"
     monkeypatch.delenv("MLOPS_AIRFLOW_DB_URL", raising=False)
@@ -127,7 +127,7 @@ def test_celery_without_any_postgresql_fails_instead_of_falling_back_to_sqlite(t
 
 
 def test_a_worker_can_only_be_added_to_a_celery_stack(tmp_path):
-    from mlops.airflow_stack import AirflowError, AirflowStack
+    from tools.airflow_stack import AirflowError, AirflowStack
 
     stack = AirflowStack(tmp_path, POSTGRES)
 
@@ -147,7 +147,7 @@ time.sleep(600)
 
 @pytest.fixture
 def stack_with_a_component(tmp_path):
-    from mlops.airflow_stack import AirflowStack
+    from tools.airflow_stack import AirflowStack
 
     stack = AirflowStack(tmp_path, POSTGRES)
     process = subprocess.Popen([sys.executable, "-c", COMPONENT], stdout=subprocess.PIPE, text=True,
@@ -198,9 +198,9 @@ def test_importing_the_airflow_environment_helper_does_not_import_airflow():
     import subprocess
     import sys
 
-    from mlops.settings import PROJECT_ROOT
+    from mlops.core.settings import PROJECT_ROOT
 
-    probe = "import sys, mlops.airflow_env; print(sorted(m for m in sys.modules if m.split('.')[0] == 'airflow'))"
+    probe = "import sys, tools.airflow_env; print(sorted(m for m in sys.modules if m.split('.')[0] == 'airflow'))"
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
                           env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT / "plugins")})
     assert done.stdout.strip() == "[]"

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from mlops import code_version as module
+from mlops.core import code_version as module
 
 
 @pytest.fixture

@@ -1,8 +1,8 @@
 """docker-compose.yaml structure. No Docker engine runs on these machines, so the file is
 checked, not run: the services an Airflow 3 deployment needs, their health checks, the mounts of
 this project's folders, and the environment each service needs; and that its CeleryExecutor
-settings and workers are the ones :class:`~mlops.airflow_stack.AirflowStack` runs in
-``tests/e2e/test_celery.py`` (both come from :mod:`mlops.airflow_env`)."""
+settings and workers are the ones :class:`~tools.airflow_stack.AirflowStack` runs in
+``tests/e2e/test_celery.py`` (both come from :mod:`tools.airflow_env`)."""
 
 from __future__ import annotations
 
@@ -69,7 +69,7 @@ def test_the_image_is_the_pinned_airflow_with_the_locked_requirements():
 
 
 def test_the_metadata_database_driver_is_the_one_the_tests_run(compose):
-    from mlops.metadata_db import SQLALCHEMY_SCHEME
+    from tools.metadata_db import SQLALCHEMY_SCHEME
 
     url = compose["services"]["airflow-scheduler"]["environment"]["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
     assert url.split("://")[0] == SQLALCHEMY_SCHEME
@@ -150,7 +150,7 @@ def common_env(compose):
 
 
 def test_every_airflow_service_has_the_celery_settings_airflow_stack_runs(compose, project_defaults):
-    from mlops.airflow_env import celery_settings
+    from tools.airflow_env import celery_settings
 
     for name in AIRFLOW_SERVICES:
         env = compose["services"][name]["environment"]
@@ -168,7 +168,7 @@ def test_the_result_backend_is_the_metadata_database_and_the_broker_the_redis_se
 
 
 def test_a_worker_per_queue_started_as_airflow_stack_starts_it(compose, project_defaults):
-    from mlops.airflow_env import default_workers
+    from tools.airflow_env import default_workers
 
     workers = default_workers()
     assert [f"airflow-worker-{worker.name}" for worker in workers] == list(WORKERS)
@@ -192,7 +192,7 @@ def test_a_workers_health_check_pings_its_own_celery_node(compose, service):
 
 
 def test_the_scheduler_may_queue_as_many_tasks_as_the_workers_run(compose, project_defaults):
-    from mlops.airflow_env import default_workers
+    from tools.airflow_env import default_workers
 
     assert int(common_env(compose)["AIRFLOW__CORE__PARALLELISM"]) >= sum(w.concurrency for w in default_workers())
 
@@ -202,7 +202,7 @@ def test_init_creates_the_schema_then_the_pools_the_dags_use(compose):
 
     assert command[:2] == ["bash", "-c"]
     steps = [shlex.split(step) for step in command[2].split("&&")]
-    assert steps == [["airflow", "db", "migrate"], ["python", "-m", "mlops.airflow_env", "pools"]]
+    assert steps == [["airflow", "db", "migrate"], ["python", "-m", "tools.airflow_env", "pools"]]
 
 
 def test_the_workers_write_task_logs_where_the_api_server_reads_them(compose):

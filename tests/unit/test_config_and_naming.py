@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mlops.config import ConfigError, available_pipelines, load_pipeline
-from mlops.naming import MAX_LEN, path_safe, prefixed, resource_name, run_name
-from mlops.settings import get_settings
+from mlops.core.config import ConfigError, available_pipelines, load_pipeline
+from mlops.core.naming import MAX_LEN, path_safe, prefixed, resource_name, run_name
+from mlops.core.settings import get_settings
 
 SAGEMAKER_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 RUN_IDS = [

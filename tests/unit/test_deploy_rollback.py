@@ -20,7 +20,9 @@ import pytest
 
 from mlops.backends.base import Endpoint, EndpointSpec
 from mlops.backends.local.registry import SQLiteRegistry
-from mlops.deployment import (
+from mlops.core.settings import Settings
+from mlops.core.storage import DigestMismatch, pack_model
+from mlops.deploy.flow import (
     SilentRollback,
     blue_green_deployment_config,
     data_capture_config,
@@ -31,8 +33,6 @@ from mlops.deployment import (
     version_in_stage_at,
 )
 from mlops.operators.sagemaker import DeploymentRefused, resolve_deployable
-from mlops.settings import Settings
-from mlops.storage import DigestMismatch, pack_model
 from testkit.runtime import running_runtime
 
 GROUP = "churn-classifier"

@@ -18,7 +18,7 @@ from mlops.operators.sagemaker import DeploymentRefused, SageMakerEndpointOperat
 @pytest.fixture
 def registry(mlops_home):
     from mlops.backends.local.registry import SQLiteRegistry
-    from mlops.settings import get_settings
+    from mlops.core.settings import get_settings
 
     registry = SQLiteRegistry(get_settings().registry_db)
     registry.ensure_group("churn-classifier")
@@ -26,7 +26,7 @@ def registry(mlops_home):
 
 
 def register(registry, tmp_path, name: str):
-    from mlops.storage import pack_model
+    from mlops.core.storage import pack_model
 
     folder = tmp_path / name
     folder.mkdir()

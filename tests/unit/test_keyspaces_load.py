@@ -1,4 +1,4 @@
-"""The CQL DDL in sql/keyspaces/ and the load command (python -m mlops.keyspaces_load)."""
+"""The CQL DDL in sql/keyspaces/ and the load command (python -m tools.keyspaces_load)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ from decimal import Decimal
 
 import pytest
 
-from mlops import keyspaces_load
-from mlops.config import load_pipeline
+from mlops.core.config import load_pipeline
 from mlops.hooks.keyspaces import KeyspacesHook, cql_to_arrow
-from mlops.keyspaces_load import (
+from testkit.fake_cassandra import FakeSession
+from tools import keyspaces_load
+from tools.keyspaces_load import (
     TableDDL,
     apply_schema,
     cql_rows,
@@ -18,7 +19,6 @@ from mlops.keyspaces_load import (
     schema_statements,
     table_ddl,
 )
-from testkit.fake_cassandra import FakeSession
 
 PLAIN_CASSANDRA = json.dumps({"conn_type": "generic", "host": "cassandra", "extra": {"ssl": False}})
 
@@ -147,7 +147,7 @@ def test_loaded_rows_read_back_through_the_ingest_as_the_generated_frame(session
 
     import pandas as pd
 
-    from mlops import partitions
+    from mlops.core import partitions
     from mlops.operators.keyspaces import KeyspacesToS3Operator
 
     apply_schema(KeyspacesHook())

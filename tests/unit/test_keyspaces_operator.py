@@ -11,9 +11,9 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from mlops import partitions
-from mlops.config import load_pipeline
-from mlops.entrypoints import generators_module
+from mlops.core import partitions
+from mlops.core.config import load_pipeline
+from mlops.core.entrypoints import generators_module
 from mlops.hooks.keyspaces import (
     Backoff,
     KeyspacesHook,

@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 from airflow.sdk.exceptions import AirflowSkipException
 
+from mlops.core.storage import data_path
 from mlops.hooks.keyspaces import KeyspacesHook, KeyspacesWriteError
 from mlops.operators.keyspaces import S3ToKeyspacesOperator
-from mlops.storage import data_path
 from testkit.fake_cassandra import FakeSession, table_from_ddl
 
 CONNECTION = json.dumps({"conn_type": "generic", "host": "cassandra", "extra": {"ssl": False}})

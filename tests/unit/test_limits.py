@@ -1,4 +1,4 @@
-"""SageMaker's limits, checked before any call on both backends (``mlops.limits``).
+"""SageMaker's limits, checked before any call on both backends (``mlops.backends.limits``).
 
 The limits the checks enforce are read from botocore's sagemaker service model: the tests read
 the same model and probe each limit at its edge, so a check that drifted from the model (or a
@@ -15,9 +15,7 @@ from botocore.stub import Stubber
 from botocore.validate import ParamValidator
 
 from mlops.backends.base import EndpointSpec
-from mlops.config import available_pipelines, load_pipeline
-from mlops.deployment import instance_count, prod_endpoint_options
-from mlops.limits import (
+from mlops.backends.limits import (
     LimitError,
     check_automl_job,
     check_automl_rows,
@@ -30,7 +28,9 @@ from mlops.limits import (
     serverless_config,
     strict_requests,
 )
-from mlops.settings import Settings
+from mlops.core.config import available_pipelines, load_pipeline
+from mlops.core.settings import Settings
+from mlops.deploy.flow import instance_count, prod_endpoint_options
 
 MODEL = botocore.session.get_session().get_service_model("sagemaker")
 

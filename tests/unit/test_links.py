@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from mlops.backends import Backend
-from mlops.links import XCOM_KEY, ResourceLink, console_url, persist
+from mlops.ui.links import XCOM_KEY, ResourceLink, console_url, persist
 
 
 class FakeTI:

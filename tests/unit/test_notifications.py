@@ -17,7 +17,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from mlops.config import ConfigError, load_pipeline
+from mlops.core.config import ConfigError, load_pipeline
 from mlops.notifications import (
     EVENTS,
     MlopsNotifier,
@@ -146,7 +146,7 @@ def test_a_task_failure_reaches_the_channels_through_on_failure_callback(mlops_h
 def test_a_task_failing_on_a_silent_rollback_notifies_it_as_such(mlops_home):
     from airflow.sdk import DAG
 
-    from mlops.deployment import SilentRollback
+    from mlops.deploy.flow import SilentRollback
 
     MlopsNotifier("task_failed")({**context(dag=DAG("rollback_model", schedule=None)),
                                   "exception": SilentRollback("endpoint churn-classifier-prod is InService on config a")})
@@ -158,7 +158,7 @@ def test_a_task_failing_on_a_silent_rollback_notifies_it_as_such(mlops_home):
 def test_every_dag_notifies_on_task_failure():
     from airflow.dag_processing.dagbag import DagBag
 
-    from mlops.settings import PROJECT_ROOT
+    from mlops.core.settings import PROJECT_ROOT
 
     bag = DagBag(str(PROJECT_ROOT / "dags"))
     assert bag.dags
@@ -283,7 +283,7 @@ def test_every_event_has_a_subject():
 def test_reports_under_the_data_root_are_served_and_nothing_else(tmp_path):
     from fastapi.testclient import TestClient
 
-    from mlops.reports_app import create_app
+    from mlops.ui.reports import create_app
 
     root = tmp_path / "data"
     (root / "training" / "churn").mkdir(parents=True)
@@ -304,14 +304,14 @@ def test_reports_under_the_data_root_are_served_and_nothing_else(tmp_path):
 def test_the_plugin_serves_the_reports_and_registers_the_report_link():
     import mlops_plugin
 
-    from mlops.links import ModelReportLink
+    from mlops.ui.links import ModelReportLink
 
     assert [app["url_prefix"] for app in mlops_plugin.MlopsPlugin.fastapi_apps] == ["/mlops"]
     assert any(isinstance(link, ModelReportLink) for link in mlops_plugin.MlopsPlugin.operator_extra_links)
 
 
 def test_a_report_outside_the_data_root_keeps_its_uri_and_s3_opens_in_the_console(mlops_home):
-    from mlops.links import report_url
+    from mlops.ui.links import report_url
 
     assert report_url("file:///elsewhere/report.html") == "file:///elsewhere/report.html"
     assert report_url("s3://b/k/report.html") == "https://s3.console.aws.amazon.com/s3/object/b?prefix=k/report.html"

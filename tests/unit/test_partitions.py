@@ -5,8 +5,8 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
-from mlops import partitions
-from mlops.partitions import PartitionNotFound
+from mlops.core import partitions
+from mlops.core.partitions import PartitionNotFound
 
 SCHEMA = {"id": "int64", "name": "string"}
 SOURCE = {"kind": "test"}
@@ -207,7 +207,7 @@ def announcing(uri: str, digest: str, minutes: int = 0) -> dict:
     from datetime import UTC, datetime, timedelta
     from types import SimpleNamespace
 
-    from mlops.assets import raw_data
+    from mlops.core.assets import raw_data
 
     event = SimpleNamespace(extra={"partition_uri": uri, "digest": digest},
                             timestamp=datetime(2026, 1, 5, tzinfo=UTC) + timedelta(minutes=minutes))
@@ -236,7 +236,7 @@ def test_a_run_reads_the_partition_its_triggering_event_announced(mlops_home):
 
 
 def test_of_several_queued_events_the_newest_wins(mlops_home):
-    from mlops.assets import raw_data
+    from mlops.core.assets import raw_data
 
     first, _ = write_and_commit("churn", "2026-01-02", [rows(range(3))], "w1")
     second, _ = write_and_commit("churn", "2026-01-03", [rows(range(4))], "w2")

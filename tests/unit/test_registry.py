@@ -467,7 +467,7 @@ def test_an_external_decision_is_added_to_the_history_without_touching_the_packa
 @pytest.fixture
 def home_registry(mlops_home) -> SQLiteRegistry:
     """The registry the backend uses (MLOPS_HOME's), as the sensor finds it."""
-    from mlops.settings import get_settings
+    from mlops.core.settings import get_settings
 
     registry = SQLiteRegistry(get_settings().registry_db)
     registry.ensure_group(GROUP)

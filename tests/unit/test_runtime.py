@@ -36,8 +36,8 @@ from mlops.backends.local.runtime import (
     SERVERLESS_MAX_PAYLOAD_BYTES,
     read_pid,
 )
-from mlops.settings import Settings, get_settings
-from mlops.storage import DigestMismatch, pack_model
+from mlops.core.settings import Settings, get_settings
+from mlops.core.storage import DigestMismatch, pack_model
 from testkit.runtime import flip_a_byte, running_runtime
 
 FEATURES = ["plan", "tenure", "charges"]
@@ -375,7 +375,7 @@ def test_a_failure_of_the_runtime_itself_is_a_500_internal_failure(tmp_path):
     from fastapi.testclient import TestClient
 
     from mlops.backends.local.runtime import EndpointTable, create_app
-    from mlops.entrypoints import inference_module
+    from mlops.core.entrypoints import inference_module
 
     class BrokenTable(EndpointTable):
         def get(self, name, account=None):
@@ -547,7 +547,7 @@ def test_requests_are_logged_with_status_and_milliseconds(runtime, client):
 # ---------------------------------------------------------------- answering concurrent requests together
 def served(model: Model):
     from mlops.backends.local.runtime import ServedEndpoint
-    from mlops.entrypoints import inference_module
+    from mlops.core.entrypoints import inference_module
 
     inference = inference_module()
     loaded = inference.model_fn(str(model.model_dir))
@@ -806,7 +806,7 @@ def test_concurrent_clients_get_the_answers_of_one_at_a_time(runtime, models):
 
 # ---------------------------------------------------------------- the endpoint tests, against this runtime
 def test_endpoint_tests_pass_on_a_correct_endpoint_and_catch_a_wrong_model(runtime, client, models, tmp_path):
-    from mlops.endpoint_tests import run_endpoint_tests
+    from mlops.deploy.endpoint_checks import run_endpoint_tests
 
     golden = RECORDS.assign(probability=models["a"].probability())
     golden.to_parquet(tmp_path / "golden.parquet", index=False)
@@ -828,7 +828,7 @@ def test_endpoint_tests_pass_on_a_correct_endpoint_and_catch_a_wrong_model(runti
 def test_a_model_error_counts_with_the_containers_status_not_sagemakers_424():
     from botocore.exceptions import ClientError
 
-    from mlops.endpoint_tests import model_status
+    from mlops.deploy.endpoint_checks import model_status
 
     def model_error(original: int) -> ClientError:
         return ClientError({"Error": {"Code": "ModelError", "Message": "..."}, "OriginalStatusCode": original,

@@ -43,8 +43,8 @@ from mlops.backends.local.runtime import (
     read_pid,
     runtime_environment,
 )
-from mlops.settings import Settings, get_settings
-from mlops.storage import DigestMismatch, pack_model
+from mlops.core.settings import Settings, get_settings
+from mlops.core.storage import DigestMismatch, pack_model
 from testkit.airflow_task import TASK_ENVIRONMENT as AIRFLOW_TASK_ENVIRONMENT
 from testkit.runtime import flip_a_byte, running_runtime
 
@@ -210,8 +210,8 @@ def packed(tmp_path) -> tuple[str, str]:
 @pytest.fixture
 def model_fn_calls(monkeypatch) -> list[str]:
     """Directories the serving handlers' ``model_fn`` was asked to load."""
-    import mlops.entrypoints
-    from mlops.entrypoints import inference_module
+    import mlops.core.entrypoints
+    from mlops.core.entrypoints import inference_module
 
     calls: list[str] = []
     real = inference_module()
@@ -222,7 +222,7 @@ def model_fn_calls(monkeypatch) -> list[str]:
             calls.append(model_dir)
             return real.model_fn(model_dir)
 
-    monkeypatch.setattr(mlops.entrypoints, "inference_module", lambda: Recording)
+    monkeypatch.setattr(mlops.core.entrypoints, "inference_module", lambda: Recording)
     return calls
 
 

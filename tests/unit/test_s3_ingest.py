@@ -15,10 +15,10 @@ import pytest
 from airflow.sdk import ObjectStoragePath
 from airflow.sdk.exceptions import AirflowSensorTimeout, AirflowSkipException, TaskDeferred
 
-from mlops import partitions
-from mlops.entrypoints import generators_module
+from mlops.core import partitions
+from mlops.core.entrypoints import generators_module
+from mlops.core.storage import data_path
 from mlops.operators.s3 import LandingFilesSensor, LandingToRawOperator
-from mlops.storage import data_path
 from mlops.triggers.object_storage import LandingFilesTrigger, list_landed_files
 
 DS = "2026-01-02"
@@ -204,7 +204,7 @@ def test_without_a_logical_date_the_partition_is_dated_by_run_after(mlops_home, 
 
 
 def test_the_asset_event_announces_the_published_partition(mlops_home, churn_files):
-    from mlops.assets import raw_data
+    from mlops.core.assets import raw_data
 
     events = {raw_data("churn"): SimpleNamespace(extra={})}
     operator = LandingToRawOperator(task_id="publish", use_case="churn", files=[land(churn_files[0], "a.csv")],
@@ -358,7 +358,7 @@ def test_a_rerun_with_nothing_new_republishes_the_same_partition(mlops_home, chu
 
 
 def test_an_extra_column_is_kept_for_the_gate_when_the_policy_warns():
-    from mlops.config import load_pipeline
+    from mlops.core.config import load_pipeline
     from mlops.operators.s3 import landed_csv_to_table
 
     schema = load_pipeline("retail").schema

@@ -236,7 +236,7 @@ def reference_rfm(transactions: pd.DataFrame) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def retail_sample() -> pd.DataFrame:
-    from mlops.entrypoints import generators_module
+    from mlops.core.entrypoints import generators_module
 
     return generators_module().retail(30_000, seed=21)
 
@@ -333,7 +333,7 @@ def test_a_cluster_is_named_after_the_segment_most_of_its_customers_are_in():
 def retail_partition(mlops_home, retail_sample):
     import pyarrow as pa
 
-    from mlops import partitions
+    from mlops.core import partitions
 
     directory = partitions.partition_path("retail", "2026-01-02")
     parts = partitions.write_parts(directory, [pa.Table.from_pandas(retail_sample, preserve_index=False)], "t")
@@ -348,7 +348,7 @@ def run(partition_uri, out_uri, k_max=6):
 
 
 def read(uri: str) -> pd.DataFrame:
-    from mlops.storage import to_path
+    from mlops.core.storage import to_path
 
     with to_path(uri).open("rb") as handle:
         return pd.read_parquet(handle)
@@ -357,7 +357,7 @@ def read(uri: str) -> pd.DataFrame:
 def test_the_run_writes_a_result_row_for_every_cluster(retail_partition, mlops_home):
     import pyarrow.parquet as pq
 
-    from mlops.storage import to_path
+    from mlops.core.storage import to_path
 
     summary = run(retail_partition, (mlops_home / "out").as_uri())
 
@@ -374,7 +374,7 @@ def test_the_run_writes_a_result_row_for_every_cluster(retail_partition, mlops_h
 
 
 def test_the_report_shows_the_chart_and_the_silhouette_of_every_k(retail_partition, mlops_home):
-    from mlops.storage import to_path
+    from mlops.core.storage import to_path
 
     summary = run(retail_partition, (mlops_home / "out").as_uri())
 

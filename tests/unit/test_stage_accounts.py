@@ -20,10 +20,10 @@ from botocore.exceptions import ClientError
 from mlops.backends.base import EndpointSpec
 from mlops.backends.local.accounts import STAGE_ACCOUNTS
 from mlops.backends.local.hosting import REGISTRY_ACCOUNT, EndpointNotFound
-from mlops.config import ConfigError, StageTargetConfig, load_pipeline, stage_target, stage_targets
-from mlops.deployment import deploy_version, prepare_stages, rollback, version_in_stage_at
+from mlops.core.config import ConfigError, StageTargetConfig, load_pipeline, stage_target, stage_targets
+from mlops.core.storage import DigestMismatch
+from mlops.deploy.flow import deploy_version, prepare_stages, rollback, version_in_stage_at
 from mlops.operators.sagemaker import resolve_deployable
-from mlops.storage import DigestMismatch
 from testkit.runtime import flip_a_byte
 
 GROUP = "churn-classifier"
@@ -103,7 +103,7 @@ def backend(tmp_path_factory):
 def register(backend, tmp_path, churn_rate: float, approve: bool = True):
     from unit.test_deploy_rollback import write_model
 
-    from mlops.storage import pack_model
+    from mlops.core.storage import pack_model
 
     folder = write_model(tmp_path / f"model-{churn_rate}", churn_rate)
     uri, sha = pack_model(folder, (tmp_path / f"artifact-{churn_rate}" / "model.tar.gz").as_uri())
@@ -277,7 +277,7 @@ def test_approvers_see_the_candidate_next_to_the_version_serving_prod_on_the_sam
 
     import pandas as pd
 
-    from mlops.deployment import compare_with_serving
+    from mlops.deploy.flow import compare_with_serving
     from mlops.operators.approval import comparison_table
 
     serving = register(backend, tmp_path, 0.25)

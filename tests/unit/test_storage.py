@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from mlops.storage import (
+from mlops.core.storage import (
     DigestMismatch,
     pack_model,
     read_bytes_without_airflow,
@@ -135,7 +135,7 @@ def s3_bucket(monkeypatch):
     import s3fs
     from moto.server import ThreadedMotoServer
 
-    from mlops.s3_filesystem import PrefixScopedS3FileSystem
+    from mlops.core.s3_filesystem import PrefixScopedS3FileSystem
 
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)

@@ -18,7 +18,6 @@ from sklearn.model_selection import PredefinedSplit, cross_val_score
 from threadpoolctl import threadpool_limits
 
 from include.serving import inference
-from mlops import storage
 from mlops.backends.base import TrainingData
 from mlops.backends.local.training import (
     ENTRY_POINT,
@@ -27,6 +26,7 @@ from mlops.backends.local.training import (
     training_entry_point,
 )
 from mlops.backends.local.workers import WorkerDied
+from mlops.core import storage
 from mlops.ml.folds import fold_manifest
 from testkit.airflow_task import result_of, run_like_an_airflow_task, start_like_an_airflow_task
 from testkit.workers import ScorerThatDies

@@ -13,7 +13,7 @@ import pytest
 from mlops.backends.local.automl import FlamlAutoML
 from mlops.backends.local.transform import FieldFilter, LocalBatchTransform
 from mlops.backends.local.workers import WorkerDied
-from mlops.storage import DigestMismatch, pack_model
+from mlops.core.storage import DigestMismatch, pack_model
 from testkit.airflow_task import result_of, run_like_an_airflow_task
 from testkit.workers import DyingClassifier
 

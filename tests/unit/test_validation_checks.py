@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from include.data import generate
-from mlops.config import ConfigError, load_pipeline
+from mlops.core.config import ConfigError, load_pipeline
 from mlops.validation import (
     CHECK_DRIFT,
     CHECK_LABEL,

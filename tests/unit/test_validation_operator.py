@@ -8,7 +8,8 @@ import pyarrow as pa
 import pytest
 
 from include.data import generate
-from mlops import partitions
+from mlops.core import partitions
+from mlops.core.storage import to_path
 from mlops.operators.validation import (
     DataValidationOperator,
     ValidationReportLink,
@@ -16,7 +17,6 @@ from mlops.operators.validation import (
     report_url,
     snapshot_path,
 )
-from mlops.storage import to_path
 
 
 class FakeTaskInstance:

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from mlops.settings import Settings, get_settings
+from mlops.core.settings import Settings, get_settings
 
 if TYPE_CHECKING:
     from mlops.backends.base import (
@@ -51,7 +51,7 @@ class Backend:
 
     def resource_url(self, kind: str, name: str, local_uri: str | None = None) -> str | None:
         """Where a person looks at a resource: the SageMaker console on AWS, else ``local_uri``."""
-        from mlops.links import console_url
+        from mlops.ui.links import console_url
 
         return console_url(self.region, kind, name) if self.name == "aws" else local_uri
 

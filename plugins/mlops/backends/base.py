@@ -260,7 +260,7 @@ class RegistrationIdentity:
     @classmethod
     def from_metadata(cls, metadata: dict[str, Any]) -> RegistrationIdentity | None:
         """The identity of a registration's ``metadata``; ``None`` without a dataset digest or
-        a code version (such a registration always adds a version). :func:`mlops.code_version.code_version`
+        a code version (such a registration always adds a version). :func:`mlops.core.code_version.code_version`
         always pins the code (a clean commit, or a digest of the code's content); the values older
         versions of it wrote without pinning (``unknown``, ``<commit>-dirty``) count as none.
         Missing hyperparameters count as none (``{}``)."""
@@ -420,7 +420,7 @@ class StageAccess(abc.ABC):
 
     @abc.abstractmethod
     def resolve(self, config) -> StageTarget:
-        """The :class:`StageTarget` of a :class:`~mlops.config.StageTargetConfig`.
+        """The :class:`StageTarget` of a :class:`~mlops.core.config.StageTargetConfig`.
 
         :raises StageAccessDenied: the stage's account cannot be reached (the role to assume is
             missing or does not trust the caller), or it is not the configured account.
@@ -444,7 +444,7 @@ class EndpointSpec(Serializable):
     registry version served (SageMaker takes its serving container from it);
     ``data_capture_config`` is SageMaker's ``DataCaptureConfig`` and ``deployment_config`` the
     ``UpdateEndpoint`` ``DeploymentConfig`` (blue/green traffic shifting, alarm rollback), both
-    built by :func:`mlops.deployment.prod_endpoint_options`; the local twin ignores them.
+    built by :func:`mlops.deploy.flow.prod_endpoint_options`; the local twin ignores them.
     """
 
     endpoint_name: str
@@ -538,12 +538,12 @@ class AutoML(abc.ABC):
         """Start the job (or attach to one of that name) and wait until it completes.
 
         ``time_budget_s`` is the job's budget (Autopilot's ``MaxAutoMLJobRuntimeInSeconds``),
-        checked against SageMaker's limits on both backends (:func:`mlops.limits.check_automl_job`);
+        checked against SageMaker's limits on both backends (:func:`mlops.backends.limits.check_automl_job`);
         ``local_time_budget_s`` caps the local twin's own search, which needs far less (SageMaker
         has no such setting and ignores it).
 
         Returns the job's status; raises ``RuntimeError`` with the job's reason when it failed
-        or was stopped, and :class:`~mlops.limits.LimitError` before anything starts for settings
+        or was stopped, and :class:`~mlops.backends.limits.LimitError` before anything starts for settings
         SageMaker would reject or that cannot produce a candidate.
         """
 

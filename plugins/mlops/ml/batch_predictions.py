@@ -31,7 +31,7 @@ def prepare_transform_input(scoring_uris: list[str], id_column: str, feature_col
     """Write the headerless CSV a transform job reads (id first, then features) and keep labels apart."""
     import pandas as pd
 
-    from mlops.storage import to_path
+    from mlops.core.storage import to_path
     from mlops.validation import load_csv_strict
 
     frames = []
@@ -83,7 +83,7 @@ def parse_list(text: str) -> list[Any]:
 
 def output_files(output_uri: str) -> list[Any]:
     """The ``*.out`` files under ``output_uri`` (nested ones too), in name order."""
-    from mlops.storage import to_path
+    from mlops.core.storage import to_path
 
     root = to_path(output_uri)
     return sorted((p for p in root.rglob("*") if p.name.endswith(".out") and p.is_file()), key=str)
@@ -171,7 +171,7 @@ def write_predictions_parquet(output_uri: str, id_column: str, keys: list[str], 
     """
     import pyarrow.parquet as pq
 
-    from mlops.storage import to_path
+    from mlops.core.storage import to_path
 
     unknown = [k for k in keys if k not in ("predicted_label", "probability", *LIST_KEYS)]
     if unknown:
@@ -420,7 +420,7 @@ def evaluation_report_html(title: str, evaluation: dict[str, Any], summary: dict
 def write_evaluation_report(evaluation: dict[str, Any], report_uri: str, title: str,
                             summary: dict[str, Any] | None = None) -> str:
     """Write :func:`evaluation_report_html` to ``report_uri``; ``evaluation`` needs its curves."""
-    from mlops.storage import to_path
+    from mlops.core.storage import to_path
 
     if "curves" not in evaluation:
         raise ValueError("the report needs evaluate_predictions(..., with_curves=True)")
@@ -450,7 +450,7 @@ def write_predictions_to_keyspaces(session, predictions_uri: str, id_column: str
     """
     import pyarrow.parquet as pq
 
-    from mlops.storage import to_path
+    from mlops.core.storage import to_path
 
     statement = session.prepare(INSERT_PREDICTION.format(keyspace=keyspace, table=table))
     pending: deque = deque()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mlops.config import PipelineConfig
+from mlops.core.config import PipelineConfig
 
 
 def prepare_training_data(config: PipelineConfig, partition_uri: str, out_uri: str) -> dict[str, Any]:
@@ -13,10 +13,10 @@ def prepare_training_data(config: PipelineConfig, partition_uri: str, out_uri: s
     Writes ``train.parquet``, ``holdout.parquet`` and ``folds.json`` under ``out_uri`` and returns
     the :class:`~mlops.backends.base.TrainingData` dict plus the holdout URI and dataset digest.
     """
-    from mlops import partitions
     from mlops.backends.base import TrainingData
+    from mlops.core import partitions
+    from mlops.core.storage import to_path, write_json
     from mlops.ml.folds import dataset_digest, fold_manifest, holdout_split
-    from mlops.storage import to_path, write_json
 
     training = config.section("training")
     classification = config.problem_type in ("binary", "multiclass")

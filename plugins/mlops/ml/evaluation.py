@@ -11,8 +11,8 @@ from typing import Any
 
 def load_model(model_uri: str, sha256: str):
     """Load a packed model through the serving handlers (digest verified first)."""
-    from mlops.entrypoints import inference_module
-    from mlops.storage import scratch_dir, unpack_model
+    from mlops.core.entrypoints import inference_module
+    from mlops.core.storage import scratch_dir, unpack_model
 
     directory = unpack_model(model_uri, scratch_dir("eval"), sha256)
     return inference_module().model_fn(str(directory))
@@ -29,8 +29,8 @@ def evaluate_holdout(model: dict[str, Any], holdout_uri: str, target: str, posit
     import pandas as pd
     from sklearn import metrics as skm
 
-    from mlops.entrypoints import inference_module
-    from mlops.storage import to_path
+    from mlops.core.entrypoints import inference_module
+    from mlops.core.storage import to_path
 
     inference = inference_module()
     loaded = load_model(model["model_uri"], model["sha256"])
@@ -187,7 +187,7 @@ def model_report_html(title: str, tuning: dict[str, Any], history: list[dict[str
 
 
 def write_report(html_text: str, uri: str) -> str:
-    from mlops.storage import to_path
+    from mlops.core.storage import to_path
 
     path = to_path(uri)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -26,7 +26,8 @@ def run_segmentation(partition_uri: str, out_uri: str, run_id: str, run_date: st
     import html
     from datetime import date
 
-    from mlops import partitions
+    from mlops.core import partitions
+    from mlops.core.storage import scratch_dir, to_path
     from mlops.ml.segmentation import (
         cluster_counts,
         kmeans_segments,
@@ -35,7 +36,6 @@ def run_segmentation(partition_uri: str, out_uri: str, run_id: str, run_date: st
         segment_chart_png,
         segment_counts,
     )
-    from mlops.storage import scratch_dir, to_path
 
     transactions = partitions.read_partition(partition_uri)
     rfm = rfm_table(transactions)

@@ -18,7 +18,7 @@ from typing import Any
 
 from airflow.providers.standard.operators.hitl import ApprovalOperator
 
-from mlops.links import ModelReportLink, persist_report, report_url
+from mlops.ui.links import ModelReportLink, persist_report, report_url
 
 MODES = ("policy", "manual")
 
@@ -85,7 +85,7 @@ class RegistryApprovalOperator(ApprovalOperator):
     :param mode: ``policy`` or ``manual`` (templated, usually from a Param).
     :param report_uri: link shown in the approval body (templated).
     :param comparison: the candidate next to the version serving prod on the same holdout
-        (:func:`mlops.deployment.compare_with_serving`; templated), shown in the body and recorded
+        (:func:`mlops.deploy.flow.compare_with_serving`; templated), shown in the body and recorded
         with the decision's evidence.
     """
 

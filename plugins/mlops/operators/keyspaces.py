@@ -106,7 +106,7 @@ class KeyspacesToS3Operator(BaseOperator):
     of ``include/pipelines/<use_case>.yaml``: only the mapped columns are selected and they are
     renamed to the schema's names, so the partition looks the same whichever ingest wrote it.
     Each driver page becomes one Parquet row group, so memory stays bounded by ``fetch_size``.
-    The file stays invisible until :func:`mlops.partitions.commit_segments` writes the manifest
+    The file stays invisible until :func:`mlops.core.partitions.commit_segments` writes the manifest
     (the DAG's commit task, after every range finished). Every try writes a file of its own name,
     so a retry or a second run for the same date never touches a file a manifest lists.
 
@@ -141,9 +141,9 @@ class KeyspacesToS3Operator(BaseOperator):
         self.max_attempts = max_attempts
 
     def execute(self, context) -> list[dict[str, Any]]:
-        from mlops import partitions
-        from mlops.config import load_pipeline
-        from mlops.runs import run_date
+        from mlops.core import partitions
+        from mlops.core.config import load_pipeline
+        from mlops.core.runs import run_date
 
         source = load_pipeline(self.use_case).source["keyspaces"]
         segment, segments = int(self.segment), int(self.segments)
@@ -271,7 +271,7 @@ class S3ToKeyspacesOperator(BaseOperator):
     def write_file(self, hook: KeyspacesHook) -> WriteReport:
         import pyarrow.parquet as pq
 
-        from mlops.storage import to_path
+        from mlops.core.storage import to_path
 
         with to_path(self.source_uri).open("rb") as handle:
             parquet = pq.ParquetFile(handle)

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 
 def _landing_root(prefix: str) -> ObjectStoragePath:
-    from mlops.storage import data_path
+    from mlops.core.storage import data_path
 
     return data_path(*prefix.strip("/").split("/"))
 
@@ -166,10 +166,10 @@ class LandingToRawOperator(BaseOperator):
 
         from airflow.sdk.exceptions import AirflowSkipException
 
-        from mlops import partitions
-        from mlops.config import load_pipeline
-        from mlops.runs import announce, run_date
-        from mlops.storage import data_path, to_path
+        from mlops.core import partitions
+        from mlops.core.config import load_pipeline
+        from mlops.core.runs import announce, run_date
+        from mlops.core.storage import data_path, to_path
 
         ds = self.ds or run_date(context)
         config = load_pipeline(self.use_case)
@@ -256,7 +256,7 @@ class LandingToRawOperator(BaseOperator):
     def _convert(self, config, path: ObjectStoragePath, data: bytes, digest: str, directory: ObjectStoragePath,
                  token: str, processed: str) -> dict[str, Any]:
         """Check one CSV file against the schema and write it as one Parquet part."""
-        from mlops import partitions
+        from mlops.core import partitions
 
         table = landed_csv_to_table(data, config.schema, str(path),
                                     extra_columns=config.validation.get("extra_columns", "fail"))
@@ -316,6 +316,6 @@ def _processed_target(path: ObjectStoragePath, landing_root: ObjectStoragePath, 
 
 
 def _sha256(path: ObjectStoragePath) -> str:
-    from mlops.storage import sha256_of
+    from mlops.core.storage import sha256_of
 
     return sha256_of(path)

@@ -2,7 +2,7 @@
 
 Each operator is thin: it builds the request, makes one call on a port of the configured
 backend (SageMaker on ``aws``, the local twin on ``local``) and returns a small JSON dict for
-XCom. Names come from :func:`mlops.naming.run_name`, so a retry reuses the same job name.
+XCom. Names come from :func:`mlops.core.naming.run_name`, so a retry reuses the same job name.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from typing import Any
 
 from airflow.sdk import BaseOperator
 
-from mlops.links import ModelReportLink, ResourceLink, persist, persist_report
-from mlops.naming import run_name
+from mlops.core.naming import run_name
+from mlops.ui.links import ModelReportLink, ResourceLink, persist, persist_report
 
 
 def _backend():
@@ -231,7 +231,7 @@ def resolve_deployable(registry, group: str, arn: str | None) -> dict[str, Any]:
     recorded at registration.
     """
     from mlops.backends.base import APPROVED
-    from mlops.storage import sha256_of
+    from mlops.core.storage import sha256_of
 
     version = registry.get(arn) if arn else registry.latest_approved(group)
     if version is None:
@@ -252,7 +252,7 @@ class SageMakerEndpointOperator(BaseOperator):
     Serverless config for staging, instance config for prod (with data capture and a blue/green
     deployment config with alarm rollback). After the call the endpoint must run the new
     endpoint config: a silent rollback fails the task without retries. Every attempt is
-    recorded in the registry's deployment history (:mod:`mlops.deployment`).
+    recorded in the registry's deployment history (:mod:`mlops.deploy.flow`).
 
     :param stage: ``staging`` or ``prod``.
     :param package: the :class:`~mlops.backends.base.ModelVersion` dict to deploy (templated).
@@ -262,7 +262,7 @@ class SageMakerEndpointOperator(BaseOperator):
     :param data_capture_config: SageMaker ``DataCaptureConfig`` (templated).
     :param deployment_config: ``UpdateEndpoint`` ``DeploymentConfig`` (templated).
     :param target: the stage's :class:`~mlops.backends.base.StageTarget` dict (templated; from
-        :func:`mlops.deployment.prepare_stages`): the endpoint is made in that account, with its
+        :func:`mlops.deploy.flow.prepare_stages`): the endpoint is made in that account, with its
         connection and execution role, and recorded with it. None: the project's own account.
     :param deferrable: free the worker slot while SageMaker creates or updates the endpoint.
     """
@@ -312,7 +312,7 @@ class SageMakerEndpointOperator(BaseOperator):
 
     def execute(self, context) -> dict[str, Any]:
         from mlops.backends.base import FAILED, Endpoint
-        from mlops.deployment import record_attempt
+        from mlops.deploy.flow import record_attempt
 
         backend = _backend()
         hosting = backend.hosting_for(self.target)
@@ -352,7 +352,7 @@ class SageMakerEndpointOperator(BaseOperator):
     def _finish(self, context, backend, package: dict[str, Any], spec, obtain) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowFailException
 
-        from mlops.deployment import SilentRollback, finish_deployment
+        from mlops.deploy.flow import SilentRollback, finish_deployment
         from mlops.notifications import send
 
         report = (package.get("metadata") or {}).get("report_uri", "")
@@ -422,7 +422,7 @@ class SageMakerEndpointTestOperator(BaseOperator):
     def execute(self, context) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowFailException
 
-        from mlops.endpoint_tests import run_endpoint_tests
+        from mlops.deploy.endpoint_checks import run_endpoint_tests
 
         client = _backend().hosting_for(self.target).runtime_client()
         report = run_endpoint_tests(client, self.endpoint["name"], self.golden_uri,
@@ -554,7 +554,7 @@ class SageMakerTransformOperator(_JobOperator):
         self.output_filter = output_filter
 
     def submit(self, port, context):
-        from mlops.limits import check_name
+        from mlops.backends.limits import check_name
 
         check_name("job_name", self.job_name, "TransformJobName")  # both backends, before any work
         check_name("model_name", self.model_name, "ModelName")

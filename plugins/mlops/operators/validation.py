@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator, BaseOperatorLink
 
-from mlops.links import report_url
+from mlops.ui.links import report_url
 
 if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
@@ -19,7 +19,7 @@ SNAPSHOT = "snapshot.json"
 
 def snapshot_path(use_case: str) -> ObjectStoragePath:
     """``validation/<use_case>/snapshot.json``: the profile of the last batch that passed."""
-    from mlops.storage import data_path
+    from mlops.core.storage import data_path
 
     return data_path("validation", use_case, SNAPSHOT)
 
@@ -89,10 +89,10 @@ class DataValidationOperator(BaseOperator):
     def execute(self, context) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowFailException
 
-        from mlops import partitions
-        from mlops.config import load_pipeline
-        from mlops.naming import path_safe
-        from mlops.storage import data_path, to_path, write_json
+        from mlops.core import partitions
+        from mlops.core.config import load_pipeline
+        from mlops.core.naming import path_safe
+        from mlops.core.storage import data_path, to_path, write_json
         from mlops.validation import ValidationSettings, validate_frame, validation_html
 
         settings = ValidationSettings.from_pipeline(load_pipeline(self.use_case))

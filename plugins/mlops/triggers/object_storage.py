@@ -18,7 +18,7 @@ def list_landed_files(uri: str, pattern: str, conn_id: str | None = None) -> lis
     on ``<prefix>/<pattern>`` (``fnmatch`` on the key, where ``*`` also matches ``/``), so the
     ``s3://`` trigger and this listing agree on what has landed.
     """
-    from mlops.storage import to_path
+    from mlops.core.storage import to_path
 
     root = to_path(uri, conn_id)
     if not root.exists():

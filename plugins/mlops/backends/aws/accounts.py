@@ -32,11 +32,11 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from mlops.backends.base import StageAccess, StageAccessDenied, StageTarget
-from mlops.naming import prefixed
+from mlops.core.naming import prefixed
 
 if TYPE_CHECKING:
-    from mlops.config import StageTargetConfig
-    from mlops.settings import Settings
+    from mlops.core.config import StageTargetConfig
+    from mlops.core.settings import Settings
 
 log = logging.getLogger(__name__)
 

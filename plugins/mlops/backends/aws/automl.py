@@ -18,7 +18,7 @@ supports, in the requested order) and, when the container before it emitted keys
 
 Names: the job and model names the port takes are logical; :meth:`AutopilotAutoML.job_name` and
 :meth:`AutopilotAutoML.model_name` give their SageMaker names with ``MLOPS_NAME_PREFIX``
-(:func:`mlops.naming.prefixed`), which is what the results carry. A name that has the prefix
+(:func:`mlops.core.naming.prefixed`), which is what the results carry. A name that has the prefix
 already is kept, so a job name read back from XCom attaches to that job.
 """
 
@@ -31,10 +31,10 @@ from typing import TYPE_CHECKING, Any
 
 from mlops.backends.aws.clients import AwsClients, or_none, stop_quietly
 from mlops.backends.base import AutoML, Candidate, JobHandle, LongRunningPort
-from mlops.naming import prefixed
+from mlops.core.naming import prefixed
 
 if TYPE_CHECKING:
-    from mlops.settings import Settings
+    from mlops.core.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -189,7 +189,7 @@ class AutopilotAutoML(AwsClients, LongRunningPort, AutoML):
     def job_request(self, job_name: str, train_uri: str, target: str, problem_type: str, objective: str,
                     max_candidates: int, time_budget_s: int, output_uri: str) -> dict[str, Any]:
         """The ``CreateAutoMLJobV2`` request for the port's arguments (``job_name``: SageMaker's)."""
-        from mlops.limits import check_automl_job
+        from mlops.backends.limits import check_automl_job
 
         if problem_type not in PROBLEM_TYPES:
             raise ValueError(f"problem_type {problem_type!r} is not one of {', '.join(PROBLEM_TYPES)}")
@@ -271,7 +271,7 @@ class AutopilotAutoML(AwsClients, LongRunningPort, AutoML):
 
         Raises ``RuntimeError`` naming the job, its status and reason if it Failed or was Stopped,
         and ``ValueError`` if a job of that name predicts another target or problem type, or
-        optimises another objective; :class:`~mlops.limits.LimitError` before any call for a
+        optimises another objective; :class:`~mlops.backends.limits.LimitError` before any call for a
         request SageMaker would reject or whose budget cannot produce a candidate. The handle
         names the job by its SageMaker name. ``local_time_budget_s`` is the local twin's.
         """

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
-    from mlops.settings import Settings
+    from mlops.core.settings import Settings
 
 RETRIES = {"max_attempts": 10, "mode": "adaptive"}
 NOT_FOUND_CODES = ("ResourceNotFound", "ResourceNotFoundException")
@@ -107,14 +107,14 @@ class AwsClients:
         """``given``: ``sagemaker=``, ``s3=``, ``cloudwatch=``, ``sagemaker_runtime=`` (None: build).
 
         Every SageMaker client checks its requests against SageMaker's limits before it sends
-        them (:func:`mlops.limits.strict_requests`), whoever built it."""
-        from mlops.limits import strict_requests
+        them (:func:`mlops.backends.limits.strict_requests`), whoever built it."""
+        from mlops.backends.limits import strict_requests
 
         self._clients = {name.replace("_", "-"): strict_requests(value) for name, value in given.items()
                          if value is not None}
 
     def aws_client(self, service: str):
-        from mlops.limits import strict_requests
+        from mlops.backends.limits import strict_requests
 
         if service not in self._clients:
             if getattr(self, "_session", None) is None:

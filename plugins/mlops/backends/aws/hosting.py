@@ -23,7 +23,7 @@ which derives from (dag, run, stage): a retry finds and reuses them.
 
 Names: the port takes logical names (``churn-classifier-prod``, ``deploy-model-...``) and
 :meth:`SageMakerHosting.named` maps them, and the rollback alarms, to their AWS names with
-``MLOPS_NAME_PREFIX`` (:func:`mlops.naming.prefixed`: ``mlops-churn-classifier-prod``). What it
+``MLOPS_NAME_PREFIX`` (:func:`mlops.core.naming.prefixed`: ``mlops-churn-classifier-prod``). What it
 returns carries the AWS names; a name passed back in is not prefixed twice.
 """
 
@@ -41,12 +41,12 @@ from mlops.backends.aws.clients import AwsClients, or_none
 from mlops.backends.aws.s3 import split_s3_uri
 from mlops.backends.base import Endpoint, EndpointSpec, Hosting, JobHandle, LongRunningPort
 from mlops.backends.local.hosting import EndpointNotFound
-from mlops.naming import prefixed
-from mlops.settings import INCLUDE_DIR
-from mlops.storage import DigestMismatch
+from mlops.core.naming import prefixed
+from mlops.core.settings import INCLUDE_DIR
+from mlops.core.storage import DigestMismatch
 
 if TYPE_CHECKING:
-    from mlops.settings import Settings
+    from mlops.core.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ ALARM_NAME_MAX = 255  # CloudWatch AlarmName
 
 def serving_archive() -> tuple[bytes, str]:
     """``sourcedir.tar.gz`` with ``inference.py`` at its root (deterministic), and its sha256."""
-    from mlops.storage import pack_model
+    from mlops.core.storage import pack_model
 
     work = Path(tempfile.mkdtemp(prefix="mlops-sourcedir-"))
     try:
@@ -193,11 +193,11 @@ class SageMakerHosting(AwsClients, Hosting, LongRunningPort):
     def ensure_rollback_alarms(self, requests: list[dict[str, Any]]) -> list[str]:
         """Create or update the CloudWatch alarms a blue/green update rolls back on (idempotent).
 
-        ``requests`` are ``PutMetricAlarm`` requests (:func:`mlops.deployment.rollback_alarm_requests`)
+        ``requests`` are ``PutMetricAlarm`` requests (:func:`mlops.deploy.flow.rollback_alarm_requests`)
         on logical names; the alarms are created under their AWS names (:meth:`alarm_name`),
         watching the endpoint's SageMaker name, and those names are returned.
         """
-        from mlops.deployment import ensure_rollback_alarms
+        from mlops.deploy.flow import ensure_rollback_alarms
 
         return ensure_rollback_alarms(self.aws_client("cloudwatch"), [self._named_alarm(r) for r in requests])
 
@@ -229,7 +229,7 @@ class SageMakerHosting(AwsClients, Hosting, LongRunningPort):
     def submit(self, spec: EndpointSpec) -> JobHandle:
         """Verify the artifact, make model and config (reusing them on a retry), then create or
         update the endpoint. The handle is not done: SageMaker is creating or updating."""
-        from mlops.limits import check_endpoint_spec
+        from mlops.backends.limits import check_endpoint_spec
 
         spec = self.named(spec)
         check_endpoint_spec(spec)

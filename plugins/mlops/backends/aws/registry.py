@@ -62,10 +62,10 @@ from mlops.backends.base import (
     strict_json,
 )
 from mlops.backends.local.registry import ModelPackageGroupNotFound, ModelPackageNotFound
-from mlops.naming import prefixed
+from mlops.core.naming import prefixed
 
 if TYPE_CHECKING:
-    from mlops.settings import Settings
+    from mlops.core.settings import Settings
 
 CONTENT_TYPES = ["text/csv", "application/json"]
 

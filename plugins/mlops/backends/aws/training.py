@@ -41,11 +41,11 @@ from mlops.backends.aws.clients import AwsClients, or_none, stop_quietly
 from mlops.backends.aws.s3 import s3_uri, split_s3_uri
 from mlops.backends.aws.sklearn_image import sklearn_image_uri
 from mlops.backends.base import CVResult, JobHandle, TrainedModel, Trainer, TrainingData, Tuner, TuningResult
-from mlops.naming import RETRY_ROOM, attempt_name, prefixed
-from mlops.settings import INCLUDE_DIR
+from mlops.core.naming import RETRY_ROOM, attempt_name, prefixed
+from mlops.core.settings import INCLUDE_DIR
 
 if TYPE_CHECKING:
-    from mlops.settings import Settings
+    from mlops.core.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ class JobFailed(RuntimeError):
 
 # ---------------------------------------------------------------- names, image, source
 def job_name_for(prefix: str, job_name: str, max_len: int) -> str:
-    """The SageMaker name of the port's ``job_name``: :func:`mlops.naming.prefixed` in ``max_len``
+    """The SageMaker name of the port's ``job_name``: :func:`mlops.core.naming.prefixed` in ``max_len``
     less the retry suffix (``-r2`` ... ``-r9``)."""
     return prefixed(prefix, job_name, max_len - RETRY_ROOM)
 
@@ -247,7 +247,7 @@ class _SageMakerJobs(AwsClients):
 
     def framework_hyperparameters(self, source_uri: str) -> dict[str, str]:
         """What the scikit-learn container's toolkit needs to fetch and run the entry point."""
-        from mlops.entrypoints import training_module
+        from mlops.core.entrypoints import training_module
 
         return training_module().encode_hyperparameters({
             "sagemaker_program": ENTRY_POINT,
@@ -258,7 +258,7 @@ class _SageMakerJobs(AwsClients):
 
     def data_hyperparameters(self, data: TrainingData, **extra: Any) -> dict[str, str]:
         """The data config (``train.py``'s ``CONFIG_KEYS``) plus ``extra``, encoded."""
-        from mlops.entrypoints import training_module
+        from mlops.core.entrypoints import training_module
 
         train = training_module()
         values = {key: value for key, value in data.to_dict().items() if key in train.CONFIG_KEYS}
@@ -318,7 +318,7 @@ class _SageMakerJobs(AwsClients):
 def _decode_hyperparameters(encoded: Mapping[str, str]) -> dict[str, Any]:
     """The estimator's hyperparameters from a job's ``HyperParameters`` (data config and
     SageMaker's own names left out)."""
-    from mlops.entrypoints import training_module
+    from mlops.core.entrypoints import training_module
 
     train = training_module()
     values = {name: train.decode_value(text) for name, text in encoded.items()}
@@ -361,8 +361,8 @@ class SageMakerTuner(_SageMakerJobs, Tuner):
     def submit(self, job_name: str, data: TrainingData, search_space: dict[str, dict[str, Any]],
                n_trials: int, output_uri: str) -> JobHandle:
         """Create the tuning job, or re-attach to / reuse the one of that name."""
+        from mlops.backends.limits import check_tuning
         from mlops.backends.local.training import validate_search_space
-        from mlops.limits import check_tuning
 
         space = validate_search_space(search_space)
         check_tuning(n_trials, min(self.max_parallel_jobs, n_trials), space)
@@ -372,7 +372,7 @@ class SageMakerTuner(_SageMakerJobs, Tuner):
     def request(self, name: str, job_name: str, data: TrainingData, space: dict[str, dict[str, Any]],
                 n_trials: int, output_uri: str) -> dict[str, Any]:
         """The ``CreateHyperParameterTuningJob`` request."""
-        from mlops.entrypoints import training_module
+        from mlops.core.entrypoints import training_module
 
         manifest = self.read_s3_json(data.folds_uri)
         k = len({fold for fold in manifest["folds"] if fold >= 0})
@@ -537,7 +537,7 @@ class SageMakerTrainer(_SageMakerJobs, Trainer):
     def submit(self, job_name: str, data: TrainingData, hyperparameters: dict[str, Any],
                output_uri: str) -> JobHandle:
         """Create the training job, or re-attach to / reuse the one of that name."""
-        from mlops.entrypoints import training_module
+        from mlops.core.entrypoints import training_module
 
         train = training_module()
         config = train.training_config(data.to_dict())

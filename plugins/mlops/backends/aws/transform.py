@@ -13,7 +13,7 @@ on the provider's ``TransformJobComplete`` waiter (the same rules). :meth:`colle
 every input object got an ``.out`` object with one line per input line (streamed from S3).
 
 Names: the job and model names the port takes are logical; the job runs as
-``<MLOPS_NAME_PREFIX>-<job name>`` (:func:`mlops.naming.prefixed`, room left for ``-rN``) on the
+``<MLOPS_NAME_PREFIX>-<job name>`` (:func:`mlops.core.naming.prefixed`, room left for ``-rN``) on the
 model ``<prefix>-<model name>``, and results carry those names. A name that has the prefix
 already is kept (a model name from the Autopilot task's XCom, say).
 """
@@ -27,10 +27,10 @@ from typing import TYPE_CHECKING, Any
 from mlops.backends.aws.clients import AwsClients, or_none, stop_quietly
 from mlops.backends.aws.s3 import split_s3_uri
 from mlops.backends.base import BatchTransform, JobHandle, LongRunningPort, TransformResult
-from mlops.naming import RETRY_ROOM, attempt_name, prefixed
+from mlops.core.naming import RETRY_ROOM, attempt_name, prefixed
 
 if TYPE_CHECKING:
-    from mlops.settings import Settings
+    from mlops.core.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ class SageMakerBatchTransform(AwsClients, LongRunningPort, BatchTransform):
                  instance_count: int = 1, max_payload_mb: int = 6, max_concurrent_transforms: int | None = None,
                  attempts: int = 5, waiter_delay: int = 30, max_wait_s: int = 12 * 3600,
                  count_rows: bool = True):
-        from mlops.limits import check_transform_payload
+        from mlops.backends.limits import check_transform_payload
 
         check_transform_payload(max_payload_mb, max_concurrent_transforms)
         self.settings = settings
@@ -101,8 +101,8 @@ class SageMakerBatchTransform(AwsClients, LongRunningPort, BatchTransform):
                     content_type: str = CSV, input_filter: str | None = None, join_source: bool = False,
                     output_filter: str | None = None) -> dict[str, Any]:
         """The ``CreateTransformJob`` request for the port's arguments (names: SageMaker's), its
-        names and payload checked against SageMaker's limits (:func:`mlops.limits.check_transform`)."""
-        from mlops.limits import check_transform
+        names and payload checked against SageMaker's limits (:func:`mlops.backends.limits.check_transform`)."""
+        from mlops.backends.limits import check_transform
 
         check_transform(job_name, model_name, self.max_payload_mb, self.max_concurrent_transforms)
         if (content_type or CSV).split(";")[0].strip().lower() != CSV:

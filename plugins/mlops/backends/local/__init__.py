@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from mlops.backends import Backend
-    from mlops.settings import Settings
+    from mlops.core.settings import Settings
 
 
 def stage_hosting(settings: Settings):

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from mlops.backends.base import AutoML, Candidate, JobHandle, LongRunningPort
-from mlops.storage import write_text_atomic
+from mlops.core.storage import write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -239,7 +239,7 @@ def read_training_frame(train_uri: str):
     """Rows of a parquet or csv file, or of every such file under a folder, in name order."""
     import pandas as pd
 
-    from mlops.storage import to_path
+    from mlops.core.storage import to_path
 
     root = to_path(train_uri)
     if root.is_file():
@@ -309,12 +309,12 @@ class FlamlAutoML(LongRunningPort, AutoML):
     ) -> str:
         """Run the job, or attach to a Completed one of that name; see :meth:`AutoML.create_or_attach`.
 
-        The job's settings are checked as Autopilot checks them (:func:`mlops.limits.check_automl_job`:
+        The job's settings are checked as Autopilot checks them (:func:`mlops.backends.limits.check_automl_job`:
         the name, candidates, the job budget ``time_budget_s``); FLAML then searches for
         ``local_time_budget_s`` seconds (default: the whole job budget), never longer than the job's.
         A training set under Autopilot's 500 rows fails the job, as it does on SageMaker.
         """
-        from mlops.limits import check_automl_job
+        from mlops.backends.limits import check_automl_job
 
         check_automl_job(job_name, max_candidates, time_budget_s, objective=objective)
         metric, _ = objective_metric(objective, problem_type)
@@ -388,8 +388,8 @@ class FlamlAutoML(LongRunningPort, AutoML):
         import joblib
         from flaml import AutoML as FlamlSearch
 
-        from mlops.limits import check_automl_rows
-        from mlops.storage import pack_model
+        from mlops.backends.limits import check_automl_rows
+        from mlops.core.storage import pack_model
 
         started = time.monotonic()
         frame = read_training_frame(spec["train_uri"])
@@ -534,7 +534,7 @@ class FlamlAutoML(LongRunningPort, AutoML):
         Creating the same model again is a no-op; the same name with a different artifact,
         digest or keys is a ``ValueError``.
         """
-        from mlops.entrypoints import inference_module
+        from mlops.core.entrypoints import inference_module
 
         keys = [str(k).strip().lower() for k in response_keys]
         if len(set(keys)) != len(keys):

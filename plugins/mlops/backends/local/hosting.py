@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from mlops.backends.base import APPROVED, Endpoint, EndpointSpec, Hosting, JobHandle, LongRunningPort
-from mlops.settings import Settings
-from mlops.storage import DigestMismatch
+from mlops.core.settings import Settings
+from mlops.core.storage import DigestMismatch
 
 REGION = "us-east-1"
 REGISTRY_ACCOUNT = "000000000000"  # the local registry's account (its ARNs), and the default hosting's
@@ -47,7 +47,7 @@ class LocalHosting(Hosting, LongRunningPort):
 
     Every endpoint config is served by that one process: ``serverless`` and instance settings,
     data capture and the blue/green deployment config of the :class:`EndpointSpec` have no
-    local meaning: they are checked against SageMaker's limits (:mod:`mlops.limits`), as on AWS,
+    local meaning: they are checked against SageMaker's limits (:mod:`mlops.backends.limits`), as on AWS,
     then ignored (a local deploy is an atomic swap: the old model serves until
     the new one is loaded). Endpoints survive a restart of the runtime (it restores them from
     its endpoint table). Deploys are synchronous: :meth:`submit` returns a finished handle.
@@ -137,12 +137,12 @@ class LocalHosting(Hosting, LongRunningPort):
     def deploy(self, spec: EndpointSpec) -> Endpoint:
         """Create ``spec.endpoint_name`` or swap it to ``spec.config_name``; return it InService.
 
-        Raises :class:`~mlops.storage.DigestMismatch` when the artifact's sha256 differs from
+        Raises :class:`~mlops.core.storage.DigestMismatch` when the artifact's sha256 differs from
         ``spec.sha256``; the endpoint keeps serving its previous model then. Settings SageMaker
         would reject (names, serverless sizes, a deployment config the fleet cannot take) raise
-        :class:`~mlops.limits.LimitError` before anything happens, as on AWS.
+        :class:`~mlops.backends.limits.LimitError` before anything happens, as on AWS.
         """
-        from mlops.limits import check_endpoint_spec
+        from mlops.backends.limits import check_endpoint_spec
 
         check_endpoint_spec(spec)
         if spec.model_package_arn:
@@ -215,7 +215,7 @@ class LocalHosting(Hosting, LongRunningPort):
     def check_package(self, package: dict[str, Any]) -> None:
         """From this account: the group is shared with it, the version is Approved with the
         registered digest, and the artifact's sha256 still is that digest."""
-        from mlops.storage import sha256_of
+        from mlops.core.storage import sha256_of
 
         self._check_shared(package["arn"])
         version = self._registry().get(package["arn"])

@@ -2,7 +2,7 @@
 
 It is a service of its own, like SageMaker's endpoint service, not part of an Airflow task: it
 never imports Airflow (artifacts are read with fsspec directly and the process's own AWS
-credentials: :func:`mlops.storage.read_bytes_without_airflow`), and it starts with an environment
+credentials: :func:`mlops.core.storage.read_bytes_without_airflow`), and it starts with an environment
 built from an allowlist (:func:`runtime_environment`), never the environment of the process that
 started it (an Airflow task's blocks Airflow's database), in a session of its own.
 
@@ -77,7 +77,7 @@ Run it with ``python -m mlops.backends.local.runtime <command>`` (``plugins/`` o
 
 or from Python: :func:`start_runtime` (``start``; returns the pid), :func:`stop_runtime`
 (``stop``), :func:`status`. :class:`~mlops.backends.local.hosting.LocalHosting` calls
-:func:`start_runtime` on demand. The settings (:mod:`mlops.settings`): ``MLOPS_RUNTIME_PORT``,
+:func:`start_runtime` on demand. The settings (:mod:`mlops.core.settings`): ``MLOPS_RUNTIME_PORT``,
 ``MLOPS_RUNTIME_HOST`` (the address bound; 127.0.0.1 unless a container must be reached from
 others) and ``MLOPS_RUNTIME_URL`` (where clients reach it; a runtime at a non-loopback URL is a
 service started elsewhere, e.g. docker-compose's ``model-runtime``, and is waited for, never started).
@@ -117,9 +117,15 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
-from mlops.entrypoints import inference_module
-from mlops.settings import PROJECT_ROOT, Settings, get_settings
-from mlops.storage import SHA256, DigestMismatch, read_bytes_without_airflow, unpack_model, write_text_atomic
+from mlops.core.entrypoints import inference_module
+from mlops.core.settings import PROJECT_ROOT, Settings, get_settings
+from mlops.core.storage import (
+    SHA256,
+    DigestMismatch,
+    read_bytes_without_airflow,
+    unpack_model,
+    write_text_atomic,
+)
 
 HOST = "127.0.0.1"  # the default bind address (MLOPS_RUNTIME_HOST)
 PLUGINS_DIR = PROJECT_ROOT / "plugins"

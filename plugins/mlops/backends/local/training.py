@@ -28,9 +28,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from mlops import storage
 from mlops.backends.base import CVResult, TrainedModel, Trainer, TrainingData, Tuner, TuningResult
-from mlops.settings import INCLUDE_DIR
+from mlops.core import storage
+from mlops.core.settings import INCLUDE_DIR
 
 log = logging.getLogger(__name__)
 
@@ -233,7 +233,7 @@ class OptunaTuner(Tuner):
     ) -> TuningResult:
         import optuna
 
-        from mlops.limits import check_name, check_tuning
+        from mlops.backends.limits import check_name, check_tuning
 
         space = validate_search_space(search_space)
         check_name("job_name", job_name, "TrainingJobName")

@@ -116,7 +116,7 @@ def load_worker(model_dir: str, environment: dict[str, str], input_filter: str |
     parallelism comes from the worker processes, and ``n_jobs`` processes each running an
     OpenMP team as wide as the machine spin-wait against each other.
     """
-    from mlops.entrypoints import inference_module
+    from mlops.core.entrypoints import inference_module
 
     inference = inference_module()
     model = inference.model_fn(model_dir)
@@ -220,7 +220,7 @@ class LocalBatchTransform(LongRunningPort, BatchTransform):
         content_type: str = CSV, input_filter: str | None = None,
         join_source: bool = False, output_filter: str | None = None,
     ) -> TransformResult:
-        from mlops.storage import scratch_dir, to_path, unpack_model
+        from mlops.core.storage import scratch_dir, to_path, unpack_model
 
         check_name("transform job", job_name)
         if (content_type or CSV).split(";")[0].strip().lower() != CSV:
@@ -305,7 +305,7 @@ class LocalBatchTransform(LongRunningPort, BatchTransform):
     @staticmethod
     def _input_files(input_uri: str) -> list[tuple[str, Any]]:
         """(name relative to the input prefix, path) of every input file, in name order."""
-        from mlops.storage import relative_name, to_path
+        from mlops.core.storage import relative_name, to_path
 
         root = to_path(input_uri)
         if root.is_file():

@@ -1,7 +1,7 @@
 """Load generated sample data into a Keyspaces (or Cassandra) table with concurrent prepared inserts.
 
-    python -m mlops.keyspaces_load --table customers --rows 5000
-    python -m mlops.keyspaces_load --table online_retail --rows 20000 --create-schema
+    python -m tools.keyspaces_load --table customers --rows 5000
+    python -m tools.keyspaces_load --table online_retail --rows 20000 --create-schema
 
 The rows come from ``include/data/generate.py`` (the same deterministic generators as the demo),
 renamed to the table's CQL columns through ``source.keyspaces.columns`` of the use case that
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlops.settings import PROJECT_ROOT
+from mlops.core.settings import PROJECT_ROOT
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -188,7 +188,7 @@ def _wait_until(hook: KeyspacesHook, query: str, parameters: tuple, done, what: 
 
 def sample_frame(table: str, rows: int, seed: int | None = None) -> pd.DataFrame:
     """Deterministic sample data for ``table`` in the use case's schema (the demo's generators)."""
-    from mlops.entrypoints import generators_module
+    from mlops.core.entrypoints import generators_module
 
     if table not in TABLE_USE_CASES:
         raise ValueError(f"no sample data for table {table!r} (have: {', '.join(sorted(TABLE_USE_CASES))})")
@@ -229,7 +229,7 @@ def cql_rows(table: str, frame: pd.DataFrame, chunk_rows: int = CHUNK_ROWS) -> t
     also gets ``line`` (the line's position in its invoice, part of the primary key). Rows are
     converted ``chunk_rows`` at a time, so the iterator holds one chunk of Python objects.
     """
-    from mlops.config import load_pipeline
+    from mlops.core.config import load_pipeline
 
     ddl = table_ddl(table)
     mapping = load_pipeline(TABLE_USE_CASES[table]).source["keyspaces"]["columns"]
@@ -260,7 +260,7 @@ def load_sample(hook: KeyspacesHook, table: str, rows: int, seed: int | None = N
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m mlops.keyspaces_load", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m tools.keyspaces_load", description=__doc__.split("\n\n")[0])
     parser.add_argument("--table", required=True, choices=sorted(TABLE_USE_CASES))
     parser.add_argument("--rows", type=int, required=True, help="number of rows to generate and write")
     parser.add_argument("--seed", type=int, default=None, help="generator seed (default: the generator's)")

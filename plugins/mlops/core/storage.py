@@ -31,14 +31,14 @@ class DigestMismatch(RuntimeError):
 
 def to_path(uri: str, conn_id: str | None = None) -> ObjectStoragePath:
     """``ObjectStoragePath`` for ``uri``; ``s3://`` goes through ``conn_id`` (default the
-    project's AWS connection) and :class:`~mlops.s3_filesystem.PrefixScopedS3FileSystem`, so
+    project's AWS connection) and :class:`~mlops.core.s3_filesystem.PrefixScopedS3FileSystem`, so
     existence checks and folders work with a role scoped to the data prefix."""
     from airflow.sdk import ObjectStoragePath
 
     if not uri.startswith("s3://"):
         return ObjectStoragePath(uri)
-    from mlops.s3_filesystem import attach_to_connection
-    from mlops.settings import get_settings
+    from mlops.core.s3_filesystem import attach_to_connection
+    from mlops.core.settings import get_settings
 
     conn_id = conn_id or get_settings().aws_conn_id
     attach_to_connection(conn_id)
@@ -54,7 +54,7 @@ def read_bytes_without_airflow(uri: str) -> bytes:
     """The bytes at a ``file://`` or ``s3://`` URI through fsspec/s3fs directly; Airflow is not imported.
 
     For processes that are no Airflow task, such as the model runtime: ``s3://`` is read with
-    :class:`~mlops.s3_filesystem.PrefixScopedS3FileSystem` and this process's own AWS
+    :class:`~mlops.core.s3_filesystem.PrefixScopedS3FileSystem` and this process's own AWS
     credentials (the standard chain: ``AWS_*`` variables, profile, instance or container role;
     ``AWS_ENDPOINT_URL_S3`` for an S3-compatible store),
     as a SageMaker endpoint reads its model with its own execution role. The ``conn_id@`` that
@@ -63,7 +63,7 @@ def read_bytes_without_airflow(uri: str) -> bytes:
     """
     protocol, _, rest = uri.partition("://")
     if protocol == "s3":
-        from mlops.s3_filesystem import PrefixScopedS3FileSystem
+        from mlops.core.s3_filesystem import PrefixScopedS3FileSystem
 
         bucket, _, key = rest.partition("/")
         return PrefixScopedS3FileSystem().cat_file(f"{bucket.rpartition('@')[2]}/{key}")
@@ -77,7 +77,7 @@ def read_bytes_without_airflow(uri: str) -> bytes:
 
 def data_path(*parts: str) -> ObjectStoragePath:
     """A path under the project's data root, e.g. ``data_path("raw", "churn")``."""
-    from mlops.settings import get_settings
+    from mlops.core.settings import get_settings
 
     path = get_settings().data_root()
     for part in parts:

@@ -20,7 +20,7 @@ And one thing it does silently: removing a file sends ``DeleteObjects`` and igno
 in its answer, so a refused delete (the original of a moved file) would pass unnoticed. One
 file is removed here with ``DeleteObject``, whose refusal raises ``PermissionError``.
 
-Nothing here imports Airflow; :func:`attach_to_connection` (used by :func:`mlops.storage.to_path`)
+Nothing here imports Airflow; :func:`attach_to_connection` (used by :func:`mlops.core.storage.to_path`)
 puts this filesystem behind every ``ObjectStoragePath`` of an Airflow connection.
 """
 

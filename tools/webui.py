@@ -1,11 +1,11 @@
 """``make airflow``: the Airflow web UI on this project, with every component a user runs.
 
-The same :class:`~mlops.airflow_stack.AirflowStack` the demo uses (API server, scheduler,
+The same :class:`~tools.airflow_stack.AirflowStack` the demo uses (API server, scheduler,
 dag-processor, triggerer; LocalExecutor, parallelism 4) on ``http://127.0.0.1:8080``
 (``MLOPS_AIRFLOW_PORT``), the model runtime, and a metadata database of its own
-(:mod:`mlops.metadata_db`, dropped when the UI stops). ``MLOPS_AIRFLOW_EXECUTOR=celery`` runs the
+(:mod:`tools.metadata_db`, dropped when the UI stops). ``MLOPS_AIRFLOW_EXECUTOR=celery`` runs the
 CeleryExecutor and a Celery worker per queue instead (Redis at ``MLOPS_CELERY_BROKER_URL``). Prints the URL and the login.
-Ctrl-C, or ``python -m mlops.webui stop`` (run by ``make clean``), stops it.
+Ctrl-C, or ``python -m tools.webui stop`` (run by ``make clean``), stops it.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from mlops.settings import get_settings
+from mlops.core.settings import get_settings
 
 PORT = int(os.environ.get("MLOPS_AIRFLOW_PORT", "8080"))
 
@@ -26,8 +26,8 @@ def pid_file() -> Path:
 
 
 def start() -> int:
-    from mlops.airflow_stack import project_stack
     from mlops.backends.local.runtime import start_runtime
+    from tools.airflow_stack import project_stack
 
     settings = get_settings()
     start_runtime(settings)

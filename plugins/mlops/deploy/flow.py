@@ -27,11 +27,11 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from mlops.backends.base import APPROVED, FAILED, ROLLED_BACK, SUCCEEDED, Deployment
-from mlops.limits import check_data_capture, check_deployment_config, check_shape
+from mlops.backends.limits import check_data_capture, check_deployment_config, check_shape
 
 if TYPE_CHECKING:
     from mlops.backends.base import Endpoint, EndpointSpec, ModelVersion, Registry, StageTarget
-    from mlops.settings import Settings
+    from mlops.core.settings import Settings
 
 TRAFFIC_TYPES = {"canary": "CANARY", "linear": "LINEAR", "all_at_once": "ALL_AT_ONCE"}
 CAPTURE_CONTENT_TYPES = {"CsvContentTypes": ["text/csv"], "JsonContentTypes": ["application/json"]}
@@ -134,9 +134,9 @@ def blue_green_deployment_config(endpoint_name: str, prod: dict[str, Any]) -> di
     shift or a baking period sends all traffic back to the old fleet.
 
     Checked against the fleet it will split (``endpoint.prod.initial_instance_count``) before any
-    call (:func:`mlops.limits.check_deployment_config`): a canary of at most half the instances, a
+    call (:func:`mlops.backends.limits.check_deployment_config`): a canary of at most half the instances, a
     linear step of 10-50%, each a whole number of instances, so one instance takes only
-    ``all_at_once`` (with a baking period). Raises :class:`~mlops.limits.LimitError` naming the
+    ``all_at_once`` (with a baking period). Raises :class:`~mlops.backends.limits.LimitError` naming the
     setting and the limit.
     """
     shifting = _section(prod, "traffic_shifting")
@@ -274,9 +274,9 @@ def package_for_run(registry: Registry, group: str, context: dict[str, Any]) -> 
 
     :raises DeploymentRefused: nothing of ``group`` had been approved by then.
     """
-    from mlops.assets import approved_model
+    from mlops.core.assets import approved_model
+    from mlops.core.runs import announced, run_moment
     from mlops.operators.sagemaker import DeploymentRefused
-    from mlops.runs import announced, run_moment
 
     given = (context.get("params") or {}).get("model_package_arn")
     if given:
@@ -356,7 +356,7 @@ def prepare_stages(backend, config, package: dict[str, Any], endpoints: dict[str
 
     :return: ``{stage: StageTarget dict}`` for the stage's tasks (through XCom).
     """
-    from mlops.config import stage_target
+    from mlops.core.config import stage_target
 
     targets = {stage: backend.stages.resolve(stage_target(config, stage)) for stage in endpoints}
     if any(target.cross_account for target in targets.values()):

@@ -4,7 +4,7 @@ approval pages instead of as a ``file://`` string a browser will not follow from
 
 ``GET /mlops/reports/<path>`` answers the file at ``<data root>/<path>`` when it is below the data
 root (after resolving ``..`` and links) and is a report (``.html``, ``.json``, ``.png``, ``.svg``);
-anything else is 404. Reports on S3 open in the S3 console instead (:func:`mlops.links.report_url`).
+anything else is 404. Reports on S3 open in the S3 console instead (:func:`mlops.ui.links.report_url`).
 The routes carry no Airflow login: they serve the local data root's reports only, on the API
 server this project binds to loopback.
 """
@@ -17,7 +17,7 @@ from urllib.parse import unquote, urlparse
 
 def local_data_root() -> Path | None:
     """The ``file://`` data root (``MLOPS_DATA_URI``), or None for ``s3://``."""
-    from mlops.settings import get_settings
+    from mlops.core.settings import get_settings
 
     data_uri = get_settings().data_uri
     return Path(unquote(urlparse(data_uri).path)).resolve() if data_uri.startswith("file://") else None
@@ -28,7 +28,7 @@ def create_app(data_root: Path | None = None):
     from fastapi import FastAPI, HTTPException
     from fastapi.responses import FileResponse
 
-    from mlops.links import REPORT_SUFFIXES
+    from mlops.ui.links import REPORT_SUFFIXES
 
     app = FastAPI(title="MLOps reports", docs_url=None, redoc_url=None, openapi_url=None)
 

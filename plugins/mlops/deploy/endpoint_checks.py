@@ -45,7 +45,7 @@ def load_golden(golden_uri: str):
     """(feature names, rows as lists, expected probabilities) from a golden Parquet file."""
     import pandas as pd
 
-    from mlops.storage import to_path
+    from mlops.core.storage import to_path
 
     with to_path(golden_uri).open("rb") as handle:
         golden = pd.read_parquet(handle)

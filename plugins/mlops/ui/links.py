@@ -3,7 +3,7 @@ itself on the local backend. Operators store the URL with :func:`persist`; the l
 
 Reports (model, validation, segmentation) open from the UI with :func:`report_url`: on S3, the
 object's page in the S3 console; on a ``file://`` data root, the project's Airflow plugin serves
-them from the API server (:mod:`mlops.reports_app`, ``<api base_url>/mlops/reports/<path>``)
+them from the API server (:mod:`mlops.ui.reports`, ``<api base_url>/mlops/reports/<path>``)
 instead of a ``file://`` string a browser will not open from a web page."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 XCOM_KEY = "mlops_resource_link"
 REPORT_XCOM_KEY = "mlops_model_report"
-REPORTS_PREFIX = "/mlops"  # where the plugin mounts mlops.reports_app on the API server
+REPORTS_PREFIX = "/mlops"  # where the plugin mounts mlops.ui.reports on the API server
 REPORT_SUFFIXES = (".html", ".json", ".png", ".svg")
 CONSOLE = "https://{region}.console.aws.amazon.com/sagemaker/home?region={region}#/{path}/{name}"
 CONSOLE_PATHS = {
@@ -72,7 +72,7 @@ def _under_data_root(uri: str) -> str | None:
     from pathlib import Path
     from urllib.parse import unquote, urlparse
 
-    from mlops.settings import get_settings
+    from mlops.core.settings import get_settings
 
     data_uri = get_settings().data_uri
     if not (uri.startswith("file://") and data_uri.startswith("file://")):

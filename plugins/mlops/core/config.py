@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlops.settings import PIPELINES_DIR
+from mlops.core.settings import PIPELINES_DIR
 
 PROBLEM_TYPES = ("binary", "multiclass", "regression", "clustering")
 REQUIRED_KEYS = ("name", "problem_type", "source", "schema", "validation")

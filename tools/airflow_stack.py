@@ -3,7 +3,7 @@
 :class:`AirflowStack` runs what production runs, one process each: ``airflow api-server``,
 ``airflow scheduler`` (LocalExecutor), ``airflow dag-processor`` and ``airflow triggerer``, on
 this project's ``dags/`` and ``plugins/``, with its own ``AIRFLOW_HOME`` and metadata database
-(:mod:`mlops.metadata_db`), on loopback. With :class:`~mlops.airflow_env.CelerySettings` the
+(:mod:`tools.metadata_db`), on loopback. With :class:`~tools.airflow_env.CelerySettings` the
 scheduler hands tasks to the CeleryExecutor instead (Redis broker, PostgreSQL result backend),
 and every ``airflow celery worker`` is a component of its own (``worker-<name>``). :class:`AirflowApi` talks to it over the REST API v2
 with the documented token flow: trigger runs, read task states and XComs, answer
@@ -28,11 +28,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlops.airflow_env import CelerySettings, CeleryWorker, check_celery_database
-from mlops.settings import PROJECT_ROOT
+from mlops.core.settings import PROJECT_ROOT
+from tools.airflow_env import CelerySettings, CeleryWorker, check_celery_database
 
 if TYPE_CHECKING:
-    from mlops.metadata_db import MetadataDatabase
+    from tools.metadata_db import MetadataDatabase
 
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 FINISHED = ("success", "failed")
@@ -145,7 +145,7 @@ class AirflowStack:
     def migrate(self) -> None:
         """Create or upgrade the metadata database's schema, and the pools the DAGs use."""
         self._run_step("db-migrate", ["airflow", "db", "migrate"])
-        self._run_step("pools", ["mlops.airflow_env", "pools"])
+        self._run_step("pools", ["tools.airflow_env", "pools"])
 
     def start_component(self, component: str) -> subprocess.Popen:
         """Start one component in a session of its own (so it can be stopped alone, with its tasks)."""
@@ -267,15 +267,15 @@ def project_stack(purpose: str, home: Path, executor: str | None = None, **optio
     """The stack the demo and the web UI run, on a metadata database of its own (drop it after).
 
     :param home: ``MLOPS_HOME``: the database's and ``AIRFLOW_HOME``'s parent.
-    :param executor: ``local`` (the LocalExecutor) or ``celery`` (:func:`~mlops.airflow_env.celery_settings`:
+    :param executor: ``local`` (the LocalExecutor) or ``celery`` (:func:`~tools.airflow_env.celery_settings`:
         Redis at ``MLOPS_CELERY_BROKER_URL``, a worker per queue; PostgreSQL required); default
         ``$MLOPS_AIRFLOW_EXECUTOR``, else ``local``.
     :param options: :class:`AirflowStack`'s keyword arguments.
     :raises AirflowError: Celery's broker does not answer.
     :raises MetadataDatabaseError: Celery, and no PostgreSQL to be had.
     """
-    from mlops.airflow_env import broker_unreachable, celery_settings, configured_broker_url, executor_name
-    from mlops.metadata_db import provision, safe_url
+    from tools.airflow_env import broker_unreachable, celery_settings, configured_broker_url, executor_name
+    from tools.metadata_db import provision, safe_url
 
     broker = None
     if executor_name(executor) == "celery":

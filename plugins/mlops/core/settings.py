@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+PROJECT_ROOT = Path(__file__).resolve().parents[3]
 INCLUDE_DIR = PROJECT_ROOT / "include"
 PIPELINES_DIR = INCLUDE_DIR / "pipelines"
 BACKENDS = ("local", "aws")
@@ -74,7 +74,7 @@ class Settings:
 
     def data_root(self) -> ObjectStoragePath:
         """Root of the object store as an ``ObjectStoragePath`` (``file://`` or ``s3://``)."""
-        from mlops.storage import to_path
+        from mlops.core.storage import to_path
 
         return to_path(self.data_uri, self.aws_conn_id)
 

@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from mlops.storage import data_path, to_path
+from mlops.core.storage import data_path, to_path
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -241,8 +241,8 @@ def partition_for_run(use_case: str, context: dict[str, Any]) -> dict[str, Any]:
     Asset event announced (checked against the digest it announced); the newest partition dated
     on or before the run's date. The same run resolves the same partition when it is cleared.
     """
-    from mlops.assets import raw_data
-    from mlops.runs import announced, run_date
+    from mlops.core.assets import raw_data
+    from mlops.core.runs import announced, run_date
 
     given = (context.get("params") or {}).get("partition_uri")
     if given:

@@ -1,8 +1,8 @@
 """The main job (``make demo``): the whole chain on Airflow's real components, on this machine.
 
 1. Starts the local model runtime (the twin of SageMaker's endpoint service) and a metadata
-   database of its own (:mod:`mlops.metadata_db`: PostgreSQL where it can), then Airflow's
-   API server, scheduler (LocalExecutor), dag-processor and triggerer (:mod:`mlops.airflow_stack`);
+   database of its own (:mod:`tools.metadata_db`: PostgreSQL where it can), then Airflow's
+   API server, scheduler (LocalExecutor), dag-processor and triggerer (:mod:`tools.airflow_stack`);
    ``--executor celery``: the CeleryExecutor with Redis and a Celery worker per queue instead.
 2. Lands deterministic sample data in the landing prefixes, unpauses the DAGs of the chain and
    triggers ``s3_ingest`` over the REST API, as a user would.
@@ -37,8 +37,8 @@ CHAIN = ("s3_ingest", "customer_segmentation", "train_model", "deploy_model", "a
 
 def generate_sample_data(churn_rows: int, retail_rows: int) -> dict[str, str]:
     """Land the sample files where the pipelines look for them (deterministic)."""
-    from mlops.entrypoints import generators_module
-    from mlops.storage import data_path
+    from mlops.core.entrypoints import generators_module
+    from mlops.core.storage import data_path
 
     generate = generators_module()
     stamp = datetime.now(UTC).strftime("%Y%m%d")
@@ -72,7 +72,7 @@ class PolicyApprover:
     """
 
     def __init__(self, api):
-        from mlops.airflow_stack import POLICY_USER
+        from tools.airflow_stack import POLICY_USER
 
         self.api = api.as_user(POLICY_USER)
         self.answered: list[dict[str, Any]] = []
@@ -122,7 +122,7 @@ def run_chain(api, approver, timeout: float = CHAIN_TIMEOUT_S, trigger_autopilot
     :param trigger_autopilot: trigger ``autopilot_batch_predict`` over REST instead of waiting
         for its scheduled run (a deployment whose run of the day has happened already).
     """
-    from mlops.airflow_stack import now
+    from tools.airflow_stack import now
 
     deadline = time.monotonic() + timeout
 
@@ -158,9 +158,9 @@ def run_chain(api, approver, timeout: float = CHAIN_TIMEOUT_S, trigger_autopilot
 def collect_summary(xcom) -> dict[str, Any]:
     """What the summary prints, from the XComs of the chain's runs (``xcom(dag_id, task_id, key)``)."""
     from mlops.backends import get_backend
-    from mlops.endpoint_tests import load_golden
+    from mlops.core.settings import get_settings
+    from mlops.deploy.endpoint_checks import load_golden
     from mlops.notifications import notifications_file, read_notifications
-    from mlops.settings import get_settings
 
     settings = get_settings()
     registered = xcom("train_model", "register")
@@ -198,10 +198,10 @@ def run_demo(churn_rows: int = 5000, retail_rows: int = 20000, approvals: str = 
 
     :param executor: ``local`` or ``celery`` (default ``$MLOPS_AIRFLOW_EXECUTOR``, else ``local``).
     """
-    from mlops.airflow_env import executor_name
-    from mlops.airflow_stack import free_port, project_stack
     from mlops.backends.local.runtime import start_runtime
-    from mlops.settings import get_settings
+    from mlops.core.settings import get_settings
+    from tools.airflow_env import executor_name
+    from tools.airflow_stack import free_port, project_stack
 
     settings = get_settings()
     started = time.perf_counter()
@@ -265,7 +265,7 @@ def run_demo_with_dag_test(churn_rows: int = 5000, retail_rows: int = 20000, n_t
                            automl_budget_s: int | None = None, max_p95_latency_ms: float | None = None
                            ) -> dict[str, Any]:
     """The same chain with ``dag.test()`` in this process (a debugging aid; approvals by policy)."""
-    from mlops.airflow_env import migrate_db, run_dag, task_states, xcom
+    from tools.airflow_env import migrate_db, run_dag, task_states, xcom
 
     started = time.perf_counter()
     _step("Airflow metadata database (dag.test: SQLite under AIRFLOW_HOME)")
@@ -397,7 +397,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _dag_test(args) -> dict[str, Any]:
-    from mlops.airflow_env import configure
+    from tools.airflow_env import configure
 
     if not args.verbose:  # task logs at INFO would bury the summary; failures still print
         os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")

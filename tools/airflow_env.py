@@ -2,9 +2,9 @@
 and the settings of the CeleryExecutor the project scales out with.
 
 Used by the demo, the web UI launcher and the end-to-end tests; the Makefile exports the same.
-:class:`CelerySettings` is what :class:`~mlops.airflow_stack.AirflowStack` runs with the
+:class:`CelerySettings` is what :class:`~tools.airflow_stack.AirflowStack` runs with the
 CeleryExecutor and what docker-compose.yaml sets (``tests/unit/test_compose.py`` compares them).
-``python -m mlops.airflow_env pools`` creates the pools the DAGs use (:data:`mlops.dag_defaults.POOLS`).
+``python -m tools.airflow_env pools`` creates the pools the DAGs use (:data:`mlops.dag_defaults.POOLS`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import sys
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from mlops.settings import PROJECT_ROOT, get_settings
+from mlops.core.settings import PROJECT_ROOT, get_settings
 
 EXECUTOR_VARIABLE = "MLOPS_AIRFLOW_EXECUTOR"
 EXECUTORS = ("local", "celery")
@@ -185,7 +185,7 @@ def celery_settings(database_url: str, broker_url: str | None = None,
     :param broker_url: default ``$MLOPS_CELERY_BROKER_URL``, else ``redis://127.0.0.1:6379/0``.
     :raises CelerySettingsError: the database is not PostgreSQL, or the broker is not Redis.
     """
-    from mlops.metadata_db import safe_url
+    from tools.metadata_db import safe_url
 
     check_celery_database(database_url)
     broker = broker_url or configured_broker_url()
@@ -199,7 +199,7 @@ def configured_broker_url() -> str:
 
     :raises CelerySettingsError: not a ``redis://`` or ``rediss://`` URL.
     """
-    from mlops.metadata_db import safe_url
+    from tools.metadata_db import safe_url
 
     url = os.environ.get(BROKER_URL_VARIABLE, "").strip() or DEFAULT_BROKER_URL
     if urlsplit(url).scheme not in ("redis", "rediss"):
@@ -243,7 +243,7 @@ def create_pools() -> list[str]:
 
 def main(argv: list[str]) -> int:
     if argv != ["pools"]:
-        print("usage: python -m mlops.airflow_env pools", file=sys.stderr)
+        print("usage: python -m tools.airflow_env pools", file=sys.stderr)
         return 2
     for name in create_pools():
         print(f"pool {name} ready")
