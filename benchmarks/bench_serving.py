@@ -130,15 +130,15 @@ spec = importlib.util.spec_from_file_location("mlops_serving_inference", sys.arg
 module = importlib.util.module_from_spec(spec)
 sys.modules["mlops_serving_inference"] = module
 spec.loader.exec_module(module)
-from mlops.backends.local import runtime  # mlops.backends.local.runtime
-sys.exit(runtime.main(["serve"]))
+from mlops.backends.local.runtime.service import main
+sys.exit(main(["serve"]))
 """
 
 
 def start_ours(home: Path, model_dir: Path, record_csv: str, handler: Path | None = None) -> Server:
     from mlops.backends.base import EndpointSpec
     from mlops.backends.local.hosting import LocalHosting
-    from mlops.backends.local.runtime import ping, runtime_environment
+    from mlops.backends.local.runtime.service import ping, runtime_environment
     from mlops.core.settings import Settings
     from mlops.core.storage import pack_model
 

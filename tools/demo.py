@@ -198,7 +198,7 @@ def run_demo(churn_rows: int = 5000, retail_rows: int = 20000, approvals: str = 
 
     :param executor: ``local`` or ``celery`` (default ``$MLOPS_AIRFLOW_EXECUTOR``, else ``local``).
     """
-    from mlops.backends.local.runtime import start_runtime
+    from mlops.backends.local.runtime.service import start_runtime
     from mlops.core.settings import get_settings
     from tools.airflow_env import executor_name
     from tools.airflow_stack import free_port, project_stack

@@ -26,7 +26,7 @@ def pid_file() -> Path:
 
 
 def start() -> int:
-    from mlops.backends.local.runtime import start_runtime
+    from mlops.backends.local.runtime.service import start_runtime
     from tools.airflow_stack import project_stack
 
     settings = get_settings()

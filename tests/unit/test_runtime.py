@@ -30,12 +30,8 @@ from sklearn.preprocessing import OneHotEncoder
 
 from mlops.backends.base import EndpointSpec
 from mlops.backends.local.hosting import EndpointNotFound, LocalHosting
-from mlops.backends.local.runtime import (
-    MAX_PAYLOAD_BYTES,
-    PLUGINS_DIR,
-    SERVERLESS_MAX_PAYLOAD_BYTES,
-    read_pid,
-)
+from mlops.backends.local.runtime.endpoints import MAX_PAYLOAD_BYTES, SERVERLESS_MAX_PAYLOAD_BYTES
+from mlops.backends.local.runtime.service import PLUGINS_DIR, read_pid
 from mlops.core.settings import Settings, get_settings
 from mlops.core.storage import DigestMismatch, pack_model
 from testkit.runtime import flip_a_byte, running_runtime
@@ -374,7 +370,8 @@ def test_a_failure_of_the_runtime_itself_is_a_500_internal_failure(tmp_path):
     from botocore.parsers import create_parser
     from fastapi.testclient import TestClient
 
-    from mlops.backends.local.runtime import EndpointTable, create_app
+    from mlops.backends.local.runtime.app import create_app
+    from mlops.backends.local.runtime.endpoints import EndpointTable
     from mlops.core.entrypoints import inference_module
 
     class BrokenTable(EndpointTable):
@@ -524,7 +521,7 @@ def test_start_command_is_idempotent_when_the_runtime_runs(own_hosting):
 def test_a_runtime_service_elsewhere_is_waited_for_and_never_started_here(mlops_home):
     from dataclasses import replace
 
-    from mlops.backends.local.runtime import start_runtime
+    from mlops.backends.local.runtime.service import start_runtime
 
     elsewhere = replace(get_settings(), runtime_service_url="http://model-runtime.invalid:8765")
 
@@ -546,7 +543,7 @@ def test_requests_are_logged_with_status_and_milliseconds(runtime, client):
 
 # ---------------------------------------------------------------- answering concurrent requests together
 def served(model: Model):
-    from mlops.backends.local.runtime import ServedEndpoint
+    from mlops.backends.local.runtime.endpoints import ServedEndpoint
     from mlops.core.entrypoints import inference_module
 
     inference = inference_module()
@@ -561,7 +558,7 @@ def answer_together(batcher, endpoint, bodies: list[tuple[str, str]]) -> list:
     """Hand ``bodies`` ((body, content type)) to the batcher as one queued group; results or errors."""
     import asyncio
 
-    from mlops.backends.local.runtime import _Invocation
+    from mlops.backends.local.runtime.batcher import _Invocation
 
     async def scenario():
         loop = asyncio.get_running_loop()
@@ -574,7 +571,7 @@ def answer_together(batcher, endpoint, bodies: list[tuple[str, str]]) -> list:
 
 
 def test_queued_requests_are_predicted_together_and_answered_as_alone(models):
-    from mlops.backends.local.runtime import PredictionBatcher
+    from mlops.backends.local.runtime.batcher import PredictionBatcher
 
     inference, endpoint = served(models["a"])
     batcher = PredictionBatcher(inference)
@@ -590,7 +587,7 @@ def test_queued_requests_are_predicted_together_and_answered_as_alone(models):
 
 
 def test_a_bad_request_in_a_group_fails_alone(models):
-    from mlops.backends.local.runtime import PredictionBatcher
+    from mlops.backends.local.runtime.batcher import PredictionBatcher
 
     inference, endpoint = served(models["a"])
     batcher = PredictionBatcher(inference)
@@ -606,7 +603,7 @@ def test_a_bad_request_in_a_group_fails_alone(models):
 
 
 def test_requests_with_different_column_types_are_not_combined(models):
-    from mlops.backends.local.runtime import PredictionBatcher
+    from mlops.backends.local.runtime.batcher import PredictionBatcher
 
     inference, endpoint = served(models["a"])
     batcher = PredictionBatcher(inference)
@@ -660,7 +657,7 @@ def test_batch_input_fn_gives_each_requests_rows_as_parse_request_does(models):
 
 
 def test_queued_csv_requests_to_a_typed_model_are_parsed_and_predicted_in_one_call(models):
-    from mlops.backends.local.runtime import PredictionBatcher
+    from mlops.backends.local.runtime.batcher import PredictionBatcher
 
     inference, endpoint = served(models["typed"])
     batcher = PredictionBatcher(inference)
@@ -678,7 +675,7 @@ def test_queued_csv_requests_to_a_typed_model_are_parsed_and_predicted_in_one_ca
 
 
 def test_a_bad_request_among_typed_ones_fails_alone_and_the_rest_are_answered(models):
-    from mlops.backends.local.runtime import PredictionBatcher
+    from mlops.backends.local.runtime.batcher import PredictionBatcher
 
     inference, endpoint = served(models["typed"])
     batcher = PredictionBatcher(inference)
@@ -697,7 +694,7 @@ def test_a_bad_request_among_typed_ones_fails_alone_and_the_rest_are_answered(mo
 def queued_jobs(endpoint, count: int, queued_at: float) -> list:
     import asyncio
 
-    from mlops.backends.local.runtime import _Invocation
+    from mlops.backends.local.runtime.batcher import _Invocation
 
     loop = asyncio.new_event_loop()
     return [_Invocation(endpoint, b"", "text/csv", "text/csv", loop, loop.create_future(), queued_at=queued_at)
@@ -724,7 +721,7 @@ def wait_for_company(batcher, first: list, later: list, answered: int, answered_
 def test_a_batch_waits_for_the_clients_the_last_batch_answered_and_no_longer(models):
     import time
 
-    from mlops.backends.local.runtime import PredictionBatcher
+    from mlops.backends.local.runtime.batcher import PredictionBatcher
 
     _, endpoint = served(models["typed"])
     batcher = PredictionBatcher(served(models["typed"])[0], batch_wait=60.0)
@@ -744,7 +741,7 @@ def test_a_batch_waits_for_the_clients_the_last_batch_answered_and_no_longer(mod
 def test_a_lone_client_never_waits_and_a_zero_wait_turns_waiting_off(models):
     import time
 
-    from mlops.backends.local.runtime import PredictionBatcher
+    from mlops.backends.local.runtime.batcher import PredictionBatcher
 
     inference, endpoint = served(models["typed"])
     answered_at = time.monotonic()
@@ -764,7 +761,7 @@ def test_a_lone_client_never_waits_and_a_zero_wait_turns_waiting_off(models):
                                              ("nan", "is not a number"), ("inf", "is not a number"),
                                              ("-1", "must be at least 0")])
 def test_runtime_settings_from_the_environment_are_numbers_or_a_clear_error(monkeypatch, raw, expected):
-    from mlops.backends.local.runtime import _env_number
+    from mlops.backends.local.runtime.service import _env_number
 
     monkeypatch.setenv("MLOPS_RUNTIME_BATCH_WAIT_MS", raw)
     if isinstance(expected, float):
@@ -777,7 +774,7 @@ def test_runtime_settings_from_the_environment_are_numbers_or_a_clear_error(monk
 def test_freeze_heap_takes_the_objects_alive_now_out_of_collections():
     import gc
 
-    from mlops.backends.local.runtime import freeze_heap
+    from mlops.backends.local.runtime.endpoints import freeze_heap
 
     gc.unfreeze()
     try:

@@ -35,14 +35,9 @@ from sklearn.linear_model import LogisticRegression
 
 from mlops.backends.base import EndpointSpec
 from mlops.backends.local.hosting import LocalHosting
-from mlops.backends.local.runtime import (
-    DRAIN_LIMIT_BYTES,
-    HOST,
-    MAX_PAYLOAD_BYTES,
-    PLUGINS_DIR,
-    read_pid,
-    runtime_environment,
-)
+from mlops.backends.local.runtime.app import DRAIN_LIMIT_BYTES
+from mlops.backends.local.runtime.endpoints import MAX_PAYLOAD_BYTES
+from mlops.backends.local.runtime.service import HOST, PLUGINS_DIR, read_pid, runtime_environment
 from mlops.core.settings import Settings, get_settings
 from mlops.core.storage import DigestMismatch, pack_model
 from testkit.airflow_task import TASK_ENVIRONMENT as AIRFLOW_TASK_ENVIRONMENT

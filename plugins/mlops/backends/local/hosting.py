@@ -83,13 +83,13 @@ class LocalHosting(Hosting, LongRunningPort):
         detached process with a clean environment of its own, never this process's (under an
         Airflow worker, a task's environment blocks Airflow's database).
         """
-        from mlops.backends.local.runtime import start_runtime
+        from mlops.backends.local.runtime.service import start_runtime
 
         start_runtime(self.settings, timeout=self.start_timeout)
 
     def stop(self) -> None:
         """Stop the runtime of this ``MLOPS_HOME``; not an error when none runs."""
-        from mlops.backends.local.runtime import stop_runtime
+        from mlops.backends.local.runtime.service import stop_runtime
 
         stop_runtime(self.settings.runtime_dir)
 
