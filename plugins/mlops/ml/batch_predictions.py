@@ -32,7 +32,7 @@ def prepare_transform_input(scoring_uris: list[str], id_column: str, feature_col
     import pandas as pd
 
     from mlops.core.storage import to_path
-    from mlops.validation import load_csv_strict
+    from mlops.ingest.csv_files import load_csv_strict
 
     frames = []
     for uri in scoring_uris:

@@ -277,7 +277,7 @@ def landed_csv_to_table(data: bytes, schema: dict[str, Any], name: str, extra_co
     import pandas as pd
     import pyarrow as pa
 
-    from mlops.validation import load_csv_strict
+    from mlops.ingest.csv_files import load_csv_strict
 
     columns = schema["columns"]
     text_columns = list(schema.get("text_columns", []))
