@@ -80,14 +80,6 @@ def load_suite(name: str, directory: Path = EXPECTATIONS_DIR, *, extra_columns: 
     return {"name": raw.get("name", name), "notes": raw.get("notes"), "expectations": expectations}
 
 
-def suite_columns(name: str, directory: Path = EXPECTATIONS_DIR) -> list[str]:
-    """The column set a suite expects (from its ``expect_table_columns_to_match_set``)."""
-    for entry in load_suite(name, directory)["expectations"]:
-        if entry["type"] == COLUMN_SET:
-            return list(entry["kwargs"]["column_set"])
-    raise SuiteError(f"suite {name!r} has no {COLUMN_SET} expectation")
-
-
 def run_suite(frame: pd.DataFrame, spec: dict[str, Any], min_rows: int | None) -> list[dict[str, Any]]:
     """Run the GE suite on ``frame``; return one outcome per expectation, in suite order."""
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
