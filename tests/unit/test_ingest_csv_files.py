@@ -89,3 +89,62 @@ def test_load_csv_strict_accepts_extra_columns_with_a_warning_when_told_to(caplo
 def test_load_csv_strict_still_fails_a_missing_column_when_extras_are_allowed():
     with pytest.raises(ValueError, match=r"missing \['c'\]"):
         load_csv_strict(io.BytesIO(b"a,b,x\n1,2,3\n"), ["a", "b", "c"], extra_columns="warn")
+
+
+def test_a_parquet_file_named_csv_is_named_as_parquet_not_as_bad_utf8(tmp_path):
+    import pandas as pd
+
+    path = tmp_path / "customers.csv"
+    pd.DataFrame({"a": [1, 2], "b": ["x", "y"], "c": [2.5, 3.5]}).to_parquet(path)
+
+    with pytest.raises(ValueError, match=r"not a CSV file: this is a Parquet file") as caught:
+        load_csv_strict(path, ["a", "b", "c"])
+
+    assert str(path) in str(caught.value)
+    assert "not UTF-8" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("encode", "what"),
+    [
+        (lambda text: __import__("gzip").compress(text.encode()), "a gzip-compressed file"),
+        (lambda text: _zipped(text), r"a ZIP archive \(an Excel .xlsx workbook is one\)"),
+        (lambda text: text.encode("utf-16"), r"UTF-16 text"),
+    ],
+    ids=["gzip", "zip", "utf-16"],
+)
+def test_other_formats_under_a_csv_name_are_named(encode, what):
+    with pytest.raises(ValueError, match=f"not a CSV file: this is {what}"):
+        load_csv_strict(encode(GOOD_CSV), ["a", "b", "c"])
+
+
+def _zipped(text: str) -> bytes:
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("good.csv", text)
+    return buffer.getvalue()
+
+
+def test_thousands_of_unexpected_columns_give_a_bounded_message_with_their_count(caplog):
+    header = ["a", "b", "c", *(f"extra_column_{i}" for i in range(5_000))]
+    content = (",".join(header) + "\n" + ",".join(["1"] * len(header)) + "\n").encode()
+
+    with pytest.raises(ValueError, match=r"unexpected \['extra_column_0', .* and 4,995 more \(5,000 in all\)") as caught:
+        load_csv_strict(io.BytesIO(content), ["a", "b", "c", "d"])
+    with caplog.at_level("WARNING", logger="mlops.ingest.csv_files"):
+        load_csv_strict(io.BytesIO(content), ["a", "b", "c"], extra_columns="warn")
+
+    assert len(str(caught.value)) < 500
+    assert "missing ['d']" in str(caught.value)
+    assert "5,000 in all" in caplog.text and len(caplog.text) < 500
+
+
+def test_a_header_only_file_with_thousands_of_columns_gives_a_bounded_message():
+    header = ",".join(f"c{i}" for i in range(5_000)) + "\n"
+
+    with pytest.raises(ValueError, match=r"header only, no data rows .*5,000 in all") as caught:
+        load_csv_strict(header.encode(), None)
+
+    assert len(str(caught.value)) < 500

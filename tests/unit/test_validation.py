@@ -17,6 +17,7 @@ from mlops.core.config import load_pipeline
 from mlops.ingest.csv_files import load_csv_strict
 from mlops.validation.html import validation_html
 from mlops.validation.report import DataValidationError, ValidationReport
+from mlops.validation.settings import ValidationSettings
 from mlops.validation.suite import SuiteError, load_suite
 from mlops.validation.validate import validate_frame
 
@@ -228,6 +229,21 @@ def test_extra_column_fails_the_column_set_and_says_which():
     assert failure(report, "expect_table_columns_to_match_set")["offending_values"] == ["Notes"]
     assert "unexpected columns ['Notes']" in report.summary()
     assert report.statistics["unsuccessful"] == 1
+
+
+def test_thousands_of_unexpected_columns_give_a_bounded_summary_with_their_count():
+    frame = churn_frame()
+    extra = pd.DataFrame(0, index=frame.index, columns=[f"extra_column_{i}" for i in range(5_000)])
+    frame = pd.concat([frame, extra], axis=1)
+
+    failed = validate_frame(frame, "churn")
+    warned = validate_frame(frame, ValidationSettings(suite="churn", extra_columns="warn"))
+
+    message = failure(failed, "expect_table_columns_to_match_set")["message"]
+    assert len(message) < 500 and "4,995 more (5,000 in all)" in message
+    assert len(failed.summary()) < 1_000
+    assert warned.success
+    assert len(warned.warnings) == 1 and len(warned.warnings[0]) < 500 and "5,000 in all" in warned.warnings[0]
 
 
 def test_numbers_written_as_text_fail_the_type_check():

@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mlops.core.messages import name_list
 from mlops.validation.settings import EXTRA_COLUMN_POLICIES
 
 if TYPE_CHECKING:
@@ -16,6 +17,20 @@ if TYPE_CHECKING:
     import pandas as pd
 
 log = logging.getLogger(__name__)
+
+# Formats landed by mistake under a .csv name: (magic bytes at the start, what it is, what to do).
+_NOT_CSV = (
+    (b"PAR1", "a Parquet file", "land the CSV export instead, or convert it "
+     "(pandas.read_parquet(path).to_csv(out, index=False))"),
+    (b"\x1f\x8b", "a gzip-compressed file", "decompress it (gunzip) before landing it"),
+    (b"PK\x03\x04", "a ZIP archive (an Excel .xlsx workbook is one)",
+     "unpack it, or save the sheet as 'CSV UTF-8 (comma delimited)'"),
+    (b"\x28\xb5\x2f\xfd", "a Zstandard-compressed file", "decompress it (unzstd) before landing it"),
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an Excel 97-2003 .xls workbook",
+     "save the sheet as 'CSV UTF-8 (comma delimited)'"),
+    (b"\xff\xfe", "UTF-16 text (little-endian byte order mark)", "re-export the file as UTF-8"),
+    (b"\xfe\xff", "UTF-16 text (big-endian byte order mark)", "re-export the file as UTF-8"),
+)
 
 
 def load_csv_strict(
@@ -36,7 +51,9 @@ def load_csv_strict(
         ``warn``: it is logged as a warning and returned with the others (the caller selects).
     :raises ValueError: naming the file and the problem: empty file, header only, wrong
         delimiter, ragged or truncated rows, bytes that are not UTF-8, duplicate or mismatched
-        columns. A UTF-8 byte order mark is accepted.
+        columns, or another format under a CSV name (Parquet, gzip, ZIP/xlsx, zstd, xls, UTF-16),
+        which is named. A UTF-8 byte order mark is accepted. Lists of column names in messages are
+        bounded (:func:`mlops.core.messages.name_list`).
     """
     import codecs
     import csv
@@ -51,6 +68,12 @@ def load_csv_strict(
     name = source_name or "the file"
     if not data.strip():
         raise ValueError(f"{_prefix(source_name)}the file is empty ({len(data)} bytes)")
+    for magic, what, advice in _NOT_CSV:
+        if data.startswith(magic):
+            raise ValueError(
+                f"{_prefix(source_name)}not a CSV file: this is {what} (it starts with the bytes {magic!r}), "
+                f"not comma-separated UTF-8 text; {advice}"
+            )
     data = data.removeprefix(codecs.BOM_UTF8)
     try:
         text = data.decode("utf-8")
@@ -74,22 +97,23 @@ def load_csv_strict(
                 )
     duplicates = sorted(c for c, n in Counter(header).items() if n > 1)
     if duplicates:
-        raise ValueError(f"{_prefix(source_name)}duplicate column names in the header: {duplicates}")
+        raise ValueError(f"{_prefix(source_name)}duplicate column names in the header: {name_list(duplicates)}")
     widths = Counter(map(len, reader))
     widths.pop(0, None)  # blank lines, skipped by pandas too
     if not widths:
-        raise ValueError(f"{_prefix(source_name)}header only, no data rows (columns: {header})")
+        raise ValueError(f"{_prefix(source_name)}header only, no data rows (columns: {name_list(header)})")
     if set(widths) != {len(header)}:
         raise ValueError(_ragged_message(_prefix(source_name), text, len(header), widths))
     if expected_columns is not None:
-        missing = [c for c in expected_columns if c not in header]
-        extra = [c for c in header if c not in set(expected_columns)]
+        present, expected = set(header), set(expected_columns)
+        missing = [c for c in expected_columns if c not in present]
+        extra = [c for c in header if c not in expected]
         if missing or (extra and extra_columns == "fail"):
-            problems = [f"missing {missing}"] if missing else []
-            problems += [f"unexpected {extra}"] if extra and extra_columns == "fail" else []
+            problems = [f"missing {name_list(missing)}"] if missing else []
+            problems += [f"unexpected {name_list(extra)}"] if extra and extra_columns == "fail" else []
             raise ValueError(f"{_prefix(source_name)}columns do not match the schema: {'; '.join(problems)}")
         if extra:
-            log.warning("%s: unexpected columns %s accepted (extra_columns=warn)", name, extra)
+            log.warning("%s: unexpected columns %s accepted (extra_columns=warn)", name, name_list(extra))
     return pd.read_csv(io.StringIO(text), dtype=dtype)
 
 

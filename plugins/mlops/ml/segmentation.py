@@ -94,7 +94,9 @@ def rfm_table(transactions: pd.DataFrame, as_of: Any = None) -> pd.DataFrame:
 
     missing = [c for c in (CUSTOMER, INVOICE, QUANTITY, PRICE, DATE) if c not in transactions.columns]
     if missing:
-        raise ValueError(f"transactions lack columns {missing} (have {list(transactions.columns)})")
+        from mlops.core.messages import name_list
+
+        raise ValueError(f"transactions lack columns {name_list(missing)} (have {name_list(transactions.columns)})")
     days = _days(transactions[DATE])
     if len(days) == 0:
         raise ValueError("no transactions")

@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mlops.core.messages import name_list
 from mlops.validation.settings import EXPECTATIONS_DIR, EXTRA_COLUMN_POLICIES
 from mlops.validation.values import MAX_OFFENDING_VALUES, distinct, format_values, json_safe
 
@@ -164,8 +165,8 @@ def _outcome(result: Any, frame: pd.DataFrame) -> dict[str, Any]:
         missing, extra = list(mismatched.get("missing") or []), list(mismatched.get("unexpected") or [])
         outcome["offending_values"] = [*missing, *extra][:MAX_OFFENDING_VALUES]
         outcome.pop("observed", None)
-        parts = [f"missing columns {missing}"] if missing else []
-        parts += [f"unexpected columns {extra}"] if extra else []
+        parts = [f"missing columns {name_list(missing)}"] if missing else []
+        parts += [f"unexpected columns {name_list(extra)}"] if extra else []
         outcome["message"] = "; ".join(parts) or "columns match"
     elif config.type == _ROW_COUNT:
         outcome["message"] = f"row count {details.get('observed_value')} (allowed {_bounds(kwargs)})"

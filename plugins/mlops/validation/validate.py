@@ -7,6 +7,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mlops.core.messages import name_list
 from mlops.validation.checks import CHECK_LABEL, batch_checks, profile_frame
 from mlops.validation.report import ValidationReport
 from mlops.validation.settings import EXPECTATIONS_DIR, ValidationSettings
@@ -62,7 +63,7 @@ def validate_frame(
         extra = [c for c in frame.columns if expected is not None and c not in expected]
         if extra:
             warnings.append(
-                f"unexpected columns {extra} accepted (validation.extra_columns: warn); "
+                f"unexpected columns {name_list(extra)} accepted (validation.extra_columns: warn); "
                 "they are kept in the data but are not features"
             )
     failures = [{k: v for k, v in o.items() if k != "success"} for o in outcomes if not o["success"]]
