@@ -20,7 +20,7 @@ comes from the pipeline config's ``validation`` section (:class:`ValidationSetti
 
 * ``extra_columns`` (``fail`` | ``warn``) sets ``exact_match`` of ``expect_table_columns_to_match_set``;
 * ``min_rows`` overrides the lower bound of ``expect_table_row_count_to_be_between``;
-* ``drift``, ``row_count`` and ``leakage`` configure batch-level checks computed here in pandas.
+* ``drift``, ``row_count`` and ``leakage`` configure batch-level checks computed in pandas (:mod:`~mlops.validation.checks`).
   GE core's nearest expectations do not fit: ``expect_column_kl_divergence_to_be_less_than``
   needs a hand-built partition object and has no allowance for sample size (a 100-row batch of
   an unchanged source would fail), and a row-count bound relative to the previous batch or a
@@ -38,7 +38,7 @@ comes from the pipeline config's ``validation`` section (:class:`ValidationSetti
 
 The snapshot is the :func:`profile_frame` of the last batch that passed (quantile bins for
 numeric columns, frequencies for categorical ones, the row count). The operator stores it; this
-module only computes and compares, so the same code runs on ``file://`` and ``s3://``.
+package only computes and compares, so the same code runs on ``file://`` and ``s3://``.
 Without a snapshot (the first run) the snapshot checks pass with a note.
 
 The package's modules:
