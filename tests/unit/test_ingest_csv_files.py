@@ -6,7 +6,7 @@ import io
 
 import pytest
 
-from mlops.ingest.csv_files import load_csv_strict
+from mlops.ingest.csv_files import landed_csv_to_table, load_csv_strict
 
 GOOD_CSV = "a,b,c\n1,x,2.5\n2,y,3.5\n"
 
@@ -148,3 +148,15 @@ def test_a_header_only_file_with_thousands_of_columns_gives_a_bounded_message():
         load_csv_strict(header.encode(), None)
 
     assert len(str(caught.value)) < 500
+
+
+def test_an_extra_column_is_kept_for_the_gate_when_the_policy_warns():
+    from mlops.core.config import load_pipeline
+
+    schema = load_pipeline("retail").schema
+    header = ",".join(schema["columns"] + ["Channel"])
+    row = "489434,85048,LIGHT,12,2010-12-01 08:26:00,6.95,13085.0,United Kingdom,web"
+    table = landed_csv_to_table(f"{header}\n{row}\n".encode(), schema, "retail.csv", extra_columns="warn")
+    assert table.column_names == [*schema["columns"], "Channel"]
+    with pytest.raises(ValueError, match="unexpected"):
+        landed_csv_to_table(f"{header}\n{row}\n".encode(), schema, "retail.csv", extra_columns="fail")

@@ -1,5 +1,5 @@
 """A strict reader for landed CSV files: a clean comma-separated UTF-8 table, or an error naming
-the file and what is wrong with it."""
+the file and what is wrong with it; and the landed file as an Arrow table in the schema's types."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
     import pandas as pd
+    import pyarrow as pa
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +116,42 @@ def load_csv_strict(
         if extra:
             log.warning("%s: unexpected columns %s accepted (extra_columns=warn)", name, name_list(extra))
     return pd.read_csv(io.StringIO(text), dtype=dtype)
+
+
+def landed_csv_to_table(data: bytes, schema: dict[str, Any], name: str, extra_columns: str = "fail") -> pa.Table:
+    """A landed CSV file as an Arrow table in the schema's column order, after checking it.
+
+    With ``extra_columns="warn"`` (the use case's ``validation.extra_columns``) columns the
+    schema does not name are kept after the schema's, so the validation gate reports them.
+
+    :raises ValueError: naming ``name`` and the problem: columns (via ``load_csv_strict``),
+        a non-numeric value in a ``numeric`` column, an unparseable ``datetime_columns`` value.
+    """
+    import pandas as pd
+    import pyarrow as pa
+
+    columns = schema["columns"]
+    text_columns = list(schema.get("text_columns", []))
+    try:
+        frame = load_csv_strict(data, columns, dtype={c: "str" for c in text_columns} or None,
+                                extra_columns=extra_columns)
+    except ValueError as err:
+        raise ValueError(f"{name}: {err}") from err
+    for column in schema.get("numeric", []):
+        if not pd.api.types.is_numeric_dtype(frame[column]):
+            bad = pd.to_numeric(frame[column], errors="coerce").isna() & frame[column].notna()
+            example = frame.loc[bad, column].iloc[0] if bad.any() else None
+            raise ValueError(f"{name}: column {column!r} should be numeric; {int(bad.sum())} value(s) are not, "
+                             f"e.g. {example!r}")
+    for column in schema.get("datetime_columns", []):
+        try:
+            frame[column] = pd.to_datetime(frame[column])
+        except (ValueError, TypeError) as err:
+            raise ValueError(f"{name}: column {column!r} holds values that are not dates: {err}") from err
+    for column in text_columns:
+        frame[column] = frame[column].astype("string")
+    extras = [c for c in frame.columns if c not in columns]
+    return pa.Table.from_pandas(frame[columns + extras], preserve_index=False)
 
 
 def _prefix(name: str | None) -> str:
