@@ -67,6 +67,15 @@ def synthetic_rfm(customers: int = 120, seed: int = 0) -> pd.DataFrame:
 # -- rfm_table -----------------------------------------------------------------------------------
 
 
+def test_transactions_without_the_needed_columns_give_a_bounded_error():
+    wide = pd.DataFrame(0, index=range(3), columns=[f"c{i}" for i in range(5_000)])
+
+    with pytest.raises(ValueError, match=r"lack columns \['Customer ID', .*\(have \['c0', .* \(5,000 in all\)\)") as caught:
+        rfm_table(wide)
+
+    assert len(str(caught.value)) < 500
+
+
 def test_rfm_values_are_exact_on_a_hand_made_table(transactions):
     rfm = rfm_table(transactions)
 
