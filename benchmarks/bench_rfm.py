@@ -6,12 +6,13 @@ Both sides get the same generated Online Retail II transactions (``include/data/
 ``--rows`` lines, about 6,000 customers, 2% cancelled invoices, 20% guest lines) and compute
 recency, frequency, monetary, the quintile scores and the named segments with the same
 semantics (guests dropped, cancellations not purchases but netted in monetary, customers with
-no positive value dropped, ranks with ties by customer id).
+no positive value dropped, quintiles of the average rank so that tied values share a score).
 
 * project: ``rfm_scores(rfm_table(transactions))`` from ``plugins/mlops/ml/segmentation.py``.
 * seed: the notebook's steps in plain pandas -- filter, ``groupby("Customer ID").agg`` with a
-  lambda per column, ``pd.qcut`` of the ranks, the segment map applied with
-  ``replace(..., regex=True)``.
+  lambda per column, quintiles of the average ranks (the notebook's ``pd.qcut`` of
+  ``rank(method="first")`` broke ties by customer id, which the project no longer does), the
+  segment map applied with ``replace(..., regex=True)``.
 * idiomatic: the same steps with pandas' built-in aggregations (``max``, ``nunique``, ``sum``)
   instead of lambdas, printed for reference: the fairest pandas baseline.
 
@@ -55,15 +56,20 @@ def _seed_frame(transactions):
     return df, snapshot
 
 
-def _seed_scores(rfm):
-    import pandas as pd
+def _quintile(values):
+    """Quintile of the average rank: equal values share a score (the project's tie rule)."""
+    import numpy as np
 
+    return np.ceil(5 * (values.rank(method="average") - 1) / (len(values) - 1)).clip(lower=1).astype(int)
+
+
+def _seed_scores(rfm):
     from mlops.ml.segmentation import SEGMENT_MAP
 
     rfm = rfm[rfm["Monetary"] > 0].copy()
-    rfm["R"] = pd.qcut(rfm["Recency"].rank(method="first"), 5, labels=[5, 4, 3, 2, 1]).astype(int)
-    rfm["F"] = pd.qcut(rfm["Frequency"].rank(method="first"), 5, labels=[1, 2, 3, 4, 5]).astype(int)
-    rfm["M"] = pd.qcut(rfm["Monetary"].rank(method="first"), 5, labels=[1, 2, 3, 4, 5]).astype(int)
+    rfm["R"] = 6 - _quintile(rfm["Recency"])
+    rfm["F"] = _quintile(rfm["Frequency"])
+    rfm["M"] = _quintile(rfm["Monetary"])
     rfm["Segment"] = (rfm["R"].astype(str) + rfm["F"].astype(str)).replace(SEGMENT_MAP, regex=True)
     rfm.index = rfm.index.astype("int64")
     return rfm[["R", "F", "M", "Segment"]]

@@ -122,6 +122,21 @@ def retail_with_extra_column():
     return frame
 
 
+def parquet_bytes(frame) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer)
+    return buffer.getvalue()
+
+
+def with_columns(frame, count: int):
+    import pandas as pd
+
+    extra = pd.DataFrame(0, index=frame.index, columns=[f"extra_{i}" for i in range(count)])
+    return pd.concat([frame, extra], axis=1)
+
+
 CASES = [
     # -- file level: LandingToRawOperator refuses the file; nothing is published or moved
     Case("missing_column", "missing column", as_csv(lambda: good_frame().drop(columns=["Eve Calls"])), "landing",
@@ -144,6 +159,11 @@ CASES = [
          (r"wrong delimiter: the header is one column .State;Account Length;.*that contains semicolons",)),
     Case("non_utf8", "non-UTF-8 bytes", lambda: edit_csv_line(good_csv(), 4, 0, b"K\xc9"), "landing",
          (r"not UTF-8: byte 0xc9 at line 4", r"re-export the file as UTF-8")),
+    Case("parquet_named_csv", "a Parquet file named .csv", lambda: parquet_bytes(good_frame()), "landing",
+         (r"not a CSV file: this is a Parquet file",)),
+    Case("thousands_of_columns", "5,000 unexpected columns",
+         as_csv(lambda: with_columns(good_frame(), 5_000)), "landing",
+         (r"columns do not match the schema: unexpected \['extra_0', .*\] and 4,995 more \(5,000 in all\)$",)),
     # -- accepted
     Case("utf8_bom", "UTF-8 byte-order mark (must be accepted)", lambda: b"\xef\xbb\xbf" + good_csv(), "accepted",
          ()),
@@ -303,6 +323,7 @@ def test_bad_input_gives_a_clear_error_and_loses_nothing(case, mlops_home):
                 publish(case.use_case, [landed], DS)
             message = str(caught.value)
             assert message.startswith(str(landed)), message  # names the file
+            assert len(message) < len(str(landed)) + 500, message  # bounded, however bad the file
             matches(case.expect, message)
             assert landed.read_bytes() == content  # the file stays where it landed, unchanged
             assert not (partitions.partition_path(case.use_case, DS) / partitions.MANIFEST).exists()

@@ -355,16 +355,3 @@ def test_a_rerun_with_nothing_new_republishes_the_same_partition(mlops_home, chu
 
     assert result["rows"] == 120 and result["new_files"] == 0
     pd.testing.assert_frame_equal(partition(), before)
-
-
-def test_an_extra_column_is_kept_for_the_gate_when_the_policy_warns():
-    from mlops.core.config import load_pipeline
-    from mlops.operators.s3 import landed_csv_to_table
-
-    schema = load_pipeline("retail").schema
-    header = ",".join(schema["columns"] + ["Channel"])
-    row = "489434,85048,LIGHT,12,2010-12-01 08:26:00,6.95,13085.0,United Kingdom,web"
-    table = landed_csv_to_table(f"{header}\n{row}\n".encode(), schema, "retail.csv", extra_columns="warn")
-    assert table.column_names == [*schema["columns"], "Channel"]
-    with pytest.raises(ValueError, match="unexpected"):
-        landed_csv_to_table(f"{header}\n{row}\n".encode(), schema, "retail.csv", extra_columns="fail")

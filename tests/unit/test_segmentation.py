@@ -67,6 +67,15 @@ def synthetic_rfm(customers: int = 120, seed: int = 0) -> pd.DataFrame:
 # -- rfm_table -----------------------------------------------------------------------------------
 
 
+def test_transactions_without_the_needed_columns_give_a_bounded_error():
+    wide = pd.DataFrame(0, index=range(3), columns=[f"c{i}" for i in range(5_000)])
+
+    with pytest.raises(ValueError, match=r"lack columns \['Customer ID', .*\(have \['c0', .* \(5,000 in all\)\)") as caught:
+        rfm_table(wide)
+
+    assert len(str(caught.value)) < 500
+
+
 def test_rfm_values_are_exact_on_a_hand_made_table(transactions):
     rfm = rfm_table(transactions)
 
@@ -113,10 +122,68 @@ def test_scores_are_quintiles_from_1_to_5_with_recent_customers_high():
 
     for score in ("R", "F", "M"):
         assert set(scored[score]) == {1, 2, 3, 4, 5}
-        assert scored[score].value_counts().tolist() == [24] * 5  # equal bins despite ties
+    assert scored["M"].value_counts().tolist() == [24] * 5  # no ties in monetary: equal bins
     assert scored.loc[scored["recency"].idxmin(), "R"] == 5
     assert scored.loc[scored["recency"].idxmax(), "R"] == 1
     assert scored["RFM"].tolist() == [f"{r}{f}{m}" for r, f, m in zip(scored["R"], scored["F"], scored["M"])]
+
+
+def rfm_of(recency, frequency, monetary, first_id: int = 1) -> pd.DataFrame:
+    return pd.DataFrame(
+        {"recency": recency, "frequency": frequency, "monetary": np.asarray(monetary, dtype="float64")},
+        index=pd.Index(first_id + np.arange(len(recency)), name="customer_id"),
+    )
+
+
+def test_identical_customers_always_get_the_same_scores_and_segment():
+    rng = np.random.default_rng(3)
+    profiles = np.array([[3, 1, 20.0], [3, 1, 20.0], [40, 2, 150.0], [200, 1, 20.0], [15, 6, 900.0], [90, 3, 300.0]])
+    rows = profiles[rng.integers(0, len(profiles), 1_000)]
+    rfm = rfm_of(rows[:, 0].astype(int), rows[:, 1].astype(int), rows[:, 2], first_id=rng.integers(1, 10**6))
+
+    scored = rfm_scores(rfm)
+
+    per_profile = scored.groupby(["recency", "frequency", "monetary"])[["R", "F", "M", "segment"]].nunique()
+    assert (per_profile == 1).all().all(), per_profile
+    assert scored[["R", "F", "M"]].isin(range(1, 6)).all().all()
+    assert scored["R"].nunique() > 2 and scored["M"].nunique() > 2  # ties keep a spread of scores
+
+
+def test_scores_do_not_depend_on_customer_ids_or_row_order():
+    rfm = rfm_of([5, 5, 5, 9, 9, 30, 30, 30, 30, 60], [1, 1, 2, 2, 1, 1, 4, 4, 1, 1], [10, 10, 10, 50, 50, 50, 7, 7, 7, 90])
+    reordered = rfm.iloc[::-1].set_axis(rfm.index[::-1] * 7 + 3)  # other ids, reversed order
+
+    scored, rescored = rfm_scores(rfm), rfm_scores(reordered)
+
+    assert scored[["R", "F", "M", "segment"]].to_numpy().tolist() == \
+        rescored[["R", "F", "M", "segment"]].iloc[::-1].to_numpy().tolist()
+
+
+def test_when_all_customers_are_identical_they_all_score_the_middle():
+    scored = rfm_scores(rfm_of([12] * 50, [2] * 50, [75.5] * 50))
+
+    assert set(map(tuple, scored[["R", "F", "M"]].to_numpy().tolist())) == {(3, 3, 3)}
+    assert set(scored["segment"]) == {"Need Attention"}
+
+
+def test_a_tie_across_a_quintile_boundary_goes_whole_into_the_quintile_of_its_middle():
+    # Ten customers: ranks 5..8 tie at 5. Ranked one by one they would span quintiles 2, 3 and 4;
+    # their average rank 6.5 is in the fourth.
+    monetary = [1, 2, 3, 4, 5, 5, 5, 5, 9, 10]
+
+    scored = rfm_scores(rfm_of(list(range(10, 0, -1)), [1] * 10, monetary))
+
+    assert scored["M"].tolist() == [1, 1, 2, 2, 4, 4, 4, 4, 5, 5]
+    assert scored["R"].tolist() == [1, 1, 2, 2, 3, 3, 4, 4, 5, 5]  # no ties: equal bins
+
+
+def test_one_time_buyers_tied_at_the_bottom_keep_the_lowest_frequency_score():
+    frequency = [1] * 35 + list(range(2, 67))  # 35% one-time buyers, the rest distinct
+
+    scored = rfm_scores(rfm_of(list(range(1, 101)), frequency, list(range(1, 101))))
+
+    assert set(scored.loc[scored["frequency"] == 1, "F"]) == {1}
+    assert scored["F"].value_counts().sort_index().index.tolist() == [1, 2, 3, 4, 5]
 
 
 def test_segments_follow_the_classic_rf_map():

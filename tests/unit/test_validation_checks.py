@@ -11,16 +11,16 @@ import pytest
 
 from include.data import generate
 from mlops.core.config import ConfigError, load_pipeline
-from mlops.validation import (
+from mlops.validation.checks import (
     CHECK_DRIFT,
     CHECK_LABEL,
     CHECK_LEAKAGE,
     CHECK_ROW_COUNT,
-    ValidationSettings,
     _psi_noise,
     profile_frame,
-    validate_frame,
 )
+from mlops.validation.settings import ValidationSettings
+from mlops.validation.validate import validate_frame
 
 
 @pytest.fixture(scope="module")

@@ -760,7 +760,9 @@ def check_mappable(column_types: dict[str, str]) -> None:
         except UnmappableCQLType:
             bad[column] = cql_type
     if bad:
-        listed = ", ".join(f"{column!r} ({cql_type})" for column, cql_type in bad.items())
+        from mlops.core.messages import name_list
+
+        listed = name_list(bad.items(), show=lambda item: f"{item[0]!r} ({item[1]})")
         raise UnmappableCQLType(
             f"CQL type {next(iter(bad.values()))!r}: columns {listed} have no Arrow mapping (mapped: "
             f"{', '.join(cql_type_names())}, list, set, map); leave them out of source.keyspaces.columns"

@@ -31,8 +31,9 @@ def prepare_transform_input(scoring_uris: list[str], id_column: str, feature_col
     """Write the headerless CSV a transform job reads (id first, then features) and keep labels apart."""
     import pandas as pd
 
+    from mlops.core.messages import name_list
     from mlops.core.storage import to_path
-    from mlops.validation import load_csv_strict
+    from mlops.ingest.csv_files import load_csv_strict
 
     frames = []
     for uri in scoring_uris:
@@ -43,7 +44,7 @@ def prepare_transform_input(scoring_uris: list[str], id_column: str, feature_col
     frame = pd.concat(frames, ignore_index=True)
     missing = [c for c in [id_column, *feature_columns] if c not in frame.columns]
     if missing:
-        raise ValueError(f"scoring data lacks columns: {', '.join(missing)}")
+        raise ValueError(f"scoring data lacks columns: {name_list(missing)}")
     out = to_path(out_uri)
     (out / "input").mkdir(parents=True, exist_ok=True)
     with (out / "input" / "records.csv").open("w") as handle:

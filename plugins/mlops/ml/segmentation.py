@@ -7,6 +7,17 @@ What a run writes back is one row for *every* KMeans cluster (:func:`cluster_cou
 after the RFM segment most of its customers are in; the seed's notebook lost a cluster by
 writing ``head()`` of the table.
 
+Ties in the RFM scores: a score is a function of the value alone, so customers with the same
+recency (or frequency, or monetary value) always get the same score, and identical customers the
+same segment, whatever their ids or row order. Each value's position is its *average rank* (a
+tied group sits at the middle of the ranks it spans), scaled to ``[0, 1]`` over the ranks
+``1..n`` and cut into five equal intervals: ``score = max(1, ceil(5 * (rank - 1) / (n - 1)))``.
+Without ties this is exactly ``pd.qcut`` of the ranks into five equal bins; a tied group that
+straddles a boundary goes whole into the quintile of its middle, so bins are no longer equal in
+size. All customers identical (or a lone customer) score 3, the middle. For frequency, where
+one-time buyers tie at the bottom, they keep ``F = 1`` as long as they are under 40% of customers
+(their middle rank stays in the first fifth); a larger group moves up a score as a whole.
+
 pandas, numpy, scikit-learn and matplotlib are imported inside the functions: DAG files import
 modules that import this one.
 """
@@ -83,7 +94,9 @@ def rfm_table(transactions: pd.DataFrame, as_of: Any = None) -> pd.DataFrame:
 
     missing = [c for c in (CUSTOMER, INVOICE, QUANTITY, PRICE, DATE) if c not in transactions.columns]
     if missing:
-        raise ValueError(f"transactions lack columns {missing} (have {list(transactions.columns)})")
+        from mlops.core.messages import name_list
+
+        raise ValueError(f"transactions lack columns {name_list(missing)} (have {name_list(transactions.columns)})")
     days = _days(transactions[DATE])
     if len(days) == 0:
         raise ValueError("no transactions")
@@ -190,9 +203,8 @@ def _strings(values: pd.Series):
 def rfm_scores(rfm: pd.DataFrame) -> pd.DataFrame:
     """Add quintile scores ``R``, ``F``, ``M`` (1..5, 5 best), ``RFM`` and the named ``segment``.
 
-    Scores are ``pd.qcut`` of the ranks (``method="first"``), so ties (many customers with one
-    invoice) cannot produce duplicate bin edges; tied customers are ordered by their position,
-    that is by customer id for :func:`rfm_table` output. Recency is scored in reverse: the most
+    Scores are quintiles of the average rank (see the module docstring for the tie rule): equal
+    values get equal scores, and without ties the five bins are equal. Recency is scored in reverse: the most
     recent customers get ``R = 5``. ``segment`` comes from :data:`SEGMENT_MAP` on the ``R`` and
     ``F`` scores, looked up in a 5 x 5 grid (one vectorised take, not a regex per customer).
     """
@@ -225,13 +237,17 @@ def _segment_grid():
 
 
 def _quintile(values: pd.Series) -> pd.Series:
-    """Quintile (1..5) of each value, by rank, so ties never collapse bin edges."""
+    """Quintile (1..5) of each value by its average rank: equal values, equal quintiles."""
+    import numpy as np
     import pandas as pd
 
-    if len(values) == 1:  # qcut needs two distinct ranks; a lone customer sits in the middle
+    n = len(values)
+    if n == 1:  # no spread to scale: a lone customer sits in the middle
         return pd.Series(3, index=values.index, dtype="int64")
-    ranks = values.rank(method="first")
-    return pd.qcut(ranks, 5, labels=False).astype("int64") + 1
+    # Twice the average rank is an integer, so the ceiling is exact integer arithmetic.
+    twice_rank = (2 * values.rank(method="average")).round().to_numpy(dtype=np.int64)
+    scores = -(-5 * (twice_rank - 2) // (2 * (n - 1)))
+    return pd.Series(np.maximum(scores, 1), index=values.index, dtype="int64")
 
 
 @dataclass

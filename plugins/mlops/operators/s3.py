@@ -11,7 +11,6 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.bases.sensor import BaseSensorOperator, PokeReturnValue
 
 if TYPE_CHECKING:
-    import pyarrow as pa
     from airflow.sdk import ObjectStoragePath
 
 
@@ -257,50 +256,13 @@ class LandingToRawOperator(BaseOperator):
                  token: str, processed: str) -> dict[str, Any]:
         """Check one CSV file against the schema and write it as one Parquet part."""
         from mlops.core import partitions
+        from mlops.ingest.csv_files import landed_csv_to_table
 
         table = landed_csv_to_table(data, config.schema, str(path),
                                     extra_columns=config.validation.get("extra_columns", "fail"))
         (part,) = partitions.write_parts(directory, [table], token=token)
         self.log.info("%s: %d rows, schema ok -> %s", path.name, table.num_rows, part["file"])
         return {**part, "source": str(path), "sha256": digest, "processed": processed}
-
-
-def landed_csv_to_table(data: bytes, schema: dict[str, Any], name: str, extra_columns: str = "fail") -> pa.Table:
-    """A landed CSV file as an Arrow table in the schema's column order, after checking it.
-
-    With ``extra_columns="warn"`` (the use case's ``validation.extra_columns``) columns the
-    schema does not name are kept after the schema's, so the validation gate reports them.
-
-    :raises ValueError: naming ``name`` and the problem: columns (via ``load_csv_strict``),
-        a non-numeric value in a ``numeric`` column, an unparseable ``datetime_columns`` value.
-    """
-    import pandas as pd
-    import pyarrow as pa
-
-    from mlops.validation import load_csv_strict
-
-    columns = schema["columns"]
-    text_columns = list(schema.get("text_columns", []))
-    try:
-        frame = load_csv_strict(data, columns, dtype={c: "str" for c in text_columns} or None,
-                                extra_columns=extra_columns)
-    except ValueError as err:
-        raise ValueError(f"{name}: {err}") from err
-    for column in schema.get("numeric", []):
-        if not pd.api.types.is_numeric_dtype(frame[column]):
-            bad = pd.to_numeric(frame[column], errors="coerce").isna() & frame[column].notna()
-            example = frame.loc[bad, column].iloc[0] if bad.any() else None
-            raise ValueError(f"{name}: column {column!r} should be numeric; {int(bad.sum())} value(s) are not, "
-                             f"e.g. {example!r}")
-    for column in schema.get("datetime_columns", []):
-        try:
-            frame[column] = pd.to_datetime(frame[column])
-        except (ValueError, TypeError) as err:
-            raise ValueError(f"{name}: column {column!r} holds values that are not dates: {err}") from err
-    for column in text_columns:
-        frame[column] = frame[column].astype("string")
-    extras = [c for c in frame.columns if c not in columns]
-    return pa.Table.from_pandas(frame[columns + extras], preserve_index=False)
 
 
 def _processed_target(path: ObjectStoragePath, landing_root: ObjectStoragePath, processed_root: ObjectStoragePath,

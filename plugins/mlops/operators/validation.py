@@ -93,7 +93,9 @@ class DataValidationOperator(BaseOperator):
         from mlops.core.config import load_pipeline
         from mlops.core.naming import path_safe
         from mlops.core.storage import data_path, to_path, write_json
-        from mlops.validation import ValidationSettings, validate_frame, validation_html
+        from mlops.validation.html import validation_html
+        from mlops.validation.settings import ValidationSettings
+        from mlops.validation.validate import validate_frame
 
         settings = ValidationSettings.from_pipeline(load_pipeline(self.use_case))
         source = to_path(self.partition_uri)

@@ -1,0 +1,1 @@
+"""Ingestion: reading landed files strictly before they become partitions."""
