@@ -1,0 +1,100 @@
+"""Typed checking of settings and configs with pydantic, and error messages a user can act on.
+
+Every environment variable and every pipeline-config key is checked by a pydantic model or type
+(:mod:`mlops.core.settings`, :mod:`mlops.core.config_schema`). :func:`describe` turns pydantic's
+:class:`~pydantic.ValidationError` into one bounded message that names each bad key (or
+variable) and its value: at most :data:`MAX_ERRORS` problems, values cut to
+:data:`MAX_VALUE_CHARS` characters, whatever the input was.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
+
+MAX_ERRORS = 5
+MAX_VALUE_CHARS = 80
+MAX_KEYS_LISTED = 12
+
+
+def shown(value: Any, limit: int = MAX_VALUE_CHARS) -> str:
+    """``repr(value)``, cut to ``limit`` characters (with ``...``)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def listed(names: Any, limit: int = MAX_KEYS_LISTED) -> str:
+    """``a, b, c`` for at most ``limit`` names, then ``... (N in all)``."""
+    names = [str(name) for name in names]
+    if len(names) <= limit:
+        return ", ".join(names)
+    return ", ".join(names[:limit]) + f", ... ({len(names)} in all)"
+
+
+def dotted(loc: tuple[Any, ...]) -> str:
+    """``("endpoint", "prod", "traffic_shifting")`` -> ``endpoint.prod.traffic_shifting``
+    (list positions as ``[0]``)."""
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def _message(error: dict[str, Any]) -> str:
+    kind, ctx, message = error["type"], error.get("ctx") or {}, error["msg"]
+    if kind == "value_error":
+        return str(ctx.get("error", message.removeprefix("Value error, ")))
+    if kind == "assertion_error":
+        return message.removeprefix("Assertion failed, ")
+    if kind == "extra_forbidden":
+        return "unknown key"
+    if kind == "missing":
+        return "missing"
+    if kind in ("dict_type", "model_type", "model_attributes_type"):
+        return f"must be a mapping, got {type(error['input']).__name__}"
+    if kind == "literal_error":
+        return f"is not one of {str(ctx.get('expected', '')).replace(' or ', ', ').replace(chr(39), '')}"
+    return message[:1].lower() + message[1:]
+
+
+def describe(error: ValidationError, where: str = "", *, with_values: bool = True) -> str:
+    """One message for every problem in ``error``: ``<where><key>=<value>: <what is wrong>``,
+    missing keys listed together, at most :data:`MAX_ERRORS` problems and each value cut to
+    :data:`MAX_VALUE_CHARS` characters.
+
+    :param where: prefix naming the file or section (``"churn.yaml: "``), may be empty.
+    :param with_values: ``False`` leaves values out (a secret may be among them).
+    """
+    errors = error.errors(include_url=False)
+    missing = [dotted(e["loc"]) for e in errors if e["type"] == "missing"]
+    problems = []
+    if missing:
+        problems.append(f"missing required keys: {listed(missing)}")
+    for item in errors:
+        if item["type"] == "missing":
+            continue
+        key = dotted(item["loc"])
+        value = f"={shown(item['input'])}" if with_values and item["type"] != "extra_forbidden" else ""
+        problems.append(f"{key}{value}: {_message(item)}" if key else _message(item))
+    more = len(problems) - MAX_ERRORS
+    text = "; ".join(problems[:MAX_ERRORS]) + (f"; and {more} more" if more > 0 else "")
+    return f"{where}{text}"
+
+
+def env_value(variable: str, annotation: Any, default: Any, environ: Any = None) -> Any:
+    """The environment variable ``variable`` as ``annotation`` (a type, ``Annotated`` with
+    constraints, or a ``Literal``); ``default`` when it is unset or blank.
+
+    :raises ValueError: ``<variable>=<value>: <what is wrong>``, bounded.
+    """
+    import os
+
+    text = (os.environ if environ is None else environ).get(variable, "").strip()
+    if not text:
+        return default
+    try:
+        return TypeAdapter(annotation).validate_python(text)
+    except ValidationError as err:
+        detail = "; ".join(_message(e) for e in err.errors(include_url=False)[:MAX_ERRORS])
+        raise ValueError(f"{variable}={shown(text)}: {detail}") from None
