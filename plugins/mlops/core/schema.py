@@ -9,10 +9,12 @@ variable) and its value: at most :data:`MAX_ERRORS` problems, values cut to
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import Field, TypeAdapter, ValidationError
 
+TcpPort = Annotated[int, Field(gt=0, lt=65536)]
+PositiveInt = Annotated[int, Field(ge=1)]
 MAX_ERRORS = 5
 MAX_VALUE_CHARS = 80
 MAX_KEYS_LISTED = 12
@@ -58,25 +60,36 @@ def _message(error: dict[str, Any]) -> str:
     return message[:1].lower() + message[1:]
 
 
-def describe(error: ValidationError, where: str = "", *, with_values: bool = True) -> str:
-    """One message for every problem in ``error``: ``<where><key>=<value>: <what is wrong>``,
-    missing keys listed together, at most :data:`MAX_ERRORS` problems and each value cut to
-    :data:`MAX_VALUE_CHARS` characters.
+def describe(error: ValidationError, where: str = "", *, root: str = "", with_values: bool = True) -> str:
+    """One message for every problem in ``error``: ``<where><key>=<value> <what is wrong>``;
+    missing keys, and unknown keys of one mapping, listed together; at most :data:`MAX_ERRORS`
+    problems and each value cut to :data:`MAX_VALUE_CHARS` characters. Mappings are not shown
+    (only their type).
 
     :param where: prefix naming the file or section (``"churn.yaml: "``), may be empty.
+    :param root: the dotted key of what was validated, put in front of every key.
     :param with_values: ``False`` leaves values out (a secret may be among them).
     """
-    errors = error.errors(include_url=False)
+    errors = [{**e, "loc": ((root,) if root else ()) + tuple(e["loc"])} for e in error.errors(include_url=False)]
     missing = [dotted(e["loc"]) for e in errors if e["type"] == "missing"]
+    unknown: dict[str, list[str]] = {}
+    for item in errors:
+        if item["type"] == "extra_forbidden":
+            unknown.setdefault(dotted(item["loc"][:-1]), []).append(str(item["loc"][-1]))
     problems = []
     if missing:
         problems.append(f"missing required keys: {listed(missing)}")
+    for parent, keys in unknown.items():
+        problems.append(f"{parent + ': ' if parent else ''}unknown key(s) {listed(keys)}")
     for item in errors:
-        if item["type"] == "missing":
+        if item["type"] in ("missing", "extra_forbidden"):
             continue
-        key = dotted(item["loc"])
-        value = f"={shown(item['input'])}" if with_values and item["type"] != "extra_forbidden" else ""
-        problems.append(f"{key}{value}: {_message(item)}" if key else _message(item))
+        key, message = dotted(item["loc"]), _message(item)
+        value = item["input"]
+        if with_values and not isinstance(value, dict) and item["type"] not in ("dict_type", "model_type"):
+            key = f"{key}={shown(value)}" if key else shown(value)
+        joint = " " if message.startswith(("is ", "must ", "needs ")) else ": "
+        problems.append(f"{key}{joint}{message}" if key else message)
     more = len(problems) - MAX_ERRORS
     text = "; ".join(problems[:MAX_ERRORS]) + (f"; and {more} more" if more > 0 else "")
     return f"{where}{text}"
@@ -97,4 +110,5 @@ def env_value(variable: str, annotation: Any, default: Any, environ: Any = None)
         return TypeAdapter(annotation).validate_python(text)
     except ValidationError as err:
         detail = "; ".join(_message(e) for e in err.errors(include_url=False)[:MAX_ERRORS])
-        raise ValueError(f"{variable}={shown(text)}: {detail}") from None
+        joint = " " if detail.startswith(("is ", "must ", "needs ")) else ": "
+        raise ValueError(f"{variable}={shown(text)}{joint}{detail}") from None
