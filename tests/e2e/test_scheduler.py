@@ -221,8 +221,9 @@ def test_rollback_model_puts_the_previous_approved_version_back_in_prod(airflow,
     assert version_in_stage_at(registry(), "prod").arn == first
     newest = registry().deployments("prod")[0]
     assert newest.detail["rollback_from"] == second_version["registered"]["arn"] and newest.outcome == "succeeded"
-    label, _ = invoke(chain["summary"]["prod"]["name"], chain["summary"]["example_row"])
-    assert label in {"True.", "False."}
+    label, probability = invoke(chain["summary"]["prod"]["name"], chain["summary"]["example_row"])
+    expected_label, expected_probability = golden_answer(chain["summary"])  # the first version's answer
+    assert (label, probability) == (expected_label, pytest.approx(expected_probability, abs=1e-6))
 
 
 # --- 4. the same data, code and hyperparameters: no second version ----------------------------------
@@ -352,7 +353,8 @@ def test_on_s3_the_approved_version_serves_prod_over_http(s3_chain):
 
     label, probability = invoke(summary["prod"]["name"], summary["example_row"])
 
-    assert label in {"True.", "False."} and 0.0 <= probability <= 1.0
+    expected_label, expected_probability = golden_answer(summary)
+    assert (label, probability) == (expected_label, pytest.approx(expected_probability, abs=1e-6))
     model_reads = [r for r in s3_chain["s3"].requests if r.user == "sagemaker-role" and r.method == "GET"
                    and r.key == version.model_uri.removeprefix(f"s3://{S3_CONN_ID}@{S3_BUCKET}/")]
     assert model_reads and all(r.status == 200 for r in model_reads)  # the runtime read it with its own role

@@ -242,8 +242,9 @@ def test_entry_point_runs_as_a_sagemaker_script_and_its_model_serves(train, rows
     assert model.feature_columns == FEATURES
     csv_body = rows[FEATURES].head(5).to_csv(header=False, index=False)
     prediction = inference.predict_fn(inference.input_fn(csv_body, "text/csv", model), model)
-    assert set(prediction["predicted_label"]) <= {"True.", "False."}
-    assert np.all((prediction["probability"] >= 0) & (prediction["probability"] <= 1))
+    reference = model.estimator.predict_proba(rows[FEATURES].head(5))[:, model.classes.index("True.")]
+    assert prediction["probability"] == pytest.approx(reference, abs=1e-12)  # the CSV round trip changes nothing
+    assert list(prediction["predicted_label"]) == ["True." if p > 0.5 else "False." for p in reference]
 
 
 def container_env(monkeypatch, tmp_path, rows, manifest):
