@@ -7,7 +7,6 @@ A DAG names a use case (a Param, default from the DAG); tasks load its config at
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from mlops.core.config_schema import PROBLEM_TYPES, PipelineSpec, StageTarget
-from mlops.core.schema import describe
+from mlops.core.schema import describe, env_value
 from mlops.core.settings import PIPELINES_DIR
 
 __all__ = ["PROBLEM_TYPES", "STAGES", "ConfigError", "PipelineConfig", "StageTargetConfig", "available_pipelines",
@@ -59,7 +58,7 @@ class PipelineConfig:
 
 def pipelines_dir() -> Path:
     """Where the pipeline configs are: ``$MLOPS_PIPELINES_DIR``, default ``include/pipelines``."""
-    return Path(os.environ.get("MLOPS_PIPELINES_DIR") or PIPELINES_DIR)
+    return env_value("MLOPS_PIPELINES_DIR", Path, PIPELINES_DIR)
 
 
 def available_pipelines(directory: Path | None = None) -> list[str]:
