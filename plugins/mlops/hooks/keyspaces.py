@@ -22,7 +22,8 @@ extra.local_dc   data centre for the load-balancing policy; default: the region 
 Reads run at ``LOCAL_QUORUM`` or ``LOCAL_ONE`` as configured, writes at ``LOCAL_QUORUM`` (the
 only write consistency Keyspaces accepts). Every request has a timeout; throttling (Keyspaces
 reports it as read/write timeouts) and timeouts are retried with exponential backoff and full
-jitter, then fail with :class:`KeyspacesRetriesExhausted`, which says what to look at.
+jitter (tenacity, on the schedule of :class:`Backoff`), then fail with
+:class:`KeyspacesRetriesExhausted`, which says what to look at.
 
 The cassandra driver, pyarrow and boto3 are imported inside functions: DAG files import this
 module at parse time.
