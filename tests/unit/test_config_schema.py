@@ -134,6 +134,19 @@ def test_thousands_of_unknown_keys_are_counted_not_all_listed(tmp_path):
     assert len(message) < 500
 
 
+def test_an_unknown_key_of_any_length_is_named_cut_to_a_bounded_length(tmp_path):
+    raw = shipped("churn")
+    raw["training"]["k" * 20_000] = 1
+    raw["training"]["search_space"]["p" * 20_000] = {"type": "int", "low": 2, "high": 1}
+
+    with pytest.raises(ConfigError) as raised:
+        load_with(tmp_path, raw)
+
+    message = str(raised.value)
+    assert "training: unknown key(s) kkkk" in message and "training.search_space.pppp" in message
+    assert len(message) < len(str(tmp_path)) + 300
+
+
 # --- environment settings -----------------------------------------------------------------------
 
 def test_every_settings_variable_is_read_by_the_environment_model():

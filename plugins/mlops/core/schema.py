@@ -18,6 +18,7 @@ PositiveInt = Annotated[int, Field(ge=1)]
 MAX_ERRORS = 5
 MAX_VALUE_CHARS = 80
 MAX_KEYS_LISTED = 12
+MAX_NAME_CHARS = 60
 
 
 def shown(value: Any, limit: int = MAX_VALUE_CHARS) -> str:
@@ -28,7 +29,7 @@ def shown(value: Any, limit: int = MAX_VALUE_CHARS) -> str:
 
 def listed(names: Any, limit: int = MAX_KEYS_LISTED) -> str:
     """``a, b, c`` for at most ``limit`` names, then ``... (N in all)``."""
-    names = [str(name) for name in names]
+    names = [_cut(str(name)) for name in names]
     if len(names) <= limit:
         return ", ".join(names)
     return ", ".join(names[:limit]) + f", ... ({len(names)} in all)"
@@ -39,8 +40,13 @@ def dotted(loc: tuple[Any, ...]) -> str:
     (list positions as ``[0]``)."""
     text = ""
     for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+        text += f"[{part}]" if isinstance(part, int) else (f".{_cut(str(part))}" if text else _cut(str(part)))
     return text
+
+
+def _cut(name: str, limit: int = MAX_NAME_CHARS) -> str:
+    """A key as written, cut to ``limit`` characters (a key is user input too)."""
+    return name if len(name) <= limit else name[: limit - 3] + "..."
 
 
 def _message(error: dict[str, Any]) -> str:
