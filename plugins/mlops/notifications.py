@@ -29,12 +29,11 @@ from typing import Any
 
 from airflow.providers.common.compat.notifier import BaseNotifier
 
-from mlops.core.config_schema import NOTIFICATION_EVENTS as EVENTS
-from mlops.core.config_schema import Notifications as NotificationsSection
-
 log = logging.getLogger(__name__)
 
-SETTINGS_KEYS = tuple(NotificationsSection.model_fields)
+# The pipeline config's schema (mlops.core.config_schema, NOTIFICATION_EVENTS) lists the same
+# events; it is not imported here: every DAG file imports this module when it is parsed.
+EVENTS = ("task_failed", "approval_waiting", "approval_decision", "prod_deployed", "rollback", "silent_rollback")
 SUBJECTS = {
     "task_failed": "task failed", "approval_waiting": "approval waiting", "approval_decision": "approval decided",
     "prod_deployed": "deployed to prod", "rollback": "prod rolled back", "silent_rollback": "silent rollback detected",

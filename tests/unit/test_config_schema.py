@@ -147,6 +147,13 @@ def test_an_unknown_key_of_any_length_is_named_cut_to_a_bounded_length(tmp_path)
     assert len(message) < len(str(tmp_path)) + 300
 
 
+def test_the_schema_knows_every_notification_event_and_no_other():
+    from mlops.core.config_schema import NOTIFICATION_EVENTS
+    from mlops.notifications import EVENTS
+
+    assert NOTIFICATION_EVENTS == EVENTS
+
+
 # --- environment settings -----------------------------------------------------------------------
 
 def test_every_settings_variable_is_read_by_the_environment_model():
