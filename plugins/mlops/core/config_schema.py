@@ -42,7 +42,7 @@ Scalar = str | int | float | bool | None
 class Section(BaseModel):
     """A mapping of the config: known keys only, values of their own type (no coercion)."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
 # ---------------------------------------------------------------- source, schema, validation
