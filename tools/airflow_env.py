@@ -149,10 +149,13 @@ def default_queue() -> str:
 
 
 def _positive(variable: str, default: int) -> int:
-    text = os.environ.get(variable, "").strip() or str(default)
-    if not text.isdigit() or int(text) < 1:
-        raise CelerySettingsError(f"{variable}={text!r} is not a positive number of tasks")
-    return int(text)
+    from mlops.core.schema import PositiveInt, env_value, shown
+
+    try:
+        return env_value(variable, PositiveInt, default)
+    except ValueError:
+        text = os.environ.get(variable, "").strip()
+        raise CelerySettingsError(f"{variable}={shown(text)} is not a positive number of tasks") from None
 
 
 def default_workers() -> tuple[CeleryWorker, ...]:

@@ -199,6 +199,7 @@ def run_demo(churn_rows: int = 5000, retail_rows: int = 20000, approvals: str = 
     :param executor: ``local`` or ``celery`` (default ``$MLOPS_AIRFLOW_EXECUTOR``, else ``local``).
     """
     from mlops.backends.local.runtime.service import start_runtime
+    from mlops.core.schema import TcpPort, env_value
     from mlops.core.settings import get_settings
     from tools.airflow_env import executor_name
     from tools.airflow_stack import free_port, project_stack
@@ -211,7 +212,7 @@ def run_demo(churn_rows: int = 5000, retail_rows: int = 20000, approvals: str = 
     _step("Airflow metadata database")
     executor = executor_name(executor)
     stack, database = project_stack("demo", settings.home, executor,
-                                    port=int(os.environ.get("MLOPS_AIRFLOW_PORT") or free_port()),
+                                    port=env_value("MLOPS_AIRFLOW_PORT", TcpPort, None) or free_port(),
                                     environment={"MLOPS_HOME": str(settings.home)})
     print(f"  {database.describe()}")
     try:

@@ -16,9 +16,10 @@ import sys
 import time
 from pathlib import Path
 
+from mlops.core.schema import TcpPort, env_value
 from mlops.core.settings import get_settings
 
-PORT = int(os.environ.get("MLOPS_AIRFLOW_PORT", "8080"))
+PORT = env_value("MLOPS_AIRFLOW_PORT", TcpPort, 8080)
 
 
 def pid_file() -> Path:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Annotated
 
+from pydantic import AfterValidator
+
+from mlops.core.schema import env_value
 from mlops.notifications import MlopsNotifier
 
 START_DATE = datetime(2026, 1, 1, tzinfo=UTC)
@@ -26,12 +29,18 @@ PROD_ENDPOINT = f"{CHURN_MODEL_GROUP}-prod"
 HEAVY_QUEUE_VARIABLE = "MLOPS_HEAVY_QUEUE"
 
 
+def _queue(name: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", name):
+        raise ValueError("is not a queue name (1-64 letters, digits, '_', '.' or '-')")
+    return name
+
+
+QueueName = Annotated[str, AfterValidator(_queue)]
+
+
 def queue_name(variable: str, default: str) -> str:
     """A Celery queue name from ``variable`` (``default`` when unset), checked."""
-    name = os.environ.get(variable, "").strip() or default
-    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", name):
-        raise ValueError(f"{variable}={name!r} is not a queue name (1-64 letters, digits, '_', '.' or '-')")
-    return name
+    return env_value(variable, QueueName, default)
 
 
 def heavy_queue() -> str:

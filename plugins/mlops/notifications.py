@@ -31,8 +31,9 @@ from airflow.providers.common.compat.notifier import BaseNotifier
 
 log = logging.getLogger(__name__)
 
+# The pipeline config's schema (mlops.core.config_schema, NOTIFICATION_EVENTS) lists the same
+# events; it is not imported here: every DAG file imports this module when it is parsed.
 EVENTS = ("task_failed", "approval_waiting", "approval_decision", "prod_deployed", "rollback", "silent_rollback")
-SETTINGS_KEYS = ("sns_topic_arn", "webhook_conn_id", "webhook_endpoint", "events")
 SUBJECTS = {
     "task_failed": "task failed", "approval_waiting": "approval waiting", "approval_decision": "approval decided",
     "prod_deployed": "deployed to prod", "rollback": "prod rolled back", "silent_rollback": "silent rollback detected",
@@ -73,35 +74,15 @@ class NotificationSettings:
 
 
 def notification_settings(config) -> NotificationSettings:
-    """``config``'s ``notifications`` section (absent: no channel but the local file); raises
-    :class:`~mlops.core.config.ConfigError` naming the key and what is wrong."""
-    import re
-
-    from mlops.core.config import ConfigError
-
-    raw = config.raw.get("notifications")
-    if raw is None:
+    """``config``'s ``notifications`` section (absent: no channel but the local file), as
+    :func:`~mlops.core.config.load_pipeline` checked it
+    (:class:`~mlops.core.config_schema.Notifications`: a bad key raises
+    :class:`~mlops.core.config.ConfigError` naming it when the file loads)."""
+    section = config.spec.notifications if config.spec is not None else None
+    if section is None:
         return NotificationSettings()
-    where = f"{config.path}: notifications"
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{where} must be a mapping, got {type(raw).__name__}")
-    unknown = sorted(set(raw) - set(SETTINGS_KEYS))
-    if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)} (known: {', '.join(SETTINGS_KEYS)})")
-    topic = raw.get("sns_topic_arn") or None
-    if topic is not None and not re.fullmatch(r"arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?",
-                                              str(topic)):
-        raise ConfigError(f"{where}.sns_topic_arn={topic!r} is not an SNS topic ARN")
-    conn_id = raw.get("webhook_conn_id") or None
-    if conn_id is not None and not re.fullmatch(r"[A-Za-z0-9_.-]{1,250}", str(conn_id)):
-        raise ConfigError(f"{where}.webhook_conn_id={conn_id!r} is not an Airflow connection id")
-    endpoint = raw.get("webhook_endpoint") or None
-    if endpoint is not None and conn_id is None:
-        raise ConfigError(f"{where}.webhook_endpoint needs webhook_conn_id (the connection holds the URL)")
-    events = raw.get("events", list(EVENTS))
-    if not isinstance(events, list) or not events or any(e not in EVENTS for e in events):
-        raise ConfigError(f"{where}.events={events!r} must be a non-empty list of {', '.join(EVENTS)}")
-    return NotificationSettings(topic, conn_id, endpoint, tuple(events))
+    return NotificationSettings(section.sns_topic_arn, section.webhook_conn_id, section.webhook_endpoint,
+                                section.events)
 
 
 # ---------------------------------------------------------------- channels

@@ -1,4 +1,6 @@
-"""Throttling and transient faults on the project's AWS clients (``mlops.backends.aws.clients``).
+"""The project's retry configuration of its AWS clients (``mlops.backends.aws.clients``) and what
+the project does once botocore's retries are spent. botocore's own retry rules (which codes it
+retries, its jittered backoff, the adaptive rate limiter) are botocore's to test, not repeated here.
 
 Verified how: a real botocore SageMaker client built by ``clients.client`` from the Airflow
 connection ``aws_default`` (fake keys, no network) gets its HTTP responses from a
@@ -23,15 +25,12 @@ import botocore.endpoint
 import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError
-from botocore.retries import bucket, standard
+from botocore.retries import bucket
 
-from mlops.backends.aws.clients import RETRIES, client
+from mlops.backends.aws.clients import RETRIES, client, or_none, stop_quietly
 
 ATTEMPTS = RETRIES["max_attempts"] + 1  # botocore's max_attempts counts retries, not the first try
 THROTTLING = (400, "ThrottlingException", "Rate exceeded")
-INTERNAL_FAILURE = (500, "InternalFailure", "We encountered an internal error. Please try again.")
-SERVICE_UNAVAILABLE = (503, "ServiceUnavailable", "Service is unavailable")
-VALIDATION = (400, "ValidationException", "1 validation error detected")
 OK = (200, None, None)
 
 
@@ -98,133 +97,66 @@ def sagemaker(monkeypatch, settings, sleeps):
     return sagemaker_client, answer
 
 
-@pytest.fixture
-def without_jitter(monkeypatch):
-    """Backoff at the top of its jitter range, so each delay is exactly its exponential bound."""
-    original = standard.ExponentialBackoff.__init__
-
-    def init(self, *args, **kwargs):
-        original(self, *args, **{**kwargs, "random": lambda: 1.0})
-
-    monkeypatch.setattr(standard.ExponentialBackoff, "__init__", init)
-
-
 def test_the_client_uses_adaptive_retries_with_the_projects_budget(sagemaker):
     sagemaker_client, _ = sagemaker
     assert sagemaker_client.meta.config.retries == {"mode": "adaptive", "total_max_attempts": ATTEMPTS}
 
 
-def test_two_throttles_then_success_succeeds_on_the_third_attempt(sagemaker, sleeps):
-    sagemaker_client, answer = sagemaker
-    answers = answer(THROTTLING, THROTTLING, OK)
+def test_a_ports_clients_from_its_shared_session_have_the_same_retry_budget(sagemaker, settings):
+    from mlops.backends.aws.clients import session
 
-    response = sagemaker_client.list_training_jobs()
+    shared = session(settings)
 
-    assert response["TrainingJobSummaries"] == []
-    assert len(answers.sent) == 3
-    assert response["ResponseMetadata"]["RetryAttempts"] == 2
-    assert len(sleeps) == 2
+    for service in ("sagemaker", "s3", "sagemaker-runtime"):
+        made = client(service, settings, shared)
+        assert made.meta.config.retries == {"mode": "adaptive", "total_max_attempts": ATTEMPTS}, service
 
 
-def test_throttling_backoff_has_full_jitter_under_a_doubling_bound(sagemaker, sleeps):
-    sagemaker_client, answer = sagemaker
-    answer(THROTTLING)
-
-    with pytest.raises(ClientError):
-        sagemaker_client.list_training_jobs()
-
-    assert len(sleeps) == ATTEMPTS - 1
-    assert all(0 <= delay <= min(2**i, 20) for i, delay in enumerate(sleeps))
-
-
-def test_throttling_backoff_doubles_up_to_its_cap(without_jitter, sagemaker, sleeps):
-    sagemaker_client, answer = sagemaker
-    answer(THROTTLING)
-
-    with pytest.raises(ClientError):
-        sagemaker_client.list_training_jobs()
-
-    assert sleeps == [min(2.0**i, 20.0) for i in range(ATTEMPTS - 1)]  # 1, 2, 4, 8, 16, 20, ...
-
-
-def test_throttling_on_every_attempt_spends_the_budget_then_fails_clearly(sagemaker, sleeps):
+def test_throttling_on_every_attempt_spends_the_projects_budget_then_fails_clearly(sagemaker, sleeps):
     sagemaker_client, answer = sagemaker
     answers = answer(THROTTLING)
 
     with pytest.raises(ClientError) as raised:
         sagemaker_client.list_training_jobs()
 
-    assert len(answers.sent) == ATTEMPTS
+    assert len(answers.sent) == ATTEMPTS == 11
+    assert len(sleeps) == ATTEMPTS - 1
     error = raised.value
     assert error.response["Error"]["Code"] == "ThrottlingException"
     assert error.operation_name == "ListTrainingJobs"
     assert str(error) == ("An error occurred (ThrottlingException) when calling the ListTrainingJobs operation "
                           f"(reached max retries: {ATTEMPTS - 1}): Rate exceeded")
-    assert error.response["ResponseMetadata"]["MaxAttemptsReached"] is True
-    assert error.response["ResponseMetadata"]["RetryAttempts"] == ATTEMPTS - 1
 
 
-def test_every_attempt_is_a_fresh_signed_request(sagemaker):
+def test_a_describe_throttled_past_the_budget_is_raised_not_taken_for_not_found(sagemaker):
+    """A retry describes first and re-attaches; were a throttled describe read as "no such job",
+    the retry would launch a second job."""
     sagemaker_client, answer = sagemaker
-    answers = answer(THROTTLING, THROTTLING, OK)
+    answers = answer(THROTTLING)
 
-    sagemaker_client.list_training_jobs()
+    with pytest.raises(ClientError) as raised:
+        or_none(lambda: sagemaker_client.list_training_jobs())
 
-    assert all(r.headers["Authorization"].startswith(b"AWS4-HMAC-SHA256 Credential=AKIARETRYTEST/")
-               for r in answers.sent)
-    assert [r.headers["amz-sdk-request"].split(b";")[0] for r in answers.sent] == [b"attempt=1", b"attempt=2",
-                                                                                 b"attempt=3"]
-
-
-def test_the_adaptive_limiter_paces_the_client_after_a_throttle(monkeypatch, sagemaker):
-    acquired = []
-    original = bucket.TokenBucket.acquire
-
-    def acquire(self, *args, **kwargs):
-        acquired.append(self.max_rate)
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(bucket.TokenBucket, "acquire", acquire)
-    sagemaker_client, answer = sagemaker
-    answer(OK, THROTTLING, OK)
-
-    sagemaker_client.list_training_jobs()
-    sagemaker_client.list_training_jobs()
-
-    assert len(acquired) == 1  # the retry after the throttle waited for a token; the first call did not
-
-
-@pytest.mark.parametrize("fault", [INTERNAL_FAILURE, SERVICE_UNAVAILABLE], ids=lambda f: f[1])
-def test_a_transient_server_fault_is_retried_with_backoff(sagemaker, sleeps, fault):
-    sagemaker_client, answer = sagemaker
-    answers = answer(fault, fault, OK)
-
-    response = sagemaker_client.list_training_jobs()
-
-    assert len(answers.sent) == 3 and response["ResponseMetadata"]["RetryAttempts"] == 2
-    assert len(sleeps) == 2 and all(0 <= delay <= 2**i for i, delay in enumerate(sleeps))
-
-
-@pytest.mark.parametrize("fault", [INTERNAL_FAILURE, SERVICE_UNAVAILABLE], ids=lambda f: f[1])
-def test_a_lasting_server_fault_fails_after_the_budget_naming_the_fault(sagemaker, fault):
-    sagemaker_client, answer = sagemaker
-    answers = answer(fault)
-
-    with pytest.raises(ClientError, match=rf"\({fault[1]}\) when calling the ListTrainingJobs operation "
-                                          rf"\(reached max retries: {ATTEMPTS - 1}\)"):
-        sagemaker_client.list_training_jobs()
-
+    assert raised.value.response["Error"]["Code"] == "ThrottlingException"
+    assert raised.value.response["ResponseMetadata"]["MaxAttemptsReached"] is True
     assert len(answers.sent) == ATTEMPTS
 
 
-def test_a_validation_error_is_not_retried(sagemaker, sleeps):
+def test_a_missing_resource_is_none_at_once_without_spending_the_budget(sagemaker, sleeps):
     sagemaker_client, answer = sagemaker
-    answers = answer(VALIDATION, OK)
+    answers = answer((400, "ValidationException", "Could not find model \"m\"."))
 
-    with pytest.raises(ClientError) as raised:
-        sagemaker_client.list_training_jobs()
-
+    assert or_none(lambda: sagemaker_client.list_training_jobs()) is None
     assert len(answers.sent) == 1 and sleeps == []
-    assert raised.value.response["Error"]["Code"] == "ValidationException"
-    assert raised.value.response["ResponseMetadata"]["RetryAttempts"] == 0
-    assert "reached max retries" not in str(raised.value)
+
+
+def test_a_stop_throttled_past_the_budget_is_logged_and_the_kill_goes_on(sagemaker, caplog):
+    sagemaker_client, answer = sagemaker
+    answer(THROTTLING)
+
+    with caplog.at_level("WARNING", logger="mlops.backends.aws.clients"):
+        stop_quietly(lambda: sagemaker_client.list_training_jobs(), "training job j")
+
+    assert caplog.messages == [f"training job j was not stopped: An error occurred (ThrottlingException) when "
+                               f"calling the ListTrainingJobs operation (reached max retries: {ATTEMPTS - 1}): "
+                               "Rate exceeded"]

@@ -185,7 +185,8 @@ def test_the_local_batch_transform_reads_and_writes_a_folder_on_s3(server, store
     labels = np.where(features["charges"] / 20 - features["tenure"] / 30 > 1, "True.", "False.")
     model_dir = tmp_path / "model"
     model_dir.mkdir()
-    joblib.dump(LogisticRegression(max_iter=200).fit(features, labels), model_dir / "model.joblib")
+    fitted = LogisticRegression(max_iter=200).fit(features, labels)
+    joblib.dump(fitted, model_dir / "model.joblib")
     (model_dir / "model.json").write_text(json.dumps({
         "feature_columns": ["tenure", "charges"], "target": "Churn?", "problem_type": "binary",
         "classes": ["False.", "True."], "framework": "sklearn"}))
@@ -204,7 +205,9 @@ def test_the_local_batch_transform_reads_and_writes_a_folder_on_s3(server, store
     assert (result.input_rows, result.output_rows) == (200, 200)
     for name, frame in inputs.items():
         lines = data_path("autopilot", "output", *f"{name}.out".split("/")).read_text().splitlines()
-        assert len(lines) == len(frame) and all(line.split(",")[0] in {"True.", "False."} for line in lines)
+        answered = [line.split(",") for line in lines]
+        assert [label for label, _ in answered] == list(fitted.predict(frame))  # row order kept
+        assert [float(p) for _, p in answered] == pytest.approx(fitted.predict_proba(frame)[:, 1], abs=1e-6)
     assert json.loads(data_path("autopilot", "output", "_SUCCESS").read_text())["job_name"] == "score-1"
 
 

@@ -35,6 +35,7 @@ from testkit.chain import (
     CHURN_ROWS,
     RETAIL_ROWS,
     SCORING_ROWS,
+    golden_answer,
     invoke,
     read_parquet,
     registry,
@@ -113,11 +114,18 @@ def test_deploy_model_deployed_the_version_the_approval_announced(airflow, chain
 def test_the_prod_endpoint_answers_over_http_and_staging_is_gone(chain):
     from botocore.exceptions import ClientError
 
+    from mlops.backends.local.accounts import STAGE_ACCOUNTS
+
     summary = chain["summary"]
     label, probability = invoke(summary["prod"]["name"], summary["example_row"])
-    assert label in {"True.", "False."} and 0.0 <= probability <= 1.0
-    with pytest.raises(ClientError):
-        invoke(summary["staging"]["name"], summary["example_row"])
+    expected_label, expected_probability = golden_answer(summary)
+    assert label == expected_label
+    assert probability == pytest.approx(expected_probability, abs=1e-6)  # endpoint.test.tolerance
+    with pytest.raises(ClientError) as raised:  # asked in staging's own account, where it lived
+        invoke(summary["staging"]["name"], summary["example_row"], stage="staging")
+    assert raised.value.response["Error"]["Code"] == "ValidationError"
+    assert raised.value.response["Error"]["Message"] == (
+        f"Endpoint {summary['staging']['name']} of account {STAGE_ACCOUNTS['staging']} not found.")
 
 
 def test_stages_deployed_in_accounts_of_their_own_and_the_records_stayed_with_the_registry(chain):
@@ -213,8 +221,9 @@ def test_rollback_model_puts_the_previous_approved_version_back_in_prod(airflow,
     assert version_in_stage_at(registry(), "prod").arn == first
     newest = registry().deployments("prod")[0]
     assert newest.detail["rollback_from"] == second_version["registered"]["arn"] and newest.outcome == "succeeded"
-    label, _ = invoke(chain["summary"]["prod"]["name"], chain["summary"]["example_row"])
-    assert label in {"True.", "False."}
+    label, probability = invoke(chain["summary"]["prod"]["name"], chain["summary"]["example_row"])
+    expected_label, expected_probability = golden_answer(chain["summary"])  # the first version's answer
+    assert (label, probability) == (expected_label, pytest.approx(expected_probability, abs=1e-6))
 
 
 # --- 4. the same data, code and hyperparameters: no second version ----------------------------------
@@ -344,7 +353,8 @@ def test_on_s3_the_approved_version_serves_prod_over_http(s3_chain):
 
     label, probability = invoke(summary["prod"]["name"], summary["example_row"])
 
-    assert label in {"True.", "False."} and 0.0 <= probability <= 1.0
+    expected_label, expected_probability = golden_answer(summary)
+    assert (label, probability) == (expected_label, pytest.approx(expected_probability, abs=1e-6))
     model_reads = [r for r in s3_chain["s3"].requests if r.user == "sagemaker-role" and r.method == "GET"
                    and r.key == version.model_uri.removeprefix(f"s3://{S3_CONN_ID}@{S3_BUCKET}/")]
     assert model_reads and all(r.status == 200 for r in model_reads)  # the runtime read it with its own role

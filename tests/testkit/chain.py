@@ -49,13 +49,14 @@ def registry():
     return get_backend().registry
 
 
-def runtime_client():
-    """A ``sagemaker-runtime`` client of prod's account (the local twin's stages are accounts of their own)."""
+def runtime_client(stage: str = "prod"):
+    """A ``sagemaker-runtime`` client of ``stage``'s account (the local twin's stages are accounts
+    of their own: a client of one does not see the other's endpoints)."""
     from mlops.backends import get_backend
     from mlops.core.config import load_pipeline, stage_target
 
     backend = get_backend()
-    return backend.hosting_for(backend.stages.resolve(stage_target(load_pipeline("churn"), "prod"))).runtime_client()
+    return backend.hosting_for(backend.stages.resolve(stage_target(load_pipeline("churn"), stage))).runtime_client()
 
 
 def read_parquet(uri: str):
@@ -67,8 +68,21 @@ def read_parquet(uri: str):
         return pd.read_parquet(handle)
 
 
-def invoke(endpoint: str, row: str) -> tuple[str, float]:
-    body = runtime_client().invoke_endpoint(EndpointName=endpoint, ContentType="text/csv", Accept="text/csv",
+def golden_answer(summary: dict) -> tuple[str, float]:
+    """What the registered model answers for the summary's ``example_row`` (the first golden row):
+    the probability of the positive class computed at training time, and the label it picks
+    (``True.`` above one half, as ``predict_proba``'s argmax over ``["False.", "True."]``)."""
+    from mlops.deploy.endpoint_checks import load_golden
+
+    version = registry().get(summary["registered"]["arn"])
+    _, rows, probabilities = load_golden(version.metadata["golden_uri"])
+    assert ",".join(str(v) for v in rows[0]) == summary["example_row"]
+    probability = float(probabilities[0])
+    return ("True." if probability > 0.5 else "False."), probability
+
+
+def invoke(endpoint: str, row: str, stage: str = "prod") -> tuple[str, float]:
+    body = runtime_client(stage).invoke_endpoint(EndpointName=endpoint, ContentType="text/csv", Accept="text/csv",
                                             Body=row.encode())["Body"].read().decode()
     label, probability = body.strip().split(",")
     return label, float(probability)

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+from sklearn.metrics import average_precision_score, roc_auc_score
 
 from mlops.ml.batch_predictions import (
     choose_threshold,
@@ -138,10 +139,13 @@ def test_evaluation_joins_on_ids_and_reports_auc_and_the_confusion_matrix_at_the
     result = evaluate_predictions(predictions, labels, "Phone", "Churn?", "True.", min_precision=0.6)
 
     assert result["rows_evaluated"] == 400
-    assert 0.8 < result["roc_auc"] <= 1 and 0.5 < result["pr_auc"] <= 1
+    truth = labels.set_index("Phone").loc[predictions["Phone"], "Churn?"].eq("True.").to_numpy()
+    # the reference: scikit-learn's scores of the probabilities against the labels of the same ids
+    assert result["roc_auc"] == pytest.approx(roc_auc_score(truth, predictions["probability"]), abs=1e-12)
+    assert result["pr_auc"] == pytest.approx(average_precision_score(truth, predictions["probability"]), abs=1e-12)
+    assert result["roc_auc"] > 0.8  # the ids were joined: misaligned labels would score about one half
     (tn, fp), (fn, tp) = result["confusion_matrix"]
     assert tn + fp + fn + tp == 400
-    truth = labels.set_index("Phone").loc[predictions["Phone"], "Churn?"].eq("True.").to_numpy()
     chosen = predictions["probability"].to_numpy() >= result["threshold"]
     assert tp == int((chosen & truth).sum()) and fp == int((chosen & ~truth).sum())
     assert result["precision_at_threshold"] == pytest.approx(tp / (tp + fp))

@@ -101,7 +101,7 @@ def test_all_missing_required_keys_are_named_together(tmp_path):
 def test_unknown_problem_type_is_named(tmp_path):
     write_config(tmp_path, "demo", {**VALID, "problem_type": "ranking"})
 
-    with pytest.raises(ConfigError, match="problem_type 'ranking' is not one of binary, multiclass"):
+    with pytest.raises(ConfigError, match="problem_type='ranking' is not one of binary, multiclass"):
         load_pipeline("demo", directory=tmp_path)
 
 
@@ -140,11 +140,11 @@ def test_missing_section_is_named():
         config.section("training")
 
 
-def test_section_that_is_not_a_mapping_is_rejected(tmp_path):
+def test_section_that_is_not_a_mapping_is_rejected_when_the_file_loads(tmp_path):
     write_config(tmp_path, "demo", {**VALID, "training": "fast"})
 
-    with pytest.raises(ConfigError, match="section 'training' is missing or not a mapping"):
-        load_pipeline("demo", directory=tmp_path).section("training")
+    with pytest.raises(ConfigError, match=r"demo\.yaml: training must be a mapping, got str"):
+        load_pipeline("demo", directory=tmp_path)
 
 
 # --- naming -------------------------------------------------------------------------------------

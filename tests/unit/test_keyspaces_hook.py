@@ -601,6 +601,52 @@ def test_backoff_grows_exponentially_up_to_the_cap_with_jitter():
     assert len({round(backoff.delay(3, rng), 6) for _ in range(20)}) > 1  # jittered
 
 
+def expected_delays(backoff: Backoff, seed: int, retries: int) -> list[float]:
+    """The waits the schedule promises: retry n waits uniform(0, min(cap, base * 2**(n-1)))."""
+    rng = random.Random(seed)
+    return [rng.uniform(0.0, min(backoff.cap, backoff.base * 2 ** (n - 1))) for n in range(1, retries + 1)]
+
+
+def test_a_retried_request_waits_exactly_the_seeded_full_jitter_schedule(monkeypatch):
+    backoff = Backoff(max_attempts=6, base=0.5, cap=1.5)
+    session = items_session(10)
+    hook, sleeps = hook_on(monkeypatch, session, backoff=backoff)
+    session.throttle(5, "read_timeout")
+
+    pages = list(hook.iter_pages(FULL_RING_QUERY, (MIN_TOKEN, MAX_TOKEN), fetch_size=10))
+
+    assert sum(len(rows) for _, _, rows in pages) == 10
+    assert sleeps == expected_delays(backoff, seed=7, retries=5)  # capped at 1.5 from the third retry
+    assert len(session.requests) == 6  # the sixth and last attempt succeeded
+
+
+def test_the_retry_budget_is_the_number_of_attempts_and_the_last_error_is_kept(monkeypatch):
+    backoff = Backoff(max_attempts=3, base=0.1)
+    session = items_session(10)
+    hook, sleeps = hook_on(monkeypatch, session, backoff=backoff)
+    session.throttle(3, "overloaded")
+
+    with pytest.raises(KeyspacesRetriesExhausted) as raised:
+        hook.execute("SELECT * FROM ks.items")
+
+    assert raised.value.attempts == 3
+    assert sleeps == expected_delays(backoff, seed=7, retries=2)  # no wait after the last attempt
+    assert raised.value.__cause__ is raised.value.last_error
+    assert type(raised.value.last_error).__name__ == "OverloadedErrorMessage"
+
+
+def test_throttled_rows_wait_the_same_schedule_as_requests(monkeypatch):
+    backoff = Backoff(max_attempts=4, base=0.2, cap=20.0)
+    session = results_session()
+    hook, sleeps = hook_on(monkeypatch, session, backoff=backoff)
+    session.fail_rows(lambda row: row["segment"] == "segment-0001", "write_timeout")
+
+    report = write(hook, result_rows("run-1", 5))
+
+    assert (report.written, report.failed, report.retried) == (4, 1, 3)  # retried on attempts 1-3, failed on 4
+    assert sleeps == expected_delays(backoff, seed=7, retries=3)
+
+
 def test_an_error_that_is_not_transient_is_not_retried(monkeypatch):
     session = items_session(10)
     hook, sleeps = hook_on(monkeypatch, session)

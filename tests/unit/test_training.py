@@ -242,8 +242,9 @@ def test_entry_point_runs_as_a_sagemaker_script_and_its_model_serves(train, rows
     assert model.feature_columns == FEATURES
     csv_body = rows[FEATURES].head(5).to_csv(header=False, index=False)
     prediction = inference.predict_fn(inference.input_fn(csv_body, "text/csv", model), model)
-    assert set(prediction["predicted_label"]) <= {"True.", "False."}
-    assert np.all((prediction["probability"] >= 0) & (prediction["probability"] <= 1))
+    reference = model.estimator.predict_proba(rows[FEATURES].head(5))[:, model.classes.index("True.")]
+    assert prediction["probability"] == pytest.approx(reference, abs=1e-12)  # the CSV round trip changes nothing
+    assert list(prediction["predicted_label"]) == ["True." if p > 0.5 else "False." for p in reference]
 
 
 def container_env(monkeypatch, tmp_path, rows, manifest):
@@ -483,14 +484,19 @@ def test_bad_search_space_is_named(training_data, tmp_path, space, message):
         OptunaTuner().tune("tune-bad", training_data, space, 2, tmp_path.as_uri())
 
 
-def test_trainer_writes_a_servable_artifact_where_sagemaker_would(training_data, tmp_path):
+def test_trainer_writes_a_servable_artifact_where_sagemaker_would(train, rows, training_data, tmp_path):
     trained = LocalTrainer().fit("fit-job", training_data, SMALL_HPS, tmp_path.as_uri())
     assert trained.model_uri == f"{tmp_path.as_uri()}/fit-job/output/model.tar.gz"
     assert trained.sha256 == storage.sha256_of(trained.model_uri)
     model_dir = storage.unpack_model(trained.model_uri, tmp_path / "serve", trained.sha256)
     model = inference.model_fn(str(model_dir))
     frame = pd.DataFrame(churn_like(5, seed=3)[FEATURES])
-    assert set(inference.predict_fn(frame, model)["predicted_label"]) <= {"True.", "False."}
+    served = inference.predict_fn(frame, model)
+
+    reference, _ = train.fit_full(rows, config(seed=training_data.seed), SMALL_HPS)  # the same, in process
+    expected = reference.predict_proba(frame)[:, 1]
+    assert served["probability"] == pytest.approx(expected, abs=1e-12)
+    assert list(served["predicted_label"]) == list(reference.predict(frame))
 
 
 def test_trainer_reuses_a_completed_job_instead_of_retraining(training_data, tmp_path, monkeypatch):

@@ -7,16 +7,19 @@ A DAG names a use case (a Param, default from the DAG); tasks load its config at
 
 from __future__ import annotations
 
-import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
+from mlops.core.config_schema import PROBLEM_TYPES, PipelineSpec, StageTarget
+from mlops.core.schema import describe, env_value
 from mlops.core.settings import PIPELINES_DIR
 
-PROBLEM_TYPES = ("binary", "multiclass", "regression", "clustering")
-REQUIRED_KEYS = ("name", "problem_type", "source", "schema", "validation")
+__all__ = ["PROBLEM_TYPES", "STAGES", "ConfigError", "PipelineConfig", "StageTargetConfig", "available_pipelines",
+           "load_pipeline", "pipelines_dir", "stage_target", "stage_targets"]
+REQUIRED_KEYS = tuple(f.alias or name for name, f in PipelineSpec.model_fields.items() if f.is_required())
 
 
 class ConfigError(ValueError):
@@ -25,7 +28,8 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class PipelineConfig:
-    """A parsed pipeline config. Sections stay plain dicts, as in the YAML file."""
+    """A parsed pipeline config, checked against :class:`~mlops.core.config_schema.PipelineSpec`.
+    Sections stay plain dicts, as in the YAML file; :attr:`spec` has them typed."""
 
     name: str
     problem_type: str
@@ -34,6 +38,7 @@ class PipelineConfig:
     validation: dict[str, Any]
     raw: dict[str, Any] = field(repr=False)
     path: Path | None = None
+    spec: PipelineSpec | None = field(default=None, repr=False, compare=False)  # the checked, typed file
 
     def section(self, key: str) -> dict[str, Any]:
         """Return a top-level section, raising :class:`ConfigError` naming it when absent."""
@@ -53,7 +58,7 @@ class PipelineConfig:
 
 def pipelines_dir() -> Path:
     """Where the pipeline configs are: ``$MLOPS_PIPELINES_DIR``, default ``include/pipelines``."""
-    return Path(os.environ.get("MLOPS_PIPELINES_DIR") or PIPELINES_DIR)
+    return env_value("MLOPS_PIPELINES_DIR", Path, PIPELINES_DIR)
 
 
 def available_pipelines(directory: Path | None = None) -> list[str]:
@@ -61,8 +66,9 @@ def available_pipelines(directory: Path | None = None) -> list[str]:
 
 
 def load_pipeline(name: str, directory: Path | None = None) -> PipelineConfig:
-    """Load ``<directory>/<name>.yaml`` (default :func:`pipelines_dir`) and check the keys every
-    pipeline needs."""
+    """Load ``<directory>/<name>.yaml`` (default :func:`pipelines_dir`) and check it against
+    :class:`~mlops.core.config_schema.PipelineSpec`: unknown keys, missing required keys and bad
+    values raise :class:`ConfigError` naming the file, the key and the value."""
     import yaml
 
     directory = directory or pipelines_dir()
@@ -78,15 +84,10 @@ def load_pipeline(name: str, directory: Path | None = None) -> PipelineConfig:
         raise ConfigError(f"{path}: not valid YAML: {err}") from err
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: top level must be a mapping")
-    missing = [key for key in REQUIRED_KEYS if key not in raw]
-    if missing:
-        raise ConfigError(f"{path}: missing required keys: {', '.join(missing)}")
-    if raw["problem_type"] not in PROBLEM_TYPES:
-        raise ConfigError(
-            f"{path}: problem_type {raw['problem_type']!r} is not one of {', '.join(PROBLEM_TYPES)}"
-        )
-    if raw["problem_type"] != "clustering" and "target" not in (raw["schema"] or {}):
-        raise ConfigError(f"{path}: schema.target is required for a {raw['problem_type']} pipeline")
+    try:
+        spec = PipelineSpec.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(describe(err, f"{path}: ")) from None
     return PipelineConfig(
         name=raw["name"],
         problem_type=raw["problem_type"],
@@ -95,16 +96,13 @@ def load_pipeline(name: str, directory: Path | None = None) -> PipelineConfig:
         validation=raw["validation"],
         raw=raw,
         path=path,
+        spec=spec,
     )
 
 
 # ---------------------------------------------------------------- where each stage deploys
 STAGES = ("staging", "prod")
-TARGET_KEYS = ("aws_conn_id", "account_id", "region", "execution_role_arn")
-_ACCOUNT = re.compile(r"\d{12}")
-_REGION = re.compile(r"[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d")
-_ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::(\d{12}):role/[\w+=,.@/-]{1,512}")
-_CONN_ID = re.compile(r"[A-Za-z0-9_.-]{1,250}")
+TARGET_KEYS = tuple(StageTarget.model_fields)
 
 
 @dataclass(frozen=True)
@@ -147,24 +145,11 @@ def stage_target(config: PipelineConfig, stage: str) -> StageTargetConfig:
         return StageTargetConfig(stage)
     if not isinstance(target, dict):
         raise ConfigError(f"{where} must be a mapping, got {type(target).__name__}")
-    unknown = sorted(set(target) - set(TARGET_KEYS))
-    if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)} (known: {', '.join(TARGET_KEYS)})")
-    values = {key: (None if target.get(key) in (None, "") else str(target[key])) for key in TARGET_KEYS}
-    checks = {"aws_conn_id": (_CONN_ID, "an Airflow connection id"), "account_id": (_ACCOUNT, "12 digits"),
-              "region": (_REGION, "an AWS region such as us-east-1"),
-              "execution_role_arn": (_ROLE_ARN, "an IAM role ARN, arn:aws:iam::<account>:role/<name>")}
-    for key, (pattern, what) in checks.items():
-        if values[key] is not None and not pattern.fullmatch(values[key]):
-            raise ConfigError(f"{where}.{key}={values[key]!r} is not {what}")
-    role, account = values["execution_role_arn"], values["account_id"]
-    if role and account and _ROLE_ARN.fullmatch(role).group(1) != account:
-        raise ConfigError(f"{where}.execution_role_arn {role} is not in the stage's account {account}: "
-                          "SageMaker runs a model only with a role of the account that hosts it")
-    if account and values["aws_conn_id"] and not role:
-        raise ConfigError(f"{where}: a stage with its own connection and account needs execution_role_arn "
-                          f"(the SageMaker execution role in account {account})")
-    return StageTargetConfig(stage, **values)
+    try:
+        checked = StageTarget.model_validate(target)
+    except ValidationError as err:
+        raise ConfigError(describe(err, f"{config.path}: ", root=f"endpoint.{stage}.target")) from None
+    return StageTargetConfig(stage, **checked.model_dump())
 
 
 def stage_targets(config: PipelineConfig) -> dict[str, StageTargetConfig]:

@@ -25,9 +25,14 @@ from __future__ import annotations
 
 import ipaddress
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from mlops.core.schema import describe
 
 if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
@@ -40,7 +45,8 @@ BACKENDS = ("local", "aws")
 
 @dataclass(frozen=True)
 class Settings:
-    """Resolved settings; build one with :func:`get_settings`."""
+    """Resolved settings; build one with :func:`get_settings` (the environment, checked by
+    :class:`Environment`)."""
 
     backend: str
     home: Path
@@ -79,36 +85,91 @@ class Settings:
         return to_path(self.data_uri, self.aws_conn_id)
 
 
-def get_settings() -> Settings:
-    """Read the settings from the environment; raise ``ValueError`` naming a bad value."""
-    backend = os.environ.get("MLOPS_BACKEND", "local").strip().lower()
-    if backend not in BACKENDS:
-        raise ValueError(f"MLOPS_BACKEND={backend!r} is not one of {', '.join(BACKENDS)}")
-    home = Path(os.environ.get("MLOPS_HOME") or PROJECT_ROOT / ".mlops").resolve()
-    data_uri = os.environ.get("MLOPS_DATA_URI") or (home / "data").as_uri()
-    if not data_uri.startswith(("file://", "s3://")):
-        raise ValueError(f"MLOPS_DATA_URI={data_uri!r} must start with file:// or s3://")
-    port_text = os.environ.get("MLOPS_RUNTIME_PORT", "8765")
-    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
-        raise ValueError(f"MLOPS_RUNTIME_PORT={port_text!r} is not a TCP port number")
-    runtime_host = os.environ.get("MLOPS_RUNTIME_HOST", "").strip() or "127.0.0.1"
+class Environment(BaseModel):
+    """The ``MLOPS_*`` variables :class:`Settings` is built from, typed: each field's alias is its
+    variable. An unset variable takes the field's default."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    backend: Literal["local", "aws"] = Field("local", alias="MLOPS_BACKEND")
+    home: Path | None = Field(None, alias="MLOPS_HOME")
+    data_uri: str | None = Field(None, alias="MLOPS_DATA_URI")
+    aws_conn_id: str = Field("aws_default", alias="MLOPS_AWS_CONN_ID")
+    runtime_port: int = Field(8765, alias="MLOPS_RUNTIME_PORT", gt=0, lt=65536)
+    aws_region: str = Field("us-east-1", alias="MLOPS_AWS_REGION")
+    sagemaker_role_arn: str = Field("", alias="MLOPS_SAGEMAKER_ROLE")
+    name_prefix: str = Field("mlops", alias="MLOPS_NAME_PREFIX")
+    instance_type: str = Field("ml.m5.large", alias="MLOPS_INSTANCE_TYPE")
+    runtime_host: str = Field("127.0.0.1", alias="MLOPS_RUNTIME_HOST")
+    runtime_service_url: str = Field("", alias="MLOPS_RUNTIME_URL")
+
+    @field_validator("backend", mode="before")
+    @classmethod
+    def _backend(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("home", "data_uri", mode="before")
+    @classmethod
+    def _blank_is_default(cls, value: Any) -> Any:
+        return value or None
+
+    @field_validator("data_uri")
+    @classmethod
+    def _data_uri(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("file://", "s3://")):
+            raise ValueError("must start with file:// or s3://")
+        return value
+
+    @field_validator("runtime_port", mode="before")
+    @classmethod
+    def _port(cls, value: Any) -> Any:
+        if isinstance(value, str) and not value.isdigit():
+            raise ValueError("is not a TCP port number")
+        return value
+
+    @field_validator("runtime_host", mode="before")
+    @classmethod
+    def _host(cls, value: Any) -> Any:
+        host = str(value).strip() or "127.0.0.1"
+        try:
+            ipaddress.IPv4Address(host)
+        except ValueError:
+            raise ValueError("is not an IPv4 address to bind") from None
+        return host
+
+    @field_validator("runtime_service_url", mode="before")
+    @classmethod
+    def _url(cls, value: Any) -> Any:
+        url = str(value).strip().rstrip("/")
+        if url and not url.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return url
+
+
+def environment_variables() -> tuple[str, ...]:
+    """The variables :class:`Environment` reads."""
+    return tuple(field.alias for field in Environment.model_fields.values())
+
+
+def get_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Read the settings from ``environ`` (default ``os.environ``); raise ``ValueError`` naming
+    the bad variable and its value."""
+    environ = os.environ if environ is None else environ
     try:
-        ipaddress.IPv4Address(runtime_host)
-    except ValueError:
-        raise ValueError(f"MLOPS_RUNTIME_HOST={runtime_host!r} is not an IPv4 address to bind") from None
-    runtime_service_url = os.environ.get("MLOPS_RUNTIME_URL", "").strip().rstrip("/")
-    if runtime_service_url and not runtime_service_url.startswith(("http://", "https://")):
-        raise ValueError(f"MLOPS_RUNTIME_URL={runtime_service_url!r} must start with http:// or https://")
+        env = Environment.model_validate({name: environ[name] for name in environment_variables() if name in environ})
+    except ValidationError as err:
+        raise ValueError(describe(err)) from None
+    home = (env.home or PROJECT_ROOT / ".mlops").resolve()
     return Settings(
-        backend=backend,
+        backend=env.backend,
         home=home,
-        data_uri=data_uri.rstrip("/"),
-        aws_conn_id=os.environ.get("MLOPS_AWS_CONN_ID", "aws_default"),
-        runtime_port=int(port_text),
-        aws_region=os.environ.get("MLOPS_AWS_REGION", "us-east-1"),
-        sagemaker_role_arn=os.environ.get("MLOPS_SAGEMAKER_ROLE", ""),
-        name_prefix=os.environ.get("MLOPS_NAME_PREFIX", "mlops"),
-        instance_type=os.environ.get("MLOPS_INSTANCE_TYPE", "ml.m5.large"),
-        runtime_host=runtime_host,
-        runtime_service_url=runtime_service_url,
+        data_uri=(env.data_uri or (home / "data").as_uri()).rstrip("/"),
+        aws_conn_id=env.aws_conn_id,
+        runtime_port=env.runtime_port,
+        aws_region=env.aws_region,
+        sagemaker_role_arn=env.sagemaker_role_arn,
+        name_prefix=env.name_prefix,
+        instance_type=env.instance_type,
+        runtime_host=env.runtime_host,
+        runtime_service_url=env.runtime_service_url,
     )

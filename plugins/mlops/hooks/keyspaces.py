@@ -22,7 +22,8 @@ extra.local_dc   data centre for the load-balancing policy; default: the region 
 Reads run at ``LOCAL_QUORUM`` or ``LOCAL_ONE`` as configured, writes at ``LOCAL_QUORUM`` (the
 only write consistency Keyspaces accepts). Every request has a timeout; throttling (Keyspaces
 reports it as read/write timeouts) and timeouts are retried with exponential backoff and full
-jitter, then fail with :class:`KeyspacesRetriesExhausted`, which says what to look at.
+jitter (tenacity, on the schedule of :class:`Backoff`), then fail with
+:class:`KeyspacesRetriesExhausted`, which says what to look at.
 
 The cassandra driver, pyarrow and boto3 are imported inside functions: DAG files import this
 module at parse time.
@@ -180,6 +181,19 @@ class Backoff:
 
     def delay(self, retry: int, rng: random.Random) -> float:
         return rng.uniform(0.0, min(self.cap, self.base * 2 ** (retry - 1)))
+
+    def retrying(self, rng: random.Random, sleep: Callable[[float], None], retry, before_sleep=None, **kwargs):
+        """A :class:`tenacity.Retrying` on this schedule: at most ``max_attempts`` attempts, retry
+        ``n`` waiting :meth:`delay` ``(n, rng)``, ``retry`` deciding which outcomes are retried."""
+        from tenacity import Retrying, stop_after_attempt
+
+        return Retrying(stop=stop_after_attempt(self.max_attempts), sleep=sleep, retry=retry,
+                        wait=lambda state: self.delay(state.attempt_number, rng), before_sleep=before_sleep,
+                        **kwargs)
+
+
+class _RowsToRetry(Exception):  # noqa: N818 - a signal inside write_rows, never raised to a caller
+    """Some rows of a write attempt were throttled or timed out: try them again."""
 
 
 @dataclass
@@ -420,20 +434,20 @@ class KeyspacesHook(BaseHook):
         :raises KeyspacesRetriesExhausted: after ``backoff.max_attempts`` transient failures.
         Other errors propagate at once.
         """
-        started = time.monotonic()
-        for attempt in range(1, self.backoff.max_attempts + 1):
-            try:
-                return action()
-            except Exception as error:
-                if not is_retryable(error):
-                    raise
-                if attempt == self.backoff.max_attempts:
-                    raise KeyspacesRetriesExhausted(what, attempt, time.monotonic() - started, error) from error
-                delay = self.backoff.delay(attempt, self._rng)
-                self.log.warning("%s: %s (attempt %d of %d); retrying in %.2fs", what, type(error).__name__,
-                                 attempt, self.backoff.max_attempts, delay)
-                self._sleep(delay)
-        raise AssertionError("unreachable")
+        from tenacity import retry_if_exception
+
+        def log_retry(state) -> None:
+            self.log.warning("%s: %s (attempt %d of %d); retrying in %.2fs", what,
+                             type(state.outcome.exception()).__name__, state.attempt_number,
+                             self.backoff.max_attempts, state.upcoming_sleep)
+
+        def exhausted(state):
+            error = state.outcome.exception()
+            raise KeyspacesRetriesExhausted(what, state.attempt_number, state.seconds_since_start, error) from error
+
+        retrying = self.backoff.retrying(self._rng, self._sleep, retry_if_exception(is_retryable), log_retry,
+                                         retry_error_callback=exhausted)
+        return retrying(action)
 
     # -- reading -----------------------------------------------------------------------------------
 
@@ -522,6 +536,7 @@ class KeyspacesHook(BaseHook):
         :param key_columns: columns that identify a row in failure samples (default: all).
         """
         from cassandra.concurrent import execute_concurrent_with_args
+        from tenacity import retry_if_exception_type
 
         if concurrency < 1 or chunk_size < 1:
             raise ValueError(f"concurrency and chunk_size must be >= 1, got {concurrency}, {chunk_size}")
@@ -530,29 +545,38 @@ class KeyspacesHook(BaseHook):
         key_index = [list(columns).index(c) for c in key_columns] if key_columns else None
         report = WriteReport(table=f"{keyspace}.{table}")
         iterator = iter(rows)
+        last = self.backoff.max_attempts
+
+        def log_retry(state) -> None:
+            error = state.outcome.exception()
+            self.log.warning("%s: %d of %d rows throttled or timed out (attempt %d of %d); retrying in %.2fs",
+                             report.table, len(error.args[0]), error.args[1], state.attempt_number, last,
+                             state.upcoming_sleep)
+
         while chunk := list(islice(iterator, chunk_size)):
             report.rows += len(chunk)
             pending = chunk
-            for attempt in range(1, self.backoff.max_attempts + 1):
-                results = execute_concurrent_with_args(session, prepared, pending, concurrency=concurrency,
-                                                       raise_on_first_error=False)
-                retry = []
-                for row, (ok, outcome) in zip(pending, results):
-                    key = tuple(row[i] for i in key_index) if key_index else tuple(row)
-                    if ok:
-                        report.written += 1
-                    elif is_retryable(outcome) and attempt < self.backoff.max_attempts:
-                        retry.append(row)
-                    else:
-                        report.record_failure(key, outcome)
-                if not retry:
-                    break
-                report.retried += len(retry)
-                delay = self.backoff.delay(attempt, self._rng)
-                self.log.warning("%s: %d of %d rows throttled or timed out (attempt %d of %d); retrying in %.2fs",
-                                 report.table, len(retry), len(pending), attempt, self.backoff.max_attempts, delay)
-                self._sleep(delay)
-                pending = retry
+            # Each attempt writes the rows still pending; throttled ones go round again (tenacity's
+            # schedule) until the last attempt, where every failure is counted.
+            for attempt in self.backoff.retrying(self._rng, self._sleep, retry_if_exception_type(_RowsToRetry),
+                                                 log_retry):
+                with attempt:
+                    final = attempt.retry_state.attempt_number >= last
+                    results = execute_concurrent_with_args(session, prepared, pending, concurrency=concurrency,
+                                                           raise_on_first_error=False)
+                    retry = []
+                    for row, (ok, outcome) in zip(pending, results):
+                        key = tuple(row[i] for i in key_index) if key_index else tuple(row)
+                        if ok:
+                            report.written += 1
+                        elif is_retryable(outcome) and not final:
+                            retry.append(row)
+                        else:
+                            report.record_failure(key, outcome)
+                    if retry:
+                        report.retried += len(retry)
+                        attempted, pending = len(pending), retry
+                        raise _RowsToRetry(retry, attempted)
             self.log.info("%s: %d rows written, %d failed so far", report.table, report.written, report.failed)
         return report
 
