@@ -172,6 +172,8 @@ def train_model():
             "report_uri": evaluation["report_uri"],
             "golden_uri": evaluation["golden_uri"],
             "holdout_uri": prepared["holdout_uri"],
+            "baseline_statistics_uri": prepared.get("baseline_statistics_uri"),
+            "baseline_constraints_uri": prepared.get("baseline_constraints_uri"),
             "code_version": code_version(),
         }
 
