@@ -31,11 +31,13 @@ from airflow.providers.common.compat.notifier import BaseNotifier
 
 log = logging.getLogger(__name__)
 
-EVENTS = ("task_failed", "approval_waiting", "approval_decision", "prod_deployed", "rollback", "silent_rollback")
+EVENTS = ("task_failed", "approval_waiting", "approval_decision", "prod_deployed", "rollback", "silent_rollback",
+          "drift_detected")
 SETTINGS_KEYS = ("sns_topic_arn", "webhook_conn_id", "webhook_endpoint", "events")
 SUBJECTS = {
     "task_failed": "task failed", "approval_waiting": "approval waiting", "approval_decision": "approval decided",
     "prod_deployed": "deployed to prod", "rollback": "prod rolled back", "silent_rollback": "silent rollback detected",
+    "drift_detected": "drift in prod traffic",
 }
 
 

@@ -87,7 +87,7 @@ KEY_DECISION = "decision"
 KEY_DECIDED_BY = "decided_by"
 KEY_DECISION_RECORD = "decision_record"
 LINEAGE_KEYS = ("dataset_digest", "validation_id", "code_version", "dag_id", "run_id", "report_uri",
-                "golden_uri", "baseline_statistics_uri", "drift_trigger")
+                "golden_uri", "baseline_statistics_uri")
 
 
 def metadata_value(value: Any) -> str:

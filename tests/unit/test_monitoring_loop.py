@@ -1,0 +1,117 @@
+"""The loop closes on the local backend: the prod endpoint captures its traffic, monitoring checks it
+against the serving version's registration baseline, drift is announced and retraining starts.
+
+A real runtime serves the prod endpoint with the prod config's DataCaptureConfig (its 20%
+sampling); traffic is sent with boto3's ``sagemaker-runtime`` client, first from the training
+distribution, then shifted on two features.
+"""
+
+from __future__ import annotations
+
+import shutil
+from datetime import UTC, datetime
+from types import SimpleNamespace
+
+import pytest
+import yaml
+
+from mlops.backends import get_backend
+from mlops.backends.base import APPROVED, SUCCEEDED, Deployment, EndpointSpec
+from mlops.core.config import PIPELINES_DIR, load_pipeline, stage_target
+from mlops.core.settings import get_settings
+from mlops.dag_defaults import CHURN_MODEL_GROUP, PROD_ENDPOINT
+from mlops.deploy.flow import data_capture_config
+from mlops.ml.monitoring import write_baseline
+from mlops.ml.monitoring_job import drift_event, retrain_decision, run_monitoring
+from testkit.monitoring import CATEGORICAL, FEATURES, churn_like_frame, churn_like_model
+
+REQUESTS = 100
+ROWS_PER_REQUEST = 20
+
+
+@pytest.fixture
+def prod(mlops_home):
+    """The churn prod endpoint (in prod's account) serving a registered, Approved version with a baseline."""
+    backend = get_backend()
+    config = load_pipeline("churn")
+    target = backend.stages.resolve(stage_target(config, "prod"))
+    hosting = backend.hosting_for(target)
+    model = churn_like_model(mlops_home)
+    baseline = write_baseline(model.training, FEATURES, CATEGORICAL, f"{get_settings().data_uri}/run/baseline")
+    backend.registry.ensure_group(CHURN_MODEL_GROUP)
+    version = backend.registry.register(CHURN_MODEL_GROUP, model.uri, model.sha256, {"holdout_roc_auc": 0.9},
+                                        {"dataset_digest": "d", "code_version": "c", "hyperparameters": {},
+                                         **baseline})
+    backend.registry.approve(version.arn, "test", "fixture", {})
+    capture = data_capture_config(get_settings(), PROD_ENDPOINT, config.section("endpoint")["prod"])
+    endpoint = hosting.deploy(EndpointSpec(PROD_ENDPOINT, "prod-config-1", model.uri, model.sha256,
+                                           data_capture_config=capture))
+    backend.registry.record_deployment(Deployment(
+        arn=version.arn, stage="prod", endpoint_name=endpoint.name, endpoint_config=endpoint.config_name,
+        outcome=SUCCEEDED, deployed_at=datetime.now(UTC).isoformat(), account=target.account_id))
+    assert backend.registry.get(version.arn).status == APPROVED
+    yield SimpleNamespace(backend=backend, hosting=hosting, version=version, capture=capture)
+    hosting.stop()
+
+
+def serve(prod, shift: bool, seed: int) -> tuple[datetime, datetime]:
+    """Send the traffic; return the window that holds exactly it."""
+    client = prod.hosting.runtime_client()
+    frame = churn_like_frame(REQUESTS * ROWS_PER_REQUEST, seed=seed, shift=shift)
+    since = datetime.now(UTC)
+    for start in range(0, len(frame), ROWS_PER_REQUEST):
+        body = frame.iloc[start:start + ROWS_PER_REQUEST].to_csv(header=False, index=False)
+        client.invoke_endpoint(EndpointName=PROD_ENDPOINT, ContentType="text/csv", Body=body,
+                               InferenceId=f"{seed}-{start}")
+    prod.hosting.flush_capture()
+    return since, datetime.now(UTC)
+
+
+def drift_context(event: dict) -> dict:
+    from mlops.core.assets import model_drift
+
+    return {"triggering_asset_events": {model_drift("churn"): [SimpleNamespace(extra=event, timestamp=1)]}}
+
+
+def test_training_traffic_is_no_drift_and_shifted_traffic_is_drift_that_starts_retraining(prod, tmp_path,
+                                                                                          monkeypatch):
+    assert prod.capture["InitialSamplingPercentage"] == 20  # the prod config's sampling
+
+    since, until = serve(prod, shift=False, seed=5)
+    calm = run_monitoring("churn", PROD_ENDPOINT, since, until, (tmp_path / "calm").as_uri(), prod.backend)
+    # 20% of 100 requests, 20 rows each: about 400 rows, never the whole 2000
+    assert 0 < calm["rows"] < REQUESTS * ROWS_PER_REQUEST and calm["rows"] % ROWS_PER_REQUEST == 0
+    assert (calm["status"], calm["drift"], calm["violations"]) == ("ok", False, 0)
+    assert calm["model_package_arn"] == prod.version.arn
+
+    since, until = serve(prod, shift=True, seed=6)
+    shifted = run_monitoring("churn", PROD_ENDPOINT, since, until, (tmp_path / "shifted").as_uri(), prod.backend)
+    assert shifted["drift"] and shifted["status"] == "violations"
+    assert sorted(shifted["drifted_features"]) == ["charges", "plan"]
+    assert (tmp_path / "shifted" / "report.html").is_file()
+    assert (tmp_path / "shifted" / "constraint_violations.json").is_file()
+
+    # The churn_drift event starts train_model (on_drift: retrain), naming the report and reason.
+    event = drift_event(shifted)
+    trigger = retrain_decision("churn", drift_context(event))
+    assert trigger["kind"] == "drift" and trigger["report_uri"] == shifted["report_uri"]
+    assert "charges" in trigger["reason"] and trigger["monitored_version"] == prod.version.arn
+
+    # notify only: the same event starts no retraining.
+    pipelines = tmp_path / "pipelines"
+    shutil.copytree(PIPELINES_DIR, pipelines)
+    raw = yaml.safe_load((pipelines / "churn.yaml").read_text())
+    raw["monitoring"]["on_drift"] = "notify"
+    (pipelines / "churn.yaml").write_text(yaml.safe_dump(raw))
+    monkeypatch.setenv("MLOPS_PIPELINES_DIR", str(pipelines))
+    assert retrain_decision("churn", drift_context(event)) is None
+
+
+def test_a_run_without_a_drift_event_always_trains():
+    assert retrain_decision("churn", {}) == {"kind": "manual"}
+
+
+def test_nothing_in_prod_is_no_model_not_an_error(mlops_home, tmp_path):
+    now = datetime.now(UTC)
+    summary = run_monitoring("churn", PROD_ENDPOINT, now.replace(hour=0), now, tmp_path.as_uri())
+    assert (summary["status"], summary["drift"]) == ("no_model", False)
