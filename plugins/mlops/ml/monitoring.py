@@ -203,8 +203,10 @@ def capture_files(prefix: str, since: datetime | str, until: datetime | str) -> 
     return files
 
 
-def _inference_time(text: str) -> datetime:
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+def _capture_time(moment: datetime) -> str:
+    """``moment`` as capture writes ``inferenceTime`` (``2026-01-01T10:00:00.123Z``): that fixed
+    format sorts as time does, so a record's time is compared as text (no parsing per record)."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
 def _decode(side: dict[str, Any]) -> str:
@@ -225,6 +227,13 @@ class CaptureChunk:
     unreadable: int = 0  # records whose payload could not be read
 
 
+def _csv_rows(text: str) -> list[list[str]]:
+    line = text.rstrip("\r\n")
+    if '"' not in line and "\n" not in line:  # one plain record: what most invocations are
+        return [line.split(",")] if line else []
+    return [row for row in csv.reader(io.StringIO(text)) if row]
+
+
 def _input_rows(side: dict[str, Any]) -> list[Any]:
     text = _decode(side)
     kind = side.get("observedContentType", "").split(";")[0].strip().lower()
@@ -234,7 +243,7 @@ def _input_rows(side: dict[str, Any]) -> list[Any]:
         if not isinstance(instances, list):
             raise ValueError("JSON input has no instances")
         return instances
-    return [row for row in csv.reader(io.StringIO(text)) if row]
+    return _csv_rows(text)
 
 
 def _probabilities(side: dict[str, Any] | None, n: int, response_keys: list[str]) -> list[float | None]:
@@ -247,7 +256,7 @@ def _probabilities(side: dict[str, Any] | None, n: int, response_keys: list[str]
     else:
         position = response_keys.index("probability") if "probability" in response_keys else None
         answers = [float(row[position]) if position is not None and len(row) > position else None
-                   for row in csv.reader(io.StringIO(text)) if row]
+                   for row in _csv_rows(text)]
     return answers if len(answers) == n else [None] * n
 
 
@@ -257,7 +266,7 @@ def read_capture(files: list[str], since: datetime | str, until: datetime | str,
     of about ``chunk_rows`` input rows (a request of many records counts each one)."""
     from mlops.core.storage import to_path
 
-    since, until = _utc(since), _utc(until)
+    first, end = _capture_time(_utc(since)), _capture_time(_utc(until))
     keys = response_keys or ["predicted_label", "probability"]
     chunk = CaptureChunk()
     for uri in files:
@@ -268,7 +277,7 @@ def read_capture(files: list[str], since: datetime | str, until: datetime | str,
                 try:
                     record = json.loads(line)
                     metadata = record["eventMetadata"]
-                    if not since <= _inference_time(metadata["inferenceTime"]) < until:
+                    if not first <= metadata["inferenceTime"] < end:
                         continue
                     data = record["captureData"]
                     rows = _input_rows(data["endpointInput"])
@@ -404,11 +413,14 @@ class MonitoringAccumulator:
     :param statistics: the baseline's ``statistics.json``.
     :param constraints: the baseline's ``constraints.json``.
     :param settings: :func:`monitoring_settings`.
+    :param labelled: inference ids with ground truth: only their predictions are kept (for
+        :func:`model_quality`), so memory stays bounded by the labels, not the traffic.
     """
 
     def __init__(self, statistics: dict[str, Any], constraints: dict[str, Any],
-                 settings: dict[str, Any] | None = None):
+                 settings: dict[str, Any] | None = None, labelled: set[str] | frozenset[str] = frozenset()):
         self.settings = settings or monitoring_settings(None)
+        self.labelled = labelled
         try:
             completeness = {f["name"]: float(f.get("completeness", 1.0)) for f in constraints["features"]}
             self.features = [_Feature(spec, completeness.get(spec["name"], 1.0), self.settings["max_categories"])
@@ -452,7 +464,7 @@ class MonitoringAccumulator:
                 continue
             self.probability_sum += probability
             self.probability_count += 1
-            if identity is not None:
+            if identity is not None and identity in self.labelled:
                 self.predictions[identity] = probability
 
     def result(self) -> dict[str, Any]:
@@ -536,7 +548,7 @@ def monitor_capture(statistics: dict[str, Any], constraints: dict[str, Any], fil
     """Check the capture ``files`` in ``[since, until)`` against the baseline (see
     :meth:`MonitoringAccumulator.result`); with ``labels``, also ``model_quality``."""
     settings = settings or monitoring_settings(None)
-    accumulator = MonitoringAccumulator(statistics, constraints, settings)
+    accumulator = MonitoringAccumulator(statistics, constraints, settings, labelled=frozenset(labels or ()))
     for chunk in read_capture(files, since, until, chunk_rows=int(settings["chunk_rows"])):
         accumulator.add(chunk)
     result = accumulator.result()
