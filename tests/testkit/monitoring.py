@@ -42,8 +42,9 @@ class ChurnLikeModel:
     training: pd.DataFrame  # features and target, the rows it was fitted on
 
 
-def churn_like_model(home: Path, rows: int = 2000) -> ChurnLikeModel:
-    """Fit, write in inference.py's artifact contract (with a schema), pack under ``home``'s data."""
+def churn_like_model(home: Path, rows: int = 2000, flip: bool = False) -> ChurnLikeModel:
+    """Fit, write in inference.py's artifact contract (with a schema), pack under ``home``'s data;
+    ``flip``: a model that learnt the opposite labels (a candidate that disagrees with everything)."""
     from sklearn.compose import make_column_transformer
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
@@ -51,16 +52,19 @@ def churn_like_model(home: Path, rows: int = 2000) -> ChurnLikeModel:
 
     frame = churn_like_frame(rows, seed=11)
     target = labels_of(frame)
+    if flip:
+        target = np.where(target == "yes", "no", "yes")
     estimator = make_pipeline(
         make_column_transformer((OneHotEncoder(handle_unknown="ignore"), CATEGORICAL), remainder="passthrough"),
         LogisticRegression(max_iter=2000),
     ).fit(frame[FEATURES], target)
-    model_dir = home / "model-src"
+    name = "churn-like-flipped" if flip else "churn-like"
+    model_dir = home / f"model-src-{name}"
     model_dir.mkdir(parents=True, exist_ok=True)
     joblib.dump(estimator, model_dir / "model.joblib")
     (model_dir / "model.json").write_text(json.dumps({
         "feature_columns": FEATURES, "target": TARGET, "problem_type": "binary", "classes": ["no", "yes"],
         "framework": "sklearn", "categorical": CATEGORICAL,
     }))
-    uri, sha = pack_model(model_dir, (home / "data" / "models" / "churn-like" / "model.tar.gz").as_uri())
+    uri, sha = pack_model(model_dir, (home / "data" / "models" / name / "model.tar.gz").as_uri())
     return ChurnLikeModel(uri, sha, frame.assign(**{TARGET: target}))

@@ -38,10 +38,12 @@ def prod(mlops_home):
     hosting = backend.hosting_for(target)
     model = churn_like_model(mlops_home)
     baseline = write_baseline(model.training, FEATURES, CATEGORICAL, f"{get_settings().data_uri}/run/baseline")
+    holdout = mlops_home / "data" / "run" / "holdout.parquet"
+    model.training.to_parquet(holdout, index=False)
     backend.registry.ensure_group(CHURN_MODEL_GROUP)
     version = backend.registry.register(CHURN_MODEL_GROUP, model.uri, model.sha256, {"holdout_roc_auc": 0.9},
                                         {"dataset_digest": "d", "code_version": "c", "hyperparameters": {},
-                                         **baseline})
+                                         "holdout_uri": holdout.as_uri(), **baseline})
     backend.registry.approve(version.arn, "test", "fixture", {})
     capture = data_capture_config(get_settings(), PROD_ENDPOINT, config.section("endpoint")["prod"])
     endpoint = hosting.deploy(EndpointSpec(PROD_ENDPOINT, "prod-config-1", model.uri, model.sha256,
@@ -115,3 +117,52 @@ def test_nothing_in_prod_is_no_model_not_an_error(mlops_home, tmp_path):
     now = datetime.now(UTC)
     summary = run_monitoring("churn", PROD_ENDPOINT, now.replace(hour=0), now, tmp_path.as_uri())
     assert (summary["status"], summary["drift"]) == ("no_model", False)
+
+
+# ---------------------------------------------------------------- shadow replay before prod approval
+def test_shadow_replay_compares_a_staging_candidate_with_prod_on_captured_traffic(prod, mlops_home):
+    from mlops.ml.shadow_replay import replay_for_approval
+    from mlops.operators.approval import evaluate_policy
+
+    serve(prod, shift=False, seed=7)
+    target = prod.backend.stages.resolve(stage_target(load_pipeline("churn"), "prod"))
+    same = churn_like_model(mlops_home)
+    flipped = churn_like_model(mlops_home, flip=True)
+    prod.hosting.deploy(EndpointSpec("candidate-same", "candidate-same-1", same.uri, same.sha256))
+    prod.hosting.deploy(EndpointSpec("candidate-flipped", "candidate-flipped-1", flipped.uri, flipped.sha256))
+    now = datetime.now(UTC)
+
+    agreeing = replay_for_approval("churn", PROD_ENDPOINT, "candidate-same", target, now, prod.backend)
+    evidence = agreeing["evidence"]
+    assert evidence["shadow_records"] == agreeing["result"]["rows"] > 0
+    assert evidence["shadow_disagreement_rate"] == 0.0 and evidence["shadow_mean_abs_score_diff"] < 1e-6
+    assert evidence["shadow_p95_latency_ms"] >= evidence["shadow_p50_latency_ms"] > 0
+    assert evidence["shadow_scores_prod"] == evidence["shadow_scores_candidate"]
+
+    disagreeing = replay_for_approval("churn", PROD_ENDPOINT, "candidate-flipped", target, now, prod.backend)
+    assert disagreeing["evidence"]["shadow_disagreement_rate"] > 0.9
+    policy = {"max_shadow_disagreement_rate": 0.05}
+    assert evaluate_policy(policy, evidence)[0]
+    approved, reason = evaluate_policy(policy, disagreeing["evidence"])
+    assert not approved and "shadow_disagreement_rate" in reason
+
+
+def test_without_captured_prod_traffic_the_evidence_says_so_and_a_policy_requiring_replay_rejects(mlops_home):
+    from mlops.ml.shadow_replay import replay_for_approval
+    from mlops.operators.approval import evaluate_policy
+
+    backend = get_backend()
+    target = backend.stages.resolve(stage_target(load_pipeline("churn"), "staging"))
+    replayed = replay_for_approval("churn", PROD_ENDPOINT, "candidate", target, datetime.now(UTC), backend)
+    assert "no traffic to replay" in replayed["evidence"]["shadow_replay"]
+    assert not evaluate_policy({"max_shadow_disagreement_rate": 0.05}, replayed["evidence"])[0]
+
+
+def test_the_demo_summary_shows_a_monitoring_result_of_prod_traffic(prod):
+    from tools.demo import demo_monitoring
+
+    result = demo_monitoring({"prod": {"name": PROD_ENDPOINT}, "version": {"arn": prod.version.arn}})
+    assert result["model_package_arn"] == prod.version.arn and result["rows"] > 0
+    assert result["status"] == ("ok" if result["rows"] >= 100 else "insufficient_data"), result
+    assert not result["drift"] and result["report_uri"].endswith("report.html")
+    assert demo_monitoring({"prod": None})["status"] == "skipped"

@@ -88,6 +88,12 @@ def _inferred_type(series) -> str:
     return "Integral" if pd.api.types.is_integer_dtype(series) else "Fractional"
 
 
+def category_text(value: Any) -> str:
+    """A categorical value as text, the same for the training frame and a CSV field: a whole
+    float (an integer column with gaps, read as float) loses its ``.0``."""
+    return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
+
+
 def baseline_statistics(frame, feature_columns: list[str], categorical: list[str], bins: int = 10) -> dict[str, Any]:
     """Model Monitor's ``statistics.json`` of ``frame``'s ``feature_columns``.
 
@@ -105,7 +111,7 @@ def baseline_statistics(frame, feature_columns: list[str], categorical: list[str
         common = {"num_present": present, "num_missing": int(len(series) - present)}
         kind = "String" if name in categorical else _inferred_type(series)
         if kind == "String":
-            counts = series.dropna().astype(str).value_counts()
+            counts = series.dropna().map(category_text).value_counts()
             features.append({"name": name, "inferred_type": "String", "string_statistics": {
                 "common": common, "distinct_count": float(len(counts)),
                 "distribution": {"categorical": {"buckets": [
@@ -374,7 +380,7 @@ class _Feature:
             self.counts += np.bincount(index, minlength=len(self.counts))
             self.total += float(numbers.sum())
             return
-        text = series.map(lambda v: str(int(v)) if isinstance(v, float) and v.is_integer() else str(v))
+        text = series.map(category_text)
         for value, count in text.value_counts().items():
             if value not in self.seen and value not in self.categories and len(self.seen) >= self.max_categories:
                 value = OTHER
