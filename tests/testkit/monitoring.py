@@ -68,3 +68,56 @@ def churn_like_model(home: Path, rows: int = 2000, flip: bool = False) -> ChurnL
     }))
     uri, sha = pack_model(model_dir, (home / "data" / "models" / name / "model.tar.gz").as_uri())
     return ChurnLikeModel(uri, sha, frame.assign(**{TARGET: target}))
+
+
+def serve_prod(home: Path):
+    """The churn prod endpoint (in prod's account, with the prod config's data capture) serving a
+    registered, Approved churn-like version with a baseline and a holdout; the deployment recorded.
+    Returns ``(backend, hosting, version, data_capture_config)``; stop ``hosting`` after."""
+    from datetime import UTC, datetime
+
+    from mlops.backends import get_backend
+    from mlops.backends.base import SUCCEEDED, Deployment, EndpointSpec
+    from mlops.core.config import load_pipeline, stage_target
+    from mlops.core.settings import get_settings
+    from mlops.dag_defaults import CHURN_MODEL_GROUP, PROD_ENDPOINT
+    from mlops.deploy.flow import data_capture_config
+    from mlops.ml.monitoring import write_baseline
+
+    backend = get_backend()
+    config = load_pipeline("churn")
+    target = backend.stages.resolve(stage_target(config, "prod"))
+    hosting = backend.hosting_for(target)
+    model = churn_like_model(home)
+    baseline = write_baseline(model.training, FEATURES, CATEGORICAL, f"{get_settings().data_uri}/run/baseline")
+    holdout = home / "data" / "run" / "holdout.parquet"
+    model.training.to_parquet(holdout, index=False)
+    backend.registry.ensure_group(CHURN_MODEL_GROUP)
+    version = backend.registry.register(CHURN_MODEL_GROUP, model.uri, model.sha256, {"holdout_roc_auc": 0.9},
+                                        {"dataset_digest": "d", "code_version": "c", "hyperparameters": {},
+                                         "holdout_uri": holdout.as_uri(), **baseline})
+    version = backend.registry.approve(version.arn, "test", "fixture", {})
+    capture = data_capture_config(get_settings(), PROD_ENDPOINT, config.section("endpoint")["prod"])
+    endpoint = hosting.deploy(EndpointSpec(PROD_ENDPOINT, "prod-config-1", model.uri, model.sha256,
+                                           data_capture_config=capture))
+    backend.registry.record_deployment(Deployment(
+        arn=version.arn, stage="prod", endpoint_name=endpoint.name, endpoint_config=endpoint.config_name,
+        outcome=SUCCEEDED, deployed_at=datetime.now(UTC).isoformat(), account=target.account_id))
+    return backend, hosting, version, capture
+
+
+def send_traffic(hosting, shift: bool, seed: int, requests: int = 100, rows_per_request: int = 20):
+    """Send churn-like traffic to the prod endpoint; flush the capture; return the window holding it."""
+    from datetime import UTC, datetime
+
+    from mlops.dag_defaults import PROD_ENDPOINT
+
+    client = hosting.runtime_client()
+    frame = churn_like_frame(requests * rows_per_request, seed=seed, shift=shift)
+    since = datetime.now(UTC)
+    for start in range(0, len(frame), rows_per_request):
+        body = frame.iloc[start:start + rows_per_request].to_csv(header=False, index=False)
+        client.invoke_endpoint(EndpointName=PROD_ENDPOINT, ContentType="text/csv", Body=body,
+                               InferenceId=f"{seed}-{start}")
+    hosting.flush_capture()
+    return since, datetime.now(UTC)

@@ -16,14 +16,11 @@ import pytest
 import yaml
 
 from mlops.backends import get_backend
-from mlops.backends.base import APPROVED, SUCCEEDED, Deployment, EndpointSpec
+from mlops.backends.base import APPROVED, EndpointSpec
 from mlops.core.config import PIPELINES_DIR, load_pipeline, stage_target
-from mlops.core.settings import get_settings
-from mlops.dag_defaults import CHURN_MODEL_GROUP, PROD_ENDPOINT
-from mlops.deploy.flow import data_capture_config
-from mlops.ml.monitoring import write_baseline
+from mlops.dag_defaults import PROD_ENDPOINT
 from mlops.ml.monitoring_job import drift_event, retrain_decision, run_monitoring
-from testkit.monitoring import CATEGORICAL, FEATURES, churn_like_frame, churn_like_model
+from testkit.monitoring import churn_like_model, send_traffic, serve_prod
 
 REQUESTS = 100
 ROWS_PER_REQUEST = 20
@@ -32,25 +29,7 @@ ROWS_PER_REQUEST = 20
 @pytest.fixture
 def prod(mlops_home):
     """The churn prod endpoint (in prod's account) serving a registered, Approved version with a baseline."""
-    backend = get_backend()
-    config = load_pipeline("churn")
-    target = backend.stages.resolve(stage_target(config, "prod"))
-    hosting = backend.hosting_for(target)
-    model = churn_like_model(mlops_home)
-    baseline = write_baseline(model.training, FEATURES, CATEGORICAL, f"{get_settings().data_uri}/run/baseline")
-    holdout = mlops_home / "data" / "run" / "holdout.parquet"
-    model.training.to_parquet(holdout, index=False)
-    backend.registry.ensure_group(CHURN_MODEL_GROUP)
-    version = backend.registry.register(CHURN_MODEL_GROUP, model.uri, model.sha256, {"holdout_roc_auc": 0.9},
-                                        {"dataset_digest": "d", "code_version": "c", "hyperparameters": {},
-                                         "holdout_uri": holdout.as_uri(), **baseline})
-    backend.registry.approve(version.arn, "test", "fixture", {})
-    capture = data_capture_config(get_settings(), PROD_ENDPOINT, config.section("endpoint")["prod"])
-    endpoint = hosting.deploy(EndpointSpec(PROD_ENDPOINT, "prod-config-1", model.uri, model.sha256,
-                                           data_capture_config=capture))
-    backend.registry.record_deployment(Deployment(
-        arn=version.arn, stage="prod", endpoint_name=endpoint.name, endpoint_config=endpoint.config_name,
-        outcome=SUCCEEDED, deployed_at=datetime.now(UTC).isoformat(), account=target.account_id))
+    backend, hosting, version, capture = serve_prod(mlops_home)
     assert backend.registry.get(version.arn).status == APPROVED
     yield SimpleNamespace(backend=backend, hosting=hosting, version=version, capture=capture)
     hosting.stop()
@@ -58,15 +37,7 @@ def prod(mlops_home):
 
 def serve(prod, shift: bool, seed: int) -> tuple[datetime, datetime]:
     """Send the traffic; return the window that holds exactly it."""
-    client = prod.hosting.runtime_client()
-    frame = churn_like_frame(REQUESTS * ROWS_PER_REQUEST, seed=seed, shift=shift)
-    since = datetime.now(UTC)
-    for start in range(0, len(frame), ROWS_PER_REQUEST):
-        body = frame.iloc[start:start + ROWS_PER_REQUEST].to_csv(header=False, index=False)
-        client.invoke_endpoint(EndpointName=PROD_ENDPOINT, ContentType="text/csv", Body=body,
-                               InferenceId=f"{seed}-{start}")
-    prod.hosting.flush_capture()
-    return since, datetime.now(UTC)
+    return send_traffic(prod.hosting, shift=shift, seed=seed, requests=REQUESTS, rows_per_request=ROWS_PER_REQUEST)
 
 
 def drift_context(event: dict) -> dict:
