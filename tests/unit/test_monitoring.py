@@ -188,3 +188,37 @@ def test_the_aws_registry_links_an_s3_baseline_as_drift_check_baselines():
         "Statistics": {"ContentType": "application/json", "S3Uri": "s3://b/p/statistics.json"},
         "Constraints": {"ContentType": "application/json", "S3Uri": "s3://b/p/constraints.json"}}}
     assert drift_check_baselines({"baseline_statistics_uri": "file:///x"}) is None
+
+
+def test_model_monitor_requests_are_valid_for_the_sagemaker_and_cloudwatch_apis(baseline):
+    import botocore.session
+    from botocore.validate import ParamValidator
+
+    from mlops.backends.aws.model_monitor import (
+        data_quality_job_definition_request,
+        monitoring_schedule_request,
+        violation_alarm_requests,
+    )
+
+    session = botocore.session.get_session()
+
+    def valid(service: str, operation: str, request: dict) -> None:
+        shape = session.get_service_model(service).operation_model(operation).input_shape
+        report = ParamValidator().validate(request, shape)
+        assert not report.has_errors(), report.generate_report()
+
+    _, constraints = baseline
+    definition = data_quality_job_definition_request(
+        "mlops-churn-prod-dq", "mlops-churn-classifier-prod", "s3://b/p/statistics.json", "s3://b/p/constraints.json",
+        "s3://b/p/monitoring/model-monitor/prod", "arn:aws:iam::123456789012:role/mlops-sagemaker", "us-east-1")
+    valid("sagemaker", "CreateDataQualityJobDefinition", definition)
+    assert definition["DataQualityAppSpecification"]["ImageUri"].startswith("156813124566.dkr.ecr.us-east-1")
+    valid("sagemaker", "CreateMonitoringSchedule", monitoring_schedule_request("mlops-churn-prod", "mlops-churn-prod-dq"))
+    alarms = violation_alarm_requests("mlops-churn-classifier-prod", "mlops-churn-prod", constraints, FEATURES)
+    assert [a["MetricName"] for a in alarms] == [f"feature_baseline_drift_{f}" for f in FEATURES]
+    for alarm in alarms:
+        valid("cloudwatch", "PutMetricAlarm", alarm)
+    with pytest.raises(ValueError, match="region 'xx-north-9'"):
+        data_quality_job_definition_request("n", "e", "s3://b/s", "s3://b/c", "s3://b/o", "r", "xx-north-9")
+    with pytest.raises(ValueError, match="statistics URI must be s3://"):
+        data_quality_job_definition_request("n", "e", "file:///s", "s3://b/c", "s3://b/o", "r", "us-east-1")
