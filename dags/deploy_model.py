@@ -60,9 +60,11 @@ recorded at registration (anything else is refused):
 2. **endpoint tests** through the `sagemaker-runtime` client: CSV and JSON contract, golden rows
    within tolerance of the offline predictions, CSV/JSON parity, malformed payload refused by the
    model (a `ModelError` whose `OriginalStatusCode` is 4xx) while the endpoint keeps serving,
-   p50/p95 latency;
-3. **prod approval**: a person (human-in-the-loop) or the policy, with the test results as evidence,
-   next to the version serving prod (in prod's account) scored on the candidate's holdout;
+   p50/p95 latency; **shadow replay**: a sample of prod's captured traffic sent to the candidate
+   (disagreement with prod's answers, both score distributions, latency);
+3. **prod approval**: a person (human-in-the-loop) or the policy, with the test results and the
+   shadow replay as evidence, next to the version serving prod (in prod's account) scored on the
+   candidate's holdout (`approval.prod.max_shadow_disagreement_rate` lets the policy require agreement);
 4. **prod**: an instance-backed endpoint with data capture, created, or updated blue/green (canary or
    linear traffic shifting, rolled back by CloudWatch alarms); a silent rollback fails;
 5. **verify** prod answers; every deployment is recorded in the registry's history;
@@ -140,9 +142,21 @@ def deploy_model():
     )
 
     @task
-    def prod_evidence(report: dict) -> dict:
-        """The staging test results the prod approval shows (and the policy reads)."""
+    def shadow_replay(endpoint: dict, targets: dict, **context) -> dict:
+        """The staging candidate replayed against a sample of captured prod traffic."""
+        from mlops.core.runs import run_moment
+        from mlops.ml.shadow_replay import replay_for_approval
+
+        return replay_for_approval(USE_CASE, PROD_ENDPOINT, endpoint["name"], targets["staging"], run_moment(context))
+
+    shadow = shadow_replay(staging.output, targets)
+    tests >> shadow
+
+    @task
+    def prod_evidence(report: dict, shadow: dict) -> dict:
+        """The staging test results and the shadow replay the prod approval shows (and the policy reads)."""
         return {
+            **shadow["evidence"],
             "checks_passed": float(report["passed"]),
             "p50_latency_ms": report["latency_ms"]["p50"],
             "p95_latency_ms": report["latency_ms"]["p95"],
@@ -155,7 +169,8 @@ def deploy_model():
         from mlops.core.config import load_pipeline
 
         approval = load_pipeline(USE_CASE).section("approval")
-        thresholds = {"min_checks_passed": 1.0, **approval["prod"]}
+        thresholds = {"min_checks_passed": 1.0, **{key: value for key, value in approval["prod"].items()
+                                                   if key.startswith(("min_", "max_"))}}
         if params["max_p95_latency_ms"] is not None:
             thresholds["max_p95_latency_ms"] = params["max_p95_latency_ms"]
         return {"mode": params["approval_mode"] or approval["mode"], "thresholds": thresholds}
@@ -171,7 +186,7 @@ def deploy_model():
         return compare_with_serving(get_backend().registry, load_pipeline(USE_CASE), holdout,
                                     package["metadata"].get("holdout_uri"), targets["prod"]["account_id"])
 
-    evidence = prod_evidence(tests.output)
+    evidence = prod_evidence(tests.output, shadow)
     comparison = compare_with_prod(package, targets)
     approval_settings = prod_approval_settings()
     approve = ProdApprovalOperator(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from airflow.sdk import Param, dag, task
 
-from mlops.core.assets import approved_model, raw_data
+from mlops.core.assets import approved_model, model_drift, raw_data
 from mlops.dag_defaults import CHURN_MODEL_GROUP, DEFAULT_ARGS, START_DATE, heavy_queue
 from mlops.operators.approval import ModelApprovalOperator
 from mlops.operators.sagemaker import (
@@ -20,7 +20,7 @@ USE_CASE = "churn"
 
 @dag(
     dag_id="train_model",
-    schedule=[raw_data(USE_CASE)],
+    schedule=(raw_data(USE_CASE) | model_drift(USE_CASE)),
     start_date=START_DATE,
     catchup=False,
     max_active_runs=1,
@@ -64,9 +64,21 @@ before the run's date):
 
 Approval emits the `churn-classifier_approved` asset naming the version, which triggers
 `deploy_model` for exactly that version.
+
+A `churn_drift` event from `monitor_model` starts a run too: **retrain_trigger** lets it go ahead
+when `monitoring.on_drift` is `retrain` (else the run stops there), and the drift report and its
+reason go into the new version's lineage (`drift_trigger`); the same gates and approvals apply.
 """,
 )
 def train_model():
+    @task.short_circuit
+    def retrain_trigger(**context) -> dict | None:
+        from mlops.ml.monitoring_job import retrain_decision
+
+        return retrain_decision(USE_CASE, context)
+
+    trigger = retrain_trigger()
+
     @task(multiple_outputs=True)
     def resolve_partition(**context) -> dict:
         from mlops.core.partitions import partition_for_run
@@ -74,6 +86,7 @@ def train_model():
         return partition_for_run(USE_CASE, context)
 
     partition = resolve_partition()
+    trigger >> partition
     validation = DataValidationOperator(task_id="validate", use_case=USE_CASE, partition_uri=partition["uri"])
 
     @task
@@ -161,7 +174,7 @@ def train_model():
     evaluation = evaluate(refit.output, prepared, tuned.output)
 
     @task
-    def lineage(prepared: dict, tuning: dict, evaluation: dict) -> dict:
+    def lineage(prepared: dict, tuning: dict, evaluation: dict, trigger: dict) -> dict:
         from mlops.core.code_version import code_version
 
         return {
@@ -172,7 +185,10 @@ def train_model():
             "report_uri": evaluation["report_uri"],
             "golden_uri": evaluation["golden_uri"],
             "holdout_uri": prepared["holdout_uri"],
+            "baseline_statistics_uri": prepared.get("baseline_statistics_uri"),
+            "baseline_constraints_uri": prepared.get("baseline_constraints_uri"),
             "code_version": code_version(),
+            "drift_trigger": trigger if trigger.get("kind", "").endswith("drift") else None,
         }
 
     register = SageMakerModelPackageOperator(
@@ -180,7 +196,7 @@ def train_model():
         group=CHURN_MODEL_GROUP,
         model=refit.output,
         metrics="{{ ti.xcom_pull(task_ids='evaluate')['metrics'] }}",
-        metadata=lineage(prepared, tuned.output, evaluation),
+        metadata=lineage(prepared, tuned.output, evaluation, trigger),
     )
     evaluation >> register
 

@@ -192,6 +192,42 @@ def collect_summary(xcom) -> dict[str, Any]:
     }
 
 
+def demo_monitoring(summary: dict[str, Any], requests: int = 100, rows_per_request: int = 10) -> dict[str, Any]:
+    """Prod traffic from the registered version's holdout (the training distribution), then one
+    monitoring check of exactly that window (what a ``monitor_model`` run does, in this process):
+    the summary's monitoring result. Never fails the demo: a failure is the result's reason."""
+    try:
+        from mlops.backends import get_backend
+        from mlops.core.config import load_pipeline, stage_target
+        from mlops.core.storage import data_path, read_json, to_path
+        from mlops.dag_defaults import PROD_ENDPOINT
+        from mlops.ml.monitoring_job import run_monitoring
+
+        if not summary.get("prod"):
+            return {"status": "skipped", "reason": "nothing was deployed to prod"}
+        import pandas as pd
+
+        backend = get_backend()
+        version = backend.registry.get(summary["version"]["arn"])
+        columns = [f["name"] for f in read_json(version.metadata["baseline_statistics_uri"])["features"]]
+        with to_path(version.metadata["holdout_uri"]).open("rb") as handle:
+            holdout = pd.read_parquet(handle)[columns]
+        hosting = backend.hosting_for(backend.stages.resolve(stage_target(load_pipeline("churn"), "prod")))
+        client = hosting.runtime_client()
+        since = datetime.now(UTC)
+        for start in range(0, min(len(holdout), requests * rows_per_request), rows_per_request):
+            client.invoke_endpoint(EndpointName=summary["prod"]["name"], ContentType="text/csv",
+                                   Body=holdout.iloc[start:start + rows_per_request].to_csv(header=False, index=False),
+                                   InferenceId=f"demo-{start}")
+        if hasattr(hosting, "flush_capture"):
+            hosting.flush_capture()
+        until = datetime.now(UTC)
+        return run_monitoring("churn", PROD_ENDPOINT, since, until,
+                              str(data_path("monitoring", "churn", "reports", "demo")), backend)
+    except Exception as err:  # the chain ran; the summary says why monitoring did not
+        return {"status": "failed", "reason": f"{type(err).__name__}: {err}"}
+
+
 def run_demo(churn_rows: int = 5000, retail_rows: int = 20000, approvals: str = "policy",
              timeout: float = CHAIN_TIMEOUT_S, executor: str | None = None) -> dict[str, Any]:
     """Everything ``make demo`` does; returns the summary (also what the scheduler tests check).
@@ -236,6 +272,7 @@ def run_demo(churn_rows: int = 5000, retail_rows: int = 20000, approvals: str = 
         chain_s = time.perf_counter() - chain_started
         summary = collect_summary(lambda dag_id, task_id, key="return_value": api.xcom(dag_id, runs[dag_id],
                                                                                        task_id, key))
+        summary["monitoring"] = demo_monitoring(summary)
         summary.update(runs=runs, metadata_db=database.describe(), airflow_url=api.url, chain_s=chain_s,
                        dag_seconds={dag_id: _seconds(api.run(dag_id, run_id)) for dag_id, run_id in runs.items()},
                        **_task_work(api, runs), executor=executor, wall_time_s=time.perf_counter() - started)
@@ -293,6 +330,7 @@ def run_demo_with_dag_test(churn_rows: int = 5000, retail_rows: int = 20000, n_t
             raise SystemExit(f"{dag_id} ended {run.state}")
     chain_s = time.perf_counter() - chain_started
     summary = collect_summary(lambda dag_id, task_id, key="return_value": xcom(runs[dag_id], task_id, key))
+    summary["monitoring"] = demo_monitoring(summary)
     summary.update(runs={d: r.run_id for d, r in runs.items()}, metadata_db="sqlite (dag.test)",
                    chain_s=chain_s, dag_seconds=dag_seconds, wall_time_s=time.perf_counter() - started)
     return summary
@@ -360,6 +398,9 @@ def print_summary(s: dict) -> None:
         e = batch["evaluation"]
         print(f"                     ROC AUC {e['roc_auc']:.4f}, PR AUC {e['pr_auc']:.4f}, threshold {e['threshold']:.3f} "
               f"(recall {e['recall_at_threshold']:.3f} at precision >= {e['min_precision']})")
+    monitoring = s.get("monitoring") or {"status": "not run", "reason": ""}
+    print(f"monitoring           prod traffic from the holdout: {monitoring['status']}: {monitoring['reason']}"
+          + (f"\n                     report {monitoring['report_uri']}" if monitoring.get("report_uri") else ""))
     sent = s.get("notifications") or []
     print(f"notifications        {len(sent)}: " + ", ".join(f"{n['event']} ({n['dag_id']})" for n in sent)
           + f" -> {s.get('notifications_file', '')}")

@@ -33,10 +33,12 @@ log = logging.getLogger(__name__)
 
 # The pipeline config's schema (mlops.core.config_schema, NOTIFICATION_EVENTS) lists the same
 # events; it is not imported here: every DAG file imports this module when it is parsed.
-EVENTS = ("task_failed", "approval_waiting", "approval_decision", "prod_deployed", "rollback", "silent_rollback")
+EVENTS = ("task_failed", "approval_waiting", "approval_decision", "prod_deployed", "rollback", "silent_rollback",
+          "drift_detected")
 SUBJECTS = {
     "task_failed": "task failed", "approval_waiting": "approval waiting", "approval_decision": "approval decided",
     "prod_deployed": "deployed to prod", "rollback": "prod rolled back", "silent_rollback": "silent rollback detected",
+    "drift_detected": "drift in prod traffic",
 }
 
 

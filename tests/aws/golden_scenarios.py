@@ -127,16 +127,39 @@ class _MotoObject:
     def __init__(self, uri: str) -> None:
         self.uri = uri
 
-    def open(self, mode: str = "rb"):
-        from moto.core import DEFAULT_ACCOUNT_ID
-        from moto.s3.models import s3_backends
-
+    def open(self, mode: str = "rb", encoding: str | None = None):
         bucket, _, key = self.uri.removeprefix("s3://").partition("/")
-        return io.BytesIO(s3_backends[DEFAULT_ACCOUNT_ID]["global"].get_object(bucket, key).value)
+        data = io.BytesIO(_moto_s3().get_object(bucket, key).value)
+        return data if "b" in mode else io.TextIOWrapper(data, encoding=encoding or "utf-8")
+
+    @property
+    def name(self) -> str:
+        return self.uri.rstrip("/").rsplit("/", 1)[-1]
+
+    def _keys(self) -> list[str]:
+        bucket, _, prefix = self.uri.removeprefix("s3://").partition("/")
+        return [key for key in _moto_s3().get_bucket(bucket).keys.keys() if key.startswith(prefix.rstrip("/") + "/")]
+
+    def exists(self) -> bool:
+        return bool(self._keys())
+
+    def iterdir(self) -> list[_MotoObject]:
+        bucket = self.uri.removeprefix("s3://").partition("/")[0]
+        return [_MotoObject(f"s3://{bucket}/{key}") for key in sorted(self._keys())]
+
+    def __str__(self) -> str:
+        return self.uri
 
     def read_text(self) -> str:
         with self.open() as handle:
             return handle.read().decode()
+
+
+def _moto_s3():
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.s3.models import s3_backends
+
+    return s3_backends[DEFAULT_ACCOUNT_ID]["global"]
 
 
 def _moto_object_path(uri, conn_id=None):
@@ -428,6 +451,32 @@ def _approved_package(world: World, registry, n: int = 0):
     return registry.approve(version.arn, "policy", "policy: roc_auc >= 0.8", {"roc_auc": 0.9})
 
 
+def _captured_prod_traffic(world: World, registry, settings: dict[str, Any]) -> None:
+    """Set-up: version 1 served prod, whose data capture recorded two invocations in the hour
+    before the run (one answered as the candidate will, one the other way)."""
+    from mlops.backends.base import Deployment
+
+    serving = _approved_package(world, registry, 1)
+    endpoint = world.backend.hosting.name(PROD_ENDPOINT)  # SageMaker's name: the capture's folder
+    registry.record_deployment(Deployment(arn=serving.arn, stage="prod", endpoint_name=endpoint,
+                                          endpoint_config="prod-config-before", outcome="succeeded",
+                                          deployed_at=(T0 - timedelta(days=7)).isoformat(), account="123456789012"))
+    destination = settings["data_capture_config"]["DestinationS3Uri"].removeprefix(f"s3://{BUCKET}/")
+    when = T0 - timedelta(minutes=30)
+    lines = []
+    for row, answered in zip(GOLDEN_ROWS, (0.875, 0.875)):
+        lines.append(json.dumps({
+            "captureData": {
+                "endpointInput": {"observedContentType": "text/csv", "mode": "INPUT",
+                                  "data": f"{row['State']},{row['Day Mins']}\n", "encoding": "CSV"},
+                "endpointOutput": {"observedContentType": "text/csv; charset=utf-8", "mode": "OUTPUT",
+                                   "data": f"True.,{answered}\n", "encoding": "CSV"}},
+            "eventMetadata": {"eventId": row["State"], "inferenceTime": when.strftime("%Y-%m-%dT%H:%M:%S.000Z")},
+            "eventVersion": "0"}))
+    world.put(f"{destination}/{endpoint}/AllTraffic/{when:%Y/%m/%d/%H}/30-00-000-capture.jsonl",
+              "\n".join(lines) + "\n")
+
+
 def deploy_model(world: World) -> None:
     """``deploy_model`` with ``approval_mode=policy``: staging created on moto, tested through a
     stubbed ``sagemaker-runtime``, prod updated blue/green on the Stubber, staging torn down."""
@@ -468,6 +517,13 @@ def deploy_model(world: World) -> None:
             task_id="test_staging", endpoint=staging, golden_uri=package["metadata"]["golden_uri"],
             requests=settings["requests"], tolerance=settings["tolerance"], target=targets["staging"]).execute(context)
     assert report["passed"], report
+    # shadow_replay: the candidate on staging answers prod's captured traffic (version 1 served prod)
+    _captured_prod_traffic(world, registry, settings)
+    invocations.add_response("invoke_endpoint", _csv_answer(GOLDEN_ROWS[:1]))
+    invocations.add_response("invoke_endpoint", _csv_answer(GOLDEN_ROWS[1:]))
+    with world.step():
+        shadow = dag_task("deploy_model", "shadow_replay")(staging, targets, **context)
+    assert shadow["evidence"]["shadow_records"] == 2 and shadow["evidence"]["shadow_disagreement_rate"] == 0.5, shadow
     # approve_prod (policy) makes no AWS call on approval
 
     prod_client, stubber = world.stubbed()

@@ -19,7 +19,7 @@ DAGS_DIR = ROOT / "dags"
 DAG_FILES = sorted(DAGS_DIR.glob("*.py"))
 EXPECTED_DAGS = {
     "keyspaces_ingest", "s3_ingest", "customer_segmentation", "train_model", "deploy_model",
-    "autopilot_batch_predict", "rollback_model",
+    "autopilot_batch_predict", "rollback_model", "monitor_model",
 }
 NO_PARAMS = {"rollback_model"}  # nothing to choose: it always goes back one Approved version
 HEAVY_MODULES = {"pandas", "numpy", "sklearn", "great_expectations", "sagemaker", "optuna", "flaml",
@@ -63,8 +63,8 @@ def test_asset_scheduled_dags_listen_to_the_producers(dagbag):
     def scheduled_on(dag_id):
         return {asset.name for asset in dagbag.dags[dag_id].timetable.asset_condition.objects}
 
-    produced = {o.name for dag_id in ("s3_ingest", "keyspaces_ingest") for t in dagbag.dags[dag_id].tasks
-                for o in t.outlets}
+    produced = {o.name for dag_id in ("s3_ingest", "keyspaces_ingest", "monitor_model")
+                for t in dagbag.dags[dag_id].tasks for o in t.outlets}
     assert scheduled_on("train_model") <= produced
     assert scheduled_on("customer_segmentation") <= produced
     approved = {o.name for t in dagbag.dags["train_model"].tasks for o in t.outlets}

@@ -19,8 +19,8 @@ pytestmark = pytest.mark.ui
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "ui"
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
-DAGS = ("autopilot_batch_predict", "customer_segmentation", "deploy_model", "keyspaces_ingest", "rollback_model",
-        "s3_ingest", "train_model")
+DAGS = ("autopilot_batch_predict", "customer_segmentation", "deploy_model", "keyspaces_ingest", "monitor_model",
+        "rollback_model", "s3_ingest", "train_model")
 
 if not (shutil.which(CHROMIUM) and shutil.which(CHROMEDRIVER)):
     pytest.skip("needs Debian's chromium and chromium-driver (/usr/bin/chromium, /usr/bin/chromedriver); "

@@ -1,4 +1,5 @@
-"""Assets that connect the DAGs: ingestion produces ``raw``, training produces ``approved``.
+"""Assets that connect the DAGs: ingestion produces ``raw``, training produces ``approved``,
+monitoring produces ``drift``.
 
 Names only (no I/O): DAG files import these at parse time.
 """
@@ -24,3 +25,8 @@ def predictions(use_case: str) -> Asset:
 
 def segments(use_case: str) -> Asset:
     return Asset(name=f"{use_case}_segments", uri=f"mlops://segments/{use_case}")
+
+
+def model_drift(use_case: str) -> Asset:
+    """Monitoring found prod traffic violating the serving version's baseline (``<use case>_drift``)."""
+    return Asset(name=f"{use_case}_drift", uri=f"mlops://monitoring/{use_case}/drift")

@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 PROBLEM_TYPES = ("binary", "multiclass", "regression", "clustering")
 NOTIFICATION_EVENTS = ("task_failed", "approval_waiting", "approval_decision", "prod_deployed", "rollback",
-                       "silent_rollback")
+                       "silent_rollback", "drift_detected")
 
 ACCOUNT = re.compile(r"\d{12}")
 REGION = re.compile(r"[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d")
@@ -135,8 +135,12 @@ class Registry(Section):
     group: str
 
 
+# approval.prod settings that are not thresholds: the shadow replay's sample (mlops.ml.shadow_replay)
+SHADOW_KEYS = frozenset({"shadow_records", "shadow_window_hours"})
+
+
 def _thresholds(value: dict[str, float] | None) -> dict[str, float] | None:
-    bad = [key for key in value or {} if not THRESHOLD_KEY.fullmatch(key)]
+    bad = [key for key in value or {} if not THRESHOLD_KEY.fullmatch(key) and key not in SHADOW_KEYS]
     if bad:
         raise ValueError(f"threshold keys are min_<metric> or max_<metric>, got {', '.join(map(repr, bad[:5]))}")
     return value
@@ -314,6 +318,24 @@ class Segmentation(Section):
         return self
 
 
+# ---------------------------------------------------------------- monitoring
+class MonitoringDrift(Section):
+    threshold: Annotated[float, Field(gt=0, le=1)] = 0.1
+    threshold_per_column: dict[str, Annotated[float, Field(gt=0, le=1)]] = {}
+    alpha: Literal[0.1, 0.05, 0.025, 0.01, 0.005, 0.001] = 0.01
+    bins: Annotated[int, Field(ge=2)] = 10
+    min_rows: Count = 100
+
+
+class Monitoring(Section):
+    """``monitoring``: the monitor_model DAG's drift check and what a drift does (mlops.ml.monitoring)."""
+
+    drift: MonitoringDrift = MonitoringDrift()
+    on_drift: Literal["off", "retrain", "notify"] = "retrain"
+    max_categories: Count = 1000  # categories of a feature tracked, the rest counted as one
+    chunk_rows: Count = 50_000  # capture records read at a time (memory stays bounded)
+
+
 # ---------------------------------------------------------------- the whole file
 class PipelineSpec(Section):
     """A pipeline config, checked. The YAML key ``schema`` is the field ``schema_``."""
@@ -331,6 +353,7 @@ class PipelineSpec(Section):
     autopilot: Autopilot | None = None
     notifications: Notifications | None = None
     segmentation: Segmentation | None = None
+    monitoring: Monitoring | None = None
 
     @model_validator(mode="after")
     def _target(self) -> PipelineSpec:

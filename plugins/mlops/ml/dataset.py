@@ -10,8 +10,9 @@ from mlops.core.config import PipelineConfig
 def prepare_training_data(config: PipelineConfig, partition_uri: str, out_uri: str) -> dict[str, Any]:
     """Split off a holdout (never seen by CV or tuning), assign folds, write both as artifacts.
 
-    Writes ``train.parquet``, ``holdout.parquet`` and ``folds.json`` under ``out_uri`` and returns
-    the :class:`~mlops.backends.base.TrainingData` dict plus the holdout URI and dataset digest.
+    Writes ``train.parquet``, ``holdout.parquet``, ``folds.json`` and the monitoring baseline
+    (``baseline/statistics.json``, ``baseline/constraints.json``) under ``out_uri`` and returns the
+    :class:`~mlops.backends.base.TrainingData` dict plus the holdout URI, dataset digest and baseline URIs.
     """
     from mlops.backends.base import TrainingData
     from mlops.core import partitions
@@ -34,6 +35,13 @@ def prepare_training_data(config: PipelineConfig, partition_uri: str, out_uri: s
         with (out / name).open("wb") as handle:
             part.to_parquet(handle, index=False)
     folds_uri = write_json(str(out / "folds.json"), manifest)
+    # The registration baseline (Model Monitor's statistics.json and constraints.json) of the rows the
+    # model learns from: what the monitor_model DAG checks prod traffic against.
+    from mlops.ml.monitoring import monitoring_settings, write_baseline
+
+    drift = monitoring_settings(config)["drift"]
+    baseline = write_baseline(train, config.feature_columns, list(config.schema.get("categorical", [])),
+                              str(out / "baseline"), threshold=float(drift["threshold"]), bins=int(drift["bins"]))
     data = TrainingData(
         train_uri=str(out / "train.parquet"),
         folds_uri=folds_uri,
@@ -52,4 +60,5 @@ def prepare_training_data(config: PipelineConfig, partition_uri: str, out_uri: s
         "dataset_digest": dataset_digest(frame),
         "train_rows": len(train),
         "holdout_rows": len(holdout),
+        **baseline,
     }

@@ -87,7 +87,7 @@ KEY_DECISION = "decision"
 KEY_DECIDED_BY = "decided_by"
 KEY_DECISION_RECORD = "decision_record"
 LINEAGE_KEYS = ("dataset_digest", "validation_id", "code_version", "dag_id", "run_id", "report_uri",
-                "golden_uri")
+                "golden_uri", "baseline_statistics_uri")
 
 
 def metadata_value(value: Any) -> str:
@@ -95,6 +95,19 @@ def metadata_value(value: Any) -> str:
     text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
     text = _METADATA_DISALLOWED.sub("_", text).strip() or "_"
     return text[:MAX_METADATA_VALUE]
+
+
+def drift_check_baselines(metadata: dict[str, Any]) -> dict[str, Any] | None:
+    """``DriftCheckBaselines.ModelDataQuality`` from the registration baseline's ``s3://`` URIs in
+    ``metadata`` (``baseline_statistics_uri``, ``baseline_constraints_uri``), or None."""
+    statistics, constraints = metadata.get("baseline_statistics_uri"), metadata.get("baseline_constraints_uri")
+    if not (isinstance(statistics, str) and isinstance(constraints, str)
+            and statistics.startswith("s3://") and constraints.startswith("s3://")):
+        return None
+    return {"ModelDataQuality": {
+        "Statistics": {"ContentType": "application/json", "S3Uri": statistics},
+        "Constraints": {"ContentType": "application/json", "S3Uri": constraints},
+    }}
 
 
 def metadata_key(name: str) -> str:
@@ -295,6 +308,9 @@ class SageMakerRegistry(AwsClients, Registry):
             "CustomerMetadataProperties": self._customer_metadata(sha256, metadata, metadata_uri),
             "ClientToken": token[:CLIENT_TOKEN_MAX],
         }
+        baselines = drift_check_baselines(metadata)
+        if baselines:
+            request["DriftCheckBaselines"] = baselines
         try:
             arn = self.sagemaker.create_model_package(**request)["ModelPackageArn"]
         except ClientError as err:

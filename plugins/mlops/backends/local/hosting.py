@@ -45,9 +45,10 @@ class RuntimeRequestError(RuntimeError):
 class LocalHosting(Hosting, LongRunningPort):
     """Endpoints hosted by one local runtime process per ``MLOPS_HOME``.
 
-    Every endpoint config is served by that one process: ``serverless`` and instance settings,
-    data capture and the blue/green deployment config of the :class:`EndpointSpec` have no
-    local meaning: they are checked against SageMaker's limits (:mod:`mlops.backends.limits`), as on AWS,
+    Every endpoint config is served by that one process. Its ``DataCaptureConfig`` is honoured: the
+    runtime samples invocations into SageMaker's capture layout under the destination
+    (:mod:`mlops.backends.local.runtime.capture`). ``serverless`` and instance settings and the
+    blue/green deployment config of the :class:`EndpointSpec` have no local meaning: they are checked against SageMaker's limits (:mod:`mlops.backends.limits`), as on AWS,
     then ignored (a local deploy is an atomic swap: the old model serves until
     the new one is loaded). Endpoints survive a restart of the runtime (it restores them from
     its endpoint table). Deploys are synchronous: :meth:`submit` returns a finished handle.
@@ -155,6 +156,7 @@ class LocalHosting(Hosting, LongRunningPort):
             "environment": dict(spec.environment),
             "serverless": spec.serverless is not None,
             "account": self.account,
+            "data_capture": spec.data_capture_config,
         }
         try:
             info = self._admin("PUT", spec.endpoint_name, payload, timeout=self.deploy_timeout)
@@ -167,6 +169,13 @@ class LocalHosting(Hosting, LongRunningPort):
     def submit(self, spec: EndpointSpec) -> JobHandle:
         """:meth:`deploy`, as a finished handle (the LongRunningPort shape SageMaker hosting has)."""
         return JobHandle(kind="endpoint", name=spec.endpoint_name, done=True, result=self.deploy(spec).to_dict())
+
+    def flush_capture(self) -> dict[str, int]:
+        """Have the runtime write its buffered captured records now; its capture counters."""
+        self.ensure_running()
+        request = urllib.request.Request(self.settings.runtime_url + "/admin/capture/flush", method="POST")  # noqa: S310
+        with self._opener.open(request, timeout=30) as response:
+            return json.loads(response.read())
 
     def ensure_rollback_alarms(self, requests: list[dict[str, Any]]) -> list[str]:
         """No CloudWatch here: a local deploy cannot roll back half-way. Returns the alarm names."""

@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from mlops.backends.local.runtime.batcher import PredictionBatcher
+from mlops.backends.local.runtime.capture import CaptureWriter
 from mlops.backends.local.runtime.endpoints import (
     ACCOUNT,
     ENDPOINT_NAME,
@@ -50,6 +51,7 @@ class EndpointRequest(BaseModel):
     environment: dict[str, str] = Field(default_factory=dict)
     serverless: bool = False  # the config is serverless: SageMaker's smaller payload limit applies
     account: str = ACCOUNT  # the account the endpoint belongs to
+    data_capture: dict[str, Any] | None = None  # SageMaker's DataCaptureConfig
 
 
 def _caller_account(request: Request) -> str | None:
@@ -157,10 +159,16 @@ class RequestLog:
                 write_line()
 
 
-def create_app(table: EndpointTable, runtime_dir: Path, batcher: PredictionBatcher | None = None) -> FastAPI:
-    """The runtime's ASGI app serving ``table``, predicting on ``batcher``'s thread."""
+INFERENCE_ID_HEADER = "x-amzn-sagemaker-inference-id"  # InvokeEndpoint's InferenceId
+
+
+def create_app(table: EndpointTable, runtime_dir: Path, batcher: PredictionBatcher | None = None,
+               capture: CaptureWriter | None = None) -> FastAPI:
+    """The runtime's ASGI app serving ``table``, predicting on ``batcher``'s thread; the invocations
+    of endpoints with a ``DataCaptureConfig`` are sampled into ``capture``'s buffer."""
     inference = table.inference
     batcher = batcher or PredictionBatcher(inference)
+    capture = capture or CaptureWriter()
     log_path = log_file(runtime_dir)
     app = FastAPI(title="mlops local SageMaker runtime", docs_url=None, redoc_url=None)
     app.add_middleware(RequestLog)
@@ -178,7 +186,8 @@ def create_app(table: EndpointTable, runtime_dir: Path, batcher: PredictionBatch
     async def ping() -> dict[str, Any]:
         return {"status": "Healthy", "pid": os.getpid(), "runtime_dir": str(runtime_dir),
                 "handlers": getattr(inference, "__file__", None), "prediction_workers": batcher.workers,
-                "invocations": batcher.invocations, "predict_calls": batcher.predict_calls}
+                "invocations": batcher.invocations, "predict_calls": batcher.predict_calls,
+                "capture": capture.stats()}
 
     @app.post("/endpoints/{name}/invocations")
     async def invoke_endpoint(name: str, request: Request):
@@ -213,17 +222,28 @@ def create_app(table: EndpointTable, runtime_dir: Path, batcher: PredictionBatch
         except Exception as err:  # the container answers any other exception with 500
             log.exception("endpoint %s failed to answer", name)
             return _model_error(name, 500, f"{type(err).__name__}: {err}", log_path, endpoint.account)
+        answer = payload.encode("utf-8")
+        if endpoint.data_capture:  # buffered; a background thread writes it out
+            capture.record(endpoint.capture, name, PRODUCTION_VARIANT, body, content_type, answer,
+                           _answer_type(mime), request.headers.get(INFERENCE_ID_HEADER))
         return Response(
-            content=payload.encode("utf-8"),
+            content=answer,
             headers={"Content-Type": _answer_type(mime),
                      "x-Amzn-Invoked-Production-Variant": PRODUCTION_VARIANT},
         )
+
+    @app.post("/admin/capture/flush")
+    def flush_capture() -> dict[str, Any]:
+        """Write the buffered captured records now (a stop does too); the writer's counters."""
+        capture.flush()
+        return capture.stats()
 
     @app.put("/admin/endpoints/{name}")
     def deploy_endpoint(name: str, spec: EndpointRequest):
         try:
             endpoint = table.deploy(name, spec.config_name, spec.model_uri, spec.sha256, spec.environment,
-                                    serverless=spec.serverless, account=spec.account)
+                                    serverless=spec.serverless, account=spec.account,
+                                    data_capture=spec.data_capture)
         except DigestMismatch as err:
             return _error(409, "DigestMismatch", str(err))
         except ValueError as err:
@@ -251,4 +271,5 @@ def create_app(table: EndpointTable, runtime_dir: Path, batcher: PredictionBatch
         return {"name": name, "deleted": True}
 
     app.state.batcher = batcher
+    app.state.capture = capture
     return app

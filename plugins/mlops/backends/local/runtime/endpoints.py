@@ -14,6 +14,7 @@ import tempfile
 import threading
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -70,6 +71,14 @@ class ServedEndpoint:
     failure_reason: str | None = None
     serverless: bool = False
     account: str = ACCOUNT
+    data_capture: dict[str, Any] | None = None  # SageMaker's DataCaptureConfig, None: no capture
+
+    @cached_property
+    def capture(self):
+        """The :class:`~mlops.backends.local.runtime.capture.CaptureSettings` of ``data_capture``, or None."""
+        from mlops.backends.local.runtime.capture import CaptureSettings
+
+        return CaptureSettings.from_config(self.data_capture)
 
     @property
     def max_payload_bytes(self) -> int:
@@ -90,6 +99,7 @@ class ServedEndpoint:
             "last_modified_at": self.last_modified_at,
             "serverless": self.serverless,
             "account": self.account,
+            "data_capture": self.data_capture,
         }
 
     def describe(self) -> dict[str, Any]:
@@ -146,7 +156,7 @@ class EndpointTable:
 
     def deploy(
         self, name: str, config_name: str, model_uri: str, sha256: str, environment: dict[str, str],
-        serverless: bool = False, account: str = ACCOUNT,
+        serverless: bool = False, account: str = ACCOUNT, data_capture: dict[str, Any] | None = None,
     ) -> ServedEndpoint:
         """Verify, extract and load the model, then swap it in.
 
@@ -160,6 +170,9 @@ class EndpointTable:
             raise ValueError(f"sha256 {sha256!r} is not 64 lowercase hex digits")
         if not ACCOUNT_ID.fullmatch(account):
             raise ValueError(f"account {account!r} is not 12 digits")
+        from mlops.backends.local.runtime.capture import CaptureSettings
+
+        CaptureSettings.from_config(data_capture)  # a malformed DataCaptureConfig fails the deploy here
         taken = self._endpoints.get(name)
         if taken is not None and taken.account != account:
             raise ValueError(f"endpoint name {name} is taken by account {taken.account} (the local twin's endpoint "
@@ -175,7 +188,7 @@ class EndpointTable:
                     name=name, config_name=config_name, model_uri=model_uri, sha256=sha256,
                     environment=dict(environment), created_at=old.created_at if old else now,
                     last_modified_at=now, model=model, response_keys=keys, serverless=serverless,
-                    account=account,
+                    account=account, data_capture=data_capture,
                 )
                 self._endpoints[name] = endpoint
                 self._save()

@@ -94,8 +94,9 @@ def serve(settings: Settings) -> int:
         # or send an answer.
         sys.setswitchinterval(SWITCH_INTERVAL_S)
         freeze_heap()
+        app = create_app(table, runtime_dir, batcher)
         config = uvicorn.Config(
-            create_app(table, runtime_dir, batcher), log_config=None, access_log=False, lifespan="off",
+            app, log_config=None, access_log=False, lifespan="off",
             timeout_graceful_shutdown=5,
         )
         log.info("runtime %d serving %s:%d (%s) from %s", os.getpid(), settings.runtime_host,
@@ -106,6 +107,7 @@ def serve(settings: Settings) -> int:
             signal.signal(signum, _exit_cleanly)
         uvicorn.Server(config).run(sockets=[sock])
         batcher.stop()
+        app.state.capture.stop()  # what is still buffered is written
     finally:
         _remove_pid_file(runtime_dir, os.getpid())
         log.info("runtime %d stopped", os.getpid())
