@@ -36,9 +36,8 @@ from moto_fixtures import (  # noqa: F401  (importing a fixture registers it)
 )
 
 from mlops.backends.aws.hosting import SageMakerHosting, serving_archive
-from mlops.backends.base import EndpointSpec
+from mlops.backends.base import EndpointNotFound, EndpointSpec
 from mlops.backends.limits import LimitError
-from mlops.backends.local.hosting import EndpointNotFound
 from mlops.core.storage import DigestMismatch
 from mlops.deploy.flow import (
     SilentRollback,

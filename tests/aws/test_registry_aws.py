@@ -28,8 +28,14 @@ from moto_fixtures import (  # noqa: F401  (importing a fixture registers it)
     sagemaker_calls_fixture,
 )
 
-from mlops.backends.base import APPROVED, PENDING, REJECTED, Deployment
-from mlops.backends.local.registry import ModelPackageGroupNotFound, ModelPackageNotFound
+from mlops.backends.base import (
+    APPROVED,
+    PENDING,
+    REJECTED,
+    Deployment,
+    ModelPackageGroupNotFound,
+    ModelPackageNotFound,
+)
 
 T0 = datetime(2026, 11, 21, 6, 0, tzinfo=UTC)
 

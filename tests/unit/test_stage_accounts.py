@@ -97,7 +97,7 @@ def backend(tmp_path_factory):
         try:
             yield backend
         finally:
-            backend.hosting.stop()
+            backend.hosting.stop_runtime()
 
 
 def register(backend, tmp_path, churn_rate: float, approve: bool = True):

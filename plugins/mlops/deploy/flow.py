@@ -334,9 +334,7 @@ def rollback(registry: Registry, hosting, group: str, stage: str, spec: Endpoint
     ``detail.rollback_from``. Raises ``DeploymentRefused`` when there is nothing to go back to.
     """
     current, package = plan or rollback_plan(registry, hosting, group, stage, target)
-    spec = replace(spec, model_uri=package["model_uri"], sha256=package["sha256"])
-    if hasattr(spec, "model_package_arn"):
-        spec = replace(spec, model_package_arn=package["arn"])
+    spec = replace(spec, model_uri=package["model_uri"], sha256=package["sha256"], model_package_arn=package["arn"])
     account = target.account_id if target is not None else ""
     return deploy_version(registry, hosting, package, spec, stage,
                           detail={"rollback_from": current.arn, "rollback_to": package["arn"]}, account=account)

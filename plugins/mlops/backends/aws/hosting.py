@@ -39,8 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 from mlops.backends.aws.clients import AwsClients, or_none
 from mlops.backends.aws.s3 import split_s3_uri
-from mlops.backends.base import Endpoint, EndpointSpec, Hosting, JobHandle, LongRunningPort
-from mlops.backends.local.hosting import EndpointNotFound
+from mlops.backends.base import Endpoint, EndpointNotFound, EndpointSpec, Hosting, JobHandle
 from mlops.core.naming import prefixed
 from mlops.core.settings import INCLUDE_DIR
 from mlops.core.storage import DigestMismatch
@@ -102,7 +101,7 @@ def serving_environment(settings: Settings, s3) -> dict[str, str]:
     }
 
 
-class SageMakerHosting(AwsClients, Hosting, LongRunningPort):
+class SageMakerHosting(AwsClients, Hosting):
     """SageMaker real-time endpoints (serverless for staging, instances for prod).
 
     :param settings: region, execution role, data root, AWS connection, default instance type.
@@ -151,7 +150,7 @@ class SageMakerHosting(AwsClients, Hosting, LongRunningPort):
         """``spec`` with SageMaker's names: endpoint, config (and model), rollback alarms."""
         changes: dict[str, Any] = {"endpoint_name": self.name(spec.endpoint_name),
                                    "config_name": self.name(spec.config_name)}
-        deployment_config = getattr(spec, "deployment_config", None)
+        deployment_config = spec.deployment_config
         rollback = (deployment_config or {}).get("AutoRollbackConfiguration")
         if rollback and rollback.get("Alarms"):
             alarms = [{**alarm, "AlarmName": self.alarm_name(alarm["AlarmName"])} for alarm in rollback["Alarms"]]
@@ -170,7 +169,7 @@ class SageMakerHosting(AwsClients, Hosting, LongRunningPort):
         return Endpoint(**self.collect(self.wait(self.submit(spec))))
 
     def describe(self, endpoint_name: str) -> Endpoint:
-        """Raises :class:`~mlops.backends.local.hosting.EndpointNotFound` for a missing endpoint."""
+        """Raises :class:`~mlops.backends.base.EndpointNotFound` for a missing endpoint."""
         return self._endpoint(self._describe_endpoint(self.name(endpoint_name)))
 
     def delete(self, endpoint_name: str) -> None:
@@ -236,7 +235,7 @@ class SageMakerHosting(AwsClients, Hosting, LongRunningPort):
         self._verify_artifact(spec.model_uri, spec.sha256)
         self._ensure_model(spec)
         self._ensure_endpoint_config(spec)
-        deployment_config = getattr(spec, "deployment_config", None)
+        deployment_config = spec.deployment_config
         if deployment_config:
             self._check_alarms(deployment_config)
         try:
@@ -354,7 +353,7 @@ class SageMakerHosting(AwsClients, Hosting, LongRunningPort):
         return containers[0]
 
     def _container(self, spec: EndpointSpec) -> dict[str, Any]:
-        package_arn = getattr(spec, "model_package_arn", None)
+        package_arn = spec.model_package_arn
         if package_arn:
             container = self._deployable_container(package_arn, spec.model_uri, spec.sha256)
             image, environment = container["Image"], dict(container.get("Environment") or {})
@@ -385,7 +384,7 @@ class SageMakerHosting(AwsClients, Hosting, LongRunningPort):
                            InitialInstanceCount=int(spec.initial_instance_count), InitialVariantWeight=1.0)
         request: dict[str, Any] = {"EndpointConfigName": spec.config_name, "ProductionVariants": [variant],
                                    "Tags": self._tags(spec)}
-        data_capture = getattr(spec, "data_capture_config", None)
+        data_capture = spec.data_capture_config
         if data_capture:
             request["DataCaptureConfig"] = data_capture
         self.sagemaker.create_endpoint_config(**request)
@@ -405,6 +404,6 @@ class SageMakerHosting(AwsClients, Hosting, LongRunningPort):
     @staticmethod
     def _tags(spec: EndpointSpec) -> list[dict[str, str]]:
         tags = [{"Key": "mlops:sha256", "Value": spec.sha256}]
-        if getattr(spec, "model_package_arn", None):
+        if spec.model_package_arn:
             tags.append({"Key": "mlops:model-package-arn", "Value": spec.model_package_arn})
         return tags

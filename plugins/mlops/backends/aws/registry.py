@@ -54,6 +54,8 @@ from mlops.backends.base import (
     REJECTED_DEPLOYMENT,
     SUCCEEDED,
     Deployment,
+    ModelPackageGroupNotFound,
+    ModelPackageNotFound,
     ModelVersion,
     RegistrationIdentity,
     Registry,
@@ -61,7 +63,6 @@ from mlops.backends.base import (
     require_text,
     strict_json,
 )
-from mlops.backends.local.registry import ModelPackageGroupNotFound, ModelPackageNotFound
 from mlops.core.naming import prefixed
 
 if TYPE_CHECKING:

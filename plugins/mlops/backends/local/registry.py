@@ -29,6 +29,8 @@ from mlops.backends.base import (
     REJECTED_DEPLOYMENT,
     SUCCEEDED,
     Deployment,
+    ModelPackageGroupNotFound,
+    ModelPackageNotFound,
     ModelVersion,
     RegistrationIdentity,
     Registry,
@@ -95,20 +97,6 @@ CREATE TABLE IF NOT EXISTS group_shares (  -- the twin of a model package group'
     PRIMARY KEY (group_name, account)
 );
 """
-
-
-class ModelPackageNotFound(KeyError):
-    """No model package has this ARN."""
-
-    def __str__(self) -> str:  # KeyError would show the message in quotes
-        return str(self.args[0])
-
-
-class ModelPackageGroupNotFound(KeyError):
-    """The model package group was never created with :meth:`SQLiteRegistry.ensure_group`."""
-
-    def __str__(self) -> str:
-        return str(self.args[0])
 
 
 def model_package_arn(group: str, version: int) -> str:
