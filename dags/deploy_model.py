@@ -77,7 +77,7 @@ def deploy_model():
     def resolve_package(**context) -> dict:
         from mlops.backends import get_backend
         from mlops.deploy.flow import package_for_run
-        from mlops.operators.sagemaker import resolve_deployable
+        from mlops.deploy.rules import resolve_deployable
 
         registry = get_backend().registry
         return resolve_deployable(registry, CHURN_MODEL_GROUP, package_for_run(registry, CHURN_MODEL_GROUP, context))

@@ -35,7 +35,8 @@ from moto_fixtures import (  # noqa: F401  (importing a fixture registers it)
     sagemaker_calls_fixture,
 )
 
-from mlops.backends.aws.hosting import SageMakerHosting, serving_archive
+from mlops.backends.aws.hosting import SageMakerHosting
+from mlops.backends.aws.serving_container import serving_archive
 from mlops.backends.base import EndpointNotFound, EndpointSpec
 from mlops.backends.limits import LimitError
 from mlops.core.storage import DigestMismatch

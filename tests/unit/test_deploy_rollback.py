@@ -32,7 +32,7 @@ from mlops.deploy.flow import (
     rollback,
     version_in_stage_at,
 )
-from mlops.operators.sagemaker import DeploymentRefused, resolve_deployable
+from mlops.deploy.rules import DeploymentRefused, resolve_deployable
 from testkit.runtime import running_runtime
 
 GROUP = "churn-classifier"

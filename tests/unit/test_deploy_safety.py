@@ -12,7 +12,8 @@ from dataclasses import replace
 import pytest
 
 from mlops.backends.base import Endpoint
-from mlops.operators.sagemaker import DeploymentRefused, SageMakerEndpointOperator, resolve_deployable
+from mlops.deploy.rules import DeploymentRefused, resolve_deployable
+from mlops.operators.sagemaker import SageMakerEndpointOperator
 
 
 @pytest.fixture

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from mlops.backends.base import APPROVED, FAILED, ROLLED_BACK, SUCCEEDED, Deployment
 from mlops.backends.limits import check_data_capture, check_deployment_config, check_shape
+from mlops.deploy.rules import DeploymentRefused, resolve_deployable
 
 if TYPE_CHECKING:
     from mlops.backends.base import Endpoint, EndpointSpec, ModelVersion, Registry, StageTarget
@@ -276,7 +277,6 @@ def package_for_run(registry: Registry, group: str, context: dict[str, Any]) -> 
     """
     from mlops.core.assets import approved_model
     from mlops.core.runs import announced, run_moment
-    from mlops.operators.sagemaker import DeploymentRefused
 
     given = (context.get("params") or {}).get("model_package_arn")
     if given:
@@ -305,7 +305,6 @@ def rollback_plan(registry: Registry, hosting, group: str, stage: str,
     checks as any deploy (Approved, digest unchanged, and, in another account than the registry's,
     :meth:`~mlops.backends.base.Hosting.check_package` from there with ``hosting``). Raises
     ``DeploymentRefused`` when there is nothing to go back to."""
-    from mlops.operators.sagemaker import DeploymentRefused, resolve_deployable
 
     account = target.account_id if target is not None else None
     current = version_in_stage_at(registry, stage, account=account)

@@ -220,32 +220,6 @@ class SageMakerModelPackageOperator(BaseOperator):
         return version.to_dict()  # with "reused"
 
 
-class DeploymentRefused(RuntimeError):
-    """A model version may not be deployed: not Approved, or its artifact changed."""
-
-
-def resolve_deployable(registry, group: str, arn: str | None) -> dict[str, Any]:
-    """The version to deploy: ``arn`` if given, else the newest Approved one in ``group``.
-
-    Refuses anything not Approved and any artifact whose sha256 no longer matches the one
-    recorded at registration.
-    """
-    from mlops.backends.base import APPROVED
-    from mlops.core.storage import sha256_of
-
-    version = registry.get(arn) if arn else registry.latest_approved(group)
-    if version is None:
-        raise DeploymentRefused(f"model package group {group!r} has no Approved version to deploy")
-    if version.status != APPROVED:
-        raise DeploymentRefused(f"{version.arn} is {version.status}; only Approved versions are deployed")
-    actual = sha256_of(version.model_uri)
-    if actual != version.sha256:
-        raise DeploymentRefused(
-            f"{version.arn}: artifact {version.model_uri} has sha256 {actual}, registered {version.sha256}"
-        )
-    return version.to_dict()
-
-
 class SageMakerEndpointOperator(BaseOperator):
     """Deploy an Approved model version to a stage's endpoint (create, or update in place).
 
@@ -316,6 +290,8 @@ class SageMakerEndpointOperator(BaseOperator):
 
         backend = _backend()
         hosting = backend.hosting_for(self.target)
+        from mlops.deploy.rules import resolve_deployable
+
         package = resolve_deployable(backend.registry, self.package["group"], self.package["arn"])
         spec = hosting.named(self._spec(context, package))
         if not self.deferrable:

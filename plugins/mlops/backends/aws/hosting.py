@@ -31,17 +31,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import shutil
-import tempfile
 from dataclasses import replace
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlops.backends.aws.clients import AwsClients, or_none
 from mlops.backends.aws.s3 import split_s3_uri
+from mlops.backends.aws.serving_container import inference_image_uri, serving_environment
 from mlops.backends.base import Endpoint, EndpointNotFound, EndpointSpec, Hosting, JobHandle
 from mlops.core.naming import prefixed
-from mlops.core.settings import INCLUDE_DIR
 from mlops.core.storage import DigestMismatch
 
 if TYPE_CHECKING:
@@ -49,8 +46,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SERVING_DIR = INCLUDE_DIR / "serving"
-SERVING_PROGRAM = "inference.py"
 VARIANT = "AllTraffic"
 TRIGGER = "airflow.providers.amazon.aws.triggers.sagemaker.SageMakerTrigger"
 IN_SERVICE = "InService"
@@ -59,46 +54,6 @@ FAILED = "Failed"
 NAME_MAX = 63  # EndpointName, EndpointConfigName, ModelName
 SERVERLESS_KEYS = ("MemorySizeInMB", "MaxConcurrency", "ProvisionedConcurrency")
 ALARM_NAME_MAX = 255  # CloudWatch AlarmName
-
-
-def serving_archive() -> tuple[bytes, str]:
-    """``sourcedir.tar.gz`` with ``inference.py`` at its root (deterministic), and its sha256."""
-    from mlops.core.storage import pack_model
-
-    work = Path(tempfile.mkdtemp(prefix="mlops-sourcedir-"))
-    try:
-        source = work / "src"
-        source.mkdir()
-        shutil.copy2(SERVING_DIR / SERVING_PROGRAM, source / SERVING_PROGRAM)
-        archive = work / "sourcedir.tar.gz"
-        _, digest = pack_model(source, archive.as_uri())
-        return archive.read_bytes(), digest
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-
-
-def serving_environment(settings: Settings, s3) -> dict[str, str]:
-    """Container environment running ``include/serving/inference.py`` in the scikit-learn image.
-
-    Uploads the sourcedir once per content (``<data root>/code/serving/<sha256>/``).
-    """
-    from botocore.exceptions import ClientError
-
-    data, digest = serving_archive()
-    bucket, prefix = split_s3_uri(settings.data_uri)
-    key = "/".join(p for p in (prefix.strip("/"), "code", "serving", digest[:16], "sourcedir.tar.gz") if p)
-    try:
-        s3.head_object(Bucket=bucket, Key=key)
-    except ClientError as err:
-        if err.response.get("Error", {}).get("Code") not in ("404", "NoSuchKey", "NotFound"):
-            raise
-        s3.put_object(Bucket=bucket, Key=key, Body=data)
-    return {
-        "SAGEMAKER_PROGRAM": SERVING_PROGRAM,
-        "SAGEMAKER_SUBMIT_DIRECTORY": f"s3://{bucket}/{key}",
-        "SAGEMAKER_CONTAINER_LOG_LEVEL": "20",
-        "SAGEMAKER_REGION": settings.aws_region,
-    }
 
 
 class SageMakerHosting(AwsClients, Hosting):
@@ -358,9 +313,7 @@ class SageMakerHosting(AwsClients, Hosting):
             container = self._deployable_container(package_arn, spec.model_uri, spec.sha256)
             image, environment = container["Image"], dict(container.get("Environment") or {})
         else:
-            from mlops.backends.aws.sklearn_image import sklearn_image_uri
-
-            image = sklearn_image_uri(self.settings.aws_region, "inference")
+            image = inference_image_uri(self.settings.aws_region)
             environment = serving_environment(self.settings, self.aws_client("s3"))
         return {"Image": image, "ModelDataUrl": spec.model_uri,
                 "Environment": {**environment, **dict(spec.environment)}}
