@@ -8,8 +8,10 @@ Everything here works through the ports (:class:`~mlops.backends.base.Registry`,
   all-at-once traffic shifting, ``AutoRollbackConfiguration`` on CloudWatch alarms);
   :func:`rollback_alarm_requests` gives the ``PutMetricAlarm`` requests of those alarms and
   :func:`ensure_rollback_alarms` creates or updates them (idempotent).
-* :func:`deploy_version` deploys an already-resolved package and records the attempt,
-  failing on a silent rollback (the endpoint InService on another config).
+* :func:`plan_deployment` resolves the package the deploy rules allow and names the spec;
+  :func:`deploy_version` deploys it (blocking) and records the attempt, failing on a silent
+  rollback (the endpoint InService on another config); :func:`start_deployment` and
+  :func:`complete_deployment` are the same in two halves, for an operator that defers between.
 * :func:`previous_approved`, :func:`version_in_stage_at` and :func:`rollback` re-point a stage
   to the Approved version before the one it serves, through the same checks as any deploy.
 * :func:`package_for_run` says which version a deploy run deploys: the one it was given or
@@ -31,7 +33,7 @@ from mlops.backends.limits import check_data_capture, check_deployment_config, c
 from mlops.deploy.rules import DeploymentRefused, resolve_deployable
 
 if TYPE_CHECKING:
-    from mlops.backends.base import Endpoint, EndpointSpec, ModelVersion, Registry, StageTarget
+    from mlops.backends.base import Endpoint, EndpointSpec, JobHandle, ModelVersion, Registry, StageTarget
     from mlops.core.settings import Settings
 
 TRAFFIC_TYPES = {"canary": "CANARY", "linear": "LINEAR", "all_at_once": "ALL_AT_ONCE"}
@@ -194,6 +196,50 @@ def deploy_version(registry: Registry, hosting, package: dict[str, Any], spec: E
     """
     spec = hosting.named(spec)
     return finish_deployment(registry, package, spec, stage, lambda: hosting.deploy(spec), detail, account)
+
+
+def plan_deployment(registry: Registry, hosting, requested: dict[str, Any],
+                    build_spec: Callable[[dict[str, Any]], EndpointSpec]) -> tuple[dict[str, Any], EndpointSpec]:
+    """``(package, spec)`` of a deploy: the package the deploy rules allow
+    (:func:`~mlops.deploy.rules.resolve_deployable` of ``requested``'s ``group`` and ``arn``), and
+    ``build_spec(package)`` serving exactly that package, under the names ``hosting`` gives it.
+
+    :raises ~mlops.deploy.rules.DeploymentRefused: not Approved, or the artifact changed.
+    """
+    package = resolve_deployable(registry, requested["group"], requested.get("arn"))
+    spec = replace(build_spec(package), model_uri=package["model_uri"], sha256=package["sha256"],
+                   model_package_arn=package["arn"])
+    return package, hosting.named(spec)
+
+
+def start_deployment(registry: Registry, hosting, package: dict[str, Any], spec: EndpointSpec, stage: str,
+                     account: str = "") -> JobHandle:
+    """Submit ``spec`` (:meth:`~mlops.backends.base.Hosting.submit`) and return the handle to wait
+    for or defer on; a submit that fails is recorded ``failed`` and re-raised. Finish with
+    :func:`complete_deployment`."""
+    try:
+        return hosting.submit(spec)
+    except Exception as err:
+        record_attempt(registry, package, spec, stage, FAILED, {"error": str(err)}, account)
+        raise
+
+
+def complete_deployment(registry: Registry, hosting, package: dict[str, Any], spec: EndpointSpec, handle: JobHandle,
+                        stage: str, event: dict[str, Any] | None = None, account: str = "") -> Endpoint:
+    """Collect the endpoint :func:`start_deployment` started, check it runs ``spec``'s config and
+    record the attempt (:func:`finish_deployment`). ``event`` is the trigger's, after a deferral:
+    anything but success fails the deploy (recorded).
+
+    :raises SilentRollback: the endpoint is back on another config.
+    """
+    from mlops.backends.base import Endpoint
+
+    def collect() -> Endpoint:
+        if event is not None and event.get("status") != "success":
+            raise RuntimeError(f"endpoint {spec.endpoint_name} did not come InService: {event.get('message', event)}")
+        return Endpoint(**hosting.collect(handle))
+
+    return finish_deployment(registry, package, spec, stage, collect, account=account)
 
 
 def finish_deployment(registry: Registry, package: dict[str, Any], spec: EndpointSpec, stage: str,

@@ -32,6 +32,15 @@ def _default_deferrable() -> bool:
     return conf.getboolean("operators", "default_deferrable", fallback=False)
 
 
+def _defer(operator: BaseOperator, handle, **kwargs: Any) -> None:
+    """Defer ``operator`` to the trigger ``handle`` carries; ``execute_complete`` gets ``handle`` back
+    (as a dict) with ``kwargs``."""
+    from airflow.sdk.module_loading import import_string
+
+    trigger = import_string(handle.trigger["classpath"])(**handle.trigger["kwargs"])
+    operator.defer(trigger=trigger, method_name="execute_complete", kwargs={"handle": handle.to_dict(), **kwargs})
+
+
 class _JobOperator(BaseOperator):
     """Runs one long-running port job: submit, then defer (or wait), then collect.
 
@@ -77,11 +86,8 @@ class _JobOperator(BaseOperator):
         self._running = (port, handle) if not handle.done else None
         if not handle.done:
             if self.deferrable:
-                from airflow.sdk.module_loading import import_string
-
-                trigger = import_string(handle.trigger["classpath"])(**handle.trigger["kwargs"])
                 self._running = None  # from here the trigger waits, and stops the job if killed
-                self.defer(trigger=trigger, method_name="execute_complete", kwargs={"handle": handle.to_dict()})
+                _defer(self, handle)
             handle = port.wait(handle)
             self._running = None
         result = port.collect(JobHandle.from_dict(handle.to_dict()))
@@ -285,55 +291,42 @@ class SageMakerEndpointOperator(BaseOperator):
         )
 
     def execute(self, context) -> dict[str, Any]:
-        from mlops.backends.base import FAILED, Endpoint
-        from mlops.deploy.flow import record_attempt
+        from mlops.deploy.flow import complete_deployment, deploy_version, plan_deployment, start_deployment
 
         backend = _backend()
-        hosting = backend.hosting_for(self.target)
-        from mlops.deploy.rules import resolve_deployable
-
-        package = resolve_deployable(backend.registry, self.package["group"], self.package["arn"])
-        spec = hosting.named(self._spec(context, package))
+        registry, hosting = backend.registry, backend.hosting_for(self.target)
+        package, spec = plan_deployment(registry, hosting, self.package, lambda p: self._spec(context, p))
         if not self.deferrable:
-            return self._finish(context, backend, package, spec, lambda: hosting.deploy(spec))
-        try:
-            handle = hosting.submit(spec)
-        except Exception as err:
-            record_attempt(backend.registry, package, spec, self.stage, FAILED, {"error": str(err)}, self.account)
-            raise
+            return self._finish(context, backend, package, spec, lambda: deploy_version(
+                registry, hosting, package, spec, self.stage, account=self.account))
+        handle = start_deployment(registry, hosting, package, spec, self.stage, account=self.account)
         if not handle.done:
-            from airflow.sdk.module_loading import import_string
-
-            trigger = import_string(handle.trigger["classpath"])(**handle.trigger["kwargs"])
-            self.defer(trigger=trigger, method_name="execute_complete",
-                       kwargs={"handle": handle.to_dict(), "package": package, "spec": spec.to_dict()})
-        return self._finish(context, backend, package, spec, lambda: Endpoint(**hosting.collect(handle)))
+            _defer(self, handle, package=package, spec=spec.to_dict())
+        return self._finish(context, backend, package, spec, lambda: complete_deployment(
+            registry, hosting, package, spec, handle, self.stage, account=self.account))
 
     def execute_complete(self, context, event: dict[str, Any] | None = None, handle: dict | None = None,
                          package: dict | None = None, spec: dict | None = None) -> dict[str, Any]:
-        from mlops.backends.base import Endpoint, EndpointSpec, JobHandle
+        from mlops.backends.base import EndpointSpec, JobHandle
+        from mlops.deploy.flow import complete_deployment
 
         backend = _backend()
         spec = EndpointSpec.from_dict(spec)
-        event = event or {}
+        return self._finish(context, backend, package, spec, lambda: complete_deployment(
+            backend.registry, backend.hosting_for(self.target), package, spec, JobHandle(**{**handle, "done": True}),
+            self.stage, event=event or {}, account=self.account))
 
-        def collect() -> Endpoint:
-            if event.get("status") != "success":
-                raise RuntimeError(f"endpoint {spec.endpoint_name} did not come InService: "
-                                   f"{event.get('message', event)}")
-            return Endpoint(**backend.hosting_for(self.target).collect(JobHandle(**{**handle, "done": True})))
-
-        return self._finish(context, backend, package, spec, collect)
-
-    def _finish(self, context, backend, package: dict[str, Any], spec, obtain) -> dict[str, Any]:
+    def _finish(self, context, backend, package: dict[str, Any], spec, deploy) -> dict[str, Any]:
+        """Run ``deploy`` (it records the attempt), then tell people: a silent rollback fails the
+        task without retries; a prod deploy is announced."""
         from airflow.sdk.exceptions import AirflowFailException
 
-        from mlops.deploy.flow import SilentRollback, finish_deployment
+        from mlops.deploy.flow import SilentRollback
         from mlops.notifications import send
 
         report = (package.get("metadata") or {}).get("report_uri", "")
         try:
-            endpoint = finish_deployment(backend.registry, package, spec, self.stage, obtain, account=self.account)
+            endpoint = deploy()
         except SilentRollback as err:
             send("silent_rollback", context, f"{self.stage} endpoint {spec.endpoint_name} (account "
                  f"{self.account or 'of the project'}) was rolled back: {err}", model_version=package["arn"],
