@@ -7,9 +7,9 @@ from airflow.sdk import Param, dag, task
 from mlops.core.assets import predictions
 from mlops.dag_defaults import DEFAULT_ARGS, START_DATE, heavy_queue
 from mlops.operators.sagemaker import (
-    SageMakerAutoMLModelOperator,
-    SageMakerAutoMLOperator,
-    SageMakerTransformOperator,
+    AutoMLCandidateModelOperator,
+    AutoMLJobOperator,
+    BatchTransformOperator,
 )
 
 USE_CASE = "churn"
@@ -110,7 +110,7 @@ def autopilot_batch_predict():
         }
 
     plan = prepare()
-    job = SageMakerAutoMLOperator(
+    job = AutoMLJobOperator(
         task_id="automl_job",
         queue=heavy_queue(),
         job_name="{{ ti.xcom_pull(task_ids='prepare')['job_name'] }}",
@@ -123,14 +123,14 @@ def autopilot_batch_predict():
         local_time_budget_s="{{ ti.xcom_pull(task_ids='prepare')['local_time_budget_s'] }}",
         max_candidates="{{ ti.xcom_pull(task_ids='prepare')['max_candidates'] }}",
     )
-    model = SageMakerAutoMLModelOperator(
+    model = AutoMLCandidateModelOperator(
         task_id="create_model",
         job_name="{{ ti.xcom_pull(task_ids='automl_job')['job_name'] }}",
         model_name="{{ ti.xcom_pull(task_ids='prepare')['model_name'] }}",
         candidate_name="{{ params.candidate_name }}",
         response_keys="{{ ti.xcom_pull(task_ids='prepare')['response_keys'] }}",
     )
-    transform = SageMakerTransformOperator(
+    transform = BatchTransformOperator(
         task_id="batch_transform",
         queue=heavy_queue(),
         job_name="{{ ti.xcom_pull(task_ids='prepare')['transform_job'] }}",

@@ -15,9 +15,9 @@ from mlops.dag_defaults import (
 )
 from mlops.operators.approval import ProdApprovalOperator
 from mlops.operators.sagemaker import (
-    SageMakerEndpointDeleteOperator,
-    SageMakerEndpointOperator,
-    SageMakerEndpointTestOperator,
+    CheckEndpointOperator,
+    DeleteEndpointOperator,
+    DeployModelVersionOperator,
 )
 
 USE_CASE = "churn"
@@ -121,7 +121,7 @@ def deploy_model():
     package = resolve_package()
     settings = endpoint_settings()
     targets = stage_targets(package, settings)
-    staging = SageMakerEndpointOperator(
+    staging = DeployModelVersionOperator(
         task_id="deploy_staging",
         pool=endpoint_pool(STAGING_ENDPOINT),
         stage="staging",
@@ -130,7 +130,7 @@ def deploy_model():
         serverless="{{ ti.xcom_pull(task_ids='endpoint_settings')['serverless'] }}",
         target="{{ ti.xcom_pull(task_ids='stage_targets')['staging'] }}",
     )
-    tests = SageMakerEndpointTestOperator(
+    tests = CheckEndpointOperator(
         task_id="test_staging",
         endpoint=staging.output,
         golden_uri="{{ ti.xcom_pull(task_ids='resolve_package')['metadata']['golden_uri'] }}",
@@ -194,7 +194,7 @@ def deploy_model():
 
         return get_backend().hosting_for(targets["prod"]).ensure_rollback_alarms(settings["rollback_alarms"])
 
-    prod = SageMakerEndpointOperator(
+    prod = DeployModelVersionOperator(
         task_id="deploy_prod",
         pool=endpoint_pool(PROD_ENDPOINT),
         stage="prod",
@@ -216,7 +216,7 @@ def deploy_model():
         return verify_golden(get_backend().hosting_for(targets["prod"]).runtime_client(), endpoint["name"],
                              package["metadata"]["golden_uri"], settings["tolerance"])
 
-    teardown = SageMakerEndpointDeleteOperator(task_id="teardown_staging", endpoint_name=STAGING_ENDPOINT,
+    teardown = DeleteEndpointOperator(task_id="teardown_staging", endpoint_name=STAGING_ENDPOINT,
                                                pool=endpoint_pool(STAGING_ENDPOINT),
                                                target="{{ ti.xcom_pull(task_ids='stage_targets')['staging'] }}")
     [package, settings] >> targets >> staging >> tests >> evidence >> approve >> prod

@@ -8,9 +8,9 @@ from mlops.core.assets import approved_model, raw_data
 from mlops.dag_defaults import CHURN_MODEL_GROUP, DEFAULT_ARGS, START_DATE, heavy_queue
 from mlops.operators.approval import ModelApprovalOperator
 from mlops.operators.sagemaker import (
-    SageMakerModelPackageOperator,
-    SageMakerTrainingOperator,
-    SageMakerTuningOperator,
+    CrossValidatedTuningOperator,
+    RegisterModelVersionOperator,
+    TrainModelOperator,
 )
 from mlops.operators.validation import DataValidationOperator
 from mlops.sensors.sagemaker import ModelPackageApprovalSensor
@@ -101,7 +101,7 @@ def train_model():
         }
 
     settings = tuning_settings()
-    tuned = SageMakerTuningOperator(
+    tuned = CrossValidatedTuningOperator(
         task_id="tune",
         queue=heavy_queue(),
         training_data="{{ ti.xcom_pull(task_ids='prepare')['training_data'] }}",
@@ -127,7 +127,7 @@ def train_model():
         print(reason)
         return {"registered": False, "reason": reason}
 
-    refit = SageMakerTrainingOperator(
+    refit = TrainModelOperator(
         task_id="refit",
         queue=heavy_queue(),
         training_data="{{ ti.xcom_pull(task_ids='prepare')['training_data'] }}",
@@ -175,7 +175,7 @@ def train_model():
             "code_version": code_version(),
         }
 
-    register = SageMakerModelPackageOperator(
+    register = RegisterModelVersionOperator(
         task_id="register",
         group=CHURN_MODEL_GROUP,
         model=refit.output,

@@ -13,7 +13,7 @@ import pytest
 
 from mlops.backends.base import Endpoint
 from mlops.deploy.rules import DeploymentRefused, resolve_deployable
-from mlops.operators.sagemaker import SageMakerEndpointOperator
+from mlops.operators.sagemaker import DeployModelVersionOperator
 
 
 @pytest.fixture
@@ -107,7 +107,7 @@ def test_a_silent_rollback_fails_the_deployment_and_is_recorded(registry, tmp_pa
     registry.approve(version.arn, "dana", "good", {})
     backend = fake_backend(registry, StuckOnOldConfig())
     monkeypatch.setattr(sagemaker, "_backend", lambda: backend)
-    operator = SageMakerEndpointOperator(task_id="deploy_prod", stage="prod", package=version.to_dict(),
+    operator = DeployModelVersionOperator(task_id="deploy_prod", stage="prod", package=version.to_dict(),
                                          endpoint_name="churn-prod", instance_type="ml.m5.large")
 
     from airflow.sdk.exceptions import AirflowFailException
@@ -137,7 +137,7 @@ def test_a_successful_deployment_answers_what_was_in_prod(registry, tmp_path, mo
 
     backend = fake_backend(registry, Hosting())
     monkeypatch.setattr(sagemaker, "_backend", lambda: backend)
-    SageMakerEndpointOperator(task_id="deploy_prod", stage="prod", package=version.to_dict(),
+    DeployModelVersionOperator(task_id="deploy_prod", stage="prod", package=version.to_dict(),
                               endpoint_name="churn-prod", instance_type="ml.m5.large").execute(
         context())
 

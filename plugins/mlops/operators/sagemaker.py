@@ -3,6 +3,11 @@
 Each operator is thin: it builds the request, makes one call on a port of the configured
 backend (SageMaker on ``aws``, the local twin on ``local``) and returns a small JSON dict for
 XCom. Names come from :func:`mlops.core.naming.run_name`, so a retry reuses the same job name.
+
+Class names say what the step does, never ``SageMaker...Operator``: these operators take other
+arguments than the amazon provider's (``airflow.providers.amazon.aws.operators.sagemaker``) and
+run on this machine by default, and a DAG may import both. ``tests/unit/test_operator_names.py``
+keeps it so.
 """
 
 from __future__ import annotations
@@ -114,7 +119,7 @@ class _JobOperator(BaseOperator):
         persist(context, _backend().resource_url(kind, name, local))
 
 
-class SageMakerTuningOperator(_JobOperator):
+class CrossValidatedTuningOperator(_JobOperator):
     """Hyperparameter tuning where every trial is scored by k-fold cross-validation.
 
     :param training_data: a :class:`~mlops.backends.base.TrainingData` dict (templated).
@@ -151,7 +156,7 @@ class SageMakerTuningOperator(_JobOperator):
                       best["hyperparameters"])
 
 
-class SageMakerTrainingOperator(_JobOperator):
+class TrainModelOperator(_JobOperator):
     """Fit one model on all training rows with fixed hyperparameters (the refit).
 
     :param training_data: a :class:`~mlops.backends.base.TrainingData` dict (templated).
@@ -183,7 +188,7 @@ class SageMakerTrainingOperator(_JobOperator):
         self.log.info("model %s sha256=%s", result["model_uri"], result["sha256"])
 
 
-class SageMakerModelPackageOperator(BaseOperator):
+class RegisterModelVersionOperator(BaseOperator):
     """Register a model version (``PendingManualApproval``) in a model package group.
 
     A version already registered with the same dataset digest, code version and hyperparameters
@@ -226,7 +231,7 @@ class SageMakerModelPackageOperator(BaseOperator):
         return version.to_dict()  # with "reused"
 
 
-class SageMakerEndpointOperator(BaseOperator):
+class DeployModelVersionOperator(BaseOperator):
     """Deploy an Approved model version to a stage's endpoint (create, or update in place).
 
     Serverless config for staging, instance config for prod (with data capture and a blue/green
@@ -344,7 +349,7 @@ class SageMakerEndpointOperator(BaseOperator):
         return {**endpoint.to_dict(), "arn": package["arn"], "stage": self.stage, "account": self.account}
 
 
-class SageMakerEndpointDeleteOperator(BaseOperator):
+class DeleteEndpointOperator(BaseOperator):
     """Delete an endpoint (a teardown: deleting a missing endpoint is not an error).
 
     :param target: the stage's :class:`~mlops.backends.base.StageTarget` dict (templated): the
@@ -363,7 +368,7 @@ class SageMakerEndpointDeleteOperator(BaseOperator):
         self.log.info("deleted endpoint %s", self.endpoint_name)
 
 
-class SageMakerEndpointTestOperator(BaseOperator):
+class CheckEndpointOperator(BaseOperator):
     """Test a live endpoint through the ``sagemaker-runtime`` client (same code on both backends).
 
     Contract (text/csv and application/json), golden rows against the model's offline
@@ -404,7 +409,7 @@ class SageMakerEndpointTestOperator(BaseOperator):
         return report
 
 
-class SageMakerAutoMLOperator(_JobOperator):
+class AutoMLJobOperator(_JobOperator):
     """Run an Autopilot (AutoML V2) job, or attach to the job of that name if it exists.
 
     On AWS a running job defers to ``SageMakerAutoMLJobV2Trigger`` (Failed and Stopped fail the
@@ -454,7 +459,7 @@ class SageMakerAutoMLOperator(_JobOperator):
         persist(context, _backend().resource_url(kind, name, ranked[0]["model_uri"] if ranked else None))
 
 
-class SageMakerAutoMLModelOperator(BaseOperator):
+class AutoMLCandidateModelOperator(BaseOperator):
     """Create a model from the best (or a named) Autopilot candidate with inference response keys.
 
     :param job_name: the AutoML job (templated).
@@ -494,7 +499,7 @@ class SageMakerAutoMLModelOperator(BaseOperator):
                 "probability_of": automl.probability_of(chosen)}
 
 
-class SageMakerTransformOperator(_JobOperator):
+class BatchTransformOperator(_JobOperator):
     """Batch transform: one prediction line per input line, joined to the input as configured.
 
     On AWS the job defers to the provider's ``SageMakerTrigger(job_type="transform")``; a retry
