@@ -12,6 +12,7 @@ from dataclasses import replace
 import pytest
 
 from mlops.backends.base import Endpoint
+from mlops.deploy.flow import version_in_stage_at
 from mlops.deploy.rules import DeploymentRefused, resolve_deployable
 from mlops.operators.sagemaker import DeployModelVersionOperator
 
@@ -117,7 +118,7 @@ def test_a_silent_rollback_fails_the_deployment_and_is_recorded(registry, tmp_pa
 
     attempt = registry.deployments("prod")[0]
     assert attempt.outcome == "rolled_back"
-    assert registry.deployed_version_at("prod", attempt.deployed_at) is None
+    assert version_in_stage_at(registry, "prod", attempt.deployed_at) is None
     from mlops.notifications import read_notifications
 
     (sent,) = read_notifications()
@@ -143,7 +144,7 @@ def test_a_successful_deployment_answers_what_was_in_prod(registry, tmp_path, mo
 
     attempt = registry.deployments("prod")[0]
     assert attempt.outcome == "succeeded"
-    assert registry.deployed_version_at("prod", attempt.deployed_at).arn == version.arn
+    assert version_in_stage_at(registry, "prod", attempt.deployed_at).arn == version.arn
     from mlops.notifications import read_notifications
 
     (sent,) = read_notifications()

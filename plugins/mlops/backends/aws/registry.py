@@ -52,7 +52,6 @@ from mlops.backends.base import (
     DEPLOYMENT_OUTCOMES,
     PENDING,
     REJECTED_DEPLOYMENT,
-    SUCCEEDED,
     Deployment,
     ModelPackageGroupNotFound,
     ModelPackageNotFound,
@@ -519,15 +518,6 @@ class SageMakerRegistry(AwsClients, Registry):
         if current is not None and json.loads(current["ResourcePolicy"]) == policy:
             return
         self.sagemaker.put_model_package_group_policy(ModelPackageGroupName=name, ResourcePolicy=json.dumps(policy))
-
-    def deployed_version_at(self, stage: str, at: datetime | str) -> ModelVersion | None:
-        """The version serving on ``stage`` at ``at``: that of the newest succeeded deployment
-        at or before ``at``; None when nothing had been deployed. The status is today's."""
-        at_utc = _utc(at, "at")
-        for deployment in self.deployments(stage):
-            if deployment.outcome == SUCCEEDED and _utc(deployment.deployed_at, "deployed_at") <= at_utc:
-                return self.get(deployment.arn)
-        return None
 
     # ------------------------------------------------------------ packages -> ModelVersion
     def _version(self, described: dict[str, Any]) -> ModelVersion:

@@ -27,7 +27,6 @@ from mlops.backends.base import (
     DEPLOYMENT_OUTCOMES,
     PENDING,
     REJECTED_DEPLOYMENT,
-    SUCCEEDED,
     Deployment,
     ModelPackageGroupNotFound,
     ModelPackageNotFound,
@@ -413,21 +412,6 @@ class SQLiteRegistry(Registry):
         with self._connect() as conn:
             rows = conn.execute("SELECT account FROM group_shares WHERE group_name = ? ORDER BY account", (group,))
             return [row["account"] for row in rows]
-
-    def deployed_version_at(self, stage: str, at: datetime | str) -> ModelVersion | None:
-        """The version serving on ``stage`` at time ``at``: that of the newest succeeded
-        deployment at or before ``at`` (failed and rolled-back attempts left the previous one
-        serving). ``None`` when nothing had been deployed yet. The returned status is today's.
-        """
-        at_utc = _to_utc(at, "at")
-        with self._connect() as conn:
-            row = conn.execute(
-                "SELECT p.* FROM deployments d JOIN model_packages p ON p.arn = d.arn "
-                "WHERE d.stage = ? AND d.outcome = ? AND d.deployed_at_utc <= ? "
-                "ORDER BY d.deployed_at_utc DESC, d.id DESC LIMIT 1",
-                (stage, SUCCEEDED, at_utc),
-            ).fetchone()
-        return self._version(row) if row is not None else None
 
     # ------------------------------------------------------------ rows
     def _get(self, conn: sqlite3.Connection, arn: str) -> ModelVersion:
