@@ -85,24 +85,11 @@ def deploy_model():
     @task
     def endpoint_settings() -> dict:
         """The staging and prod settings, checked against SageMaker's limits before any deploy."""
-        from mlops.backends.limits import serverless_config
         from mlops.core.config import load_pipeline
         from mlops.core.settings import get_settings
-        from mlops.deploy.flow import instance_count, prod_endpoint_options, rollback_alarm_requests
+        from mlops.deploy.stage_settings import endpoint_settings
 
-        endpoint = load_pipeline(USE_CASE).section("endpoint")
-        staging = endpoint["staging"]
-        return {
-            "serverless": serverless_config(staging["memory_size_mb"], staging["max_concurrency"],
-                                            staging.get("provisioned_concurrency")),
-            "instance_type": endpoint["prod"]["instance_type"],
-            "instance_count": instance_count(endpoint["prod"]),
-            "requests": endpoint["test"]["requests"],
-            "tolerance": endpoint["test"]["tolerance"],
-            # data_capture_config + deployment_config (blue/green, alarm rollback) for prod
-            **prod_endpoint_options(get_settings(), PROD_ENDPOINT, endpoint["prod"]),
-            "rollback_alarms": rollback_alarm_requests(PROD_ENDPOINT, endpoint["prod"]),
-        }
+        return endpoint_settings(load_pipeline(USE_CASE), get_settings(), PROD_ENDPOINT)
 
     @task
     def stage_targets(package: dict, settings: dict, run_id=None) -> dict:
@@ -142,23 +129,16 @@ def deploy_model():
     @task
     def prod_evidence(report: dict) -> dict:
         """The staging test results the prod approval shows (and the policy reads)."""
-        return {
-            "checks_passed": float(report["passed"]),
-            "p50_latency_ms": report["latency_ms"]["p50"],
-            "p95_latency_ms": report["latency_ms"]["p95"],
-            **{f"check_{c['name']}": "passed" if c["passed"] else f"FAILED {c['detail']}"
-               for c in report["checks"]},
-        }
+        from mlops.deploy.stage_settings import prod_evidence
+
+        return prod_evidence(report)
 
     @task
     def prod_approval_settings(params=None) -> dict:
         from mlops.core.config import load_pipeline
+        from mlops.deploy.stage_settings import prod_approval_settings
 
-        approval = load_pipeline(USE_CASE).section("approval")
-        thresholds = {"min_checks_passed": 1.0, **approval["prod"]}
-        if params["max_p95_latency_ms"] is not None:
-            thresholds["max_p95_latency_ms"] = params["max_p95_latency_ms"]
-        return {"mode": params["approval_mode"] or approval["mode"], "thresholds": thresholds}
+        return prod_approval_settings(load_pipeline(USE_CASE), params)
 
     @task
     def compare_with_prod(package: dict, targets: dict) -> dict:
