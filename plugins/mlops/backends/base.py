@@ -14,7 +14,8 @@ object with ``predict`` and, for classifiers, ``predict_proba`` and ``classes_``
 
 Every method an operator, sensor or trigger calls on a port is declared here, with the
 exceptions it raises; those exceptions are defined here too, so that callers (and the two
-implementations) depend on this module only, never on each other.
+implementations) depend on this module only, never on each other. (It is over 500 lines
+for that reason: the whole contract, documented, in the one place operators read.)
 """
 
 from __future__ import annotations
