@@ -163,7 +163,7 @@ def start_ours(home: Path, model_dir: Path, record_csv: str, handler: Path | Non
             raise RuntimeError(f"the runtime serves with {serving}, not {expected}")
         endpoint = hosting.deploy(EndpointSpec(ENDPOINT, "bench-config", uri, sha))
     except BaseException:
-        hosting.stop()
+        hosting.stop_runtime()
         raise
     return Server("ours", endpoint.url, record_csv.encode(),
                   {"Content-Type": "text/csv", "Accept": "text/csv"}, hosting.stop,

@@ -152,7 +152,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"randomized: {t_randomized:.1f} s, best mean {best_randomized:.5f}", flush=True)
 
     # ---- (a) the naive loop: TPE, cross_val_score per trial, sequential
-    from mlops.backends.local.training import _suggest, validate_search_space
+    from mlops.backends.base import validate_search_space
+    from mlops.backends.local.training import _suggest
 
     checked = validate_search_space(space)
     optuna.logging.set_verbosity(optuna.logging.WARNING)

@@ -15,9 +15,9 @@ from mlops.dag_defaults import (
 )
 from mlops.operators.approval import ProdApprovalOperator
 from mlops.operators.sagemaker import (
-    SageMakerEndpointDeleteOperator,
-    SageMakerEndpointOperator,
-    SageMakerEndpointTestOperator,
+    CheckEndpointOperator,
+    DeleteEndpointOperator,
+    DeployModelVersionOperator,
 )
 
 USE_CASE = "churn"
@@ -79,7 +79,7 @@ def deploy_model():
     def resolve_package(**context) -> dict:
         from mlops.backends import get_backend
         from mlops.deploy.flow import package_for_run
-        from mlops.operators.sagemaker import resolve_deployable
+        from mlops.deploy.rules import resolve_deployable
 
         registry = get_backend().registry
         return resolve_deployable(registry, CHURN_MODEL_GROUP, package_for_run(registry, CHURN_MODEL_GROUP, context))
@@ -87,24 +87,11 @@ def deploy_model():
     @task
     def endpoint_settings() -> dict:
         """The staging and prod settings, checked against SageMaker's limits before any deploy."""
-        from mlops.backends.limits import serverless_config
         from mlops.core.config import load_pipeline
         from mlops.core.settings import get_settings
-        from mlops.deploy.flow import instance_count, prod_endpoint_options, rollback_alarm_requests
+        from mlops.deploy.stage_settings import endpoint_settings
 
-        endpoint = load_pipeline(USE_CASE).section("endpoint")
-        staging = endpoint["staging"]
-        return {
-            "serverless": serverless_config(staging["memory_size_mb"], staging["max_concurrency"],
-                                            staging.get("provisioned_concurrency")),
-            "instance_type": endpoint["prod"]["instance_type"],
-            "instance_count": instance_count(endpoint["prod"]),
-            "requests": endpoint["test"]["requests"],
-            "tolerance": endpoint["test"]["tolerance"],
-            # data_capture_config + deployment_config (blue/green, alarm rollback) for prod
-            **prod_endpoint_options(get_settings(), PROD_ENDPOINT, endpoint["prod"]),
-            "rollback_alarms": rollback_alarm_requests(PROD_ENDPOINT, endpoint["prod"]),
-        }
+        return endpoint_settings(load_pipeline(USE_CASE), get_settings(), PROD_ENDPOINT)
 
     @task
     def stage_targets(package: dict, settings: dict, run_id=None) -> dict:
@@ -123,7 +110,7 @@ def deploy_model():
     package = resolve_package()
     settings = endpoint_settings()
     targets = stage_targets(package, settings)
-    staging = SageMakerEndpointOperator(
+    staging = DeployModelVersionOperator(
         task_id="deploy_staging",
         pool=endpoint_pool(STAGING_ENDPOINT),
         stage="staging",
@@ -132,7 +119,7 @@ def deploy_model():
         serverless="{{ ti.xcom_pull(task_ids='endpoint_settings')['serverless'] }}",
         target="{{ ti.xcom_pull(task_ids='stage_targets')['staging'] }}",
     )
-    tests = SageMakerEndpointTestOperator(
+    tests = CheckEndpointOperator(
         task_id="test_staging",
         endpoint=staging.output,
         golden_uri="{{ ti.xcom_pull(task_ids='resolve_package')['metadata']['golden_uri'] }}",
@@ -155,25 +142,16 @@ def deploy_model():
     @task
     def prod_evidence(report: dict, shadow: dict) -> dict:
         """The staging test results and the shadow replay the prod approval shows (and the policy reads)."""
-        return {
-            **shadow["evidence"],
-            "checks_passed": float(report["passed"]),
-            "p50_latency_ms": report["latency_ms"]["p50"],
-            "p95_latency_ms": report["latency_ms"]["p95"],
-            **{f"check_{c['name']}": "passed" if c["passed"] else f"FAILED {c['detail']}"
-               for c in report["checks"]},
-        }
+        from mlops.deploy.stage_settings import prod_evidence
+
+        return prod_evidence(report, shadow)
 
     @task
     def prod_approval_settings(params=None) -> dict:
         from mlops.core.config import load_pipeline
+        from mlops.deploy.stage_settings import prod_approval_settings
 
-        approval = load_pipeline(USE_CASE).section("approval")
-        thresholds = {"min_checks_passed": 1.0, **{key: value for key, value in approval["prod"].items()
-                                                   if key.startswith(("min_", "max_"))}}
-        if params["max_p95_latency_ms"] is not None:
-            thresholds["max_p95_latency_ms"] = params["max_p95_latency_ms"]
-        return {"mode": params["approval_mode"] or approval["mode"], "thresholds": thresholds}
+        return prod_approval_settings(load_pipeline(USE_CASE), params)
 
     @task
     def compare_with_prod(package: dict, targets: dict) -> dict:
@@ -209,7 +187,7 @@ def deploy_model():
 
         return get_backend().hosting_for(targets["prod"]).ensure_rollback_alarms(settings["rollback_alarms"])
 
-    prod = SageMakerEndpointOperator(
+    prod = DeployModelVersionOperator(
         task_id="deploy_prod",
         pool=endpoint_pool(PROD_ENDPOINT),
         stage="prod",
@@ -231,7 +209,7 @@ def deploy_model():
         return verify_golden(get_backend().hosting_for(targets["prod"]).runtime_client(), endpoint["name"],
                              package["metadata"]["golden_uri"], settings["tolerance"])
 
-    teardown = SageMakerEndpointDeleteOperator(task_id="teardown_staging", endpoint_name=STAGING_ENDPOINT,
+    teardown = DeleteEndpointOperator(task_id="teardown_staging", endpoint_name=STAGING_ENDPOINT,
                                                pool=endpoint_pool(STAGING_ENDPOINT),
                                                target="{{ ti.xcom_pull(task_ids='stage_targets')['staging'] }}")
     [package, settings] >> targets >> staging >> tests >> evidence >> approve >> prod

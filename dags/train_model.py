@@ -8,9 +8,9 @@ from mlops.core.assets import approved_model, model_drift, raw_data
 from mlops.dag_defaults import CHURN_MODEL_GROUP, DEFAULT_ARGS, START_DATE, heavy_queue
 from mlops.operators.approval import ModelApprovalOperator
 from mlops.operators.sagemaker import (
-    SageMakerModelPackageOperator,
-    SageMakerTrainingOperator,
-    SageMakerTuningOperator,
+    CrossValidatedTuningOperator,
+    RegisterModelVersionOperator,
+    TrainModelOperator,
 )
 from mlops.operators.validation import DataValidationOperator
 from mlops.sensors.sagemaker import ModelPackageApprovalSensor
@@ -105,16 +105,12 @@ def train_model():
     @task
     def tuning_settings(params=None) -> dict:
         from mlops.core.config import load_pipeline
+        from mlops.ml.training_run import tuning_settings
 
-        training = load_pipeline(USE_CASE).section("training")
-        return {
-            "n_trials": params["n_trials"] or training["n_trials"],
-            "baseline": params["baseline"] if params["baseline"] is not None else training["baseline"],
-            "search_space": training["search_space"],
-        }
+        return tuning_settings(load_pipeline(USE_CASE), params)
 
     settings = tuning_settings()
-    tuned = SageMakerTuningOperator(
+    tuned = CrossValidatedTuningOperator(
         task_id="tune",
         queue=heavy_queue(),
         training_data="{{ ti.xcom_pull(task_ids='prepare')['training_data'] }}",
@@ -126,9 +122,11 @@ def train_model():
 
     @task.branch
     def quality_gate(tuning: dict, settings: dict) -> str:
-        mean, baseline = tuning["best"]["mean"], settings["baseline"]
-        print(f"quality gate: mean CV {tuning['objective']} {mean:.4f} vs baseline {baseline}")
-        return "refit" if mean >= baseline else "below_baseline"
+        from mlops.ml.training_run import passes_quality_gate
+
+        passed, compared = passes_quality_gate(tuning, settings)
+        print(f"quality gate: {compared}")
+        return "refit" if passed else "below_baseline"
 
     gate = quality_gate(tuned.output, settings)
 
@@ -140,7 +138,7 @@ def train_model():
         print(reason)
         return {"registered": False, "reason": reason}
 
-    refit = SageMakerTrainingOperator(
+    refit = TrainModelOperator(
         task_id="refit",
         queue=heavy_queue(),
         training_data="{{ ti.xcom_pull(task_ids='prepare')['training_data'] }}",
@@ -152,46 +150,19 @@ def train_model():
     @task
     def evaluate(model: dict, prepared: dict, tuning: dict) -> dict:
         from mlops.core.config import load_pipeline
-        from mlops.core.storage import read_json, to_path
-        from mlops.ml.evaluation import evaluate_holdout, model_report_html, write_report
+        from mlops.ml.training_run import evaluate_refit
 
-        config = load_pipeline(USE_CASE)
-        training_data = prepared["training_data"]
-        metrics, curves = evaluate_holdout(model, prepared["holdout_uri"], training_data["target"],
-                                           training_data["positive_label"],
-                                           golden_rows=config.section("endpoint")["test"]["golden_rows"])
-        history = read_json(tuning["history_uri"])["trials"]
-        run_uri = prepared["run_uri"]
-        report_uri = write_report(model_report_html(f"{config.name} model report", tuning, history, metrics, curves),
-                                  f"{run_uri}/model_report.html")
-        golden_uri = f"{run_uri}/golden.parquet"
-        with to_path(golden_uri).open("wb") as handle:
-            curves["golden"].to_parquet(handle, index=False)
-        cv = {f"cv_{tuning['objective']}_mean": tuning["best"]["mean"],
-              f"cv_{tuning['objective']}_std": tuning["best"]["std"]}
-        return {"metrics": {**metrics, **cv}, "report_uri": report_uri, "golden_uri": golden_uri}
+        return evaluate_refit(load_pipeline(USE_CASE), model, prepared, tuning)
 
     evaluation = evaluate(refit.output, prepared, tuned.output)
 
     @task
     def lineage(prepared: dict, tuning: dict, evaluation: dict, trigger: dict) -> dict:
-        from mlops.core.code_version import code_version
+        from mlops.ml.training_run import registration_lineage
 
-        return {
-            "dataset_digest": prepared["dataset_digest"],
-            "validation_id": prepared["validation_id"],
-            "hyperparameters": tuning["best"]["hyperparameters"],
-            "fold_scores": tuning["best"]["fold_scores"],
-            "report_uri": evaluation["report_uri"],
-            "golden_uri": evaluation["golden_uri"],
-            "holdout_uri": prepared["holdout_uri"],
-            "baseline_statistics_uri": prepared.get("baseline_statistics_uri"),
-            "baseline_constraints_uri": prepared.get("baseline_constraints_uri"),
-            "code_version": code_version(),
-            "drift_trigger": trigger if trigger.get("kind", "").endswith("drift") else None,
-        }
+        return registration_lineage(prepared, tuning, evaluation, trigger)
 
-    register = SageMakerModelPackageOperator(
+    register = RegisterModelVersionOperator(
         task_id="register",
         group=CHURN_MODEL_GROUP,
         model=refit.output,

@@ -2,7 +2,7 @@
 
 One function per DAG run (and per branch a run can take), named in :data:`SCENARIOS`. Each
 drives the AWS backend's ports in the order the DAG's tasks call them, through the project's
-own code: the operators (``SageMakerTuningOperator``, ``SageMakerEndpointOperator``, ...) are
+own code: the operators (``CrossValidatedTuningOperator``, ``DeployModelVersionOperator``, ...) are
 built with the arguments the DAG gives them (templates resolved by hand) and executed with a
 minimal context; the DAGs' ``@task`` bodies are taken from the DAG files themselves and called.
 ``dag.test()`` is not used: the DAG wiring is covered by ``tests/dags`` and the local
@@ -327,9 +327,9 @@ def _train_and_register(world: World, training_data) -> dict[str, Any]:
     from mlops.backends.aws.training import TUNING_NAME_MAX, job_name_for
     from mlops.core.naming import run_name
     from mlops.operators.sagemaker import (
-        SageMakerModelPackageOperator,
-        SageMakerTrainingOperator,
-        SageMakerTuningOperator,
+        CrossValidatedTuningOperator,
+        RegisterModelVersionOperator,
+        TrainModelOperator,
     )
 
     sagemaker = world.stubbed()  # (client, stubber), as test_training_aws's tuner() and trainer() take it
@@ -359,7 +359,7 @@ def _train_and_register(world: World, training_data) -> dict[str, Any]:
         summary(f"{tuning}-001-aaaaaaaa", "Completed", 0.88, learning_rate=0.2, max_iter=60, max_leaf_nodes=8),
         best]})
     with world.step():
-        tuned = SageMakerTuningOperator(
+        tuned = CrossValidatedTuningOperator(
             task_id="tune", training_data=training_data.to_dict(), search_space=SPACE, n_trials=3,
             output_uri=RUN_URI, deferrable=False).execute(context)
 
@@ -375,7 +375,7 @@ def _train_and_register(world: World, training_data) -> dict[str, Any]:
     stubber.add_response("describe_training_job", training_description(refit, "Completed",
                                                                        HyperParameters=hyperparameters))
     with world.step():
-        model = SageMakerTrainingOperator(
+        model = TrainModelOperator(
             task_id="refit", training_data=training_data.to_dict(), hyperparameters=tuned["best"]["hyperparameters"],
             output_uri=RUN_URI, deferrable=False).execute(context)
 
@@ -387,7 +387,7 @@ def _train_and_register(world: World, training_data) -> dict[str, Any]:
 
     # register: ensure_group (describe, create) -> register (content-addressed JSON, serving code, package)
     with world.step():
-        package = SageMakerModelPackageOperator(
+        package = RegisterModelVersionOperator(
             task_id="register", group=GROUP, model=model, metrics=metrics,
             metadata=_metadata(tuned["history_uri"], report_uri, golden_uri, tuned["best"])).execute(context)
     return {"package": package, "metrics": metrics, "report_uri": report_uri, "context": context}
@@ -484,9 +484,9 @@ def deploy_model(world: World) -> None:
 
     from mlops.core.assets import approved_model
     from mlops.operators.sagemaker import (
-        SageMakerEndpointDeleteOperator,
-        SageMakerEndpointOperator,
-        SageMakerEndpointTestOperator,
+        CheckEndpointOperator,
+        DeleteEndpointOperator,
+        DeployModelVersionOperator,
     )
 
     registry = _registry(world)
@@ -507,13 +507,13 @@ def deploy_model(world: World) -> None:
         package = dag_task("deploy_model", "resolve_package")(**context)
         settings = {**dag_task("deploy_model", "endpoint_settings")(), "requests": 3}
         targets = dag_task("deploy_model", "stage_targets")(package, settings, run_id=RUN_ID)
-        staging = SageMakerEndpointOperator(
+        staging = DeployModelVersionOperator(
             task_id="deploy_staging", stage="staging", package=package, endpoint_name=STAGING_ENDPOINT,
             serverless=settings["serverless"], target=targets["staging"], deferrable=False).execute(context)
     assert {t["account_id"] for t in targets.values()} == {"123456789012"}, targets
     _invocations(invocations, settings["requests"])
     with world.step():
-        report = SageMakerEndpointTestOperator(
+        report = CheckEndpointOperator(
             task_id="test_staging", endpoint=staging, golden_uri=package["metadata"]["golden_uri"],
             requests=settings["requests"], tolerance=settings["tolerance"], target=targets["staging"]).execute(context)
     assert report["passed"], report
@@ -545,7 +545,7 @@ def deploy_model(world: World) -> None:
     invocations.add_response("invoke_endpoint", _csv_answer(GOLDEN_ROWS))
     with world.step():
         dag_task("deploy_model", "rollback_alarms")(settings, targets)
-        prod = SageMakerEndpointOperator(
+        prod = DeployModelVersionOperator(
             task_id="deploy_prod", stage="prod", package=package, endpoint_name=PROD_ENDPOINT,
             instance_type=settings["instance_type"], initial_instance_count=settings["instance_count"],
             data_capture_config=settings["data_capture_config"], deployment_config=settings["deployment_config"],
@@ -554,7 +554,7 @@ def deploy_model(world: World) -> None:
 
     world.backend = replace(world.backend, hosting=staging_hosting)
     with world.step():
-        SageMakerEndpointDeleteOperator(task_id="teardown_staging", endpoint_name=STAGING_ENDPOINT,
+        DeleteEndpointOperator(task_id="teardown_staging", endpoint_name=STAGING_ENDPOINT,
                                         target=targets["staging"]).execute(context)
 
 
@@ -619,9 +619,9 @@ def deploy_model_three_accounts(world: World) -> None:
     from mlops.backends.aws.accounts import SageMakerStageAccess
     from mlops.core.assets import approved_model
     from mlops.operators.sagemaker import (
-        SageMakerEndpointDeleteOperator,
-        SageMakerEndpointOperator,
-        SageMakerEndpointTestOperator,
+        CheckEndpointOperator,
+        DeleteEndpointOperator,
+        DeployModelVersionOperator,
     )
     from testkit.moto_accounts import strict_accounts
 
@@ -657,12 +657,12 @@ def deploy_model_three_accounts(world: World) -> None:
         assert {stage: t["account_id"] for stage, t in targets.items()} == {"staging": STAGING_ACCOUNT,
                                                                             "prod": PROD_ACCOUNT}, targets
         with world.step():
-            staging = SageMakerEndpointOperator(
+            staging = DeployModelVersionOperator(
                 task_id="deploy_staging", stage="staging", package=package, endpoint_name=STAGING_ENDPOINT,
                 serverless=settings["serverless"], target=targets["staging"], deferrable=False).execute(context)
         _invocations(invocations["staging"], settings["requests"])
         with world.step():
-            report = SageMakerEndpointTestOperator(
+            report = CheckEndpointOperator(
                 task_id="test_staging", endpoint=staging, golden_uri=package["metadata"]["golden_uri"],
                 requests=settings["requests"], tolerance=settings["tolerance"],
                 target=targets["staging"]).execute(context)
@@ -670,14 +670,14 @@ def deploy_model_three_accounts(world: World) -> None:
         invocations["prod"].add_response("invoke_endpoint", _csv_answer(GOLDEN_ROWS))
         with world.step():
             dag_task("deploy_model", "rollback_alarms")(settings, targets)
-            prod = SageMakerEndpointOperator(
+            prod = DeployModelVersionOperator(
                 task_id="deploy_prod", stage="prod", package=package, endpoint_name=PROD_ENDPOINT,
                 instance_type=settings["instance_type"], initial_instance_count=settings["instance_count"],
                 data_capture_config=settings["data_capture_config"],
                 deployment_config=settings["deployment_config"], target=targets["prod"],
                 deferrable=False).execute(context)
             dag_task("deploy_model", "verify_prod")(prod, package, settings, targets)
-            SageMakerEndpointDeleteOperator(task_id="teardown_staging", endpoint_name=STAGING_ENDPOINT,
+            DeleteEndpointOperator(task_id="teardown_staging", endpoint_name=STAGING_ENDPOINT,
                                             target=targets["staging"]).execute(context)
         assert prod["account"] == PROD_ACCOUNT, prod
         records = registry.deployments()
@@ -735,10 +735,10 @@ def _autopilot_names() -> dict[str, str]:
 
 def _automl_operator(names: dict[str, str], run_uri: str, deferrable: bool):
     from mlops.core.config import load_pipeline
-    from mlops.operators.sagemaker import SageMakerAutoMLOperator
+    from mlops.operators.sagemaker import AutoMLJobOperator
 
     autopilot = load_pipeline("churn").section("autopilot")
-    return SageMakerAutoMLOperator(
+    return AutoMLJobOperator(
         task_id="automl_job", job_name=names["job_name"], train_uri=f"{run_uri}/train.parquet", output_uri=run_uri,
         target="Churn?", problem_type="binary", objective=autopilot["objective"],
         time_budget_s=autopilot["time_budget_s"], max_candidates=autopilot["max_candidates"], deferrable=deferrable)
@@ -771,7 +771,7 @@ def autopilot_batch_predict(world: World) -> None:
     from mlops.backends.aws.automl import AutopilotAutoML
     from mlops.backends.aws.transform import SageMakerBatchTransform
     from mlops.core.config import load_pipeline
-    from mlops.operators.sagemaker import SageMakerAutoMLModelOperator, SageMakerTransformOperator
+    from mlops.operators.sagemaker import AutoMLCandidateModelOperator, BatchTransformOperator
 
     names = _autopilot_names()
     job = names["job_name"]
@@ -807,7 +807,7 @@ def autopilot_batch_predict(world: World) -> None:
     stubber.add_client_error("describe_model", "ValidationException", f'Could not find model "{names["model_name"]}".')
     stubber.add_response("create_model", {"ModelArn": f"arn:aws:sagemaker:{REGION}:123456789012:model/x"})
     with world.step():
-        model = SageMakerAutoMLModelOperator(
+        model = AutoMLCandidateModelOperator(
             task_id="create_model", job_name=result["job_name"], model_name=names["model_name"],
             candidate_name=None, response_keys=keys).execute(context)
 
@@ -815,7 +815,7 @@ def autopilot_batch_predict(world: World) -> None:
     world.put("mlops/autopilot/churn/manual_run/transform/output/part-00000.csv.out",
               "c1,True.,0.9,True.;False.,0.9;0.1\nc2,False.,0.2,True.;False.,0.2;0.8\n")
     with world.step():
-        scored = SageMakerTransformOperator(
+        scored = BatchTransformOperator(
             task_id="batch_transform", job_name=names["transform_job"], model_name=model["model_name"],
             input_uri=f"{run_uri}/transform/input", output_uri=f"{run_uri}/transform/output",
             input_filter="$[1:]", join_source=True, output_filter=output_filter, deferrable=False).execute(context)
@@ -884,7 +884,7 @@ def train_model_killed(world: World, training_data) -> None:
 
     from mlops.backends.aws.training import TRAINING_NAME_MAX, TUNING_NAME_MAX, JobFailed, job_name_for
     from mlops.core.naming import attempt_name, run_name
-    from mlops.operators.sagemaker import SageMakerTrainingOperator, SageMakerTuningOperator
+    from mlops.operators.sagemaker import CrossValidatedTuningOperator, TrainModelOperator
 
     sagemaker = world.stubbed()
     client, stubber = sagemaker
@@ -902,8 +902,8 @@ def train_model_killed(world: World, training_data) -> None:
     stubber.add_response("describe_hyper_parameter_tuning_job", tuning_description(tuning, "Stopping"))
     stubber.add_response("describe_hyper_parameter_tuning_job", tuning_description(tuning, "Stopped"))
 
-    def tune(deferrable: bool) -> SageMakerTuningOperator:
-        return SageMakerTuningOperator(task_id="tune", training_data=training_data.to_dict(), search_space=SPACE,
+    def tune(deferrable: bool) -> CrossValidatedTuningOperator:
+        return CrossValidatedTuningOperator(task_id="tune", training_data=training_data.to_dict(), search_space=SPACE,
                                        n_trials=3, output_uri=RUN_URI, deferrable=deferrable)
 
     killed = tune(deferrable=False)
@@ -926,8 +926,8 @@ def train_model_killed(world: World, training_data) -> None:
     stubber.add_response("describe_training_job", training_description(refit, "Stopping"))
     stubber.add_response("describe_training_job", training_description(refit, "Stopped"))
 
-    def fit(deferrable: bool) -> SageMakerTrainingOperator:
-        return SageMakerTrainingOperator(task_id="refit", training_data=training_data.to_dict(),
+    def fit(deferrable: bool) -> TrainModelOperator:
+        return TrainModelOperator(task_id="refit", training_data=training_data.to_dict(),
                                          hyperparameters={"learning_rate": 0.1, "max_iter": 100,
                                                           "max_leaf_nodes": 16},
                                          output_uri=RUN_URI, deferrable=deferrable)
@@ -952,7 +952,7 @@ def autopilot_batch_predict_killed(world: World) -> None:
 
     from mlops.backends.aws.automl import AutopilotAutoML
     from mlops.backends.aws.transform import SageMakerBatchTransform, attempt_names
-    from mlops.operators.sagemaker import SageMakerTransformOperator
+    from mlops.operators.sagemaker import BatchTransformOperator
 
     names = _autopilot_names()
     run_uri = f"s3://{BUCKET}/mlops/autopilot/churn/manual_run"
@@ -982,9 +982,9 @@ def autopilot_batch_predict_killed(world: World) -> None:
     transform_names = attempt_names(transform.job_name(names["transform_job"]), 2)
     model = transform.model_name(names["model_name"])
 
-    def score(deferrable: bool) -> SageMakerTransformOperator:
+    def score(deferrable: bool) -> BatchTransformOperator:
         keys = 4
-        return SageMakerTransformOperator(
+        return BatchTransformOperator(
             task_id="batch_transform", job_name=names["transform_job"], model_name=model,
             input_uri=f"{run_uri}/transform/input", output_uri=f"{run_uri}/transform/output",
             input_filter="$[1:]", join_source=True,

@@ -35,16 +35,17 @@ from moto_fixtures import (  # noqa: F401  (importing a fixture registers it)
     sagemaker_calls_fixture,
 )
 
-from mlops.backends.aws.hosting import SageMakerHosting, serving_archive
-from mlops.backends.base import EndpointSpec
+from mlops.backends.aws.hosting import SageMakerHosting
+from mlops.backends.aws.serving_container import serving_archive
+from mlops.backends.base import EndpointNotFound, EndpointSpec
 from mlops.backends.limits import LimitError
-from mlops.backends.local.hosting import EndpointNotFound
 from mlops.core.storage import DigestMismatch
 from mlops.deploy.flow import (
     SilentRollback,
     deploy_version,
     prod_endpoint_options,
     rollback_alarm_requests,
+    version_in_stage_at,
 )
 
 PROD = {"instance_type": "ml.m5.large", "initial_instance_count": 4,
@@ -320,7 +321,7 @@ def test_a_silent_rollback_fails_the_deploy_and_is_recorded(stubbed, settings, s
     attempt = registry.deployments("prod")[0]
     assert (attempt.outcome, attempt.endpoint_name, attempt.endpoint_config, attempt.arn) == (
         "rolled_back", "mlops-churn-prod", "mlops-prod-cfg-2", version.arn)
-    assert registry.deployed_version_at("prod", datetime.now(UTC)) is None
+    assert version_in_stage_at(registry, "prod", datetime.now(UTC)) is None
 
 
 def test_a_missing_rollback_alarm_stops_the_update_before_it_starts(stubbed, settings, s3):

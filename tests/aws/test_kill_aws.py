@@ -27,7 +27,7 @@ from mlops.backends.aws.automl import AutopilotAutoML
 from mlops.backends.aws.training import SageMakerTrainer, SageMakerTuner
 from mlops.backends.aws.transform import SageMakerBatchTransform
 from mlops.backends.base import JobHandle
-from mlops.operators.sagemaker import SageMakerAutoMLOperator
+from mlops.operators.sagemaker import AutoMLJobOperator
 from mlops.triggers.sagemaker_automl import SageMakerAutoMLJobV2Trigger
 from mlops.triggers.sagemaker_jobs import SageMakerJobTrigger
 
@@ -46,7 +46,7 @@ def test_a_task_killed_while_it_waits_stops_its_automl_job_and_fails(aws_setting
     automl = AutopilotAutoML(aws_settings, client=sagemaker, waiter_delay=0)
     monkeypatch.setattr("mlops.operators.sagemaker._backend", lambda: Backend(
         name="aws", tuner=None, trainer=None, registry=None, hosting=None, automl=automl, transform=None))
-    operator = SageMakerAutoMLOperator(task_id="automl_job", output_uri=AUTOML["output_uri"], deferrable=False,
+    operator = AutoMLJobOperator(task_id="automl_job", output_uri=AUTOML["output_uri"], deferrable=False,
                                        **{k: v for k, v in AUTOML.items() if k != "output_uri"})
     kill_in_wait(sagemaker, "DescribeAutoMLJobV2", "AutoMLJobStatus", operator)  # SIGTERM during the wait
 
@@ -60,7 +60,7 @@ def test_a_task_killed_while_it_waits_stops_its_automl_job_and_fails(aws_setting
 def test_on_kill_before_or_after_the_job_stops_nothing(aws_settings, stubbed, monkeypatch):
     client, _ = stubbed  # nothing queued: any request fails the test
     automl = AutopilotAutoML(aws_settings, client=client)
-    operator = SageMakerAutoMLOperator(task_id="automl_job", output_uri="s3://b/o", **{
+    operator = AutoMLJobOperator(task_id="automl_job", output_uri="s3://b/o", **{
         k: v for k, v in AUTOML.items() if k != "output_uri"})
 
     operator.on_kill()  # never started

@@ -28,8 +28,15 @@ from moto_fixtures import (  # noqa: F401  (importing a fixture registers it)
     sagemaker_calls_fixture,
 )
 
-from mlops.backends.base import APPROVED, PENDING, REJECTED, Deployment
-from mlops.backends.local.registry import ModelPackageGroupNotFound, ModelPackageNotFound
+from mlops.backends.base import (
+    APPROVED,
+    PENDING,
+    REJECTED,
+    Deployment,
+    ModelPackageGroupNotFound,
+    ModelPackageNotFound,
+)
+from mlops.deploy.flow import version_in_stage_at
 
 T0 = datetime(2026, 11, 21, 6, 0, tzinfo=UTC)
 
@@ -476,16 +483,16 @@ def test_deployment_records_are_json_objects_under_registry_deployments(registry
     assert read_s3_json(s3, f"s3://mlops-test-bucket/{keys[0]}")["arn"] == version.arn
 
 
-def test_deployed_version_at_answers_which_version_was_in_prod(registry, s3):
+def test_version_in_stage_at_answers_which_version_was_in_prod(registry, s3):
     first, second = register(registry, s3, 0), register(registry, s3, 1)
     registry.record_deployment(deployment(first.arn, T0))
     registry.record_deployment(deployment(second.arn, T0 + timedelta(days=1)))
     registry.record_deployment(deployment(first.arn, T0 + timedelta(days=2), outcome="rolled_back"))
 
-    assert registry.deployed_version_at("prod", T0 - timedelta(seconds=1)) is None
-    assert registry.deployed_version_at("prod", T0).arn == first.arn
-    assert registry.deployed_version_at("prod", T0 + timedelta(days=1, hours=1)).arn == second.arn
-    assert registry.deployed_version_at("prod", T0 + timedelta(days=3)).arn == second.arn
+    assert version_in_stage_at(registry, "prod", T0 - timedelta(seconds=1)) is None
+    assert version_in_stage_at(registry, "prod", T0).arn == first.arn
+    assert version_in_stage_at(registry, "prod", T0 + timedelta(days=1, hours=1)).arn == second.arn
+    assert version_in_stage_at(registry, "prod", T0 + timedelta(days=3)).arn == second.arn
 
 
 def test_record_deployment_rejects_unknown_packages_and_outcomes(registry, s3):

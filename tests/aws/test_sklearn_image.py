@@ -9,16 +9,17 @@ import sklearn
 
 from mlops.backends.aws.hosting import SageMakerHosting
 from mlops.backends.aws.registry import SageMakerRegistry
-from mlops.backends.aws.sklearn_image import SKLEARN_FRAMEWORK_VERSION, _image_table, sklearn_image_uri
+from mlops.backends.aws.sklearn_image import SKLEARN_FRAMEWORK_VERSION, published_regions, sklearn_image_uri
 from mlops.backends.aws.training import SageMakerTrainer, SageMakerTuner
 from mlops.backends.base import EndpointSpec
 from testkit.container import REQUIREMENTS
 
 
 def test_training_and_serving_images_are_the_same_image_in_every_region_that_has_it():
-    regions = _image_table()["inference"]["versions"][SKLEARN_FRAMEWORK_VERSION]["registries"]
+    regions = published_regions("inference")
 
     assert len(regions) > 20
+    assert published_regions("training") == regions
     for region in regions:
         assert sklearn_image_uri(region, "training") == sklearn_image_uri(region, "inference")
     assert re.fullmatch(r"\d{12}\.dkr\.ecr\.eu-west-1\.amazonaws\.com/sagemaker-scikit-learn:1\.9-0-cpu-py3",

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from botocore.exceptions import ClientError
 
-from mlops.backends.aws.hosting import SERVING_PROGRAM, serving_archive
+from mlops.backends.aws.serving_container import SERVING_PROGRAM, serving_archive
 from mlops.core.storage import pack_model
 
 DRIVER = Path(__file__).with_name("serve_requests.py")

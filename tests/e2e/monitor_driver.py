@@ -46,7 +46,7 @@ def main() -> None:
                          "tasks": {k: v.split(".")[-1].lower() for k, v in task_states(run).items()},
                          "summary": xcom(run, "monitor"), "drift_events": drift_events()}
     finally:
-        hosting.stop()
+        hosting.stop_runtime()
     print(json.dumps(out, default=str))
 
 

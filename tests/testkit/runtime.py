@@ -29,4 +29,4 @@ def running_runtime(home: Path) -> Iterator[LocalHosting]:
         hosting.ensure_running()
         yield hosting
     finally:
-        hosting.stop()
+        hosting.stop_runtime()

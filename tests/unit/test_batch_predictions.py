@@ -15,8 +15,8 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 from mlops.ml.batch_predictions import (
     choose_threshold,
     evaluate_predictions,
+    iter_output_rows,
     parse_list,
-    read_transform_output,
     write_evaluation_report,
     write_predictions_parquet,
     write_predictions_to_keyspaces,
@@ -77,7 +77,7 @@ def test_an_output_line_with_missing_fields_is_refused_naming_the_file(tmp_path)
     (tmp_path / "out" / "records.csv.out").write_text("1,True.,0.9\n2,False.\n")
 
     with pytest.raises(ValueError, match=r"records\.csv\.out line 2 has 2 fields"):
-        read_transform_output((tmp_path / "out").as_uri(), "Phone", ["predicted_label", "probability"])
+        list(iter_output_rows((tmp_path / "out").as_uri(), ["predicted_label", "probability"]))
 
 
 @pytest.mark.parametrize("text", ['["False.", "True."]', "['False.', 'True.']"])
@@ -109,12 +109,11 @@ def test_autopilots_documented_csv_line_and_the_local_handlers_line_parse_to_the
     (tmp_path / "local").mkdir()
     (tmp_path / "local" / "records.csv.out").write_text(f"c1,{twin_body}")
 
-    aws = read_transform_output((tmp_path / "aws").as_uri(), "Phone", AUTOPILOT_KEYS)
-    local = read_transform_output((tmp_path / "local").as_uri(), "Phone", AUTOPILOT_KEYS)
+    aws = list(iter_output_rows((tmp_path / "aws").as_uri(), AUTOPILOT_KEYS))
+    local = list(iter_output_rows((tmp_path / "local").as_uri(), AUTOPILOT_KEYS))
 
     assert twin_body != AUTOPILOT_LINE.partition(",")[2]  # JSON lists here, Python literals there
-    assert aws.to_dict("records") == local.to_dict("records") == [
-        {"Phone": "c1", "predicted_label": "1", "probability": 0.9, "probabilities": [0.1, 0.9], "labels": ["0", "1"]}]
+    assert aws == local == [["c1", "1", 0.9, [0.1, 0.9], ["0", "1"]]]
 
 
 @pytest.mark.parametrize("line, message", [
@@ -129,7 +128,7 @@ def test_an_output_line_whose_values_do_not_fit_their_keys_is_refused_naming_the
     (tmp_path / "out" / "records.csv.out").write_text(AUTOPILOT_LINE + line + "\n")
 
     with pytest.raises(ValueError, match=rf"records\.csv\.out line 2: .*{message}"):
-        read_transform_output((tmp_path / "out").as_uri(), "Phone", AUTOPILOT_KEYS)
+        list(iter_output_rows((tmp_path / "out").as_uri(), AUTOPILOT_KEYS))
 
 
 # ---------------------------------------------------------------- evaluation

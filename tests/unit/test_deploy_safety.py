@@ -12,7 +12,9 @@ from dataclasses import replace
 import pytest
 
 from mlops.backends.base import Endpoint
-from mlops.operators.sagemaker import DeploymentRefused, SageMakerEndpointOperator, resolve_deployable
+from mlops.deploy.flow import version_in_stage_at
+from mlops.deploy.rules import DeploymentRefused, resolve_deployable
+from mlops.operators.sagemaker import DeployModelVersionOperator
 
 
 @pytest.fixture
@@ -106,7 +108,7 @@ def test_a_silent_rollback_fails_the_deployment_and_is_recorded(registry, tmp_pa
     registry.approve(version.arn, "dana", "good", {})
     backend = fake_backend(registry, StuckOnOldConfig())
     monkeypatch.setattr(sagemaker, "_backend", lambda: backend)
-    operator = SageMakerEndpointOperator(task_id="deploy_prod", stage="prod", package=version.to_dict(),
+    operator = DeployModelVersionOperator(task_id="deploy_prod", stage="prod", package=version.to_dict(),
                                          endpoint_name="churn-prod", instance_type="ml.m5.large")
 
     from airflow.sdk.exceptions import AirflowFailException
@@ -116,7 +118,7 @@ def test_a_silent_rollback_fails_the_deployment_and_is_recorded(registry, tmp_pa
 
     attempt = registry.deployments("prod")[0]
     assert attempt.outcome == "rolled_back"
-    assert registry.deployed_version_at("prod", attempt.deployed_at) is None
+    assert version_in_stage_at(registry, "prod", attempt.deployed_at) is None
     from mlops.notifications import read_notifications
 
     (sent,) = read_notifications()
@@ -136,13 +138,13 @@ def test_a_successful_deployment_answers_what_was_in_prod(registry, tmp_path, mo
 
     backend = fake_backend(registry, Hosting())
     monkeypatch.setattr(sagemaker, "_backend", lambda: backend)
-    SageMakerEndpointOperator(task_id="deploy_prod", stage="prod", package=version.to_dict(),
+    DeployModelVersionOperator(task_id="deploy_prod", stage="prod", package=version.to_dict(),
                               endpoint_name="churn-prod", instance_type="ml.m5.large").execute(
         context())
 
     attempt = registry.deployments("prod")[0]
     assert attempt.outcome == "succeeded"
-    assert registry.deployed_version_at("prod", attempt.deployed_at).arn == version.arn
+    assert version_in_stage_at(registry, "prod", attempt.deployed_at).arn == version.arn
     from mlops.notifications import read_notifications
 
     (sent,) = read_notifications()

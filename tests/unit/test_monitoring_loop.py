@@ -32,7 +32,7 @@ def prod(mlops_home):
     backend, hosting, version, capture = serve_prod(mlops_home)
     assert backend.registry.get(version.arn).status == APPROVED
     yield SimpleNamespace(backend=backend, hosting=hosting, version=version, capture=capture)
-    hosting.stop()
+    hosting.stop_runtime()
 
 
 def serve(prod, shift: bool, seed: int) -> tuple[datetime, datetime]:

@@ -11,6 +11,7 @@ import pytest
 
 from mlops.backends.base import APPROVED, PENDING, REJECTED, Deployment, ModelVersion, Registry
 from mlops.backends.local.registry import SQLiteRegistry
+from mlops.deploy.flow import version_in_stage_at
 
 GROUP = "churn-classifier"
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
@@ -308,16 +309,16 @@ def test_deployments_are_newest_first_and_filter_by_stage(registry):
     assert registry.deployments("prod")[0] == deployment(version.arn, T0 + timedelta(hours=2))
 
 
-def test_deployed_version_at_answers_which_version_was_in_prod(registry):
+def test_version_in_stage_at_answers_which_version_was_in_prod(registry):
     v1, v2, v3 = (register(registry, n=n) for n in range(3))
     for hours, version in ((0, v1), (24, v2), (48, v3)):
         registry.record_deployment(deployment(version.arn, T0 + timedelta(hours=hours)))
-    assert registry.deployed_version_at("prod", T0 - timedelta(seconds=1)) is None
-    assert registry.deployed_version_at("prod", T0).arn == v1.arn
-    assert registry.deployed_version_at("prod", T0 + timedelta(hours=12)).arn == v1.arn
-    assert registry.deployed_version_at("prod", T0 + timedelta(hours=36)).arn == v2.arn
-    assert registry.deployed_version_at("prod", (T0 + timedelta(days=30)).isoformat()).arn == v3.arn
-    assert registry.deployed_version_at("staging", T0 + timedelta(days=30)) is None
+    assert version_in_stage_at(registry, "prod", T0 - timedelta(seconds=1)) is None
+    assert version_in_stage_at(registry, "prod", T0).arn == v1.arn
+    assert version_in_stage_at(registry, "prod", T0 + timedelta(hours=12)).arn == v1.arn
+    assert version_in_stage_at(registry, "prod", T0 + timedelta(hours=36)).arn == v2.arn
+    assert version_in_stage_at(registry, "prod", (T0 + timedelta(days=30)).isoformat()).arn == v3.arn
+    assert version_in_stage_at(registry, "staging", T0 + timedelta(days=30)) is None
 
 
 def test_a_failed_or_rolled_back_deployment_is_not_in_prod(registry):
@@ -325,17 +326,17 @@ def test_a_failed_or_rolled_back_deployment_is_not_in_prod(registry):
     registry.record_deployment(deployment(v1.arn, T0))
     registry.record_deployment(deployment(v2.arn, T0 + timedelta(hours=1), outcome="failed"))
     registry.record_deployment(deployment(v3.arn, T0 + timedelta(hours=2), outcome="rolled_back"))
-    assert registry.deployed_version_at("prod", T0 + timedelta(hours=3)).arn == v1.arn
+    assert version_in_stage_at(registry, "prod", T0 + timedelta(hours=3)).arn == v1.arn
 
 
-def test_deployed_version_at_compares_instants_across_time_zones(registry):
+def test_version_in_stage_at_compares_instants_across_time_zones(registry):
     v1, v2 = register(registry, n=1), register(registry, n=2)
     registry.record_deployment(deployment(v1.arn, T0))
     plus_two = timezone(timedelta(hours=2))
     # 13:30 at +02:00 is 11:30 UTC: before v1 went live, although it sorts after as text.
     registry.record_deployment(deployment(v2.arn, datetime(2024, 5, 1, 13, 30, tzinfo=plus_two)))
-    assert registry.deployed_version_at("prod", "2024-05-01T12:30:00Z").arn == v1.arn
-    assert registry.deployed_version_at("prod", "2024-05-01T11:45:00+00:00").arn == v2.arn
+    assert version_in_stage_at(registry, "prod", "2024-05-01T12:30:00Z").arn == v1.arn
+    assert version_in_stage_at(registry, "prod", "2024-05-01T11:45:00+00:00").arn == v2.arn
 
 
 def test_record_deployment_rejects_unknown_packages_and_outcomes(registry):
@@ -438,7 +439,7 @@ def test_data_survives_reopening(registry):
     reopened = SQLiteRegistry(registry.db_path)
     assert reopened.get(version.arn) == registry.get(version.arn)
     assert reopened.approval_history(version.arn)[0]["evidence"] == {"roc_auc": 0.9}
-    assert reopened.deployed_version_at("prod", T0).arn == version.arn
+    assert version_in_stage_at(reopened, "prod", T0).arn == version.arn
     assert register(reopened).version == 2
 
 

@@ -128,7 +128,7 @@ def own_hosting(mlops_home):
     """A runtime of its own (in a fresh MLOPS_HOME) for tests that stop or restart it."""
     hosting = LocalHosting(get_settings())
     yield hosting
-    hosting.stop()
+    hosting.stop_runtime()
 
 
 # ---------------------------------------------------------------- helpers
@@ -461,7 +461,7 @@ def test_restarted_runtime_restores_its_endpoints(own_hosting, mlops_home, model
     uri, sha = package(models["b"], mlops_home, "b")
     own_hosting.deploy(EndpointSpec("restored", "restored-config", uri, sha))
     first_pid = read_pid(own_hosting.settings.runtime_dir)
-    own_hosting.stop()
+    own_hosting.stop_runtime()
 
     restarted = LocalHosting(get_settings())
     endpoint = restarted.describe("restored")
@@ -477,8 +477,8 @@ def test_stop_leaves_no_process_and_stopping_again_is_fine(own_hosting):
     pid = read_pid(runtime_dir)
     assert pid is not None
 
-    own_hosting.stop()
-    own_hosting.stop()
+    own_hosting.stop_runtime()
+    own_hosting.stop_runtime()
 
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)

@@ -248,7 +248,7 @@ def test_a_restarted_runtime_refuses_an_artifact_changed_while_it_was_down(mlops
     hosting = LocalHosting(get_settings())
     try:
         hosting.deploy(EndpointSpec("guarded", "guarded-config", uri, sha256))
-        hosting.stop()
+        hosting.stop_runtime()
         shutil.rmtree(hosting.settings.runtime_dir / "models")  # the verified copy is gone: it must fetch again
         flip_a_byte(uri)
 
@@ -256,7 +256,7 @@ def test_a_restarted_runtime_refuses_an_artifact_changed_while_it_was_down(mlops
         with pytest.raises(ClientError) as raised:
             hosting.runtime_client().invoke_endpoint(EndpointName="guarded", ContentType="text/csv", Body="3,40.5")
     finally:
-        hosting.stop()
+        hosting.stop_runtime()
 
     assert endpoint.status == "Failed"
     assert "DigestMismatch" in raised.value.response["Error"]["Message"]

@@ -23,7 +23,7 @@ from mlops.backends.local.hosting import REGISTRY_ACCOUNT, EndpointNotFound
 from mlops.core.config import ConfigError, StageTargetConfig, load_pipeline, stage_target, stage_targets
 from mlops.core.storage import DigestMismatch
 from mlops.deploy.flow import deploy_version, prepare_stages, rollback, version_in_stage_at
-from mlops.operators.sagemaker import resolve_deployable
+from mlops.deploy.rules import resolve_deployable
 from testkit.runtime import flip_a_byte
 
 GROUP = "churn-classifier"
@@ -97,7 +97,7 @@ def backend(tmp_path_factory):
         try:
             yield backend
         finally:
-            backend.hosting.stop()
+            backend.hosting.stop_runtime()
 
 
 def register(backend, tmp_path, churn_rate: float, approve: bool = True):

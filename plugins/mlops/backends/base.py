@@ -11,14 +11,38 @@ Model artifact contract (both backends): a ``model.tar.gz`` holding ``model.jobl
 object with ``predict`` and, for classifiers, ``predict_proba`` and ``classes_``) and
 ``model.json`` (``feature_columns``, ``target``, ``problem_type``, ``classes``, ``framework``).
 ``include/serving/inference.py`` loads it the way the SageMaker scikit-learn container does.
+
+Every method an operator, sensor or trigger calls on a port is declared here, with the
+exceptions it raises; those exceptions are defined here too, so that callers (and the two
+implementations) depend on this module only, never on each other. (It is over 500 lines
+for that reason: the whole contract, documented, in the one place operators read.)
 """
 
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+
+# ---------------------------------------------------------------- what the ports raise
+class EndpointNotFound(LookupError):
+    """No endpoint of that name exists (:meth:`Hosting.describe`)."""
+
+
+class ModelPackageNotFound(KeyError):
+    """No model package has this ARN (:meth:`Registry.get`)."""
+
+    def __str__(self) -> str:  # KeyError would show the message in quotes
+        return str(self.args[0])
+
+
+class ModelPackageGroupNotFound(KeyError):
+    """The model package group was never created with :meth:`Registry.ensure_group`."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
 
 
 class Serializable:
@@ -84,11 +108,22 @@ class LongRunningPort:
             stop()
 
     def wait(self, handle: JobHandle) -> JobHandle:
+        """Block until the job ``handle`` names has ended; return its handle, ``done``.
+
+        :param handle: what the port's ``submit`` returned.
+        :raises RuntimeError: the job failed or was stopped (the message carries the job's reason);
+            a synchronous port cannot wait for a job that is not done (``NotImplementedError``).
+        """
         if not handle.done:
             raise NotImplementedError(f"{type(self).__name__} cannot wait for {handle.kind} {handle.name}")
         return handle
 
     def collect(self, handle: JobHandle) -> dict[str, Any]:
+        """The finished job's result: the port's result dataclass as a dict (XCom-sized).
+
+        :param handle: a ``done`` handle (from ``submit``, ``wait``, or rebuilt after a deferral).
+        :raises RuntimeError: the job has no result (it did not complete).
+        """
         if handle.result is None:
             raise RuntimeError(f"{handle.kind} {handle.name} has no result to collect")
         return handle.result
@@ -123,6 +158,50 @@ class TrainingData(Serializable):
     seed: int = 0
 
 
+SEARCH_TYPES = ("float", "int", "categorical")
+
+
+def validate_search_space(search_space: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Check a config search space (what :meth:`Tuner.submit` takes on both backends); raise
+    ``ValueError`` naming the first bad parameter.
+
+    ``{name: {"type": "float"|"int", "low", "high", "log"?, "step"?}}`` or
+    ``{name: {"type": "categorical", "choices": [...]}}``.
+    """
+    if not isinstance(search_space, Mapping) or not search_space:
+        raise ValueError("the search space is empty: give at least one hyperparameter to tune")
+    checked: dict[str, dict[str, Any]] = {}
+    for name, spec in search_space.items():
+        if not isinstance(spec, Mapping):
+            raise ValueError(f"search space parameter {name!r}: expected a mapping, got {spec!r}")
+        kind = spec.get("type")
+        if kind not in SEARCH_TYPES:
+            raise ValueError(
+                f"search space parameter {name!r}: unknown type {kind!r}; use {', '.join(SEARCH_TYPES)}"
+            )
+        if kind == "categorical":
+            choices = spec.get("choices")
+            if not isinstance(choices, (list, tuple)) or not choices:
+                raise ValueError(f"search space parameter {name!r}: categorical needs a list of choices")
+            if not all(c is None or isinstance(c, (bool, int, float, str)) for c in choices):
+                raise ValueError(
+                    f"search space parameter {name!r}: choices must be numbers, text, booleans or null"
+                )
+            checked[name] = {"type": kind, "choices": list(choices)}
+            continue
+        number = int if kind == "int" else (int, float)
+        low, high = spec.get("low"), spec.get("high")
+        for bound, value in (("low", low), ("high", high)):
+            if isinstance(value, bool) or not isinstance(value, number):
+                raise ValueError(f"search space parameter {name!r}: {bound} must be a {kind}; got {value!r}")
+        if low > high:
+            raise ValueError(f"search space parameter {name!r}: low {low} is above high {high}")
+        if spec.get("log") and low <= 0:
+            raise ValueError(f"search space parameter {name!r}: a log scale needs low > 0; got {low}")
+        checked[name] = {key: spec[key] for key in ("type", "low", "high", "log", "step") if key in spec}
+    return checked
+
+
 @dataclass(frozen=True)
 class CVResult(Serializable):
     """Scores of one hyperparameter set over all k folds."""
@@ -155,9 +234,22 @@ class TrainedModel(Serializable):
 
 
 class Tuner(LongRunningPort, abc.ABC):
+    """Hyperparameter tuning where every trial is scored by k-fold cross-validation."""
+
     def submit(self, job_name: str, data: TrainingData, search_space: dict[str, dict[str, Any]],
                n_trials: int, output_uri: str) -> JobHandle:
-        """Start the tuning job, or re-attach to the one of that name; see :class:`JobHandle`."""
+        """Start the tuning job, or re-attach to the one of that name; see :class:`JobHandle`.
+
+        ``collect`` returns a :class:`TuningResult` dict. The default runs :meth:`tune` here.
+
+        :param job_name: idempotent name (a retry re-attaches or reuses).
+        :param data: what each trial trains on.
+        :param search_space: see :meth:`tune` (checked by :func:`validate_search_space`).
+        :param n_trials: trial budget.
+        :param output_uri: folder for the tuning history.
+        :raises ValueError: a bad search space or training data description.
+        :raises RuntimeError: the job failed or was stopped.
+        """
         result = self.tune(job_name, data, search_space, n_trials, output_uri)
         return JobHandle(kind="tuning", name=job_name, done=True, result=result.to_dict())
 
@@ -179,9 +271,17 @@ class Tuner(LongRunningPort, abc.ABC):
 
 
 class Trainer(LongRunningPort, abc.ABC):
+    """One training job: fit on all rows with fixed hyperparameters (the refit)."""
+
     def submit(self, job_name: str, data: TrainingData, hyperparameters: dict[str, Any],
                output_uri: str) -> JobHandle:
-        """Start the training job, or re-attach to the one of that name; see :class:`JobHandle`."""
+        """Start the training job, or re-attach to the one of that name; see :class:`JobHandle`.
+
+        ``collect`` returns a :class:`TrainedModel` dict. The default runs :meth:`fit` here.
+
+        :raises ValueError: bad training data description or hyperparameters.
+        :raises RuntimeError: the job failed or was stopped.
+        """
         result = self.fit(job_name, data, hyperparameters, output_uri)
         return JobHandle(kind="training", name=job_name, done=True, result=result.to_dict())
 
@@ -303,8 +403,18 @@ class Deployment(Serializable):
 
 
 class Registry(abc.ABC):
+    """Model package groups, their versions and approval statuses, and the deployment history.
+
+    Unknown packages raise :class:`ModelPackageNotFound`, unknown groups
+    :class:`ModelPackageGroupNotFound`; a bad argument raises ``ValueError`` naming it.
+    """
+
     @abc.abstractmethod
-    def ensure_group(self, group: str, description: str = "") -> None: ...
+    def ensure_group(self, group: str, description: str = "") -> None:
+        """Create the model package group ``group`` unless it exists (idempotent).
+
+        :raises ValueError: ``group`` is not a valid group name.
+        """
 
     @abc.abstractmethod
     def register(
@@ -323,13 +433,22 @@ class Registry(abc.ABC):
         """
 
     @abc.abstractmethod
-    def get(self, arn: str) -> ModelVersion: ...
+    def get(self, arn: str) -> ModelVersion:
+        """The model package ``arn``.
+
+        :raises ModelPackageNotFound: unknown ``arn``.
+        """
 
     @abc.abstractmethod
     def list_versions(self, group: str, status: str | None = None) -> list[ModelVersion]:
-        """Versions of ``group``, newest first, optionally only those with ``status``."""
+        """Versions of ``group``, newest first, optionally only those with ``status``.
+
+        :raises ModelPackageGroupNotFound: the group was never created.
+        :raises ValueError: ``status`` is not an approval status.
+        """
 
     def latest_approved(self, group: str) -> ModelVersion | None:
+        """The newest Approved version of ``group``, or None."""
         versions = self.list_versions(group, status=APPROVED)
         return versions[0] if versions else None
 
@@ -342,24 +461,35 @@ class Registry(abc.ABC):
         Setting the status the version has already (e.g. a concurrent identical decision) is
         not a new decision: nothing is recorded and the version is returned as it is, with the
         approver and reason of the decision that set it.
+
+        :raises ModelPackageNotFound: unknown ``arn``.
+        :raises ValueError: ``status`` is not an approval status, or approver/reason are empty.
         """
 
     def approve(self, arn: str, approver: str, reason: str, evidence: dict[str, Any]) -> ModelVersion:
+        """:meth:`set_status` to Approved."""
         return self.set_status(arn, APPROVED, approver, reason, evidence)
 
     def reject(self, arn: str, approver: str, reason: str, evidence: dict[str, Any]) -> ModelVersion:
+        """:meth:`set_status` to Rejected."""
         return self.set_status(arn, REJECTED, approver, reason, evidence)
 
     @abc.abstractmethod
     def approval_history(self, arn: str) -> list[dict[str, Any]]:
         """Every decision on ``arn``, newest first: ``previous_status``, ``status``, ``approver``,
-        ``reason``, ``evidence``, ``decided_at``."""
+        ``reason``, ``evidence``, ``decided_at``.
+
+        :raises ModelPackageNotFound: unknown ``arn``.
+        """
 
     @abc.abstractmethod
     def record_external_decision(self, arn: str, status: str, approver: str, reason: str,
                                  evidence: dict[str, Any]) -> None:
         """Add a decision made outside this project (e.g. in SageMaker Studio) to the history,
-        without changing the package."""
+        without changing the package.
+
+        :raises ModelPackageNotFound: unknown ``arn``.
+        """
 
     def approval_trigger(self, arn: str, waiter_delay: int = 60,
                          waiter_max_attempts: int = 1440) -> dict[str, Any] | None:
@@ -368,7 +498,12 @@ class Registry(abc.ABC):
         return None
 
     @abc.abstractmethod
-    def record_deployment(self, deployment: Deployment) -> None: ...
+    def record_deployment(self, deployment: Deployment) -> None:
+        """Append ``deployment`` to the deployment history (records are never rewritten).
+
+        :raises ModelPackageNotFound: ``deployment.arn`` is not a registered package.
+        :raises ValueError: ``deployment.outcome`` is not one of :data:`DEPLOYMENT_OUTCOMES`.
+        """
 
     @abc.abstractmethod
     def deployments(self, stage: str | None = None, account: str | None = None) -> list[Deployment]:
@@ -471,6 +606,8 @@ class Endpoint(Serializable):
 
 
 class Hosting(LongRunningPort, abc.ABC):
+    """Real-time endpoints serving registered model versions."""
+
     def name(self, name: str) -> str:
         """The name the service knows the endpoint (or model, config) ``name`` by. Idempotent;
         the local twin keeps the logical name."""
@@ -487,6 +624,10 @@ class Hosting(LongRunningPort, abc.ABC):
 
         :meth:`LongRunningPort.collect` returns the endpoint as it runs *now*: after a rolled-back
         update its ``config_name`` is the old config.
+
+        :raises ~mlops.core.storage.DigestMismatch: the artifact's sha256 is not ``spec.sha256``.
+        :raises ~mlops.backends.limits.LimitError: a setting the service would reject.
+        :raises RuntimeError: the endpoint is busy with another update.
         """
         return JobHandle(kind="endpoint", name=spec.endpoint_name, done=True, result=self.deploy(spec).to_dict())
 
@@ -501,7 +642,11 @@ class Hosting(LongRunningPort, abc.ABC):
         return [request["AlarmName"] for request in requests]
 
     @abc.abstractmethod
-    def describe(self, endpoint_name: str) -> Endpoint: ...
+    def describe(self, endpoint_name: str) -> Endpoint:
+        """The endpoint as it runs now.
+
+        :raises EndpointNotFound: no endpoint of that name.
+        """
 
     @abc.abstractmethod
     def delete(self, endpoint_name: str) -> None:
@@ -529,31 +674,44 @@ class Candidate(Serializable):
     detail: dict[str, Any] = field(default_factory=dict)
 
 
-class AutoML(abc.ABC):
+class AutoML(LongRunningPort, abc.ABC):
+    """An AutoML job (Autopilot V2 on AWS) that ranks candidate models, and models made from them."""
+
     @abc.abstractmethod
-    def create_or_attach(
+    def submit(
         self, job_name: str, train_uri: str, target: str, problem_type: str, objective: str,
         max_candidates: int, time_budget_s: int, output_uri: str, local_time_budget_s: int | None = None,
-    ) -> str:
-        """Start the job (or attach to one of that name) and wait until it completes.
+    ) -> JobHandle:
+        """Start the job, or attach to the job of that name; see :class:`JobHandle`.
+
+        ``collect`` returns ``{"job_name", "status", "candidates"}``, candidates ranked best first
+        (:class:`Candidate` dicts).
 
         ``time_budget_s`` is the job's budget (Autopilot's ``MaxAutoMLJobRuntimeInSeconds``),
         checked against SageMaker's limits on both backends (:func:`mlops.backends.limits.check_automl_job`);
         ``local_time_budget_s`` caps the local twin's own search, which needs far less (SageMaker
         has no such setting and ignores it).
 
-        Returns the job's status; raises ``RuntimeError`` with the job's reason when it failed
-        or was stopped, and :class:`~mlops.backends.limits.LimitError` before anything starts for settings
-        SageMaker would reject or that cannot produce a candidate.
+        :raises RuntimeError: the job failed or was stopped (with the job's reason).
+        :raises ValueError: a job of that name exists with another target, problem type or objective.
+        :raises ~mlops.backends.limits.LimitError: before anything starts, for settings SageMaker
+            would reject or that cannot produce a candidate.
         """
 
     @abc.abstractmethod
     def candidates(self, job_name: str) -> list[Candidate]:
-        """Candidates ranked best first by the job's objective."""
+        """Candidates ranked best first by the job's objective.
+
+        :raises KeyError: no job of that name.
+        :raises RuntimeError: the job did not complete, or has no candidate.
+        """
 
     @abc.abstractmethod
     def create_model(self, model_name: str, candidate: Candidate, response_keys: list[str]) -> str:
-        """Make a deployable model from ``candidate`` answering with ``response_keys``."""
+        """Make a deployable model from ``candidate`` answering with ``response_keys``; return its name.
+
+        :raises ValueError: a response key the candidate's containers cannot give.
+        """
 
     def probability_of(self, candidate: Candidate) -> str | None:
         """What the ``probability`` response key of ``candidate``'s model is the probability of:
@@ -571,17 +729,37 @@ class TransformResult(Serializable):
     output_rows: int
 
 
-class BatchTransform(abc.ABC):
+class BatchTransform(LongRunningPort, abc.ABC):
+    """Batch predictions: one output line per input line of CSV files."""
+
     @abc.abstractmethod
-    def transform(
+    def submit(
         self, job_name: str, model_name: str, input_uri: str, output_uri: str,
         content_type: str = "text/csv", input_filter: str | None = None,
         join_source: bool = False, output_filter: str | None = None,
-    ) -> TransformResult:
-        """Predict every line of the CSV file(s) at ``input_uri``; one output line per input line.
+    ) -> JobHandle:
+        """Start the transform job, re-attach to it, or reuse a completed one; see :class:`JobHandle`.
+
+        ``collect`` returns a :class:`TransformResult` dict. Predicts every line of the CSV
+        file(s) at ``input_uri``; one output line per input line.
 
         Mirrors SageMaker's DataProcessing: ``input_filter`` (e.g. ``"$[1:]"``, drop the id
         column before predicting), ``join_source`` (output line = input line followed by the
         prediction fields, ``JoinSource=Input``), ``output_filter`` (e.g. ``"$[0,-2,-1]"``).
         Output files are named like SageMaker's: ``<input file name>.out`` under ``output_uri``.
+
+        :raises ValueError: an unsupported content type, a bad filter, or a job of that name with
+            another configuration.
+        :raises RuntimeError: the job failed (with its reason), or output and input line counts differ.
         """
+
+    def transform(
+        self, job_name: str, model_name: str, input_uri: str, output_uri: str,
+        content_type: str = "text/csv", input_filter: str | None = None,
+        join_source: bool = False, output_filter: str | None = None,
+    ) -> TransformResult:
+        """:meth:`submit`, :meth:`~LongRunningPort.wait` and :meth:`~LongRunningPort.collect` in one
+        blocking call; raises what they raise."""
+        handle = self.submit(job_name, model_name, input_uri, output_uri, content_type, input_filter,
+                             join_source, output_filter)
+        return TransformResult.from_dict(self.collect(self.wait(handle)))

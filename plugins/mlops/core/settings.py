@@ -28,14 +28,11 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from mlops.core.schema import describe
-
-if TYPE_CHECKING:
-    from airflow.sdk import ObjectStoragePath
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 INCLUDE_DIR = PROJECT_ROOT / "include"
@@ -77,12 +74,6 @@ class Settings:
     def runtime_url(self) -> str:
         """Where clients reach the model runtime: ``MLOPS_RUNTIME_URL``, else its loopback address."""
         return self.runtime_service_url or f"http://127.0.0.1:{self.runtime_port}"
-
-    def data_root(self) -> ObjectStoragePath:
-        """Root of the object store as an ``ObjectStoragePath`` (``file://`` or ``s3://``)."""
-        from mlops.core.storage import to_path
-
-        return to_path(self.data_uri, self.aws_conn_id)
 
 
 class Environment(BaseModel):

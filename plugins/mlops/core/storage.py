@@ -79,7 +79,8 @@ def data_path(*parts: str) -> ObjectStoragePath:
     """A path under the project's data root, e.g. ``data_path("raw", "churn")``."""
     from mlops.core.settings import get_settings
 
-    path = get_settings().data_root()
+    settings = get_settings()
+    path = to_path(settings.data_uri, settings.aws_conn_id)
     for part in parts:
         path = path / part
     return path

@@ -8,8 +8,10 @@ Everything here works through the ports (:class:`~mlops.backends.base.Registry`,
   all-at-once traffic shifting, ``AutoRollbackConfiguration`` on CloudWatch alarms);
   :func:`rollback_alarm_requests` gives the ``PutMetricAlarm`` requests of those alarms and
   :func:`ensure_rollback_alarms` creates or updates them (idempotent).
-* :func:`deploy_version` deploys an already-resolved package and records the attempt,
-  failing on a silent rollback (the endpoint InService on another config).
+* :func:`plan_deployment` resolves the package the deploy rules allow and names the spec;
+  :func:`deploy_version` deploys it (blocking) and records the attempt, failing on a silent
+  rollback (the endpoint InService on another config); :func:`start_deployment` and
+  :func:`complete_deployment` are the same in two halves, for an operator that defers between.
 * :func:`previous_approved`, :func:`version_in_stage_at` and :func:`rollback` re-point a stage
   to the Approved version before the one it serves, through the same checks as any deploy.
 * :func:`package_for_run` says which version a deploy run deploys: the one it was given or
@@ -28,9 +30,10 @@ from typing import TYPE_CHECKING, Any
 
 from mlops.backends.base import APPROVED, FAILED, ROLLED_BACK, SUCCEEDED, Deployment
 from mlops.backends.limits import check_data_capture, check_deployment_config, check_shape
+from mlops.deploy.rules import DeploymentRefused, resolve_deployable
 
 if TYPE_CHECKING:
-    from mlops.backends.base import Endpoint, EndpointSpec, ModelVersion, Registry, StageTarget
+    from mlops.backends.base import Endpoint, EndpointSpec, JobHandle, ModelVersion, Registry, StageTarget
     from mlops.core.settings import Settings
 
 TRAFFIC_TYPES = {"canary": "CANARY", "linear": "LINEAR", "all_at_once": "ALL_AT_ONCE"}
@@ -195,6 +198,50 @@ def deploy_version(registry: Registry, hosting, package: dict[str, Any], spec: E
     return finish_deployment(registry, package, spec, stage, lambda: hosting.deploy(spec), detail, account)
 
 
+def plan_deployment(registry: Registry, hosting, requested: dict[str, Any],
+                    build_spec: Callable[[dict[str, Any]], EndpointSpec]) -> tuple[dict[str, Any], EndpointSpec]:
+    """``(package, spec)`` of a deploy: the package the deploy rules allow
+    (:func:`~mlops.deploy.rules.resolve_deployable` of ``requested``'s ``group`` and ``arn``), and
+    ``build_spec(package)`` serving exactly that package, under the names ``hosting`` gives it.
+
+    :raises ~mlops.deploy.rules.DeploymentRefused: not Approved, or the artifact changed.
+    """
+    package = resolve_deployable(registry, requested["group"], requested.get("arn"))
+    spec = replace(build_spec(package), model_uri=package["model_uri"], sha256=package["sha256"],
+                   model_package_arn=package["arn"])
+    return package, hosting.named(spec)
+
+
+def start_deployment(registry: Registry, hosting, package: dict[str, Any], spec: EndpointSpec, stage: str,
+                     account: str = "") -> JobHandle:
+    """Submit ``spec`` (:meth:`~mlops.backends.base.Hosting.submit`) and return the handle to wait
+    for or defer on; a submit that fails is recorded ``failed`` and re-raised. Finish with
+    :func:`complete_deployment`."""
+    try:
+        return hosting.submit(spec)
+    except Exception as err:
+        record_attempt(registry, package, spec, stage, FAILED, {"error": str(err)}, account)
+        raise
+
+
+def complete_deployment(registry: Registry, hosting, package: dict[str, Any], spec: EndpointSpec, handle: JobHandle,
+                        stage: str, event: dict[str, Any] | None = None, account: str = "") -> Endpoint:
+    """Collect the endpoint :func:`start_deployment` started, check it runs ``spec``'s config and
+    record the attempt (:func:`finish_deployment`). ``event`` is the trigger's, after a deferral:
+    anything but success fails the deploy (recorded).
+
+    :raises SilentRollback: the endpoint is back on another config.
+    """
+    from mlops.backends.base import Endpoint
+
+    def collect() -> Endpoint:
+        if event is not None and event.get("status") != "success":
+            raise RuntimeError(f"endpoint {spec.endpoint_name} did not come InService: {event.get('message', event)}")
+        return Endpoint(**hosting.collect(handle))
+
+    return finish_deployment(registry, package, spec, stage, collect, account=account)
+
+
 def finish_deployment(registry: Registry, package: dict[str, Any], spec: EndpointSpec, stage: str,
                       obtain: Callable[[], Endpoint], detail: dict[str, Any] | None = None,
                       account: str = "") -> Endpoint:
@@ -276,7 +323,6 @@ def package_for_run(registry: Registry, group: str, context: dict[str, Any]) -> 
     """
     from mlops.core.assets import approved_model
     from mlops.core.runs import announced, run_moment
-    from mlops.operators.sagemaker import DeploymentRefused
 
     given = (context.get("params") or {}).get("model_package_arn")
     if given:
@@ -305,7 +351,6 @@ def rollback_plan(registry: Registry, hosting, group: str, stage: str,
     checks as any deploy (Approved, digest unchanged, and, in another account than the registry's,
     :meth:`~mlops.backends.base.Hosting.check_package` from there with ``hosting``). Raises
     ``DeploymentRefused`` when there is nothing to go back to."""
-    from mlops.operators.sagemaker import DeploymentRefused, resolve_deployable
 
     account = target.account_id if target is not None else None
     current = version_in_stage_at(registry, stage, account=account)
@@ -334,9 +379,7 @@ def rollback(registry: Registry, hosting, group: str, stage: str, spec: Endpoint
     ``detail.rollback_from``. Raises ``DeploymentRefused`` when there is nothing to go back to.
     """
     current, package = plan or rollback_plan(registry, hosting, group, stage, target)
-    spec = replace(spec, model_uri=package["model_uri"], sha256=package["sha256"])
-    if hasattr(spec, "model_package_arn"):
-        spec = replace(spec, model_package_arn=package["arn"])
+    spec = replace(spec, model_uri=package["model_uri"], sha256=package["sha256"], model_package_arn=package["arn"])
     account = target.account_id if target is not None else ""
     return deploy_version(registry, hosting, package, spec, stage,
                           detail={"rollback_from": current.arn, "rollback_to": package["arn"]}, account=account)

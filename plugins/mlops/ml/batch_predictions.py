@@ -195,16 +195,6 @@ def write_predictions_parquet(output_uri: str, id_column: str, keys: list[str], 
     return {"predictions_uri": str(dest_uri), "rows": rows}
 
 
-def read_transform_output(output_uri: str, id_column: str, keys: list[str]):
-    """The ``.out`` files of (id, response keys...) lines as a DataFrame (list keys parsed)."""
-    import pandas as pd
-
-    frame = pd.DataFrame(list(iter_output_rows(output_uri, keys)), columns=[id_column, *keys])
-    if "probability" in frame:
-        frame["probability"] = frame["probability"].astype(float)
-    return frame
-
-
 # ---------------------------------------------------------------- evaluation
 def positive_scores(predictions, positive_label: str, probability_of: str | None = None):
     """Probability of ``positive_label`` per row.

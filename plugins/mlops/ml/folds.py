@@ -194,22 +194,6 @@ def manifest_sha256(manifest: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def verify_manifest(manifest: dict[str, Any], frame: pd.DataFrame) -> None:
-    """Raise ``ValueError`` unless ``manifest`` was made for exactly ``frame``'s rows.
-
-    Compares the row count and the dataset digest: scores on another frame's folds, or on the
-    same rows in another order, are not comparable.
-    """
-    if manifest.get("n_rows") != len(frame):
-        raise ValueError(f"fold manifest is for {manifest.get('n_rows')} rows; the frame has {len(frame)}")
-    actual = dataset_digest(frame)
-    if manifest.get("dataset_digest") != actual:
-        raise ValueError(
-            f"fold manifest was made for rows with digest {manifest.get('dataset_digest')}; "
-            f"these rows digest to {actual}"
-        )
-
-
 def _describe_counts(counts: pd.Series, shown: int = 5) -> str:
     text = ", ".join(f"{label!r} ({count})" for label, count in counts.head(shown).items())
     return text if len(counts) <= shown else f"{text} and {len(counts) - shown} more"

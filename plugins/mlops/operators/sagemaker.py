@@ -3,6 +3,11 @@
 Each operator is thin: it builds the request, makes one call on a port of the configured
 backend (SageMaker on ``aws``, the local twin on ``local``) and returns a small JSON dict for
 XCom. Names come from :func:`mlops.core.naming.run_name`, so a retry reuses the same job name.
+
+Class names say what the step does, never ``SageMaker...Operator``: these operators take other
+arguments than the amazon provider's (``airflow.providers.amazon.aws.operators.sagemaker``) and
+run on this machine by default, and a DAG may import both. ``tests/unit/test_operator_names.py``
+keeps it so.
 """
 
 from __future__ import annotations
@@ -30,6 +35,15 @@ def _default_deferrable() -> bool:
     from airflow.configuration import conf
 
     return conf.getboolean("operators", "default_deferrable", fallback=False)
+
+
+def _defer(operator: BaseOperator, handle, **kwargs: Any) -> None:
+    """Defer ``operator`` to the trigger ``handle`` carries; ``execute_complete`` gets ``handle`` back
+    (as a dict) with ``kwargs``."""
+    from airflow.sdk.module_loading import import_string
+
+    trigger = import_string(handle.trigger["classpath"])(**handle.trigger["kwargs"])
+    operator.defer(trigger=trigger, method_name="execute_complete", kwargs={"handle": handle.to_dict(), **kwargs})
 
 
 class _JobOperator(BaseOperator):
@@ -77,11 +91,8 @@ class _JobOperator(BaseOperator):
         self._running = (port, handle) if not handle.done else None
         if not handle.done:
             if self.deferrable:
-                from airflow.sdk.module_loading import import_string
-
-                trigger = import_string(handle.trigger["classpath"])(**handle.trigger["kwargs"])
                 self._running = None  # from here the trigger waits, and stops the job if killed
-                self.defer(trigger=trigger, method_name="execute_complete", kwargs={"handle": handle.to_dict()})
+                _defer(self, handle)
             handle = port.wait(handle)
             self._running = None
         result = port.collect(JobHandle.from_dict(handle.to_dict()))
@@ -108,7 +119,7 @@ class _JobOperator(BaseOperator):
         persist(context, _backend().resource_url(kind, name, local))
 
 
-class SageMakerTuningOperator(_JobOperator):
+class CrossValidatedTuningOperator(_JobOperator):
     """Hyperparameter tuning where every trial is scored by k-fold cross-validation.
 
     :param training_data: a :class:`~mlops.backends.base.TrainingData` dict (templated).
@@ -145,7 +156,7 @@ class SageMakerTuningOperator(_JobOperator):
                       best["hyperparameters"])
 
 
-class SageMakerTrainingOperator(_JobOperator):
+class TrainModelOperator(_JobOperator):
     """Fit one model on all training rows with fixed hyperparameters (the refit).
 
     :param training_data: a :class:`~mlops.backends.base.TrainingData` dict (templated).
@@ -177,7 +188,7 @@ class SageMakerTrainingOperator(_JobOperator):
         self.log.info("model %s sha256=%s", result["model_uri"], result["sha256"])
 
 
-class SageMakerModelPackageOperator(BaseOperator):
+class RegisterModelVersionOperator(BaseOperator):
     """Register a model version (``PendingManualApproval``) in a model package group.
 
     A version already registered with the same dataset digest, code version and hyperparameters
@@ -220,33 +231,7 @@ class SageMakerModelPackageOperator(BaseOperator):
         return version.to_dict()  # with "reused"
 
 
-class DeploymentRefused(RuntimeError):
-    """A model version may not be deployed: not Approved, or its artifact changed."""
-
-
-def resolve_deployable(registry, group: str, arn: str | None) -> dict[str, Any]:
-    """The version to deploy: ``arn`` if given, else the newest Approved one in ``group``.
-
-    Refuses anything not Approved and any artifact whose sha256 no longer matches the one
-    recorded at registration.
-    """
-    from mlops.backends.base import APPROVED
-    from mlops.core.storage import sha256_of
-
-    version = registry.get(arn) if arn else registry.latest_approved(group)
-    if version is None:
-        raise DeploymentRefused(f"model package group {group!r} has no Approved version to deploy")
-    if version.status != APPROVED:
-        raise DeploymentRefused(f"{version.arn} is {version.status}; only Approved versions are deployed")
-    actual = sha256_of(version.model_uri)
-    if actual != version.sha256:
-        raise DeploymentRefused(
-            f"{version.arn}: artifact {version.model_uri} has sha256 {actual}, registered {version.sha256}"
-        )
-    return version.to_dict()
-
-
-class SageMakerEndpointOperator(BaseOperator):
+class DeployModelVersionOperator(BaseOperator):
     """Deploy an Approved model version to a stage's endpoint (create, or update in place).
 
     Serverless config for staging, instance config for prod (with data capture and a blue/green
@@ -311,53 +296,42 @@ class SageMakerEndpointOperator(BaseOperator):
         )
 
     def execute(self, context) -> dict[str, Any]:
-        from mlops.backends.base import FAILED, Endpoint
-        from mlops.deploy.flow import record_attempt
+        from mlops.deploy.flow import complete_deployment, deploy_version, plan_deployment, start_deployment
 
         backend = _backend()
-        hosting = backend.hosting_for(self.target)
-        package = resolve_deployable(backend.registry, self.package["group"], self.package["arn"])
-        spec = hosting.named(self._spec(context, package))
+        registry, hosting = backend.registry, backend.hosting_for(self.target)
+        package, spec = plan_deployment(registry, hosting, self.package, lambda p: self._spec(context, p))
         if not self.deferrable:
-            return self._finish(context, backend, package, spec, lambda: hosting.deploy(spec))
-        try:
-            handle = hosting.submit(spec)
-        except Exception as err:
-            record_attempt(backend.registry, package, spec, self.stage, FAILED, {"error": str(err)}, self.account)
-            raise
+            return self._finish(context, backend, package, spec, lambda: deploy_version(
+                registry, hosting, package, spec, self.stage, account=self.account))
+        handle = start_deployment(registry, hosting, package, spec, self.stage, account=self.account)
         if not handle.done:
-            from airflow.sdk.module_loading import import_string
-
-            trigger = import_string(handle.trigger["classpath"])(**handle.trigger["kwargs"])
-            self.defer(trigger=trigger, method_name="execute_complete",
-                       kwargs={"handle": handle.to_dict(), "package": package, "spec": spec.to_dict()})
-        return self._finish(context, backend, package, spec, lambda: Endpoint(**hosting.collect(handle)))
+            _defer(self, handle, package=package, spec=spec.to_dict())
+        return self._finish(context, backend, package, spec, lambda: complete_deployment(
+            registry, hosting, package, spec, handle, self.stage, account=self.account))
 
     def execute_complete(self, context, event: dict[str, Any] | None = None, handle: dict | None = None,
                          package: dict | None = None, spec: dict | None = None) -> dict[str, Any]:
-        from mlops.backends.base import Endpoint, EndpointSpec, JobHandle
+        from mlops.backends.base import EndpointSpec, JobHandle
+        from mlops.deploy.flow import complete_deployment
 
         backend = _backend()
         spec = EndpointSpec.from_dict(spec)
-        event = event or {}
+        return self._finish(context, backend, package, spec, lambda: complete_deployment(
+            backend.registry, backend.hosting_for(self.target), package, spec, JobHandle(**{**handle, "done": True}),
+            self.stage, event=event or {}, account=self.account))
 
-        def collect() -> Endpoint:
-            if event.get("status") != "success":
-                raise RuntimeError(f"endpoint {spec.endpoint_name} did not come InService: "
-                                   f"{event.get('message', event)}")
-            return Endpoint(**backend.hosting_for(self.target).collect(JobHandle(**{**handle, "done": True})))
-
-        return self._finish(context, backend, package, spec, collect)
-
-    def _finish(self, context, backend, package: dict[str, Any], spec, obtain) -> dict[str, Any]:
+    def _finish(self, context, backend, package: dict[str, Any], spec, deploy) -> dict[str, Any]:
+        """Run ``deploy`` (it records the attempt), then tell people: a silent rollback fails the
+        task without retries; a prod deploy is announced."""
         from airflow.sdk.exceptions import AirflowFailException
 
-        from mlops.deploy.flow import SilentRollback, finish_deployment
+        from mlops.deploy.flow import SilentRollback
         from mlops.notifications import send
 
         report = (package.get("metadata") or {}).get("report_uri", "")
         try:
-            endpoint = finish_deployment(backend.registry, package, spec, self.stage, obtain, account=self.account)
+            endpoint = deploy()
         except SilentRollback as err:
             send("silent_rollback", context, f"{self.stage} endpoint {spec.endpoint_name} (account "
                  f"{self.account or 'of the project'}) was rolled back: {err}", model_version=package["arn"],
@@ -375,7 +349,7 @@ class SageMakerEndpointOperator(BaseOperator):
         return {**endpoint.to_dict(), "arn": package["arn"], "stage": self.stage, "account": self.account}
 
 
-class SageMakerEndpointDeleteOperator(BaseOperator):
+class DeleteEndpointOperator(BaseOperator):
     """Delete an endpoint (a teardown: deleting a missing endpoint is not an error).
 
     :param target: the stage's :class:`~mlops.backends.base.StageTarget` dict (templated): the
@@ -394,7 +368,7 @@ class SageMakerEndpointDeleteOperator(BaseOperator):
         self.log.info("deleted endpoint %s", self.endpoint_name)
 
 
-class SageMakerEndpointTestOperator(BaseOperator):
+class CheckEndpointOperator(BaseOperator):
     """Test a live endpoint through the ``sagemaker-runtime`` client (same code on both backends).
 
     Contract (text/csv and application/json), golden rows against the model's offline
@@ -435,7 +409,7 @@ class SageMakerEndpointTestOperator(BaseOperator):
         return report
 
 
-class SageMakerAutoMLOperator(_JobOperator):
+class AutoMLJobOperator(_JobOperator):
     """Run an Autopilot (AutoML V2) job, or attach to the job of that name if it exists.
 
     On AWS a running job defers to ``SageMakerAutoMLJobV2Trigger`` (Failed and Stopped fail the
@@ -485,7 +459,7 @@ class SageMakerAutoMLOperator(_JobOperator):
         persist(context, _backend().resource_url(kind, name, ranked[0]["model_uri"] if ranked else None))
 
 
-class SageMakerAutoMLModelOperator(BaseOperator):
+class AutoMLCandidateModelOperator(BaseOperator):
     """Create a model from the best (or a named) Autopilot candidate with inference response keys.
 
     :param job_name: the AutoML job (templated).
@@ -525,7 +499,7 @@ class SageMakerAutoMLModelOperator(BaseOperator):
                 "probability_of": automl.probability_of(chosen)}
 
 
-class SageMakerTransformOperator(_JobOperator):
+class BatchTransformOperator(_JobOperator):
     """Batch transform: one prediction line per input line, joined to the input as configured.
 
     On AWS the job defers to the provider's ``SageMakerTrigger(job_type="transform")``; a retry

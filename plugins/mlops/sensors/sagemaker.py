@@ -62,9 +62,8 @@ class ModelPackageApprovalSensor(BaseSensorOperator):
     def execute(self, context):
         if self.deferrable:
             registry = self._registry()
-            trigger = getattr(registry, "approval_trigger", lambda *_, **__: None)(
-                self.model_package_arn, waiter_delay=self.waiter_delay,
-                waiter_max_attempts=self.waiter_max_attempts)
+            trigger = registry.approval_trigger(self.model_package_arn, waiter_delay=self.waiter_delay,
+                                                waiter_max_attempts=self.waiter_max_attempts)
             if trigger is not None:
                 done = self.poke(context)
                 if done.is_done:
@@ -114,10 +113,10 @@ class ModelPackageApprovalSensor(BaseSensorOperator):
         registry = self._registry()
         approver = version.approver or "unknown"
         reason = version.approval_reason or f"{version.status} outside Airflow"
-        history = registry.approval_history(version.arn) if hasattr(registry, "approval_history") else []
+        history = registry.approval_history(version.arn)
         if history[:1] and history[0]["status"] == version.status:
             approver, reason = history[0]["approver"], history[0]["reason"]
-        elif hasattr(registry, "record_external_decision"):
+        else:
             registry.record_external_decision(version.arn, version.status, approver, reason,
                                               {"observed_by": self.task_id, "source": "model registry"})
         self.log.info("%s %s by %s: %s", version.arn, version.status, approver, reason)

@@ -50,13 +50,13 @@ def tune_until_killed(data: dict[str, Any], search_space: dict[str, Any], n_tria
     from types import SimpleNamespace
 
     from mlops.backends.local.training import training_entry_point
-    from mlops.operators.sagemaker import SageMakerTuningOperator
+    from mlops.operators.sagemaker import CrossValidatedTuningOperator
     from testkit.workers import ScorerThatWaits
 
     train = training_entry_point()
     real = train.FoldScorer
     train.FoldScorer = lambda *args: ScorerThatWaits(real(*args), pid_dir)
-    operator = SageMakerTuningOperator(task_id="tune", training_data=data, search_space=search_space,
+    operator = CrossValidatedTuningOperator(task_id="tune", training_data=data, search_space=search_space,
                                        n_trials=n_trials, output_uri=output_uri, deferrable=False)
     signal.signal(signal.SIGTERM, lambda signum, frame: operator.on_kill())
     return operator.execute({"dag": SimpleNamespace(dag_id="train_model"), "run_id": "manual__killed"})

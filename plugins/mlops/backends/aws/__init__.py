@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from mlops.backends import Backend
+    from mlops.backends.backend import Backend
     from mlops.core.settings import Settings
 
 
@@ -30,13 +30,13 @@ def stage_hosting(settings: Settings):
 
 
 def build(settings: Settings) -> Backend:
-    from mlops.backends import Backend, BackendNotAvailable
     from mlops.backends.aws.accounts import SageMakerStageAccess
     from mlops.backends.aws.automl import AutopilotAutoML
     from mlops.backends.aws.hosting import SageMakerHosting
     from mlops.backends.aws.registry import SageMakerRegistry
     from mlops.backends.aws.training import SageMakerTrainer, SageMakerTuner
     from mlops.backends.aws.transform import SageMakerBatchTransform
+    from mlops.backends.backend import Backend, BackendNotAvailable
 
     if not settings.sagemaker_role_arn:
         raise BackendNotAvailable("MLOPS_BACKEND=aws needs MLOPS_SAGEMAKER_ROLE (the SageMaker execution role ARN)")

@@ -30,7 +30,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from mlops.backends.aws.clients import AwsClients, or_none, stop_quietly
-from mlops.backends.base import AutoML, Candidate, JobHandle, LongRunningPort
+from mlops.backends.base import AutoML, Candidate, JobHandle
 from mlops.core.naming import prefixed
 
 if TYPE_CHECKING:
@@ -151,7 +151,7 @@ def _iso(value: Any) -> str | None:
     return value.isoformat() if hasattr(value, "isoformat") else (str(value) if value is not None else None)
 
 
-class AutopilotAutoML(AwsClients, LongRunningPort, AutoML):
+class AutopilotAutoML(AwsClients, AutoML):
     """The AutoML port on SageMaker Autopilot (AutoML V2, tabular).
 
     :param settings: project settings (role ARN, region, AWS connection).
@@ -342,13 +342,6 @@ class AutopilotAutoML(AwsClients, LongRunningPort, AutoML):
     def _result(self, job_name: str) -> dict[str, Any]:
         return {"job_name": job_name, "status": COMPLETED,
                 "candidates": [c.to_dict() for c in self.candidates(job_name)]}
-
-    def create_or_attach(self, job_name: str, train_uri: str, target: str, problem_type: str, objective: str,
-                         max_candidates: int, time_budget_s: int, output_uri: str,
-                         local_time_budget_s: int | None = None) -> str:
-        handle = self.submit(job_name, train_uri, target, problem_type, objective, max_candidates,
-                             time_budget_s, output_uri)
-        return self.collect(self.wait(handle))["status"]
 
     # ------------------------------------------------------------ candidates
     def _list_candidates(self, job_name: str, maximize: bool, **filters: Any) -> list[dict[str, Any]]:

@@ -31,18 +31,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import shutil
-import tempfile
 from dataclasses import replace
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlops.backends.aws.clients import AwsClients, or_none
 from mlops.backends.aws.s3 import split_s3_uri
-from mlops.backends.base import Endpoint, EndpointSpec, Hosting, JobHandle, LongRunningPort
-from mlops.backends.local.hosting import EndpointNotFound
+from mlops.backends.aws.serving_container import inference_image_uri, serving_environment
+from mlops.backends.base import Endpoint, EndpointNotFound, EndpointSpec, Hosting, JobHandle
 from mlops.core.naming import prefixed
-from mlops.core.settings import INCLUDE_DIR
 from mlops.core.storage import DigestMismatch
 
 if TYPE_CHECKING:
@@ -50,8 +46,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SERVING_DIR = INCLUDE_DIR / "serving"
-SERVING_PROGRAM = "inference.py"
 VARIANT = "AllTraffic"
 TRIGGER = "airflow.providers.amazon.aws.triggers.sagemaker.SageMakerTrigger"
 IN_SERVICE = "InService"
@@ -62,47 +56,7 @@ SERVERLESS_KEYS = ("MemorySizeInMB", "MaxConcurrency", "ProvisionedConcurrency")
 ALARM_NAME_MAX = 255  # CloudWatch AlarmName
 
 
-def serving_archive() -> tuple[bytes, str]:
-    """``sourcedir.tar.gz`` with ``inference.py`` at its root (deterministic), and its sha256."""
-    from mlops.core.storage import pack_model
-
-    work = Path(tempfile.mkdtemp(prefix="mlops-sourcedir-"))
-    try:
-        source = work / "src"
-        source.mkdir()
-        shutil.copy2(SERVING_DIR / SERVING_PROGRAM, source / SERVING_PROGRAM)
-        archive = work / "sourcedir.tar.gz"
-        _, digest = pack_model(source, archive.as_uri())
-        return archive.read_bytes(), digest
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-
-
-def serving_environment(settings: Settings, s3) -> dict[str, str]:
-    """Container environment running ``include/serving/inference.py`` in the scikit-learn image.
-
-    Uploads the sourcedir once per content (``<data root>/code/serving/<sha256>/``).
-    """
-    from botocore.exceptions import ClientError
-
-    data, digest = serving_archive()
-    bucket, prefix = split_s3_uri(settings.data_uri)
-    key = "/".join(p for p in (prefix.strip("/"), "code", "serving", digest[:16], "sourcedir.tar.gz") if p)
-    try:
-        s3.head_object(Bucket=bucket, Key=key)
-    except ClientError as err:
-        if err.response.get("Error", {}).get("Code") not in ("404", "NoSuchKey", "NotFound"):
-            raise
-        s3.put_object(Bucket=bucket, Key=key, Body=data)
-    return {
-        "SAGEMAKER_PROGRAM": SERVING_PROGRAM,
-        "SAGEMAKER_SUBMIT_DIRECTORY": f"s3://{bucket}/{key}",
-        "SAGEMAKER_CONTAINER_LOG_LEVEL": "20",
-        "SAGEMAKER_REGION": settings.aws_region,
-    }
-
-
-class SageMakerHosting(AwsClients, Hosting, LongRunningPort):
+class SageMakerHosting(AwsClients, Hosting):
     """SageMaker real-time endpoints (serverless for staging, instances for prod).
 
     :param settings: region, execution role, data root, AWS connection, default instance type.
@@ -151,7 +105,7 @@ class SageMakerHosting(AwsClients, Hosting, LongRunningPort):
         """``spec`` with SageMaker's names: endpoint, config (and model), rollback alarms."""
         changes: dict[str, Any] = {"endpoint_name": self.name(spec.endpoint_name),
                                    "config_name": self.name(spec.config_name)}
-        deployment_config = getattr(spec, "deployment_config", None)
+        deployment_config = spec.deployment_config
         rollback = (deployment_config or {}).get("AutoRollbackConfiguration")
         if rollback and rollback.get("Alarms"):
             alarms = [{**alarm, "AlarmName": self.alarm_name(alarm["AlarmName"])} for alarm in rollback["Alarms"]]
@@ -170,7 +124,7 @@ class SageMakerHosting(AwsClients, Hosting, LongRunningPort):
         return Endpoint(**self.collect(self.wait(self.submit(spec))))
 
     def describe(self, endpoint_name: str) -> Endpoint:
-        """Raises :class:`~mlops.backends.local.hosting.EndpointNotFound` for a missing endpoint."""
+        """Raises :class:`~mlops.backends.base.EndpointNotFound` for a missing endpoint."""
         return self._endpoint(self._describe_endpoint(self.name(endpoint_name)))
 
     def delete(self, endpoint_name: str) -> None:
@@ -236,7 +190,7 @@ class SageMakerHosting(AwsClients, Hosting, LongRunningPort):
         self._verify_artifact(spec.model_uri, spec.sha256)
         self._ensure_model(spec)
         self._ensure_endpoint_config(spec)
-        deployment_config = getattr(spec, "deployment_config", None)
+        deployment_config = spec.deployment_config
         if deployment_config:
             self._check_alarms(deployment_config)
         try:
@@ -354,14 +308,12 @@ class SageMakerHosting(AwsClients, Hosting, LongRunningPort):
         return containers[0]
 
     def _container(self, spec: EndpointSpec) -> dict[str, Any]:
-        package_arn = getattr(spec, "model_package_arn", None)
+        package_arn = spec.model_package_arn
         if package_arn:
             container = self._deployable_container(package_arn, spec.model_uri, spec.sha256)
             image, environment = container["Image"], dict(container.get("Environment") or {})
         else:
-            from mlops.backends.aws.sklearn_image import sklearn_image_uri
-
-            image = sklearn_image_uri(self.settings.aws_region, "inference")
+            image = inference_image_uri(self.settings.aws_region)
             environment = serving_environment(self.settings, self.aws_client("s3"))
         return {"Image": image, "ModelDataUrl": spec.model_uri,
                 "Environment": {**environment, **dict(spec.environment)}}
@@ -385,7 +337,7 @@ class SageMakerHosting(AwsClients, Hosting, LongRunningPort):
                            InitialInstanceCount=int(spec.initial_instance_count), InitialVariantWeight=1.0)
         request: dict[str, Any] = {"EndpointConfigName": spec.config_name, "ProductionVariants": [variant],
                                    "Tags": self._tags(spec)}
-        data_capture = getattr(spec, "data_capture_config", None)
+        data_capture = spec.data_capture_config
         if data_capture:
             request["DataCaptureConfig"] = data_capture
         self.sagemaker.create_endpoint_config(**request)
@@ -405,6 +357,6 @@ class SageMakerHosting(AwsClients, Hosting, LongRunningPort):
     @staticmethod
     def _tags(spec: EndpointSpec) -> list[dict[str, str]]:
         tags = [{"Key": "mlops:sha256", "Value": spec.sha256}]
-        if getattr(spec, "model_package_arn", None):
+        if spec.model_package_arn:
             tags.append({"Key": "mlops:model-package-arn", "Value": spec.model_package_arn})
         return tags

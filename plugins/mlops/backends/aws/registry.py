@@ -46,14 +46,15 @@ from typing import TYPE_CHECKING, Any
 
 from mlops.backends.aws.clients import AwsClients, is_not_found, or_none
 from mlops.backends.aws.s3 import split_s3_uri
-from mlops.backends.aws.sklearn_image import sklearn_image_uri
+from mlops.backends.aws.serving_container import inference_image_uri, serving_environment
 from mlops.backends.base import (
     APPROVED,
     DEPLOYMENT_OUTCOMES,
     PENDING,
     REJECTED_DEPLOYMENT,
-    SUCCEEDED,
     Deployment,
+    ModelPackageGroupNotFound,
+    ModelPackageNotFound,
     ModelVersion,
     RegistrationIdentity,
     Registry,
@@ -61,7 +62,6 @@ from mlops.backends.base import (
     require_text,
     strict_json,
 )
-from mlops.backends.local.registry import ModelPackageGroupNotFound, ModelPackageNotFound
 from mlops.core.naming import prefixed
 
 if TYPE_CHECKING:
@@ -131,12 +131,6 @@ def _iso(value: datetime) -> str:
     return _utc(value, "time").isoformat(timespec="microseconds")
 
 
-
-
-
-
-
-
 def _record_key(prefix: str, at: datetime) -> str:
     """``<prefix>/<UTC timestamp>-<recording ns>-<random>.json``: lists in time, then record, order."""
     return f"{prefix}/{at:%Y%m%dT%H%M%S%fZ}-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.json"
@@ -150,7 +144,7 @@ class SageMakerRegistry(AwsClients, Registry):
     :param sagemaker_client: a boto3 ``sagemaker`` client (default: from the AWS connection).
     :param s3_client: a boto3 ``s3`` client (default: from the AWS connection).
     :param image_uri: serving image of new packages (default: the scikit-learn inference image of
-        :data:`~mlops.backends.aws.sklearn_image.SKLEARN_FRAMEWORK_VERSION`, the one training uses).
+        :func:`~mlops.backends.aws.serving_container.inference_image_uri`, the one training uses).
     """
 
     def __init__(self, settings: Settings, sagemaker_client=None, s3_client=None, image_uri: str | None = None):
@@ -168,7 +162,7 @@ class SageMakerRegistry(AwsClients, Registry):
     @property
     def image_uri(self) -> str:
         if self._image_uri is None:
-            self._image_uri = sklearn_image_uri(self.settings.aws_region, "inference")
+            self._image_uri = inference_image_uri(self.settings.aws_region)
         return self._image_uri
 
     # ------------------------------------------------------------ S3 records
@@ -257,8 +251,6 @@ class SageMakerRegistry(AwsClients, Registry):
         :raises ValueError: naming the malformed field.
         """
         from botocore.exceptions import ClientError
-
-        from mlops.backends.aws.hosting import serving_environment
 
         group = self.group_name(group)
         require_text(model_uri, "model_uri")
@@ -542,15 +534,6 @@ class SageMakerRegistry(AwsClients, Registry):
         if current is not None and json.loads(current["ResourcePolicy"]) == policy:
             return
         self.sagemaker.put_model_package_group_policy(ModelPackageGroupName=name, ResourcePolicy=json.dumps(policy))
-
-    def deployed_version_at(self, stage: str, at: datetime | str) -> ModelVersion | None:
-        """The version serving on ``stage`` at ``at``: that of the newest succeeded deployment
-        at or before ``at``; None when nothing had been deployed. The status is today's."""
-        at_utc = _utc(at, "at")
-        for deployment in self.deployments(stage):
-            if deployment.outcome == SUCCEEDED and _utc(deployment.deployed_at, "deployed_at") <= at_utc:
-                return self.get(deployment.arn)
-        return None
 
     # ------------------------------------------------------------ packages -> ModelVersion
     def _version(self, described: dict[str, Any]) -> ModelVersion:

@@ -361,8 +361,8 @@ class SageMakerTuner(_SageMakerJobs, Tuner):
     def submit(self, job_name: str, data: TrainingData, search_space: dict[str, dict[str, Any]],
                n_trials: int, output_uri: str) -> JobHandle:
         """Create the tuning job, or re-attach to / reuse the one of that name."""
+        from mlops.backends.base import validate_search_space
         from mlops.backends.limits import check_tuning
-        from mlops.backends.local.training import validate_search_space
 
         space = validate_search_space(search_space)
         check_tuning(n_trials, min(self.max_parallel_jobs, n_trials), space)

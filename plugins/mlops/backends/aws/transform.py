@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from mlops.backends.aws.clients import AwsClients, or_none, stop_quietly
 from mlops.backends.aws.s3 import split_s3_uri
-from mlops.backends.base import BatchTransform, JobHandle, LongRunningPort, TransformResult
+from mlops.backends.base import BatchTransform, JobHandle, TransformResult
 from mlops.core.naming import RETRY_ROOM, attempt_name, prefixed
 
 if TYPE_CHECKING:
@@ -50,7 +50,7 @@ def attempt_names(job_name: str, attempts: int) -> list[str]:
     return names
 
 
-class SageMakerBatchTransform(AwsClients, LongRunningPort, BatchTransform):
+class SageMakerBatchTransform(AwsClients, BatchTransform):
     """The BatchTransform port on SageMaker batch transform.
 
     :param settings: project settings (region, AWS connection).
@@ -231,13 +231,6 @@ class SageMakerBatchTransform(AwsClients, LongRunningPort, BatchTransform):
     def collect(self, handle: JobHandle) -> dict[str, Any]:
         """The :class:`TransformResult` dict of a Completed job."""
         return handle.result if handle.result is not None else self._result(handle.name)
-
-    def transform(self, job_name: str, model_name: str, input_uri: str, output_uri: str,
-                  content_type: str = CSV, input_filter: str | None = None, join_source: bool = False,
-                  output_filter: str | None = None) -> TransformResult:
-        handle = self.submit(job_name, model_name, input_uri, output_uri, content_type, input_filter,
-                             join_source, output_filter)
-        return TransformResult.from_dict(self.collect(self.wait(handle)))
 
     def _result(self, job_name: str, described: dict[str, Any] | None = None) -> dict[str, Any]:
         described = described or self.describe_job(job_name)

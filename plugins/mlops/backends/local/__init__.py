@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from mlops.backends import Backend
+    from mlops.backends.backend import Backend
     from mlops.core.settings import Settings
 
 
@@ -18,7 +18,7 @@ def stage_hosting(settings: Settings):
 
 
 def build(settings: Settings) -> Backend:
-    from mlops.backends import Backend
+    from mlops.backends.backend import Backend
     from mlops.backends.local.accounts import LocalStageAccess
     from mlops.backends.local.automl import FlamlAutoML
     from mlops.backends.local.hosting import LocalHosting

@@ -30,7 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from mlops.backends.base import AutoML, Candidate, JobHandle, LongRunningPort
+from mlops.backends.base import AutoML, Candidate, JobHandle
 from mlops.core.storage import write_text_atomic
 
 log = logging.getLogger(__name__)
@@ -260,7 +260,7 @@ def read_training_frame(train_uri: str):
 
 
 # ---------------------------------------------------------------- the AutoML port
-class FlamlAutoML(LongRunningPort, AutoML):
+class FlamlAutoML(AutoML):
     """Autopilot's local twin: FLAML searches, every estimator it tried becomes a candidate.
 
     :param state_dir: folder for job and model records (``jobs/``, ``models/``).
@@ -307,7 +307,8 @@ class FlamlAutoML(LongRunningPort, AutoML):
         self, job_name: str, train_uri: str, target: str, problem_type: str, objective: str,
         max_candidates: int, time_budget_s: int, output_uri: str, local_time_budget_s: int | None = None,
     ) -> str:
-        """Run the job, or attach to a Completed one of that name; see :meth:`AutoML.create_or_attach`.
+        """Run the job, or attach to a Completed one of that name, and return its status (what
+        :meth:`submit` does here and now; see :meth:`~mlops.backends.base.AutoML.submit`).
 
         The job's settings are checked as Autopilot checks them (:func:`mlops.backends.limits.check_automl_job`:
         the name, candidates, the job budget ``time_budget_s``); FLAML then searches for

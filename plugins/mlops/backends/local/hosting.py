@@ -21,16 +21,19 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from mlops.backends.base import APPROVED, Endpoint, EndpointSpec, Hosting, JobHandle, LongRunningPort
+from mlops.backends.base import (
+    APPROVED,
+    Endpoint,
+    EndpointNotFound,
+    EndpointSpec,
+    Hosting,
+    JobHandle,
+)
 from mlops.core.settings import Settings
 from mlops.core.storage import DigestMismatch
 
 REGION = "us-east-1"
 REGISTRY_ACCOUNT = "000000000000"  # the local registry's account (its ARNs), and the default hosting's
-
-
-class EndpointNotFound(LookupError):
-    """No endpoint of that name is hosted."""
 
 
 class RuntimeRequestError(RuntimeError):
@@ -42,7 +45,7 @@ class RuntimeRequestError(RuntimeError):
         self.code = code
 
 
-class LocalHosting(Hosting, LongRunningPort):
+class LocalHosting(Hosting):
     """Endpoints hosted by one local runtime process per ``MLOPS_HOME``.
 
     Every endpoint config is served by that one process. Its ``DataCaptureConfig`` is honoured: the
@@ -88,8 +91,9 @@ class LocalHosting(Hosting, LongRunningPort):
 
         start_runtime(self.settings, timeout=self.start_timeout)
 
-    def stop(self) -> None:
-        """Stop the runtime of this ``MLOPS_HOME``; not an error when none runs."""
+    def stop_runtime(self) -> None:
+        """Stop the runtime of this ``MLOPS_HOME``; not an error when none runs. (Not
+        :meth:`~mlops.backends.base.LongRunningPort.stop`, which stops one job a task started.)"""
         from mlops.backends.local.runtime.service import stop_runtime
 
         stop_runtime(self.settings.runtime_dir)

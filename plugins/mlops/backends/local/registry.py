@@ -27,8 +27,9 @@ from mlops.backends.base import (
     DEPLOYMENT_OUTCOMES,
     PENDING,
     REJECTED_DEPLOYMENT,
-    SUCCEEDED,
     Deployment,
+    ModelPackageGroupNotFound,
+    ModelPackageNotFound,
     ModelVersion,
     RegistrationIdentity,
     Registry,
@@ -95,20 +96,6 @@ CREATE TABLE IF NOT EXISTS group_shares (  -- the twin of a model package group'
     PRIMARY KEY (group_name, account)
 );
 """
-
-
-class ModelPackageNotFound(KeyError):
-    """No model package has this ARN."""
-
-    def __str__(self) -> str:  # KeyError would show the message in quotes
-        return str(self.args[0])
-
-
-class ModelPackageGroupNotFound(KeyError):
-    """The model package group was never created with :meth:`SQLiteRegistry.ensure_group`."""
-
-    def __str__(self) -> str:
-        return str(self.args[0])
 
 
 def model_package_arn(group: str, version: int) -> str:
@@ -425,21 +412,6 @@ class SQLiteRegistry(Registry):
         with self._connect() as conn:
             rows = conn.execute("SELECT account FROM group_shares WHERE group_name = ? ORDER BY account", (group,))
             return [row["account"] for row in rows]
-
-    def deployed_version_at(self, stage: str, at: datetime | str) -> ModelVersion | None:
-        """The version serving on ``stage`` at time ``at``: that of the newest succeeded
-        deployment at or before ``at`` (failed and rolled-back attempts left the previous one
-        serving). ``None`` when nothing had been deployed yet. The returned status is today's.
-        """
-        at_utc = _to_utc(at, "at")
-        with self._connect() as conn:
-            row = conn.execute(
-                "SELECT p.* FROM deployments d JOIN model_packages p ON p.arn = d.arn "
-                "WHERE d.stage = ? AND d.outcome = ? AND d.deployed_at_utc <= ? "
-                "ORDER BY d.deployed_at_utc DESC, d.id DESC LIMIT 1",
-                (stage, SUCCEEDED, at_utc),
-            ).fetchone()
-        return self._version(row) if row is not None else None
 
     # ------------------------------------------------------------ rows
     def _get(self, conn: sqlite3.Connection, arn: str) -> ModelVersion:

@@ -28,7 +28,15 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from mlops.backends.base import CVResult, TrainedModel, Trainer, TrainingData, Tuner, TuningResult
+from mlops.backends.base import (
+    CVResult,
+    TrainedModel,
+    Trainer,
+    TrainingData,
+    Tuner,
+    TuningResult,
+    validate_search_space,
+)
 from mlops.core import storage
 from mlops.core.settings import INCLUDE_DIR
 
@@ -37,7 +45,6 @@ log = logging.getLogger(__name__)
 ENTRY_POINT = INCLUDE_DIR / "training" / "train.py"
 ENTRY_POINT_MODULE = "mlops_training_entry_point"
 COMPLETED = "Completed"
-SEARCH_TYPES = ("float", "int", "categorical")
 
 
 @functools.cache
@@ -546,46 +553,6 @@ def fold_race_pruner(keep: float = 0.25, keep_later: float = 0.5, min_peers: int
             return trial.intermediate_values[step] < float(np.quantile(peers, 1 - fraction))
 
     return FoldRacePruner()
-
-
-def validate_search_space(search_space: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Check a config search space; raise ``ValueError`` naming the first bad parameter.
-
-    ``{name: {"type": "float"|"int", "low", "high", "log"?, "step"?}}`` or
-    ``{name: {"type": "categorical", "choices": [...]}}``.
-    """
-    if not isinstance(search_space, Mapping) or not search_space:
-        raise ValueError("the search space is empty: give at least one hyperparameter to tune")
-    checked: dict[str, dict[str, Any]] = {}
-    for name, spec in search_space.items():
-        if not isinstance(spec, Mapping):
-            raise ValueError(f"search space parameter {name!r}: expected a mapping, got {spec!r}")
-        kind = spec.get("type")
-        if kind not in SEARCH_TYPES:
-            raise ValueError(
-                f"search space parameter {name!r}: unknown type {kind!r}; use {', '.join(SEARCH_TYPES)}"
-            )
-        if kind == "categorical":
-            choices = spec.get("choices")
-            if not isinstance(choices, (list, tuple)) or not choices:
-                raise ValueError(f"search space parameter {name!r}: categorical needs a list of choices")
-            if not all(c is None or isinstance(c, (bool, int, float, str)) for c in choices):
-                raise ValueError(
-                    f"search space parameter {name!r}: choices must be numbers, text, booleans or null"
-                )
-            checked[name] = {"type": kind, "choices": list(choices)}
-            continue
-        number = int if kind == "int" else (int, float)
-        low, high = spec.get("low"), spec.get("high")
-        for bound, value in (("low", low), ("high", high)):
-            if isinstance(value, bool) or not isinstance(value, number):
-                raise ValueError(f"search space parameter {name!r}: {bound} must be a {kind}; got {value!r}")
-        if low > high:
-            raise ValueError(f"search space parameter {name!r}: low {low} is above high {high}")
-        if spec.get("log") and low <= 0:
-            raise ValueError(f"search space parameter {name!r}: a log scale needs low > 0; got {low}")
-        checked[name] = {key: spec[key] for key in ("type", "low", "high", "log", "step") if key in spec}
-    return checked
 
 
 def _suggest(trial, name: str, spec: Mapping[str, Any]) -> Any:

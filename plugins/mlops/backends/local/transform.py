@@ -44,7 +44,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from mlops.backends.base import BatchTransform, JobHandle, LongRunningPort, TransformResult
+from mlops.backends.base import BatchTransform, JobHandle, TransformResult
 from mlops.backends.local.automl import check_name
 from mlops.backends.local.workers import WorkerPool
 
@@ -177,7 +177,7 @@ def predict_chunk(payload: bytes) -> tuple[int, bytes]:
 
 
 # ---------------------------------------------------------------- the BatchTransform port
-class LocalBatchTransform(LongRunningPort, BatchTransform):
+class LocalBatchTransform(BatchTransform):
     """SageMaker batch transform on this machine: streaming, mini-batched, parallel.
 
     :param automl: where models are recorded (``describe_model``).

@@ -1,0 +1,59 @@
+"""The bundle of ports one backend provides (:class:`Backend`), built by ``mlops.backends.aws``
+or ``mlops.backends.local`` and picked by :func:`mlops.backends.get_backend`.
+
+Its own module so that the implementations can build it without importing the selector that
+imports them (no import cycle).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mlops.backends.base import (
+        AutoML,
+        BatchTransform,
+        Hosting,
+        Registry,
+        StageAccess,
+        StageTarget,
+        Trainer,
+        Tuner,
+    )
+
+
+class BackendNotAvailable(RuntimeError):
+    """The configured backend has no implementation of a port."""
+
+
+@dataclass(frozen=True)
+class Backend:
+    name: str
+    tuner: Tuner
+    trainer: Trainer
+    registry: Registry
+    hosting: Hosting
+    automl: AutoML
+    transform: BatchTransform
+    region: str = ""
+    stages: StageAccess | None = None
+    stage_hosting: Callable[[StageTarget], Hosting | None] | None = None  # hosting in a stage's account
+
+    def hosting_for(self, target: StageTarget | dict[str, Any] | None) -> Hosting:
+        """The hosting port in ``target``'s account (a :class:`~mlops.backends.base.StageTarget`
+        or its dict from XCom); :attr:`hosting` for ``None``, a backend without stages, or a
+        target that is the project's own connection."""
+        from mlops.backends.base import StageTarget
+
+        if not target or self.stage_hosting is None:
+            return self.hosting
+        target = target if isinstance(target, StageTarget) else StageTarget.from_dict(target)
+        return self.stage_hosting(target) or self.hosting
+
+    def resource_url(self, kind: str, name: str, local_uri: str | None = None) -> str | None:
+        """Where a person looks at a resource: the SageMaker console on AWS, else ``local_uri``."""
+        from mlops.ui.links import console_url
+
+        return console_url(self.region, kind, name) if self.name == "aws" else local_uri
