@@ -40,8 +40,23 @@ def test_the_lineage_names_data_validation_hyperparameters_and_evidence():
 
     assert {k: v for k, v in lineage.items() if k != "code_version"} == {
         "dataset_digest": "d" * 64, "validation_id": "v-1", "hyperparameters": {"C": 1.0}, "fold_scores": [0.9] * 5,
-        "report_uri": "file:///r.html", "golden_uri": "file:///g.parquet", "holdout_uri": "file:///holdout.parquet"}
+        "report_uri": "file:///r.html", "golden_uri": "file:///g.parquet", "holdout_uri": "file:///holdout.parquet",
+        "baseline_statistics_uri": None, "baseline_constraints_uri": None, "drift_trigger": None}
     assert lineage["code_version"]
+
+
+def test_the_lineage_keeps_the_baseline_and_the_drift_report_that_triggered_the_run():
+    prepared = {"dataset_digest": "d" * 64, "validation_id": "v-1", "holdout_uri": "file:///holdout.parquet",
+                "baseline_statistics_uri": "file:///statistics.json", "baseline_constraints_uri": "file:///c.json"}
+    evaluation = {"report_uri": "file:///r.html", "golden_uri": "file:///g.parquet"}
+    drift = {"kind": "churn_drift", "report_uri": "file:///drift.html", "reason": "Intl Plan drifted"}
+
+    by_drift = registration_lineage(prepared, tuning(0.9), evaluation, drift)
+    by_data = registration_lineage(prepared, tuning(0.9), evaluation, {"kind": "raw_partition"})
+
+    assert by_drift["drift_trigger"] == drift and by_data["drift_trigger"] is None
+    assert by_drift["baseline_statistics_uri"] == "file:///statistics.json"
+    assert by_drift["baseline_constraints_uri"] == "file:///c.json"
 
 
 def test_prod_evidence_lists_every_check_and_the_latency():
@@ -53,13 +68,24 @@ def test_prod_evidence_lists_every_check_and_the_latency():
                                      "check_contract": "passed", "check_golden": "FAILED 2 rows off"}
 
 
+def test_prod_evidence_carries_the_shadow_replay():
+    report = {"passed": True, "latency_ms": {"p50": 3.0, "p95": 9.5}, "checks": []}
+    shadow = {"evidence": {"shadow_disagreement_rate": 0.02, "shadow_records": 200.0}}
+
+    evidence = prod_evidence(report, shadow)
+
+    assert evidence["shadow_disagreement_rate"] == 0.02 and evidence["checks_passed"] == 1.0
+
+
 def test_prod_approval_requires_every_check_and_takes_the_latency_param():
     approval = CONFIG.section("approval")
 
     default = prod_approval_settings(CONFIG, {"approval_mode": None, "max_p95_latency_ms": None})
     given = prod_approval_settings(CONFIG, {"approval_mode": "manual", "max_p95_latency_ms": 250})
 
-    assert default == {"mode": approval["mode"], "thresholds": {"min_checks_passed": 1.0, **approval["prod"]}}
+    thresholds = {key: value for key, value in approval["prod"].items() if not key.startswith("shadow_")}
+    assert default == {"mode": approval["mode"], "thresholds": {"min_checks_passed": 1.0, **thresholds}}
+    assert "shadow_records" in approval["prod"]  # a sample size, not a threshold: never in thresholds
     assert given["mode"] == "manual" and given["thresholds"]["max_p95_latency_ms"] == 250
 
 
