@@ -68,7 +68,7 @@ def model_runtime(env: dict[str, str]) -> Iterator[None]:
     try:
         yield
     finally:
-        run_with(env, "from mlops.backends.local.runtime import main; main(['stop'])")
+        run_with(env, "from mlops.backends.local.runtime.service import main; main(['stop'])")
 
 
 def restart_task_components(stack, environment: dict[str, str]) -> None:
@@ -85,9 +85,17 @@ def restart_task_components(stack, environment: dict[str, str]) -> None:
 def throwaway_postgres_or_skip(home: Path):
     """A metadata database on a PostgreSQL cluster of its own (:mod:`tools.metadata_db`), which a
     test may restart; skipped, naming what is missing, when none can be started here."""
+    import shutil
+    import tempfile
+
     from tools.metadata_db import provision
 
-    database = provision("tests", home, server_url="")
+    # Not under pytest's temporary folders: they are private to this user, and as root the
+    # cluster runs as the postgres user, which must reach its data folder.
+    folder = Path(tempfile.mkdtemp(prefix="mlops-tests-postgres-"))
+    folder.chmod(0o755)
+    database = provision("tests", folder, server_url="")
+    database._drop.insert(0, lambda: shutil.rmtree(folder, ignore_errors=True))  # noqa: SLF001 - runs last
     if database.kind != "postgresql-throwaway":
         database.drop()
         pytest.skip(f"needs a throwaway PostgreSQL cluster (initdb and pg_ctl) for Airflow's metadata database: "
