@@ -72,11 +72,31 @@ def kill_and_restart_scheduler(stack) -> list[int]:
 def restart_dead_components(stack) -> list[str]:
     """Start again every component whose process exited (what a service manager does:
     systemd's ``Restart=always``, a Kubernetes Deployment). Returns their names."""
-    dead = [name for name, process in stack.processes.items() if process.poll() is not None]
+    dead = [name for name, process in list(stack.processes.items()) if process.poll() is not None]
     for name in dead:
         stack.processes.pop(name)
         stack.start_component(name)
     return dead
+
+
+@contextlib.contextmanager
+def service_manager(stack, interval: float = 2.0) -> Iterator[list[str]]:
+    """While inside, restart every component that exits, as a service manager would; yields
+    the list of the components restarted (in order, as they died)."""
+    restarted: list[str] = []
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.wait(interval):
+            restarted.extend(restart_dead_components(stack))
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        yield restarted
+    finally:
+        done.set()
+        watcher.join()
 
 
 def wait_until_open(pid: int, path: Path, timeout: float) -> bool:
