@@ -50,6 +50,7 @@ class MetadataDatabase:
     url: str
     note: str = ""
     _drop: list = field(default_factory=list, repr=False)
+    _restart: list = field(default_factory=list, repr=False)
 
     @property
     def is_postgres(self) -> bool:
@@ -60,6 +61,17 @@ class MetadataDatabase:
         host = shown.hostname or ""
         where = f"{host}:{shown.port}{shown.path}" if host else shown.path
         return f"{self.kind} ({where})" + (f"; {self.note}" if self.note else "")
+
+    def restart(self) -> None:
+        """Restart the server of a throwaway cluster (``pg_ctl restart -m fast``): every open
+        connection is cut, as when PostgreSQL restarts under a running deployment.
+
+        :raises MetadataDatabaseError: this database is not on a throwaway cluster (a server the
+            user gave is never restarted from here).
+        """
+        if not self._restart:
+            raise MetadataDatabaseError(f"{self.kind} database: only a throwaway cluster is restarted from here")
+        self._restart[0]()
 
     def drop(self) -> None:
         """Remove the database (and a throwaway cluster); safe to call twice."""
@@ -234,5 +246,8 @@ def _throwaway_cluster(data_dir: Path, name: str) -> MetadataDatabase:
         log.unlink(missing_ok=True)
 
     database._drop[:] = [remove_cluster]  # the cluster goes, and its database with it
+    # pg_ctl restart starts the server again with the options it was started with (postmaster.opts).
+    database._restart[:] = [lambda: run(pg_ctl, "-D", str(data_dir), "-l", str(log), "-m", "fast", "-w", "-t", "60",
+                                        "restart")]
     return database
 

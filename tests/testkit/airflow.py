@@ -68,7 +68,7 @@ def model_runtime(env: dict[str, str]) -> Iterator[None]:
     try:
         yield
     finally:
-        run_with(env, "from mlops.backends.local.runtime import main; main(['stop'])")
+        run_with(env, "from mlops.backends.local.runtime.service import main; main(['stop'])")
 
 
 def restart_task_components(stack, environment: dict[str, str]) -> None:
@@ -82,27 +82,51 @@ def restart_task_components(stack, environment: dict[str, str]) -> None:
         stack.start_component(component)
 
 
+def throwaway_postgres_or_skip(home: Path):
+    """A metadata database on a PostgreSQL cluster of its own (:mod:`tools.metadata_db`), which a
+    test may restart; skipped, naming what is missing, when none can be started here."""
+    import shutil
+    import tempfile
+
+    from tools.metadata_db import provision
+
+    # Not under pytest's temporary folders: they are private to this user, and as root the
+    # cluster runs as the postgres user, which must reach its data folder.
+    folder = Path(tempfile.mkdtemp(prefix="mlops-tests-postgres-"))
+    folder.chmod(0o755)
+    database = provision("tests", folder, server_url="")
+    database._drop.insert(0, lambda: shutil.rmtree(folder, ignore_errors=True))  # noqa: SLF001 - runs last
+    if database.kind != "postgresql-throwaway":
+        database.drop()
+        pytest.skip(f"needs a throwaway PostgreSQL cluster (initdb and pg_ctl) for Airflow's metadata database: "
+                    f"{database.note}")
+    return database
+
+
 @contextlib.contextmanager
 def running_airflow(home: Path, pipelines_dir: Path | None = None, celery: bool = False,
-                    airflow_settings: dict[str, str] | None = None) -> Iterator[tuple]:
+                    airflow_settings: dict[str, str] | None = None, own_cluster: bool = False) -> Iterator[tuple]:
     """``(stack, api, env)``: Airflow and the model runtime running for ``home``; stopped after.
 
     :param celery: the CeleryExecutor with :func:`~tools.airflow_env.default_workers` (skipped
         without Redis), its result backend in the metadata database.
     :param airflow_settings: ``AIRFLOW__*`` variables for every component, over the stack's own.
+    :param own_cluster: the metadata database on a throwaway PostgreSQL cluster of its own
+        (``stack.database.restart()`` restarts it) instead of the server at ``MLOPS_TEST_POSTGRES_URL``.
     """
     from testkit.redis_broker import redis_broker_or_skip
     from tools.airflow_env import celery_settings
     from tools.airflow_stack import AirflowStack
     from tools.metadata_db import provision
 
-    server = postgres_url_or_skip()
+    server = None if own_cluster else postgres_url_or_skip()
     env = project_environment(home, pipelines_dir)
     with (redis_broker_or_skip() if celery else contextlib.nullcontext()) as broker_url, model_runtime(env):
-        database = provision("tests", home, server_url=server)
+        database = throwaway_postgres_or_skip(home) if own_cluster else provision("tests", home, server_url=server)
         try:
             stack = AirflowStack(home / "airflow", database.url, environment={**env, **(airflow_settings or {})},
                                  celery=celery_settings(database.url, broker_url) if celery else None)
+            stack.database = database
             try:
                 api = stack.start()
                 yield stack, api, env

@@ -471,6 +471,20 @@ def test_restarted_runtime_restores_its_endpoints(own_hosting, mlops_home, model
     assert invoke_csv(restarted.runtime_client(), "restored") == answers_of(models["b"])
 
 
+def test_a_restarted_runtime_checks_the_artifacts_digest_again_and_serves_no_changed_model(own_hosting, mlops_home,
+                                                                                          models):
+    uri, sha = package(models["b"], mlops_home, "b-tampered")
+    own_hosting.deploy(EndpointSpec("rechecked", "rechecked-config", uri, sha))
+    own_hosting.stop()
+    flip_a_byte(uri)  # the artifact changed while the runtime was down; its extracted copy did not
+
+    endpoint = LocalHosting(get_settings()).describe("rechecked")
+
+    assert endpoint.status == "Failed"
+    error = raises_from_invoke(own_hosting.runtime_client(), "rechecked")
+    assert status_of(error) == 400 and "DigestMismatch" in str(error)
+
+
 def test_stop_leaves_no_process_and_stopping_again_is_fine(own_hosting):
     own_hosting.ensure_running()
     runtime_dir = own_hosting.settings.runtime_dir

@@ -138,8 +138,32 @@ def pack_model(model_dir: Path, dest_uri: str) -> tuple[str, str]:
     data = buffer.getvalue()
     dest = to_path(dest_uri)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    dest.write_bytes(data)
+    write_bytes_atomic(dest, data)
     return dest_uri, hashlib.sha256(data).hexdigest()
+
+
+def write_bytes_atomic(dest: ObjectStoragePath, data: bytes) -> None:
+    """Write ``data`` to ``dest`` so that it is there whole or not at all.
+
+    A local file is written beside ``dest`` and renamed over it; a failed write (a full disk)
+    removes it and leaves ``dest`` as it was. An object store's PUT is atomic already.
+    """
+    if dest.protocol not in ("file", "local"):
+        dest.write_bytes(data)
+        return
+    import os
+
+    local = Path(dest.path)
+    handle, temp = tempfile.mkstemp(dir=local.parent, prefix=f".{local.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temp, local)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
 
 
 def unpack_model(model_uri: str, dest_dir: Path, expected_sha256: str,

@@ -211,7 +211,13 @@ class EndpointTable:
         return True
 
     def restore(self) -> None:
-        """Load every endpoint in ``endpoints.json``; one that fails to load is kept as Failed."""
+        """Load every endpoint in ``endpoints.json``; one that fails to load is kept as Failed.
+
+        The artifact's digest is checked again, as on a deploy (a SageMaker instance that
+        replaces a lost one downloads the model again): an endpoint whose artifact no longer
+        has the recorded sha256, or cannot be read, is Failed, never served from what an
+        earlier process extracted.
+        """
         path = table_file(self.runtime_dir)
         if not path.exists():
             return
@@ -220,13 +226,12 @@ class EndpointTable:
             for name, record in records.items():
                 endpoint = ServedEndpoint(name=name, **record)
                 try:
-                    model_dir = self.models_dir / endpoint.sha256
-                    if not model_dir.is_dir():
-                        model_dir = self._extract(endpoint.model_uri, endpoint.sha256)
+                    model_dir = self._extract(endpoint.model_uri, endpoint.sha256)
                     model = self.inference.model_fn(str(model_dir))
                     keys = tuple(self.inference.response_keys(model, endpoint.environment))
                     endpoint = replace(endpoint, model=model, response_keys=keys)
-                    log.info("restored endpoint %s (sha256 %s)", name, endpoint.sha256)
+                    log.info("restored endpoint %s (sha256 %s of %s verified)", name, endpoint.sha256,
+                             endpoint.model_uri)
                 except Exception as err:
                     log.exception("could not restore endpoint %s", name)
                     endpoint = replace(endpoint, failure_reason=f"{type(err).__name__}: {err}")
