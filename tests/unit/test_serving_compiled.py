@@ -240,3 +240,60 @@ def test_a_model_without_a_schema_is_not_compiled(model_dirs):
     model = dataclasses.replace(inference.model_fn(str(model_dirs["boosted"])), categorical=None)
 
     assert inference.compile_features(model) == (None, "no categorical schema in model.json")
+
+
+# ---------------------------------------------------------------- the local runtime's batcher
+def served(model_dir):
+    from mlops.backends.local.runtime.endpoints import ServedEndpoint
+    from mlops.core.entrypoints import inference_module
+
+    handlers = inference_module()
+    loaded = handlers.model_fn(str(model_dir))
+    return handlers, ServedEndpoint(
+        name="quick", config_name="quick-1", model_uri="file:///m.tar.gz", sha256="0" * 64, environment={},
+        created_at="t", last_modified_at="t", model=loaded, response_keys=tuple(handlers.response_keys(loaded)),
+    )
+
+
+def invoke_alone(batcher, endpoint, body: str, content_type: str = "text/csv"):
+    import asyncio
+
+    async def scenario():
+        return await batcher.invoke(endpoint, body.encode(), content_type, "text/csv")
+
+    return asyncio.run(scenario())
+
+
+def test_a_quick_request_to_an_idle_runtime_is_answered_on_the_event_loop(model_dirs):
+    from mlops.backends.local.runtime.batcher import PredictionBatcher
+
+    handlers, endpoint = served(model_dirs["boosted"])
+    batcher = PredictionBatcher(handlers)
+    body = EDGE_RECORDS[1] + "\n"
+
+    answer = invoke_alone(batcher, endpoint, body)
+
+    assert answer == endpoint.invoke(handlers, body.encode(), "text/csv", "text/csv")
+    assert batcher._threads == []  # no prediction thread was needed
+    assert (batcher.invocations, batcher.predict_calls) == (1, 1)
+    with pytest.raises(handlers.RequestError, match="has 2 fields"):
+        invoke_alone(batcher, endpoint, "KS,no\n")
+
+
+@pytest.mark.parametrize("case", ["forest", "json", "large", "turned off"])
+def test_other_requests_go_to_a_prediction_thread(model_dirs, case):
+    from mlops.backends.local.runtime.batcher import PredictionBatcher
+
+    handlers, endpoint = served(model_dirs["forest" if case == "forest" else "boosted"])
+    batcher = PredictionBatcher(handlers, inline_when_idle=case != "turned off")
+    body, content_type = EDGE_RECORDS[0] + "\n", "text/csv"
+    if case == "json":
+        body, content_type = handlers.json.dumps({"instances": [["KS", "no", 415, 180.5, 200.1, 1]]}), "application/json"
+    elif case == "large":
+        body = (EDGE_RECORDS[0] + "\n") * 400  # over QUICK_BYTES
+    try:
+        answer = invoke_alone(batcher, endpoint, body, content_type)
+        assert answer == endpoint.invoke(handlers, body.encode(), content_type, "text/csv")
+        assert len(batcher._threads) == batcher.workers
+    finally:
+        batcher.stop()
