@@ -725,20 +725,6 @@ def _probe_records(model: LoadedModel, compiled: CompiledFeatures) -> list[list[
             for i in range(count)]
 
 
-QUICK_BYTES = 4096  # a text/csv request up to this size to a fully compiled model: see answers_quickly
-
-
-def answers_quickly(model: Any, content_type: str, size: int) -> bool:
-    """Whether a request is answered in a fraction of a millisecond, without native thread pools:
-    up to :data:`QUICK_BYTES` of ``text/csv`` to a model whose feature step and trees compiled.
-
-    The local runtime answers such a request on its event loop when no prediction is waiting,
-    rather than handing it to a prediction thread and back (which costs more than the answer).
-    """
-    compiled = model.compiled if isinstance(model, LoadedModel) else None
-    return (compiled is not None and isinstance(compiled.predictor, CompiledTrees) and size <= QUICK_BYTES
-            and _base_type(content_type) == CSV)
-
 def predict_fn(
     frame: pd.DataFrame | EncodedRows | RequestError, model: LoadedModel
 ) -> dict[str, Any] | RequestError:

@@ -91,15 +91,11 @@ class PredictionBatcher:
         that release the GIL (numpy, pandas, the tree predictors) run on several cores.
     :param batch_wait: seconds a batch waits, at most, for the clients the previous batch
         answered (see :meth:`_wait_for_company`); 0 turns waiting off.
-    :param inline_when_idle: answer a request the handlers' ``answers_quickly`` calls quick (a
-        small ``text/csv`` request to a compiled model: a fraction of a millisecond) on the event
-        loop itself when no invocation is waiting for a prediction thread: handing it to a thread
-        and back costs more than answering it. With invocations waiting, it queues with them.
     """
 
     def __init__(self, inference: ModuleType, max_requests: int = MAX_BATCH_REQUESTS,
                  native_threads: int | None = NATIVE_THREADS, workers: int = PREDICTION_WORKERS,
-                 batch_wait: float = BATCH_WAIT_S, inline_when_idle: bool = True):
+                 batch_wait: float = BATCH_WAIT_S):
         if max_requests < 1:
             raise ValueError(f"max_requests must be at least 1, got {max_requests}")
         if workers < 1:
@@ -111,8 +107,6 @@ class PredictionBatcher:
         self.native_threads = native_threads
         self.workers = workers
         self.batch_wait = batch_wait
-        self.inline_when_idle = inline_when_idle
-        self._waiting = 0  # invocations handed to the prediction threads and not answered yet
         self._answered = 0  # the size of the last batch answered, and when it was answered
         self._answered_at = 0.0
         self._queue: queue.SimpleQueue[_Invocation | None] = queue.SimpleQueue()
@@ -124,22 +118,11 @@ class PredictionBatcher:
     async def invoke(self, endpoint: ServedEndpoint, body: bytes, content_type: str,
                      accept: str) -> tuple[str, str]:
         """(body, content type) of the answer; raises what the handlers raised for this request."""
-        quick = getattr(self.inference, "answers_quickly", None)
-        if (self.inline_when_idle and quick is not None and not self._waiting
-                and quick(endpoint.model, content_type, len(body))):
-            self._count(predict_calls=1, invocations=1)
-            return endpoint.invoke(self.inference, body, content_type, accept)
         self._ensure_started()
         loop = asyncio.get_running_loop()
         job = _Invocation(endpoint, body, content_type, accept, loop, loop.create_future())
-        with self._lock:
-            self._waiting += 1
-        try:
-            self._queue.put(job)
-            return await job.future
-        finally:
-            with self._lock:
-                self._waiting -= 1
+        self._queue.put(job)
+        return await job.future
 
     def stop(self) -> None:
         with self._lock:
