@@ -46,9 +46,9 @@ most 4, or ``MLOPS_RUNTIME_WORKERS``) whose native thread pools (OpenMP, BLAS) a
 thread each: a single-record request pays for no thread fan-out (on a busy machine OpenMP's
 spinning threads cost a small prediction ten times its work). Invocations of one endpoint that
 queue up while the threads are busy are answered together: the handlers' ``batch_input_fn``
-parses their bodies into one frame where it can (``text/csv`` for a model with a schema: see
-``include/serving/inference.py``), else ``parse_request`` parses each and frames whose column types
-agree are combined; one ``predict_fn`` call predicts them and the predictions are split back per
+parses their bodies into one input where it can (``text/csv`` for a model with a schema: a frame,
+or the compiled path's encoded rows; see ``include/serving/inference.py``), else ``parse_request``
+parses each and inputs of the same signature (a frame's column types) are combined; one ``predict_fn`` call predicts them and the predictions are split back per
 request for ``write_response``. The models served here predict each record on its own, so an answer
 does not depend on its neighbours; when anything fails in a combined call, each request is
 answered alone, so one bad request never fails another. A batch waits up to 3 ms

@@ -52,6 +52,26 @@ def _split_prediction(prediction: dict[str, Any], sizes: list[int]) -> list[dict
     return parts
 
 
+def _signature(frame: Any) -> tuple:
+    """Parsed requests with equal signatures can be predicted together (:func:`_combine`): frames
+    whose columns and dtypes agree, or the handlers' own inputs whose ``signature`` agrees."""
+    import pandas as pd
+
+    if isinstance(frame, pd.DataFrame):
+        return ("frame", tuple(frame.columns), tuple(str(t) for t in frame.dtypes))
+    signature = getattr(frame, "signature", None)
+    return (type(frame).__name__, signature if signature is not None else id(frame))
+
+
+def _combine(frames: list[Any]) -> Any:
+    """One input of every row of ``frames`` (equal :func:`_signature`), in order."""
+    import pandas as pd
+
+    if isinstance(frames[0], pd.DataFrame):
+        return pd.concat(frames, ignore_index=True)
+    return type(frames[0]).concat(frames)
+
+
 class PredictionBatcher:
     """Answers invocations on prediction threads, predicting the requests that queue up together.
 
@@ -231,8 +251,7 @@ class PredictionBatcher:
             except Exception as err:  # handed to the awaiting request
                 answers.append((job, None, err))
                 continue
-            signature = (tuple(job.frame.columns), tuple(str(t) for t in job.frame.dtypes))
-            parsed.setdefault(signature, []).append(job)
+            parsed.setdefault(_signature(job.frame), []).append(job)
         for group in parsed.values():
             predictions = self._predict_together(group) if len(group) > 1 else None
             self._count(predict_calls=1 if predictions else len(group), invocations=len(group))
@@ -257,11 +276,9 @@ class PredictionBatcher:
 
     def _predict_together(self, group: list[_Invocation]) -> list[dict[str, Any]] | None:
         """One ``predict_fn`` call for the group, split per request; None when it failed."""
-        import pandas as pd
-
         frames = [job.frame for job in group]
         try:
-            combined = pd.concat(frames, ignore_index=True)
+            combined = _combine(frames)
             prediction = self.inference.predict_fn(combined, group[0].endpoint.model)
             return _split_prediction(prediction, [len(frame) for frame in frames])
         except Exception:  # one request's rows broke the model: answer each request alone
