@@ -140,7 +140,7 @@ def model_of(text: str, expected: dict[str, list[str]], tolerance: float = 1e-9)
 def prod_spec(version: str, uri: str, sha: str, swap: int):
     from mlops.backends.base import EndpointSpec
     from mlops.core.config import load_pipeline
-    from mlops.deploy.flow import blue_green_deployment_config, instance_count
+    from mlops.deploy.endpoint_options import blue_green_deployment_config, instance_count
 
     prod = load_pipeline("churn").section("endpoint")["prod"]
     return EndpointSpec(ENDPOINT, f"{ENDPOINT}-config-{swap}-{version}", uri, sha, instance_type=prod["instance_type"],

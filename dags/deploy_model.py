@@ -132,7 +132,7 @@ def deploy_model():
     def shadow_replay(endpoint: dict, targets: dict, **context) -> dict:
         """The staging candidate replayed against a sample of captured prod traffic."""
         from mlops.core.runs import run_moment
-        from mlops.ml.shadow_replay import replay_for_approval
+        from mlops.monitor.shadow_replay import replay_for_approval
 
         return replay_for_approval(USE_CASE, PROD_ENDPOINT, endpoint["name"], targets["staging"], run_moment(context))
 

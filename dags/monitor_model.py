@@ -55,7 +55,7 @@ def monitor_model():
     def monitor(**context) -> dict:
         from mlops.core.naming import path_safe
         from mlops.core.storage import data_path
-        from mlops.ml.monitoring_job import monitoring_window, run_monitoring
+        from mlops.monitor.job import monitoring_window, run_monitoring
 
         since, until = monitoring_window(context)
         out = data_path("monitoring", USE_CASE, "reports", path_safe(context["run_id"]))
@@ -69,7 +69,7 @@ def monitor_model():
         from airflow.sdk.exceptions import AirflowSkipException
 
         from mlops.core.runs import announce
-        from mlops.ml.monitoring_job import drift_event
+        from mlops.monitor.job import drift_event
         from mlops.notifications import send
 
         if not summary["drift"]:

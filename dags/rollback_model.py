@@ -34,7 +34,8 @@ def rollback_model():
         from mlops.core.config import load_pipeline, stage_target
         from mlops.core.naming import run_name
         from mlops.core.settings import get_settings
-        from mlops.deploy.flow import prod_endpoint_options, rollback, rollback_alarm_requests, rollback_plan
+        from mlops.deploy.endpoint_options import prod_endpoint_options, rollback_alarm_requests
+        from mlops.deploy.flow import rollback, rollback_plan
         from mlops.notifications import send
 
         backend = get_backend()

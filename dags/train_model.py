@@ -73,7 +73,7 @@ reason go into the new version's lineage (`drift_trigger`); the same gates and a
 def train_model():
     @task.short_circuit
     def retrain_trigger(**context) -> dict | None:
-        from mlops.ml.monitoring_job import retrain_decision
+        from mlops.monitor.job import retrain_decision
 
         return retrain_decision(USE_CASE, context)
 

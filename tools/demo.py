@@ -201,7 +201,7 @@ def demo_monitoring(summary: dict[str, Any], requests: int = 100, rows_per_reque
         from mlops.core.config import load_pipeline, stage_target
         from mlops.core.storage import data_path, read_json, to_path
         from mlops.dag_defaults import PROD_ENDPOINT
-        from mlops.ml.monitoring_job import run_monitoring
+        from mlops.monitor.job import run_monitoring
 
         if not summary.get("prod"):
             return {"status": "skipped", "reason": "nothing was deployed to prod"}

@@ -40,13 +40,8 @@ from mlops.backends.aws.serving_container import serving_archive
 from mlops.backends.base import EndpointNotFound, EndpointSpec
 from mlops.backends.limits import LimitError
 from mlops.core.storage import DigestMismatch
-from mlops.deploy.flow import (
-    SilentRollback,
-    deploy_version,
-    prod_endpoint_options,
-    rollback_alarm_requests,
-    version_in_stage_at,
-)
+from mlops.deploy.endpoint_options import prod_endpoint_options, rollback_alarm_requests
+from mlops.deploy.flow import SilentRollback, deploy_version, version_in_stage_at
 
 PROD = {"instance_type": "ml.m5.large", "initial_instance_count": 4,
         "traffic_shifting": {"type": "linear", "step_percent": 25, "wait_interval_s": 120}}

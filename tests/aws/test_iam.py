@@ -240,7 +240,7 @@ def sagemaker_arn(kind: str, name: str, region: str = REGION, account: str = ACC
 
 @functools.cache
 def alarm_names() -> list[str]:
-    from mlops.deploy.flow import rollback_alarm_requests
+    from mlops.deploy.endpoint_options import rollback_alarm_requests
 
     prod = _pipelines()["churn"]["endpoint"]["prod"]
     return [ports().hosting.alarm_name(request["AlarmName"])
@@ -456,7 +456,7 @@ def airflow_needs() -> tuple[Need, ...]:
 def sagemaker_role_needs() -> tuple[Need, ...]:
     """What SageMaker does with the execution role for the jobs and endpoints the code creates."""
     from mlops.backends.aws.sklearn_image import sklearn_image_uri
-    from mlops.deploy.flow import data_capture_config
+    from mlops.deploy.endpoint_options import data_capture_config
 
     capture = data_capture_config(settings(), PROD_ENDPOINT, _pipelines()["churn"]["endpoint"]["prod"])
     capture_key = capture["DestinationS3Uri"].removeprefix(f"s3://{BUCKET}/") + "/AllTraffic/2024/05/01/00/x.jsonl"

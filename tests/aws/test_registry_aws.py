@@ -515,13 +515,13 @@ def studio_decision(moto_sagemaker, arn: str, status: str, description: str) -> 
 def test_the_approval_waiter_succeeds_on_approved_and_stops_on_rejected(registry, s3, moto_sagemaker):
     from botocore.exceptions import WaiterError
 
-    from mlops.triggers.sagemaker_registry import WAITER_NAME, ModelPackageRegistryHook
+    from mlops.hooks.sagemaker import APPROVAL_WAITER_NAME, ModelPackageRegistryHook
 
     approved, rejected = register(registry, s3, 0), register(registry, s3, 1)
     studio_decision(moto_sagemaker, approved.arn, APPROVED, "ok")
     studio_decision(moto_sagemaker, rejected.arn, REJECTED, "no")
     waiter = ModelPackageRegistryHook(aws_conn_id=None, region_name="us-east-1").get_waiter(
-        WAITER_NAME, client=moto_sagemaker)
+        APPROVAL_WAITER_NAME, client=moto_sagemaker)
 
     waiter.wait(ModelPackageName=approved.arn, WaiterConfig={"Delay": 0, "MaxAttempts": 1})
     with pytest.raises(WaiterError, match="terminal failure"):

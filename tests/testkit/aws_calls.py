@@ -102,12 +102,12 @@ def waiter_operations() -> dict[str, tuple[str, str]]:
         for name in model.waiter_names:
             operation = model.get_waiter(name).operation
             found[name] = found[xform_name(name)] = (service, operation)
-    from mlops.triggers.sagemaker_registry import WAITER_MODEL
+    from mlops.hooks.sagemaker import APPROVAL_WAITER_MODEL
 
     custom = [json.loads(path.read_text()) for path in (
         Path(provider_waiters.__file__).parent / "sagemaker.json",
         *sorted((ROOT / "plugins/mlops/waiters").glob("*.json")))]
-    for model in [*custom, WAITER_MODEL]:  # all SageMaker's
+    for model in [*custom, APPROVAL_WAITER_MODEL]:  # all SageMaker's
         for name, spec in model["waiters"].items():
             found[name] = found[xform_name(name)] = ("sagemaker", spec["operation"])
     return found

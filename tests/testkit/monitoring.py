@@ -81,7 +81,7 @@ def serve_prod(home: Path):
     from mlops.core.config import load_pipeline, stage_target
     from mlops.core.settings import get_settings
     from mlops.dag_defaults import CHURN_MODEL_GROUP, PROD_ENDPOINT
-    from mlops.deploy.flow import data_capture_config
+    from mlops.deploy.endpoint_options import data_capture_config
     from mlops.ml.monitoring import write_baseline
 
     backend = get_backend()

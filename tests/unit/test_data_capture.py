@@ -12,7 +12,7 @@ import pytest
 
 from mlops.backends.base import EndpointSpec
 from mlops.backends.local.runtime.capture import CaptureSettings, CaptureWriter, capture_record
-from mlops.deploy.flow import data_capture_config
+from mlops.deploy.endpoint_options import data_capture_config
 from testkit.monitoring import churn_like_model
 from testkit.runtime import running_runtime
 

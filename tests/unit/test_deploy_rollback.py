@@ -22,16 +22,12 @@ from mlops.backends.base import Endpoint, EndpointSpec
 from mlops.backends.local.registry import SQLiteRegistry
 from mlops.core.settings import Settings
 from mlops.core.storage import DigestMismatch, pack_model
-from mlops.deploy.flow import (
-    SilentRollback,
+from mlops.deploy.endpoint_options import (
     blue_green_deployment_config,
     data_capture_config,
-    deploy_version,
-    previous_approved,
     prod_endpoint_options,
-    rollback,
-    version_in_stage_at,
 )
+from mlops.deploy.flow import SilentRollback, deploy_version, previous_approved, rollback, version_in_stage_at
 from mlops.deploy.rules import DeploymentRefused, resolve_deployable
 from testkit.runtime import running_runtime
 

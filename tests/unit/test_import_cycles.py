@@ -119,3 +119,51 @@ def test_the_ports_import_nothing_but_core():
     allowed = ("mlops.core.", "mlops.backends.base")
     assert offenders("mlops.backends.base",
                      lambda t: t.startswith("mlops.") and not t.startswith(allowed)) == []
+
+
+# The rooms of plugins/mlops from the bottom up (docs/architecture.md): a room imports only rooms on
+# a lower floor; rooms on one floor do not import each other.
+FLOORS = [
+    ["core"],
+    ["hooks", "validation", "backends.base", "backends.limits"],
+    ["ingest"],
+    ["ml"],
+    ["backends.backend"],  # the Backend bundle
+    ["backends.aws", "backends.local"],
+    ["backends"],  # get_backend(): picks aws or local
+    ["deploy"],
+    ["monitor"],
+    ["ui", "triggers", "sensors"],
+    ["notifications"],
+    ["dag_defaults", "operators"],
+]
+
+
+def room_of(module: str) -> str | None:
+    parts = module.split(".")
+    if parts[0] != "mlops" or len(parts) == 1:
+        return None
+    if parts[1] == "backends":
+        return "backends" if len(parts) == 2 else f"backends.{parts[2]}"
+    return parts[1]
+
+
+def test_every_room_is_on_a_floor():
+    floors = {room for floor in FLOORS for room in floor}
+    assert {room_of(name) for name in MODULES} - {None} <= floors
+
+
+def test_rooms_import_only_rooms_below_them():
+    floor = {room: level for level, rooms in enumerate(FLOORS) for room in rooms}
+    upward = sorted(
+        f"{name} ({room_of(name)}) imports {target} ({room_of(target)})"
+        for name, targets in IMPORTS.items() for target in targets
+        if room_of(name) and room_of(target) and room_of(target) != room_of(name)
+        and floor[room_of(target)] >= floor[room_of(name)])
+    assert upward == [], "\n".join(upward)
+
+
+def test_the_floor_check_finds_an_upward_import():
+    assert room_of("mlops.deploy.flow") == "deploy" and room_of("mlops.backends.aws.hosting") == "backends.aws"
+    floor = {room: level for level, rooms in enumerate(FLOORS) for room in rooms}
+    assert floor["deploy"] > floor["ml"] > floor["core"]

@@ -30,7 +30,7 @@ from mlops.backends.limits import (
 )
 from mlops.core.config import available_pipelines, load_pipeline
 from mlops.core.settings import Settings
-from mlops.deploy.flow import instance_count, prod_endpoint_options
+from mlops.deploy.endpoint_options import instance_count, prod_endpoint_options
 
 MODEL = botocore.session.get_session().get_service_model("sagemaker")
 

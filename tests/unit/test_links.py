@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from mlops.backends import Backend
-from mlops.ui.links import XCOM_KEY, ResourceLink, console_url, persist
+from mlops.core.naming import console_url
+from mlops.ui.links import XCOM_KEY, ResourceLink, persist
 
 
 class FakeTI:

@@ -19,7 +19,7 @@ from mlops.backends import get_backend
 from mlops.backends.base import APPROVED, EndpointSpec
 from mlops.core.config import PIPELINES_DIR, load_pipeline, stage_target
 from mlops.dag_defaults import PROD_ENDPOINT
-from mlops.ml.monitoring_job import drift_event, retrain_decision, run_monitoring
+from mlops.monitor.job import drift_event, retrain_decision, run_monitoring
 from testkit.monitoring import churn_like_model, send_traffic, serve_prod
 
 REQUESTS = 100
@@ -92,7 +92,7 @@ def test_nothing_in_prod_is_no_model_not_an_error(mlops_home, tmp_path):
 
 # ---------------------------------------------------------------- shadow replay before prod approval
 def test_shadow_replay_compares_a_staging_candidate_with_prod_on_captured_traffic(prod, mlops_home):
-    from mlops.ml.shadow_replay import replay_for_approval
+    from mlops.monitor.shadow_replay import replay_for_approval
     from mlops.operators.approval import evaluate_policy
 
     serve(prod, shift=False, seed=7)
@@ -119,7 +119,7 @@ def test_shadow_replay_compares_a_staging_candidate_with_prod_on_captured_traffi
 
 
 def test_without_captured_prod_traffic_the_evidence_says_so_and_a_policy_requiring_replay_rejects(mlops_home):
-    from mlops.ml.shadow_replay import replay_for_approval
+    from mlops.monitor.shadow_replay import replay_for_approval
     from mlops.operators.approval import evaluate_policy
 
     backend = get_backend()

@@ -54,6 +54,6 @@ class Backend:
 
     def resource_url(self, kind: str, name: str, local_uri: str | None = None) -> str | None:
         """Where a person looks at a resource: the SageMaker console on AWS, else ``local_uri``."""
-        from mlops.ui.links import console_url
+        from mlops.core.naming import console_url
 
         return console_url(self.region, kind, name) if self.name == "aws" else local_uri

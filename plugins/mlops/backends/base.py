@@ -579,7 +579,7 @@ class EndpointSpec(Serializable):
     registry version served (SageMaker takes its serving container from it);
     ``data_capture_config`` is SageMaker's ``DataCaptureConfig`` and ``deployment_config`` the
     ``UpdateEndpoint`` ``DeploymentConfig`` (blue/green traffic shifting, alarm rollback), both
-    built by :func:`mlops.deploy.flow.prod_endpoint_options`; the local twin ignores them.
+    built by :func:`mlops.deploy.endpoint_options.prod_endpoint_options`; the local twin ignores them.
     """
 
     endpoint_name: str

@@ -135,7 +135,7 @@ class Registry(Section):
     group: str
 
 
-# approval.prod settings that are not thresholds: the shadow replay's sample (mlops.ml.shadow_replay)
+# approval.prod settings that are not thresholds: the shadow replay's sample (mlops.monitor.shadow_replay)
 SHADOW_KEYS = frozenset({"shadow_records", "shadow_window_hours"})
 
 

@@ -58,3 +58,20 @@ def run_name(dag_id: str, run_id: str, step: str) -> str:
 def path_safe(run_id: str) -> str:
     """``run_id`` as a single path segment (run ids contain ``:`` and ``+``)."""
     return re.sub(r"[^A-Za-z0-9._=-]+", "_", run_id)
+
+
+# The SageMaker console page of a resource (the "Resource" link, notifications).
+CONSOLE = "https://{region}.console.aws.amazon.com/sagemaker/home?region={region}#/{path}/{name}"
+CONSOLE_PATHS = {
+    "tuning": "hyper-tuning-jobs",
+    "training": "jobs",
+    "endpoint": "endpoints",
+    "automl": "automl-jobs",
+    "transform": "transform-jobs",
+    "model-package": "model-registry",
+}
+
+
+def console_url(region: str, kind: str, name: str) -> str:
+    """The SageMaker console page of the ``kind`` resource ``name`` (a key of :data:`CONSOLE_PATHS`)."""
+    return CONSOLE.format(region=region, path=CONSOLE_PATHS[kind], name=name)

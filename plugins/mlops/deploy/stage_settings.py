@@ -21,7 +21,7 @@ def endpoint_settings(config, settings, prod_endpoint: str) -> dict[str, Any]:
     :raises ~mlops.backends.limits.LimitError: a setting SageMaker would reject.
     """
     from mlops.backends.limits import serverless_config
-    from mlops.deploy.flow import instance_count, prod_endpoint_options, rollback_alarm_requests
+    from mlops.deploy.endpoint_options import instance_count, prod_endpoint_options, rollback_alarm_requests
 
     endpoint = config.section("endpoint")
     staging = endpoint["staging"]
@@ -40,7 +40,7 @@ def endpoint_settings(config, settings, prod_endpoint: str) -> dict[str, Any]:
 
 def prod_evidence(report: dict[str, Any], shadow: dict[str, Any] | None = None) -> dict[str, Any]:
     """The staging check results (:func:`mlops.deploy.endpoint_checks.run_endpoint_tests`) and the
-    shadow replay (:func:`mlops.ml.shadow_replay.replay_for_approval`) as the prod approval's
+    shadow replay (:func:`mlops.monitor.shadow_replay.replay_for_approval`) as the prod approval's
     evidence: checks passed, p50/p95 latency, one entry per check, the replay's disagreement."""
     return {
         **((shadow or {}).get("evidence") or {}),

@@ -11,42 +11,16 @@ stops the job when a person kills the deferred task.
 
 from __future__ import annotations
 
-from functools import cached_property
-from pathlib import Path
-from typing import Any
-
 from airflow.providers.amazon.aws.exceptions import WaiterMaxAttemptsError, WaiterTerminalFailure
-from airflow.providers.amazon.aws.hooks.sagemaker import SageMakerHook
 from airflow.providers.amazon.aws.triggers.base import AwsBaseWaiterTrigger
 from airflow.triggers.base import TriggerEvent
 
-WAITER_MODEL = Path(__file__).resolve().parents[1] / "waiters" / "sagemaker_automl.json"
-WAITER_NAME = "AutoMLJobV2Complete"
-STATUS_QUERIES = ["AutoMLJobStatus", "AutoMLJobSecondaryStatus"]
-
-
-class SageMakerAutoMLHook(SageMakerHook):
-    """:class:`SageMakerHook` whose custom waiters are this project's AutoML V2 waiter model.
-
-    ``get_waiter("AutoMLJobV2Complete")`` returns a botocore waiter (or an aiobotocore one with
-    ``deferrable=True``) on ``DescribeAutoMLJobV2``; pass ``client=`` to wait with another client.
-    """
-
-    @cached_property
-    def waiter_path(self) -> Path:
-        return WAITER_MODEL
-
-
-def terminal_message(job_name: str, response: dict[str, Any]) -> tuple[str, str]:
-    """``(status, message)`` for the last ``DescribeAutoMLJobV2`` answer of a job that ended badly."""
-    if isinstance(response.get("Error"), dict):
-        error = response["Error"]
-        return "error", f"AutoML job {job_name}: {error.get('Code')}: {error.get('Message')}"
-    status = response.get("AutoMLJobStatus", "unknown")
-    reason = response.get("FailureReason") or "no FailureReason given"
-    secondary = response.get("AutoMLJobSecondaryStatus")
-    detail = f" ({secondary})" if secondary and secondary != status else ""
-    return status.lower(), f"AutoML job {job_name} {status}{detail}: {reason}"
+from mlops.hooks.sagemaker import (
+    AUTOML_STATUS_QUERIES,
+    AUTOML_WAITER_NAME,
+    SageMakerAutoMLHook,
+    terminal_message,
+)
 
 
 class SageMakerAutoMLJobV2Trigger(AwsBaseWaiterTrigger):
@@ -80,11 +54,11 @@ class SageMakerAutoMLJobV2Trigger(AwsBaseWaiterTrigger):
         self.job_name = job_name
         super().__init__(
             serialized_fields={"job_name": job_name},
-            waiter_name=WAITER_NAME,
+            waiter_name=AUTOML_WAITER_NAME,
             waiter_args={"AutoMLJobName": job_name},
             failure_message=f"AutoML job {job_name} did not complete",
             status_message=f"AutoML job {job_name} is still running",
-            status_queries=STATUS_QUERIES,
+            status_queries=AUTOML_STATUS_QUERIES,
             return_key="job_name",
             return_value=job_name,
             waiter_delay=waiter_delay,

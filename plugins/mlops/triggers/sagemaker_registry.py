@@ -1,61 +1,18 @@
 """Deferrable wait for a decision on a SageMaker model package (``ModelApprovalStatus``).
 
 The amazon provider has no waiter for model package approval. This module adds one the
-provider's way: the waiting rules are a waiter model (:data:`WAITER_MODEL`: Approved is success,
+provider's way: the waiting rules are a waiter model (:data:`mlops.hooks.sagemaker.APPROVAL_WAITER_MODEL`: Approved is success,
 Rejected is a terminal failure, a missing package is an error, PendingManualApproval keeps
 waiting) and the trigger is an :class:`~airflow.providers.amazon.aws.triggers.base.AwsBaseWaiterTrigger`.
 """
 
 from __future__ import annotations
 
-import copy
-from typing import Any
-
 from airflow.providers.amazon.aws.exceptions import WaiterMaxAttemptsError, WaiterTerminalFailure
-from airflow.providers.amazon.aws.hooks.sagemaker import SageMakerHook
 from airflow.providers.amazon.aws.triggers.base import AwsBaseWaiterTrigger
 from airflow.triggers.base import TriggerEvent
 
-WAITER_NAME = "ModelPackageApproved"
-WAITER_MODEL: dict[str, Any] = {
-    "version": 2,
-    "waiters": {
-        WAITER_NAME: {
-            "operation": "DescribeModelPackage",
-            "delay": 60,
-            "maxAttempts": 1440,
-            "description": "Wait until a model package is Approved; Rejected is a terminal failure.",
-            "acceptors": [
-                {"matcher": "path", "argument": "ModelApprovalStatus", "expected": "Approved", "state": "success"},
-                {"matcher": "path", "argument": "ModelApprovalStatus", "expected": "Rejected", "state": "failure"},
-                {"matcher": "path", "argument": "ModelPackageStatus", "expected": "Failed", "state": "failure"},
-                {"matcher": "error", "expected": "ValidationException", "state": "failure"},
-            ],
-        }
-    },
-}
-STATUS_QUERIES = ["ModelApprovalStatus", "ApprovalDescription"]
-
-
-class ModelPackageRegistryHook(SageMakerHook):
-    """:class:`SageMakerHook` that also knows the ``ModelPackageApproved`` waiter.
-
-    ``get_waiter("ModelPackageApproved")`` returns a botocore waiter on ``DescribeModelPackage``
-    (an aiobotocore one with ``deferrable=True``); every other name is the provider's.
-    """
-
-    def get_waiter(self, waiter_name: str, parameters: dict[str, str] | None = None,
-                   config_overrides: dict[str, Any] | None = None, deferrable: bool = False, client=None):
-        if waiter_name != WAITER_NAME:
-            return super().get_waiter(waiter_name, parameters, config_overrides, deferrable, client)
-        from airflow.providers.amazon.aws.waiters.base_waiter import BaseBotoWaiter
-
-        if deferrable and client is None:
-            raise ValueError("client must be provided for a deferrable waiter.")
-        model = copy.deepcopy(WAITER_MODEL)
-        if config_overrides:
-            model["waiters"][waiter_name].update(config_overrides)
-        return BaseBotoWaiter(client=client or self.conn, model_config=model, deferrable=deferrable).waiter(waiter_name)
+from mlops.hooks.sagemaker import APPROVAL_STATUS_QUERIES, APPROVAL_WAITER_NAME, ModelPackageRegistryHook
 
 
 class ModelPackageApprovalTrigger(AwsBaseWaiterTrigger):
@@ -89,11 +46,11 @@ class ModelPackageApprovalTrigger(AwsBaseWaiterTrigger):
         self.model_package_arn = model_package_arn
         super().__init__(
             serialized_fields={"model_package_arn": model_package_arn},
-            waiter_name=WAITER_NAME,
+            waiter_name=APPROVAL_WAITER_NAME,
             waiter_args={"ModelPackageName": model_package_arn},
             failure_message=f"model package {model_package_arn} was not approved",
             status_message=f"model package {model_package_arn} awaits a decision",
-            status_queries=STATUS_QUERIES,
+            status_queries=APPROVAL_STATUS_QUERIES,
             return_key="model_package_arn",
             return_value=model_package_arn,
             waiter_delay=waiter_delay,

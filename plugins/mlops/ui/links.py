@@ -19,15 +19,6 @@ XCOM_KEY = "mlops_resource_link"
 REPORT_XCOM_KEY = "mlops_model_report"
 REPORTS_PREFIX = "/mlops"  # where the plugin mounts mlops.ui.reports on the API server
 REPORT_SUFFIXES = (".html", ".json", ".png", ".svg")
-CONSOLE = "https://{region}.console.aws.amazon.com/sagemaker/home?region={region}#/{path}/{name}"
-CONSOLE_PATHS = {
-    "tuning": "hyper-tuning-jobs",
-    "training": "jobs",
-    "endpoint": "endpoints",
-    "automl": "automl-jobs",
-    "transform": "transform-jobs",
-    "model-package": "model-registry",
-}
 
 
 class ResourceLink(BaseOperatorLink):
@@ -88,10 +79,6 @@ def persist_report(context, report_uri: str | None) -> None:
     """Store the "Model report" link of ``report_uri`` for the task."""
     if report_uri:
         context["ti"].xcom_push(key=REPORT_XCOM_KEY, value=report_url(report_uri))
-
-
-def console_url(region: str, kind: str, name: str) -> str:
-    return CONSOLE.format(region=region, path=CONSOLE_PATHS[kind], name=name)
 
 
 def persist(context, url: str | None) -> None:

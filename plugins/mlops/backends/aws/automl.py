@@ -311,18 +311,18 @@ class AutopilotAutoML(AwsClients, AutoML):
         from airflow.providers.amazon.aws.exceptions import WaiterTerminalFailure
         from airflow.providers.amazon.aws.utils.waiter_with_logging import wait
 
-        from mlops.triggers.sagemaker_automl import STATUS_QUERIES, WAITER_NAME, SageMakerAutoMLHook
+        from mlops.hooks.sagemaker import AUTOML_STATUS_QUERIES, AUTOML_WAITER_NAME, SageMakerAutoMLHook
 
         if handle.done:
             return handle
         kwargs = (handle.trigger or {}).get("kwargs", {})
-        waiter = SageMakerAutoMLHook(aws_conn_id=self.settings.aws_conn_id).get_waiter(WAITER_NAME,
+        waiter = SageMakerAutoMLHook(aws_conn_id=self.settings.aws_conn_id).get_waiter(AUTOML_WAITER_NAME,
                                                                                       client=self.sagemaker)
         try:
             wait(waiter, kwargs.get("waiter_delay", self.waiter_delay),
                  kwargs.get("waiter_max_attempts", self._max_attempts(None)), {"AutoMLJobName": handle.name},
                  f"AutoML job {handle.name} did not complete", f"AutoML job {handle.name} is running",
-                 STATUS_QUERIES)
+                 AUTOML_STATUS_QUERIES)
         except WaiterTerminalFailure as err:
             described = self.describe_job(handle.name) or err.last_response or {}
             raise job_failure(handle.name, described) from err

@@ -147,13 +147,16 @@ class SageMakerHosting(AwsClients, Hosting):
     def ensure_rollback_alarms(self, requests: list[dict[str, Any]]) -> list[str]:
         """Create or update the CloudWatch alarms a blue/green update rolls back on (idempotent).
 
-        ``requests`` are ``PutMetricAlarm`` requests (:func:`mlops.deploy.flow.rollback_alarm_requests`)
+        ``requests`` are ``PutMetricAlarm`` requests (:func:`mlops.deploy.endpoint_options.rollback_alarm_requests`)
         on logical names; the alarms are created under their AWS names (:meth:`alarm_name`),
-        watching the endpoint's SageMaker name, and those names are returned.
+        watching the endpoint's SageMaker name, and those names are returned. ``PutMetricAlarm``
+        overwrites an alarm of the same name, so a retry changes nothing.
         """
-        from mlops.deploy.flow import ensure_rollback_alarms
-
-        return ensure_rollback_alarms(self.aws_client("cloudwatch"), [self._named_alarm(r) for r in requests])
+        cloudwatch = self.aws_client("cloudwatch")
+        named = [self._named_alarm(request) for request in requests]
+        for request in named:
+            cloudwatch.put_metric_alarm(**request)
+        return [request["AlarmName"] for request in named]
 
     def runtime_client(self):
         """boto3 ``sagemaker-runtime`` client of the project's connection and region."""

@@ -60,7 +60,7 @@ def run_monitoring(use_case: str, endpoint_name: str, since: datetime, until: da
     from mlops.core.config import load_pipeline, stage_target
     from mlops.core.settings import get_settings
     from mlops.core.storage import read_json, to_path, write_json
-    from mlops.deploy.flow import data_capture_config
+    from mlops.deploy.endpoint_options import data_capture_config
     from mlops.ml.evaluation import write_report
     from mlops.ml.monitoring import (
         capture_files,

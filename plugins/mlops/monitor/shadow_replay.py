@@ -138,9 +138,9 @@ def replay_for_approval(use_case: str, prod_endpoint: str, candidate_endpoint: s
     from mlops.backends import get_backend
     from mlops.core.config import load_pipeline, stage_target
     from mlops.core.settings import get_settings
-    from mlops.deploy.flow import data_capture_config
+    from mlops.deploy.endpoint_options import data_capture_config
     from mlops.ml.monitoring import capture_files, capture_prefix
-    from mlops.ml.monitoring_job import serving_baseline
+    from mlops.monitor.job import serving_baseline
 
     config = load_pipeline(use_case)
     prod_settings = config.section("approval").get("prod") or {}
