@@ -96,7 +96,8 @@ def run_side(side: str, rows: int, segments: int, fetch_size: int) -> dict:
     import pyarrow.parquet as pq
     from cassandra.query import SimpleStatement
 
-    from mlops.hooks.keyspaces import READ_PROFILE, KeyspacesHook, rows_to_table, token_ranges
+    from mlops.hooks.keyspaces import READ_PROFILE, KeyspacesHook, token_ranges
+    from mlops.ingest.cql_arrow import rows_to_table
     from mlops.operators.keyspaces import extract_to_parquet, select_range_query
     from testkit.fake_cassandra import FakeSession
 

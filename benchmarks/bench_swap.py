@@ -207,7 +207,7 @@ def swap_under_load(home: Path, clients: int = 8, before: float = 3.0, after: fl
             thread.join(timeout=120)
     finally:
         done.set()
-        hosting.stop()
+        hosting.stop_runtime()
     return run
 
 

@@ -28,14 +28,12 @@ from mlops.hooks.keyspaces import (
     KeyspacesConnectionSettings,
     KeyspacesHook,
     KeyspacesRetriesExhausted,
-    UnmappableCQLType,
     UnsupportedPartitioner,
-    cql_to_arrow,
     is_retryable,
-    rows_to_table,
     ssl_context_for,
     token_ranges,
 )
+from mlops.ingest.cql_arrow import UnmappableCQLType, cql_to_arrow, rows_to_table
 from testkit import fake_cassandra
 from testkit.fake_cassandra import FakeSession, FakeTable, as_driver_returns, table_from_ddl
 

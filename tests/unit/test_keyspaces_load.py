@@ -8,7 +8,8 @@ from decimal import Decimal
 import pytest
 
 from mlops.core.config import load_pipeline
-from mlops.hooks.keyspaces import KeyspacesHook, cql_to_arrow
+from mlops.hooks.keyspaces import KeyspacesHook
+from mlops.ingest.cql_arrow import cql_to_arrow
 from testkit.fake_cassandra import FakeSession
 from tools import keyspaces_load
 from tools.keyspaces_load import (

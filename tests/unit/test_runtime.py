@@ -475,7 +475,7 @@ def test_a_restarted_runtime_checks_the_artifacts_digest_again_and_serves_no_cha
                                                                                           models):
     uri, sha = package(models["b"], mlops_home, "b-tampered")
     own_hosting.deploy(EndpointSpec("rechecked", "rechecked-config", uri, sha))
-    own_hosting.stop()
+    own_hosting.stop_runtime()
     flip_a_byte(uri)  # the artifact changed while the runtime was down; its extracted copy did not
 
     endpoint = LocalHosting(get_settings()).describe("rechecked")
@@ -771,18 +771,21 @@ def test_a_lone_client_never_waits_and_a_zero_wait_turns_waiting_off(models):
         PredictionBatcher(inference, batch_wait=-1)
 
 
-@pytest.mark.parametrize(("raw", "expected"), [("", 3.0), ("0", 0.0), ("1.5", 1.5), ("x", "is not a number"),
-                                             ("nan", "is not a number"), ("inf", "is not a number"),
-                                             ("-1", "must be at least 0")])
+@pytest.mark.parametrize(("raw", "expected"), [("", 3.0), ("0", 0.0), ("1.5", 1.5),
+                                             ("x", "valid number"), ("nan", "finite number"),
+                                             ("inf", "finite number"), ("-1", "greater than or equal to 0")])
 def test_runtime_settings_from_the_environment_are_numbers_or_a_clear_error(monkeypatch, raw, expected):
-    from mlops.backends.local.runtime.service import _env_number
+    """The runtime reads MLOPS_RUNTIME_BATCH_WAIT_MS as serve() does; a bad value names itself."""
+    from mlops.backends.local.runtime.batcher import BATCH_WAIT_S
+    from mlops.core.schema import NonNegativeFloat, env_value
 
     monkeypatch.setenv("MLOPS_RUNTIME_BATCH_WAIT_MS", raw)
+    read = lambda: env_value("MLOPS_RUNTIME_BATCH_WAIT_MS", NonNegativeFloat, BATCH_WAIT_S * 1000)  # noqa: E731
     if isinstance(expected, float):
-        assert _env_number("MLOPS_RUNTIME_BATCH_WAIT_MS", 3.0, minimum=0) == expected
+        assert read() == expected
     else:
-        with pytest.raises(ValueError, match=f"MLOPS_RUNTIME_BATCH_WAIT_MS='{raw}' {expected}"):
-            _env_number("MLOPS_RUNTIME_BATCH_WAIT_MS", 3.0, minimum=0)
+        with pytest.raises(ValueError, match=f"MLOPS_RUNTIME_BATCH_WAIT_MS='{raw}': input should be .*{expected}"):
+            read()
 
 
 def test_freeze_heap_takes_the_objects_alive_now_out_of_collections():

@@ -15,6 +15,7 @@ from pydantic import Field, TypeAdapter, ValidationError
 
 TcpPort = Annotated[int, Field(gt=0, lt=65536)]
 PositiveInt = Annotated[int, Field(ge=1)]
+NonNegativeFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 MAX_ERRORS = 5
 MAX_VALUE_CHARS = 80
 MAX_KEYS_LISTED = 12

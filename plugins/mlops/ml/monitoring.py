@@ -1,5 +1,9 @@
 """Model monitoring: a baseline at registration, captured prod traffic checked against it.
 
+Why one module of this length: the baseline, the capture reader and the checks share Model
+Monitor's schema and the bucket arithmetic both sides of a comparison must agree on; the DAG's
+steps are :mod:`mlops.monitor.job`.
+
 The same functions serve both backends; the files are Model Monitor's formats, so a report from
 SageMaker's data-quality job and one from here read the same way.
 

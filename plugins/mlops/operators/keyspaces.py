@@ -67,7 +67,7 @@ def extract_to_parquet(hook: KeyspacesHook, query: str, parameters: Sequence[Any
 def _extract(hook, query, parameters, fetch_size, path, rename, casts, on_page) -> int:
     import pyarrow.parquet as pq
 
-    from mlops.hooks.keyspaces import rows_to_table
+    from mlops.ingest.cql_arrow import rows_to_table
 
     rows_total, writer, handle = 0, None, None
     try:

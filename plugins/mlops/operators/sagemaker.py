@@ -1,5 +1,8 @@
 """SageMaker steps: tuning, training, model registry, endpoints, Autopilot, batch transform.
 
+Why one module of this length: the amazon provider's layout, one module per AWS service; it
+holds nine operators, each of them short.
+
 Each operator is thin: it builds the request, makes one call on a port of the configured
 backend (SageMaker on ``aws``, the local twin on ``local``) and returns a small JSON dict for
 XCom. Names come from :func:`mlops.core.naming.run_name`, so a retry reuses the same job name.

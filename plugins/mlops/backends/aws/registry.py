@@ -1,5 +1,9 @@
 """The Registry port on the SageMaker Model Registry, with its histories in S3.
 
+Why one module of this length: the Registry port's fourteen methods on one service, together with
+the histories SageMaker does not keep (below); split apart, one contract's record-keeping would
+live in two files.
+
 What lives where:
 
 * **SageMaker** holds the versions: one model package group per use case; one versioned model

@@ -1,5 +1,8 @@
 """SageMaker implementations of the Tuner and Trainer ports.
 
+Why one module of this length: the Tuner and the Trainer share one SageMaker API family's
+naming, re-attach rules, source upload and failure reading.
+
 Both run ``include/training/train.py`` — the entry point the local twins run — in SageMaker's
 scikit-learn framework container: the folder ``include/training/`` is uploaded once as a
 content-addressed ``sourcedir.tar.gz`` (``s3://<bucket>/<prefix>/code/<sha256>/``) and named by
@@ -31,7 +34,6 @@ import hashlib
 import io
 import json
 import logging
-import os
 import re
 import tarfile
 from collections.abc import Callable, Mapping
@@ -42,6 +44,7 @@ from mlops.backends.aws.s3 import s3_uri, split_s3_uri
 from mlops.backends.aws.sklearn_image import sklearn_image_uri
 from mlops.backends.base import CVResult, JobHandle, TrainedModel, Trainer, TrainingData, Tuner, TuningResult
 from mlops.core.naming import RETRY_ROOM, attempt_name, prefixed
+from mlops.core.schema import PositiveInt, env_value
 from mlops.core.settings import INCLUDE_DIR
 
 if TYPE_CHECKING:
@@ -87,7 +90,8 @@ def source_archive(directory=SOURCE_DIR) -> bytes:
 
 
 def _env_flag(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+    """A yes/no variable (pydantic's booleans: 1/0, true/false, yes/no, on/off); unset is no."""
+    return env_value(name, bool, False)
 
 
 # ---------------------------------------------------------------- shared job machinery
@@ -344,7 +348,7 @@ class SageMakerTuner(_SageMakerJobs, Tuner):
     def __init__(self, settings: Settings, max_parallel_jobs: int | None = None, **kwargs: Any) -> None:
         super().__init__(settings, **kwargs)
         if max_parallel_jobs is None:
-            max_parallel_jobs = int(os.environ.get("MLOPS_MAX_PARALLEL_TRAINING_JOBS") or 2)
+            max_parallel_jobs = env_value("MLOPS_MAX_PARALLEL_TRAINING_JOBS", PositiveInt, 2)
         self.max_parallel_jobs = max_parallel_jobs
 
     def describe(self, name: str) -> dict[str, Any] | None:

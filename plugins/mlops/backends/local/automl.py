@@ -1,5 +1,9 @@
 """Local twin of SageMaker Autopilot (AutoML V2): FLAML searches, candidates are refit and packed.
 
+Why one module of this length: one twin of one service (job records, the search, candidate
+refit and packing), and :class:`CandidateModel` must keep its import path, which packed
+candidates name when they are loaded.
+
 A job is a JSON record ``<state_dir>/jobs/<job_name>.json`` (status ``InProgress``,
 ``Completed`` or ``Failed``/``Stopped`` with a reason) written atomically; creating a job whose
 record says Completed attaches to it instead of searching again (as on Autopilot, the job must

@@ -7,7 +7,6 @@ import argparse
 import ipaddress
 import json
 import logging
-import math
 import os
 import signal
 import socket
@@ -30,6 +29,7 @@ from mlops.backends.local.runtime.endpoints import (
     write_atomically,
 )
 from mlops.core.entrypoints import inference_module
+from mlops.core.schema import NonNegativeFloat, PositiveInt, env_value
 from mlops.core.settings import PROJECT_ROOT, Settings, get_settings
 
 HOST = "127.0.0.1"  # the default bind address (MLOPS_RUNTIME_HOST)
@@ -68,8 +68,8 @@ def serve(settings: Settings) -> int:
     runtime_dir.mkdir(parents=True, exist_ok=True)
     _configure_logging(runtime_dir)
     try:
-        workers = int(_env_number("MLOPS_RUNTIME_WORKERS", PREDICTION_WORKERS, minimum=1))
-        batch_wait = _env_number("MLOPS_RUNTIME_BATCH_WAIT_MS", BATCH_WAIT_S * 1000, minimum=0) / 1000
+        workers = env_value("MLOPS_RUNTIME_WORKERS", PositiveInt, PREDICTION_WORKERS)
+        batch_wait = env_value("MLOPS_RUNTIME_BATCH_WAIT_MS", NonNegativeFloat, BATCH_WAIT_S * 1000) / 1000
     except ValueError as err:
         log.error("%s", err)
         return 2
@@ -233,22 +233,6 @@ def start_runtime(settings: Settings, timeout: float = 60.0) -> int:
     where = (f"see {log_file(settings.runtime_dir)}" if process is not None
              else "it is a service of its own (MLOPS_RUNTIME_URL): is it running?")
     raise RuntimeError(f"the model runtime did not answer {settings.runtime_url}/ping within {timeout:.0f}s; {where}")
-
-
-def _env_number(name: str, default: float, minimum: float) -> float:
-    """A number from the environment variable ``name`` (``default`` when unset or empty)."""
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value):
-        raise ValueError(f"{name}={raw!r} is not a number")
-    if value < minimum:
-        raise ValueError(f"{name}={raw!r} must be at least {minimum:g}")
-    return value
 
 
 def _exit_cleanly(signum: int, frame: Any) -> None:
