@@ -217,7 +217,9 @@ class CandidateModel:
 
         missing = [c for c in self.feature_columns_ if c not in X.columns]
         if missing:
-            raise ValueError(f"input lacks feature columns: {', '.join(missing)}")
+            from mlops.core.messages import name_list
+
+            raise ValueError(f"input lacks feature columns: {name_list(missing)}")
         columns = {}
         for column, categories in self.categories_.items():
             values = pd.Series([_category_key(v) for v in X[column].tolist()], index=X.index,
