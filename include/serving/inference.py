@@ -164,6 +164,8 @@ def parse_request(request_body: bytes | str, content_type: str, model: LoadedMod
     text = _text(request_body)
     columns = model.feature_columns
     if kind == CSV:
+        if len(text) >= COLUMNAR_MIN_BYTES and (frame := parse_csv_columnar(request_body, model)) is not None:
+            return frame
         rows = _csv_records(text, columns)
         return _typed_frame(rows, model) if model.categorical is not None else _csv_frame(rows, columns)
     elif kind == JSON:
@@ -422,9 +424,12 @@ def write_response(prediction: dict[str, Any], accept: str | None, keys: list[st
 
     Returns ``(body, content type)``; the type is :func:`response_type` of ``accept``.
     """
-    rows = prediction_rows(prediction, keys)
     if response_type(accept) == JSON:
+        rows = prediction_rows(prediction, keys)
         return json.dumps({"predictions": [dict(zip(keys, row)) for row in rows]}), JSON
+    if (fields := csv_response_fields(prediction, keys)) is not None:  # column by column, the same bytes
+        return csv_lines(fields), CSV
+    rows = prediction_rows(prediction, keys)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     for row in rows:
@@ -546,8 +551,6 @@ def _float_texts(values: np.ndarray) -> list[str] | None:
     """``repr`` of each float (what csv and json write), via one list repr; None if any is not finite."""
     if values.dtype.kind != "f" or not np.isfinite(values).all():
         return None
-    if not len(values):
-        return []
     return repr(values.tolist())[1:-1].split(", ")
 
 
@@ -556,26 +559,41 @@ def csv_response_fields(prediction: dict[str, Any], keys: list[str]) -> list[lis
     JSON, quoted), computed a column at a time; None when a value needs the row-by-row writer
     (a probability that is not a finite float, a label that is not hashable)."""
     n = len(prediction["predicted_label"])
+    if not n:
+        return [[] for _ in keys]
+    table = np.asarray(prediction["probabilities"]) if "probabilities" in prediction else None
+    by_class: dict[int, list[str] | None] = {}  # repr of each class's probabilities, written once
+
+    def class_texts(j: int) -> list[str] | None:
+        if j not in by_class:
+            by_class[j] = _float_texts(table[:, j])
+        return by_class[j]
+
     fields = []
     for key in keys:
         value = prediction[key]
         if key == "labels":
             fields.append([csv_field(json.dumps(_cell(list(value))))] * n)
         elif key == "probabilities":
-            table = np.asarray(value)
-            if table.dtype.kind != "f" or table.ndim != 2 or not np.isfinite(table).all():
+            if table.dtype.kind != "f" or table.ndim != 2:
                 return None
-            inner = repr(table.tolist())[2:-2].split("], [") if n else []
-            if table.shape[1] > 1:  # "[a, b]" holds the delimiter: quoted
-                fields.append(('"[' + ']"\x00"['.join(inner) + ']"').split("\x00") if n else [])
+            texts = [class_texts(j) for j in range(table.shape[1])]
+            if any(t is None for t in texts):
+                return None
+            if len(texts) > 1:  # "[a, b]" holds the delimiter: quoted
+                inner = map(", ".join, zip(*texts))
+                fields.append(('"[' + ']"\x00"['.join(inner) + ']"').split("\x00"))
             else:
-                fields.append(("[" + "]\x00[".join(inner) + "]").split("\x00") if n else [])
+                fields.append(("[" + "]\x00[".join(texts[0]) + "]").split("\x00"))
         else:
             array = np.asarray(value)
-            texts = _float_texts(array) if array.dtype.kind == "f" else None
-            if texts is None:
-                if array.dtype.kind == "f":
+            if array.dtype.kind == "f":
+                same = [j for j in range(table.shape[1]) if np.array_equal(array, table[:, j])] \
+                    if table is not None and table.ndim == 2 and key == "probability" else []
+                texts = class_texts(same[0]) if same else _float_texts(array)
+                if texts is None:
                     return None
+            else:
                 values = array.tolist()
                 try:
                     rendered = {v: csv_field(_cell(v)) for v in set(values)}

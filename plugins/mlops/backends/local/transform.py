@@ -14,7 +14,11 @@ the number of workers, not by the input size.
 
 The parent process only moves bytes (read a mini-batch of raw lines, hand it to the pool, write
 the returned bytes); decoding, CSV parsing, filtering, prediction and serialisation happen in
-the workers, so the work scales with ``n_jobs``. The workers are a
+the workers, so the work scales with ``n_jobs``. A worker handles a plain mini-batch (UTF-8, no
+quote character, the same number of fields on every line) column by column
+(:func:`predict_columns`: pyarrow text columns for the fields the filters use, the handlers'
+columnar frame and CSV writer) and any other record by record (:func:`predict_lines`); both
+write the same bytes and refuse the same records. The workers are a
 :class:`~mlops.backends.local.workers.WorkerPool`: fresh interpreters without Airflow's
 environment variables or the caller's ``__main__`` (they start cleanly inside an Airflow task),
 and a worker that dies fails the job with its exit code or signal and the end of its stderr.
