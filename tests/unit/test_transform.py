@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import re
 
@@ -493,3 +494,65 @@ def test_a_job_over_an_edge_case_file_writes_what_row_by_row_writes(mlops_home, 
     expected = b"".join(row_by_row(transform, (line + "\n").encode())[1] for line in lines)
     assert (result.input_rows, result.output_rows) == (300, 300)
     assert (mlops_home / "out" / "records.csv.out").read_bytes() == expected
+
+
+# ---------------------------------------------------------------- the serving handlers share it
+def csv_writer_response(inference, prediction, keys) -> str:
+    """What write_response wrote before it wrote column by column: csv.writer over prediction_rows."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    for row in inference.prediction_rows(prediction, keys):
+        writer.writerow([json.dumps(v) if isinstance(v, list) else v for v in row])
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("classes", [["False.", "True."], ["a,b", 'say "hi"', "c"], [0, 1], ["only"]],
+                         ids=["binary", "quoted-labels", "int-labels", "one-class"])
+@pytest.mark.parametrize("keys", [ALL_KEYS, ["predicted_label"], ["probabilities", "predicted_label"]])
+def test_a_csv_response_is_written_column_by_column_as_the_csv_module_writes_it(classes, keys):
+    from mlops.core.entrypoints import inference_module
+
+    inference = inference_module()
+    rng = np.random.default_rng(len(classes))
+    proba = rng.dirichlet(np.ones(len(classes)), 50)
+    proba[0] = [1.0] + [0.0] * (len(classes) - 1)  # 1.0 and 0.0, then 1e-05-style reprs
+    proba[1, 0] = 1e-05 if len(classes) > 1 else proba[1, 0]
+    winner = proba.argmax(axis=1)
+    prediction = {"predicted_label": np.asarray(classes, dtype=object)[winner],
+                  "probability": proba[:, 1] if len(classes) == 2 else proba[np.arange(50), winner],
+                  "labels": classes, "probabilities": proba}
+
+    body, kind = inference.write_response(prediction, "text/csv", keys)
+
+    assert kind == "text/csv" and body == csv_writer_response(inference, prediction, keys)
+
+
+def test_a_regression_response_and_a_missing_probability_are_written_as_the_csv_module_writes_them():
+    from mlops.core.entrypoints import inference_module
+
+    inference = inference_module()
+    numbers = {"predicted_label": np.array([1.5, -2.0, 1e20, 3e-7])}
+    with_nan = {"predicted_label": np.array(["a", "b"], dtype=object), "probability": np.array([np.nan, 0.5]),
+                "labels": ["a", "b"], "probabilities": np.array([[np.nan, np.nan], [0.5, 0.5]])}
+
+    assert inference.write_response(numbers, "text/csv", ["predicted_label"])[0] == \
+        csv_writer_response(inference, numbers, ["predicted_label"])
+    assert inference.write_response(with_nan, "text/csv", ALL_KEYS)[0] == \
+        csv_writer_response(inference, with_nan, ALL_KEYS)
+
+
+def test_a_large_csv_request_is_read_column_by_column_into_the_row_by_row_frame(schema_model_dir):
+    from mlops.core.entrypoints import inference_module
+
+    inference = inference_module()
+    model = inference.model_fn(str(schema_model_dir))
+    records = [f"{i % 70},{40 + i % 50}.25,{['basic', 'pro', 'Zürich'][i % 3]},{'ns'[i % 2]}" for i in range(2000)]
+    records[5] = "3,,basic,n"  # a missing number
+    body = ("\r\n".join(records)).encode()
+
+    frame = inference.parse_request(body, "text/csv", model)
+
+    assert inference.parse_csv_columnar(body, model) is not None  # the body is large and plain
+    expected = inference._typed_frame([record.split(",") for record in records], model)
+    pd.testing.assert_frame_equal(frame, expected)
+    assert np.isnan(frame.loc[5, "charges"])
