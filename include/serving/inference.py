@@ -505,11 +505,11 @@ def columnar_frame(columns: list[Any], model: LoadedModel) -> pd.DataFrame | Non
     """The frame :func:`parse_request` gives for records whose feature fields are ``columns``
     (pyarrow text columns, in ``feature_columns`` order); None when a field needs the row-by-row
     conversion (a text pyarrow and Python read differently: ``nan``, ``1_0``, `` 1``...) or the records
-    are too many for one request."""
+    are none or too many for one request."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    if not columns or len(columns[0]) > MAX_ROWS_PER_REQUEST:
+    if not columns or not 0 < len(columns[0]) <= MAX_ROWS_PER_REQUEST:  # none or too many: the row path says so
         return None
     if model.categorical is None:  # types inferred per request: the row-by-row rule, on these records
         return _csv_frame(list(zip(*(column.to_pylist() for column in columns))), model.feature_columns)

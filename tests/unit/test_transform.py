@@ -556,3 +556,13 @@ def test_a_large_csv_request_is_read_column_by_column_into_the_row_by_row_frame(
     expected = inference._typed_frame([record.split(",") for record in records], model)
     pd.testing.assert_frame_equal(frame, expected)
     assert np.isnan(frame.loc[5, "charges"])
+
+
+def test_a_large_csv_request_of_blank_lines_is_refused_as_empty(schema_model_dir):
+    from mlops.core.entrypoints import inference_module
+
+    inference = inference_module()
+    model = inference.model_fn(str(schema_model_dir))
+
+    with pytest.raises(inference.RequestError, match="empty text/csv payload"):
+        inference.parse_request(b"\r\n" * 20_000, "text/csv", model)
