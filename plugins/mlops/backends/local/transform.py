@@ -218,7 +218,7 @@ def predict_columns(payload: bytes) -> tuple[int, bytes] | None:
     if plan is None:
         return None
     wanted = plan.features + plan.sources
-    columns = inference.plain_csv_columns(body, first.count(b",") + 1, wanted)
+    columns = inference.plain_csv_columns(payload, first.count(b",") + 1, wanted)
     if columns is None:
         return None
     frame = inference.columnar_frame(columns[:len(plan.features)], model)
