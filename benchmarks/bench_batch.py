@@ -1,46 +1,41 @@
-"""The project's local batch transform vs read-all, predict, write-all, at 1M and 4M rows.
+"""The project's local batch transform against the plain pyarrow script and the predict-only limit.
 
-    .venv/bin/python benchmarks/bench_batch.py                     # 1M and 4M rows, 2 workers
-    .venv/bin/python benchmarks/bench_batch.py --rows 100000 400000  # a quick look
+    .venv/bin/python benchmarks/bench_batch.py                      # 1M and 4M rows, 2 processes
+    .venv/bin/python benchmarks/bench_batch.py --rows 100000 400000   # a quick look
+    .venv/bin/python benchmarks/bench_batch.py --naive                # also the old read-all baseline
 
-Both sides score the same churn-shaped, headerless CSV (``Phone`` id first, then the 19 feature
-columns, as ``prepare_transform_input`` writes it) with the same fitted model (the training
-entry point's scikit-learn pipeline, packed and registered like a real model) through the same
-serving handlers (``include/serving/inference.py``: ``model_fn``, ``input_fn``, ``predict_fn``,
-``output_fn``), with the DAG's DataProcessing: input filter ``$[1:]`` (drop the id), join source,
-output filter ``$[0,-4,-3,-2,-1]`` (id + the four Autopilot response keys). They write the same
-bytes: the script checks the two 1M outputs are identical.
+Every side scores the same churn-shaped, headerless CSV (``Phone`` id first, then the 19 feature
+columns, as ``prepare_transform_input`` writes it) with the same fitted model (the training entry
+point's scikit-learn pipeline, packed and registered like a real model), 2 processes each, one
+native thread per process (OpenMP teams wider than the machine only spin-wait on 2 cores):
 
-* **ours**: ``LocalBatchTransform`` (streaming mini-batches of ``--chunk-rows`` lines, ``--n-jobs``
-  worker processes, at most ``2 * n_jobs`` mini-batches in flight, ordered writes).
-* **naive**: read the whole file, parse every record, build one frame (``input_fn`` per
-  100,000-record slice, the handler's request limit, then one ``concat``), one ``predict_fn``,
-  one ``output_fn``, join the ids back and write everything at once; one process.
+* **ours**: ``LocalBatchTransform`` with the DAG's DataProcessing: input filter ``$[1:]`` (drop the
+  id), join source, output filter ``$[0,-4,-3,-2,-1]`` (id + the four Autopilot response keys),
+  streaming mini-batches of ``--chunk-rows`` lines through ``--n-jobs`` worker processes, ordered
+  writes, the SageMaker output layout.
+* **peer** (the strongest fair peer, the script a user would write): ``pyarrow.csv.read_csv`` of
+  the whole file with the schema's types, 50,000-row slices to a 2-process pool whose workers run
+  the fitted pipeline's ``predict_proba`` on ``slice.to_pandas()``, and ``pyarrow.csv.CSVWriter``
+  writing id, predicted label, probability and the per-class probabilities.
+* **limit**: the fitted pipeline's ``predict_proba`` alone over 5,000-row slices of rows already
+  parsed into frames, 2 processes, each over half the rows; its wall time is from the first
+  process's start to the last one's end (parsing not timed). No transform can beat it.
+* **naive** (``--naive``, the old baseline): read the whole file, one frame through the serving
+  handlers, one ``predict_fn``, one ``output_fn``, write everything at once; one process. Its
+  output is compared byte for byte with ours.
 
-Each side runs alone in a fresh subprocess, timed from just before the work (model loading,
-worker start-up and output writing included) to its end. Throughput = rows / wall seconds.
+Each side runs in a fresh subprocess, timed from just before the work (model loading, worker
+start-up and output writing included) to its end; throughput = rows / wall seconds. The sides of
+one round run one after the other (peer, limit, ours), ``--rounds`` times, so a change of the
+machine's load hits every side; the load average is printed with every line. Peak memory is that
+of the whole process tree: the driver samples the summed RSS of the side's process and all its
+descendants every 50 ms (sampling can miss a spike shorter than that), and prints the getrusage
+bound too (self + n_jobs x the largest descendant; ``RUSAGE_CHILDREN`` reports the largest single
+descendant, not the tree).
 
-Peak memory, and why it is measured this way:
-
-* naive is one process: its peak is ``getrusage(RUSAGE_SELF).ru_maxrss``, exact.
-* ours is the transform process plus ``n_jobs`` worker processes it spawns and reaps (and
-  multiprocessing's small resource tracker). ``RUSAGE_CHILDREN.ru_maxrss`` is the peak of the
-  *largest single* descendant, not of the tree, so the script reports
-  ``self + n_jobs * largest descendant``: the workers live at the same time and none exceeds
-  that peak, so this bounds their simultaneous peak from above. As a cross-check the driver
-  samples the whole process tree every 50 ms (sum of every process's RSS) and prints that peak
-  and the processes it was made of; sampling can miss a short spike, getrusage cannot.
-
-The naive side uses the libraries' default native threads (an OpenMP team as wide as the
-machine for the gradient-boosting predict), as a plain script would; ``--naive-threads 1``
-runs it single-threaded instead. On a loaded machine a full-width OpenMP team spin-waits for
-its descheduled threads and gets much slower, which flatters ours (its workers predict with one
-thread each): compare both settings there. CPU seconds (user + system, children included) are
-printed for each side.
-
-The last line is ``throughput_ratio=<ours/naive at the first size> rss_1m_mb=<ours at the first
-size> rss_4m_mb=<ours at the second size> naive_rss_1m_mb=<naive at the first size>``. Goals:
-ratio >= 1.5 and rss_4m within 10% of rss_1m (memory independent of the input size).
+The last line is ``peer_ratio=<ours/peer> limit_share=<ours/limit> rss_small_mb=<ours, tree>
+rss_large_mb=<ours, tree>`` of the best round. Goals: peer_ratio >= 1.5, limit_share >= 0.5, and
+rss_large within 10% of rss_small (memory independent of the input size).
 """
 
 from __future__ import annotations
@@ -68,6 +63,8 @@ KEYS = ["predicted_label", "probability", "labels", "probabilities"]
 INPUT_FILTER, OUTPUT_FILTER = "$[1:]", "$[0,-4,-3,-2,-1]"
 BLOCK_ROWS = 1_000_000
 MAX_ROWS_PER_REQUEST = 100_000
+PEER_SLICE_ROWS = 50_000
+LIMIT_SLICE_ROWS = 5_000
 
 
 # ---------------------------------------------------------------- setup (in the driver)
@@ -127,6 +124,7 @@ def build_input(workdir: Path, rows: int) -> Path:
 def run_ours(home: Path, input_path: Path, out_dir: Path, chunk_rows: int, n_jobs: int) -> dict:
     from mlops.backends.local.automl import FlamlAutoML
     from mlops.backends.local.transform import LocalBatchTransform
+    from mlops.core import storage  # noqa: F401 - imports Airflow's object storage, as a task process has
 
     transform = LocalBatchTransform(FlamlAutoML(home / "state" / "automl"), chunk_rows=chunk_rows, n_jobs=n_jobs)
     started = time.perf_counter()
@@ -174,11 +172,131 @@ def run_naive(home: Path, input_path: Path, out_dir: Path, threads: int | None) 
     return {"rows": len(predicted), "seconds": seconds, "output": str(output)}
 
 
+# ---------------------------------------------------------------- the fair peer and the limit
+_PEER: dict = {}
+
+
+def _peer_load(model_dir: str) -> None:
+    """A pool worker of the peer and the limit: the fitted pipeline and its classes, one native thread."""
+    import joblib
+    from threadpoolctl import threadpool_limits
+
+    _PEER["model"] = joblib.load(Path(model_dir) / "model.joblib")
+    _PEER["classes"] = json.loads((Path(model_dir) / "model.json").read_text())["classes"]
+    _PEER["limits"] = threadpool_limits(limits=1)
+
+
+def _schema(model_dir: Path) -> tuple[list[str], dict]:
+    """The CSV's column names (id first) and pyarrow types: the schema's categorical columns as text."""
+    import pyarrow as pa
+
+    meta = json.loads((model_dir / "model.json").read_text())
+    names = ["id", *meta["feature_columns"]]
+    types = {"id": pa.string(), **{c: (pa.string() if c in meta["categorical"] else pa.float64())
+                                   for c in meta["feature_columns"]}}
+    return names, types
+
+
+def _peer_score(batch):
+    """Predict one slice; a table of id, predicted label, probability, one column per class."""
+    import numpy as np
+    import pyarrow as pa
+
+    proba = _PEER["model"].predict_proba(batch.drop_columns(["id"]).to_pandas())
+    classes = np.asarray(_PEER["classes"], dtype=object)
+    columns = {"id": batch.column("id"), "predicted_label": pa.array(classes[proba.argmax(axis=1)].tolist()),
+               "probability": pa.array(proba[:, 1])}
+    columns.update({f"probability_{c}": pa.array(proba[:, i]) for i, c in enumerate(_PEER["classes"])})
+    return pa.table(columns)
+
+
+def run_peer(home: Path, input_path: Path, out_dir: Path, n_jobs: int) -> dict:
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    import pyarrow.csv as pa_csv
+
+    model_dir = _unpacked(home)
+    started = time.perf_counter()
+    names, types = _schema(model_dir)
+    table = pa_csv.read_csv(input_path, read_options=pa_csv.ReadOptions(column_names=names),
+                            convert_options=pa_csv.ConvertOptions(column_types=types))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    output = out_dir / "records.csv.out"
+    rows = 0
+    with ProcessPoolExecutor(n_jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_peer_load,
+                             initargs=(str(model_dir),)) as pool:
+        slices = (table.slice(i, PEER_SLICE_ROWS) for i in range(0, table.num_rows, PEER_SLICE_ROWS))
+        writer = None
+        for result in pool.map(_peer_score, slices):
+            if writer is None:
+                writer = pa_csv.CSVWriter(str(output), result.schema)
+            writer.write_table(result)
+            rows += result.num_rows
+        writer.close()
+    return {"rows": rows, "seconds": time.perf_counter() - started, "output": str(output)}
+
+
+def _limit_worker(model_dir: str, input_path: str, part: int, parts: int, ready, go) -> tuple[float, float, int]:
+    """Parse this worker's share of the rows into 5,000-row frames (not timed), wait for the others,
+    then time ``predict_proba`` over them."""
+    import pyarrow.csv as pa_csv
+
+    _peer_load(model_dir)
+    names, types = _schema(Path(model_dir))
+    table = pa_csv.read_csv(input_path, read_options=pa_csv.ReadOptions(column_names=names, use_threads=False),
+                            convert_options=pa_csv.ConvertOptions(column_types=types))
+    share = -(-table.num_rows // parts)
+    mine = table.slice(part * share, share).drop_columns(["id"])
+    del table
+    frames = [mine.slice(i, LIMIT_SLICE_ROWS).to_pandas() for i in range(0, mine.num_rows, LIMIT_SLICE_ROWS)]
+    ready.release()
+    go.wait()
+    started = time.monotonic()
+    for frame in frames:
+        _PEER["model"].predict_proba(frame)
+    return started, time.monotonic(), mine.num_rows
+
+
+def run_limit(home: Path, input_path: Path, n_jobs: int) -> dict:
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    model_dir = _unpacked(home)
+    context = multiprocessing.get_context("spawn")
+    manager = context.Manager()
+    ready, go = manager.Semaphore(0), manager.Event()
+    with ProcessPoolExecutor(n_jobs, mp_context=context) as pool:
+        futures = [pool.submit(_limit_worker, str(model_dir), str(input_path), part, n_jobs, ready, go)
+                   for part in range(n_jobs)]
+        for _ in range(n_jobs):
+            ready.acquire()
+        go.set()
+        spans = [future.result() for future in futures]
+    manager.shutdown()
+    seconds = max(end for _, end, _ in spans) - min(start for start, _, _ in spans)
+    return {"rows": sum(rows for _, _, rows in spans), "seconds": seconds, "output": None}
+
+
+def _unpacked(home: Path) -> Path:
+    from mlops.backends.local.automl import FlamlAutoML
+    from mlops.core.storage import unpack_model
+
+    record = FlamlAutoML(home / "state" / "automl").describe_model(MODEL_NAME)
+    model_dir = Path(tempfile.mkdtemp(prefix="bench-peer-"))
+    unpack_model(record["PrimaryContainer"]["ModelDataUrl"], model_dir, record["sha256"])
+    return model_dir
+
+
 def side_main(args) -> None:
     os.environ["MLOPS_HOME"] = str(args.home)
     os.environ["MLOPS_BACKEND"] = "local"
     if args.side == "ours":
         report = run_ours(args.home, args.input, args.out, args.chunk_rows, args.n_jobs)
+    elif args.side == "peer":
+        report = run_peer(args.home, args.input, args.out, args.n_jobs)
+    elif args.side == "limit":
+        report = run_limit(args.home, args.input, args.n_jobs)
     else:
         report = run_naive(args.home, args.input, args.out, args.naive_threads)
     own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -214,11 +332,16 @@ def sample_tree(pid: int, peak: list, stop: threading.Event) -> None:
         stop.wait(0.05)
 
 
-def run_side(side: str, home: Path, input_path: Path, out_dir: Path, args) -> dict:
+def run_side(side: str, home: Path, input_path: Path, out_dir: Path, args, root: Path = ROOT) -> dict:
+    """Run ``side`` in a fresh subprocess; ``root``: the checkout whose project code it runs."""
     shutil.rmtree(out_dir, ignore_errors=True)  # a transform whose _SUCCESS names it would be reused
-    command = [sys.executable, str(Path(__file__).resolve()), "--side", side, "--home", str(home), "--input",
+    script = root / "benchmarks" / Path(__file__).name
+    if not script.exists():
+        shutil.copy(Path(__file__), script)
+    command = [sys.executable, str(script), "--side", side, "--home", str(home), "--input",
                str(input_path), "--out", str(out_dir), "--chunk-rows", str(args.chunk_rows), "--n-jobs",
                str(args.n_jobs), *(["--naive-threads", str(args.naive_threads)] if args.naive_threads else [])]
+    load = os.getloadavg()[0]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     peak, stop = [0.0, []], threading.Event()
     sampler = threading.Thread(target=sample_tree, args=(process.pid, peak, stop), daemon=True)
@@ -230,11 +353,10 @@ def run_side(side: str, home: Path, input_path: Path, out_dir: Path, args) -> di
         raise SystemExit(f"{side} failed with exit code {process.returncode}")
     report = json.loads(next(line for line in stdout.splitlines() if line.startswith("RESULT "))[7:])
     report["tree_peak_rss_mb"], report["tree_peak_parts_mb"] = peak[0], [round(p) for p in peak[1]]
-    if side == "ours":
-        report["rss_mb"] = report["ru_maxrss_self_mb"] + args.n_jobs * report["ru_maxrss_children_mb"]
-    else:
-        report["rss_mb"] = report["ru_maxrss_self_mb"]
+    report["rusage_bound_mb"] = report["ru_maxrss_self_mb"] + (
+        0 if side == "naive" else args.n_jobs * report["ru_maxrss_children_mb"])
     report["rows_per_s"] = report["rows"] / report["seconds"]
+    report["load"] = (load, os.getloadavg()[0])
     return report
 
 
@@ -247,10 +369,10 @@ def digest(path: str) -> str:
 
 
 def describe(label: str, report: dict) -> None:
-    print(f"{label:14s} {report['rows']:>9,d} rows  {report['seconds']:7.1f} s  {report['rows_per_s']:>8,.0f} rows/s  "
-          f"cpu {report['cpu_seconds']:6.1f} s  peak RSS {report['rss_mb']:5.0f} MiB (getrusage: self "
-          f"{report['ru_maxrss_self_mb']:.0f}, largest descendant {report['ru_maxrss_children_mb']:.0f}; sampled "
-          f"tree {report['tree_peak_rss_mb']:.0f} = {' + '.join(map(str, report['tree_peak_parts_mb']))})", flush=True)
+    print(f"{label:12s} {report['rows']:>9,d} rows  {report['seconds']:6.1f} s  {report['rows_per_s']:>8,.0f} rows/s  "
+          f"cpu {report['cpu_seconds']:6.1f} s  peak RSS of the tree {report['tree_peak_rss_mb']:5.0f} MiB "
+          f"({' + '.join(map(str, report['tree_peak_parts_mb']))}; getrusage bound {report['rusage_bound_mb']:.0f})  "
+          f"load {report['load'][0]:.1f} -> {report['load'][1]:.1f}", flush=True)
 
 
 def setup_main(args) -> None:
@@ -275,26 +397,47 @@ def driver_main(args) -> None:
     inputs = {rows: workdir / f"input-{rows}" / "records.csv" for rows in (small, large)}
     print(f"setup: model and inputs ({', '.join(f'{r:,d}' for r in inputs)} rows) in "
           f"{time.perf_counter() - started:.0f} s under {workdir}; {os.cpu_count()} cores, load average "
-          f"{os.getloadavg()[0]:.1f}; chunk_rows={args.chunk_rows} n_jobs={args.n_jobs} "
-          f"naive_threads={args.naive_threads or 'default'}", flush=True)
+          f"{' '.join(f'{v:.1f}' for v in os.getloadavg())}; chunk_rows={args.chunk_rows} n_jobs={args.n_jobs}",
+          flush=True)
 
-    naive = run_side("naive", home, inputs[small], workdir / "out-naive", args)
-    describe(f"naive {small // 1000}k", naive)
-    ours_small = run_side("ours", home, inputs[small], workdir / f"out-ours-{small}", args)
-    describe(f"ours {small // 1000}k", ours_small)
-    same = digest(naive["output"]) == digest(ours_small["output"])
-    print(f"outputs identical: {'yes' if same else 'NO'}", flush=True)
-    ours_large = run_side("ours", home, inputs[large], workdir / f"out-ours-{large}", args)
-    describe(f"ours {large // 1000}k", ours_large)
-    if not same:
-        raise SystemExit("the two sides wrote different predictions")
-    ratio = ours_small["rows_per_s"] / naive["rows_per_s"]
-    growth = ours_large["rss_mb"] / ours_small["rss_mb"] - 1
-    print(f"throughput ratio {ratio:.2f} (goal >= 1.5); our peak RSS at {large:,d} rows is {growth:+.1%} of "
-          f"{small:,d} rows (goal within 10%); total {time.perf_counter() - started:.0f} s; load average now "
-          f"{os.getloadavg()[0]:.1f}", flush=True)
-    print(f"throughput_ratio={ratio:.2f} rss_1m_mb={ours_small['rss_mb']:.0f} rss_4m_mb={ours_large['rss_mb']:.0f} "
-          f"naive_rss_1m_mb={naive['rss_mb']:.0f}")
+    rounds = []
+    for number in range(1, args.rounds + 1):
+        print(f"round {number}", flush=True)
+        reports = {}
+        for side in ("peer", "limit", "ours"):
+            reports[side] = run_side(side, home, inputs[small], workdir / f"out-{side}-{small}", args)
+            describe(f"{side} {small // 1000}k", reports[side])
+        reports["ours_large"] = run_side("ours", home, inputs[large], workdir / f"out-ours-{large}", args)
+        describe(f"ours {large // 1000}k", reports["ours_large"])
+        ours = reports["ours"]
+        peer_ratio = ours["rows_per_s"] / reports["peer"]["rows_per_s"]
+        limit_share = ours["rows_per_s"] / reports["limit"]["rows_per_s"]
+        growth = reports["ours_large"]["tree_peak_rss_mb"] / ours["tree_peak_rss_mb"] - 1
+        print(f"round {number}: ours / peer {peer_ratio:.2f} (goal >= 1.5); ours / limit {limit_share:.0%} (goal >= "
+              f"50%); our peak RSS (tree) at {large:,d} rows is {growth:+.1%} of {small:,d} rows (goal within "
+              f"10%); load average now {' '.join(f'{v:.1f}' for v in os.getloadavg())}", flush=True)
+        rounds.append((peer_ratio, limit_share, reports))
+    if args.before:
+        before = run_side("ours", home, inputs[small], workdir / f"out-before-{small}", args, Path(args.before))
+        describe(f"before {small // 1000}k", before)
+        same = digest(before["output"]) == digest(str(workdir / f"out-ours-{small}" / "records.csv.out"))
+        print(f"ours / before {rounds[-1][2]['ours']['rows_per_s'] / before['rows_per_s']:.2f}; outputs "
+              f"byte-identical: {'yes' if same else 'NO'}", flush=True)
+        if not same:
+            raise SystemExit("ours and the code before wrote different predictions")
+    if args.naive:
+        naive = run_side("naive", home, inputs[small], workdir / "out-naive", args)
+        describe(f"naive {small // 1000}k", naive)
+        same = digest(naive["output"]) == digest(str(workdir / f"out-ours-{small}" / "records.csv.out"))
+        print(f"ours / naive {rounds[-1][2]['ours']['rows_per_s'] / naive['rows_per_s']:.2f}; outputs "
+              f"byte-identical: {'yes' if same else 'NO'}", flush=True)
+        if not same:
+            raise SystemExit("ours and naive wrote different predictions")
+    peer_ratio, limit_share, reports = max(rounds, key=lambda r: r[0])
+    print(f"total {time.perf_counter() - started:.0f} s")
+    print(f"peer_ratio={peer_ratio:.2f} limit_share={limit_share:.2f} "
+          f"rss_small_mb={reports['ours']['tree_peak_rss_mb']:.0f} "
+          f"rss_large_mb={reports['ours_large']['tree_peak_rss_mb']:.0f}")
 
 
 def main() -> None:
@@ -302,10 +445,14 @@ def main() -> None:
     parser.add_argument("--rows", type=int, nargs=2, default=[1_000_000, 4_000_000], metavar=("SMALL", "LARGE"))
     parser.add_argument("--chunk-rows", type=int, default=5000)
     parser.add_argument("--n-jobs", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=1, help="peer, limit and ours this many times in turn")
+    parser.add_argument("--before", help="a checkout of the project (e.g. `git archive <commit> plugins include`) "
+                                         "whose transform is measured once more at the small size, as 'before'")
+    parser.add_argument("--naive", action="store_true", help="also the old read-all baseline (1 process)")
     parser.add_argument("--naive-threads", type=int, help="native threads for the naive side (default: the "
                                                            "libraries' default)")
     parser.add_argument("--workdir", help="keep inputs here between runs (default: a new temp folder)")
-    parser.add_argument("--side", choices=["ours", "naive"], help=argparse.SUPPRESS)
+    parser.add_argument("--side", choices=["ours", "peer", "limit", "naive"], help=argparse.SUPPRESS)
     parser.add_argument("--setup", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--home", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--input", type=Path, help=argparse.SUPPRESS)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import re
 
@@ -359,3 +360,210 @@ def test_an_in_process_job_gives_the_caller_its_native_thread_pools_back(mlops_h
         "score-1", "churn-lr", (mlops_home / "in").as_uri(), (mlops_home / "out").as_uri())
 
     assert [(i["internal_api"], i["num_threads"]) for i in threadpool_info()][:len(before)] == before
+
+
+# ---------------------------------------------------------------- column by column = row by row
+# A plain mini-batch is read, predicted and written column by column (predict_columns); anything
+# else goes row by row (predict_lines, the path every mini-batch took before). Both must give the
+# same bytes, or the same refusal, for every input.
+SCHEMA_FEATURES = ["tenure", "charges", "plan", "region"]
+
+
+@pytest.fixture(scope="module")
+def schema_model_dir(tmp_path_factory):
+    """A fitted pipeline of the training entry point whose model.json lists its categorical columns."""
+    from mlops.core.entrypoints import training_module
+
+    train = training_module()
+    rng = np.random.default_rng(4)
+    frame = pd.DataFrame({"tenure": rng.integers(1, 72, 300).astype(float), "charges": rng.normal(60, 20, 300),
+                          "plan": rng.choice(["basic", "pro", "Zürich, \"gold\""], 300),
+                          "region": rng.choice(["n", "s"], 300)})
+    labels = np.where(frame["charges"] + 10 * (frame["plan"] == "pro") > 62, "True.", "False.")
+    pipeline = train.build_pipeline("gradient_boosting", {"max_iter": 15}, SCHEMA_FEATURES, ["plan", "region"],
+                                    "binary", seed=0).fit(frame, labels)
+    return train.save_model(pipeline, {"feature_columns": SCHEMA_FEATURES, "categorical": ["plan", "region"],
+                                       "target": "Churn?", "problem_type": "binary", "classes": ["False.", "True."],
+                                       "framework": "sklearn"}, tmp_path_factory.mktemp("schema-model"))
+
+
+@pytest.fixture
+def worker():
+    """This process as a transform worker: ``load(model_dir, input_filter, join_source, output_filter, keys)``."""
+    from mlops.backends.local import transform
+
+    def load(model_dir, input_filter=None, join_source=False, output_filter=None, keys=ALL_KEYS):
+        transform._WORKER.clear()
+        transform.load_worker(str(model_dir), {"SAGEMAKER_INFERENCE_OUTPUT": ",".join(keys)}, input_filter,
+                              join_source, output_filter)
+        return transform
+
+    yield load
+    transform._WORKER.clear()
+
+
+def row_by_row(transform, payload: bytes) -> tuple[int, bytes]:
+    lines = transform.split_records(payload)
+    return len(lines), transform.predict_lines(lines).encode()
+
+
+PLAIN = ["1,12,50.5,basic,n", "2,3,20,pro,s", "3,,71.25,basic,s", "4,40,,Zürich,n", "5,7,66,pro,n"]
+LAYOUTS = [(None, False, None), ("$[1:]", True, "$[0,-4,-3,-2,-1]"), ("$[1:]", True, None),
+           ("$[1:]", False, "$[-1]"), ("$[1:]", True, "$[0,-1]"), ("$[1:]", True, "$[0,1,2,3,4]")]
+
+
+PLAIN_PAYLOADS = {
+    "lf": "\n".join(PLAIN) + "\n",
+    "crlf": "\r\n".join(PLAIN) + "\r\n",
+    "no final newline": "\n".join(PLAIN),
+    "empty lines": "\n\n" + "\n\n".join(PLAIN) + "\r\n\r\n\n",
+}
+
+
+@pytest.mark.parametrize("input_filter, join_source, output_filter", LAYOUTS)
+def test_a_plain_mini_batch_is_written_column_by_column_byte_for_byte_as_row_by_row(
+        schema_model_dir, worker, input_filter, join_source, output_filter):
+    transform = worker(schema_model_dir, input_filter, join_source, output_filter)
+    for name, payload in PLAIN_PAYLOADS.items():
+        if input_filter is None:  # the records are the features only
+            payload = "\n".join(line.split(",", 1)[1] if "," in line else line for line in payload.split("\n"))
+        data = payload.encode()
+
+        columnar = transform.predict_columns(data)
+
+        assert columnar is not None and columnar == row_by_row(transform, data), name
+        assert columnar[0] == 5 and transform.predict_chunk(data) == columnar, name
+
+
+@pytest.mark.parametrize("payload", [
+    '1,12,50.5,"basic",n\n"2,b",3,20,pro,s\n',  # quoted fields; an id holding the delimiter
+    '1,12,50.5,"Zürich, ""gold""",n\n2,3,20,pro,s\n',  # a quoted category with quotes and a comma
+    "1,12,50.5,basic,n\n   \n2,3,20,pro,s\n",  # a line of spaces is no record
+    "1,12,nan,basic,n\n2, 3,20,pro,s\n3,1_0,20,pro,s\n",  # numbers pyarrow reads otherwise than Python
+    "1,12,50.5,basic,n\r2,3,20,pro,s\n",  # a bare CR
+    "\r\n\r1,12,50.5,basic,n\n",  # a bare CR after a blank line
+])
+def test_a_mini_batch_that_is_not_plain_goes_row_by_row_and_gives_the_same_bytes(schema_model_dir, worker, payload):
+    transform = worker(schema_model_dir, "$[1:]", True, "$[0,-4,-3,-2,-1]")
+    data = payload.encode()
+
+    assert transform.predict_columns(data) is None
+    if "\r2" not in payload and "\n\r1" not in payload:
+        assert transform.predict_chunk(data) == row_by_row(transform, data)
+
+
+@pytest.mark.parametrize("payload, message", [
+    ("1,12,50.5,basic,n\n2,3,20,pro\n", "text/csv record 2 has 3 fields; expected 4"),
+    ("1,12,50.5,basic,n\n2,3,twenty,pro,s\n", "text/csv record 2, column 'charges': 'twenty' is not a number"),
+])
+def test_a_bad_record_is_refused_with_the_row_by_row_message(schema_model_dir, worker, payload, message):
+    from mlops.core.entrypoints import inference_module
+
+    transform = worker(schema_model_dir, "$[1:]", True, "$[0,-4,-3,-2,-1]")
+
+    with pytest.raises(inference_module().RequestError, match=re.escape(message)):
+        transform.predict_chunk(payload.encode())
+    with pytest.raises(inference_module().RequestError, match=re.escape(message)):
+        row_by_row(transform, payload.encode())
+
+
+def test_a_model_without_a_schema_is_written_column_by_column_as_row_by_row(mlops_home, worker, estimator):
+    model_dir = mlops_home / "model"
+    frame = scoring_frame(200, seed=11)
+    data = frame.to_csv(header=False, index=False).encode()
+    transform = worker(model_dir, "$[1:]", True, "$[0,-2,-1]", keys=["predicted_label", "probability"])
+
+    columnar = transform.predict_columns(data)
+
+    assert columnar is not None and columnar == row_by_row(transform, data)
+
+
+def test_a_job_over_an_edge_case_file_writes_what_row_by_row_writes(mlops_home, automl, schema_model_dir, worker):
+    lines = [f"{i},{i % 70},{40 + i % 50}.5,{['basic', 'pro'][i % 2]},{'ns'[i % 3 == 0]}" for i in range(300)]
+    lines[17] = '"17,x",5,50,"Zürich, ""gold""",n'  # quoted: its mini-batch goes row by row
+    text = "\r\n".join(lines[:100]) + "\n\n" + "\n".join(lines[100:])  # CRLF, an empty line, no final newline
+    (mlops_home / "in").mkdir(parents=True)
+    (mlops_home / "in" / "records.csv").write_text(text)
+    uri, sha256 = pack_model(schema_model_dir, (mlops_home / "artifacts" / "schema.tar.gz").as_uri())
+    automl.register_model("schema-all", uri, sha256, "binary", ALL_KEYS)
+
+    result = LocalBatchTransform(automl, chunk_rows=64, n_jobs=2).transform(
+        "score-1", "schema-all", (mlops_home / "in").as_uri(), (mlops_home / "out").as_uri(),
+        input_filter="$[1:]", join_source=True, output_filter="$[0,-4,-3,-2,-1]")
+
+    transform = worker(schema_model_dir, "$[1:]", True, "$[0,-4,-3,-2,-1]")
+    expected = b"".join(row_by_row(transform, (line + "\n").encode())[1] for line in lines)
+    assert (result.input_rows, result.output_rows) == (300, 300)
+    assert (mlops_home / "out" / "records.csv.out").read_bytes() == expected
+
+
+# ---------------------------------------------------------------- the serving handlers share it
+def csv_writer_response(inference, prediction, keys) -> str:
+    """What write_response wrote before it wrote column by column: csv.writer over prediction_rows."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    for row in inference.prediction_rows(prediction, keys):
+        writer.writerow([json.dumps(v) if isinstance(v, list) else v for v in row])
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("classes", [["False.", "True."], ["a,b", 'say "hi"', "c"], [0, 1], ["only"]],
+                         ids=["binary", "quoted-labels", "int-labels", "one-class"])
+@pytest.mark.parametrize("keys", [ALL_KEYS, ["predicted_label"], ["probabilities", "predicted_label"]])
+def test_a_csv_response_is_written_column_by_column_as_the_csv_module_writes_it(classes, keys):
+    from mlops.core.entrypoints import inference_module
+
+    inference = inference_module()
+    rng = np.random.default_rng(len(classes))
+    proba = rng.dirichlet(np.ones(len(classes)), 50)
+    proba[0] = [1.0] + [0.0] * (len(classes) - 1)  # 1.0 and 0.0, then 1e-05-style reprs
+    proba[1, 0] = 1e-05 if len(classes) > 1 else proba[1, 0]
+    winner = proba.argmax(axis=1)
+    prediction = {"predicted_label": np.asarray(classes, dtype=object)[winner],
+                  "probability": proba[:, 1] if len(classes) == 2 else proba[np.arange(50), winner],
+                  "labels": classes, "probabilities": proba}
+
+    body, kind = inference.write_response(prediction, "text/csv", keys)
+
+    assert kind == "text/csv" and body == csv_writer_response(inference, prediction, keys)
+
+
+def test_a_regression_response_and_a_missing_probability_are_written_as_the_csv_module_writes_them():
+    from mlops.core.entrypoints import inference_module
+
+    inference = inference_module()
+    numbers = {"predicted_label": np.array([1.5, -2.0, 1e20, 3e-7])}
+    with_nan = {"predicted_label": np.array(["a", "b"], dtype=object), "probability": np.array([np.nan, 0.5]),
+                "labels": ["a", "b"], "probabilities": np.array([[np.nan, np.nan], [0.5, 0.5]])}
+
+    assert inference.write_response(numbers, "text/csv", ["predicted_label"])[0] == \
+        csv_writer_response(inference, numbers, ["predicted_label"])
+    assert inference.write_response(with_nan, "text/csv", ALL_KEYS)[0] == \
+        csv_writer_response(inference, with_nan, ALL_KEYS)
+
+
+def test_a_large_csv_request_is_read_column_by_column_into_the_row_by_row_frame(schema_model_dir):
+    from mlops.core.entrypoints import inference_module
+
+    inference = inference_module()
+    model = inference.model_fn(str(schema_model_dir))
+    records = [f"{i % 70},{40 + i % 50}.25,{['basic', 'pro', 'Zürich'][i % 3]},{'ns'[i % 2]}" for i in range(2000)]
+    records[5] = "3,,basic,n"  # a missing number
+    body = ("\r\n".join(records)).encode()
+
+    frame = inference.parse_request(body, "text/csv", model)
+
+    assert inference.parse_csv_columnar(body, model) is not None  # the body is large and plain
+    expected = inference._typed_frame([record.split(",") for record in records], model)
+    pd.testing.assert_frame_equal(frame, expected)
+    assert np.isnan(frame.loc[5, "charges"])
+
+
+def test_a_large_csv_request_of_blank_lines_is_refused_as_empty(schema_model_dir):
+    from mlops.core.entrypoints import inference_module
+
+    inference = inference_module()
+    model = inference.model_fn(str(schema_model_dir))
+
+    with pytest.raises(inference.RequestError, match="empty text/csv payload"):
+        inference.parse_request(b"\r\n" * 20_000, "text/csv", model)

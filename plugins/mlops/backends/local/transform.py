@@ -14,7 +14,11 @@ the number of workers, not by the input size.
 
 The parent process only moves bytes (read a mini-batch of raw lines, hand it to the pool, write
 the returned bytes); decoding, CSV parsing, filtering, prediction and serialisation happen in
-the workers, so the work scales with ``n_jobs``. The workers are a
+the workers, so the work scales with ``n_jobs``. A worker handles a plain mini-batch (UTF-8, no
+quote character, the same number of fields on every line) column by column
+(:func:`predict_columns`: pyarrow text columns for the fields the filters use, the handlers'
+columnar frame and CSV writer) and any other record by record (:func:`predict_lines`); both
+write the same bytes and refuse the same records. The workers are a
 :class:`~mlops.backends.local.workers.WorkerPool`: fresh interpreters without Airflow's
 environment variables or the caller's ``__main__`` (they start cleanly inside an Airflow task),
 and a worker that dies fails the job with its exit code or signal and the end of its stderr.
@@ -168,8 +172,70 @@ def predict_lines(lines: list[str]) -> str:
     return text
 
 
+@dataclass(frozen=True)
+class ColumnPlan:
+    """Where each field comes from for records of ``n_fields`` fields: the positions of the feature
+    fields (after the input filter), and per output field a source field position or a response key
+    index (after the join and the output filter)."""
+
+    features: list[int]
+    outputs: list[tuple[str, int]]
+
+    @property
+    def sources(self) -> list[int]:
+        return sorted({index for kind, index in self.outputs if kind == "source"})
+
+
+def column_plan(n_fields: int) -> ColumnPlan | None:
+    """The :class:`ColumnPlan` for this worker's filters, or None when records of ``n_fields`` fields
+    cannot be predicted column by column (the filters select fields they lack, or not one per feature):
+    the row-by-row path then fails them as it always has."""
+    plans = _WORKER.setdefault("plans", {})
+    if n_fields not in plans:
+        model, keys = _WORKER["model"], _WORKER["keys"]
+        try:
+            features = _WORKER["input_filter"].apply(list(range(n_fields)))
+            joined = n_fields if _WORKER["join_source"] else 0
+            chosen = _WORKER["output_filter"].apply(list(range(joined + len(keys))))
+        except ValueError:
+            chosen = features = []
+        plans[n_fields] = None if len(features) != len(model.feature_columns) or not chosen else ColumnPlan(
+            features, [("source", i) if i < joined else ("key", i - joined) for i in chosen])
+    return plans[n_fields]
+
+
+def predict_columns(payload: bytes) -> tuple[int, bytes] | None:
+    """``(records, output bytes)`` for a plain mini-batch, read, predicted and written column by
+    column; None when it is not plain CSV (quoted fields, a record of another width, ...): then
+    :func:`predict_lines` decides, record by record. Both give the same bytes."""
+    inference, model = _WORKER["inference"], _WORKER["model"]
+    body = payload.lstrip(b"\r\n")
+    end = body.find(b"\n")
+    first = body if end < 0 else body[:end]
+    if not first.strip():
+        return None
+    plan = column_plan(first.count(b",") + 1)
+    if plan is None:
+        return None
+    wanted = plan.features + plan.sources
+    columns = inference.plain_csv_columns(payload, first.count(b",") + 1, wanted)
+    if columns is None:
+        return None
+    frame = inference.columnar_frame(columns[:len(plan.features)], model)
+    if frame is None:
+        return None
+    fields = inference.csv_response_fields(inference.predict_fn(frame, model), _WORKER["keys"])
+    if fields is None:
+        return None
+    sources = dict(zip(plan.sources, (column.to_pylist() for column in columns[len(plan.features):])))
+    text = inference.csv_lines([sources[i] if kind == "source" else fields[i] for kind, i in plan.outputs])
+    return len(frame), text.encode("utf-8")
+
+
 def predict_chunk(payload: bytes) -> tuple[int, bytes]:
     """``(records, output bytes)`` for one mini-batch of raw input lines."""
+    if (done := predict_columns(payload)) is not None:
+        return done
     lines = split_records(payload)
     if not lines:
         return 0, b""
