@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import get_scorer
 
+from .binning import share_binning
 from .config import NUMBER_PATTERN, _plain, check_hyperparameters, training_config
 from .data import encode_target, feature_frame, fold_splits
 from .model import build_features, build_model
@@ -27,7 +28,9 @@ class FoldScorer:
     matrices are kept for every later hyperparameter set: a tuning job pays for feature
     preparation k times, not k times per trial. The ``model`` step is fitted on the kept
     matrices and scored on the fold's test rows with scikit-learn's scorer for the objective,
-    which is exactly what a fitted ``Pipeline(features -> model)`` computes.
+    which is exactly what a fitted ``Pipeline(features -> model)`` computes. A histogram gradient
+    boosting model's own binning of a fold's rows is kept the same way (:mod:`.binning`: reused
+    only when the rows and binning parameters are identical, so scores are bit-for-bit the same).
 
     Kept matrices cost about ``k * n_rows * n_encoded_columns * 8`` bytes; a scorer lives in
     one process (a tuning worker keeps one for its whole job).
@@ -35,16 +38,20 @@ class FoldScorer:
     :param frame: the training rows, in the manifest's row order.
     :param folds: a fold manifest (``mlops.ml.folds``) or a list of fold ids.
     :param config: the data config (:func:`training_config` keys).
+    :param share_binning: keep and reuse the model's binning per fold (False: bin at every fit).
     """
 
     def __init__(
-        self, frame: pd.DataFrame, folds: Mapping[str, Any] | Sequence[int], config: Mapping[str, Any]
+        self, frame: pd.DataFrame, folds: Mapping[str, Any] | Sequence[int], config: Mapping[str, Any],
+        share_binning: bool = True,
     ) -> None:
         self.config = training_config(config)
         self.X = feature_frame(frame, self.config)
         self.y, self.classes = encode_target(frame[self.config["target"]], self.config)
         self.splits = fold_splits(folds, len(frame))
+        self.share_binning = share_binning
         self._prepared: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
+        self._binning: dict[int, dict] = {}
 
     @property
     def folds(self) -> list[int]:
@@ -67,12 +74,14 @@ class FoldScorer:
         X_train, y_train, X_test, y_test = self.prepared(position)
         config = self.config
         model = build_model(config["estimator"], hyperparameters, config["problem_type"], config["seed"])
+        if self.share_binning:
+            share_binning(model, self._binning.setdefault(position, {}))
         model.fit(X_train, y_train)
         return float(get_scorer(config["objective"])(model, X_test, y_test))
 
     def __getstate__(self) -> dict[str, Any]:
         # Shipped to a worker process without the kept matrices: it rebuilds what it needs.
-        return {**self.__dict__, "_prepared": {}}
+        return {**self.__dict__, "_prepared": {}, "_binning": {}}
 
 
 def _score_one(scorer: FoldScorer, position: int, hyperparameters: Mapping[str, Any]) -> float:
