@@ -12,8 +12,10 @@ manifest (``mlops.ml.folds``), in this one process, one after another:
   features and binning for every trial; reads the rows from Parquet like a tuning job does,
   and writes its history.
 * **halving**: scikit-learn's ``HalvingRandomSearchCV(pipeline, n_candidates=trials,
-  cv=PredefinedSplit(folds), n_jobs=2, refit=False)`` over the same ranges (log-uniform where
-  the config says ``log``; rows as the resource, factor 3, the last rung on every row). Its
+  cv=PredefinedSplit(folds), n_jobs=2, refit=False, min_resources="exhaust")`` over the same
+  ranges (log-uniform where the config says ``log``; rows as the resource, factor 3;
+  ``"exhaust"`` so that the last rung fits every row -- the default, ``"smallest"``, would end
+  on 180 rows and a best score that is not comparable). Its
   best score is the best mean CV of the last rung (the only one on all rows: ``best_index_``).
 * **optuna**: Optuna's TPE sampler (same seed and start-up trials as the project) with
   ``MedianPruner()`` and ``study.optimize(n_jobs=2)``; each trial fits the pipeline fold by fold
@@ -23,7 +25,9 @@ manifest (``mlops.ml.folds``), in this one process, one after another:
 
 Wall-clock times include everything each approach needs (worker start-up, reading the Parquet
 file for the project). The machine may be shared: ``os.getloadavg()`` is printed before and
-after every side. The last line is ``vs_best_peer=<t_fastest_peer / t_project>
+after every side, and so are the CPU seconds each side used (this process and its reaped
+worker processes: the project's pool and joblib's loky workers are shut down after their side),
+which a loaded machine distorts less than wall time. The last line is ``vs_best_peer=<t_fastest_peer / t_project>
 vs_halving=... vs_optuna=... score_delta=<project best mean CV - best of the peers'>``.
 """
 
@@ -125,17 +129,24 @@ def main(argv: list[str] | None = None) -> None:
     def load() -> str:
         return "load average {:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
 
+    def cpu_seconds() -> float:
+        import resource
+
+        return sum(getattr(resource.getrusage(who), field) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+                   for field in ("ru_utime", "ru_stime"))
+
     # ---- project: the local tuner, as the train_model DAG runs it
     print(f"project: start, {load()}", flush=True)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), cpu_seconds()
     result = OptunaTuner(n_jobs=2).tune("bench", data, space, args.trials, (work / "out").as_uri())
-    t_project = time.perf_counter() - start
+    t_project, cpu_project = time.perf_counter() - start, cpu_seconds() - cpu
     history = storage.read_json(result.history_uri)
     pruned = sum(t["state"] == "PRUNED" for t in history["trials"])
     print(f"project: {t_project:.1f} s, best mean {result.best.mean:.5f}, {pruned} of {args.trials} trials "
           f"pruned, {history['fold_fits']} of {args.trials * args.folds} fold fits used "
           f"({history['fold_fits_started']} started, {history['fold_fit_seconds']:.0f} s of fitting), "
-          f"best {json.dumps(result.best.hyperparameters, sort_keys=True)}; {load()}", flush=True)
+          f"best {json.dumps(result.best.hyperparameters, sort_keys=True)}; {cpu_project:.0f} CPU s; {load()}",
+          flush=True)
 
     if args.project_only:
         return
@@ -159,15 +170,20 @@ def main(argv: list[str] | None = None) -> None:
 
     # ---- halving: HalvingRandomSearchCV, two processes
     print(f"halving: start, {load()}", flush=True)
-    start = time.perf_counter()
+    from joblib.externals.loky import get_reusable_executor
+
+    start, cpu = time.perf_counter(), cpu_seconds()
     search = HalvingRandomSearchCV(pipeline({}), distributions(space), n_candidates=args.trials, cv=cv,
-                                   scoring=training["objective"], n_jobs=2, refit=False, random_state=SEED)
+                                   scoring=training["objective"], n_jobs=2, refit=False, random_state=SEED,
+                                   min_resources="exhaust")
     search.fit(X, y)
     t_halving = time.perf_counter() - start
+    get_reusable_executor().shutdown(wait=True)  # reap the loky workers: their CPU time is counted
+    cpu_halving = cpu_seconds() - cpu
     best_halving = float(search.cv_results_["mean_test_score"][search.best_index_])
     fits = int(sum(search.n_candidates_)) * args.folds
     print(f"halving: {t_halving:.1f} s, best mean {best_halving:.5f} (rungs: {search.n_candidates_} candidates "
-          f"on {search.n_resources_} rows; {fits} fold fits); {load()}", flush=True)
+          f"on {search.n_resources_} rows; {fits} fold fits); {cpu_halving:.0f} CPU s; {load()}", flush=True)
 
     # ---- optuna: TPE + MedianPruner per fold, two threads
     from optuna.trial import TrialState
@@ -188,12 +204,12 @@ def main(argv: list[str] | None = None) -> None:
                 raise optuna.TrialPruned()
         return float(np.mean(scores))
 
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), cpu_seconds()
     study.optimize(pruned_objective, n_trials=args.trials, n_jobs=2)
-    t_optuna = time.perf_counter() - start
+    t_optuna, cpu_optuna = time.perf_counter() - start, cpu_seconds() - cpu
     optuna_pruned = sum(t.state == TrialState.PRUNED for t in study.trials)
     print(f"optuna: {t_optuna:.1f} s, best mean {study.best_value:.5f}, {optuna_pruned} of {args.trials} "
-          f"trials pruned; {load()}", flush=True)
+          f"trials pruned; {cpu_optuna:.0f} CPU s; {load()}", flush=True)
 
     peers = {"halving": (t_halving, best_halving), "optuna": (t_optuna, study.best_value)}
     if args.naive:
@@ -215,7 +231,8 @@ def main(argv: list[str] | None = None) -> None:
     fastest = min(seconds for seconds, _ in peers.values())
     score_delta = result.best.mean - max(score for _, score in peers.values())
     print(f"vs_best_peer={fastest / t_project:.2f} vs_halving={t_halving / t_project:.2f} "
-          f"vs_optuna={t_optuna / t_project:.2f} score_delta={score_delta:.4f}", flush=True)
+          f"vs_optuna={t_optuna / t_project:.2f} score_delta={score_delta:.4f} cpu_vs_halving="
+          f"{cpu_halving / cpu_project:.2f} cpu_vs_optuna={cpu_optuna / cpu_project:.2f}", flush=True)
 
 
 if __name__ == "__main__":
