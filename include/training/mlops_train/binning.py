@@ -10,13 +10,15 @@ of a fold keeps them; a later fit whose training matrix, sample weights and binn
 again. Identity is checked on the contents (a digest of the matrix), never assumed, so the
 model and its scores are bit-for-bit those of a plain fit (tested).
 
-It hooks ``_bin_data``, a private method of scikit-learn's histogram gradient boosting (present
-from 0.21 to 1.9): a model without it is fitted as it is.
+It hooks ``_bin_data(X, sample_weight, is_training_data)``, a private method of scikit-learn's
+histogram gradient boosting (that signature in the 1.x versions this project runs, 1.9 in the
+container): a model without it, or with another signature, is fitted as it is.
 """
 
 from __future__ import annotations
 
 import hashlib
+import inspect
 from typing import Any
 
 import numpy as np
@@ -44,7 +46,8 @@ def _mapper_key(mapper: Any) -> tuple[Any, ...]:
 def share_binning(model: Any, cache: dict) -> Any:
     """``model`` with its binning kept in, and taken from, ``cache`` (one dict per fold's rows)."""
     original = getattr(model, "_bin_data", None)
-    if original is None:
+    if original is None or list(inspect.signature(original).parameters) != [
+            "X", "sample_weight", "is_training_data"]:
         return model
 
     def _bin_data(X, sample_weight, is_training_data):
