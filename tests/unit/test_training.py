@@ -137,6 +137,26 @@ def test_cross_validate_equals_sklearn_cross_val_score_on_the_same_folds(
     assert np.mean(ours) > 0.7, "the synthetic label has a real signal"
 
 
+def test_a_fold_scorer_bins_each_fold_once_and_scores_exactly_as_a_fresh_fit(train, rows, manifest):
+    """Trials on one fold share the model's binning; the scores are those of fits that bin anew."""
+    shared = train.FoldScorer(rows, manifest, config())
+    fresh = train.FoldScorer(rows, manifest, config(), share_binning=False)
+    trials = [SMALL_HPS, {**SMALL_HPS, "learning_rate": 0.3, "max_leaf_nodes": 4},
+              {**SMALL_HPS, "early_stopping": True, "validation_fraction": 0.2},  # validation rows binned too
+              {**SMALL_HPS, "max_bins": 16}]  # other binning parameters: binned again, kept apart
+
+    for hyperparameters in trials * 2:
+        for position in range(len(shared.splits)):
+            assert shared.score(position, hyperparameters) == fresh.score(position, hyperparameters)
+
+    # per fold: the training rows binned with 255 and with 16 bins, the validation rows once, and
+    # the early-stopping run's own (smaller) training rows; nothing binned again by the repeats
+    assert [len(kept) for kept in shared._binning.values()] == [4, 4, 4]
+    assert fresh._binning == {}
+    kept = next(iter(shared._binning[0].values()))[1]
+    assert not kept.flags.writeable, "a binned matrix shared by fits must not be changed by one"
+
+
 def test_on_fold_sees_every_fold_and_can_stop_early(train, rows, manifest):
     seen = []
     train.cross_validate(rows, manifest, config(), SMALL_HPS, on_fold=lambda f, s: seen.append(f))
@@ -449,6 +469,27 @@ def test_fold_race_pruner_uses_the_looser_bar_after_the_first_fold():
     assert straggler.should_prune(), "0.912 is below the median of the others at fold 1"
     with pytest.raises(ValueError, match="keep_later"):
         OptunaTuner(keep_later=0)
+
+
+def test_after_the_first_fold_two_survivors_race_each_other_and_the_one_behind_stops():
+    import optuna
+
+    from mlops.backends.local.training import fold_race_pruner
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction="maximize",
+                                pruner=fold_race_pruner(keep=0.25, min_peers=3, min_peers_later=1))
+    ahead, behind = study.ask(), study.ask()
+    for trial, value in ((ahead, 0.911), (behind, 0.910)):
+        trial.report(0.95, step=0)
+        trial.report(value, step=1)
+    assert behind.should_prune(), "0.910 is behind the only other trial at fold 1 (0.911)"
+    assert not ahead.should_prune()
+    lone = study.ask()
+    lone.report(0.95, step=0)
+    assert not lone.should_prune(), "the first fold still needs 3 peers"
+    with pytest.raises(ValueError, match="min_peers_later"):
+        OptunaTuner(min_peers_later=0)
 
 
 def test_tuner_records_pruned_trials_with_the_folds_they_scored(training_data, tmp_path):

@@ -205,7 +205,9 @@ class OptunaTuner(Tuner):
     :param keep: fraction of trials a trial must be among (by running mean on the first fold)
         to go on; 1.0 never prunes.
     :param keep_later: the same after later folds, among the trials that reached them.
-    :param min_peers: other trials that must have reached a fold before anyone is pruned there.
+    :param min_peers: other trials that must have reached the first fold before anyone is pruned there.
+    :param min_peers_later: the same at later folds (1: two trials past the first fold race each
+        other, and the one behind the other's running mean stops).
     :param warmup_folds: folds every trial scores before it can be pruned (0: a trial can stop
         after its first fold).
     """
@@ -218,16 +220,19 @@ class OptunaTuner(Tuner):
         keep_later: float = 0.5,
         min_peers: int = 3,
         warmup_folds: int = 0,
+        min_peers_later: int = 1,
     ):
-        if n_jobs < 1 or window < 1 or min_peers < 1 or warmup_folds < 0 or not (
+        if n_jobs < 1 or window < 1 or min_peers < 1 or min_peers_later < 1 or warmup_folds < 0 or not (
                 0 < keep <= 1 and 0 < keep_later <= 1):
-            raise ValueError("n_jobs, window and min_peers must be at least 1, warmup_folds at least 0, "
+            raise ValueError("n_jobs, window, min_peers and min_peers_later must be at least 1, "
+                             "warmup_folds at least 0, "
                              "keep and keep_later in (0, 1]")
         self.n_jobs = n_jobs
         self.window = window
         self.keep = keep
         self.keep_later = keep_later
         self.min_peers = min_peers
+        self.min_peers_later = min_peers_later
         self.warmup_folds = warmup_folds
 
     def tune(
@@ -270,7 +275,8 @@ class OptunaTuner(Tuner):
             sampler=optuna.samplers.TPESampler(
                 seed=data.seed, n_startup_trials=max(2, min(10, n_trials // 2)), constant_liar=True,
             ),
-            pruner=fold_race_pruner(self.keep, self.keep_later, self.min_peers, self.warmup_folds),
+            pruner=fold_race_pruner(self.keep, self.keep_later, self.min_peers, self.warmup_folds,
+                                    self.min_peers_later),
         )
         started = time.monotonic()
         log.info(
@@ -307,7 +313,7 @@ class OptunaTuner(Tuner):
                 "tuner": {
                     "sampler": "TPE", "pruner": "fold_race", "n_jobs": self.n_jobs, "window": self.window,
                     "keep": self.keep, "keep_later": self.keep_later, "min_peers": self.min_peers,
-                    "warmup_folds": self.warmup_folds,
+                    "min_peers_later": self.min_peers_later, "warmup_folds": self.warmup_folds,
                 },
                 "best_trial": study.best_trial.number,
                 "best": best.to_dict(),
@@ -521,13 +527,15 @@ def _fold_pool(scorer, n_jobs: int, job_name: str):
         yield _FoldPool(scorer, n_jobs, executor)
 
 
-def fold_race_pruner(keep: float = 0.25, keep_later: float = 0.5, min_peers: int = 3, warmup_folds: int = 0):
+def fold_race_pruner(keep: float = 0.25, keep_later: float = 0.5, min_peers: int = 3, warmup_folds: int = 0,
+                     min_peers_later: int | None = None):
     """An Optuna pruner for trials that report the running mean of their fold scores per fold.
 
     At fold ``f`` a trial goes on only if its running mean is at least the ``1 - keep``
     quantile (``1 - keep_later`` after the first fold) of the running means at fold ``f`` of
     every other trial that reached it (completed, pruned or still racing; failed ones
-    excepted), once at least ``min_peers`` of them did. Counting pruned trials keeps the first
+    excepted), once at least ``min_peers`` of them did (``min_peers_later`` at later folds; by
+    default ``min_peers`` too). Counting pruned trials keeps the first
     fold's bar at the population's; counting racing trials lets the first trials race each
     other. The trials that reach a later fold all passed the first one, so there only a clear
     straggler among them stops: most of the saving is on the first fold, and a trial that went
@@ -548,7 +556,7 @@ def fold_race_pruner(keep: float = 0.25, keep_later: float = 0.5, min_peers: int
                 if other.number != trial.number and other.state != optuna.trial.TrialState.FAIL
                 and step in other.intermediate_values
             ]
-            if len(peers) < min_peers:
+            if len(peers) < (min_peers if step == 0 or min_peers_later is None else min_peers_later):
                 return False
             return trial.intermediate_values[step] < float(np.quantile(peers, 1 - fraction))
 
