@@ -421,7 +421,7 @@ def test_killing_the_tuning_task_stops_its_fold_worker_processes(training_data, 
 def test_fold_race_pruner_keeps_only_the_leading_fraction_at_each_fold():
     import optuna
 
-    from mlops.backends.local.training import fold_race_pruner
+    from mlops.backends.local.fold_race import fold_race_pruner
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(direction="maximize", pruner=fold_race_pruner(keep=0.25, min_peers=3))
@@ -449,7 +449,8 @@ def test_fold_race_pruner_keeps_only_the_leading_fraction_at_each_fold():
 def test_fold_race_pruner_uses_the_looser_bar_after_the_first_fold():
     import optuna
 
-    from mlops.backends.local.training import OptunaTuner, fold_race_pruner
+    from mlops.backends.local.fold_race import fold_race_pruner
+    from mlops.backends.local.training import OptunaTuner
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(direction="maximize",
@@ -474,7 +475,7 @@ def test_fold_race_pruner_uses_the_looser_bar_after_the_first_fold():
 def test_after_the_first_fold_two_survivors_race_each_other_and_the_one_behind_stops():
     import optuna
 
-    from mlops.backends.local.training import fold_race_pruner
+    from mlops.backends.local.fold_race import fold_race_pruner
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(direction="maximize",
