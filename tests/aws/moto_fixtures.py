@@ -108,6 +108,11 @@ def read_s3_json(s3, uri: str):
     return json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
 
 
+# The serving source archive's members: the entry point and the package it imports.
+SERVING_SOURCE = ["inference.py", "mlops_serving/__init__.py", "mlops_serving/columnar.py",
+                  "mlops_serving/compiled.py", "mlops_serving/records.py"]
+
+
 def read_s3_tar_names(s3, uri: str) -> list[str]:
     import tarfile
 

@@ -24,6 +24,7 @@ from moto_fixtures import (  # noqa: F401  (importing a fixture registers it)
     GROUP,
     IMAGE,
     REGION,
+    SERVING_SOURCE,
     cloudwatch_fixture,
     described_endpoint,
     hosting_fixture,
@@ -86,7 +87,7 @@ def test_staging_is_a_serverless_endpoint_running_the_serving_code(hosting, s3, 
     container = moto_sagemaker.describe_model(ModelName=variant["ModelName"])["PrimaryContainer"]
     assert (container["Image"], container["ModelDataUrl"]) == (IMAGE, spec.model_uri)
     assert container["Environment"]["SAGEMAKER_PROGRAM"] == "inference.py"
-    assert read_s3_tar_names(s3, container["Environment"]["SAGEMAKER_SUBMIT_DIRECTORY"]) == ["inference.py"]
+    assert read_s3_tar_names(s3, container["Environment"]["SAGEMAKER_SUBMIT_DIRECTORY"]) == SERVING_SOURCE
 
 
 def test_staging_takes_provisioned_concurrency_when_the_config_sets_it(hosting, s3, moto_sagemaker):

@@ -17,6 +17,7 @@ from moto_fixtures import (  # noqa: F401  (importing a fixture registers it)
     GROUP,
     IMAGE,
     METADATA_VALUE,
+    SERVING_SOURCE,
     cloudwatch_fixture,
     metadata,
     moto_sagemaker_fixture,
@@ -93,7 +94,7 @@ def test_register_creates_a_pending_package_with_the_serving_container(registry,
     assert container["Image"] == IMAGE
     assert container["ModelDataUrl"] == version.model_uri
     assert container["Environment"]["SAGEMAKER_PROGRAM"] == "inference.py"
-    assert read_s3_tar_names(s3, container["Environment"]["SAGEMAKER_SUBMIT_DIRECTORY"]) == ["inference.py"]
+    assert read_s3_tar_names(s3, container["Environment"]["SAGEMAKER_SUBMIT_DIRECTORY"]) == SERVING_SOURCE
     assert package["InferenceSpecification"]["SupportedContentTypes"] == ["text/csv", "application/json"]
 
 

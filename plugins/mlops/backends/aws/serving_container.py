@@ -6,8 +6,8 @@ model from it when a spec names no package, take it from here.
 
 * the image: the scikit-learn inference image (:mod:`mlops.backends.aws.sklearn_image`, the
   one training uses, so the scikit-learn that pickles an artifact unpickles it);
-* the source archive: ``sourcedir.tar.gz`` with ``include/serving/inference.py`` at its root,
-  deterministic, uploaded once per content;
+* the source archive: ``sourcedir.tar.gz`` with ``include/serving/inference.py`` at its root and
+  the package it imports (``mlops_serving/``) beside it, deterministic, uploaded once per content;
 * the environment: ``SAGEMAKER_PROGRAM``/``SAGEMAKER_SUBMIT_DIRECTORY`` naming it.
 """
 
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 SERVING_DIR = INCLUDE_DIR / "serving"
 SERVING_PROGRAM = "inference.py"
+SERVING_PACKAGE = "mlops_serving"  # the handlers' parts, imported by SERVING_PROGRAM
 
 
 def inference_image_uri(region: str) -> str:
@@ -35,7 +36,7 @@ def inference_image_uri(region: str) -> str:
 
 
 def serving_archive() -> tuple[bytes, str]:
-    """``sourcedir.tar.gz`` with ``inference.py`` at its root (deterministic), and its sha256."""
+    """``sourcedir.tar.gz`` with ``inference.py`` and ``mlops_serving/*.py`` (deterministic), and its sha256."""
     from mlops.core.storage import pack_model
 
     work = Path(tempfile.mkdtemp(prefix="mlops-sourcedir-"))
@@ -43,6 +44,9 @@ def serving_archive() -> tuple[bytes, str]:
         source = work / "src"
         source.mkdir()
         shutil.copy2(SERVING_DIR / SERVING_PROGRAM, source / SERVING_PROGRAM)
+        (source / SERVING_PACKAGE).mkdir()
+        for module in sorted((SERVING_DIR / SERVING_PACKAGE).glob("*.py")):
+            shutil.copy2(module, source / SERVING_PACKAGE / module.name)
         archive = work / "sourcedir.tar.gz"
         _, digest = pack_model(source, archive.as_uri())
         return archive.read_bytes(), digest
