@@ -16,7 +16,6 @@ from __future__ import annotations
 import ast
 import base64
 import csv
-import html
 import io
 import json
 from collections import deque
@@ -391,21 +390,16 @@ def evaluation_plots(evaluation: dict[str, Any]) -> list[tuple[str, str]]:
 
 def evaluation_report_html(title: str, evaluation: dict[str, Any], summary: dict[str, Any] | None = None) -> str:
     """A self-contained HTML report: the run summary, the metrics and the four plots."""
-    rows = "".join(
-        f"<tr><td>{html.escape(str(k))}</td><td>{v:.4f}</td></tr>" if isinstance(v, float)
-        else f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(str(v))}</td></tr>"
-        for k, v in evaluation.items() if k != "curves"
+    from mlops.ml.report_html import render_report
+
+    return render_report(
+        "batch_evaluation.html.j2", title=title,
+        about=[(k, v) for k, v in (summary or {}).items() if k != "evaluation"],
+        metrics=[(k, v) for k, v in evaluation.items() if k != "curves"],
+        min_precision_met=evaluation["min_precision_met"],
+        min_precision=None if evaluation["min_precision_met"] else evaluation["min_precision"],
+        plots=evaluation_plots(evaluation),
     )
-    about = "".join(f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(str(v))}</td></tr>"
-                    for k, v in (summary or {}).items() if k != "evaluation")
-    note = "" if evaluation["min_precision_met"] else (
-        f"<p><b>No threshold reaches precision {evaluation['min_precision']:.2f}</b>; 0.5 is used.</p>")
-    plots = "".join(f'<h3>{html.escape(name)}</h3><img alt="{html.escape(name)}" src="data:image/png;base64,{data}"/>'
-                    for name, data in evaluation_plots(evaluation))
-    return f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
-<style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto}}td{{padding:2px 12px}}</style></head>
-<body><h1>{html.escape(title)}</h1><table>{about}</table>
-<h2>Evaluation against the labels in the scoring data</h2>{note}<table>{rows}</table>{plots}</body></html>"""
 
 
 def write_evaluation_report(evaluation: dict[str, Any], report_uri: str, title: str,

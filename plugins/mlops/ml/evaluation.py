@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import html
 import io
 import json
 from typing import Any
@@ -155,35 +154,18 @@ def model_report_html(title: str, tuning: dict[str, Any], history: list[dict[str
                 xlabel="predicted", ylabel="actual", title="Confusion matrix (holdout)")
     images.append(("Holdout curves", _png(fig)))
 
-    def cell(value: Any) -> str:
-        return f"{value:.4f}" if isinstance(value, float) else html.escape(str(value))
+    from mlops.ml.report_html import render_report
 
-    rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{cell(v)}</td></tr>" for k, v in metrics.items())
-    fold_rows = "".join(f"<tr><td>{i}</td><td>{s:.4f}</td></tr>" for i, s in enumerate(best["fold_scores"]))
-    params = html.escape(json.dumps(best["hyperparameters"], sort_keys=True))
     counts = {state: sum(t.get("state") == state for t in history) for state in ("COMPLETE", "PRUNED", "FAIL")}
-    trial_rows = "".join(
-        f"<tr><td>{t['number']}</td><td>{html.escape(str(t.get('state')))}</td><td>{cell(t.get('mean'))}</td>"
-        f"<td>{len(t.get('fold_scores') or [])}</td><td><code>{html.escape(json.dumps(t.get('params'), sort_keys=True))}"
-        f"</code></td></tr>" for t in history)
-    manifest = ""
-    if folds:
-        manifest = ("<p>folds: " + ", ".join(f"{html.escape(str(k))} {html.escape(str(v))}"
-                                             for k, v in folds.items() if v is not None) + "</p>")
-    model = f"<p>model: <code>{html.escape(model_uri)}</code></p>" if model_uri else ""
-    plots = "".join(f'<h3>{html.escape(name)}</h3><img alt="{html.escape(name)}" src="data:image/png;base64,{data}"/>'
-                    for name, data in images)
-    return f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
-<style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto}}td,th{{padding:2px 12px;text-align:left}}</style>
-</head><body><h1>{html.escape(title)}</h1>{model}
-<h2>Cross-validation (best of {tuning['n_trials']} trials)</h2>{manifest}
-<p>{html.escape(objective)}: mean {best['mean']:.4f} ± {best['std']:.4f} over {len(best['fold_scores'])} folds</p>
-<table><tr><th>fold</th><th>{html.escape(objective)}</th></tr>{fold_rows}</table>
-<p>best hyperparameters: <code>{params}</code></p>
-<h2>Tuning</h2><p>tuning job {html.escape(str(tuning.get('job_name', '')))}: {counts['COMPLETE']} complete,
-{counts['PRUNED']} pruned, {counts['FAIL']} failed</p>
-<table><tr><th>trial</th><th>state</th><th>mean</th><th>folds</th><th>hyperparameters</th></tr>{trial_rows}</table>
-<h2>Holdout (never seen by CV or tuning)</h2><table>{rows}</table>{plots}</body></html>"""
+    trials = [{"number": t["number"], "state": str(t.get("state")), "mean": t.get("mean"),
+               "folds": len(t.get("fold_scores") or []), "params": json.dumps(t.get("params"), sort_keys=True)}
+              for t in history]
+    return render_report(
+        "model_report.html.j2", title=title, model_uri=model_uri, tuning=tuning, best=best, objective=objective,
+        folds=[f"{k} {v}" for k, v in folds.items() if v is not None] if folds else None,
+        params=json.dumps(best["hyperparameters"], sort_keys=True), job_name=str(tuning.get("job_name", "")),
+        counts=counts, trials=trials, metrics=metrics, images=images,
+    )
 
 
 def write_report(html_text: str, uri: str) -> str:

@@ -593,22 +593,14 @@ def drift_reason(result: dict[str, Any]) -> str:
 def monitoring_report_html(title: str, result: dict[str, Any]) -> str:
     """HTML: the verdict, the violations, a table of every feature and a baseline-vs-capture plot
     per feature (matplotlib PNGs inline)."""
-    import html
-
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     from mlops.ml.evaluation import _png
+    from mlops.ml.report_html import render_report
 
-    rows = "".join(
-        f"<tr><td>{html.escape(f['name'])}</td><td>{f['inferred_type']}</td><td>{f['distance']:.4f}</td>"
-        f"<td>{f['threshold']}</td><td>{f['noise_floor']:.4f}</td><td>{f['psi']:.4f}</td>"
-        f"<td>{f['completeness']:.4f}</td><td>{'<b>drift</b>' if f['drift'] else 'ok'}</td></tr>"
-        for f in result["features"])
-    violations = "".join(f"<li><b>{html.escape(v['constraint_check_type'])}</b> {html.escape(v['feature_name'])}: "
-                         f"{html.escape(v['description'])}</li>" for v in result["violations"]) or "<li>none</li>"
     plots = []
     for feature in sorted(result["features"], key=lambda f: -f["distance"])[:12]:
         data = feature["plot"]
@@ -620,23 +612,11 @@ def monitoring_report_html(title: str, result: dict[str, Any]) -> str:
         ax.set_title(f"{feature['name']}: distance {feature['distance']:.3f}", fontsize=9)
         ax.legend(fontsize=7)
         fig.tight_layout()
-        plots.append(f'<img alt="{html.escape(feature["name"])}" src="data:image/png;base64,{_png(fig)}">')
+        plots.append((feature["name"], _png(fig)))
     quality = result.get("model_quality")
-    quality_html = (f"<pre>{html.escape(json.dumps(quality, indent=2))}</pre>" if quality
-                    else "<p>No ground truth joined in this window.</p>")
-    window = result.get("window", {})
-    return f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title></head><body>
-<h1>{html.escape(title)}</h1>
-<p>Window {window.get('since')} .. {window.get('until')}: <b>{result['status']}</b>, {result['rows']} captured rows
-({result['unreadable_records']} unreadable records).</p>
-<p>Statistic: {html.escape(result['statistic'])}. A feature drifts when its distance exceeds its threshold and the
-sampling-noise floor (two-sample KS critical value); at least {result['min_rows']} rows are needed.</p>
-<h2>Violations</h2><ul>{violations}</ul>
-<h2>Features</h2><table border="1" cellpadding="3"><tr><th>feature</th><th>type</th><th>distance</th>
-<th>threshold</th><th>noise floor</th><th>PSI</th><th>completeness</th><th></th></tr>{rows}</table>
-<h2>Model quality</h2>{quality_html}
-<h2>Distributions</h2>{''.join(plots)}
-</body></html>"""
+    quality = json.dumps(quality, indent=2) if quality else None
+    return render_report("monitoring_report.html.j2", title=title, result=result, window=result.get("window", {}),
+                         quality=quality, plots=plots)
 
 
 def constraint_violations(result: dict[str, Any]) -> dict[str, Any]:

@@ -23,11 +23,13 @@ def run_segmentation(partition_uri: str, out_uri: str, run_id: str, run_date: st
     Re-running with the same inputs and seed writes identical tables.
     """
     import base64
-    import html
     from datetime import date
+
+    from markupsafe import Markup
 
     from mlops.core import partitions
     from mlops.core.storage import scratch_dir, to_path
+    from mlops.ml.report_html import render_report
     from mlops.ml.segmentation import (
         cluster_counts,
         kmeans_segments,
@@ -71,28 +73,17 @@ def run_segmentation(partition_uri: str, out_uri: str, run_id: str, run_date: st
         (out / name).write_bytes(data)
         images[name] = base64.b64encode(data).decode()
 
-    silhouette = "".join(
-        f"<tr><td>{k}</td><td>{v:.4f}</td><td>{clusters.inertia[k]:.1f}</td>"
-        f"<td>{'chosen' if k == clusters.best_k else ''}</td></tr>"
-        for k, v in clusters.silhouette.items()
-    )
     attrs = rfm.attrs
-    (out / "report.html").write_text(f"""<!doctype html><html><head><meta charset="utf-8">
-<title>Customer segmentation {html.escape(run_id)}</title></head><body style="font-family:sans-serif">
-<h1>Customer segmentation</h1>
-<p>Run {html.escape(run_id)} for {html.escape(run_date)}: {len(rfm)} customers from {len(transactions)} invoice
-lines as of {html.escape(str(attrs.get('as_of')))} ({attrs.get('rows_without_customer', 0)} lines without a
-customer id ignored, {attrs.get('customers_dropped', 0)} customers with no positive value dropped).</p>
-<h2>KMeans clusters (k = {clusters.best_k}, chosen by silhouette)</h2>
-<p>Scaled (log1p + standardised) recency, frequency and monetary value; random_state {seed}.
-Every cluster below is written to <code>ml_clustering_results</code>.</p>
-<img alt="customers per cluster" src="data:image/png;base64,{images['clusters.png']}"/>
-{by_cluster.to_html(index=False, float_format="%.2f")}
-<table><tr><th>k</th><th>silhouette</th><th>inertia</th><th></th></tr>{silhouette}</table>
-<h2>RFM segments</h2>
-<img alt="customers per RFM segment" src="data:image/png;base64,{images['segments.png']}"/>
-{by_segment.to_html(index=False)}
-</body></html>""")
+    (out / "report.html").write_text(render_report(
+        "segmentation_report.html.j2", run_id=run_id, run_date=run_date, customers=len(rfm),
+        lines=len(transactions), as_of=str(attrs.get("as_of")),
+        rows_without_customer=attrs.get("rows_without_customer", 0),
+        customers_dropped=attrs.get("customers_dropped", 0), best_k=clusters.best_k, seed=seed, images=images,
+        # markup of pandas' own making: to_html(escape=True) escapes every name and value in the tables
+        cluster_table=Markup(by_cluster.to_html(index=False, float_format="%.2f", escape=True)),  # noqa: S704
+        segment_table=Markup(by_segment.to_html(index=False, escape=True)),  # noqa: S704
+        silhouette=[(k, v, clusters.inertia[k], k == clusters.best_k) for k, v in clusters.silhouette.items()],
+    ))
     return {
         "customers": int(len(rfm)),
         "segments": {row.segment: int(row.total_customers) for row in by_cluster.itertuples()},
