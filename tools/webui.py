@@ -77,5 +77,14 @@ def stop() -> int:
     return 0
 
 
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m tools.webui", description=__doc__.split("\n")[0])
+    parser.add_argument("command", nargs="?", choices=("start", "stop"), default="start",
+                        help="start (default): run the UI in the foreground; stop: stop a running one")
+    return stop() if parser.parse_args(argv).command == "stop" else start()
+
+
 if __name__ == "__main__":
-    sys.exit(stop() if sys.argv[1:] == ["stop"] else start())
+    sys.exit(main())
