@@ -236,7 +236,7 @@ def dag_runs(tmp_path_factory):
         "MLOPS_HOME": str(home),
         "MLOPS_BACKEND": "local",
         "MLOPS_RUNTIME_PORT": str(free_port()),
-        "PYTHONPATH": f"{ROOT / 'plugins'}{os.pathsep}{ROOT / 'tests'}",
+        "PYTHONPATH": os.pathsep.join(str(p) for p in (ROOT / 'plugins', ROOT / 'tests', ROOT)),
     }
     log = (home / "driver.log").open("w")
     process = subprocess.Popen([sys.executable, str(ROOT / "tests/e2e/bad_input_driver.py")], env=env,

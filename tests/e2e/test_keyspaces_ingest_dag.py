@@ -31,7 +31,7 @@ def ingest(tmp_path_factory):
         "MLOPS_HOME": str(home),
         "MLOPS_BACKEND": "local",
         "MLOPS_RUNTIME_PORT": str(free_port()),
-        "PYTHONPATH": f"{ROOT / 'plugins'}{os.pathsep}{ROOT / 'tests'}",
+        "PYTHONPATH": os.pathsep.join(str(p) for p in (ROOT / 'plugins', ROOT / 'tests', ROOT)),
     }
     completed = subprocess.run([sys.executable, str(ROOT / "tests/e2e/keyspaces_driver.py")], env=env,
                                capture_output=True, text=True, timeout=900)

@@ -25,7 +25,7 @@ def runs(tmp_path_factory) -> dict:
     home = tmp_path_factory.mktemp("monitor-model-dag")
     env = {**{k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "MLOPS_"))},
            "MLOPS_HOME": str(home), "MLOPS_BACKEND": "local", "MLOPS_RUNTIME_PORT": str(free_port()),
-           "PYTHONPATH": f"{ROOT / 'plugins'}{os.pathsep}{ROOT / 'tests'}"}
+           "PYTHONPATH": os.pathsep.join(str(p) for p in (ROOT / 'plugins', ROOT / 'tests', ROOT))}
     done = subprocess.run([sys.executable, str(ROOT / "tests/e2e/monitor_driver.py")], env=env, timeout=900,
                           capture_output=True, text=True)
     assert done.returncode == 0, f"driver failed:\n{(done.stdout + done.stderr)[-4000:]}"

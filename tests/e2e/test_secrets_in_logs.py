@@ -55,7 +55,7 @@ def run(tmp_path_factory):
         "AIRFLOW_CONN_KEYSPACES_DEFAULT": json.dumps(keyspaces),
         "AIRFLOW_CONN_AWS_DEFAULT": json.dumps(aws),
         "SECRETS_PROBE_CONTROL": values["control"],
-        "PYTHONPATH": f"{ROOT / 'plugins'}{os.pathsep}{ROOT / 'tests'}",
+        "PYTHONPATH": os.pathsep.join(str(p) for p in (ROOT / 'plugins', ROOT / 'tests', ROOT)),
     }
     completed = subprocess.run([sys.executable, str(ROOT / "tests/e2e/secrets_driver.py")], env=env,
                                capture_output=True, text=True, timeout=600)

@@ -49,7 +49,7 @@ def run_with(env: dict[str, str], code: str, timeout: float = 300) -> str:
     """Run ``code`` in a fresh interpreter with the project's ``env`` (as the deployment sees it)."""
     full = {**{k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "MLOPS_"))}, **env,
             "AIRFLOW_HOME": env.get("AIRFLOW_HOME", str(Path(env["MLOPS_HOME"]) / "airflow-tools")),
-            "PYTHONPATH": os.pathsep.join([str(ROOT / "plugins"), str(ROOT / "tests")])}
+            "PYTHONPATH": os.pathsep.join([str(ROOT / "plugins"), str(ROOT / "tests"), str(ROOT)])}
     done = subprocess.run([sys.executable, "-c", code], env=full, capture_output=True, text=True, timeout=timeout)
     if done.returncode != 0:
         raise RuntimeError(f"helper process failed ({done.returncode}):\n{done.stderr[-3000:]}")

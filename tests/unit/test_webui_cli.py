@@ -30,3 +30,11 @@ def test_an_unknown_command_is_refused_naming_the_choices(nothing_starts, capsys
 @pytest.mark.parametrize(("argv", "ran"), [([], ["start"]), (["start"], ["start"]), (["stop"], ["stop"])])
 def test_the_commands_run_what_they_name(nothing_starts, argv, ran):
     assert webui.main(argv) == 0 and nothing_starts == ran
+
+
+def test_tools_is_this_projects_package_and_not_a_namespace_of_the_same_name():
+    from pathlib import Path
+
+    import tools
+
+    assert Path(tools.__file__).resolve() == Path(__file__).resolve().parents[2] / "tools" / "__init__.py"
