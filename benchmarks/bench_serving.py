@@ -194,7 +194,7 @@ def start_ours(home: Path, model_dir: Path, record_csv: str, handler: Path | Non
         hosting.stop_runtime()
         raise
     return Server("ours", endpoint.url, record_csv.encode(),
-                  {"Content-Type": "text/csv", "Accept": "text/csv"}, hosting.stop,
+                  {"Content-Type": "text/csv", "Accept": "text/csv"}, hosting.stop_runtime,
                   stats_url=f"{settings.runtime_url}/ping", pid=ping(settings)["pid"])
 
 
