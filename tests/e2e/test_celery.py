@@ -33,8 +33,7 @@ from testkit.chain import (
     CHURN_ROWS,
     RETAIL_ROWS,
     SCORING_ROWS,
-    golden_answer,
-    invoke,
+    assert_prod_answers_and_staging_is_gone,
     read_parquet,
     registry,
     run_the_demos_chain,
@@ -125,20 +124,7 @@ def test_the_policy_approved_the_registered_version_over_the_hitl_rest_api(chain
 
 
 def test_the_prod_endpoint_answers_over_http_and_staging_is_gone(chain):
-    from botocore.exceptions import ClientError
-
-    from mlops.backends.local.accounts import STAGE_ACCOUNTS
-
-    summary = chain["summary"]
-    label, probability = invoke(summary["prod"]["name"], summary["example_row"])
-    expected_label, expected_probability = golden_answer(summary)
-    assert label == expected_label
-    assert probability == pytest.approx(expected_probability, abs=1e-6)  # endpoint.test.tolerance
-    with pytest.raises(ClientError) as raised:  # asked in staging's own account, where it lived
-        invoke(summary["staging"]["name"], summary["example_row"], stage="staging")
-    assert raised.value.response["Error"]["Code"] == "ValidationError"
-    assert raised.value.response["Error"]["Message"] == (
-        f"Endpoint {summary['staging']['name']} of account {STAGE_ACCOUNTS['staging']} not found.")
+    assert_prod_answers_and_staging_is_gone(chain["summary"])
 
 
 def test_predictions_and_segments_have_their_rows(chain):

@@ -35,6 +35,7 @@ from testkit.chain import (
     CHURN_ROWS,
     RETAIL_ROWS,
     SCORING_ROWS,
+    assert_prod_answers_and_staging_is_gone,
     golden_answer,
     invoke,
     read_parquet,
@@ -112,20 +113,7 @@ def test_deploy_model_deployed_the_version_the_approval_announced(airflow, chain
 
 
 def test_the_prod_endpoint_answers_over_http_and_staging_is_gone(chain):
-    from botocore.exceptions import ClientError
-
-    from mlops.backends.local.accounts import STAGE_ACCOUNTS
-
-    summary = chain["summary"]
-    label, probability = invoke(summary["prod"]["name"], summary["example_row"])
-    expected_label, expected_probability = golden_answer(summary)
-    assert label == expected_label
-    assert probability == pytest.approx(expected_probability, abs=1e-6)  # endpoint.test.tolerance
-    with pytest.raises(ClientError) as raised:  # asked in staging's own account, where it lived
-        invoke(summary["staging"]["name"], summary["example_row"], stage="staging")
-    assert raised.value.response["Error"]["Code"] == "ValidationError"
-    assert raised.value.response["Error"]["Message"] == (
-        f"Endpoint {summary['staging']['name']} of account {STAGE_ACCOUNTS['staging']} not found.")
+    assert_prod_answers_and_staging_is_gone(chain["summary"])
 
 
 def test_stages_deployed_in_accounts_of_their_own_and_the_records_stayed_with_the_registry(chain):

@@ -86,3 +86,22 @@ def invoke(endpoint: str, row: str, stage: str = "prod") -> tuple[str, float]:
                                             Body=row.encode())["Body"].read().decode()
     label, probability = body.strip().split(",")
     return label, float(probability)
+
+
+def assert_prod_answers_and_staging_is_gone(summary: dict) -> None:
+    """The prod endpoint gives the registered golden answer over HTTP; staging, asked in its own
+    account where it lived, is "not found" (torn down after the deploy)."""
+    import pytest
+    from botocore.exceptions import ClientError
+
+    from mlops.backends.local.accounts import STAGE_ACCOUNTS
+
+    label, probability = invoke(summary["prod"]["name"], summary["example_row"])
+    expected_label, expected_probability = golden_answer(summary)
+    assert label == expected_label
+    assert probability == pytest.approx(expected_probability, abs=1e-6)  # endpoint.test.tolerance
+    with pytest.raises(ClientError) as raised:
+        invoke(summary["staging"]["name"], summary["example_row"], stage="staging")
+    assert raised.value.response["Error"]["Code"] == "ValidationError"
+    assert raised.value.response["Error"]["Message"] == (
+        f"Endpoint {summary['staging']['name']} of account {STAGE_ACCOUNTS['staging']} not found.")

@@ -151,19 +151,7 @@ def write_bytes_atomic(dest: ObjectStoragePath, data: bytes) -> None:
     if dest.protocol not in ("file", "local"):
         dest.write_bytes(data)
         return
-    import os
-
-    local = Path(dest.path)
-    handle, temp = tempfile.mkstemp(dir=local.parent, prefix=f".{local.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temp, local)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    _replace_local(Path(dest.path), data)
 
 
 def unpack_model(model_uri: str, dest_dir: Path, expected_sha256: str,
@@ -196,13 +184,19 @@ def write_text_atomic(path: Path, text: str) -> None:
 
     Writes a temp file beside ``path``, fsyncs it, then ``os.replace``s it into place.
     """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _replace_local(path, text.encode("utf-8"))
+
+
+def _replace_local(path: Path, data: bytes) -> None:
+    """``data`` into a temp file beside ``path``, fsynced, then ``os.replace``d into place; the temp
+    file is removed when anything fails (a full disk leaves nothing half-written visible)."""
     import os
 
-    path.parent.mkdir(parents=True, exist_ok=True)
     handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(text)
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
             out.flush()
             os.fsync(out.fileno())
         os.replace(temp, path)

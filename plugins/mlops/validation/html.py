@@ -3,39 +3,23 @@
 
 from __future__ import annotations
 
-from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mlops.core.templates import render
 from mlops.validation.values import format_values
 
 if TYPE_CHECKING:
-    import jinja2
-
     from mlops.validation.report import ValidationReport
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
-
-
-@cache
-def _environment() -> jinja2.Environment:
-    import jinja2
-
-    return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-    )
 
 
 def validation_html(report: ValidationReport) -> str:
     """A self-contained HTML page of a report: verdict, warnings and notes, one row per expectation."""
     rows = [_row(outcome) for outcome in report.results or report.failures]
     verdict = "passed" if report.success else "FAILED"
-    return _environment().get_template("report.html.j2").render(report=report, verdict=verdict, rows=rows)
+    return render(TEMPLATES_DIR, "report.html.j2", report=report, verdict=verdict, rows=rows)
 
 
 def _row(outcome: dict[str, Any]) -> dict[str, Any]:

@@ -46,10 +46,6 @@ def table_file(runtime_dir: Path) -> Path:
     return runtime_dir / "endpoints.json"
 
 
-def write_atomically(path: Path, text: str) -> None:
-    write_text_atomic(path, text)
-
-
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
@@ -266,7 +262,7 @@ class EndpointTable:
 
     def _save(self) -> None:
         payload = {"endpoints": {e.name: e.record() for e in self.all()}}
-        write_atomically(table_file(self.runtime_dir), json.dumps(payload, indent=2, sort_keys=True))
+        write_text_atomic(table_file(self.runtime_dir), json.dumps(payload, indent=2, sort_keys=True))
 
 
 # ---------------------------------------------------------------- files in runtime_dir

@@ -26,11 +26,11 @@ from mlops.backends.local.runtime.endpoints import (
     freeze_heap,
     log_file,
     pid_file,
-    write_atomically,
 )
 from mlops.core.entrypoints import inference_module
 from mlops.core.schema import NonNegativeFloat, PositiveInt, env_value
 from mlops.core.settings import PROJECT_ROOT, Settings, get_settings
+from mlops.core.storage import write_text_atomic
 
 HOST = "127.0.0.1"  # the default bind address (MLOPS_RUNTIME_HOST)
 PLUGINS_DIR = PROJECT_ROOT / "plugins"
@@ -84,7 +84,7 @@ def serve(settings: Settings) -> int:
                   settings.runtime_port, err)
         return 1
     # Written only once the port is ours, so a losing concurrent start leaves the file alone.
-    write_atomically(pid_file(runtime_dir), f"{os.getpid()}\n")
+    write_text_atomic(pid_file(runtime_dir), f"{os.getpid()}\n")
     try:
         table = EndpointTable(runtime_dir, inference_module())
         table.restore()
