@@ -211,6 +211,37 @@ def test_the_local_batch_transform_reads_and_writes_a_folder_on_s3(server, store
     assert json.loads(data_path("autopilot", "output", "_SUCCESS").read_text())["job_name"] == "score-1"
 
 
+def test_the_runtimes_capture_is_written_under_the_sagemaker_role_with_one_put_a_file(server, store,
+                                                                                      monkeypatch):
+    """The model runtime writes data capture with the SageMaker role's own credentials (``AWS_*``
+    variables), never Airflow's: one PUT per file, no bucket probe or creation, which that role
+    is refused as the Airflow role is."""
+    from mlops.backends.local.runtime.capture import CaptureSettings, CaptureWriter
+    from mlops.core.s3_filesystem import PrefixScopedS3FileSystem
+
+    runtime = server.add_user("sagemaker-capture", iam.render_for_store("sagemaker-execution-role.json",
+                                                                         BUCKET, PREFIX, ACCOUNT))
+    for key, value in server.environment(runtime).items():
+        monkeypatch.setenv(key, value)
+    PrefixScopedS3FileSystem.clear_instance_cache()  # an earlier filesystem holds other credentials
+    destination = f"s3://{BUCKET}/{store}/capture"
+    settings = CaptureSettings.from_config({"EnableCapture": True, "InitialSamplingPercentage": 100,
+                                            "DestinationS3Uri": destination,
+                                            "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}]})
+    since = len(server.requests)
+    writer = CaptureWriter(flush_interval=60)
+    for n in range(3):
+        writer.record(settings, "churn-prod", "AllTraffic", f"{n},2".encode(), "text/csv", b"0.1", "text/csv")
+    writer.stop()
+
+    sent = [r for r in server.requests[since:] if r.user == "sagemaker-capture"]
+    assert [(r.method, r.status) for r in sent] == [("PUT", 200)], sent
+    (key,) = server.keys(BUCKET, f"{store}/capture/churn-prod/AllTraffic/")
+    lines = server.client().get_object(Bucket=BUCKET, Key=key)["Body"].read().decode().splitlines()
+    assert [json.loads(line)["captureData"]["endpointInput"]["data"] for line in lines] == ["0,2", "1,2", "2,2"]
+    PrefixScopedS3FileSystem.clear_instance_cache()
+
+
 # --- the enforcement is real -----------------------------------------------------------------------
 
 def test_the_role_is_refused_outside_its_prefix(server, role, store):

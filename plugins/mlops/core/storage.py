@@ -2,7 +2,8 @@
 
 URIs are ``file://`` locally and ``s3://`` on AWS; both become ``ObjectStoragePath``s, so the
 same code reads and writes either. Processes that are no Airflow task (the model runtime) read
-artifacts with :func:`read_bytes_without_airflow` instead: fsspec directly, never importing Airflow.
+artifacts with :func:`read_bytes_without_airflow` and write with :func:`write_bytes_without_airflow`
+instead: fsspec directly, never importing Airflow.
 """
 
 from __future__ import annotations
@@ -73,6 +74,28 @@ def read_bytes_without_airflow(uri: str) -> bytes:
 
     with fsspec.open(uri, "rb") as handle:
         return handle.read()
+
+
+def write_bytes_without_airflow(uri: str, data: bytes) -> None:
+    """Write ``data`` whole at a ``file://`` or ``s3://`` URI; Airflow is not imported.
+
+    The writing twin of :func:`read_bytes_without_airflow`, with the same credentials: ``s3://``
+    is one PUT of the key through :class:`~mlops.core.s3_filesystem.PrefixScopedS3FileSystem`
+    (no bucket probe or creation, which a role scoped to the data prefix is refused); a local
+    file is written beside its name and renamed into place, its folders made first.
+    """
+    protocol, _, rest = uri.partition("://")
+    if protocol == "s3":
+        from mlops.core.s3_filesystem import PrefixScopedS3FileSystem
+
+        bucket, _, key = rest.partition("/")
+        PrefixScopedS3FileSystem().pipe_file(f"{bucket.rpartition('@')[2]}/{key}", data)
+        return
+    if protocol != "file":
+        raise ValueError(f"{uri}: only file:// and s3:// destinations can be written")
+    path = Path(rest)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _replace_local(path, data)
 
 
 def data_path(*parts: str) -> ObjectStoragePath:

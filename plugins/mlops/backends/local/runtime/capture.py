@@ -22,8 +22,9 @@ under ``JsonContentTypes``, else ``BASE64`` (the data base64-encoded), as SageMa
 Off the request's critical path: :meth:`CaptureWriter.record` only samples and appends to a
 bounded buffer (a record that finds it full is dropped and counted, never waited for); a
 background thread writes the buffer out every ``flush_interval`` seconds, one file per
-endpoint, variant and hour. Never imports Airflow: ``file://`` destinations are written as files
-(atomically: a reader never sees half a file), others through fsspec.
+endpoint, variant and hour. Never imports Airflow: files are written whole with
+:func:`~mlops.core.storage.write_bytes_without_airflow` (a reader never sees half a file; on S3,
+one PUT under the runtime's own role, with no bucket probe).
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import os
 import random
 import threading
 import time
@@ -39,8 +39,9 @@ import uuid
 from collections import deque
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
+
+from mlops.core.storage import write_bytes_without_airflow
 
 MAX_BUFFERED = 10_000  # records waiting to be written, at most (the rest are dropped and counted)
 FLUSH_INTERVAL_S = 1.0
@@ -129,19 +130,8 @@ def write_capture_file(prefix: str, lines: list[str], moment: datetime) -> str:
     """Write ``lines`` as a new ``.jsonl`` file under ``prefix``; return its URI."""
     moment = moment.astimezone(UTC)
     name = f"{moment:%M-%S}-{moment.microsecond // 1000:03d}-{uuid.uuid4()}.jsonl"
-    text = "".join(line + "\n" for line in lines)
     uri = f"{prefix}/{name}"
-    if uri.startswith("file://"):
-        path = Path(uri.removeprefix("file://"))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(f".{name}.partial")
-        partial.write_text(text, encoding="utf-8")
-        os.replace(partial, path)
-    else:
-        import fsspec
-
-        with fsspec.open(uri, "w", encoding="utf-8") as handle:
-            handle.write(text)
+    write_bytes_without_airflow(uri, "".join(line + "\n" for line in lines).encode("utf-8"))
     return uri
 
 
