@@ -122,9 +122,10 @@ def build_input(workdir: Path, rows: int) -> Path:
 
 # ---------------------------------------------------------------- the two sides (in fresh subprocesses)
 def run_ours(home: Path, input_path: Path, out_dir: Path, chunk_rows: int, n_jobs: int) -> dict:
+    from airflow.sdk import ObjectStoragePath  # noqa: F401 - imported already in the task process that runs it
+
     from mlops.backends.local.automl import FlamlAutoML
     from mlops.backends.local.transform import LocalBatchTransform
-    from mlops.core import storage  # noqa: F401 - imports Airflow's object storage, as a task process has
 
     transform = LocalBatchTransform(FlamlAutoML(home / "state" / "automl"), chunk_rows=chunk_rows, n_jobs=n_jobs)
     started = time.perf_counter()

@@ -81,6 +81,7 @@ if _HERE not in sys.path:
 from mlops_serving.columnar import (  # noqa: E402
     COLUMNAR_MIN_BYTES,
     columnar_frame,
+    columnar_input,
     csv_field,
     csv_lines,
     csv_response_fields,
@@ -119,7 +120,8 @@ __all__ = [
     "COLUMNAR_MIN_BYTES", "CSV", "JSON", "MAX_ROWS_PER_REQUEST", "RESPONSE_KEYS", "CompiledFeatures",
     "CompiledTrees", "EncodedRows", "ErrorResponse", "LoadedModel", "NotAcceptable", "RequestError",
     "UnsupportedContentType", "UnsupportedPipeline", "batch_input_fn", "coerce_numeric", "columnar_frame",
-    "compile_features", "compile_trees", "csv_field", "csv_lines", "csv_response_fields", "input_fn",
+    "columnar_input", "compile_features", "compile_trees", "csv_field", "csv_lines", "csv_response_fields",
+    "input_fn",
     "model_fn", "output_fn", "parse_csv_columnar", "parse_request", "plain_csv_columns", "predict_fn",
     "prediction_rows", "response_keys", "response_type", "write_response", "_csv_frame", "_csv_numbers",
     "_json_numbers", "_typed_frame",

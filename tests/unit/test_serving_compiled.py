@@ -124,6 +124,20 @@ def test_one_record_gets_the_pipelines_answer(model_dirs, name, record):
     assert_same_answer(answer(model, record + "\n"), answer(through_the_pipeline(model), record + "\n"))
 
 
+@pytest.mark.parametrize("rows", [1, 128, 129, 2000])
+def test_the_compiled_trees_and_the_estimator_agree_bit_for_bit_on_either_side_of_the_hand_over(model_dirs, rows):
+    """Up to ``MAX_ROWS`` rows the compiled trees walk, past it the estimator predicts: both
+    give the estimator's own numbers, so where one stops and the other starts changes no answer."""
+    model = inference.model_fn(str(model_dirs["boosted"]))
+    trees, estimator = model.compiled.predictor, model.estimator[-1]
+    matrix = model.compiled.encode([line.split(",") for line in
+                                    customers(rows, seed=5)[FEATURES].to_csv(header=False, index=False).splitlines()]).matrix
+
+    assert np.array_equal(trees.walked_proba(matrix), estimator.predict_proba(matrix))
+    assert np.array_equal(trees.predict_proba(matrix), estimator.predict_proba(matrix))
+    assert np.array_equal(trees.predict(matrix), estimator.predict(matrix))
+
+
 @pytest.mark.parametrize("name", list(MODELS))
 def test_the_training_rows_get_the_pipelines_answers(model_dirs, name):
     model = inference.model_fn(str(model_dirs[name]))

@@ -542,20 +542,29 @@ def test_a_regression_response_and_a_missing_probability_are_written_as_the_csv_
         csv_writer_response(inference, with_nan, ALL_KEYS)
 
 
-def test_a_large_csv_request_is_read_column_by_column_into_the_row_by_row_frame(schema_model_dir):
+def test_a_large_csv_request_is_read_column_by_column_into_the_row_by_row_input(schema_model_dir):
+    """Column by column, a large request becomes exactly what the row-by-row reading gives: the
+    compiled feature step's matrix (equal to the pipeline's own feature step), or the typed frame."""
     from mlops.core.entrypoints import inference_module
 
     inference = inference_module()
     model = inference.model_fn(str(schema_model_dir))
-    records = [f"{i % 70},{40 + i % 50}.25,{['basic', 'pro', 'Zürich'][i % 3]},{'ns'[i % 2]}" for i in range(2000)]
+    records = [f"{i % 70},{40 + i % 50}.25,{['basic', 'pro', 'Zürich', 'unseen'][i % 4]},{'ns'[i % 2]}"
+               for i in range(2000)]
     records[5] = "3,,basic,n"  # a missing number
     body = ("\r\n".join(records)).encode()
+    rows = [record.split(",") for record in records]
+    typed = inference._typed_frame(rows, model)
 
-    frame = inference.parse_request(body, "text/csv", model)
+    encoded = inference.parse_request(body, "text/csv", model)
 
-    assert inference.parse_csv_columnar(body, model) is not None  # the body is large and plain
-    expected = inference._typed_frame([record.split(",") for record in records], model)
-    pd.testing.assert_frame_equal(frame, expected)
+    assert model.compiled is not None, model.compile_note
+    assert isinstance(encoded, inference.EncodedRows)  # the body is large and plain: read by column
+    np.testing.assert_array_equal(encoded.matrix, model.compiled.encode(rows).matrix)
+    np.testing.assert_array_equal(encoded.matrix, model.estimator[:-1].transform(typed))
+    columns = inference.plain_csv_columns(body, 4, [0, 1, 2, 3])
+    frame = inference.columnar_frame(columns, model)  # a model whose feature step did not compile
+    pd.testing.assert_frame_equal(frame, typed)
     assert np.isnan(frame.loc[5, "charges"])
 
 

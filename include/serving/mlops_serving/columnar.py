@@ -21,6 +21,7 @@ import pandas as pd
 from mlops_serving.records import MAX_ROWS_PER_REQUEST, _cell, _csv_frame
 
 if TYPE_CHECKING:
+    from mlops_serving.compiled import EncodedRows
     from mlops_serving.records import LoadedModel
 
 COLUMNAR_MIN_BYTES = 16 * 1024  # below this, a request is parsed row by row (one record: the csv module is faster)
@@ -65,14 +66,37 @@ def plain_csv_columns(payload: bytes, n_fields: int, wanted: list[int]) -> list[
 _STR_DTYPE = pd.array(np.array(["a"], dtype=object), dtype="str").dtype
 
 
-def columnar_frame(columns: list[Any], model: LoadedModel) -> pd.DataFrame | None:
-    """The frame :func:`parse_request` gives for records whose feature fields are ``columns``
-    (pyarrow text columns, in ``feature_columns`` order); None when a field needs the row-by-row
-    conversion (a text pyarrow and Python read differently: ``nan``, ``1_0``, `` 1``...) or the records
-    are none or too many for one request."""
+def columnar_input(columns: list[Any], model: LoadedModel) -> pd.DataFrame | EncodedRows | None:
+    """The model's input for records whose feature fields are ``columns`` (pyarrow text columns, in
+    ``feature_columns`` order): what :func:`parse_request` gives for them, :class:`EncodedRows`
+    when the model's feature step compiled, else the typed frame. None when a field needs the
+    row-by-row conversion (a text pyarrow and Python read differently: ``nan``, ``1_0``, `` 1``...)
+    or the records are none or too many for one request."""
+    if not columns or not 0 < len(columns[0]) <= MAX_ROWS_PER_REQUEST:  # none or too many: the row path says so
+        return None
+    if model.compiled is not None:
+        return model.compiled.encode_columns(columns, _csv_number_column)
+    return columnar_frame(columns, model)
+
+
+def _csv_number_column(column: Any) -> np.ndarray | None:
+    """A text column's numbers as float64 (NaN for an empty field), or None when a field is one that
+    pyarrow and Python's ``float()`` may read differently."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
+    try:  # an empty field is a missing value; pyarrow's and Python's float parsing agree on the rest
+        numbers = pc.cast(pc.if_else(pc.equal(column, ""), pa.scalar(None, pa.string()), column), pa.float64())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    if pc.any(pc.is_nan(numbers)).as_py():  # "nan", "nan(1)", ...: Python's float() decides
+        return None
+    return numbers.to_numpy(zero_copy_only=False)
+
+
+def columnar_frame(columns: list[Any], model: LoadedModel) -> pd.DataFrame | None:
+    """The typed frame :func:`parse_request` gives for records whose feature fields are ``columns``
+    (see :func:`columnar_input`, which calls it for a model whose feature step did not compile)."""
     if not columns or not 0 < len(columns[0]) <= MAX_ROWS_PER_REQUEST:  # none or too many: the row path says so
         return None
     if model.categorical is None:  # types inferred per request: the row-by-row rule, on these records
@@ -86,22 +110,18 @@ def columnar_frame(columns: list[Any], model: LoadedModel) -> pd.DataFrame | Non
                 values = pd.array(np.asarray(column.to_numpy(zero_copy_only=False), dtype=object), dtype="str")
             data[name] = values
             continue
-        try:  # an empty field is a missing value; pyarrow's and Python's float parsing agree on the rest
-            numbers = pc.cast(pc.if_else(pc.equal(column, ""), pa.scalar(None, pa.string()), column), pa.float64())
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        if (numbers := _csv_number_column(column)) is None:
             return None
-        if pc.any(pc.is_nan(numbers)).as_py():  # "nan", "nan(1)", ...: Python's float() decides
-            return None
-        data[name] = numbers.to_numpy(zero_copy_only=False)
+        data[name] = numbers
     return pd.DataFrame(data, columns=model.feature_columns)
 
 
-def parse_csv_columnar(body: bytes | str, model: LoadedModel) -> pd.DataFrame | None:
+def parse_csv_columnar(body: bytes | str, model: LoadedModel) -> pd.DataFrame | EncodedRows | None:
     """:func:`parse_request` of a ``text/csv`` body read column by column; None when it is not plain."""
     payload = body.encode("utf-8") if isinstance(body, str) else body
     n_fields = len(model.feature_columns)
     columns = plain_csv_columns(payload, n_fields, list(range(n_fields)))
-    return None if columns is None else columnar_frame(columns, model)
+    return None if columns is None else columnar_input(columns, model)
 
 
 def csv_field(value: Any) -> str:

@@ -17,8 +17,9 @@ the returned bytes); decoding, CSV parsing, filtering, prediction and serialisat
 the workers, so the work scales with ``n_jobs``. A worker handles a plain mini-batch (UTF-8, no
 quote character, the same number of fields on every line) column by column
 (:func:`predict_columns`: pyarrow text columns for the fields the filters use, the handlers'
-columnar frame and CSV writer) and any other record by record (:func:`predict_lines`); both
-write the same bytes and refuse the same records. The workers are a
+columnar input (the compiled feature step's matrix, or the typed frame) and CSV writer) and any
+other record by record (:func:`predict_lines`); both write the same bytes and refuse the same
+records. The workers are a
 :class:`~mlops.backends.local.workers.WorkerPool`: fresh interpreters without Airflow's
 environment variables or the caller's ``__main__`` (they start cleanly inside an Airflow task),
 and a worker that dies fails the job with its exit code or signal and the end of its stderr.
@@ -221,7 +222,7 @@ def predict_columns(payload: bytes) -> tuple[int, bytes] | None:
     columns = inference.plain_csv_columns(payload, first.count(b",") + 1, wanted)
     if columns is None:
         return None
-    frame = inference.columnar_frame(columns[:len(plan.features)], model)
+    frame = inference.columnar_input(columns[:len(plan.features)], model)
     if frame is None:
         return None
     fields = inference.csv_response_fields(inference.predict_fn(frame, model), _WORKER["keys"])
