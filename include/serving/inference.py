@@ -96,6 +96,7 @@ from mlops_serving.compiled import (  # noqa: E402
     compile_features,
     compile_trees,
 )
+from mlops_serving.messages import name_list  # noqa: E402
 from mlops_serving.records import (  # noqa: E402
     CSV,
     JSON,
@@ -225,7 +226,7 @@ def parse_request(request_body: bytes | str, content_type: str, model: LoadedMod
         if all(isinstance(item, dict) for item in instances):
             missing = sorted(set(columns) - set().union(*(item.keys() for item in instances)))
             if missing:
-                raise RequestError(f"JSON instances lack feature columns: {', '.join(missing)}")
+                raise RequestError(f"JSON instances lack feature columns: {name_list(missing)}")
             frame = pd.DataFrame([[item.get(c) for c in columns] for item in instances], columns=columns)
         elif all(isinstance(item, list) and len(item) == len(columns) for item in instances):
             frame = pd.DataFrame(instances, columns=columns)

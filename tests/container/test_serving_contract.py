@@ -21,6 +21,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from mlops.backends.aws.serving_container import SERVING_PROGRAM, serving_archive
+from mlops.core.messages import name_list
 from mlops.core.storage import pack_model
 
 DRIVER = Path(__file__).with_name("serve_requests.py")
@@ -121,7 +122,7 @@ def test_a_record_with_the_wrong_field_count_is_a_400_naming_it(answers, feature
 
     assert refusal(answers["fields"]) == (
         400, "RequestError", f"text/csv record 1 has {len(columns) - 2} fields; expected {len(columns)} "
-                             f"({', '.join(columns)})")
+                             f"({name_list(columns)})")
     assert answers["fields"]["content_type"] == JSON
 
 

@@ -60,4 +60,4 @@ def test_a_bad_hyperparameter_fails_the_job_with_the_entry_points_message_as_its
     failure = (tmp_path / "opt" / "ml" / "output" / "failure").read_text()  # the job's FailureReason
     assert code != 0
     assert failure.startswith("ValueError: gradient_boosting (HistGradientBoostingClassifier) has no "
-                              "hyperparameter(s) max_depthh; valid: ")
+                              "hyperparameter(s) ['max_depthh']; valid: ")

@@ -127,9 +127,9 @@ def test_holdout_split_is_deterministic_disjoint_and_stratified(frame):
         ({"k": 1}, "at least 2 folds"),
         ({"k": 241}, "the frame has 240"),
         ({"k": 5, "strategy": "random"}, "not one of"),
-        ({"k": 5, "target": "churned"}, "'churned' not in the frame"),
+        ({"k": 5, "target": "churned"}, r"\['churned'\] not in the frame"),
         ({"k": 5, "strategy": "group"}, "needs group_column"),
-        ({"k": 5, "strategy": "group", "group_column": "account"}, "'account' not in the frame"),
+        ({"k": 5, "strategy": "group", "group_column": "account"}, r"\['account'\] not in the frame"),
         ({"k": 5, "strategy": "time"}, "needs time_column"),
     ],
 )
@@ -154,3 +154,11 @@ def test_manifest_sha256_names_the_exact_folds(frame):
     manifest = fold_manifest(frame, TARGET, k=5, seed=42)
     assert manifest_sha256(manifest) == manifest_sha256(json.loads(json.dumps(manifest)))
     assert manifest_sha256(manifest) != manifest_sha256(fold_manifest(frame, TARGET, k=5, seed=43))
+
+
+def test_a_frame_of_thousands_of_columns_gets_a_bounded_error():
+    frame = pd.DataFrame(np.zeros((4, 5_000)), columns=[f"c{i}" for i in range(5_000)])
+
+    with pytest.raises(ValueError, match=r"\['churned'\] not in the frame") as error:
+        fold_manifest(frame, "churned", 2, 0)
+    assert len(str(error.value)) < 500 and "4,995 more (5,000 in all)" in str(error.value)

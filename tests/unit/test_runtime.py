@@ -279,7 +279,7 @@ def test_malformed_csv_is_a_424_model_error_with_the_containers_400_and_the_endp
     assert model_error_of(error) == {
         "code": "ModelError", "http_status": 424, "original_status": 400,
         "original_message": {"error": "RequestError",
-                             "error-message": "text/csv record 1 has 2 fields; expected 3 (plan, tenure, charges)"}}
+                             "error-message": "text/csv record 1 has 2 fields; expected 3 (['plan', 'tenure', 'charges'])"}}
     assert error.response["Error"]["Message"].startswith('Received client error (400) from primary with message "{')
     assert error.response["LogStreamArn"] == "arn:aws:logs:us-east-1:000000000000:log-group:/aws/sagemaker/Endpoints/malformed"
     assert invoke_csv(client, "malformed") == answers_of(models["a"])

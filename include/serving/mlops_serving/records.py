@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from mlops_serving.messages import name_list
+
 if TYPE_CHECKING:
     from mlops_serving.compiled import CompiledFeatures
 
@@ -78,7 +80,7 @@ def _csv_records(text: str, columns: list[str]) -> list[list[str]]:
     if bad is not None:
         raise RequestError(
             f"text/csv record {bad + 1} has {len(rows[bad])} fields; expected {len(columns)} "
-            f"({', '.join(columns)})"
+            f"({name_list(columns)})"
         )
     if len(rows) > MAX_ROWS_PER_REQUEST:
         raise RequestError(f"{len(rows)} records in one request; the limit is {MAX_ROWS_PER_REQUEST}")

@@ -18,6 +18,8 @@ from sklearn.ensemble import (
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.metrics import get_scorer_names
 
+from .messages import name_list
+
 PROBLEM_TYPES = ("binary", "multiclass", "regression")
 CLASSIFICATION = ("binary", "multiclass")
 DEFAULT_OBJECTIVES = {
@@ -180,7 +182,7 @@ def check_hyperparameters(estimator: str, problem_type: str, names: Iterable[str
     unknown = sorted(set(names) - set(valid))
     if unknown:
         raise ValueError(
-            f"{estimator} ({cls.__name__}) has no hyperparameter(s) {', '.join(unknown)}; "
+            f"{estimator} ({cls.__name__}) has no hyperparameter(s) {name_list(unknown)}; "
             f"valid: {', '.join(sorted(valid))}"
         )
 

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from .config import DATA_FILE_SUFFIXES, TRAIN_ONLY_FOLD, _plain
+from .messages import name_list
 
 
 def read_training_frame(path: str | Path) -> pd.DataFrame:
@@ -52,8 +53,7 @@ def feature_frame(frame: pd.DataFrame, config: Mapping[str, Any]) -> pd.DataFram
     missing = [column for column in required if column not in frame.columns]
     if missing:
         raise ValueError(
-            f"training data lacks column(s) {', '.join(map(repr, missing))}; "
-            f"it has {', '.join(map(str, frame.columns))}"
+            f"training data lacks column(s) {name_list(missing)}; it has {name_list(frame.columns)}"
         )
     return frame[list(config["feature_columns"])]
 

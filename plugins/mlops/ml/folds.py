@@ -26,6 +26,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mlops.core.messages import name_list
+
 STRATEGIES = ("stratified", "kfold", "group", "time")
 TRAIN_ONLY = -1  # fold id of the rows a ``time`` manifest never tests on
 
@@ -210,6 +212,5 @@ def _require_columns(frame: pd.DataFrame, columns: list[str], where: str) -> Non
     missing = [column for column in columns if column not in frame.columns]
     if missing:
         raise ValueError(
-            f"{where}: column(s) {', '.join(map(repr, missing))} not in the frame "
-            f"(columns: {', '.join(map(str, frame.columns))})"
+            f"{where}: column(s) {name_list(missing)} not in the frame (columns: {name_list(frame.columns)})"
         )

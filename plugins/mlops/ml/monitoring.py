@@ -49,6 +49,8 @@ from typing import Any
 
 import numpy as np
 
+from mlops.core.messages import name_list
+
 STATISTIC = ("Kolmogorov-Smirnov distance at the baseline's bucket edges (numeric features), L-infinity "
              "distance between category frequencies (categorical features)")
 DEFAULT_MONITORING = {
@@ -107,7 +109,7 @@ def baseline_statistics(frame, feature_columns: list[str], categorical: list[str
     """
     missing = [c for c in feature_columns if c not in frame.columns]
     if missing:
-        raise MonitoringError(f"baseline: the training data lacks feature columns {missing}")
+        raise MonitoringError(f"baseline: the training data lacks feature columns {name_list(missing)}")
     features = []
     for name in feature_columns:
         series = frame[name]
