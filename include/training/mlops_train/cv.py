@@ -66,6 +66,11 @@ class FoldScorer:
             features = build_features(config["estimator"], config["feature_columns"], config["categorical"])
             X_train = features.fit_transform(self.X.iloc[train], self.y[train])
             X_test = features.transform(self.X.iloc[test])
+            if config["estimator"] == "gradient_boosting" and isinstance(X_test, np.ndarray):
+                # Boosted trees are walked one tree over every row at a time: column-major test
+                # rows score about twice as fast, with the same numbers (a linear model's sums
+                # could round differently, so only trees get it).
+                X_test = np.asfortranarray(X_test)
             self._prepared[position] = (X_train, self.y[train], X_test, self.y[test])
         return self._prepared[position]
 
