@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from mlops.backends.base import (
         AutoML,
         BatchTransform,
+        DataQualityMonitor,
         Hosting,
         Registry,
         StageAccess,
@@ -40,6 +41,7 @@ class Backend:
     region: str = ""
     stages: StageAccess | None = None
     stage_hosting: Callable[[StageTarget], Hosting | None] | None = None  # hosting in a stage's account
+    monitoring: DataQualityMonitor | None = None  # the prod endpoint's data-quality schedule
 
     def hosting_for(self, target: StageTarget | dict[str, Any] | None) -> Hosting:
         """The hosting port in ``target``'s account (a :class:`~mlops.backends.base.StageTarget`

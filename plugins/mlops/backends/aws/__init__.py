@@ -1,5 +1,5 @@
 """The AWS implementations of the ports: SageMaker training, tuning (HPO), Model Registry,
-endpoints, Autopilot (AutoML V2) and batch transform."""
+endpoints, Autopilot (AutoML V2), batch transform and Model Monitor data-quality schedules."""
 
 from __future__ import annotations
 
@@ -33,6 +33,7 @@ def build(settings: Settings) -> Backend:
     from mlops.backends.aws.accounts import SageMakerStageAccess
     from mlops.backends.aws.automl import AutopilotAutoML
     from mlops.backends.aws.hosting import SageMakerHosting
+    from mlops.backends.aws.model_monitor import SageMakerDataQualityMonitor
     from mlops.backends.aws.registry import SageMakerRegistry
     from mlops.backends.aws.training import SageMakerTrainer, SageMakerTuner
     from mlops.backends.aws.transform import SageMakerBatchTransform
@@ -53,4 +54,5 @@ def build(settings: Settings) -> Backend:
         region=settings.aws_region,
         stages=SageMakerStageAccess(settings),
         stage_hosting=stage_hosting(settings),
+        monitoring=SageMakerDataQualityMonitor(settings),
     )
