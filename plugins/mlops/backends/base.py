@@ -868,7 +868,3 @@ class DataQualityMonitor(abc.ABC):
 
         :raises MonitoringReportNotFound: no execution covering the window has completed.
         """
-
-    @abc.abstractmethod
-    def delete_schedule(self, endpoint_name: str) -> None:
-        """Delete the endpoint's schedule, its definition and its alarms; a missing one is fine."""

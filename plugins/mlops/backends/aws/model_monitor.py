@@ -220,8 +220,10 @@ class SageMakerDataQualityMonitor(AwsClients, DataQualityMonitor):
         from mlops.ml.monitoring import _utc, model_monitor_result
 
         since, until = _utc(check.since), _utc(check.until)
+        # epoch seconds: the same instant as a datetime, and a request that reads the same in a golden file
         answer = self.sagemaker.list_monitoring_executions(
-            MonitoringScheduleName=schedule.name, ScheduledTimeAfter=since, ScheduledTimeBefore=until + timedelta(hours=1),
+            MonitoringScheduleName=schedule.name, ScheduledTimeAfter=int(since.timestamp()),
+            ScheduledTimeBefore=int((until + timedelta(hours=1)).timestamp()),
             SortBy="ScheduledTime", SortOrder="Descending", MaxResults=24)
         executions = answer.get("MonitoringExecutionSummaries", [])
         done = [e for e in executions if e.get("MonitoringExecutionStatus") in DONE]
@@ -255,18 +257,6 @@ class SageMakerDataQualityMonitor(AwsClients, DataQualityMonitor):
                                "processing_job_arn": latest.get("ProcessingJobArn"), "by": "sagemaker-model-monitor",
                                "statistics_uri": statistics_uri, "violations_uri": violations_uri}
         return result
-
-    def delete_schedule(self, endpoint_name: str) -> None:
-        schedule = self.schedule_name(endpoint_name)
-        described = or_none(lambda: self.sagemaker.describe_monitoring_schedule(MonitoringScheduleName=schedule))
-        if described is not None:
-            or_none(lambda: self.sagemaker.delete_monitoring_schedule(MonitoringScheduleName=schedule))
-            definition = described.get("MonitoringScheduleConfig", {}).get("MonitoringJobDefinitionName")
-            if definition:
-                self._delete_definition(definition)
-        stale = self._alarms(endpoint_name)
-        if stale:
-            self.aws_client("cloudwatch").delete_alarms(AlarmNames=stale)
 
     # ------------------------------------------------------------ helpers
     def _delete_definition(self, name: str) -> None:

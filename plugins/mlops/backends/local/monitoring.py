@@ -101,9 +101,3 @@ class LocalDataQualityMonitor(DataQualityMonitor):
         result["execution"] = {"schedule": recorded.name, "job_definition_name": recorded.job_definition_name,
                                "status": "Completed", "window": result["window"], "by": "monitor_model"}
         return result
-
-    def delete_schedule(self, endpoint_name: str) -> None:
-        with _LOCK:
-            schedules = self._read()
-            if schedules.pop(endpoint_name, None) is not None:
-                self._write(schedules)
