@@ -198,3 +198,22 @@ def test_without_a_completed_execution_the_report_is_not_found_and_says_what_ran
         "ScheduledTimeBefore": int((T0 + timedelta(hours=2)).timestamp())})
     with pytest.raises(MonitoringReportNotFound, match=r"InProgress at .*07:00.*Failed at .*06:00.*no data"):
         monitor.report(schedule_of(monitor), check())
+
+
+def test_a_prod_endpoint_in_another_account_gets_its_schedule_there(settings):
+    """The schedule names the endpoint, so it is made in the endpoint's account, with the stage's
+    connection, region and execution role; a stage in the project's own account uses the backend's."""
+
+    from mlops.backends import aws
+    from mlops.backends.base import StageTarget
+
+    backend = aws.build(settings)
+    own = StageTarget("prod", "123456789012", REGION, registry_account="123456789012")
+    assert backend.monitoring_for(own) is backend.monitoring and backend.monitoring_for(None) is backend.monitoring
+    role = "arn:aws:iam::345678901234:role/mlops-prod-sagemaker"
+    other = StageTarget("prod", "345678901234", "eu-west-1", aws_conn_id="aws_prod", execution_role_arn=role,
+                        registry_account="123456789012")
+    monitor = backend.monitoring_for(other.to_dict())
+    assert (monitor.settings.aws_conn_id, monitor.settings.aws_region, monitor.settings.sagemaker_role_arn) == \
+        ("aws_prod", "eu-west-1", role)
+    assert analyzer_image("eu-west-1").startswith("468650794304.")

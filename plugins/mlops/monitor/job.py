@@ -88,14 +88,15 @@ def run_monitoring(use_case: str, endpoint_name: str, since: datetime, until: da
     config = load_pipeline(use_case)
     settings = monitoring_settings(config)
     backend = backend or get_backend()
-    if backend.monitoring is None:
-        raise BackendNotAvailable(f"the {backend.name} backend has no data-quality monitoring port")
     window = {"since": since.isoformat(), "until": until.isoformat()}
     summary: dict[str, Any] = {"use_case": use_case, "endpoint_name": endpoint_name, "window": window,
                                "on_drift": settings["on_drift"], "drift": False, "drifted_features": [],
                                "violations": 0, "rows": 0, "model_package_arn": None}
-    account = backend.stages.resolve(stage_target(config, "prod")).account_id
-    serving = serving_baseline(backend.registry, account, until)
+    target = backend.stages.resolve(stage_target(config, "prod"))
+    monitor = backend.monitoring_for(target)  # in prod's account, beside its endpoint
+    if monitor is None:
+        raise BackendNotAvailable(f"the {backend.name} backend has no data-quality monitoring port")
+    serving = serving_baseline(backend.registry, target.account_id, until)
     if serving is None:
         return {**summary, "status": "no_model", "reason": f"nothing served prod at {until.isoformat()}"}
     version, deployment = serving
@@ -105,8 +106,7 @@ def run_monitoring(use_case: str, endpoint_name: str, since: datetime, until: da
     if not statistics_uri or not constraints_uri:
         return {**summary, "status": "no_baseline",
                 "reason": f"{version.arn} was registered without a monitoring baseline"}
-    schedule = backend.monitoring.ensure_schedule(endpoint_name,
-                                                  MonitoringBaseline(version.arn, statistics_uri, constraints_uri))
+    schedule = monitor.ensure_schedule(endpoint_name, MonitoringBaseline(version.arn, statistics_uri, constraints_uri))
     summary["schedule"] = {"name": schedule.name, "job_definition_name": schedule.job_definition_name,
                            "change": schedule.change, "status": schedule.status, "alarms": len(schedule.alarm_names)}
     capture = data_capture_config(get_settings(), endpoint_name, config.section("endpoint")["prod"])
@@ -118,7 +118,7 @@ def run_monitoring(use_case: str, endpoint_name: str, since: datetime, until: da
         settings=settings, positive_label=config.schema.get("positive_label"),
         thresholds=approval.get("model") or {})
     try:
-        result = backend.monitoring.report(schedule, check)
+        result = monitor.report(schedule, check)
     except MonitoringReportNotFound as err:
         return {**summary, "status": "no_report", "reason": str(err)}
     result.update({"model_package_arn": version.arn, "endpoint_name": endpoint_name, "capture_prefix": prefix,

@@ -29,6 +29,25 @@ def stage_hosting(settings: Settings):
     return hosting
 
 
+def stage_monitoring(settings: Settings):
+    """``target -> SageMakerDataQualityMonitor`` in a stage's account (where its endpoint is, so
+    the schedule can name it), with the stage's connection, region and execution role; None for
+    the project's own (the backend's monitoring serves it)."""
+    from dataclasses import replace
+
+    from mlops.backends.aws.model_monitor import SageMakerDataQualityMonitor
+
+    def monitoring(target):
+        stage_settings = replace(settings, aws_conn_id=target.aws_conn_id or settings.aws_conn_id,
+                                 aws_region=target.region or settings.aws_region,
+                                 sagemaker_role_arn=target.execution_role_arn or settings.sagemaker_role_arn)
+        if stage_settings == settings:
+            return None
+        return SageMakerDataQualityMonitor(stage_settings)
+
+    return monitoring
+
+
 def build(settings: Settings) -> Backend:
     from mlops.backends.aws.accounts import SageMakerStageAccess
     from mlops.backends.aws.automl import AutopilotAutoML
@@ -55,4 +74,5 @@ def build(settings: Settings) -> Backend:
         stages=SageMakerStageAccess(settings),
         stage_hosting=stage_hosting(settings),
         monitoring=SageMakerDataQualityMonitor(settings),
+        stage_monitoring=stage_monitoring(settings),
     )
