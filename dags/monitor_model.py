@@ -35,7 +35,12 @@ USE_CASE = "churn"
 ### monitor_model
 Hourly (and on demand) check of the churn **prod** endpoint's traffic:
 
-1. **monitor**: reads the records the endpoint's data capture wrote in the window
+1. **monitor**: keeps the endpoint's data-quality schedule on the baseline of the version serving
+   prod (on AWS: SageMaker Model Monitor's job definition, hourly schedule and a CloudWatch alarm
+   per feature, replaced in place when prod's version changes; locally this run is the schedule),
+   then reads the schedule's report of the window: on AWS the newest completed execution's
+   `statistics.json` / `constraint_violations.json` (`no_report` until one has completed); locally
+   it reads the records the endpoint's data capture wrote in the window
    (`<capture destination>/<endpoint>/AllTraffic/yyyy/mm/dd/hh/`, SageMaker's layout on both
    backends; a scheduled run reads the hour since the previous one) and checks them against the
    baseline registered with the version that served prod (Model Monitor's `statistics.json` and

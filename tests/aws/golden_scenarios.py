@@ -141,7 +141,8 @@ class _MotoObject:
         return [key for key in _moto_s3().get_bucket(bucket).keys.keys() if key.startswith(prefix.rstrip("/") + "/")]
 
     def exists(self) -> bool:
-        return bool(self._keys())
+        bucket, _, key = self.uri.removeprefix("s3://").partition("/")
+        return key in _moto_s3().get_bucket(bucket).keys or bool(self._keys())
 
     def iterdir(self) -> list[_MotoObject]:
         bucket = self.uri.removeprefix("s3://").partition("/")[0]
@@ -153,6 +154,22 @@ class _MotoObject:
     def read_text(self) -> str:
         with self.open() as handle:
             return handle.read().decode()
+
+    # writes go straight into moto's S3 backend too (a report written through ObjectStoragePath)
+    def __truediv__(self, part: str) -> _MotoObject:
+        return _MotoObject(f"{self.uri.rstrip('/')}/{part}")
+
+    @property
+    def parent(self) -> _MotoObject:
+        return _MotoObject(self.uri.rstrip("/").rsplit("/", 1)[0])
+
+    def mkdir(self, parents: bool = False, exist_ok: bool = False) -> None:
+        return None  # S3 has no folders
+
+    def write_text(self, text: str, encoding: str = "utf-8") -> int:
+        bucket, _, key = self.uri.removeprefix("s3://").partition("/")
+        _moto_s3().put_object(bucket, key, text.encode(encoding))
+        return len(text)
 
 
 def _moto_s3():
@@ -1011,6 +1028,146 @@ def autopilot_batch_predict_killed(world: World) -> None:
                     {"TransformJobName": transform_names[1]})
 
 
+# ---------------------------------------------------------------- monitor_model
+def _serving_with_baseline(world: World, registry, n: int, deployed_at: datetime, frame_seed: int,
+                           features: list[str] | None = None):
+    """Set-up: version ``n`` registered with its monitoring baseline of ``features`` (default all
+    four) in S3, Approved, recorded as serving prod (SageMaker's endpoint name) since ``deployed_at``."""
+    from moto_fixtures import metadata, put_artifact
+
+    from mlops.backends.base import Deployment
+    from mlops.ml.monitoring import baseline_constraints, baseline_statistics
+    from testkit.monitoring import CATEGORICAL, FEATURES, churn_like_frame
+
+    statistics = baseline_statistics(churn_like_frame(2000, seed=frame_seed), features or FEATURES, CATEGORICAL)
+    base = f"mlops/training/churn/run-{n}/baseline"
+    links = {"baseline_statistics_uri": world.put(f"{base}/statistics.json", json.dumps(statistics)),
+             "baseline_constraints_uri": world.put(f"{base}/constraints.json",
+                                                   json.dumps(baseline_constraints(statistics)))}
+    uri, sha = put_artifact(world.s3, f"{GROUP}-{n}", f"model {GROUP} {n}".encode())
+    version = registry.register(GROUP, uri, sha, {"roc_auc": 0.9, "accuracy": 0.88}, {**metadata(n), **links})
+    registry.approve(version.arn, "policy", "policy: roc_auc >= 0.8", {"roc_auc": 0.9})
+    registry.record_deployment(Deployment(arn=version.arn, stage="prod", endpoint_name=f"mlops-{PROD_ENDPOINT}",
+                                          endpoint_config=f"prod-config-{n}", outcome="succeeded",
+                                          deployed_at=deployed_at.isoformat(), account="123456789012"))
+    return version, links
+
+
+def _execution_reports(world: World, monitor, scheduled: datetime) -> None:
+    """Set-up: what a data-quality execution scheduled at ``scheduled`` wrote (shifted traffic:
+    its statistics, and Model Monitor's violations on ``charges`` and ``plan``)."""
+    from mlops.ml.monitoring import baseline_statistics
+    from testkit.monitoring import CATEGORICAL, FEATURES, churn_like_frame
+
+    folder = (f"{monitor.output_uri()}/mlops-{PROD_ENDPOINT}/{monitor.schedule_name(PROD_ENDPOINT)}/"
+              f"{scheduled:%Y/%m/%d/%H}").removeprefix(f"s3://{BUCKET}/")
+    statistics = baseline_statistics(churn_like_frame(400, seed=9, shift=True), FEATURES, CATEGORICAL)
+    world.put(f"{folder}/statistics.json", json.dumps(statistics))
+    violations = [{"feature_name": name, "constraint_check_type": "baseline_drift_check",
+                   "description": f"Baseline drift distance: {distance} exceeds threshold: 0.1"}
+                  for name, distance in (("charges", 0.71), ("plan", 0.48))]
+    world.put(f"{folder}/constraint_violations.json", json.dumps({"violations": violations}))
+
+
+def _described_schedule(name: str, definition: str, status: str = "Scheduled") -> dict[str, Any]:
+    """A DescribeMonitoringSchedule answer (moto has no monitoring schedules: written here, its
+    shape checked by the Stubber against botocore's model)."""
+    return {"MonitoringScheduleArn": f"arn:aws:sagemaker:{REGION}:123456789012:monitoring-schedule/{name}",
+            "MonitoringScheduleName": name, "MonitoringScheduleStatus": status, "MonitoringType": "DataQuality",
+            "CreationTime": T0, "LastModifiedTime": T0,
+            "MonitoringScheduleConfig": {"ScheduleConfig": {"ScheduleExpression": "cron(0 * ? * * *)"},
+                                         "MonitoringJobDefinitionName": definition, "MonitoringType": "DataQuality"},
+            "EndpointName": f"mlops-{PROD_ENDPOINT}"}
+
+
+def _moto_definition_answer(world: World, request: dict[str, Any]) -> dict[str, Any]:
+    """moto's DescribeDataQualityJobDefinition answer for the definition ``request`` created
+    (set-up: replayed into moto, which implements job definitions)."""
+    world.sagemaker.create_data_quality_job_definition(**request)
+    return _without_metadata(world.sagemaker.describe_data_quality_job_definition(
+        JobDefinitionName=request["JobDefinitionName"]))
+
+
+def monitor_model(world: World) -> None:
+    """``monitor_model``'s ``monitor`` task, three hourly runs on the aws backend: the first creates
+    the Model Monitor definition, schedule and alarms (no execution has completed: ``no_report``);
+    the second changes nothing and reads the newest completed execution's reports (drift on
+    ``charges`` and ``plan``); after prod's version changed, the third creates the new baseline's
+    definition, points the schedule at it and deletes the old one.
+
+    What answers: the monitoring schedule and execution calls are the Stubber's (moto 5.2 has no
+    monitoring schedules: those answers replay this project's reading of the API reference, shape-
+    checked against botocore's model); the job definition's describe is moto's own answer to the
+    recorded create; CloudWatch alarms and S3 are moto's.
+    """
+    from mlops.backends.aws.model_monitor import SageMakerDataQualityMonitor
+
+    registry = _registry(world)
+    registry.ensure_group(GROUP)
+    first, _ = _serving_with_baseline(world, registry, 1, T0 - timedelta(days=7), frame_seed=1)
+    client, stubber = world.stubbed()
+    monitor = SageMakerDataQualityMonitor(world.settings, sagemaker_client=client, cloudwatch_client=world.cloudwatch)
+    world.backend = _backend(registry=registry, monitoring=monitor, **_one_account_stages(world))
+    monitor_task = dag_task("monitor_model", "monitor")
+    schedule = monitor.schedule_name(PROD_ENDPOINT)
+    arn = f"arn:aws:sagemaker:{REGION}:123456789012"
+
+    def run(start: datetime) -> dict[str, Any]:
+        context = world.context("monitor_model", params={"since": None, "until": None, "lookback_hours": 1},
+                                data_interval_start=start, data_interval_end=start + timedelta(hours=1))
+        context["run_id"] = f"scheduled__{start.isoformat()}"
+        with world.step():
+            return monitor_task(**context)
+
+    # 1. first run: nothing exists yet
+    stubber.add_client_error("describe_monitoring_schedule", "ResourceNotFound",
+                             f"Could not find monitoring schedule {schedule}")
+    stubber.add_client_error("describe_data_quality_job_definition", "ResourceNotFound",
+                             "Could not find job definition")
+    stubber.add_response("create_data_quality_job_definition", {"JobDefinitionArn": f"{arn}:data-quality-job-definition/x"})
+    stubber.add_response("create_monitoring_schedule", {"MonitoringScheduleArn": f"{arn}:monitoring-schedule/{schedule}"})
+    stubber.add_response("list_monitoring_executions", {"MonitoringExecutionSummaries": []})
+    created = run(T0)
+    assert (created["status"], created["schedule"]["change"]) == ("no_report", "created"), created
+    definition = created["schedule"]["job_definition_name"]
+    (request,) = [c.params for c in world.recorder.calls if c.operation == "CreateDataQualityJobDefinition"]
+    assert request["DataQualityBaselineConfig"]["StatisticsResource"]["S3Uri"] == \
+        first.metadata["baseline_statistics_uri"]
+
+    # 2. an hour later: the same baseline; the execution of T0 + 2 h has completed, with violations
+    scheduled = T0 + timedelta(hours=2)
+    _execution_reports(world, monitor, scheduled)
+    stubber.add_response("describe_monitoring_schedule", _described_schedule(schedule, definition))
+    stubber.add_response("describe_data_quality_job_definition", _moto_definition_answer(world, request))
+    stubber.add_response("list_monitoring_executions", {"MonitoringExecutionSummaries": [
+        {"MonitoringScheduleName": schedule, "ScheduledTime": scheduled + timedelta(hours=1), "CreationTime": T0,
+         "LastModifiedTime": T0, "MonitoringExecutionStatus": "InProgress", "EndpointName": f"mlops-{PROD_ENDPOINT}"},
+        {"MonitoringScheduleName": schedule, "ScheduledTime": scheduled, "CreationTime": T0, "LastModifiedTime": T0,
+         "MonitoringExecutionStatus": "CompletedWithViolations", "EndpointName": f"mlops-{PROD_ENDPOINT}",
+         "ProcessingJobArn": f"{arn}:processing-job/model-monitoring-202611210800-0a1b2c3d"}]})
+    same = run(T0 + timedelta(hours=1))
+    assert (same["schedule"]["change"], same["status"], same["drift"]) == ("unchanged", "violations", True), same
+    assert sorted(same["drifted_features"]) == ["charges", "plan"], same
+    assert same["execution"]["window"]["until"] == scheduled.isoformat()
+
+    # 3. prod's version changed (retrained without "calls"): a new baseline replaces the definition
+    # under the one schedule, and the alarm of the feature it no longer has goes
+    second, _ = _serving_with_baseline(world, registry, 2, T0 + timedelta(hours=2, minutes=30), frame_seed=2,
+                                       features=["plan", "tenure", "charges"])
+    stubber.add_response("describe_monitoring_schedule", _described_schedule(schedule, definition))
+    stubber.add_client_error("describe_data_quality_job_definition", "ResourceNotFound",
+                             "Could not find job definition")
+    stubber.add_response("create_data_quality_job_definition", {"JobDefinitionArn": f"{arn}:data-quality-job-definition/y"})
+    stubber.add_response("update_monitoring_schedule", {"MonitoringScheduleArn": f"{arn}:monitoring-schedule/{schedule}"})
+    stubber.add_response("delete_data_quality_job_definition", {})
+    stubber.add_response("list_monitoring_executions", {"MonitoringExecutionSummaries": []})
+    replaced = run(T0 + timedelta(hours=3))
+    assert replaced["schedule"]["change"] == "replaced" and replaced["model_package_arn"] == second.arn, replaced
+    assert replaced["schedule"]["job_definition_name"] != definition
+    alarms = world.cloudwatch.describe_alarms(AlarmNamePrefix=monitor.alarm_prefix(PROD_ENDPOINT))["MetricAlarms"]
+    assert [a["MetricName"] for a in alarms] == [f"feature_baseline_drift_{f}" for f in ("plan", "tenure", "charges")]
+
+
 def _transform_description(request: dict[str, Any], status: str) -> dict[str, Any]:
     """A ``DescribeTransformJob`` answer for the job ``request`` created."""
     described = {key: request[key] for key in ("TransformJobName", "ModelName", "TransformInput", "TransformOutput",
@@ -1032,6 +1189,7 @@ SCENARIOS: dict[str, Callable[..., None]] = {
     "autopilot_batch_predict--no-triggerer": autopilot_batch_predict_blocking,
     "train_model--killed": train_model_killed,
     "autopilot_batch_predict--killed": autopilot_batch_predict_killed,
+    "monitor_model": monitor_model,
 }
 NEEDS_TRAINING_DATA = {"train_model", "train_model--registry-approval", "train_model--killed"}
 

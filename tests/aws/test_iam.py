@@ -108,11 +108,20 @@ SAGEMAKER_RESOURCES = {
     "StopTrainingJob": ("training-job",), "StopHyperParameterTuningJob": ("hyper-parameter-tuning-job",),
     "StopAutoMLJob": ("automl-job",), "StopTransformJob": ("transform-job",),
     "ListTags": ("model", "endpoint-config", "endpoint"),  # any taggable resource; these are Clarify's
+    # monitor_model's Model Monitor data-quality schedule on the prod endpoint
+    "CreateDataQualityJobDefinition": ("data-quality-job-definition",),
+    "DescribeDataQualityJobDefinition": ("data-quality-job-definition",),
+    "DeleteDataQualityJobDefinition": ("data-quality-job-definition",),
+    "CreateMonitoringSchedule": ("monitoring-schedule",), "DescribeMonitoringSchedule": ("monitoring-schedule",),
+    "UpdateMonitoringSchedule": ("monitoring-schedule",),
+    "ListMonitoringExecutions": ("*",),
 }
-CLOUDWATCH_RESOURCES = {"PutMetricAlarm": "alarm", "DescribeAlarms": "alarm"}
+CLOUDWATCH_RESOURCES = {"PutMetricAlarm": "alarm", "DescribeAlarms": "alarm", "DeleteAlarms": "alarm"}
+MONITOR_MODULE = "plugins/mlops/backends/aws/model_monitor.py"  # its alarms are the data-quality schedule's
 # Actions allowed on Resource "*", and why (each such statement's Sid says so too).
 STAR_RESOURCE_ACTIONS = {
     "sagemaker:ListModelPackages": "ListModelPackages supports no resource-level permissions",
+    "sagemaker:ListMonitoringExecutions": "ListMonitoringExecutions supports no resource-level permissions",
     "ecr:GetAuthorizationToken": "GetAuthorizationToken supports no resource-level permissions",
     "cloudwatch:PutMetricData": "PutMetricData supports no resource-level permissions; a namespace condition scopes it",
 }
@@ -222,7 +231,18 @@ def names() -> dict[tuple[str, str | None], list[str]]:
         ("transform-job", None): attempt_names(transform, 2),
         ("model-package-group", None): [group],
         ("model-package", None): [f"{group}/1", f"{group}/12"],
+        ("data-quality-job-definition", None): [backend.monitoring.definition_name(PROD_ENDPOINT, monitor_baseline())],
+        ("monitoring-schedule", None): [backend.monitoring.schedule_name(PROD_ENDPOINT)],
     }
+
+
+def monitor_baseline():
+    """A registration baseline of the prod version (the data-quality definition's name digests it)."""
+    from mlops.backends.base import MonitoringBaseline
+
+    base = f"s3://{BUCKET}/{PREFIX}/training/churn/run/baseline"
+    return MonitoringBaseline(f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model-package/{NAME_PREFIX}-{GROUP}/1",
+                              f"{base}/statistics.json", f"{base}/constraints.json")
 
 
 def names_of(kind: str, path: str | None) -> list[str]:
@@ -239,7 +259,12 @@ def sagemaker_arn(kind: str, name: str, region: str = REGION, account: str = ACC
 
 
 @functools.cache
-def alarm_names() -> list[str]:
+def alarm_names(path: str | None = None) -> list[str]:
+    """The alarms the module ``path`` makes: the data-quality schedule's violation alarms (one per
+    feature of the churn baseline) for the Model Monitor port, the rollback alarms otherwise."""
+    if path == MONITOR_MODULE:
+        features = [*_pipelines()["churn"]["schema"]["categorical"], *_pipelines()["churn"]["schema"]["numeric"]]
+        return [f"{ports().monitoring.alarm_prefix(PROD_ENDPOINT)}{index:02d}" for index in range(len(features))]
     from mlops.deploy.endpoint_options import rollback_alarm_requests
 
     prod = _pipelines()["churn"]["endpoint"]["prod"]
@@ -402,7 +427,7 @@ def needs_of(call: Call) -> list[Need]:
         if call.operation not in CLOUDWATCH_RESOURCES:
             raise KeyError(f"CloudWatch operation {call.operation} ({call.why}) is not in CLOUDWATCH_RESOURCES")
         return [Need(f"cloudwatch:{call.operation}", f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{name}", (), why)
-                for name in alarm_names()]
+                for name in alarm_names(call.path)]
     if call.service in ("sagemaker", "sagemaker-runtime"):
         if call.operation not in SAGEMAKER_RESOURCES:
             raise KeyError(f"SageMaker operation {call.operation} ({call.why}) is not in SAGEMAKER_RESOURCES")
@@ -455,24 +480,30 @@ def airflow_needs() -> tuple[Need, ...]:
 @functools.cache
 def sagemaker_role_needs() -> tuple[Need, ...]:
     """What SageMaker does with the execution role for the jobs and endpoints the code creates."""
+    from mlops.backends.aws.model_monitor import DATA_METRICS_NAMESPACE, analyzer_image
     from mlops.backends.aws.sklearn_image import sklearn_image_uri
     from mlops.deploy.endpoint_options import data_capture_config
 
     capture = data_capture_config(settings(), PROD_ENDPOINT, _pipelines()["churn"]["endpoint"]["prod"])
     capture_key = capture["DestinationS3Uri"].removeprefix(f"s3://{BUCKET}/") + "/AllTraffic/2024/05/01/00/x.jsonl"
     image = sklearn_image_uri(REGION, "inference")
+    analyzer = analyzer_image(REGION)
+    report_key = (f"{PREFIX}/monitoring/model-monitor/{ports().hosting.name(PROD_ENDPOINT)}/"
+                  f"{ports().monitoring.schedule_name(PROD_ENDPOINT)}/2024/05/01/00/constraint_violations.json")
     registry_account, repository = image.split(".")[0], image.split("/", 1)[1].split(":")[0]
-    reads = [f"{PREFIX}/code/0123abcd/sourcedir.tar.gz", f"{PREFIX}/training/churn/run/train.parquet",
+    reads = [capture_key, f"{PREFIX}/training/churn/run/baseline/statistics.json",  # Model Monitor's job
+             f"{PREFIX}/code/0123abcd/sourcedir.tar.gz", f"{PREFIX}/training/churn/run/train.parquet",
              f"{PREFIX}/training/churn/run/model.tar.gz", f"{PREFIX}/autopilot/churn/run/transform/input.csv"]
     writes = [f"{PREFIX}/training/churn/run/output/model.tar.gz", f"{PREFIX}/training/churn/run/checkpoints/x",
               f"{PREFIX}/autopilot/churn/run/automl/output.json", f"{PREFIX}/autopilot/churn/run/transform/output/x.out",
-              capture_key]
+              capture_key, report_key]
     repositories = [(registry_account, repository, "scikit-learn training and serving image"),
                     ("683313688378", "sagemaker-sklearn-automl", "Autopilot feature transformers"),
                     ("683313688378", "sagemaker-xgboost", "Autopilot HYPERPARAMETER_TUNING candidates"),
                     ("763104351884", "autogluon-training", "Autopilot ENSEMBLING candidates' training jobs"),
                     ("763104351884", "autogluon-inference", "Autopilot ENSEMBLING candidates"),
-                    ("205585389593", "sagemaker-clarify-processing", "Autopilot explainability (SageMaker Clarify)")]
+                    ("205585389593", "sagemaker-clarify-processing", "Autopilot explainability (SageMaker Clarify)"),
+                    (analyzer.split(".")[0], analyzer.split("/", 1)[1], "Model Monitor's data-quality analyzer")]
     log_groups = ["/aws/sagemaker/TrainingJobs", "/aws/sagemaker/TransformJobs", "/aws/sagemaker/ProcessingJobs",
                   f"/aws/sagemaker/Endpoints/{ports().hosting.name(PROD_ENDPOINT)}"]
     found = [Need("s3:GetObject", object_arn(key), (), "job inputs, code, model artifacts") for key in reads]
@@ -487,7 +518,7 @@ def sagemaker_role_needs() -> tuple[Need, ...]:
               for group in log_groups
               for action in ("logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams")]
     found += [Need("cloudwatch:PutMetricData", "*", (("cloudwatch:namespace", namespace),), "job and endpoint metrics")
-              for namespace in ("/aws/sagemaker/TrainingJobs", "/aws/sagemaker/Endpoints")]
+              for namespace in ("/aws/sagemaker/TrainingJobs", "/aws/sagemaker/Endpoints", DATA_METRICS_NAMESPACE)]
     found += [Need("iam:PassRole", f"arn:aws:iam::{ACCOUNT}:role/{ROLE_NAME}", (("iam:PassedToService", ROLE_SERVICE),),
                    "Autopilot passes this role to the jobs it launches and Clarify to its temporary model")]
     found += [Need(action, sagemaker_arn(kind, CLARIFY_TEMPORARY), (), "Autopilot explainability's temporary endpoint",

@@ -222,3 +222,97 @@ def test_model_monitor_requests_are_valid_for_the_sagemaker_and_cloudwatch_apis(
         data_quality_job_definition_request("n", "e", "s3://b/s", "s3://b/c", "s3://b/o", "r", "xx-north-9")
     with pytest.raises(ValueError, match="statistics URI must be s3://"):
         data_quality_job_definition_request("n", "e", "file:///s", "s3://b/c", "s3://b/o", "r", "us-east-1")
+
+
+def test_monitoring_settings_are_the_validated_specs_and_an_unknown_key_is_named():
+    from mlops.core.config import load_pipeline
+
+    config = load_pipeline("churn")
+    assert monitoring_settings(config) == config.spec.monitoring.model_dump()
+    assert monitoring_settings(None)["drift"]["alpha"] == 0.01 and monitoring_settings(None)["on_drift"] == "retrain"
+
+    class Config:
+        raw = {"monitoring": {"drift": {"treshold": 0.2}}}
+
+    with pytest.raises(MonitoringError, match=r"monitoring\.drift: unknown key\(s\) .*treshold"):
+        monitoring_settings(Config())
+
+
+# ---------------------------------------------------------------- Model Monitor's reports, one result format
+def test_a_model_monitor_execution_reads_into_the_local_result_format(tmp_path, baseline):
+    """The same shifted traffic, checked locally and summarised by Model Monitor (its statistics
+    and its violations): the same verdict, fields and features; the distances agree closely."""
+    from mlops.ml.monitoring import model_monitor_result
+
+    statistics, _ = baseline
+    shifted = churn_like_frame(1500, seed=4, shift=True)
+    local = check(capture(tmp_path, shifted), baseline, 1500)
+    execution = baseline_statistics(shifted, FEATURES, CATEGORICAL)  # what the execution's statistics.json holds
+    violations = {"violations": [{"feature_name": name, "constraint_check_type": "baseline_drift_check",
+                                  "description": "Baseline drift distance exceeds threshold: 0.1"}
+                                 for name in local["drifted_features"]]}
+    aws = model_monitor_result(statistics, execution, violations)
+    assert set(aws) >= set(local) - {"window"}
+    assert (aws["status"], aws["drift"], aws["rows"]) == ("violations", True, 1500)
+    assert aws["drifted_features"] == local["drifted_features"] == ["plan", "charges"]
+    distances = {f["name"]: f["distance"] for f in local["features"]}
+    for feature in aws["features"]:
+        assert feature["distance"] == pytest.approx(distances[feature["name"]], abs=0.05), feature["name"]
+    assert "Kolmogorov-Smirnov" in monitoring_report_html("churn", {**aws, "window": {}})
+
+
+def test_a_quiet_or_small_model_monitor_execution_is_no_drift(baseline):
+    from mlops.ml.monitoring import model_monitor_result
+
+    statistics, _ = baseline
+    quiet = model_monitor_result(statistics, baseline_statistics(churn_like_frame(800, seed=8), FEATURES, CATEGORICAL),
+                                 {"violations": []})
+    assert (quiet["status"], quiet["drift"], quiet["violations"]) == ("ok", False, [])
+    assert max(f["distance"] for f in quiet["features"]) < 0.1
+    small = model_monitor_result(statistics, baseline_statistics(churn_like_frame(20, seed=8, shift=True), FEATURES,
+                                                                 CATEGORICAL),
+                                 {"violations": [{"feature_name": "plan", "constraint_check_type": "baseline_drift_check",
+                                                  "description": "x"}]})
+    assert (small["status"], small["drift"]) == ("insufficient_data", False)
+    with pytest.raises(MonitoringError, match="not Model Monitor's"):
+        model_monitor_result(statistics, {"features": []}, {"violations": []})
+
+
+# ---------------------------------------------------------------- the local schedule: monitor_model's own check
+def test_the_local_schedule_records_one_baseline_per_endpoint_and_a_new_one_replaces_it(tmp_path):
+    from mlops.backends.base import MonitoringBaseline
+    from mlops.backends.local.monitoring import LocalDataQualityMonitor
+
+    monitor = LocalDataQualityMonitor(tmp_path)
+    one = MonitoringBaseline("v1", "file:///b/1/statistics.json", "file:///b/1/constraints.json")
+    two = MonitoringBaseline("v2", "file:///b/2/statistics.json", "file:///b/2/constraints.json")
+    created = monitor.ensure_schedule("churn-prod", one)
+    again = monitor.ensure_schedule("churn-prod", one)
+    assert (created.change, again.change) == ("created", "unchanged")
+    assert again.job_definition_name == created.job_definition_name and again.baseline["model_package_arn"] == "v1"
+    replaced = LocalDataQualityMonitor(tmp_path).ensure_schedule("churn-prod", two)  # another process: the same record
+    assert replaced.change == "replaced" and replaced.job_definition_name != created.job_definition_name
+    assert monitor.schedule("churn-prod").baseline["model_package_arn"] == "v2"
+    assert list(json.loads((tmp_path / "monitoring" / "schedules.json").read_text())) == ["churn-prod"]
+
+
+def test_the_local_schedule_checks_the_capture_against_its_recorded_baseline(tmp_path, baseline):
+    from mlops.backends.base import MonitoringBaseline, MonitoringCheck, MonitoringScheduleError
+    from mlops.backends.local.monitoring import LocalDataQualityMonitor
+    from mlops.core.storage import write_json
+
+    statistics, constraints = baseline
+    recorded = MonitoringBaseline("v1", write_json((tmp_path / "b" / "statistics.json").as_uri(), statistics),
+                                  write_json((tmp_path / "b" / "constraints.json").as_uri(), constraints))
+    monitor = LocalDataQualityMonitor(tmp_path / "state")
+    schedule = monitor.ensure_schedule("churn-prod", recorded)
+    prefix = capture(tmp_path / "capture", churn_like_frame(600, seed=3, shift=True))
+    window = MonitoringCheck(since=START.isoformat(), until=(START + timedelta(seconds=600)).isoformat(),
+                             capture_prefix=prefix, ground_truth_prefix=(tmp_path / "truth").as_uri(),
+                             settings=monitoring_settings(None))
+    result = monitor.report(schedule, window)
+    assert result["rows"] == 600 and result["drift"] and "charges" in result["drifted_features"]
+    assert result["execution"]["job_definition_name"] == schedule.job_definition_name
+    monitor.ensure_schedule("churn-prod", MonitoringBaseline("v2", "file:///x/s.json", "file:///x/c.json"))
+    with pytest.raises(MonitoringScheduleError, match="checks against churn-prod-dq-"):
+        monitor.report(schedule, window)  # the schedule was replaced: the old one is no longer what runs

@@ -56,11 +56,14 @@ def test_training_traffic_is_no_drift_and_shifted_traffic_is_drift_that_starts_r
     assert 0 < calm["rows"] < REQUESTS * ROWS_PER_REQUEST and calm["rows"] % ROWS_PER_REQUEST == 0
     assert (calm["status"], calm["drift"], calm["violations"]) == ("ok", False, 0)
     assert calm["model_package_arn"] == prod.version.arn
+    # the first run puts the endpoint's schedule on the serving version's baseline; this run is its execution
+    assert calm["schedule"]["change"] == "created" and calm["execution"]["by"] == "monitor_model"
 
     since, until = serve(prod, shift=True, seed=6)
     shifted = run_monitoring("churn", PROD_ENDPOINT, since, until, (tmp_path / "shifted").as_uri(), prod.backend)
     assert shifted["drift"] and shifted["status"] == "violations"
     assert sorted(shifted["drifted_features"]) == ["charges", "plan"]
+    assert shifted["schedule"] == {**calm["schedule"], "change": "unchanged"}  # the same baseline: nothing new
     assert (tmp_path / "shifted" / "report.html").is_file()
     assert (tmp_path / "shifted" / "constraint_violations.json").is_file()
 

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from mlops.backends.base import (
         AutoML,
         BatchTransform,
+        DataQualityMonitor,
         Hosting,
         Registry,
         StageAccess,
@@ -40,6 +41,8 @@ class Backend:
     region: str = ""
     stages: StageAccess | None = None
     stage_hosting: Callable[[StageTarget], Hosting | None] | None = None  # hosting in a stage's account
+    monitoring: DataQualityMonitor | None = None  # the prod endpoint's data-quality schedule
+    stage_monitoring: Callable[[StageTarget], DataQualityMonitor | None] | None = None  # in a stage's account
 
     def hosting_for(self, target: StageTarget | dict[str, Any] | None) -> Hosting:
         """The hosting port in ``target``'s account (a :class:`~mlops.backends.base.StageTarget`
@@ -51,6 +54,16 @@ class Backend:
             return self.hosting
         target = target if isinstance(target, StageTarget) else StageTarget.from_dict(target)
         return self.stage_hosting(target) or self.hosting
+
+    def monitoring_for(self, target: StageTarget | dict[str, Any] | None) -> DataQualityMonitor | None:
+        """The data-quality monitoring port in ``target``'s account (the account of the endpoint it
+        monitors); :attr:`monitoring` as for :meth:`hosting_for`."""
+        from mlops.backends.base import StageTarget
+
+        if not target or self.stage_monitoring is None:
+            return self.monitoring
+        target = target if isinstance(target, StageTarget) else StageTarget.from_dict(target)
+        return self.stage_monitoring(target) or self.monitoring
 
     def resource_url(self, kind: str, name: str, local_uri: str | None = None) -> str | None:
         """Where a person looks at a resource: the SageMaker console on AWS, else ``local_uri``."""

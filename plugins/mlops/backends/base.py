@@ -763,3 +763,108 @@ class BatchTransform(LongRunningPort, abc.ABC):
         handle = self.submit(job_name, model_name, input_uri, output_uri, content_type, input_filter,
                              join_source, output_filter)
         return TransformResult.from_dict(self.collect(self.wait(handle)))
+
+
+# ---------------------------------------------------------------- data-quality monitoring
+class MonitoringScheduleError(RuntimeError):
+    """The data-quality schedule of an endpoint could not be made or replaced; the message names
+    the schedule, the endpoint and the service's reason."""
+
+
+class MonitoringReportNotFound(LookupError):
+    """No monitoring execution completed for the window yet (the schedule's first hour, or its
+    executions failed); the message names the schedule, the window and what was found instead."""
+
+
+@dataclass(frozen=True)
+class MonitoringBaseline(Serializable):
+    """What a data-quality check compares against: the registration baseline of the version
+    serving the endpoint (Model Monitor's ``statistics.json`` and ``constraints.json``).
+
+    :param model_package_arn: the version serving the endpoint.
+    :param statistics_uri: its baseline ``statistics.json``.
+    :param constraints_uri: its baseline ``constraints.json``.
+    """
+
+    model_package_arn: str
+    statistics_uri: str
+    constraints_uri: str
+
+
+@dataclass(frozen=True)
+class MonitoringCheck(Serializable):
+    """One window of a monitoring run (what :meth:`DataQualityMonitor.report` checks or reads).
+
+    :param since: start of the window (ISO-8601, UTC).
+    :param until: end of the window, exclusive.
+    :param capture_prefix: ``<DestinationS3Uri>/<endpoint>/AllTraffic`` of the endpoint's capture.
+    :param ground_truth_prefix: where labels for the endpoint's inference ids land
+        (``.../monitoring/ground-truth/<endpoint>``).
+    :param settings: :func:`mlops.ml.monitoring.monitoring_settings` of the pipeline.
+    :param positive_label: the positive class, for model quality against ground truth.
+    :param thresholds: ``approval.model`` (``min_holdout_<metric>``), for model quality.
+    """
+
+    since: str
+    until: str
+    capture_prefix: str
+    ground_truth_prefix: str
+    settings: dict[str, Any]
+    positive_label: str | None = None
+    thresholds: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class MonitoringSchedule(Serializable):
+    """An endpoint's data-quality schedule as :meth:`DataQualityMonitor.ensure_schedule` left it.
+
+    :param name: the schedule (SageMaker's ``MonitoringScheduleName``; locally the logical name).
+    :param job_definition_name: the data-quality job definition it runs (one per baseline).
+    :param endpoint_name: the endpoint whose capture it checks.
+    :param baseline: the :class:`MonitoringBaseline` (dict) the definition compares against.
+    :param change: ``created``, ``unchanged`` or ``replaced`` (another baseline was in place).
+    :param status: the schedule's status (``Scheduled``, ``Pending`` ...).
+    :param alarm_names: CloudWatch alarms on its violation metrics (none locally).
+    :param output_uri: where its executions write their reports.
+    :param cron: its schedule expression (hourly).
+    """
+
+    name: str
+    job_definition_name: str
+    endpoint_name: str
+    baseline: dict[str, Any]
+    change: str
+    status: str
+    alarm_names: list[str] = field(default_factory=list)
+    output_uri: str = ""
+    cron: str = ""
+
+
+class DataQualityMonitor(abc.ABC):
+    """The prod endpoint's data-quality monitoring: a schedule on the registration baseline, and
+    its reports in one result format (:meth:`mlops.ml.monitoring.MonitoringAccumulator.result`).
+
+    On AWS the schedule is SageMaker Model Monitor's (a data-quality job definition, an hourly
+    monitoring schedule, CloudWatch alarms on its drift metrics) and :meth:`report` reads its
+    newest completed execution. Locally, ``monitor_model``'s hourly run is the schedule: the
+    schedule is a record of the baseline it checks against, and :meth:`report` runs the check.
+    """
+
+    @abc.abstractmethod
+    def ensure_schedule(self, endpoint_name: str, baseline: MonitoringBaseline) -> MonitoringSchedule:
+        """Make the endpoint's schedule check against ``baseline``; idempotent (describe before
+        create; the same baseline changes nothing; another one replaces the definition in place,
+        leaving one schedule and one definition).
+
+        :raises MonitoringScheduleError: the service refused the schedule or its definition.
+        :raises ValueError: a baseline that is not where the service can read it.
+        """
+
+    @abc.abstractmethod
+    def report(self, schedule: MonitoringSchedule, check: MonitoringCheck) -> dict[str, Any]:
+        """The result of the window ``check`` names, in the one result format (``status``,
+        ``drift``, ``violations``, ``features``, ``rows`` ...), with ``execution`` saying which
+        run produced it.
+
+        :raises MonitoringReportNotFound: no execution covering the window has completed.
+        """

@@ -53,13 +53,6 @@ from mlops.core.messages import name_list
 
 STATISTIC = ("Kolmogorov-Smirnov distance at the baseline's bucket edges (numeric features), L-infinity "
              "distance between category frequencies (categorical features)")
-DEFAULT_MONITORING = {
-    "drift": {"threshold": 0.1, "threshold_per_column": {}, "alpha": 0.01, "bins": 10, "min_rows": 100},
-    "on_drift": "retrain",  # off | retrain | notify
-    "max_categories": 1000,
-    "chunk_rows": 50_000,
-}
-ON_DRIFT = ("off", "retrain", "notify")
 KS_C = {0.1: 1.224, 0.05: 1.358, 0.025: 1.48, 0.01: 1.628, 0.005: 1.731, 0.001: 1.949}
 OTHER = "__other__"  # categories beyond max_categories
 VARIANT = "AllTraffic"
@@ -70,19 +63,27 @@ class MonitoringError(ValueError):
 
 
 def monitoring_settings(config) -> dict[str, Any]:
-    """``monitoring`` of the pipeline config over :data:`DEFAULT_MONITORING`, checked."""
-    raw = dict(getattr(config, "raw", {}).get("monitoring") or {}) if config is not None else {}
-    drift = {**DEFAULT_MONITORING["drift"], **(raw.pop("drift", None) or {})}
-    settings = {**DEFAULT_MONITORING, **raw, "drift": drift}
-    if settings["on_drift"] not in ON_DRIFT:
-        raise MonitoringError(f"monitoring.on_drift={settings['on_drift']!r} is not one of {', '.join(ON_DRIFT)}")
-    if not 0 < float(drift["threshold"]) <= 1:
-        raise MonitoringError(f"monitoring.drift.threshold={drift['threshold']} is not in (0, 1]")
-    if drift["alpha"] not in KS_C:
-        raise MonitoringError(f"monitoring.drift.alpha={drift['alpha']} is not one of {sorted(KS_C)}")
-    if int(drift["bins"]) < 2:
-        raise MonitoringError(f"monitoring.drift.bins={drift['bins']} must be at least 2")
-    return settings
+    """``monitoring`` of the pipeline config, as :class:`~mlops.core.config_schema.Monitoring`
+    checked it (its defaults filled in), as a plain dict.
+
+    ``config`` is a :class:`~mlops.core.config.PipelineConfig` (its checked ``spec`` is used),
+    anything with a ``raw`` mapping (checked here), or None (the defaults).
+
+    :raises MonitoringError: naming the bad key and value (``monitoring.drift.alpha=0.2 ...``).
+    """
+    from pydantic import ValidationError
+
+    from mlops.core.config_schema import Monitoring
+    from mlops.core.schema import describe
+
+    spec = getattr(config, "spec", None)
+    if spec is not None:
+        return (spec.monitoring or Monitoring()).model_dump()
+    raw = (getattr(config, "raw", None) or {}).get("monitoring") if config is not None else None
+    try:
+        return Monitoring.model_validate(raw or {}).model_dump()
+    except ValidationError as err:
+        raise MonitoringError(describe(err, root="monitoring")) from None
 
 
 # ---------------------------------------------------------------- baseline
@@ -579,6 +580,78 @@ def monitor_capture(statistics: dict[str, Any], constraints: dict[str, Any], fil
                                    f"{quality['metrics']['labelled_rows']} labelled rows is below the approval "
                                    f"threshold {miss['threshold']}"})
     return result
+
+
+# ---------------------------------------------------------------- Model Monitor's own reports
+def _capture_buckets(feature: dict[str, Any], edges: np.ndarray) -> np.ndarray:
+    """An execution's numeric feature (its KLL ``buckets``) counted in the baseline's buckets
+    ``edges``: each execution bucket's count is spread evenly over its range (values below the
+    first edge fall in the first bucket, above the last in the last, as the local check clips)."""
+    buckets = feature["numerical_statistics"]["distribution"]["kll"]["buckets"]
+
+    def below(edge: float) -> float:
+        mass = 0.0
+        for bucket in buckets:
+            lo, hi, count = float(bucket["lower_bound"]), float(bucket["upper_bound"]), float(bucket["count"])
+            if hi <= edge:
+                mass += count
+            elif lo < edge:
+                mass += count * (edge - lo) / (hi - lo)
+        return mass
+
+    total = sum(float(b["count"]) for b in buckets)
+    cumulative = [below(float(edge)) for edge in edges[1:-1]] + [total]
+    return np.diff(np.array([0.0] + cumulative))
+
+
+def model_monitor_result(baseline_statistics: dict[str, Any], statistics: dict[str, Any],
+                         violations: dict[str, Any], settings: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A Model Monitor data-quality execution's reports (its ``statistics.json`` and
+    ``constraint_violations.json``) as the result :meth:`MonitoringAccumulator.result` makes.
+
+    The verdict is Model Monitor's: its violations as they are, a feature drifts when a
+    ``baseline_drift_check`` names it. Distances, PSI and plots are computed here from the two
+    ``statistics.json`` files, with the local check's statistics (the execution's numeric
+    buckets are spread over the baseline's bucket edges), for the report's table and plots.
+    Fewer rows than ``monitoring.drift.min_rows`` is ``insufficient_data`` (no drift), as locally.
+    """
+    settings = settings or monitoring_settings(None)
+    drift_settings = settings["drift"]
+    try:
+        found = {f["name"]: f for f in statistics["features"]}
+        rows = int(statistics["dataset"]["item_count"])
+        listed = list(violations.get("violations") or [])
+    except (KeyError, TypeError, ValueError) as err:
+        raise MonitoringError(f"the execution's reports are not Model Monitor's statistics/violations: {err!r}") from None
+    drifted = {v.get("feature_name") for v in listed if v.get("constraint_check_type") == "baseline_drift_check"}
+    features = []
+    for spec in baseline_statistics["features"]:
+        feature = _Feature(spec, 1.0, int(settings["max_categories"]))
+        captured = found.get(feature.name)
+        if captured is not None:
+            stats = captured.get("numerical_statistics") or captured.get("string_statistics") or {}
+            common = stats.get("common", {})
+            feature.present, feature.missing = int(common.get("num_present", 0)), int(common.get("num_missing", 0))
+            if feature.numeric and "numerical_statistics" in captured:
+                feature.counts = _capture_buckets(captured, feature.edges)
+            elif not feature.numeric and "string_statistics" in captured:
+                buckets = captured["string_statistics"].get("distribution", {}).get("categorical", {}).get("buckets", [])
+                feature.seen = {str(b["value"]): int(b["count"]) for b in buckets}
+        statistic, psi, n, m = feature.distance()
+        threshold = float(drift_settings["threshold_per_column"].get(feature.name, drift_settings["threshold"]))
+        total = feature.present + feature.missing
+        features.append({"name": feature.name, "inferred_type": feature.inferred_type,
+                         "distance": round(statistic, 6), "threshold": threshold,
+                         "noise_floor": round(_ks_critical(float(drift_settings["alpha"]), n, m), 6) if n and m else 1.0,
+                         "psi": round(psi, 6), "drift": feature.name in drifted,
+                         "completeness": round(feature.present / total, 6) if total else 1.0,
+                         "type_conformance": 1.0, "plot": feature.plot_data()})
+    enough = rows >= int(drift_settings["min_rows"])
+    status = "insufficient_data" if not enough else "violations" if listed else "ok"
+    return {"status": status, "drift": bool(enough and listed), "statistic": STATISTIC, "rows": rows,
+            "unreadable_records": 0, "min_rows": int(drift_settings["min_rows"]),
+            "drifted_features": [f["name"] for f in features if f["drift"]], "violations": listed,
+            "features": features, "mean_probability": None, "model_quality": None}
 
 
 def drift_reason(result: dict[str, Any]) -> str:

@@ -6,6 +6,10 @@ served prod at the window's end (its registration metadata links ``statistics.js
 ``constraints.json``), joins ground truth when labels have arrived, and writes under
 ``monitoring/<use case>/reports/<run>/``: ``result.json`` (one format for both backends),
 ``constraint_violations.json`` (Model Monitor's) and ``report.html``.
+
+The check itself is the backend's :class:`~mlops.backends.base.DataQualityMonitor`: SageMaker
+Model Monitor's hourly data-quality schedule on AWS (this run keeps it on the serving version's
+baseline and reads its newest completed execution), ``monitor_model``'s own check locally.
 """
 
 from __future__ import annotations
@@ -52,25 +56,33 @@ def serving_baseline(registry, account: str | None, at: datetime) -> tuple[Any, 
 
 def run_monitoring(use_case: str, endpoint_name: str, since: datetime, until: datetime, out_uri: str,
                    backend=None) -> dict[str, Any]:
-    """Monitor ``endpoint_name`` (prod) over ``[since, until)``; write the result and report under
+    """Monitor ``endpoint_name`` (prod) over ``[since, until)`` through the backend's
+    :class:`~mlops.backends.base.DataQualityMonitor`; write the result and report under
     ``out_uri``; return a small summary (XCom): ``status``, ``drift``, ``reason``,
     ``drifted_features``, ``violations``, ``rows``, ``model_package_arn``, ``window``, the URIs,
-    and ``on_drift`` (what the pipeline config says a drift should lead to)."""
+    ``schedule`` (its name, definition and what this run changed) and ``on_drift`` (what the
+    pipeline config says a drift should lead to).
+
+    First the endpoint's schedule is made to check against the baseline of the version serving
+    prod at ``until`` (on AWS: Model Monitor's definition, hourly schedule and alarms; locally a
+    record, this run being the schedule); then the schedule's report of the window is read (on AWS
+    the newest completed execution's; locally the check runs now). ``no_report`` (AWS: no execution
+    has completed yet, e.g. in the schedule's first hour) is not drift.
+    """
     from mlops.backends import get_backend
+    from mlops.backends.backend import BackendNotAvailable
+    from mlops.backends.base import MonitoringBaseline, MonitoringCheck, MonitoringReportNotFound
     from mlops.core.config import load_pipeline, stage_target
     from mlops.core.settings import get_settings
-    from mlops.core.storage import read_json, to_path, write_json
+    from mlops.core.storage import to_path, write_json
     from mlops.deploy.endpoint_options import data_capture_config
     from mlops.ml.evaluation import write_report
     from mlops.ml.monitoring import (
-        capture_files,
         capture_prefix,
         constraint_violations,
         drift_reason,
-        monitor_capture,
         monitoring_report_html,
         monitoring_settings,
-        read_ground_truth,
     )
 
     config = load_pipeline(use_case)
@@ -80,8 +92,11 @@ def run_monitoring(use_case: str, endpoint_name: str, since: datetime, until: da
     summary: dict[str, Any] = {"use_case": use_case, "endpoint_name": endpoint_name, "window": window,
                                "on_drift": settings["on_drift"], "drift": False, "drifted_features": [],
                                "violations": 0, "rows": 0, "model_package_arn": None}
-    account = backend.stages.resolve(stage_target(config, "prod")).account_id
-    serving = serving_baseline(backend.registry, account, until)
+    target = backend.stages.resolve(stage_target(config, "prod"))
+    monitor = backend.monitoring_for(target)  # in prod's account, beside its endpoint
+    if monitor is None:
+        raise BackendNotAvailable(f"the {backend.name} backend has no data-quality monitoring port")
+    serving = serving_baseline(backend.registry, target.account_id, until)
     if serving is None:
         return {**summary, "status": "no_model", "reason": f"nothing served prod at {until.isoformat()}"}
     version, deployment = serving
@@ -91,18 +106,24 @@ def run_monitoring(use_case: str, endpoint_name: str, since: datetime, until: da
     if not statistics_uri or not constraints_uri:
         return {**summary, "status": "no_baseline",
                 "reason": f"{version.arn} was registered without a monitoring baseline"}
+    schedule = monitor.ensure_schedule(endpoint_name, MonitoringBaseline(version.arn, statistics_uri, constraints_uri))
+    summary["schedule"] = {"name": schedule.name, "job_definition_name": schedule.job_definition_name,
+                           "change": schedule.change, "status": schedule.status, "alarms": len(schedule.alarm_names)}
     capture = data_capture_config(get_settings(), endpoint_name, config.section("endpoint")["prod"])
     prefix = capture_prefix(capture, deployment.get("endpoint_name") or endpoint_name)
-    files = capture_files(prefix, since, until)
-    truth_root = f"{get_settings().data_uri.rstrip('/')}/{GROUND_TRUTH}/{endpoint_name}"
-    labels = read_ground_truth(capture_files(truth_root, since, until)) or None
     approval = config.raw.get("approval") or {}
-    result = monitor_capture(read_json(statistics_uri), read_json(constraints_uri), files, since, until, settings,
-                             labels=labels, positive_label=config.schema.get("positive_label"),
-                             thresholds=approval.get("model") or {})
+    check = MonitoringCheck(
+        since=since.isoformat(), until=until.isoformat(), capture_prefix=prefix,
+        ground_truth_prefix=f"{get_settings().data_uri.rstrip('/')}/{GROUND_TRUTH}/{endpoint_name}",
+        settings=settings, positive_label=config.schema.get("positive_label"),
+        thresholds=approval.get("model") or {})
+    try:
+        result = monitor.report(schedule, check)
+    except MonitoringReportNotFound as err:
+        return {**summary, "status": "no_report", "reason": str(err)}
     result.update({"model_package_arn": version.arn, "endpoint_name": endpoint_name, "capture_prefix": prefix,
-                   "capture_files": len(files), "baseline": {"statistics_uri": statistics_uri,
-                                                             "constraints_uri": constraints_uri}})
+                   "baseline": {"statistics_uri": statistics_uri, "constraints_uri": constraints_uri},
+                   "schedule": schedule.to_dict()})
     base = out_uri.rstrip("/")
     to_path(base).mkdir(parents=True, exist_ok=True)
     result_uri = write_json(f"{base}/result.json", result)
@@ -112,6 +133,7 @@ def run_monitoring(use_case: str, endpoint_name: str, since: datetime, until: da
     return {**summary, "status": result["status"], "drift": result["drift"], "reason": drift_reason(result),
             "drifted_features": result["drifted_features"], "violations": len(result["violations"]),
             "rows": result["rows"], "model_quality": (result["model_quality"] or {}).get("metrics"),
+            "execution": result.get("execution"),
             "result_uri": result_uri, "violations_uri": violations_uri, "report_uri": report_uri}
 
 

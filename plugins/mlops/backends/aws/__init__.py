@@ -1,5 +1,5 @@
 """The AWS implementations of the ports: SageMaker training, tuning (HPO), Model Registry,
-endpoints, Autopilot (AutoML V2) and batch transform."""
+endpoints, Autopilot (AutoML V2), batch transform and Model Monitor data-quality schedules."""
 
 from __future__ import annotations
 
@@ -29,10 +29,30 @@ def stage_hosting(settings: Settings):
     return hosting
 
 
+def stage_monitoring(settings: Settings):
+    """``target -> SageMakerDataQualityMonitor`` in a stage's account (where its endpoint is, so
+    the schedule can name it), with the stage's connection, region and execution role; None for
+    the project's own (the backend's monitoring serves it)."""
+    from dataclasses import replace
+
+    from mlops.backends.aws.model_monitor import SageMakerDataQualityMonitor
+
+    def monitoring(target):
+        stage_settings = replace(settings, aws_conn_id=target.aws_conn_id or settings.aws_conn_id,
+                                 aws_region=target.region or settings.aws_region,
+                                 sagemaker_role_arn=target.execution_role_arn or settings.sagemaker_role_arn)
+        if stage_settings == settings:
+            return None
+        return SageMakerDataQualityMonitor(stage_settings)
+
+    return monitoring
+
+
 def build(settings: Settings) -> Backend:
     from mlops.backends.aws.accounts import SageMakerStageAccess
     from mlops.backends.aws.automl import AutopilotAutoML
     from mlops.backends.aws.hosting import SageMakerHosting
+    from mlops.backends.aws.model_monitor import SageMakerDataQualityMonitor
     from mlops.backends.aws.registry import SageMakerRegistry
     from mlops.backends.aws.training import SageMakerTrainer, SageMakerTuner
     from mlops.backends.aws.transform import SageMakerBatchTransform
@@ -53,4 +73,6 @@ def build(settings: Settings) -> Backend:
         region=settings.aws_region,
         stages=SageMakerStageAccess(settings),
         stage_hosting=stage_hosting(settings),
+        monitoring=SageMakerDataQualityMonitor(settings),
+        stage_monitoring=stage_monitoring(settings),
     )

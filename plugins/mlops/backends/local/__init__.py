@@ -1,5 +1,5 @@
 """Local twins of every port: real training, tuning, registry, serving and batch prediction
-on this machine, with no AWS account."""
+on this machine, with no AWS account (and monitor_model's own check as the data-quality schedule)."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ def build(settings: Settings) -> Backend:
     from mlops.backends.local.accounts import LocalStageAccess
     from mlops.backends.local.automl import FlamlAutoML
     from mlops.backends.local.hosting import LocalHosting
+    from mlops.backends.local.monitoring import LocalDataQualityMonitor
     from mlops.backends.local.registry import SQLiteRegistry
     from mlops.backends.local.training import LocalTrainer, OptunaTuner
     from mlops.backends.local.transform import LocalBatchTransform
@@ -37,4 +38,5 @@ def build(settings: Settings) -> Backend:
         transform=LocalBatchTransform(automl),
         stages=LocalStageAccess(),
         stage_hosting=stage_hosting(settings),
+        monitoring=LocalDataQualityMonitor(settings.state_dir),
     )
