@@ -50,12 +50,12 @@ def test_landing_while_the_store_is_down_publishes_nothing_and_the_retry_publish
         files.append(str(path))
     operator = LandingToRawOperator(task_id="publish", use_case="churn", files=files, ds=DS)
 
-    s3_store._moto.stop()  # noqa: SLF001 - the outage
+    s3_store.stop()  # the outage
     try:
         with pytest.raises(Exception) as failed:  # noqa: PT011 - botocore's EndpointConnectionError, via s3fs
             operator.execute(run_context(1))
     finally:
-        s3_store._moto.start()  # noqa: SLF001 - the store is back
+        s3_store.start()  # the store is back
 
     assert f"Could not connect to the endpoint URL: \"{s3_store.url}/" in str(failed.value)
     keys = s3_store.keys(BUCKET, PREFIX)
