@@ -14,12 +14,23 @@ build on each other; each run carries several faults, each injected once, at the
    the model of a deploy; once prod serves, the runtime is SIGKILLed again and started again,
    as a service manager would;
 3. ``autopilot_batch_predict``: PostgreSQL restarts while the AutoML job runs, and the
-   ``batch_transform`` task's process is SIGKILLed.
+   ``batch_transform`` task's process is SIGKILLed;
+4. a full disk: size-limited tmpfs file systems (:mod:`testkit.disk`; skipped, saying why,
+   where ``mount`` is refused) on the folders written, filled up so that ``s3_ingest`` writing a
+   partition and ``autopilot_batch_predict``'s AutoML job packing a model fail with ``ENOSPC``;
+   then the space is freed and the partition's task run again, and a new batch run started (the
+   AutoML job is recorded Failed, terminal as on Autopilot);
+5. the S3 store unreachable: the data root moved to moto's S3 server (IAM enforced, the tasks
+   signed as the shipped Airflow role), the server taken down at the moment ``s3_ingest``
+   writes a partition's manifest and at the moment ``batch_transform`` moves its output into
+   place, and started again before the task's retry.
 
 After each, the same promises are checked (:func:`testkit.faults.broken_promises`): no
-partition half-published, no model version registered twice or without its artifact, no
-endpoint recorded as serving what it does not serve, no approval lost or applied twice; and
-the run completes. docs/reliability.md is the matrix these tests prove.
+partition half-published, no batch output half-published, no model version registered twice
+or without its artifact, no endpoint recorded as serving what it does not serve, no approval
+lost or applied twice; and the run completes. docs/reliability.md is the matrix these tests
+prove. Sections 4 and 5 need only the module's Airflow (``-k "full_disk or space_is_freed or
+store_is or store_goes"`` runs them alone).
 """
 
 from __future__ import annotations
