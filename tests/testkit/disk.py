@@ -25,11 +25,12 @@ FILLER = ".disk-filler"
 
 def _mount_refused(folder: Path, size: str) -> str | None:
     """Mount the tmpfs; the reason when that is refused here, None once mounted."""
-    if shutil.which("mount") is None or shutil.which("umount") is None:
+    mount = shutil.which("mount")
+    if mount is None or shutil.which("umount") is None:
         return "no mount and umount commands on this machine"
     if os.geteuid() != 0:
         return f"mount -t tmpfs needs root (CAP_SYS_ADMIN); this test runs as uid {os.geteuid()}"
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs", str(folder)],
+    done = subprocess.run([mount, "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs", str(folder)],
                           capture_output=True, text=True, timeout=60)
     if done.returncode != 0:
         return (f"mount -t tmpfs was refused ({done.stderr.strip()[:300] or f'exit {done.returncode}'}): it needs "
@@ -49,9 +50,10 @@ def size_limited_tmpfs(folder: Path, size: str = "1m") -> Iterator[Path]:
     try:
         yield folder
     finally:
-        done = subprocess.run(["umount", str(folder)], capture_output=True, text=True, timeout=60)
+        umount = shutil.which("umount") or "/bin/umount"
+        done = subprocess.run([umount, str(folder)], capture_output=True, text=True, timeout=60)
         if done.returncode != 0:  # a process still holds a file there: detach now, freed when it lets go
-            subprocess.run(["umount", "-l", str(folder)], capture_output=True, text=True, timeout=60)
+            subprocess.run([umount, "-l", str(folder)], capture_output=True, text=True, timeout=60)
 
 
 def free_bytes(folder: Path) -> int:
