@@ -14,12 +14,23 @@ build on each other; each run carries several faults, each injected once, at the
    the model of a deploy; once prod serves, the runtime is SIGKILLed again and started again,
    as a service manager would;
 3. ``autopilot_batch_predict``: PostgreSQL restarts while the AutoML job runs, and the
-   ``batch_transform`` task's process is SIGKILLed.
+   ``batch_transform`` task's process is SIGKILLed;
+4. a full disk: size-limited tmpfs file systems (:mod:`testkit.disk`; skipped, saying why,
+   where ``mount`` is refused) on the folders written, filled up so that ``s3_ingest`` writing a
+   partition and ``autopilot_batch_predict``'s AutoML job packing a model fail with ``ENOSPC``;
+   then the space is freed and the partition's task run again, and a new batch run started (the
+   AutoML job is recorded Failed, terminal as on Autopilot);
+5. the S3 store unreachable: the data root moved to moto's S3 server (IAM enforced, the tasks
+   signed as the shipped Airflow role), the server taken down at the moment ``s3_ingest``
+   writes a partition's manifest and at the moment ``batch_transform`` moves its output into
+   place, and started again before the task's retry.
 
 After each, the same promises are checked (:func:`testkit.faults.broken_promises`): no
-partition half-published, no model version registered twice or without its artifact, no
-endpoint recorded as serving what it does not serve, no approval lost or applied twice; and
-the run completes. docs/reliability.md is the matrix these tests prove.
+partition half-published, no batch output half-published, no model version registered twice
+or without its artifact, no endpoint recorded as serving what it does not serve, no approval
+lost or applied twice; and the run completes. docs/reliability.md is the matrix these tests
+prove. Sections 4 and 5 need only the module's Airflow (``-k "full_disk or space_is_freed or
+store_is or store_goes"`` runs them alone).
 """
 
 from __future__ import annotations
@@ -27,10 +38,12 @@ from __future__ import annotations
 import os
 import signal
 import time
+from pathlib import Path
 
 import pytest
 
-from testkit.airflow import running_airflow
+from testkit import iam
+from testkit.airflow import restart_task_components, running_airflow
 from testkit.chain import CHURN_ROWS, SCORING_ROWS, invoke, read_parquet, registry, small_pipelines
 from testkit.faults import (
     answer_twice_at_once,
@@ -42,9 +55,11 @@ from testkit.faults import (
     served_endpoints,
     service_manager,
     task_instance,
+    transform_output_problems,
     wait_for_task,
     wait_until_open,
 )
+from testkit.s3 import S3Server
 
 pytestmark = pytest.mark.scheduler
 
@@ -304,3 +319,268 @@ def test_every_component_runs_after_the_postgres_restart(airflow, batch):
 def test_no_promise_was_broken_by_the_batch_faults(airflow, batch):
     _, api = airflow
     assert broken_promises(api, RUNS) == []
+
+
+# --- 4. a full disk (a size-limited tmpfs): writing a partition, packing a model ---------------------
+
+DISK_DS = "2026-05-01"
+BATCH = "autopilot_batch_predict"
+
+
+def batch_run(api) -> str:
+    """A run of autopilot_batch_predict: the scheduled one unpausing makes, or a triggered one
+    once it is unpaused (it runs one at a time)."""
+    if api.get(f"/dags/{BATCH}")["is_paused"]:
+        api.unpause(BATCH)
+        return api.wait_for_new_run(BATCH, "scheduled", 300)
+    return api.trigger(BATCH)
+
+
+def land_scoring_once(seed: int) -> None:
+    from mlops.core.entrypoints import generators_module
+    from mlops.core.storage import data_path
+
+    incoming = data_path("batch", "churn", "incoming")
+    if not (incoming.exists() and any(p.name.endswith(".csv") for p in incoming.iterdir())):
+        land(generators_module().churn(SCORING_ROWS, seed=seed), "batch", "churn", "incoming", f"scoring-{seed}.csv")
+
+
+def clear_task(api, dag_id: str, run_id: str, task_id: str) -> None:
+    """Run ``task_id`` again now (with what follows it), as a person does from the UI."""
+    api.send("POST", f"/dags/{dag_id}/clearTaskInstances",
+             {"dag_run_id": run_id, "task_ids": [task_id], "include_downstream": True, "dry_run": False,
+              "reset_dag_runs": True, "only_failed": False})
+
+
+@pytest.fixture(scope="module")
+def full_disks(airflow):
+    """Size-limited tmpfs file systems on the folders the faults write: ``raw/churn`` (the
+    partitions, 1 MB) and ``autopilot`` (the AutoML jobs' candidates and the batch runs, 16 MB)."""
+    from urllib.parse import urlparse
+
+    from mlops.core.settings import get_settings
+    from testkit.disk import size_limited_tmpfs
+
+    root = Path(urlparse(get_settings().data_uri).path)
+    with size_limited_tmpfs(root / "raw" / "churn", "1m") as raw, size_limited_tmpfs(root / "autopilot", "16m") as batch:
+        yield raw, batch
+
+
+@pytest.fixture(scope="module")
+def disk_full_partition(airflow, full_disks):
+    from mlops.core.entrypoints import generators_module
+    from testkit.disk import fill_up, free_up
+
+    _, api = airflow
+    raw, _ = full_disks
+    api.pause("train_model")  # the partition's Asset event would start a training run
+    api.unpause("s3_ingest")
+    land(generators_module().churn(CHURN_ROWS, seed=11), "landing", "churn", "customers-disk.csv")
+    fill_up(raw)
+    task_id = "churn.publish_raw_partition"
+    run_id = api.send("POST", "/dags/s3_ingest/dagRuns", {"logical_date": f"{DISK_DS}T00:00:00Z", "conf": {}})["dag_run_id"]
+    failed = wait_for_task(api, "s3_ingest", run_id, task_id, ("up_for_retry", "failed"), RUN_TIMEOUT)
+    partition = raw / f"ds={DISK_DS}"
+    seen: dict = {"run_id": run_id, "failed": failed,
+                  "left": sorted(p.name for p in partition.iterdir()) if partition.exists() else [],
+                  "landed": sorted(p.name for p in (raw.parents[1] / "landing" / "churn").iterdir()),
+                  "log": api.task_log("s3_ingest", run_id, task_id, failed["try_number"])}
+    free_up(raw)
+    clear_task(api, "s3_ingest", run_id, task_id)  # the space is back: run it again
+    seen["run"] = api.wait_for_run("s3_ingest", run_id, RUN_TIMEOUT)
+    seen["rerun"] = task_instance(api, "s3_ingest", run_id, task_id)
+    seen["published"] = api.xcom("s3_ingest", run_id, task_id)
+    seen["files"] = sorted(p.name for p in partition.iterdir())
+    print(f"disk-full partition: { {k: v for k, v in seen.items() if k != 'log'} }")
+    return seen
+
+
+def test_a_partition_written_to_a_full_disk_fails_naming_it_and_leaves_nothing(disk_full_partition):
+    seen = disk_full_partition
+    assert seen["failed"]["try_number"] == 1
+    assert "[Errno 28] No space left on device" in seen["log"]
+    assert seen["left"] == []  # no manifest, no torn part, no temporary file
+    assert seen["landed"] == ["customers-disk.csv"]  # the landed file is kept for the re-run
+
+
+def test_the_partition_is_published_once_after_space_is_freed(airflow, disk_full_partition):
+    _, api = airflow
+    seen = disk_full_partition
+    assert seen["run"]["state"] == "success" and seen["rerun"]["try_number"] == 2
+    assert seen["published"]["rows"] == CHURN_ROWS and seen["published"]["files"] == 1
+    parts = [name for name in seen["files"] if name.startswith("part-")]
+    assert len(parts) == 1 and seen["files"] == sorted([*parts, "_manifest.json"])  # try 1 left nothing
+    assert broken_promises(api, RUNS) == []
+
+
+@pytest.fixture(scope="module")
+def disk_full_model(airflow, full_disks, disk_full_partition):
+    from urllib.parse import urlparse
+
+    from mlops.backends import get_backend
+    from testkit.disk import fill_up, free_up
+
+    _, api = airflow
+    _, batch = full_disks
+    land_scoring_once(seed=12)
+    run_id = batch_run(api)
+    wait_for_task(api, BATCH, run_id, "automl_job", ("running",), RUN_TIMEOUT)  # prepare wrote its inputs
+    fill_up(batch)
+    failed = wait_for_task(api, BATCH, run_id, "automl_job", ("up_for_retry", "failed"), RUN_TIMEOUT)
+    plan = api.xcom(BATCH, run_id, "prepare")
+    job_dir = Path(urlparse(plan["run_uri"]).path) / plan["job_name"]
+    seen: dict = {"run_id": run_id, "failed": failed,
+                  "left": sorted(str(p.relative_to(job_dir)) for p in job_dir.rglob("*") if p.is_file())
+                  if job_dir.exists() else [],
+                  "job": get_backend().automl.describe_job(plan["job_name"]),
+                  "log": api.task_log(BATCH, run_id, "automl_job", failed["try_number"])}
+    free_up(batch)
+    # The job is recorded Failed: terminal, as on Autopilot, so this run's retry reports that
+    # failure again. The operator ends the run and starts a new one.
+    api.send("PATCH", f"/dags/{BATCH}/dagRuns/{run_id}", {"state": "failed"})
+    rerun = api.trigger(BATCH)
+    seen["rerun"] = api.wait_for_run(BATCH, rerun, RUN_TIMEOUT)
+    seen["rerun_plan"] = api.xcom(BATCH, rerun, "prepare")
+    seen["published"] = api.xcom(BATCH, rerun, "publish_predictions")
+    seen["predictions"] = read_parquet(seen["published"]["predictions_uri"]) if seen["published"] else None
+    print(f"disk-full model: { {k: v for k, v in seen.items() if k not in ('log', 'predictions', 'job')} }")
+    return seen
+
+
+def test_a_model_packed_onto_a_full_disk_fails_naming_it_and_leaves_no_artifact(disk_full_model):
+    seen = disk_full_model
+    assert seen["failed"]["try_number"] == 1
+    assert "No space left on device" in seen["log"] and f"AutoML job {seen['job']['job_name']} Failed" in seen["log"]
+    assert seen["job"]["status"] == "Failed" and "[Errno 28] No space left on device" in seen["job"]["failure_reason"]
+    assert seen["left"] == []  # no torn model.tar.gz, no temporary file
+
+
+def test_a_new_batch_run_after_space_is_freed_publishes_every_row_once(airflow, disk_full_model):
+    _, api = airflow
+    seen = disk_full_model
+    assert seen["rerun"]["state"] == "success"
+    assert len(seen["predictions"]) == seen["published"]["rows"] == seen["rerun_plan"]["rows"]
+    assert seen["predictions"]["Phone"].is_unique
+    assert broken_promises(api, RUNS) == []
+
+
+# --- 5. the S3 store unreachable (moto's S3 server stopped, then started) ----------------------------
+
+S3_BUCKET, S3_PREFIX, S3_CONN_ID, S3_DS = "mlops-faults", "mlops/data", "s3_store", "2026-03-01"
+
+
+@pytest.fixture(scope="module")
+def s3_store(airflow):
+    """The data root on ``s3://mlops-faults/mlops/data`` (moto's S3 server on loopback, IAM
+    enforced), the tasks signed as a user holding only the shipped Airflow role's policy; the
+    scheduler and the triggerer restarted with it. The registry and the runtime stay the module's."""
+    stack, _ = airflow
+    with S3Server() as s3, pytest.MonkeyPatch.context() as patch:
+        s3.client().create_bucket(Bucket=S3_BUCKET)
+        role = s3.add_user("airflow-role", iam.render_for_store("airflow-execution-role.json", S3_BUCKET, S3_PREFIX))
+        s3.enforce_iam()
+        env = {"MLOPS_DATA_URI": f"s3://{S3_BUCKET}/{S3_PREFIX}", "MLOPS_AWS_CONN_ID": S3_CONN_ID,
+               f"AIRFLOW_CONN_{S3_CONN_ID.upper()}": s3.connection_uri(role)}
+        restart_task_components(stack, env)
+        for key, value in env.items():  # this process lands and reads as the tasks do
+            patch.setenv(key, value)
+        yield s3
+
+
+def key_of(uri: str) -> str:
+    return uri.split("@", 1)[1].split("/", 1)[1] if "@" in uri else uri.removeprefix("s3://").split("/", 1)[1]
+
+
+@pytest.fixture(scope="module")
+def s3_landing(airflow, s3_store):
+    from mlops.core.entrypoints import generators_module
+
+    _, api = airflow
+    s3 = s3_store
+    api.pause("train_model")
+    api.unpause("s3_ingest")
+    land(generators_module().churn(CHURN_ROWS, seed=13), "landing", "churn", "customers-s3.csv")
+    partition = f"{S3_PREFIX}/raw/churn/ds={S3_DS}/"
+    s3.go_down_on(lambda r: r.method == "PUT" and r.key == f"{partition}_manifest.json")  # parts written
+    task_id = "churn.publish_raw_partition"
+    run_id = api.send("POST", "/dags/s3_ingest/dagRuns", {"logical_date": f"{S3_DS}T00:00:00Z", "conf": {}})["dag_run_id"]
+    failed = wait_for_task(api, "s3_ingest", run_id, task_id, ("up_for_retry", "failed"), RUN_TIMEOUT)
+    s3.start()  # the store is back before the retry (retry_delay: 1 minute)
+    seen: dict = {"run_id": run_id, "failed": failed, "cut": s3.cut, "url": s3.url,
+                  "after_failure": s3.keys(S3_BUCKET, S3_PREFIX),
+                  "log": api.task_log("s3_ingest", run_id, task_id, failed["try_number"])}
+    seen["run"] = api.wait_for_run("s3_ingest", run_id, RUN_TIMEOUT)
+    seen["retry"] = task_instance(api, "s3_ingest", run_id, task_id)
+    seen["published"] = api.xcom("s3_ingest", run_id, task_id)
+    seen["keys"] = s3.keys(S3_BUCKET, S3_PREFIX)
+    seen["partition"] = partition
+    seen["promises"] = broken_promises(api, RUNS)
+    print(f"s3 landing: { {k: v for k, v in seen.items() if k != 'log'} }")
+    return seen
+
+
+def test_landing_while_the_store_is_down_fails_naming_its_endpoint_and_publishes_nothing(s3_landing):
+    seen = s3_landing
+    assert seen["cut"] is not None and seen["cut"].key.endswith("_manifest.json"), "the store never went down"
+    assert seen["failed"]["try_number"] == 1
+    assert f'Could not connect to the endpoint URL: "{seen["url"]}/' in seen["log"]
+    assert f"{seen['partition']}_manifest.json" not in seen["after_failure"]  # nothing published
+    assert f"{S3_PREFIX}/landing/churn/customers-s3.csv" in seen["after_failure"]  # nothing landed lost
+
+
+def test_the_landing_retry_once_the_store_is_back_publishes_the_partition_once(s3_landing):
+    seen = s3_landing
+    assert seen["run"]["state"] == "success" and seen["retry"]["try_number"] == 2
+    assert seen["published"]["rows"] == CHURN_ROWS
+    in_partition = [k for k in seen["keys"] if k.startswith(seen["partition"])]
+    parts = [k for k in in_partition if k.endswith(".parquet")]
+    assert len(parts) == 1 and in_partition == sorted([*parts, f"{seen['partition']}_manifest.json"])
+    assert [k for k in seen["keys"] if "/landing/" in k] == []
+    assert seen["promises"] == []
+
+
+@pytest.fixture(scope="module")
+def s3_batch(airflow, s3_store, s3_landing):
+    from mlops.core.entrypoints import generators_module
+
+    _, api = airflow
+    s3 = s3_store
+    land(generators_module().churn(SCORING_ROWS, seed=14), "batch", "churn", "incoming", "scoring-s3.csv")
+    s3.go_down_on(lambda r: r.method == "PUT" and r.key.endswith("/transform/output/records.csv.out"))
+    run_id = batch_run(api)
+    failed = wait_for_task(api, BATCH, run_id, "batch_transform", ("up_for_retry", "failed"), RUN_TIMEOUT)
+    s3.start()
+    plan = api.xcom(BATCH, run_id, "prepare")
+    output_uri = f"{plan['run_uri']}/transform/output"
+    seen: dict = {"run_id": run_id, "failed": failed, "cut": s3.cut, "url": s3.url, "plan": plan,
+                  "after_failure": s3.keys(S3_BUCKET, key_of(output_uri)),
+                  "problems_after_failure": transform_output_problems(output_uri, plan["input_uri"]),
+                  "log": api.task_log(BATCH, run_id, "batch_transform", failed["try_number"])}
+    seen["run"] = api.wait_for_run(BATCH, run_id, RUN_TIMEOUT)
+    seen["retry"] = task_instance(api, BATCH, run_id, "batch_transform")
+    seen["keys"] = s3.keys(S3_BUCKET, key_of(output_uri))
+    seen["published"] = api.xcom(BATCH, run_id, "publish_predictions")
+    seen["predictions"] = read_parquet(seen["published"]["predictions_uri"]) if seen["published"] else None
+    seen["promises"] = broken_promises(api, RUNS)
+    print(f"s3 batch: { {k: v for k, v in seen.items() if k not in ('log', 'predictions')} }")
+    return seen
+
+
+def test_a_transform_whose_store_goes_down_fails_naming_its_endpoint_and_publishes_nothing(s3_batch):
+    seen = s3_batch
+    assert seen["cut"] is not None and seen["cut"].key.endswith(".out"), "the store never went down"
+    assert seen["failed"]["try_number"] == 1
+    assert "TransformOutputError" in seen["log"] and "could not write s3://" in seen["log"]
+    assert f'Could not connect to the endpoint URL: "{seen["url"]}/' in seen["log"]
+    assert not any(k.endswith("/_SUCCESS") for k in seen["after_failure"])
+    assert seen["problems_after_failure"] == []  # no torn output; only a hidden temporary one
+
+
+def test_the_transform_retry_once_the_store_is_back_publishes_one_output(s3_batch):
+    seen = s3_batch
+    assert seen["run"]["state"] == "success" and seen["retry"]["try_number"] == 2
+    prefix = key_of(f"{seen['plan']['run_uri']}/transform/output")
+    assert seen["keys"] == [f"{prefix}/_SUCCESS", f"{prefix}/records.csv.out"]  # nothing temporary left
+    assert len(seen["predictions"]) == seen["published"]["rows"] == seen["plan"]["rows"] == SCORING_ROWS
+    assert seen["predictions"]["Phone"].is_unique
+    assert seen["promises"] == []

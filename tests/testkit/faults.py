@@ -174,6 +174,50 @@ def answer_twice_at_once(api, dag_id: str, run_id: str, task_id: str, option: st
 
 
 # ---------------------------------------------------------------- the promises
+def _records(path) -> int:
+    """Non-empty lines of a file (a transform's records)."""
+    return sum(1 for line in path.read_bytes().split(b"\n") if line.strip())
+
+
+def transform_output_problems(output_uri: str, input_uri: str) -> list[str]:
+    """What a reader of a batch transform's output would find wrong, in words (empty when nothing).
+
+    * no torn output: every ``<name>.out`` has one line per record of its input ``<name>``;
+    * ``_SUCCESS`` (written last) lists exactly the outputs there, with its ``output_rows`` lines
+      in all, and nothing temporary (``.*.partial``) is left beside a published output;
+    * nothing else a reader would take for output (every other name starts with ``.``).
+    """
+    from mlops.core.storage import relative_name, to_path
+
+    out, source = to_path(output_uri), to_path(input_uri)
+    if not out.exists():
+        return []
+    files = {relative_name(p, out): p for p in out.rglob("*") if p.is_file()}
+    problems: list[str] = []
+    outputs = {name: path for name, path in files.items() if name.endswith(".out")}
+    for name, path in outputs.items():
+        original = source if source.is_file() else source.joinpath(*name.removesuffix(".out").split("/"))
+        if not original.exists():
+            problems.append(f"{path}: no input {original} it would be the output of")
+        elif (written := _records(path)) != (expected := _records(original)):
+            problems.append(f"{path}: torn, {written} lines for the {expected} records of its input")
+    temporary = [name for name in files if name.rsplit("/", 1)[-1].startswith(".")]
+    others = sorted(set(files) - set(outputs) - set(temporary) - {"_SUCCESS"})
+    if others:
+        problems.append(f"{output_uri}: files that are no output: {others}")
+    if "_SUCCESS" in files:
+        success = json.loads(files["_SUCCESS"].read_text())
+        listed = sorted(relative_name(to_path(uri), out) for uri in success["outputs"])
+        if listed != sorted(outputs):
+            problems.append(f"{output_uri}: _SUCCESS lists {listed}, the outputs there are {sorted(outputs)}")
+        if sum(_records(path) for path in outputs.values()) != success["output_rows"]:
+            problems.append(f"{output_uri}: _SUCCESS says {success['output_rows']} rows, the outputs hold "
+                            f"{sum(_records(path) for path in outputs.values())}")
+        if temporary:
+            problems.append(f"{output_uri}: published with temporary files left beside it: {temporary}")
+    return problems
+
+
 def served_endpoints(runtime_url: str) -> list[dict[str, Any]]:
     """What the model runtime serves now, every account's (name, account, status, sha256)."""
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -192,7 +236,9 @@ def broken_promises(api=None, dag_runs: dict[str, list[str]] | None = None) -> l
       of each endpoint the runtime serves names a version with the sha256 it serves, and the
       runtime serves every endpoint a succeeded deployment left it (prod is never torn down);
     * no approval lost or applied twice: no version decided twice into the same status, and a
-      train_model run of ``dag_runs`` whose approval succeeded left its version decided.
+      train_model run of ``dag_runs`` whose approval succeeded left its version decided;
+    * no batch output half-published: every ``autopilot_batch_predict`` run's transform output
+      passes :func:`transform_output_problems`.
     """
     from mlops.backends import get_backend
     from mlops.backends.base import PENDING, SUCCEEDED, RegistrationIdentity
@@ -215,6 +261,13 @@ def broken_promises(api=None, dag_runs: dict[str, list[str]] | None = None) -> l
                 continue
             if rows != listed:
                 problems.append(f"partition {directory}: {rows} rows readable, its manifest lists {listed}")
+
+    batch_root = data_path("autopilot")
+    for use_case in (batch_root.iterdir() if batch_root.exists() else []):
+        for run in use_case.iterdir():
+            transform = run / "transform"
+            if (transform / "output").exists():
+                problems.extend(transform_output_problems(str(transform / "output"), str(transform / "input")))
 
     registry = get_backend().registry
     versions = registry.list_versions(GROUP)

@@ -30,11 +30,20 @@ HeadBucket is checked as ``s3:HeadBucket``, where S3 checks ``s3:ListBucket`` wi
 modelled.
 
 :attr:`S3Server.requests` records every S3 request (method, bucket, key, query, status, user).
+
+**Outages.** :meth:`S3Server.stop` and :meth:`S3Server.start` take the endpoint down and bring it
+back on the same port (the objects live in this process and survive); while it is down a
+connection is refused, as when a store's host or network is gone. :meth:`S3Server.go_down_on`
+takes it down at an exact moment: when a request it names arrives, that request's connection is
+cut before it is answered (the client sees the connection drop mid-request) and the server stops.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -96,32 +105,96 @@ class S3Server:
     """
 
     def __init__(self) -> None:
-        from moto.server import ThreadedMotoServer
-
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+        self._moto = _CheckedMotoServer(self._checked, port=self.port)
         self._users: dict[str, tuple[str, dict[str, Any]]] = {}  # access key -> (user, policy)
         self._previous_auth_count: str | None = None
         self.requests: list[S3Request] = []
         self.admin: Credentials | None = None
+        self._lock = threading.Lock()
+        self._down_on: Callable[[S3Request], bool] | None = None
+        self._cutting = False  # between the request that took the store down and the server's stop
+        self._stopper: threading.Thread | None = None
+        self.went_down = threading.Event()
+        self.cut: S3Request | None = None  # the request go_down_on cut
 
     def __enter__(self) -> S3Server:
         forget_object_stores()
         self._moto.start()
-        self._moto._server.app = self._checked(self._moto._server.app)  # noqa: SLF001 - moto has no hook
         # moto's backends live in this process, not in the server: start from an empty account
         requests.post(f"{self.url}/moto-api/reset", timeout=10).raise_for_status()
         self.admin = self.add_user(ADMIN, ADMIN_POLICY)
         return self
 
     def __exit__(self, *exc) -> None:
+        if not self.running:
+            self.start()
         try:
             if self._previous_auth_count is not None:  # moto's switch is process-wide: put it back
                 requests.post(f"{self.url}/moto-api/reset-auth", data=self._previous_auth_count, timeout=10)
         finally:
             self._moto.stop()
             forget_object_stores()
+
+    # ------------------------------------------------------------ outages
+    @property
+    def running(self) -> bool:
+        return self._moto.running
+
+    def stop(self) -> None:
+        """Take the endpoint down: from now on a connection to it is refused. Objects are kept."""
+        with self._lock:
+            self._down_on = None
+            stopper = self._stopper
+        if stopper is not None:
+            stopper.join()
+        if self._moto.running:
+            self._moto.stop()
+        self.went_down.set()
+
+    def start(self) -> None:
+        """Bring the endpoint back on the same port, with the objects, users and checks it had."""
+        self.stop()  # a go_down_on still pending, or a stop under way, ends first
+        with self._lock:
+            self._cutting = False
+            self._stopper = None
+        self._moto.start()
+        self.went_down.clear()
+
+    def go_down_on(self, matches: Callable[[S3Request], bool]) -> threading.Event:
+        """Take the endpoint down when a request ``matches`` arrives (``S3Request`` with status 0):
+        its connection is cut before it is answered, like every request after it until the server
+        has stopped; then connections are refused. Returns :attr:`went_down`, set once stopped;
+        :attr:`cut` is the request that did it."""
+        with self._lock:
+            self.went_down.clear()
+            self.cut = None
+            self._down_on = matches
+        return self.went_down
+
+    def _cut_connection(self, environ: dict[str, Any], request: S3Request) -> None:
+        with self._lock:
+            if self._down_on is not None and self._down_on(request):
+                self._down_on = None
+                self._cutting = True
+                self.cut = request
+                self._stopper = threading.Thread(target=self._stop_after_cut, daemon=True)
+                self._stopper.start()
+            cutting = self._cutting
+        if not cutting:
+            return
+        self.requests.append(S3Request(request.method, request.bucket, request.key, request.query, -1, None))
+        connection = environ.get("werkzeug.socket")
+        if connection is not None:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
+        # werkzeug treats a ConnectionError from the application as a dropped connection: no answer
+        raise ConnectionResetError("the S3 store went down during this request")
+
+    def _stop_after_cut(self) -> None:
+        self._moto.stop()
+        self.went_down.set()
 
     # ------------------------------------------------------------ identities
     def client(self, service: str = "s3", credentials: Credentials | None = None):
@@ -169,6 +242,7 @@ class S3Server:
             request = self._parse(environ)
             if request is None:
                 return app(environ, start_response)
+            self._cut_connection(environ, request)
             user, policy = self._users.get(_access_key(environ), (None, None))
             enforced = policy is not None and self._previous_auth_count is not None
             if enforced and request.is_listing and not self._may_list(policy, request):
@@ -206,6 +280,42 @@ class S3Server:
         body = b"" if request.method == "HEAD" else ACCESS_DENIED
         start_response("403 Forbidden", [("Content-Type", "application/xml"), ("Content-Length", str(len(body)))])
         return [body]
+
+
+class _CheckedMotoServer:
+    """moto's ``ThreadedMotoServer``, its application wrapped by ``wrap`` before the first request
+    is served (and again on every start: moto makes a new application each time)."""
+
+    def __init__(self, wrap: Callable[[Callable], Callable], port: int) -> None:
+        self._wrap = wrap
+        self._port = port
+        self._server = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self) -> None:
+        from moto.moto_server.werkzeug_app import (
+            DomainDispatcherApplication,
+            MotoRequestHandler,
+            create_backend_app,
+        )
+        from werkzeug.serving import make_server
+
+        app = self._wrap(DomainDispatcherApplication(create_backend_app))
+        self._server = make_server("127.0.0.1", self._port, app, True, request_handler=MotoRequestHandler)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True, name=f"s3-{self._port}")
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop serving and close the listening socket (werkzeug's ``serve_forever`` closes it)."""
+        if self._server is not None:
+            self._server.shutdown()
+        if self._thread is not None:
+            self._thread.join()
+        self._thread = None
 
 
 def _access_key(environ: dict[str, Any]) -> str:

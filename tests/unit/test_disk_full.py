@@ -65,6 +65,7 @@ def test_a_partition_written_to_a_full_disk_fails_naming_it_and_is_never_publish
     outcome = write_in_a_full_disk("partition", str(partition), "200000")
 
     assert not outcome["ok"] and "File too large" in outcome["error"]
+    assert list(partition.iterdir()) == []  # no torn part holding the space the retry needs
     with pytest.raises(PartitionNotFound):
         read_manifest(partition)
     with pytest.raises(FileNotFoundError):

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
 
 MANIFEST = "_manifest.json"
+log = logging.getLogger(__name__)
 
 
 class PartitionNotFound(FileNotFoundError):
@@ -58,10 +60,24 @@ def write_parts(directory: ObjectStoragePath, tables: Iterable[pa.Table], token:
     written = []
     for index, table in enumerate(tables):
         name = new_part_name(token, index)
-        with (directory / name).open("wb") as handle:
-            pq.write_table(table, handle, compression="zstd")
+        try:
+            with (directory / name).open("wb") as handle:
+                pq.write_table(table, handle, compression="zstd")
+        except BaseException:
+            _remove_torn_part(directory / name)
+            raise
         written.append({"file": name, "rows": table.num_rows})
     return written
+
+
+def _remove_torn_part(path: ObjectStoragePath) -> None:
+    """Remove a part whose write failed: no manifest lists it, but on a full disk it would hold
+    the space the retry needs. When the store refuses (it is gone), the next commit removes it."""
+    try:
+        path.unlink(missing_ok=True)
+    except Exception as err:  # noqa: BLE001 - the write's own failure is the one raised
+        log.warning("could not remove the torn part %s (%s: %s); the next commit of its partition removes it",
+                    path, type(err).__name__, str(err)[:300])
 
 
 class PartitionCommitError(ValueError):

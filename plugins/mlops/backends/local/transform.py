@@ -28,13 +28,20 @@ and a worker that dies fails the job with its exit code or signal and the end of
 JSONPath subset used with CSV records (``$``, ``$[2]``, ``$[0,-1]``, ``$[1:]``, ``$[:-1]``)
 and ``join_source`` puts the input fields before the prediction fields (``JoinSource=Input``).
 
-A job is a transaction: outputs are written under temporary names and renamed when complete,
-and ``<output_uri>/_SUCCESS`` (JSON: job name, row counts) is written last. A job whose
-``_SUCCESS`` names it is not run again.
+A job is a transaction: outputs are written under temporary names (``.<name>.out.<job>.partial``,
+hidden from readers that skip names starting with ``.``, as Athena, Spark and the project's own
+readers do) and renamed when complete, and ``<output_uri>/_SUCCESS`` (JSON: job name, row counts)
+is written last. A job whose ``_SUCCESS`` names it is not run again. When the store fails under
+a job (a full disk, an S3 endpoint that stops answering), the job raises
+:class:`TransformOutputError` naming what it was writing and the store's own error (botocore's
+names the endpoint URL); a temporary output that cannot be removed then (the store is gone) is
+left under its hidden name, and the next try of any job on that output removes it before it
+writes, so a retry publishes exactly one output.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import itertools
@@ -63,6 +70,38 @@ CSV = "text/csv"
 _INDEX = r"-?\d+"
 _SLICE = re.compile(rf"^\$\[\s*({_INDEX})?\s*:\s*({_INDEX})?\s*\]$")
 _INDICES = re.compile(rf"^\$\[\s*{_INDEX}\s*(,\s*{_INDEX}\s*)*\]$")
+PARTIAL = ".partial"
+MAX_CAUSE_CHARS = 600
+
+
+class TransformOutputError(RuntimeError):
+    """The transform's output could not be written to its store (a full disk, an unreachable S3
+    endpoint): nothing is published, ``_SUCCESS`` is not written, a retry writes it again."""
+
+
+@contextlib.contextmanager
+def _writing(job_name: str, uri: Any) -> Iterator[None]:
+    """Raise a store's failure inside as :class:`TransformOutputError` naming the job and ``uri``."""
+    try:
+        yield
+    except Exception as err:
+        cause = f"{type(err).__name__}: {err}"
+        if len(cause) > MAX_CAUSE_CHARS:
+            cause = cause[:MAX_CAUSE_CHARS] + "…"
+        raise TransformOutputError(
+            f"transform {job_name}: could not write {uri}: {cause}. Nothing is published ({SUCCESS} is "
+            "written last); a retry writes the output again"
+        ) from err
+
+
+def _remove_quietly(path: Any, job_name: str) -> None:
+    """Remove a temporary output after a failure; when the store refuses (it is gone), say so and
+    leave it: it keeps its hidden name, and the next try removes it (``_remove_temporary_outputs``)."""
+    try:
+        path.unlink(missing_ok=True)
+    except Exception as err:  # noqa: BLE001 - the failure being raised matters more than this one
+        log.warning("transform %s: could not remove the temporary output %s (%s: %s); the next try "
+                    "removes it", job_name, path, type(err).__name__, str(err)[:MAX_CAUSE_CHARS])
 
 
 # ---------------------------------------------------------------- JSONPath filters
@@ -321,35 +360,45 @@ class LocalBatchTransform(BatchTransform):
             worker_args = (str(model_dir), dict(container.get("Environment") or {}), input_filter,
                            bool(join_source), output_filter, self.threads_per_worker)
             started = last_log = time.monotonic()
-            out_dir.mkdir(parents=True, exist_ok=True)
+            with _writing(job_name, out_dir):
+                out_dir.mkdir(parents=True, exist_ok=True)
+                self._remove_temporary_outputs(out_dir, job_name)
             outputs, input_rows, output_rows, bytes_read = [], 0, 0, 0
             with self._runner(job_name, worker_args) as submit:
                 for relative, path in inputs:
                     target = out_dir / f"{relative}.out"
-                    partial = target.parent / f".{target.name}.{job_name}.partial"
-                    target.parent.mkdir(parents=True, exist_ok=True)
+                    partial = target.parent / f".{target.name}.{job_name}{PARTIAL}"
                     file_in = file_out = 0
+                    sink = None
                     try:
-                        with partial.open("wb") as sink:
-                            for n_bytes, (n_records, data) in self._ordered(submit, self._chunks(path)):
+                        with _writing(job_name, partial):
+                            target.parent.mkdir(parents=True, exist_ok=True)
+                            sink = partial.open("wb")
+                        for n_bytes, (n_records, data) in self._ordered(submit, self._chunks(path)):
+                            with _writing(job_name, partial):
                                 sink.write(data)
-                                file_in += n_records
-                                file_out += data.count(b"\n")
-                                bytes_read += n_bytes
-                                if time.monotonic() - last_log >= self.log_every_s:
-                                    last_log = time.monotonic()
-                                    log.info("transform %s: %d rows, %.0f%% of the input, %.0f rows/s", job_name,
-                                             input_rows + file_in, 100 * bytes_read / max(sum(sizes), 1),
-                                             (input_rows + file_in) / max(last_log - started, 1e-9))
+                            file_in += n_records
+                            file_out += data.count(b"\n")
+                            bytes_read += n_bytes
+                            if time.monotonic() - last_log >= self.log_every_s:
+                                last_log = time.monotonic()
+                                log.info("transform %s: %d rows, %.0f%% of the input, %.0f rows/s", job_name,
+                                         input_rows + file_in, 100 * bytes_read / max(sum(sizes), 1),
+                                         (input_rows + file_in) / max(last_log - started, 1e-9))
                         if file_out != file_in:
                             raise RuntimeError(
                                 f"transform {job_name}: {path} has {file_in} records but {file_out} output "
                                 "lines were written"
                             )
+                        with _writing(job_name, target):
+                            sink.close()  # the upload: an S3 object appears whole here, or not at all
+                            partial.replace(target)
                     except BaseException:
-                        partial.unlink(missing_ok=True)
+                        if sink is not None:
+                            with contextlib.suppress(Exception):
+                                sink.close()
+                        _remove_quietly(partial, job_name)
                         raise
-                    partial.replace(target)
                     outputs.append(str(target))
                     input_rows += file_in
                     output_rows += file_out
@@ -359,14 +408,28 @@ class LocalBatchTransform(BatchTransform):
         if input_rows != output_rows:
             raise RuntimeError(f"transform {job_name}: {input_rows} input rows but {output_rows} output rows")
         seconds = time.monotonic() - started
-        success.write_text(json.dumps({
-            "job_name": job_name, "model_name": model_name, "input_uri": input_uri,
-            "output_uri": output_uri, "input_rows": input_rows, "output_rows": output_rows,
-            "outputs": outputs, "seconds": round(seconds, 3),
-        }, indent=2, sort_keys=True))
+        with _writing(job_name, success):
+            success.write_text(json.dumps({
+                "job_name": job_name, "model_name": model_name, "input_uri": input_uri,
+                "output_uri": output_uri, "input_rows": input_rows, "output_rows": output_rows,
+                "outputs": outputs, "seconds": round(seconds, 3),
+            }, indent=2, sort_keys=True))
         log.info("transform %s: %d rows in %.1f s (%.0f rows/s) -> %s", job_name, input_rows, seconds,
                  input_rows / max(seconds, 1e-9), output_uri)
         return TransformResult(job_name, output_uri, input_rows, output_rows)
+
+    @staticmethod
+    def _remove_temporary_outputs(out_dir: Any, job_name: str) -> None:
+        """Remove the temporary outputs (``.*.partial``) earlier tries left under ``out_dir``: a
+        try whose store went away could not remove its own."""
+        if not out_dir.exists():
+            return
+        left = [p for p in out_dir.rglob(f"*{PARTIAL}") if p.name.startswith(".") and p.is_file()]
+        for path in left:
+            path.unlink(missing_ok=True)
+        if left:
+            log.info("transform %s: removed %d temporary output(s) earlier tries left: %s", job_name, len(left),
+                     ", ".join(p.name for p in left[:5]) + (", …" if len(left) > 5 else ""))
 
     # ------------------------------------------------------------ input
     @staticmethod
