@@ -134,17 +134,63 @@ def test_the_shipped_autopilot_config_passes_the_limits(aws_settings, moto_clien
     assert criteria["MaxAutoMLJobRuntimeInSeconds"] == autopilot["time_budget_s"] >= 3600
 
 
-# ---------------------------------------------------------------- terminal states (Stubber)
+# ---------------------------------------------------------------- terminal states
+def _end_job(name: str, status: str, reason: str) -> None:
+    """Put moto's job ``name`` in a terminal state, as SageMaker would after a failure or a stop."""
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.sagemaker.models import sagemaker_backends
+
+    job = sagemaker_backends[DEFAULT_ACCOUNT_ID][REGION].auto_ml_jobs[name]
+    job.auto_ml_job_status, job.failure_reason = status, reason
+
+
 @pytest.mark.parametrize("status, reason", [
     ("Failed", "ClientError: The target attribute Churn? has only one class"),
     ("Stopped", "Stopped by user request"),
 ])
-def test_attaching_to_a_failed_or_stopped_job_fails_with_its_reason(aws_settings, stubbed, status, reason):
-    client, stubber = stubbed
-    stubber.add_response("describe_auto_ml_job_v2", described_job(AWS_JOB, status, reason), {"AutoMLJobName": AWS_JOB})
+def test_a_retry_after_a_failed_or_stopped_job_creates_the_next_name_with_the_same_request(
+        aws_settings, moto_clients, status, reason):
+    """Failed and Stopped are final on SageMaker: the task's retry describes the job, finds it
+    ended and creates ``<name>-r2`` (the training and tuning jobs' rule), leaving the ended job as it is."""
+    sagemaker, _ = moto_clients
+    automl = AutopilotAutoML(aws_settings, client=sagemaker)
+    first = automl.submit(**SPEC)
+    _end_job(first.name, status, reason)
 
-    with pytest.raises(RuntimeError, match=re.escape(f"AutoML job {AWS_JOB} {status}: {reason}")):
-        AutopilotAutoML(aws_settings, client=client).submit(**SPEC)
+    retry = automl.submit(**SPEC)
+
+    assert (first.name, retry.name) == (AWS_JOB, f"{AWS_JOB}-r2") and not retry.done
+    ended, created = (sagemaker.describe_auto_ml_job_v2(AutoMLJobName=name) for name in (first.name, retry.name))
+    assert ended["AutoMLJobStatus"] == status and created["AutoMLJobStatus"] == "InProgress"
+    for key in ("AutoMLJobInputDataConfig", "AutoMLProblemTypeConfig", "AutoMLJobObjective"):
+        assert created[key] == ended[key], key
+    assert created["OutputDataConfig"]["S3OutputPath"] == \
+        ended["OutputDataConfig"]["S3OutputPath"].replace(first.name, retry.name)  # its own folder: nothing mixed
+    assert automl.submit(**SPEC).name == retry.name  # the retry's retry re-attaches to it
+
+
+def test_when_every_name_ended_failed_the_job_fails_naming_them(aws_settings, moto_clients):
+    sagemaker, _ = moto_clients
+    automl = AutopilotAutoML(aws_settings, client=sagemaker)
+    for _ in range(9):
+        _end_job(automl.submit(**SPEC).name, "Failed", "AlgorithmError: out of memory")
+
+    with pytest.raises(RuntimeError, match=re.escape(f"AutoML job {AWS_JOB}: 9 attempts ended Failed or Stopped "
+                                                     f"({AWS_JOB} ... {AWS_JOB}-r9)")):
+        automl.submit(**SPEC)
+
+
+def test_a_retried_name_fits_the_32_characters_of_an_automl_job_name(aws_settings, moto_clients):
+    sagemaker, _ = moto_clients
+    automl = AutopilotAutoML(aws_settings, client=sagemaker)
+    longest = "x" * 40  # prefixed and cut to 32 characters: no room for -r2 as it is
+    first = automl.submit(**{**SPEC, "job_name": longest})
+    _end_job(first.name, "Failed", "AlgorithmError")
+
+    retry = automl.submit(**{**SPEC, "job_name": longest})
+
+    assert len(first.name) == 32 and len(retry.name) <= 32 and retry.name.endswith("-r2")
+    assert retry.name.startswith(f"{aws_settings.name_prefix}-")  # still inside the IAM policy's prefix
 
 
 def test_waiting_fails_when_the_job_is_stopped_instead_of_looping(aws_settings, stubbed):

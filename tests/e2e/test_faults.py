@@ -18,8 +18,8 @@ build on each other; each run carries several faults, each injected once, at the
 4. a full disk: size-limited tmpfs file systems (:mod:`testkit.disk`; skipped, saying why,
    where ``mount`` is refused) on the folders written, filled up so that ``s3_ingest`` writing a
    partition and ``autopilot_batch_predict``'s AutoML job packing a model fail with ``ENOSPC``;
-   then the space is freed and the partition's task run again, and a new batch run started (the
-   AutoML job is recorded Failed, terminal as on Autopilot);
+   then the space is freed and the partition's task run again, and the AutoML task's retry runs
+   the job under its next name (the first is recorded Failed, final as on Autopilot);
 5. the S3 store unreachable: the data root moved to moto's S3 server (IAM enforced, the tasks
    signed as the shipped Airflow role), the server taken down at the moment ``s3_ingest``
    writes a partition's manifest and at the moment ``batch_transform`` moves its output into
@@ -42,6 +42,7 @@ from pathlib import Path
 
 import pytest
 
+from mlops.core.naming import attempt_name
 from testkit import iam
 from testkit.airflow import restart_task_components, running_airflow
 from testkit.chain import CHURN_ROWS, SCORING_ROWS, invoke, read_parquet, registry, small_pipelines
@@ -435,13 +436,12 @@ def disk_full_model(airflow, full_disks, disk_full_partition):
                   "job": get_backend().automl.describe_job(plan["job_name"]),
                   "log": api.task_log(BATCH, run_id, "automl_job", failed["try_number"])}
     free_up(batch)
-    # The job is recorded Failed: terminal, as on Autopilot, so this run's retry reports that
-    # failure again. The operator ends the run and starts a new one.
-    api.send("PATCH", f"/dags/{BATCH}/dagRuns/{run_id}", {"state": "failed"})
-    rerun = api.trigger(BATCH)
-    seen["rerun"] = api.wait_for_run(BATCH, rerun, RUN_TIMEOUT)
-    seen["rerun_plan"] = api.xcom(BATCH, rerun, "prepare")
-    seen["published"] = api.xcom(BATCH, rerun, "publish_predictions")
+    # The job is recorded Failed, final as on Autopilot: the task's retry runs <job>-r2.
+    seen["run"] = api.wait_for_run(BATCH, run_id, RUN_TIMEOUT)
+    seen["plan"] = plan
+    seen["retried_job"] = api.xcom(BATCH, run_id, "automl_job")
+    seen["failed_job_after"] = get_backend().automl.describe_job(plan["job_name"])
+    seen["published"] = api.xcom(BATCH, run_id, "publish_predictions")
     seen["predictions"] = read_parquet(seen["published"]["predictions_uri"]) if seen["published"] else None
     print(f"disk-full model: { {k: v for k, v in seen.items() if k not in ('log', 'predictions', 'job')} }")
     return seen
@@ -455,11 +455,17 @@ def test_a_model_packed_onto_a_full_disk_fails_naming_it_and_leaves_no_artifact(
     assert seen["left"] == []  # no torn model.tar.gz, no temporary file
 
 
-def test_a_new_batch_run_after_space_is_freed_publishes_every_row_once(airflow, disk_full_model):
+def test_the_retry_after_space_is_freed_runs_the_next_job_name_and_publishes_every_row_once(airflow,
+                                                                                             disk_full_model):
     _, api = airflow
     seen = disk_full_model
-    assert seen["rerun"]["state"] == "success"
-    assert len(seen["predictions"]) == seen["published"]["rows"] == seen["rerun_plan"]["rows"]
+    assert seen["failed"]["state"] == "up_for_retry"
+    assert seen["run"]["state"] == "success"
+    # A Failed job is final: the retry ran the next name (cut to fit AutoMLJobName's 32 characters)
+    assert seen["retried_job"]["job_name"] == attempt_name(seen["plan"]["job_name"], 2, 32)
+    assert seen["retried_job"]["job_name"].endswith("-r2")
+    assert seen["retried_job"]["status"] == "Completed" and seen["failed_job_after"] == seen["job"]
+    assert len(seen["predictions"]) == seen["published"]["rows"] == seen["plan"]["rows"]
     assert seen["predictions"]["Phone"].is_unique
     assert broken_promises(api, RUNS) == []
 

@@ -178,6 +178,24 @@ def test_a_stopped_job_raises_its_reason(binary_job):
         automl.create_or_attach(**{**spec, "job_name": "churn-stopped"})
 
 
+def test_a_retry_after_a_failed_job_runs_the_next_name_and_its_retry_attaches(binary_job, tmp_path):
+    """As on SageMaker, a Failed job is final: the next submit (the task's retry) runs
+    ``<name>-r2``, whose own retry attaches to it; the failed record is left as it was."""
+    automl, spec, _ = binary_job
+    train = tmp_path / "late.parquet"
+    request = {**spec, "job_name": "churn-late-data", "train_uri": train.as_uri(), "output_uri": tmp_path.as_uri()}
+    with pytest.raises(RuntimeError, match="AutoML job churn-late-data Failed"):
+        automl.submit(**request)  # the training data is not there yet
+    failed = automl.describe_job("churn-late-data")
+    pd.read_parquet(spec["train_uri"]).to_parquet(train)
+
+    retry = automl.submit(**request)
+
+    assert (retry.name, retry.result["job_name"], retry.result["status"]) == ("churn-late-data-r2",) * 2 + ("Completed",)
+    assert retry.result["candidates"] and automl.describe_job("churn-late-data") == failed
+    assert automl.submit(**request).result == retry.result  # attached, not run a third time
+
+
 def test_an_unknown_objective_is_refused_listing_the_allowed_ones(tmp_path):
     automl = FlamlAutoML(tmp_path / "state")
 

@@ -45,9 +45,20 @@ def prefixed(prefix: str, name: str, max_len: int = MAX_LEN) -> str:
 RETRY_ROOM = len("-r9")  # characters a retried job's name adds: -r2 ... -r9
 
 
-def attempt_name(base: str, attempt: int) -> str:
-    """Name of the ``attempt``-th job (1: ``base``; 2: ``base-r2``; ...)."""
-    return base if attempt == 1 else f"{base}-r{attempt}"
+MAX_ATTEMPTS = 9  # a job's names: base, base-r2 ... base-r9
+
+
+def attempt_name(base: str, attempt: int, max_len: int | None = None) -> str:
+    """Name of the ``attempt``-th job (1: ``base``; 2: ``base-r2``; ...).
+
+    With ``max_len``, a base too long to take the suffix is cut to a readable head and a hash of
+    it first (:func:`resource_name`), so a retried name fits and still starts like ``base``.
+    """
+    if attempt == 1:
+        return base
+    if max_len is not None and len(base) + RETRY_ROOM > max_len:
+        base = resource_name(base, max_len=max_len - RETRY_ROOM)
+    return f"{base}-r{attempt}"
 
 
 def run_name(dag_id: str, run_id: str, step: str) -> str:

@@ -5,8 +5,9 @@ completion criteria, mode) or attached to by name: :meth:`AutopilotAutoML.submit
 first, so a retry, or a DAG run given an existing job's name, never launches a second job.
 A running job comes back as a :class:`~mlops.backends.base.JobHandle` carrying the
 :class:`~mlops.triggers.sagemaker_automl.SageMakerAutoMLJobV2Trigger`; :meth:`wait` blocks on the
-same waiter model instead. Failed and Stopped are terminal: they raise with the job's
-``FailureReason``.
+same waiter model instead. Failed and Stopped are terminal: waiting on such a job raises with its
+``FailureReason``, and the task's retry, describing first, finds it ended and creates the job
+under the next name (``<name>-r2`` ... ``-r9``), as the training and tuning jobs do.
 
 Candidates come from ``ListCandidatesForAutoMLJob`` sorted by ``FinalObjectiveMetricValue`` in the
 objective's direction (all pages), best first and, among equals, newest first. A model is
@@ -31,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from mlops.backends.aws.clients import AwsClients, or_none, stop_quietly
 from mlops.backends.base import AutoML, Candidate, JobHandle
-from mlops.core.naming import prefixed
+from mlops.core.naming import MAX_ATTEMPTS, attempt_name, prefixed
 
 if TYPE_CHECKING:
     from mlops.core.settings import Settings
@@ -269,42 +270,58 @@ class AutopilotAutoML(AwsClients, AutoML):
                local_time_budget_s: int | None = None) -> JobHandle:
         """Create the job, or attach to the job of that name; see :class:`JobHandle`.
 
-        Raises ``RuntimeError`` naming the job, its status and reason if it Failed or was Stopped,
-        and ``ValueError`` if a job of that name predicts another target or problem type, or
+        Describes first: a job of that name running is attached to, a Completed one reused; one
+        that Failed or was Stopped is final on SageMaker, so the next name is tried (``<name>-r2``
+        ... ``-r9``, each described the same way) and the first free one is created. Raises
+        ``RuntimeError`` naming the job when all of them ended Failed or Stopped, and
+        ``ValueError`` if a job of that name predicts another target or problem type, or
         optimises another objective; :class:`~mlops.backends.limits.LimitError` before any call for a
         request SageMaker would reject or whose budget cannot produce a candidate. The handle
         names the job by its SageMaker name. ``local_time_budget_s`` is the local twin's.
         """
+        base = self.job_name(job_name)
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            name = attempt_name(base, attempt, JOB_NAME_MAX)
+            request = self.job_request(name, train_uri, target, problem_type, objective, max_candidates,
+                                       time_budget_s, output_uri)
+            described = self._create_or_describe(request, objective, max_candidates, time_budget_s)
+            if described is None:
+                return JobHandle(kind="automl", name=name, done=False, trigger=self.trigger(name, time_budget_s))
+            self._check_attachable(described, request)
+            status = described["AutoMLJobStatus"]
+            if status in TERMINAL_FAILURES:
+                log.warning("%s; the retry uses the next name", job_failure(name, described))
+                continue
+            log.info("AutoML job %s exists: %s (%s); attaching", name, status,
+                     described.get("AutoMLJobSecondaryStatus"))
+            if status == COMPLETED:
+                return JobHandle(kind="automl", name=name, done=True, result=self._result(name))
+            return JobHandle(kind="automl", name=name, done=False, trigger=self.trigger(name, self._budget(described)))
+        raise RuntimeError(f"AutoML job {base}: {MAX_ATTEMPTS} attempts ended Failed or Stopped "
+                           f"({base} ... {attempt_name(base, MAX_ATTEMPTS, JOB_NAME_MAX)})")
+
+    def _create_or_describe(self, request: dict[str, Any], objective: str, max_candidates: int,
+                            time_budget_s: int) -> dict[str, Any] | None:
+        """Create the job ``request`` names when no job has that name (None), else its description."""
         from botocore.exceptions import ClientError
 
-        job_name = self.job_name(job_name)
-        request = self.job_request(job_name, train_uri, target, problem_type, objective, max_candidates,
-                                   time_budget_s, output_uri)
+        job_name = request["AutoMLJobName"]
         described = self.describe_job(job_name)
-        if described is None:
-            try:
-                self.sagemaker.create_auto_ml_job_v2(**request)
-                log.info("created AutoML V2 job %s (%s, %s, %d candidates, %d s)", job_name,
-                         request["AutoMLProblemTypeConfig"]["TabularJobConfig"]["ProblemType"], objective,
-                         int(max_candidates), int(time_budget_s))
-                return JobHandle(kind="automl", name=job_name, done=False,
-                                 trigger=self.trigger(job_name, time_budget_s))
-            except ClientError as err:
-                if err.response.get("Error", {}).get("Code") != "ResourceInUse":
-                    raise
-                described = self.describe_job(job_name)  # created meanwhile by another attempt
-                if described is None:
-                    raise
-        self._check_attachable(described, request)
-        status = described["AutoMLJobStatus"]
-        if status in TERMINAL_FAILURES:
-            raise job_failure(job_name, described)
-        log.info("AutoML job %s exists: %s (%s); attaching", job_name, status,
-                 described.get("AutoMLJobSecondaryStatus"))
-        if status == COMPLETED:
-            return JobHandle(kind="automl", name=job_name, done=True, result=self._result(job_name))
-        return JobHandle(kind="automl", name=job_name, done=False,
-                         trigger=self.trigger(job_name, self._budget(described)))
+        if described is not None:
+            return described
+        try:
+            self.sagemaker.create_auto_ml_job_v2(**request)
+        except ClientError as err:
+            if err.response.get("Error", {}).get("Code") != "ResourceInUse":
+                raise
+            described = self.describe_job(job_name)  # created meanwhile by another attempt
+            if described is None:
+                raise
+            return described
+        log.info("created AutoML V2 job %s (%s, %s, %d candidates, %d s)", job_name,
+                 request["AutoMLProblemTypeConfig"]["TabularJobConfig"]["ProblemType"], objective,
+                 int(max_candidates), int(time_budget_s))
+        return None
 
     def wait(self, handle: JobHandle) -> JobHandle:
         """Block on the AutoML V2 waiter (the trigger's rules) until the job is Completed."""

@@ -43,7 +43,7 @@ from mlops.backends.aws.clients import AwsClients, or_none, stop_quietly
 from mlops.backends.aws.s3 import s3_uri, split_s3_uri
 from mlops.backends.aws.sklearn_image import sklearn_image_uri
 from mlops.backends.base import CVResult, JobHandle, TrainedModel, Trainer, TrainingData, Tuner, TuningResult
-from mlops.core.naming import RETRY_ROOM, attempt_name, prefixed
+from mlops.core.naming import MAX_ATTEMPTS, RETRY_ROOM, attempt_name, prefixed
 from mlops.core.schema import PositiveInt, env_value
 from mlops.core.settings import INCLUDE_DIR
 
@@ -57,7 +57,6 @@ ENTRY_POINT = "train.py"
 TRIGGER = "mlops.triggers.sagemaker_jobs.SageMakerJobTrigger"  # the provider's, which also stops on kill
 TUNING_NAME_MAX = 32  # HyperParameterTuningJobName
 TRAINING_NAME_MAX = 63  # TrainingJobName
-MAX_ATTEMPTS = 9  # a name's suffix is -r2 .. -r9: naming.RETRY_ROOM characters are reserved
 IN_PROGRESS = ("InProgress", "Stopping")
 COMPLETED = "Completed"
 FAILED = ("Failed", "Stopped")

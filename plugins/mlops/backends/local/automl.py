@@ -64,6 +64,11 @@ NAME_PATTERN = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 # (a retry, or a run told to reuse a job) needs these to match; training data, budget and
 # output location may differ, as on Autopilot, and are logged.
 JOB_IDENTITY = ("target", "problem_type", "objective")
+AUTOML_JOB_NAME_MAX = 32  # AutoMLJobName
+
+
+class JobEnded(RuntimeError):
+    """The job of that name ended Failed or Stopped earlier: final, as on SageMaker."""
 
 
 def check_name(kind: str, name: str) -> str:
@@ -301,13 +306,28 @@ class FlamlAutoML(AutoML):
         max_candidates: int, time_budget_s: int, output_uri: str, local_time_budget_s: int | None = None,
     ) -> JobHandle:
         """Run (or attach to) the job here and now; the handle is done and carries
-        ``{"job_name", "status", "candidates"}`` (ranked best first), as on Autopilot."""
-        status = self.create_or_attach(job_name, train_uri, target, problem_type, objective, max_candidates,
-                                       time_budget_s, output_uri, local_time_budget_s)
-        return JobHandle(kind="automl", name=job_name, done=True, result={
-            "job_name": job_name, "status": status,
-            "candidates": [c.to_dict() for c in self.candidates(job_name)],
-        })
+        ``{"job_name", "status", "candidates"}`` (ranked best first), as on Autopilot.
+
+        A job of that name that Failed or was Stopped is final, as on SageMaker: the next name is
+        tried (``<name>-r2`` ... ``-r9``) and the first one not ended that way runs or is attached
+        to; the handle names it.
+        """
+        from mlops.core.naming import MAX_ATTEMPTS, attempt_name
+
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            name = attempt_name(job_name, attempt, AUTOML_JOB_NAME_MAX)
+            try:
+                status = self.create_or_attach(name, train_uri, target, problem_type, objective, max_candidates,
+                                               time_budget_s, output_uri, local_time_budget_s)
+            except JobEnded as ended:
+                log.warning("%s; the retry uses the next name", ended)
+                continue
+            return JobHandle(kind="automl", name=name, done=True, result={
+                "job_name": name, "status": status,
+                "candidates": [c.to_dict() for c in self.candidates(name)],
+            })
+        raise RuntimeError(f"AutoML job {job_name}: {MAX_ATTEMPTS} attempts ended Failed or Stopped "
+                           f"({job_name} ... {attempt_name(job_name, MAX_ATTEMPTS, AUTOML_JOB_NAME_MAX)})")
 
     def create_or_attach(
         self, job_name: str, train_uri: str, target: str, problem_type: str, objective: str,
@@ -320,6 +340,10 @@ class FlamlAutoML(AutoML):
         the name, candidates, the job budget ``time_budget_s``); FLAML then searches for
         ``local_time_budget_s`` seconds (default: the whole job budget), never longer than the job's.
         A training set under Autopilot's 500 rows fails the job, as it does on SageMaker.
+
+        :raises JobEnded: the job of that name Failed or was Stopped before (:meth:`submit` moves
+            on to the next name).
+        :raises RuntimeError: the job fails now (its record says Failed, with the reason).
         """
         from mlops.backends.limits import check_automl_job
 
@@ -339,7 +363,7 @@ class FlamlAutoML(AutoML):
             record = _read_json(path)
             status = record["status"]
             if status in (FAILED, STOPPED):
-                raise RuntimeError(f"AutoML job {job_name} {status}: {record.get('failure_reason')}")
+                raise JobEnded(f"AutoML job {job_name} {status}: {record.get('failure_reason')}")
             if status == COMPLETED:
                 changed = sorted(k for k in spec if record["spec"].get(k) != spec[k])
                 different = [k for k in changed if k in JOB_IDENTITY]
