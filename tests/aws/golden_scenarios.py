@@ -1053,9 +1053,10 @@ def _serving_with_baseline(world: World, registry, n: int, deployed_at: datetime
     return version, links
 
 
-def _execution_reports(world: World, monitor, scheduled: datetime) -> None:
+def _execution_reports(world: World, monitor, scheduled: datetime) -> str:
     """Set-up: what a data-quality execution scheduled at ``scheduled`` wrote (shifted traffic:
-    its statistics, and Model Monitor's violations on ``charges`` and ``plan``)."""
+    its statistics, and Model Monitor's violations on ``charges`` and ``plan``), under the
+    output its processing job names (returned)."""
     from mlops.ml.monitoring import baseline_statistics
     from testkit.monitoring import CATEGORICAL, FEATURES, churn_like_frame
 
@@ -1067,6 +1068,7 @@ def _execution_reports(world: World, monitor, scheduled: datetime) -> None:
                    "description": f"Baseline drift distance: {distance} exceeds threshold: 0.1"}
                   for name, distance in (("charges", 0.71), ("plan", 0.48))]
     world.put(f"{folder}/constraint_violations.json", json.dumps({"violations": violations}))
+    return f"s3://{BUCKET}/{folder}"
 
 
 def _described_schedule(name: str, definition: str, status: str = "Scheduled") -> dict[str, Any]:
@@ -1101,6 +1103,7 @@ def monitor_model(world: World) -> None:
     recorded create; CloudWatch alarms and S3 are moto's.
     """
     from mlops.backends.aws.model_monitor import SageMakerDataQualityMonitor
+    from testkit.monitoring import described_processing_job
 
     registry = _registry(world)
     registry.ensure_group(GROUP)
@@ -1136,7 +1139,8 @@ def monitor_model(world: World) -> None:
 
     # 2. an hour later: the same baseline; the execution of T0 + 2 h has completed, with violations
     scheduled = T0 + timedelta(hours=2)
-    _execution_reports(world, monitor, scheduled)
+    output = _execution_reports(world, monitor, scheduled)
+    job = f"{arn}:processing-job/model-monitoring-202611210800-0a1b2c3d"
     stubber.add_response("describe_monitoring_schedule", _described_schedule(schedule, definition))
     stubber.add_response("describe_data_quality_job_definition", _moto_definition_answer(world, request))
     stubber.add_response("list_monitoring_executions", {"MonitoringExecutionSummaries": [
@@ -1144,7 +1148,8 @@ def monitor_model(world: World) -> None:
          "LastModifiedTime": T0, "MonitoringExecutionStatus": "InProgress", "EndpointName": f"mlops-{PROD_ENDPOINT}"},
         {"MonitoringScheduleName": schedule, "ScheduledTime": scheduled, "CreationTime": T0, "LastModifiedTime": T0,
          "MonitoringExecutionStatus": "CompletedWithViolations", "EndpointName": f"mlops-{PROD_ENDPOINT}",
-         "ProcessingJobArn": f"{arn}:processing-job/model-monitoring-202611210800-0a1b2c3d"}]})
+         "ProcessingJobArn": job}]})
+    stubber.add_response("describe_processing_job", described_processing_job(job, output, scheduled))
     same = run(T0 + timedelta(hours=1))
     assert (same["schedule"]["change"], same["status"], same["drift"]) == ("unchanged", "violations", True), same
     assert sorted(same["drifted_features"]) == ["charges", "plan"], same

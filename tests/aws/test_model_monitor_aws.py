@@ -217,3 +217,43 @@ def test_a_prod_endpoint_in_another_account_gets_its_schedule_there(settings):
     assert (monitor.settings.aws_conn_id, monitor.settings.aws_region, monitor.settings.sagemaker_role_arn) == \
         ("aws_prod", "eu-west-1", role)
     assert analyzer_image("eu-west-1").startswith("468650794304.")
+
+
+def completed_execution(monitor: SageMakerDataQualityMonitor, scheduled: datetime, job_arn: str | None) -> dict:
+    return {"MonitoringScheduleName": monitor.schedule_name("churn-classifier-prod"), "ScheduledTime": scheduled,
+            "CreationTime": T0, "LastModifiedTime": T0, "MonitoringExecutionStatus": "CompletedWithViolations",
+            **({"ProcessingJobArn": job_arn} if job_arn else {})}
+
+
+def test_the_report_is_read_where_the_executions_processing_job_wrote_it_not_at_an_assumed_layout(
+        stubbed, s3, moto_reads):
+    from testkit.monitoring import described_processing_job
+
+    monitor, stubber = stubbed
+    baseline = baseline_in_s3(s3, "run-1")
+    scheduled = T0 + timedelta(hours=1)
+    # nowhere near <output>/<endpoint>/<schedule>/yyyy/mm/dd/hh: only the processing job says where
+    elsewhere = "mlops/somewhere-else/exec-42"
+    shifted = baseline_statistics(churn_like_frame(300, seed=9, shift=True), FEATURES, CATEGORICAL)
+    s3.put_object(Bucket=BUCKET, Key=f"{elsewhere}/statistics.json", Body=json.dumps(shifted))
+    s3.put_object(Bucket=BUCKET, Key=f"{elsewhere}/constraint_violations.json", Body=json.dumps({"violations": [
+        {"feature_name": "charges", "constraint_check_type": "baseline_drift_check", "description": "0.7 > 0.1"}]}))
+    job = f"arn:aws:sagemaker:{REGION}:123456789012:processing-job/model-monitoring-202611210700-0a1b2c3d"
+    stubber.add_response("list_monitoring_executions", {"MonitoringExecutionSummaries": [
+        completed_execution(monitor, scheduled, job)]})
+    stubber.add_response("describe_processing_job",
+                         described_processing_job(job, f"s3://{BUCKET}/{elsewhere}/", scheduled),
+                         {"ProcessingJobName": "model-monitoring-202611210700-0a1b2c3d"})
+    schedule = MonitoringSchedule(**{**schedule_of(monitor).to_dict(), "baseline": baseline.to_dict()})
+    result = monitor.report(schedule, check())
+    assert result["drifted_features"] == ["charges"] and result["rows"] == 300
+    assert result["execution"]["statistics_uri"] == f"s3://{BUCKET}/{elsewhere}/statistics.json"
+
+
+def test_an_execution_without_a_processing_job_is_not_found_naming_the_execution(stubbed):
+    monitor, stubber = stubbed
+    stubber.add_response("list_monitoring_executions", {"MonitoringExecutionSummaries": [
+        completed_execution(monitor, T0 + timedelta(hours=1), None)]})
+    with pytest.raises(MonitoringReportNotFound, match=r"execution of 2026-11-21T07:00:00\+00:00 names no "
+                                                       r"processing job"):
+        monitor.report(schedule_of(monitor), check())

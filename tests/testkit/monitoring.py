@@ -121,3 +121,18 @@ def send_traffic(hosting, shift: bool, seed: int, requests: int = 100, rows_per_
                                InferenceId=f"{seed}-{start}")
     hosting.flush_capture()
     return since, datetime.now(UTC)
+
+
+def described_processing_job(arn: str, output_uri: str, when) -> dict:
+    """A ``DescribeProcessingJob`` answer for a Model Monitor execution's processing job (moto 5.2
+    has none: written here from the API reference, its shape checked by the Stubber against
+    botocore's model): its one output, the monitoring output, uploaded to ``output_uri``."""
+    name = arn.split("processing-job/", 1)[1]
+    return {"ProcessingJobName": name, "ProcessingJobArn": arn, "ProcessingJobStatus": "Completed",
+            "CreationTime": when, "RoleArn": "arn:aws:iam::123456789012:role/mlops-sagemaker",
+            "AppSpecification": {"ImageUri": "156813124566.dkr.ecr.us-east-1.amazonaws.com/"
+                                             "sagemaker-model-monitor-analyzer"},
+            "ProcessingResources": {"ClusterConfig": {"InstanceCount": 1, "InstanceType": "ml.m5.large",
+                                                      "VolumeSizeInGB": 20}},
+            "ProcessingOutputConfig": {"Outputs": [{"OutputName": "monitoring_output", "S3Output": {
+                "S3Uri": output_uri, "LocalPath": "/opt/ml/processing/output", "S3UploadMode": "EndOfJob"}}]}}
