@@ -1071,6 +1071,38 @@ def _execution_reports(world: World, monitor, scheduled: datetime) -> str:
     return f"s3://{BUCKET}/{folder}"
 
 
+def _monitoring_pipelines(world: World, data_quality: str, folder: Path | None = None) -> None:
+    """Set-up: the churn config (as it is in ``MLOPS_PIPELINES_DIR`` already, else the shipped one)
+    with ``monitoring.aws.data_quality`` set, in ``folder`` (``MLOPS_PIPELINES_DIR`` points there)."""
+    import yaml
+
+    from mlops.core.config import load_pipeline
+
+    raw = json.loads(json.dumps(load_pipeline("churn").raw))  # a copy
+    raw.setdefault("monitoring", {}).setdefault("aws", {})["data_quality"] = data_quality
+    folder = folder or world.settings.home / "pipelines-monitoring"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "churn.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    world.monkeypatch.setenv("MLOPS_PIPELINES_DIR", str(folder))
+
+
+def _traffic_in_s3(world: World, start: datetime, rows: int, shift: bool, wrong: bool) -> None:
+    """Set-up: what the prod endpoint captured in S3 from ``start`` (one record a second, the
+    SageMaker capture layout under the data root) and the ground truth uploaded for it; ``wrong``:
+    every answered probability is on the wrong side of its label (ROC AUC 0)."""
+    from testkit.monitoring import capture_jsonl, churn_like_frame, ground_truth_jsonl
+
+    frame = churn_like_frame(rows, seed=11, shift=shift)
+    basic = (frame["plan"] == "basic").to_numpy()
+    probabilities = [0.9 if b else 0.1 for b in basic]
+    labels = [("False." if b else "True.") if wrong else ("True." if b else "False.") for b in basic]
+    hour = f"{start:%Y/%m/%d/%H}"
+    capture = f"mlops/monitoring/data-capture/{PROD_ENDPOINT}/mlops-{PROD_ENDPOINT}/AllTraffic"  # Destination/endpoint/variant
+    world.put(f"{capture}/{hour}/capture-0.jsonl",
+              capture_jsonl(frame, start, probabilities))
+    world.put(f"mlops/monitoring/ground-truth/{PROD_ENDPOINT}/{hour}/labels.jsonl", ground_truth_jsonl(labels))
+
+
 def _described_schedule(name: str, definition: str, status: str = "Scheduled") -> dict[str, Any]:
     """A DescribeMonitoringSchedule answer (moto has no monitoring schedules: written here, its
     shape checked by the Stubber against botocore's model)."""
@@ -1105,6 +1137,7 @@ def monitor_model(world: World) -> None:
     from mlops.backends.aws.model_monitor import SageMakerDataQualityMonitor
     from testkit.monitoring import described_processing_job
 
+    _monitoring_pipelines(world, "model_monitor")
     registry = _registry(world)
     registry.ensure_group(GROUP)
     first, _ = _serving_with_baseline(world, registry, 1, T0 - timedelta(days=7), frame_seed=1)
@@ -1137,8 +1170,10 @@ def monitor_model(world: World) -> None:
     assert request["DataQualityBaselineConfig"]["StatisticsResource"]["S3Uri"] == \
         first.metadata["baseline_statistics_uri"]
 
-    # 2. an hour later: the same baseline; the execution of T0 + 2 h has completed, with violations
+    # 2. an hour later: the same baseline; the execution of T0 + 2 h has completed, with violations;
+    # labels arrived for the window's capture (model quality is computed from S3, not by Model Monitor)
     scheduled = T0 + timedelta(hours=2)
+    _traffic_in_s3(world, T0 + timedelta(hours=1), 150, shift=True, wrong=True)
     output = _execution_reports(world, monitor, scheduled)
     job = f"{arn}:processing-job/model-monitoring-202611210800-0a1b2c3d"
     stubber.add_response("describe_monitoring_schedule", _described_schedule(schedule, definition))
@@ -1154,6 +1189,8 @@ def monitor_model(world: World) -> None:
     assert (same["schedule"]["change"], same["status"], same["drift"]) == ("unchanged", "violations", True), same
     assert sorted(same["drifted_features"]) == ["charges", "plan"], same
     assert same["execution"]["window"]["until"] == scheduled.isoformat()
+    assert same["model_quality"] == {"labelled_rows": 150, "accuracy": 0.0, "roc_auc": 0.0}, same
+    assert same["violations"] == 3, same  # charges, plan (Model Monitor's) and roc_auc below approval's 0.8
 
     # 3. prod's version changed (retrained without "calls"): a new baseline replaces the definition
     # under the one schedule, and the alarm of the feature it no longer has goes
@@ -1171,6 +1208,49 @@ def monitor_model(world: World) -> None:
     assert replaced["schedule"]["job_definition_name"] != definition
     alarms = world.cloudwatch.describe_alarms(AlarmNamePrefix=monitor.alarm_prefix(PROD_ENDPOINT))["MetricAlarms"]
     assert [a["MetricName"] for a in alarms] == [f"feature_baseline_drift_{f}" for f in ("plan", "tenure", "charges")]
+
+
+def monitor_model_own_check(world: World) -> None:
+    """``monitor_model``'s ``monitor`` task on the aws backend with ``monitoring.aws.data_quality:
+    own_check`` (the default): no Model Monitor call at all (the managed port is a Stubber with no
+    answers); the schedule is recorded under the data root and the S3 capture of the window is
+    checked against the serving version's baseline, as the local backend does, with model quality
+    from the ground truth. Two runs: shifted traffic is drift on ``charges`` and ``plan``; the
+    next hour's training-like traffic with right answers is not, and the record is unchanged."""
+    from mlops.backends.aws import own_check_record
+    from mlops.backends.aws.model_monitor import SageMakerDataQualityMonitor
+    from mlops.ml.capture_monitor import CaptureDataQualityMonitor
+
+    _monitoring_pipelines(world, "own_check")
+    registry = _registry(world)
+    registry.ensure_group(GROUP)
+    version, _ = _serving_with_baseline(world, registry, 1, T0 - timedelta(days=7), frame_seed=1)
+    client, _stubber = world.stubbed()  # any Model Monitor call would fail: nothing is stubbed
+    managed = SageMakerDataQualityMonitor(world.settings, sagemaker_client=client, cloudwatch_client=world.cloudwatch)
+    world.backend = _backend(registry=registry, monitoring=managed,
+                             own_monitoring=CaptureDataQualityMonitor(own_check_record(world.settings)),
+                             **_one_account_stages(world))
+    monitor_task = dag_task("monitor_model", "monitor")
+
+    def run(start: datetime) -> dict[str, Any]:
+        context = world.context("monitor_model", params={"since": None, "until": None, "lookback_hours": 1},
+                                data_interval_start=start, data_interval_end=start + timedelta(hours=1))
+        context["run_id"] = f"scheduled__{start.isoformat()}"
+        with world.step():
+            return monitor_task(**context)
+
+    _traffic_in_s3(world, T0, 300, shift=True, wrong=True)
+    drifted = run(T0)
+    assert (drifted["status"], drifted["drift"], drifted["schedule"]["change"]) == ("violations", True, "created")
+    assert sorted(drifted["drifted_features"]) == ["charges", "plan"], drifted
+    assert drifted["model_quality"]["roc_auc"] == 0.0 and drifted["execution"]["by"] == "monitor_model", drifted
+    assert drifted["model_package_arn"] == version.arn and drifted["rows"] == 300
+    _traffic_in_s3(world, T0 + timedelta(hours=1), 300, shift=False, wrong=False)
+    quiet = run(T0 + timedelta(hours=1))
+    assert (quiet["status"], quiet["drift"], quiet["schedule"]["change"]) == ("ok", False, "unchanged"), quiet
+    assert quiet["model_quality"]["roc_auc"] == 1.0, quiet
+    assert [c.operation for c in world.recorder.calls if c.service in ("sagemaker", "cloudwatch")
+            and c.operation != "DescribeModelPackage"] == []  # only the registry's describes
 
 
 def _transform_description(request: dict[str, Any], status: str) -> dict[str, Any]:
@@ -1195,6 +1275,7 @@ SCENARIOS: dict[str, Callable[..., None]] = {
     "train_model--killed": train_model_killed,
     "autopilot_batch_predict--killed": autopilot_batch_predict_killed,
     "monitor_model": monitor_model,
+    "monitor_model--own-check": monitor_model_own_check,
 }
 NEEDS_TRAINING_DATA = {"train_model", "train_model--registry-approval", "train_model--killed"}
 

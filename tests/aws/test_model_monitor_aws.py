@@ -209,14 +209,39 @@ def test_a_prod_endpoint_in_another_account_gets_its_schedule_there(settings):
 
     backend = aws.build(settings)
     own = StageTarget("prod", "123456789012", REGION, registry_account="123456789012")
-    assert backend.monitoring_for(own) is backend.monitoring and backend.monitoring_for(None) is backend.monitoring
+    assert backend.monitoring_for(own, managed=True) is backend.monitoring
+    assert backend.monitoring_for(None, managed=True) is backend.monitoring
     role = "arn:aws:iam::345678901234:role/mlops-prod-sagemaker"
     other = StageTarget("prod", "345678901234", "eu-west-1", aws_conn_id="aws_prod", execution_role_arn=role,
                         registry_account="123456789012")
-    monitor = backend.monitoring_for(other.to_dict())
+    monitor = backend.monitoring_for(other.to_dict(), managed=True)
     assert (monitor.settings.aws_conn_id, monitor.settings.aws_region, monitor.settings.sagemaker_role_arn) == \
         ("aws_prod", "eu-west-1", role)
     assert analyzer_image("eu-west-1").startswith("468650794304.")
+
+
+def test_the_default_check_on_aws_is_monitor_models_own_on_the_s3_capture_in_any_account(settings):
+    """``monitoring.aws.data_quality: own_check`` (the default; Model Monitor takes no new
+    customers): the check reads the capture in the data bucket with the project's connection,
+    whatever account prod is in, and records its schedule under the data root."""
+    from mlops.backends import aws
+    from mlops.backends.base import StageTarget
+    from mlops.ml.capture_monitor import CaptureDataQualityMonitor
+
+    assert monitoring_settings(None)["aws"]["data_quality"] == "own_check"
+    backend = aws.build(settings)
+    other = StageTarget("prod", "345678901234", "eu-west-1", aws_conn_id="aws_prod", registry_account="123456789012")
+    for target in (None, other):
+        monitor = backend.monitoring_for(target)
+        assert isinstance(monitor, CaptureDataQualityMonitor) and monitor is backend.own_monitoring
+    assert backend.own_monitoring.record_uri == f"s3://{BUCKET}/mlops/monitoring/own-check/schedules.json"
+
+
+def test_an_unknown_data_quality_choice_is_refused_naming_the_key():
+    from mlops.ml.monitoring import MonitoringError
+
+    with pytest.raises(MonitoringError, match=r"monitoring\.aws\.data_quality"):
+        monitoring_settings(type("Config", (), {"raw": {"monitoring": {"aws": {"data_quality": "clarify"}}}})())
 
 
 def completed_execution(monitor: SageMakerDataQualityMonitor, scheduled: datetime, job_arn: str | None) -> dict:

@@ -26,7 +26,11 @@ managed schedule on AWS and the local twin read one baseline and give one result
   it wrote them: ``DescribeProcessingJob`` of the execution's ``ProcessingJobArn``, its
   ``ProcessingOutputConfig.Outputs[].S3Output.S3Uri`` (as the SageMaker SDK's
   ``MonitoringExecution.from_processing_arn`` reads it; no report layout is assumed), into the
-  local check's result format (:func:`mlops.ml.monitoring.model_monitor_result`).
+  local check's result format (:func:`mlops.ml.monitoring.model_monitor_result`). Model quality
+  is added as the own check computes it (:func:`mlops.ml.monitoring.capture_model_quality`: the
+  run's window of S3 capture joined with the ground truth on the inference id, against the
+  approval thresholds): Model Monitor's data-quality job has no labels, and no managed
+  model-quality schedule is needed for it.
 """
 
 from __future__ import annotations
@@ -218,7 +222,7 @@ class SageMakerDataQualityMonitor(AwsClients, DataQualityMonitor):
 
     def report(self, schedule: MonitoringSchedule, check: MonitoringCheck) -> dict[str, Any]:
         from mlops.core.storage import read_json, to_path
-        from mlops.ml.monitoring import _utc, model_monitor_result
+        from mlops.ml.monitoring import _utc, capture_model_quality, merge_model_quality, model_monitor_result
 
         since, until = _utc(check.since), _utc(check.until)
         # epoch seconds: the same instant as a datetime, and a request that reads the same in a golden file
@@ -252,6 +256,11 @@ class SageMakerDataQualityMonitor(AwsClients, DataQualityMonitor):
                                       violations, check.settings)
         window = {"since": (scheduled - timedelta(hours=1)).isoformat(), "until": scheduled.isoformat()}
         result["window"] = window
+        # Model Monitor's data-quality job has no labels: model quality is the own check's, on the
+        # run's window of S3 capture and ground truth (no managed model-quality schedule)
+        merge_model_quality(result, capture_model_quality(
+            check.capture_prefix, check.ground_truth_prefix, check.since, check.until, check.positive_label,
+            check.thresholds or {}, chunk_rows=int(check.settings.get("chunk_rows", 50_000))))
         result["execution"] = {"schedule": schedule.name, "job_definition_name": schedule.job_definition_name,
                                "status": latest["MonitoringExecutionStatus"], "window": window,
                                "processing_job_arn": latest.get("ProcessingJobArn"), "by": "sagemaker-model-monitor",
