@@ -1030,7 +1030,7 @@ def autopilot_batch_predict_killed(world: World) -> None:
 
 # ---------------------------------------------------------------- monitor_model
 def _serving_with_baseline(world: World, registry, n: int, deployed_at: datetime, frame_seed: int,
-                           features: list[str] | None = None):
+                           features: list[str] | None = None, account: str = "123456789012"):
     """Set-up: version ``n`` registered with its monitoring baseline of ``features`` (default all
     four) in S3, Approved, recorded as serving prod (SageMaker's endpoint name) since ``deployed_at``."""
     from moto_fixtures import metadata, put_artifact
@@ -1049,7 +1049,7 @@ def _serving_with_baseline(world: World, registry, n: int, deployed_at: datetime
     registry.approve(version.arn, "policy", "policy: roc_auc >= 0.8", {"roc_auc": 0.9})
     registry.record_deployment(Deployment(arn=version.arn, stage="prod", endpoint_name=f"mlops-{PROD_ENDPOINT}",
                                           endpoint_config=f"prod-config-{n}", outcome="succeeded",
-                                          deployed_at=deployed_at.isoformat(), account="123456789012"))
+                                          deployed_at=deployed_at.isoformat(), account=account))
     return version, links
 
 
@@ -1253,6 +1253,101 @@ def monitor_model_own_check(world: World) -> None:
             and c.operation != "DescribeModelPackage"] == []  # only the registry's describes
 
 
+def monitor_model_three_accounts(world: World) -> None:
+    """``monitor_model`` with prod in an account of its own (the accounts of ``deploy_model--three-
+    accounts``), first with Model Monitor (``monitoring.aws.data_quality: model_monitor``): the
+    definition, schedule, executions, processing job and violation alarms are made and read in
+    prod's account, through prod's connection (its deployment role), the definition passing prod's
+    execution role; the registry, the baseline, the reports and the S3 capture and ground truth
+    (model quality) are read in the data-science account. Then with the own check (the default):
+    nothing at all goes to prod's account.
+
+    What answers: prod's SageMaker calls are a Stubber on a client of prod's credentials (moto 5.2
+    has no monitoring schedules), so their account is the one those credentials land in; CloudWatch,
+    STS and S3 are moto's, under :func:`testkit.moto_accounts.strict_accounts`."""
+    from accounts_fixtures import CONNECTIONS, execution_role
+    from accounts_fixtures import PROD as PROD_ACCOUNT
+
+    from mlops.backends.aws import own_check_record, stage_monitoring
+    from mlops.backends.aws.accounts import SageMakerStageAccess
+    from mlops.backends.aws.clients import session
+    from mlops.backends.base import MonitoringBaseline
+    from mlops.ml.capture_monitor import CaptureDataQualityMonitor
+    from testkit.monitoring import described_processing_job
+    from testkit.moto_accounts import strict_accounts
+
+    with strict_accounts():
+        registry, _ = _three_accounts(world)
+        _monitoring_pipelines(world, "model_monitor")
+        version, links = _serving_with_baseline(world, registry, 1, T0 - timedelta(days=7), frame_seed=1,
+                                                account=PROD_ACCOUNT)
+        prod_client = session(replace(world.settings, aws_conn_id=CONNECTIONS["prod"])).client(
+            "sagemaker", region_name=REGION)
+        stubber = Stubber(prod_client)
+        stubber.activate()
+        world.stubbers.append(stubber)
+        make = stage_monitoring(world.settings)
+
+        def prod_monitoring(target):
+            made = make(target)
+            if made is not None:
+                made._use_clients(sagemaker=prod_client)
+            return made
+
+        world.backend = _backend(registry=registry, stages=SageMakerStageAccess(world.settings),
+                                 stage_monitoring=prod_monitoring,
+                                 own_monitoring=CaptureDataQualityMonitor(own_check_record(world.settings)))
+        monitor_task = dag_task("monitor_model", "monitor")
+
+        def run(start: datetime) -> dict[str, Any]:
+            context = world.context("monitor_model", params={"since": None, "until": None, "lookback_hours": 1},
+                                    data_interval_start=start, data_interval_end=start + timedelta(hours=1))
+            context["run_id"] = f"scheduled__{start.isoformat()}"
+            with world.step():
+                return monitor_task(**context)
+
+        from mlops.backends.aws.model_monitor import SageMakerDataQualityMonitor
+
+        names = SageMakerDataQualityMonitor(world.settings)  # names only: the same in every account
+        schedule = names.schedule_name(PROD_ENDPOINT)
+        definition = names.definition_name(PROD_ENDPOINT, MonitoringBaseline(
+            version.arn, links["baseline_statistics_uri"], links["baseline_constraints_uri"]))
+        arn = f"arn:aws:sagemaker:{REGION}:{PROD_ACCOUNT}"
+        scheduled = T0 + timedelta(hours=1)
+        output = _execution_reports(world, names, scheduled)
+        _traffic_in_s3(world, T0, 150, shift=True, wrong=True)
+        job = f"{arn}:processing-job/model-monitoring-202611210700-0a1b2c3d"
+        stubber.add_client_error("describe_monitoring_schedule", "ResourceNotFound",
+                                 f"Could not find monitoring schedule {schedule}")
+        stubber.add_client_error("describe_data_quality_job_definition", "ResourceNotFound",
+                                 "Could not find job definition")
+        stubber.add_response("create_data_quality_job_definition",
+                             {"JobDefinitionArn": f"{arn}:data-quality-job-definition/{definition}"})
+        stubber.add_response("create_monitoring_schedule",
+                             {"MonitoringScheduleArn": f"{arn}:monitoring-schedule/{schedule}"})
+        stubber.add_response("list_monitoring_executions", {"MonitoringExecutionSummaries": [
+            {"MonitoringScheduleName": schedule, "ScheduledTime": scheduled, "CreationTime": T0,
+             "LastModifiedTime": T0, "MonitoringExecutionStatus": "CompletedWithViolations",
+             "EndpointName": f"mlops-{PROD_ENDPOINT}", "ProcessingJobArn": job}]})
+        stubber.add_response("describe_processing_job", described_processing_job(job, output, scheduled))
+        managed = run(T0)
+        assert (managed["status"], managed["schedule"]["change"]) == ("violations", "created"), managed
+        assert managed["model_quality"]["roc_auc"] == 0.0 and managed["violations"] == 3, managed
+        (request,) = [c for c in world.recorder.calls if c.operation == "CreateDataQualityJobDefinition"]
+        assert (request.account, request.params["RoleArn"]) == (PROD_ACCOUNT, execution_role("prod"))
+        in_prod = {(c.service, c.operation) for c in world.recorder.calls if c.account == PROD_ACCOUNT}
+        assert ("sagemaker", "DescribeProcessingJob") in in_prod and ("cloudwatch", "PutMetricAlarm") in in_prod
+
+        # the own check (the default): the capture is in the data bucket, read from the data-science account
+        _monitoring_pipelines(world, "own_check", world.settings.home / "pipelines-own-check")
+        before = len(world.recorder.calls)
+        _traffic_in_s3(world, T0 + timedelta(hours=1), 300, shift=True, wrong=False)
+        own = run(T0 + timedelta(hours=1))
+        assert (own["status"], own["execution"]["by"]) == ("violations", "monitor_model"), own
+        assert sorted(own["drifted_features"]) == ["charges", "plan"], own
+        assert [c.operation for c in world.recorder.calls[before:] if c.account == PROD_ACCOUNT] == []
+
+
 def _transform_description(request: dict[str, Any], status: str) -> dict[str, Any]:
     """A ``DescribeTransformJob`` answer for the job ``request`` created."""
     described = {key: request[key] for key in ("TransformJobName", "ModelName", "TransformInput", "TransformOutput",
@@ -1276,6 +1371,7 @@ SCENARIOS: dict[str, Callable[..., None]] = {
     "autopilot_batch_predict--killed": autopilot_batch_predict_killed,
     "monitor_model": monitor_model,
     "monitor_model--own-check": monitor_model_own_check,
+    "monitor_model--three-accounts": monitor_model_three_accounts,
 }
 NEEDS_TRAINING_DATA = {"train_model", "train_model--registry-approval", "train_model--killed"}
 
