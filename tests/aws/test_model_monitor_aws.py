@@ -282,3 +282,17 @@ def test_an_execution_without_a_processing_job_is_not_found_naming_the_execution
     with pytest.raises(MonitoringReportNotFound, match=r"execution of 2026-11-21T07:00:00\+00:00 names no "
                                                        r"processing job"):
         monitor.report(schedule_of(monitor), check())
+
+
+def test_a_refused_describe_of_the_processing_job_is_an_error_not_a_missing_report(stubbed):
+    """A missing ``sagemaker:DescribeProcessingJob`` grant must fail the run, not read as "no
+    execution yet" (which is no drift)."""
+    monitor, stubber = stubbed
+    job = f"arn:aws:sagemaker:{REGION}:123456789012:processing-job/model-monitoring-202611210700-0a1b2c3d"
+    stubber.add_response("list_monitoring_executions", {"MonitoringExecutionSummaries": [
+        completed_execution(monitor, T0 + timedelta(hours=1), job)]})
+    stubber.add_client_error("describe_processing_job", "AccessDeniedException",
+                             "User is not authorized to perform: sagemaker:DescribeProcessingJob")
+    with pytest.raises(MonitoringScheduleError, match=r"DescribeProcessingJob of model-monitoring-202611210700-"
+                                                      r"0a1b2c3d .* refused: AccessDeniedException User is not"):
+        monitor.report(schedule_of(monitor), check())

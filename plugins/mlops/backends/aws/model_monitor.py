@@ -275,6 +275,8 @@ class SageMakerDataQualityMonitor(AwsClients, DataQualityMonitor):
         ``MonitoringExecution.from_processing_arn(...).output.destination`` does).
 
         :raises MonitoringReportNotFound: the execution names no processing job, or the job no output.
+        :raises MonitoringScheduleError: SageMaker refused to describe the job (e.g. the role lacks
+            ``sagemaker:DescribeProcessingJob``): an error, never taken for "no report yet".
         """
         from botocore.exceptions import ClientError
 
@@ -286,10 +288,11 @@ class SageMakerDataQualityMonitor(AwsClients, DataQualityMonitor):
         try:
             described = self.sagemaker.describe_processing_job(ProcessingJobName=job)
         except ClientError as err:
-            raise MonitoringReportNotFound(
-                f"monitoring schedule {schedule.name}: processing job {job} of the execution of "
-                f"{scheduled.isoformat()} could not be described: "
-                f"{err.response.get('Error', {}).get('Message') or err}") from err
+            error = err.response.get("Error", {})
+            raise MonitoringScheduleError(
+                f"monitoring schedule {schedule.name}: sagemaker:DescribeProcessingJob of {job} (the execution of "
+                f"{scheduled.isoformat()}) was refused: {error.get('Code', '')} "
+                f"{(error.get('Message') or str(err))[:300]}") from err
         outputs = [o for o in described.get("ProcessingOutputConfig", {}).get("Outputs", []) if o.get("S3Output")]
         chosen = [o for o in outputs if o["S3Output"].get("LocalPath") == REPORT_LOCAL_PATH] or outputs
         if not chosen:
