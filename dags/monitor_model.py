@@ -36,18 +36,21 @@ USE_CASE = "churn"
 Hourly (and on demand) check of the churn **prod** endpoint's traffic:
 
 1. **monitor**: keeps the endpoint's data-quality schedule on the baseline of the version serving
-   prod (on AWS: SageMaker Model Monitor's job definition, hourly schedule and a CloudWatch alarm
-   per feature, replaced in place when prod's version changes; locally this run is the schedule),
-   then reads the schedule's report of the window: on AWS the newest completed execution's
-   `statistics.json` / `constraint_violations.json` (`no_report` until one has completed); locally
-   it reads the records the endpoint's data capture wrote in the window
-   (`<capture destination>/<endpoint>/AllTraffic/yyyy/mm/dd/hh/`, SageMaker's layout on both
+   prod, then reads the schedule's report of the window. By default (locally, and on AWS with
+   `monitoring.aws.data_quality: own_check`) this run is the schedule: it reads the records the
+   endpoint's data capture wrote in the window (S3 on AWS). With `model_monitor` (AWS accounts that
+   already use SageMaker Model Monitor, closed to new customers): Model Monitor's job definition,
+   hourly schedule and a CloudWatch alarm per feature, replaced in place when prod's version
+   changes, and the newest completed execution's `statistics.json` / `constraint_violations.json`
+   where its processing job wrote them (`no_report` until one has completed). The own check reads the
+   capture at (`<capture destination>/<endpoint>/AllTraffic/yyyy/mm/dd/hh/`, SageMaker's layout on both
    backends; a scheduled run reads the hour since the previous one) and checks them against the
    baseline registered with the version that served prod (Model Monitor's `statistics.json` and
    `constraints.json`): missing and extra columns, types, completeness, and per-feature drift
    (Kolmogorov-Smirnov distance for numeric features, L-infinity distance for categorical ones,
    over `monitoring.drift.threshold` and the sampling noise). Labels uploaded as ground truth
-   (joined on the inference id) add model quality against the approval thresholds. Writes
+   (joined on the inference id) add model quality against the approval thresholds, with either
+   check (computed here from the capture with Model Monitor too). Writes
    `result.json`, `constraint_violations.json` and `report.html` (plots) under
    `monitoring/churn/reports/<run>/`.
 2. **announce_drift**: on any violation, emits the `churn_drift` Asset (its event names the

@@ -1030,7 +1030,7 @@ def autopilot_batch_predict_killed(world: World) -> None:
 
 # ---------------------------------------------------------------- monitor_model
 def _serving_with_baseline(world: World, registry, n: int, deployed_at: datetime, frame_seed: int,
-                           features: list[str] | None = None):
+                           features: list[str] | None = None, account: str = "123456789012"):
     """Set-up: version ``n`` registered with its monitoring baseline of ``features`` (default all
     four) in S3, Approved, recorded as serving prod (SageMaker's endpoint name) since ``deployed_at``."""
     from moto_fixtures import metadata, put_artifact
@@ -1049,13 +1049,14 @@ def _serving_with_baseline(world: World, registry, n: int, deployed_at: datetime
     registry.approve(version.arn, "policy", "policy: roc_auc >= 0.8", {"roc_auc": 0.9})
     registry.record_deployment(Deployment(arn=version.arn, stage="prod", endpoint_name=f"mlops-{PROD_ENDPOINT}",
                                           endpoint_config=f"prod-config-{n}", outcome="succeeded",
-                                          deployed_at=deployed_at.isoformat(), account="123456789012"))
+                                          deployed_at=deployed_at.isoformat(), account=account))
     return version, links
 
 
-def _execution_reports(world: World, monitor, scheduled: datetime) -> None:
+def _execution_reports(world: World, monitor, scheduled: datetime) -> str:
     """Set-up: what a data-quality execution scheduled at ``scheduled`` wrote (shifted traffic:
-    its statistics, and Model Monitor's violations on ``charges`` and ``plan``)."""
+    its statistics, and Model Monitor's violations on ``charges`` and ``plan``), under the
+    output its processing job names (returned)."""
     from mlops.ml.monitoring import baseline_statistics
     from testkit.monitoring import CATEGORICAL, FEATURES, churn_like_frame
 
@@ -1067,6 +1068,39 @@ def _execution_reports(world: World, monitor, scheduled: datetime) -> None:
                    "description": f"Baseline drift distance: {distance} exceeds threshold: 0.1"}
                   for name, distance in (("charges", 0.71), ("plan", 0.48))]
     world.put(f"{folder}/constraint_violations.json", json.dumps({"violations": violations}))
+    return f"s3://{BUCKET}/{folder}"
+
+
+def _monitoring_pipelines(world: World, data_quality: str, folder: Path | None = None) -> None:
+    """Set-up: the churn config (as it is in ``MLOPS_PIPELINES_DIR`` already, else the shipped one)
+    with ``monitoring.aws.data_quality`` set, in ``folder`` (``MLOPS_PIPELINES_DIR`` points there)."""
+    import yaml
+
+    from mlops.core.config import load_pipeline
+
+    raw = json.loads(json.dumps(load_pipeline("churn").raw))  # a copy
+    raw.setdefault("monitoring", {}).setdefault("aws", {})["data_quality"] = data_quality
+    folder = folder or world.settings.home / "pipelines-monitoring"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "churn.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    world.monkeypatch.setenv("MLOPS_PIPELINES_DIR", str(folder))
+
+
+def _traffic_in_s3(world: World, start: datetime, rows: int, shift: bool, wrong: bool) -> None:
+    """Set-up: what the prod endpoint captured in S3 from ``start`` (one record a second, the
+    SageMaker capture layout under the data root) and the ground truth uploaded for it; ``wrong``:
+    every answered probability is on the wrong side of its label (ROC AUC 0)."""
+    from testkit.monitoring import capture_jsonl, churn_like_frame, ground_truth_jsonl
+
+    frame = churn_like_frame(rows, seed=11, shift=shift)
+    basic = (frame["plan"] == "basic").to_numpy()
+    probabilities = [0.9 if b else 0.1 for b in basic]
+    labels = [("False." if b else "True.") if wrong else ("True." if b else "False.") for b in basic]
+    hour = f"{start:%Y/%m/%d/%H}"
+    capture = f"mlops/monitoring/data-capture/{PROD_ENDPOINT}/mlops-{PROD_ENDPOINT}/AllTraffic"  # Destination/endpoint/variant
+    world.put(f"{capture}/{hour}/capture-0.jsonl",
+              capture_jsonl(frame, start, probabilities))
+    world.put(f"mlops/monitoring/ground-truth/{PROD_ENDPOINT}/{hour}/labels.jsonl", ground_truth_jsonl(labels))
 
 
 def _described_schedule(name: str, definition: str, status: str = "Scheduled") -> dict[str, Any]:
@@ -1101,7 +1135,9 @@ def monitor_model(world: World) -> None:
     recorded create; CloudWatch alarms and S3 are moto's.
     """
     from mlops.backends.aws.model_monitor import SageMakerDataQualityMonitor
+    from testkit.monitoring import described_processing_job
 
+    _monitoring_pipelines(world, "model_monitor")
     registry = _registry(world)
     registry.ensure_group(GROUP)
     first, _ = _serving_with_baseline(world, registry, 1, T0 - timedelta(days=7), frame_seed=1)
@@ -1134,9 +1170,12 @@ def monitor_model(world: World) -> None:
     assert request["DataQualityBaselineConfig"]["StatisticsResource"]["S3Uri"] == \
         first.metadata["baseline_statistics_uri"]
 
-    # 2. an hour later: the same baseline; the execution of T0 + 2 h has completed, with violations
+    # 2. an hour later: the same baseline; the execution of T0 + 2 h has completed, with violations;
+    # labels arrived for the window's capture (model quality is computed from S3, not by Model Monitor)
     scheduled = T0 + timedelta(hours=2)
-    _execution_reports(world, monitor, scheduled)
+    _traffic_in_s3(world, T0 + timedelta(hours=1), 150, shift=True, wrong=True)
+    output = _execution_reports(world, monitor, scheduled)
+    job = f"{arn}:processing-job/model-monitoring-202611210800-0a1b2c3d"
     stubber.add_response("describe_monitoring_schedule", _described_schedule(schedule, definition))
     stubber.add_response("describe_data_quality_job_definition", _moto_definition_answer(world, request))
     stubber.add_response("list_monitoring_executions", {"MonitoringExecutionSummaries": [
@@ -1144,11 +1183,14 @@ def monitor_model(world: World) -> None:
          "LastModifiedTime": T0, "MonitoringExecutionStatus": "InProgress", "EndpointName": f"mlops-{PROD_ENDPOINT}"},
         {"MonitoringScheduleName": schedule, "ScheduledTime": scheduled, "CreationTime": T0, "LastModifiedTime": T0,
          "MonitoringExecutionStatus": "CompletedWithViolations", "EndpointName": f"mlops-{PROD_ENDPOINT}",
-         "ProcessingJobArn": f"{arn}:processing-job/model-monitoring-202611210800-0a1b2c3d"}]})
+         "ProcessingJobArn": job}]})
+    stubber.add_response("describe_processing_job", described_processing_job(job, output, scheduled))
     same = run(T0 + timedelta(hours=1))
     assert (same["schedule"]["change"], same["status"], same["drift"]) == ("unchanged", "violations", True), same
     assert sorted(same["drifted_features"]) == ["charges", "plan"], same
     assert same["execution"]["window"]["until"] == scheduled.isoformat()
+    assert same["model_quality"] == {"labelled_rows": 150, "accuracy": 0.0, "roc_auc": 0.0}, same
+    assert same["violations"] == 3, same  # charges, plan (Model Monitor's) and roc_auc below approval's 0.8
 
     # 3. prod's version changed (retrained without "calls"): a new baseline replaces the definition
     # under the one schedule, and the alarm of the feature it no longer has goes
@@ -1166,6 +1208,144 @@ def monitor_model(world: World) -> None:
     assert replaced["schedule"]["job_definition_name"] != definition
     alarms = world.cloudwatch.describe_alarms(AlarmNamePrefix=monitor.alarm_prefix(PROD_ENDPOINT))["MetricAlarms"]
     assert [a["MetricName"] for a in alarms] == [f"feature_baseline_drift_{f}" for f in ("plan", "tenure", "charges")]
+
+
+def monitor_model_own_check(world: World) -> None:
+    """``monitor_model``'s ``monitor`` task on the aws backend with ``monitoring.aws.data_quality:
+    own_check`` (the default): no Model Monitor call at all (the managed port is a Stubber with no
+    answers); the schedule is recorded under the data root and the S3 capture of the window is
+    checked against the serving version's baseline, as the local backend does, with model quality
+    from the ground truth. Two runs: shifted traffic is drift on ``charges`` and ``plan``; the
+    next hour's training-like traffic with right answers is not, and the record is unchanged."""
+    from mlops.backends.aws import own_check_record
+    from mlops.backends.aws.model_monitor import SageMakerDataQualityMonitor
+    from mlops.ml.capture_monitor import CaptureDataQualityMonitor
+
+    _monitoring_pipelines(world, "own_check")
+    registry = _registry(world)
+    registry.ensure_group(GROUP)
+    version, _ = _serving_with_baseline(world, registry, 1, T0 - timedelta(days=7), frame_seed=1)
+    client, _stubber = world.stubbed()  # any Model Monitor call would fail: nothing is stubbed
+    managed = SageMakerDataQualityMonitor(world.settings, sagemaker_client=client, cloudwatch_client=world.cloudwatch)
+    world.backend = _backend(registry=registry, monitoring=managed,
+                             own_monitoring=CaptureDataQualityMonitor(own_check_record(world.settings)),
+                             **_one_account_stages(world))
+    monitor_task = dag_task("monitor_model", "monitor")
+
+    def run(start: datetime) -> dict[str, Any]:
+        context = world.context("monitor_model", params={"since": None, "until": None, "lookback_hours": 1},
+                                data_interval_start=start, data_interval_end=start + timedelta(hours=1))
+        context["run_id"] = f"scheduled__{start.isoformat()}"
+        with world.step():
+            return monitor_task(**context)
+
+    _traffic_in_s3(world, T0, 300, shift=True, wrong=True)
+    drifted = run(T0)
+    assert (drifted["status"], drifted["drift"], drifted["schedule"]["change"]) == ("violations", True, "created")
+    assert sorted(drifted["drifted_features"]) == ["charges", "plan"], drifted
+    assert drifted["model_quality"]["roc_auc"] == 0.0 and drifted["execution"]["by"] == "monitor_model", drifted
+    assert drifted["model_package_arn"] == version.arn and drifted["rows"] == 300
+    _traffic_in_s3(world, T0 + timedelta(hours=1), 300, shift=False, wrong=False)
+    quiet = run(T0 + timedelta(hours=1))
+    assert (quiet["status"], quiet["drift"], quiet["schedule"]["change"]) == ("ok", False, "unchanged"), quiet
+    assert quiet["model_quality"]["roc_auc"] == 1.0, quiet
+    assert [c.operation for c in world.recorder.calls if c.service in ("sagemaker", "cloudwatch")
+            and c.operation != "DescribeModelPackage"] == []  # only the registry's describes
+
+
+def monitor_model_three_accounts(world: World) -> None:
+    """``monitor_model`` with prod in an account of its own (the accounts of ``deploy_model--three-
+    accounts``), first with Model Monitor (``monitoring.aws.data_quality: model_monitor``): the
+    definition, schedule, executions, processing job and violation alarms are made and read in
+    prod's account, through prod's connection (its deployment role), the definition passing prod's
+    execution role; the registry, the baseline, the reports and the S3 capture and ground truth
+    (model quality) are read in the data-science account. Then with the own check (the default):
+    nothing at all goes to prod's account.
+
+    What answers: prod's SageMaker calls are a Stubber on a client of prod's credentials (moto 5.2
+    has no monitoring schedules), so their account is the one those credentials land in; CloudWatch,
+    STS and S3 are moto's, under :func:`testkit.moto_accounts.strict_accounts`."""
+    from accounts_fixtures import CONNECTIONS, execution_role
+    from accounts_fixtures import PROD as PROD_ACCOUNT
+
+    from mlops.backends.aws import own_check_record, stage_monitoring
+    from mlops.backends.aws.accounts import SageMakerStageAccess
+    from mlops.backends.aws.clients import session
+    from mlops.backends.base import MonitoringBaseline
+    from mlops.ml.capture_monitor import CaptureDataQualityMonitor
+    from testkit.monitoring import described_processing_job
+    from testkit.moto_accounts import strict_accounts
+
+    with strict_accounts():
+        registry, _ = _three_accounts(world)
+        _monitoring_pipelines(world, "model_monitor")
+        version, links = _serving_with_baseline(world, registry, 1, T0 - timedelta(days=7), frame_seed=1,
+                                                account=PROD_ACCOUNT)
+        prod_client = session(replace(world.settings, aws_conn_id=CONNECTIONS["prod"])).client(
+            "sagemaker", region_name=REGION)
+        stubber = Stubber(prod_client)
+        stubber.activate()
+        world.stubbers.append(stubber)
+        make = stage_monitoring(world.settings)
+
+        def prod_monitoring(target):
+            made = make(target)
+            if made is not None:
+                made._use_clients(sagemaker=prod_client)
+            return made
+
+        world.backend = _backend(registry=registry, stages=SageMakerStageAccess(world.settings),
+                                 stage_monitoring=prod_monitoring,
+                                 own_monitoring=CaptureDataQualityMonitor(own_check_record(world.settings)))
+        monitor_task = dag_task("monitor_model", "monitor")
+
+        def run(start: datetime) -> dict[str, Any]:
+            context = world.context("monitor_model", params={"since": None, "until": None, "lookback_hours": 1},
+                                    data_interval_start=start, data_interval_end=start + timedelta(hours=1))
+            context["run_id"] = f"scheduled__{start.isoformat()}"
+            with world.step():
+                return monitor_task(**context)
+
+        from mlops.backends.aws.model_monitor import SageMakerDataQualityMonitor
+
+        names = SageMakerDataQualityMonitor(world.settings)  # names only: the same in every account
+        schedule = names.schedule_name(PROD_ENDPOINT)
+        definition = names.definition_name(PROD_ENDPOINT, MonitoringBaseline(
+            version.arn, links["baseline_statistics_uri"], links["baseline_constraints_uri"]))
+        arn = f"arn:aws:sagemaker:{REGION}:{PROD_ACCOUNT}"
+        scheduled = T0 + timedelta(hours=1)
+        output = _execution_reports(world, names, scheduled)
+        _traffic_in_s3(world, T0, 150, shift=True, wrong=True)
+        job = f"{arn}:processing-job/model-monitoring-202611210700-0a1b2c3d"
+        stubber.add_client_error("describe_monitoring_schedule", "ResourceNotFound",
+                                 f"Could not find monitoring schedule {schedule}")
+        stubber.add_client_error("describe_data_quality_job_definition", "ResourceNotFound",
+                                 "Could not find job definition")
+        stubber.add_response("create_data_quality_job_definition",
+                             {"JobDefinitionArn": f"{arn}:data-quality-job-definition/{definition}"})
+        stubber.add_response("create_monitoring_schedule",
+                             {"MonitoringScheduleArn": f"{arn}:monitoring-schedule/{schedule}"})
+        stubber.add_response("list_monitoring_executions", {"MonitoringExecutionSummaries": [
+            {"MonitoringScheduleName": schedule, "ScheduledTime": scheduled, "CreationTime": T0,
+             "LastModifiedTime": T0, "MonitoringExecutionStatus": "CompletedWithViolations",
+             "EndpointName": f"mlops-{PROD_ENDPOINT}", "ProcessingJobArn": job}]})
+        stubber.add_response("describe_processing_job", described_processing_job(job, output, scheduled))
+        managed = run(T0)
+        assert (managed["status"], managed["schedule"]["change"]) == ("violations", "created"), managed
+        assert managed["model_quality"]["roc_auc"] == 0.0 and managed["violations"] == 3, managed
+        (request,) = [c for c in world.recorder.calls if c.operation == "CreateDataQualityJobDefinition"]
+        assert (request.account, request.params["RoleArn"]) == (PROD_ACCOUNT, execution_role("prod"))
+        in_prod = {(c.service, c.operation) for c in world.recorder.calls if c.account == PROD_ACCOUNT}
+        assert ("sagemaker", "DescribeProcessingJob") in in_prod and ("cloudwatch", "PutMetricAlarm") in in_prod
+
+        # the own check (the default): the capture is in the data bucket, read from the data-science account
+        _monitoring_pipelines(world, "own_check", world.settings.home / "pipelines-own-check")
+        before = len(world.recorder.calls)
+        _traffic_in_s3(world, T0 + timedelta(hours=1), 300, shift=True, wrong=False)
+        own = run(T0 + timedelta(hours=1))
+        assert (own["status"], own["execution"]["by"]) == ("violations", "monitor_model"), own
+        assert sorted(own["drifted_features"]) == ["charges", "plan"], own
+        assert [c.operation for c in world.recorder.calls[before:] if c.account == PROD_ACCOUNT] == []
 
 
 def _transform_description(request: dict[str, Any], status: str) -> dict[str, Any]:
@@ -1190,6 +1370,8 @@ SCENARIOS: dict[str, Callable[..., None]] = {
     "train_model--killed": train_model_killed,
     "autopilot_batch_predict--killed": autopilot_batch_predict_killed,
     "monitor_model": monitor_model,
+    "monitor_model--own-check": monitor_model_own_check,
+    "monitor_model--three-accounts": monitor_model_three_accounts,
 }
 NEEDS_TRAINING_DATA = {"train_model", "train_model--registry-approval", "train_model--killed"}
 

@@ -110,7 +110,7 @@ def read_s3_json(s3, uri: str):
 
 # The serving source archive's members: the entry point and the package it imports.
 SERVING_SOURCE = ["inference.py", "mlops_serving/__init__.py", "mlops_serving/columnar.py",
-                  "mlops_serving/compiled.py", "mlops_serving/records.py"]
+                  "mlops_serving/compiled.py", "mlops_serving/messages.py", "mlops_serving/records.py"]
 
 
 def read_s3_tar_names(s3, uri: str) -> list[str]:

@@ -115,7 +115,11 @@ SAGEMAKER_RESOURCES = {
     "CreateMonitoringSchedule": ("monitoring-schedule",), "DescribeMonitoringSchedule": ("monitoring-schedule",),
     "UpdateMonitoringSchedule": ("monitoring-schedule",),
     "ListMonitoringExecutions": ("*",),
+    "DescribeProcessingJob": ("processing-job",),  # where an execution wrote its reports
 }
+# Resource types SageMaker names itself (the project cannot prefix them): an example name; only
+# account and region scope them (Model Monitor names each execution's processing job).
+SERVICE_NAMED = {"processing-job": "model-monitoring-202611210800-0a1b2c3d"}
 CLOUDWATCH_RESOURCES = {"PutMetricAlarm": "alarm", "DescribeAlarms": "alarm", "DeleteAlarms": "alarm"}
 MONITOR_MODULE = "plugins/mlops/backends/aws/model_monitor.py"  # its alarms are the data-quality schedule's
 # Actions allowed on Resource "*", and why (each such statement's Sid says so too).
@@ -435,6 +439,8 @@ def needs_of(call: Call) -> list[Need]:
         action = f"sagemaker:{call.operation}"
         if kinds == ("*",):
             return [Need(action, "*", (), why)]
+        if kinds[0] in SERVICE_NAMED:
+            return [Need(action, sagemaker_arn(kinds[0], SERVICE_NAMED[kinds[0]]), (), why, any_name=True)]
         found = [Need(action, sagemaker_arn(kind, name), (), why) for kind in kinds for name in names_of(kind, call.path)]
         role, tags = implied_flags().get((call.path, call.service, call.operation), (False, False))
         role = role or any(key.endswith("RoleArn") for key in _flat_keys(call.params))
@@ -574,7 +580,7 @@ def outsiders(need: Need) -> list[tuple[str, dict[str, str]]]:
                   (resource, {**ctx, "kms:EncryptionContext:aws:s3:arn": f"arn:aws:s3:::other-{BUCKET}"}),
                   (resource, {**ctx, "kms:EncryptionContext:aws:s3:arn": object_arn("elsewhere/x")})]
     elif ":sagemaker:" in resource and need.any_name:
-        pass  # named by the service (Autopilot's Clarify): account and region are the scope
+        pass  # named by the service (Autopilot's Clarify, Model Monitor): account and region are the scope
     elif ":sagemaker:" in resource:
         kind, _, name = resource.split(":", 5)[5].partition("/")
         found.append((sagemaker_arn(kind, "zz" + name), ctx))

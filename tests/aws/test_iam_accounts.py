@@ -44,6 +44,7 @@ from testkit import iam
 from testkit.moto_accounts import resource_policy_allows
 
 GOLDEN = Path(__file__).resolve().parent / "golden" / "deploy_model--three-accounts.json"
+MONITOR_GOLDEN = GOLDEN.parent / "monitor_model--three-accounts.json"
 CROSS_POLICY = "data-science-orchestration-cross-account.json"
 DEPLOYMENT_POLICY = "stage-deployment-role.json"
 ALARMS_POLICY = "prod-deployment-rollback-alarms.json"
@@ -51,8 +52,12 @@ EXECUTION_POLICY = "stage-execution-role.json"
 TRUST_POLICY = "stage-deployment-trust-policy.json"
 BUCKET_POLICY = "data-bucket-cross-account-policy.json"
 KEY_POLICY = "data-kms-key-cross-account.json"
+# monitoring.aws.data_quality: model_monitor only (the own check, the default, needs nothing in prod)
+MONITOR_POLICY = "prod-deployment-model-monitor.json"
+MONITOR_EXECUTION_POLICY = "prod-execution-model-monitor.json"
+MONITOR_BUCKET_POLICY = "data-bucket-cross-account-model-monitor.json"
 TEMPLATES = (CROSS_POLICY, DEPLOYMENT_POLICY, ALARMS_POLICY, EXECUTION_POLICY, TRUST_POLICY, BUCKET_POLICY,
-             KEY_POLICY)
+             KEY_POLICY, MONITOR_POLICY, MONITOR_EXECUTION_POLICY, MONITOR_BUCKET_POLICY)
 OTHER_ACCOUNT = "999999999999"
 SAGEMAKER = "sagemaker.amazonaws.com"
 # The resource types SageMaker authorizes each operation on (Service Authorization Reference).
@@ -69,14 +74,26 @@ RESOURCE_PARAMS = {
     "GetModelPackageGroupPolicy": [("model-package-group", "ModelPackageGroupName")],
     "PutModelPackageGroupPolicy": [("model-package-group", "ModelPackageGroupName")],
     "DescribeModelPackageGroup": [("model-package-group", "ModelPackageGroupName")],
+    # monitor_model with Model Monitor (monitor_model--three-accounts.json)
+    "CreateDataQualityJobDefinition": [("data-quality-job-definition", "JobDefinitionName")],
+    "DescribeDataQualityJobDefinition": [("data-quality-job-definition", "JobDefinitionName")],
+    "DeleteDataQualityJobDefinition": [("data-quality-job-definition", "JobDefinitionName")],
+    "CreateMonitoringSchedule": [("monitoring-schedule", "MonitoringScheduleName")],
+    "DescribeMonitoringSchedule": [("monitoring-schedule", "MonitoringScheduleName")],
+    "UpdateMonitoringSchedule": [("monitoring-schedule", "MonitoringScheduleName")],
+    "ListMonitoringExecutions": [],  # no resource-level permissions: Resource "*"
+    "DescribeProcessingJob": [("processing-job", "ProcessingJobName")],  # named by Model Monitor
 }
 
 
 @functools.cache
-def golden() -> tuple[dict, ...]:
-    """The golden requests, with the normaliser's placeholders back to concrete (valid) values."""
-    text = GOLDEN.read_text().replace("<hash>", "0badf00d").replace("<sha256>", "0" * 64)
-    return tuple(json.loads(text))
+def golden(*paths: Path) -> tuple[dict, ...]:
+    """The golden requests of the three-account runs (``deploy_model`` and ``monitor_model``, or
+    ``paths``), with the normaliser's placeholders back to concrete (valid) values."""
+    found = []
+    for path in paths or (GOLDEN, MONITOR_GOLDEN):
+        found += json.loads(path.read_text().replace("<hash>", "0badf00d").replace("<sha256>", "0" * 64))
+    return tuple(found)
 
 
 def needs_of(entry: dict) -> list[tuple[str, str, dict[str, str]]]:
@@ -89,19 +106,26 @@ def needs_of(entry: dict) -> list[tuple[str, str, dict[str, str]]]:
     if (service, operation) == ("iam", "SimulatePrincipalPolicy"):
         return [("iam:SimulatePrincipalPolicy", params["PolicySourceArn"], {})]
     if service == "s3":
+        if operation == "ListObjectsV2":  # monitor_model's reads of the capture, ground truth and reports
+            return [("s3:ListBucket", f"arn:aws:s3:::{params['Bucket']}", {"s3:prefix": params.get("Prefix", "")})]
         actions = {"GetObject": "s3:GetObject", "PutObject": "s3:PutObject"}
         return [(actions[operation], f"arn:aws:s3:::{params['Bucket']}/{params['Key']}", {})]
     if service == "cloudwatch":
-        names = params.get("AlarmNames") or [params["AlarmName"]]
+        # DescribeAlarms by AlarmNamePrefix: taken as every alarm under that prefix
+        names = params.get("AlarmNames") or ([params["AlarmNamePrefix"] + "*"] if "AlarmNamePrefix" in params
+                                             else [params["AlarmName"]])
         return [(f"cloudwatch:{operation}", f"arn:aws:cloudwatch:{REGION}:{account}:alarm:{name}", {})
                 for name in names]
-    found = []
+    if operation not in RESOURCE_PARAMS:
+        raise KeyError(f"{service}:{operation} is not in RESOURCE_PARAMS: add the resource type IAM authorizes it on")
+    found = [] if RESOURCE_PARAMS[operation] else [(f"sagemaker:{operation}", "*", {})]
     for kind, key in RESOURCE_PARAMS[operation]:
         name = params[key]
         found.append((f"sagemaker:{operation}", name if name.startswith("arn:") else
                       f"arn:aws:sagemaker:{REGION}:{account}:{kind}/{name}", {}))
-    if "ExecutionRoleArn" in params:
-        found.append(("iam:PassRole", params["ExecutionRoleArn"], {"iam:PassedToService": SAGEMAKER}))
+    for key in ("ExecutionRoleArn", "RoleArn"):  # CreateModel's; CreateDataQualityJobDefinition's
+        if key in params:
+            found.append(("iam:PassRole", params[key], {"iam:PassedToService": SAGEMAKER}))
     if "Tags" in params:
         found += [("sagemaker:AddTags", resource, {}) for _, resource, _ in found[:1]]
     return found
@@ -114,7 +138,7 @@ def needs_in(account: str) -> list[tuple[str, str, dict[str, str]]]:
 
 def stage_policies(stage: str) -> list[dict]:
     policies = [render(DEPLOYMENT_POLICY, stage)]
-    return policies + ([render(ALARMS_POLICY, stage)] if stage == "prod" else [])
+    return policies + ([render(ALARMS_POLICY, stage), render(MONITOR_POLICY, stage)] if stage == "prod" else [])
 
 
 def allowed(policies: list[dict], action: str, resource: str, context: dict[str, str]) -> bool:
@@ -151,12 +175,13 @@ def test_the_preflight_simulates_every_call_a_stage_makes(stage):
     from mlops.backends.base import StageTarget
     from mlops.core.settings import Settings
 
-    entries = [e for e in golden() if e["account"] == ACCOUNTS[stage] and e["service"] == "sagemaker"]
+    deploy = golden(GOLDEN)
+    entries = [e for e in deploy if e["account"] == ACCOUNTS[stage] and e["service"] == "sagemaker"]
     config = next(e["params"]["EndpointConfigName"] for e in entries if e["operation"] == "CreateEndpointConfig")
     endpoint = next(e["params"]["EndpointName"] for e in entries if e["operation"] == "CreateEndpoint")
     package = next(e["params"]["ModelPackageName"] for e in entries if e["operation"] == "DescribeModelPackage")
-    artifact = next(e["params"] for e in golden() if e["account"] == ACCOUNTS[stage] and e["operation"] == "GetObject")
-    alarms = sorted({n for e in golden() if e["account"] == ACCOUNTS[stage] and e["operation"] == "DescribeAlarms"
+    artifact = next(e["params"] for e in deploy if e["account"] == ACCOUNTS[stage] and e["operation"] == "GetObject")
+    alarms = sorted({n for e in deploy if e["account"] == ACCOUNTS[stage] and e["operation"] == "DescribeAlarms"
                      for n in e["params"]["AlarmNames"]})
     settings = Settings(backend="aws", home=Path("."), data_uri=f"s3://{BUCKET}/{PREFIX}", aws_conn_id="x",
                         runtime_port=1, aws_region=REGION, name_prefix=NAME_PREFIX)
@@ -165,8 +190,8 @@ def test_the_preflight_simulates_every_call_a_stage_makes(stage):
     simulated = {(action, resource) for resource, actions, _ in deploy_permissions(
         settings, target, endpoint, config, {"arn": package, "model_uri": f"s3://{artifact['Bucket']}/{artifact['Key']}"},
         alarms) for action in actions}
-    missed = [(a, r) for a, r, _ in needs_in(ACCOUNTS[stage]) if (a, r) not in simulated
-              and a != "iam:SimulatePrincipalPolicy"]
+    needs = {(a, r) for entry in deploy if entry["account"] == ACCOUNTS[stage] for a, r, _ in needs_of(entry)}
+    missed = [(a, r) for a, r in sorted(needs) if (a, r) not in simulated and a != "iam:SimulatePrincipalPolicy"]
     assert not missed, missed
     denied = [(a, r) for a, r in simulated if not allowed(stage_policies(stage), a, r, {"iam:PassedToService": SAGEMAKER})]
     assert not denied, denied
@@ -176,7 +201,11 @@ def test_the_preflight_simulates_every_call_a_stage_makes(stage):
 # make these calls (deploy_model.json: the blue/green UpdateEndpoint; rollback_model.json: a Failed
 # endpoint deleted and re-created); staging's teardown deletes in the three-account run too.
 NOT_IN_A_FIRST_DEPLOY = {"sagemaker:UpdateEndpoint", "sagemaker:DeleteEndpoint", "sagemaker:DeleteEndpointConfig",
-                         "sagemaker:DeleteModel"}
+                         "sagemaker:DeleteModel",
+                         # a new prod version's baseline (monitor_model.json's third run): the schedule
+                         # is pointed at a new definition, the old one and stale alarms deleted
+                         "sagemaker:UpdateMonitoringSchedule", "sagemaker:DeleteDataQualityJobDefinition",
+                         "cloudwatch:DeleteAlarms"}
 
 
 @pytest.mark.parametrize("stage", sorted(ACCOUNTS))
@@ -187,9 +216,9 @@ def test_a_stage_deployment_role_grants_nothing_a_deploy_does_not_use(stage):
               if action not in NOT_IN_A_FIRST_DEPLOY and not any(
                   iam.matches(action, a, ignore_case=True) and iam.matches(resource, r) for a, r, _ in needs)]
     assert not unused, unused
-    single_account = {e["operation"] for name in ("deploy_model.json", "rollback_model.json")
+    single_account = {e["operation"] for name in ("deploy_model.json", "rollback_model.json", "monitor_model.json")
                       for e in json.loads((GOLDEN.parent / name).read_text())}
-    assert {a.removeprefix("sagemaker:") for a in NOT_IN_A_FIRST_DEPLOY} <= single_account
+    assert {a.split(":", 1)[1] for a in NOT_IN_A_FIRST_DEPLOY} <= single_account
 
 
 @pytest.mark.parametrize("stage", sorted(ACCOUNTS))
@@ -322,14 +351,16 @@ def test_every_placeholder_of_a_multi_account_template_is_documented(name):
     assert not missing, missing
 
 
-@pytest.mark.parametrize("name", [CROSS_POLICY, DEPLOYMENT_POLICY, ALARMS_POLICY, EXECUTION_POLICY])
+@pytest.mark.parametrize("name", [CROSS_POLICY, DEPLOYMENT_POLICY, ALARMS_POLICY, EXECUTION_POLICY, MONITOR_POLICY,
+                                  MONITOR_EXECUTION_POLICY])
 def test_star_resources_only_where_there_are_no_resource_level_permissions(name):
     for statement in iam.statements(render(name, "prod")):
         if "*" in iam.as_list(statement["Resource"]):
             assert "NoResourceLevelPermissions" in statement["Sid"], statement["Sid"]
 
 
-@pytest.mark.parametrize("name", [CROSS_POLICY, DEPLOYMENT_POLICY, ALARMS_POLICY, EXECUTION_POLICY])
+@pytest.mark.parametrize("name", [CROSS_POLICY, DEPLOYMENT_POLICY, ALARMS_POLICY, EXECUTION_POLICY, MONITOR_POLICY,
+                                  MONITOR_EXECUTION_POLICY])
 def test_granted_action_names_exist(name):
     import botocore.session
 
@@ -344,3 +375,73 @@ def test_granted_action_names_exist(name):
         if prefix == "sagemaker":
             operations |= set(session.get_service_model("sagemaker-runtime").operation_names)
         assert operation in operations, action
+
+
+# ---------------------------------------------------------------- monitor_model in prod's account
+def test_with_the_own_check_monitor_model_makes_no_call_in_prods_account():
+    """The default (``monitoring.aws.data_quality: own_check``) needs no grant in prod: the golden
+    run's own-check part goes only to the data-science account."""
+    entries = list(golden(MONITOR_GOLDEN))
+    managed_end = max(i for i, e in enumerate(entries) if e["operation"] == "DescribeProcessingJob")
+    own = entries[managed_end + 1:]
+    assert own and {e["account"] for e in own} == {DATA_SCIENCE}, {(e["account"], e["operation"]) for e in own}
+
+
+def test_model_monitors_calls_land_in_prod_with_its_deployment_role_and_pass_only_prods_execution_role():
+    entries = golden(MONITOR_GOLDEN)
+    calls = {e["operation"]: e["account"] for e in entries if e["service"] in ("sagemaker", "cloudwatch")
+             and e["operation"] != "DescribeModelPackage"}
+    assert set(calls.values()) == {PROD}, calls
+    assert {"CreateDataQualityJobDefinition", "CreateMonitoringSchedule", "ListMonitoringExecutions",
+            "DescribeProcessingJob", "PutMetricAlarm"} <= set(calls)
+    registry = {e["account"] for e in entries if e["operation"] == "DescribeModelPackage"}
+    assert registry == {DATA_SCIENCE}
+    monitoring = [n for e in entries if e["account"] == PROD for n in needs_of(e)]
+    assert not [n for n in monitoring if not allowed([render(MONITOR_POLICY, "prod"), render(DEPLOYMENT_POLICY, "prod")],
+                                                     *n)]
+    without = [n for n in monitoring if n[0] != "sts:AssumeRole"
+               and not allowed([render(DEPLOYMENT_POLICY, "prod"), render(ALARMS_POLICY, "prod")], *n)]
+    assert without, "the Model Monitor policy grants nothing the deployment role lacks"
+
+
+def test_what_a_model_monitor_execution_does_with_prods_execution_role_is_allowed_by_it_and_the_bucket():
+    """From the golden CreateDataQualityJobDefinition (baseline, output, image) and prod's capture
+    destination (the deploy's CreateEndpointConfig): the processing job reads the baseline and the
+    capture, lists the capture, writes its reports, pulls the analyzer, logs and emits data metrics."""
+    from mlops.backends.aws.model_monitor import DATA_METRICS_NAMESPACE
+
+    (definition,) = [e["params"] for e in golden(MONITOR_GOLDEN) if e["operation"] == "CreateDataQualityJobDefinition"]
+    assert definition["RoleArn"] == execution_role("prod")
+    capture = next(e["params"]["DataCaptureConfig"]["DestinationS3Uri"] for e in golden(GOLDEN)
+                   if e["account"] == PROD and e["operation"] == "CreateEndpointConfig")
+    baseline = definition["DataQualityBaselineConfig"]
+    output = definition["DataQualityJobOutputConfig"]["MonitoringOutputs"][0]["S3Output"]["S3Uri"]
+
+    def arn(uri: str) -> str:
+        return "arn:aws:s3:::" + uri.removeprefix("s3://")
+
+    identity = [render(EXECUTION_POLICY, "prod"), render(MONITOR_EXECUTION_POLICY, "prod")]
+    bucket = [render(BUCKET_POLICY), render(MONITOR_BUCKET_POLICY)]
+    objects = [("s3:GetObject", arn(baseline["StatisticsResource"]["S3Uri"])),
+               ("s3:GetObject", arn(baseline["ConstraintsResource"]["S3Uri"])),
+               ("s3:GetObject", arn(f"{capture}/AllTraffic/2026/11/21/06/x.jsonl")),
+               ("s3:PutObject", arn(f"{output}/{PREFIX}-churn-classifier-prod/x/2026/11/21/07/statistics.json"))]
+    for action, resource in objects:
+        assert allowed(identity, action, resource, {}), (action, resource)
+        assert any(resource_policy_allows(p, execution_role("prod"), action, resource) for p in bucket), resource
+    listing = {"s3:prefix": capture.removeprefix(f"s3://{BUCKET}/") + "/AllTraffic/"}
+    assert allowed(identity, "s3:ListBucket", f"arn:aws:s3:::{BUCKET}", listing)
+    assert not allowed(identity, "s3:ListBucket", f"arn:aws:s3:::{BUCKET}", {"s3:prefix": f"{PREFIX}/raw/"})
+    image = definition["DataQualityAppSpecification"]["ImageUri"]
+    repository = f"arn:aws:ecr:{REGION}:{image.split('.')[0]}:repository/{image.split('/', 1)[1].split(':')[0]}"
+    assert allowed(identity, "ecr:BatchGetImage", repository, {})
+    assert allowed(identity, "logs:PutLogEvents",
+                   f"arn:aws:logs:{REGION}:{PROD}:log-group:/aws/sagemaker/ProcessingJobs:log-stream:x", {})
+    assert allowed(identity, "cloudwatch:PutMetricData", "*", {"cloudwatch:namespace": DATA_METRICS_NAMESPACE})
+    # and nothing for the own check's default set-up: without the Model Monitor files, prod's
+    # execution role can neither read the capture nor write reports
+    assert not allowed([render(EXECUTION_POLICY, "prod")], *objects[2], {})
+    assert not resource_policy_allows(render(BUCKET_POLICY), execution_role("prod"), *objects[3])
+    # staging's execution role gets nothing of it
+    for action, resource in objects[2:]:
+        assert not resource_policy_allows(render(MONITOR_BUCKET_POLICY), execution_role("staging"), action, resource)

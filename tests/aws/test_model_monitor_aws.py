@@ -209,11 +209,90 @@ def test_a_prod_endpoint_in_another_account_gets_its_schedule_there(settings):
 
     backend = aws.build(settings)
     own = StageTarget("prod", "123456789012", REGION, registry_account="123456789012")
-    assert backend.monitoring_for(own) is backend.monitoring and backend.monitoring_for(None) is backend.monitoring
+    assert backend.monitoring_for(own, managed=True) is backend.monitoring
+    assert backend.monitoring_for(None, managed=True) is backend.monitoring
     role = "arn:aws:iam::345678901234:role/mlops-prod-sagemaker"
     other = StageTarget("prod", "345678901234", "eu-west-1", aws_conn_id="aws_prod", execution_role_arn=role,
                         registry_account="123456789012")
-    monitor = backend.monitoring_for(other.to_dict())
+    monitor = backend.monitoring_for(other.to_dict(), managed=True)
     assert (monitor.settings.aws_conn_id, monitor.settings.aws_region, monitor.settings.sagemaker_role_arn) == \
         ("aws_prod", "eu-west-1", role)
     assert analyzer_image("eu-west-1").startswith("468650794304.")
+
+
+def test_the_default_check_on_aws_is_monitor_models_own_on_the_s3_capture_in_any_account(settings):
+    """``monitoring.aws.data_quality: own_check`` (the default; Model Monitor takes no new
+    customers): the check reads the capture in the data bucket with the project's connection,
+    whatever account prod is in, and records its schedule under the data root."""
+    from mlops.backends import aws
+    from mlops.backends.base import StageTarget
+    from mlops.ml.capture_monitor import CaptureDataQualityMonitor
+
+    assert monitoring_settings(None)["aws"]["data_quality"] == "own_check"
+    backend = aws.build(settings)
+    other = StageTarget("prod", "345678901234", "eu-west-1", aws_conn_id="aws_prod", registry_account="123456789012")
+    for target in (None, other):
+        monitor = backend.monitoring_for(target)
+        assert isinstance(monitor, CaptureDataQualityMonitor) and monitor is backend.own_monitoring
+    assert backend.own_monitoring.record_uri == f"s3://{BUCKET}/mlops/monitoring/own-check/schedules.json"
+
+
+def test_an_unknown_data_quality_choice_is_refused_naming_the_key():
+    from mlops.ml.monitoring import MonitoringError
+
+    with pytest.raises(MonitoringError, match=r"monitoring\.aws\.data_quality"):
+        monitoring_settings(type("Config", (), {"raw": {"monitoring": {"aws": {"data_quality": "clarify"}}}})())
+
+
+def completed_execution(monitor: SageMakerDataQualityMonitor, scheduled: datetime, job_arn: str | None) -> dict:
+    return {"MonitoringScheduleName": monitor.schedule_name("churn-classifier-prod"), "ScheduledTime": scheduled,
+            "CreationTime": T0, "LastModifiedTime": T0, "MonitoringExecutionStatus": "CompletedWithViolations",
+            **({"ProcessingJobArn": job_arn} if job_arn else {})}
+
+
+def test_the_report_is_read_where_the_executions_processing_job_wrote_it_not_at_an_assumed_layout(
+        stubbed, s3, moto_reads):
+    from testkit.monitoring import described_processing_job
+
+    monitor, stubber = stubbed
+    baseline = baseline_in_s3(s3, "run-1")
+    scheduled = T0 + timedelta(hours=1)
+    # nowhere near <output>/<endpoint>/<schedule>/yyyy/mm/dd/hh: only the processing job says where
+    elsewhere = "mlops/somewhere-else/exec-42"
+    shifted = baseline_statistics(churn_like_frame(300, seed=9, shift=True), FEATURES, CATEGORICAL)
+    s3.put_object(Bucket=BUCKET, Key=f"{elsewhere}/statistics.json", Body=json.dumps(shifted))
+    s3.put_object(Bucket=BUCKET, Key=f"{elsewhere}/constraint_violations.json", Body=json.dumps({"violations": [
+        {"feature_name": "charges", "constraint_check_type": "baseline_drift_check", "description": "0.7 > 0.1"}]}))
+    job = f"arn:aws:sagemaker:{REGION}:123456789012:processing-job/model-monitoring-202611210700-0a1b2c3d"
+    stubber.add_response("list_monitoring_executions", {"MonitoringExecutionSummaries": [
+        completed_execution(monitor, scheduled, job)]})
+    stubber.add_response("describe_processing_job",
+                         described_processing_job(job, f"s3://{BUCKET}/{elsewhere}/", scheduled),
+                         {"ProcessingJobName": "model-monitoring-202611210700-0a1b2c3d"})
+    schedule = MonitoringSchedule(**{**schedule_of(monitor).to_dict(), "baseline": baseline.to_dict()})
+    result = monitor.report(schedule, check())
+    assert result["drifted_features"] == ["charges"] and result["rows"] == 300
+    assert result["execution"]["statistics_uri"] == f"s3://{BUCKET}/{elsewhere}/statistics.json"
+
+
+def test_an_execution_without_a_processing_job_is_not_found_naming_the_execution(stubbed):
+    monitor, stubber = stubbed
+    stubber.add_response("list_monitoring_executions", {"MonitoringExecutionSummaries": [
+        completed_execution(monitor, T0 + timedelta(hours=1), None)]})
+    with pytest.raises(MonitoringReportNotFound, match=r"execution of 2026-11-21T07:00:00\+00:00 names no "
+                                                       r"processing job"):
+        monitor.report(schedule_of(monitor), check())
+
+
+def test_a_refused_describe_of_the_processing_job_is_an_error_not_a_missing_report(stubbed):
+    """A missing ``sagemaker:DescribeProcessingJob`` grant must fail the run, not read as "no
+    execution yet" (which is no drift)."""
+    monitor, stubber = stubbed
+    job = f"arn:aws:sagemaker:{REGION}:123456789012:processing-job/model-monitoring-202611210700-0a1b2c3d"
+    stubber.add_response("list_monitoring_executions", {"MonitoringExecutionSummaries": [
+        completed_execution(monitor, T0 + timedelta(hours=1), job)]})
+    stubber.add_client_error("describe_processing_job", "AccessDeniedException",
+                             "User is not authorized to perform: sagemaker:DescribeProcessingJob")
+    with pytest.raises(MonitoringScheduleError, match=r"DescribeProcessingJob of model-monitoring-202611210700-"
+                                                      r"0a1b2c3d .* refused: AccessDeniedException User is not"):
+        monitor.report(schedule_of(monitor), check())

@@ -121,3 +121,45 @@ def send_traffic(hosting, shift: bool, seed: int, requests: int = 100, rows_per_
                                InferenceId=f"{seed}-{start}")
     hosting.flush_capture()
     return since, datetime.now(UTC)
+
+
+def described_processing_job(arn: str, output_uri: str, when) -> dict:
+    """A ``DescribeProcessingJob`` answer for a Model Monitor execution's processing job (moto 5.2
+    has none: written here from the API reference, its shape checked by the Stubber against
+    botocore's model): its one output, the monitoring output, uploaded to ``output_uri``."""
+    name = arn.split("processing-job/", 1)[1]
+    return {"ProcessingJobName": name, "ProcessingJobArn": arn, "ProcessingJobStatus": "Completed",
+            "CreationTime": when, "RoleArn": "arn:aws:iam::123456789012:role/mlops-sagemaker",
+            "AppSpecification": {"ImageUri": "156813124566.dkr.ecr.us-east-1.amazonaws.com/"
+                                             "sagemaker-model-monitor-analyzer"},
+            "ProcessingResources": {"ClusterConfig": {"InstanceCount": 1, "InstanceType": "ml.m5.large",
+                                                      "VolumeSizeInGB": 20}},
+            "ProcessingOutputConfig": {"Outputs": [{"OutputName": "monitoring_output", "S3Output": {
+                "S3Uri": output_uri, "LocalPath": "/opt/ml/processing/output", "S3UploadMode": "EndOfJob"}}]}}
+
+
+def capture_jsonl(frame: pd.DataFrame, start, probabilities, ids: str = "id") -> str:
+    """``frame`` as the capture file of SageMaker data capture (one CSV record a second from
+    ``start``, the answered ``probabilities``, inference ids ``<ids>-<i>``): the lines a prod
+    endpoint writes to ``<destination>/<endpoint>/AllTraffic/yyyy/mm/dd/hh/``."""
+    from datetime import timedelta
+
+    from mlops.backends.local.runtime.capture import CaptureSettings, capture_record
+
+    settings = CaptureSettings.from_config({"EnableCapture": True, "InitialSamplingPercentage": 100,
+                                            "DestinationS3Uri": "s3://capture",
+                                            "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}]})
+    lines = []
+    for i, (row, probability) in enumerate(zip(frame.itertuples(index=False), probabilities)):
+        record = capture_record(settings, ",".join(str(v) for v in row).encode(), "text/csv",
+                                f"{'True.' if probability > 0.5 else 'False.'},{probability}\n".encode(),
+                                "text/csv; charset=utf-8", start + timedelta(seconds=i), f"{ids}-{i}", f"e-{i}")
+        lines.append(json.dumps(record))
+    return "\n".join(lines) + "\n"
+
+
+def ground_truth_jsonl(labels, ids: str = "id") -> str:
+    """SageMaker ground-truth records labelling the inference ids ``<ids>-<i>``."""
+    return "".join(json.dumps({"groundTruthData": {"data": str(label), "encoding": "CSV"},
+                               "eventMetadata": {"eventId": f"{ids}-{i}"}, "eventVersion": "0"}) + "\n"
+                   for i, label in enumerate(labels))

@@ -316,3 +316,15 @@ def test_the_local_schedule_checks_the_capture_against_its_recorded_baseline(tmp
     monitor.ensure_schedule("churn-prod", MonitoringBaseline("v2", "file:///x/s.json", "file:///x/c.json"))
     with pytest.raises(MonitoringScheduleError, match="checks against churn-prod-dq-"):
         monitor.report(schedule, window)  # the schedule was replaced: the old one is no longer what runs
+
+
+def test_the_local_backend_runs_its_own_check_whichever_aws_check_the_config_names(tmp_path):
+    """``monitoring.aws.data_quality`` chooses between Model Monitor and the own check on AWS; the
+    local backend has only its own, so both choices give it."""
+    from mlops.backends.backend import Backend
+    from mlops.backends.local.monitoring import LocalDataQualityMonitor
+
+    local = LocalDataQualityMonitor(tmp_path)
+    backend = Backend(name="local", tuner=None, trainer=None, registry=None, hosting=None, automl=None,
+                      transform=None, monitoring=local)
+    assert backend.monitoring_for(None, managed=True) is local and backend.monitoring_for(None) is local

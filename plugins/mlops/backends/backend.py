@@ -43,6 +43,7 @@ class Backend:
     stage_hosting: Callable[[StageTarget], Hosting | None] | None = None  # hosting in a stage's account
     monitoring: DataQualityMonitor | None = None  # the prod endpoint's data-quality schedule
     stage_monitoring: Callable[[StageTarget], DataQualityMonitor | None] | None = None  # in a stage's account
+    own_monitoring: DataQualityMonitor | None = None  # monitor_model's own check, where a managed one exists too
 
     def hosting_for(self, target: StageTarget | dict[str, Any] | None) -> Hosting:
         """The hosting port in ``target``'s account (a :class:`~mlops.backends.base.StageTarget`
@@ -55,11 +56,20 @@ class Backend:
         target = target if isinstance(target, StageTarget) else StageTarget.from_dict(target)
         return self.stage_hosting(target) or self.hosting
 
-    def monitoring_for(self, target: StageTarget | dict[str, Any] | None) -> DataQualityMonitor | None:
-        """The data-quality monitoring port in ``target``'s account (the account of the endpoint it
-        monitors); :attr:`monitoring` as for :meth:`hosting_for`."""
+    def monitoring_for(self, target: StageTarget | dict[str, Any] | None,
+                       managed: bool = False) -> DataQualityMonitor | None:
+        """The data-quality monitoring port for the endpoint of ``target``.
+
+        Not ``managed`` (the default) and the backend has :attr:`own_monitoring` (AWS): that,
+        ``monitor_model``'s own check on the capture, which lands in the data bucket whatever
+        account the endpoint is in, so it is read with the project's own connection. Otherwise
+        (``managed``: Model Monitor on AWS; a backend whose only check is its own: local) the port in
+        ``target``'s account (the account of the endpoint it monitors); :attr:`monitoring` as for
+        :meth:`hosting_for`."""
         from mlops.backends.base import StageTarget
 
+        if not managed and self.own_monitoring is not None:
+            return self.own_monitoring
         if not target or self.stage_monitoring is None:
             return self.monitoring
         target = target if isinstance(target, StageTarget) else StageTarget.from_dict(target)

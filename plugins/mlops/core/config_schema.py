@@ -327,10 +327,24 @@ class MonitoringDrift(Section):
     min_rows: Count = 100
 
 
+class MonitoringAws(Section):
+    """``monitoring.aws``: which data-quality check the AWS backend runs on the prod endpoint.
+
+    ``own_check`` (the default): ``monitor_model`` reads the endpoint's S3 capture itself and runs
+    the local backend's check (mlops.ml.capture_monitor): no managed service, so it works in any
+    account. ``model_monitor``: SageMaker Model Monitor's hourly data-quality schedule, whose
+    executions' reports ``monitor_model`` reads; AWS's Developer Guide says Model Monitor "is no
+    longer open to new customers", so only accounts that already use it can choose it.
+    """
+
+    data_quality: Literal["own_check", "model_monitor"] = "own_check"
+
+
 class Monitoring(Section):
     """``monitoring``: the monitor_model DAG's drift check and what a drift does (mlops.ml.monitoring)."""
 
     drift: MonitoringDrift = MonitoringDrift()
+    aws: MonitoringAws = MonitoringAws()
     on_drift: Literal["off", "retrain", "notify"] = "retrain"
     max_categories: Count = 1000  # categories of a feature tracked, the rest counted as one
     chunk_rows: Count = 50_000  # capture records read at a time (memory stays bounded)

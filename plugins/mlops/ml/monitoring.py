@@ -568,18 +568,47 @@ def monitor_capture(statistics: dict[str, Any], constraints: dict[str, Any], fil
     result["window"] = {"since": _utc(since).isoformat(), "until": _utc(until).isoformat()}
     result["model_quality"] = None
     if labels and positive_label is not None:
-        quality = model_quality(accumulator.predictions, labels, positive_label, thresholds or {})
-        result["model_quality"] = quality
-        if quality and quality["below_thresholds"]:
-            result["drift"] = True
-            result["status"] = "violations"
-            for name, miss in quality["below_thresholds"].items():
-                result["violations"].append({
-                    "feature_name": "*", "constraint_check_type": "model_quality_check",
-                    "description": f"{name.removeprefix('min_holdout_')} {miss['value']:.4f} on "
-                                   f"{quality['metrics']['labelled_rows']} labelled rows is below the approval "
-                                   f"threshold {miss['threshold']}"})
+        merge_model_quality(result, model_quality(accumulator.predictions, labels, positive_label, thresholds or {}))
     return result
+
+
+def merge_model_quality(result: dict[str, Any], quality: dict[str, Any] | None) -> dict[str, Any]:
+    """Put ``quality`` (:func:`model_quality`) into a data-quality ``result``: a metric below its
+    approval threshold is a ``model_quality_check`` violation and makes the result drift."""
+    result["model_quality"] = quality
+    if quality and quality["below_thresholds"]:
+        result["drift"] = True
+        result["status"] = "violations"
+        for name, miss in quality["below_thresholds"].items():
+            result["violations"].append({
+                "feature_name": "*", "constraint_check_type": "model_quality_check",
+                "description": f"{name.removeprefix('min_holdout_')} {miss['value']:.4f} on "
+                               f"{quality['metrics']['labelled_rows']} labelled rows is below the approval "
+                               f"threshold {miss['threshold']}"})
+    return result
+
+
+def capture_model_quality(capture_prefix: str, ground_truth_prefix: str, since: datetime | str,
+                          until: datetime | str, positive_label: str | None, thresholds: dict[str, float],
+                          chunk_rows: int = 50_000) -> dict[str, Any] | None:
+    """Model quality of the capture in ``[since, until)`` from the ground truth uploaded in those
+    hours (labels joined on the inference id), as :func:`monitor_capture` computes it, without the
+    data-quality checks: for a data-quality result that comes from elsewhere (a Model Monitor
+    execution). None without labels, a positive label, or a labelled prediction."""
+    if positive_label is None:
+        return None
+    labels = read_ground_truth(capture_files(ground_truth_prefix, since, until))
+    if not labels:
+        return None
+    predictions: dict[str, float] = {}
+    for chunk in read_capture(capture_files(capture_prefix, since, until), since, until, chunk_rows=chunk_rows):
+        predictions.update({identity: probability for identity, probability in zip(chunk.inference_ids,
+                                                                                  chunk.probabilities)
+                            if identity is not None and probability is not None and identity in labels})
+    quality = model_quality(predictions, labels, positive_label, thresholds)
+    if quality is not None:
+        quality["window"] = {"since": _utc(since).isoformat(), "until": _utc(until).isoformat()}
+    return quality
 
 
 # ---------------------------------------------------------------- Model Monitor's own reports

@@ -7,9 +7,12 @@ served prod at the window's end (its registration metadata links ``statistics.js
 ``monitoring/<use case>/reports/<run>/``: ``result.json`` (one format for both backends),
 ``constraint_violations.json`` (Model Monitor's) and ``report.html``.
 
-The check itself is the backend's :class:`~mlops.backends.base.DataQualityMonitor`: SageMaker
-Model Monitor's hourly data-quality schedule on AWS (this run keeps it on the serving version's
-baseline and reads its newest completed execution), ``monitor_model``'s own check locally.
+The check itself is the backend's :class:`~mlops.backends.base.DataQualityMonitor`:
+``monitor_model``'s own check on the capture (:mod:`mlops.ml.capture_monitor`; locally, and on AWS
+by default), or, with ``monitoring.aws.data_quality: model_monitor``, SageMaker Model Monitor's
+hourly data-quality schedule (this run keeps it on the serving version's baseline and reads its
+newest completed execution; model quality is then computed here from the S3 capture and the
+ground truth, as the own check does). One result format either way.
 """
 
 from __future__ import annotations
@@ -93,7 +96,9 @@ def run_monitoring(use_case: str, endpoint_name: str, since: datetime, until: da
                                "on_drift": settings["on_drift"], "drift": False, "drifted_features": [],
                                "violations": 0, "rows": 0, "model_package_arn": None}
     target = backend.stages.resolve(stage_target(config, "prod"))
-    monitor = backend.monitoring_for(target)  # in prod's account, beside its endpoint
+    # monitoring.aws.data_quality: Model Monitor's schedule (in prod's account, beside its endpoint)
+    # or monitor_model's own check on the capture (the data bucket); a local backend has only its own
+    monitor = backend.monitoring_for(target, managed=settings["aws"]["data_quality"] == "model_monitor")
     if monitor is None:
         raise BackendNotAvailable(f"the {backend.name} backend has no data-quality monitoring port")
     serving = serving_baseline(backend.registry, target.account_id, until)

@@ -1,5 +1,7 @@
 """The AWS implementations of the ports: SageMaker training, tuning (HPO), Model Registry,
-endpoints, Autopilot (AutoML V2), batch transform and Model Monitor data-quality schedules."""
+endpoints, Autopilot (AutoML V2), batch transform, and the prod endpoint's data-quality check:
+``monitor_model``'s own on the S3 capture (the default) or Model Monitor's schedule
+(``monitoring.aws.data_quality``)."""
 
 from __future__ import annotations
 
@@ -57,6 +59,7 @@ def build(settings: Settings) -> Backend:
     from mlops.backends.aws.training import SageMakerTrainer, SageMakerTuner
     from mlops.backends.aws.transform import SageMakerBatchTransform
     from mlops.backends.backend import Backend, BackendNotAvailable
+    from mlops.ml.capture_monitor import CaptureDataQualityMonitor
 
     if not settings.sagemaker_role_arn:
         raise BackendNotAvailable("MLOPS_BACKEND=aws needs MLOPS_SAGEMAKER_ROLE (the SageMaker execution role ARN)")
@@ -75,4 +78,10 @@ def build(settings: Settings) -> Backend:
         stage_hosting=stage_hosting(settings),
         monitoring=SageMakerDataQualityMonitor(settings),
         stage_monitoring=stage_monitoring(settings),
+        own_monitoring=CaptureDataQualityMonitor(own_check_record(settings)),
     )
+
+
+def own_check_record(settings: Settings) -> str:
+    """Where the AWS backend's own check records its schedules: under the data root, beside the capture."""
+    return f"{settings.data_uri.rstrip('/')}/monitoring/own-check/schedules.json"

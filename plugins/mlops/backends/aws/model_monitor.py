@@ -22,10 +22,15 @@ managed schedule on AWS and the local twin read one baseline and give one result
 * ``report`` lists the schedule's executions scheduled in ``(since, until + 1 h)`` — an hourly
   execution at ``T`` analyses the capture of ``[T - 1 h, T)``, so these are the ones that read
   the window — takes the newest that completed (``Completed`` or ``CompletedWithViolations``)
-  and reads its ``statistics.json`` and ``constraint_violations.json`` from
-  ``<output>/<endpoint>/<schedule>/yyyy/mm/dd/hh/`` (Model Monitor's report layout, per the
-  SageMaker Developer Guide; not checked against a live account here) into the local check's
-  result format (:func:`mlops.ml.monitoring.model_monitor_result`).
+  and reads its ``statistics.json`` and ``constraint_violations.json`` from where SageMaker says
+  it wrote them: ``DescribeProcessingJob`` of the execution's ``ProcessingJobArn``, its
+  ``ProcessingOutputConfig.Outputs[].S3Output.S3Uri`` (as the SageMaker SDK's
+  ``MonitoringExecution.from_processing_arn`` reads it; no report layout is assumed), into the
+  local check's result format (:func:`mlops.ml.monitoring.model_monitor_result`). Model quality
+  is added as the own check computes it (:func:`mlops.ml.monitoring.capture_model_quality`: the
+  run's window of S3 capture joined with the ground truth on the inference id, against the
+  approval thresholds): Model Monitor's data-quality job has no labels, and no managed
+  model-quality schedule is needed for it.
 """
 
 from __future__ import annotations
@@ -58,7 +63,7 @@ CAPTURE_LOCAL_PATH = "/opt/ml/processing/input/endpoint"
 REPORT_LOCAL_PATH = "/opt/ml/processing/output"
 NAME_MAX = 63  # MonitoringScheduleName, JobDefinitionName, EndpointName
 DONE = ("Completed", "CompletedWithViolations")
-REPORTS = "monitoring/model-monitor"  # under MLOPS_DATA_URI: <endpoint>/<schedule>/yyyy/mm/dd/hh/
+REPORTS = "monitoring/model-monitor"  # under MLOPS_DATA_URI; where an execution wrote is its processing job's output
 
 
 @functools.cache
@@ -217,7 +222,7 @@ class SageMakerDataQualityMonitor(AwsClients, DataQualityMonitor):
 
     def report(self, schedule: MonitoringSchedule, check: MonitoringCheck) -> dict[str, Any]:
         from mlops.core.storage import read_json, to_path
-        from mlops.ml.monitoring import _utc, model_monitor_result
+        from mlops.ml.monitoring import _utc, capture_model_quality, merge_model_quality, model_monitor_result
 
         since, until = _utc(check.since), _utc(check.until)
         # epoch seconds: the same instant as a datetime, and a request that reads the same in a golden file
@@ -235,8 +240,7 @@ class SageMakerDataQualityMonitor(AwsClients, DataQualityMonitor):
                                            f"window {since.isoformat()} .. {until.isoformat()} ({seen})")
         latest = done[0]
         scheduled = _utc(latest["ScheduledTime"])
-        folder = (f"{schedule.output_uri.rstrip('/')}/{schedule.endpoint_name}/{schedule.name}/"
-                  f"{scheduled:%Y/%m/%d/%H}")
+        folder = self.report_folder(schedule, latest, scheduled)
         statistics_uri, violations_uri = f"{folder}/statistics.json", f"{folder}/constraint_violations.json"
         if not to_path(statistics_uri).exists():
             raise MonitoringReportNotFound(f"monitoring schedule {schedule.name}: the execution of "
@@ -252,6 +256,11 @@ class SageMakerDataQualityMonitor(AwsClients, DataQualityMonitor):
                                       violations, check.settings)
         window = {"since": (scheduled - timedelta(hours=1)).isoformat(), "until": scheduled.isoformat()}
         result["window"] = window
+        # Model Monitor's data-quality job has no labels: model quality is the own check's, on the
+        # run's window of S3 capture and ground truth (no managed model-quality schedule)
+        merge_model_quality(result, capture_model_quality(
+            check.capture_prefix, check.ground_truth_prefix, check.since, check.until, check.positive_label,
+            check.thresholds or {}, chunk_rows=int(check.settings.get("chunk_rows", 50_000))))
         result["execution"] = {"schedule": schedule.name, "job_definition_name": schedule.job_definition_name,
                                "status": latest["MonitoringExecutionStatus"], "window": window,
                                "processing_job_arn": latest.get("ProcessingJobArn"), "by": "sagemaker-model-monitor",
@@ -259,6 +268,38 @@ class SageMakerDataQualityMonitor(AwsClients, DataQualityMonitor):
         return result
 
     # ------------------------------------------------------------ helpers
+    def report_folder(self, schedule: MonitoringSchedule, execution: dict[str, Any], scheduled: datetime) -> str:
+        """Where ``execution`` wrote its reports, as SageMaker says: its processing job's output
+        (``DescribeProcessingJob``: the ``S3Output`` of the definition's monitoring output, found
+        by its local path, else the first, as the SageMaker SDK's
+        ``MonitoringExecution.from_processing_arn(...).output.destination`` does).
+
+        :raises MonitoringReportNotFound: the execution names no processing job, or the job no output.
+        :raises MonitoringScheduleError: SageMaker refused to describe the job (e.g. the role lacks
+            ``sagemaker:DescribeProcessingJob``): an error, never taken for "no report yet".
+        """
+        from botocore.exceptions import ClientError
+
+        arn = execution.get("ProcessingJobArn")
+        if not arn or "processing-job/" not in arn:
+            raise MonitoringReportNotFound(f"monitoring schedule {schedule.name}: the execution of "
+                                           f"{scheduled.isoformat()} names no processing job ({arn!r})")
+        job = arn.split("processing-job/", 1)[1]
+        try:
+            described = self.sagemaker.describe_processing_job(ProcessingJobName=job)
+        except ClientError as err:
+            error = err.response.get("Error", {})
+            raise MonitoringScheduleError(
+                f"monitoring schedule {schedule.name}: sagemaker:DescribeProcessingJob of {job} (the execution of "
+                f"{scheduled.isoformat()}) was refused: {error.get('Code', '')} "
+                f"{(error.get('Message') or str(err))[:300]}") from err
+        outputs = [o for o in described.get("ProcessingOutputConfig", {}).get("Outputs", []) if o.get("S3Output")]
+        chosen = [o for o in outputs if o["S3Output"].get("LocalPath") == REPORT_LOCAL_PATH] or outputs
+        if not chosen:
+            raise MonitoringReportNotFound(f"monitoring schedule {schedule.name}: processing job {job} of the "
+                                           f"execution of {scheduled.isoformat()} has no S3 output")
+        return chosen[0]["S3Output"]["S3Uri"].rstrip("/")
+
     def _delete_definition(self, name: str) -> None:
         """Delete a definition no schedule runs any more; SageMaker refusing (still settling) is
         logged, not raised: the schedule already runs the new one."""
