@@ -282,9 +282,8 @@ class AutopilotAutoML(AwsClients, AutoML):
         base = self.job_name(job_name)
         for attempt in range(1, MAX_ATTEMPTS + 1):
             name = attempt_name(base, attempt, JOB_NAME_MAX)
-            request = self.job_request(name, train_uri, target, problem_type, objective, max_candidates,
-                                       time_budget_s, output_uri)
-            described = self._create_or_describe(request, objective, max_candidates, time_budget_s)
+            request, described = self._create_or_describe(name, train_uri, target, problem_type, objective,
+                                                           max_candidates, time_budget_s, output_uri)
             if described is None:
                 return JobHandle(kind="automl", name=name, done=False, trigger=self.trigger(name, time_budget_s))
             self._check_attachable(described, request)
@@ -300,15 +299,18 @@ class AutopilotAutoML(AwsClients, AutoML):
         raise RuntimeError(f"AutoML job {base}: {MAX_ATTEMPTS} attempts ended Failed or Stopped "
                            f"({base} ... {attempt_name(base, MAX_ATTEMPTS, JOB_NAME_MAX)})")
 
-    def _create_or_describe(self, request: dict[str, Any], objective: str, max_candidates: int,
-                            time_budget_s: int) -> dict[str, Any] | None:
-        """Create the job ``request`` names when no job has that name (None), else its description."""
+    def _create_or_describe(self, job_name: str, train_uri: str, target: str, problem_type: str, objective: str,
+                            max_candidates: int, time_budget_s: int, output_uri: str
+                            ) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        """``(request, None)`` after creating the job ``job_name`` when no job has that name, else
+        ``(request, its description)``."""
         from botocore.exceptions import ClientError
 
-        job_name = request["AutoMLJobName"]
+        request = self.job_request(job_name, train_uri, target, problem_type, objective, max_candidates,
+                                   time_budget_s, output_uri)
         described = self.describe_job(job_name)
         if described is not None:
-            return described
+            return request, described
         try:
             self.sagemaker.create_auto_ml_job_v2(**request)
         except ClientError as err:
@@ -317,11 +319,11 @@ class AutopilotAutoML(AwsClients, AutoML):
             described = self.describe_job(job_name)  # created meanwhile by another attempt
             if described is None:
                 raise
-            return described
+            return request, described
         log.info("created AutoML V2 job %s (%s, %s, %d candidates, %d s)", job_name,
                  request["AutoMLProblemTypeConfig"]["TabularJobConfig"]["ProblemType"], objective,
                  int(max_candidates), int(time_budget_s))
-        return None
+        return request, None
 
     def wait(self, handle: JobHandle) -> JobHandle:
         """Block on the AutoML V2 waiter (the trigger's rules) until the job is Completed."""
