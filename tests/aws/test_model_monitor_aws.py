@@ -19,7 +19,7 @@ from pathlib import Path
 import boto3
 import pytest
 from botocore.stub import Stubber
-from conftest import BUCKET, REGION
+from moto_fixtures import BUCKET, REGION  # the settings fixture's data root (conftest.BUCKET)
 
 from mlops.backends.aws.clients import or_none
 from mlops.backends.aws.model_monitor import (
