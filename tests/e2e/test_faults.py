@@ -11,7 +11,8 @@ build on each other; each run carries several faults, each injected once, at the
    SIGKILLed and restarted while ``approve_model`` waits for a person; then two people answer
    that approval over REST at the same instant;
 2. ``deploy_model`` for the approved version: the model runtime is SIGKILLed while it unpacks
-   the model of a deploy; once prod serves, the runtime is SIGKILLed again and started again,
+   the model of a deploy, and again once the endpoint tests (``test_staging``) run; once prod
+   serves, the runtime is SIGKILLed again and started again,
    as a service manager would;
 3. ``autopilot_batch_predict``: PostgreSQL restarts while the AutoML job runs, and the
    ``batch_transform`` task's process is SIGKILLed;
@@ -50,6 +51,7 @@ from testkit.faults import (
     answer_twice_at_once,
     broken_promises,
     kill_and_restart_scheduler,
+    kill_runtime,
     kill_runtime_mid_deploy,
     kill_task_process,
     registry_locked,
@@ -191,29 +193,40 @@ def test_no_promise_was_broken_by_the_training_faults(airflow, training):
 
 @pytest.fixture(scope="module")
 def deployment(airflow, training):
+    from mlops.backends.local.runtime.service import log_file, read_pid
     from mlops.core.settings import get_settings
     from tools.demo import PolicyApprover
 
     _, api = airflow
     run_id = api.wait_for_new_run("deploy_model", "asset_triggered", 300)
     runtime_dir = get_settings().runtime_dir
-    seen: dict = {"run_id": run_id, "killed_mid_deploy": None}
+    seen: dict = {"run_id": run_id, "killed_mid_deploy": None, "killed_in_endpoint_tests": None}
     approver = PolicyApprover(api)
-    for task_id in ("deploy_staging", "deploy_prod"):  # the first deploy caught unpacking its model
+    for task_id in ("deploy_staging", "test_staging", "deploy_prod"):  # the first deploy caught unpacking
         if task_id == "deploy_prod":  # prod waits for its approval first
+            if seen["killed_mid_deploy"]:
+                break
             wait_for_task(api, "deploy_model", run_id, "approve_prod", ("awaiting_input",), RUN_TIMEOUT)
             approver("deploy_model", run_id, {"task_id": "approve_prod"})
         ti = wait_for_task(api, "deploy_model", run_id, task_id, ("running",), RUN_TIMEOUT, interval=0.1)
+        if task_id == "test_staging":  # the endpoint tests have started: the runtime dies under them
+            seen["killed_in_endpoint_tests"] = {"try_number": ti["try_number"], "pid": kill_runtime(runtime_dir),
+                                                "log_size": log_file(runtime_dir).stat().st_size}
+            continue
 
         def deploying(task_id=task_id) -> bool:
             return task_instance(api, "deploy_model", run_id, task_id)["state"] == "running"
 
         if kill_runtime_mid_deploy(runtime_dir, deploying):
             seen["killed_mid_deploy"] = {"task_id": task_id, "try_number": ti["try_number"]}
-            break
     approver = PolicyApprover(api)
     seen["run"] = api.wait_for_run("deploy_model", run_id, RUN_TIMEOUT, on_waiting=approver)
-    print(f"deploy faults: {seen}")
+    killed = seen["killed_in_endpoint_tests"]
+    seen["endpoint_tests"] = task_instance(api, "deploy_model", run_id, "test_staging")
+    seen["endpoint_checks"] = api.xcom("deploy_model", run_id, "test_staging")
+    seen["runtime_log_after_tests_kill"] = log_file(runtime_dir).read_text(errors="replace")[killed["log_size"]:]
+    seen["runtime_pid_after"] = read_pid(runtime_dir)
+    print(f"deploy faults: { {k: v for k, v in seen.items() if k != 'runtime_log_after_tests_kill'} }")
     return seen
 
 
@@ -224,6 +237,22 @@ def test_the_deploy_whose_runtime_was_killed_was_retried_and_completed(airflow, 
     killed = deployment["killed_mid_deploy"]
     ti = task_instance(api, "deploy_model", deployment["run_id"], killed["task_id"])
     assert ti["state"] == "success" and ti["try_number"] == killed["try_number"] + 1
+
+
+def test_endpoint_tests_whose_runtime_died_under_them_check_the_restored_staging_model(deployment, training):
+    """The runtime is SIGKILLed once test_staging runs: the checks start it again (as any call
+    through the hosting port does), staging comes back from its record with the artifact's
+    digest verified, and the checks pass against the golden answers of the registered version:
+    no check passes against a runtime that is not serving the version."""
+    killed, checks = deployment["killed_in_endpoint_tests"], deployment["endpoint_checks"]
+    assert killed is not None and killed["pid"] is not None
+    assert deployment["endpoint_tests"]["state"] == "success"
+    assert deployment["runtime_pid_after"] not in (None, killed["pid"])  # started again
+    log = deployment["runtime_log_after_tests_kill"]
+    sha256 = registry().get(training["registered"]["arn"]).sha256
+    assert f"restored endpoint churn-classifier-staging (sha256 {sha256} of" in log and "verified" in log, log[-2000:]
+    assert checks["passed"], checks
+    assert {c["name"] for c in checks["checks"] if c["passed"]} >= {"csv_contract", "golden_rows", "serves_after_error"}
 
 
 def test_the_killed_deploy_is_recorded_failed_never_deployed(deployment, training):

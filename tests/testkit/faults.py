@@ -127,6 +127,17 @@ def registry_locked(db_path: Path) -> Iterator[None]:
         conn.close()
 
 
+def kill_runtime(runtime_dir: Path) -> int | None:
+    """SIGKILL the model runtime now; its pid, or None when none was running."""
+    from mlops.backends.local.runtime.service import read_pid
+
+    pid = read_pid(runtime_dir)
+    if pid is not None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    return pid
+
+
 def kill_runtime_mid_deploy(runtime_dir: Path, still_deploying, timeout: float = 600) -> bool:
     """SIGKILL the model runtime while it extracts a model for a deploy (a staging folder
     ``models/.<sha>-*`` exists: the artifact is being read and unpacked, nothing swapped yet).
