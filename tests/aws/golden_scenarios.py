@@ -1122,6 +1122,15 @@ def _moto_definition_answer(world: World, request: dict[str, Any]) -> dict[str, 
         JobDefinitionName=request["JobDefinitionName"]))
 
 
+def _scheduled_monitor_run(world: World, monitor_task, start: datetime) -> dict[str, Any]:
+    """``monitor_model``'s monitor task as the scheduler runs it for the hour from ``start``."""
+    context = world.context("monitor_model", params={"since": None, "until": None, "lookback_hours": 1},
+                            data_interval_start=start, data_interval_end=start + timedelta(hours=1))
+    context["run_id"] = f"scheduled__{start.isoformat()}"
+    with world.step():
+        return monitor_task(**context)
+
+
 def monitor_model(world: World) -> None:
     """``monitor_model``'s ``monitor`` task, three hourly runs on the aws backend: the first creates
     the Model Monitor definition, schedule and alarms (no execution has completed: ``no_report``);
@@ -1149,11 +1158,7 @@ def monitor_model(world: World) -> None:
     arn = f"arn:aws:sagemaker:{REGION}:123456789012"
 
     def run(start: datetime) -> dict[str, Any]:
-        context = world.context("monitor_model", params={"since": None, "until": None, "lookback_hours": 1},
-                                data_interval_start=start, data_interval_end=start + timedelta(hours=1))
-        context["run_id"] = f"scheduled__{start.isoformat()}"
-        with world.step():
-            return monitor_task(**context)
+        return _scheduled_monitor_run(world, monitor_task, start)
 
     # 1. first run: nothing exists yet
     stubber.add_client_error("describe_monitoring_schedule", "ResourceNotFound",
@@ -1233,11 +1238,7 @@ def monitor_model_own_check(world: World) -> None:
     monitor_task = dag_task("monitor_model", "monitor")
 
     def run(start: datetime) -> dict[str, Any]:
-        context = world.context("monitor_model", params={"since": None, "until": None, "lookback_hours": 1},
-                                data_interval_start=start, data_interval_end=start + timedelta(hours=1))
-        context["run_id"] = f"scheduled__{start.isoformat()}"
-        with world.step():
-            return monitor_task(**context)
+        return _scheduled_monitor_run(world, monitor_task, start)
 
     _traffic_in_s3(world, T0, 300, shift=True, wrong=True)
     drifted = run(T0)
@@ -1300,11 +1301,7 @@ def monitor_model_three_accounts(world: World) -> None:
         monitor_task = dag_task("monitor_model", "monitor")
 
         def run(start: datetime) -> dict[str, Any]:
-            context = world.context("monitor_model", params={"since": None, "until": None, "lookback_hours": 1},
-                                    data_interval_start=start, data_interval_end=start + timedelta(hours=1))
-            context["run_id"] = f"scheduled__{start.isoformat()}"
-            with world.step():
-                return monitor_task(**context)
+            return _scheduled_monitor_run(world, monitor_task, start)
 
         from mlops.backends.aws.model_monitor import SageMakerDataQualityMonitor
 

@@ -96,9 +96,8 @@ def _csv_number_column(column: Any) -> np.ndarray | None:
 
 def columnar_frame(columns: list[Any], model: LoadedModel) -> pd.DataFrame | None:
     """The typed frame :func:`parse_request` gives for records whose feature fields are ``columns``
-    (see :func:`columnar_input`, which calls it for a model whose feature step did not compile)."""
-    if not columns or not 0 < len(columns[0]) <= MAX_ROWS_PER_REQUEST:  # none or too many: the row path says so
-        return None
+    (one to ``MAX_ROWS_PER_REQUEST`` records; :func:`columnar_input` checks that and calls this for
+    a model whose feature step did not compile)."""
     if model.categorical is None:  # types inferred per request: the row-by-row rule, on these records
         return _csv_frame(list(zip(*(column.to_pylist() for column in columns))), model.feature_columns)
     categorical = set(model.categorical)

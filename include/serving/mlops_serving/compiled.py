@@ -57,6 +57,18 @@ class _NumericBlock:
     mean: np.ndarray | None  # StandardScaler's mean_ and scale_
     scale: np.ndarray | None
 
+    def transform(self, values: np.ndarray) -> np.ndarray:
+        """The parsed numbers imputed and scaled with the fitted statistics, as scikit-learn does."""
+        if self.fill is not None:
+            missing = np.isnan(values)
+            if missing.any():
+                values = np.where(missing, self.fill, values)
+        if self.mean is not None:
+            values -= self.mean
+        if self.scale is not None:
+            values /= self.scale
+        return values
+
 
 class UnsupportedPipeline(Exception):
     """The fitted pipeline has a part :func:`compile_features` does not compile."""
@@ -91,15 +103,7 @@ class CompiledFeatures:
                     matrix[i, offset + code] = 1.0
         for block in self.numeric:
             values = _csv_number_block(rows, block.positions, block.names)
-            if block.fill is not None:
-                missing = np.isnan(values)
-                if missing.any():
-                    values = np.where(missing, block.fill, values)
-            if block.mean is not None:
-                values -= block.mean
-            if block.scale is not None:
-                values /= block.scale
-            matrix[:, block.outputs] = values
+            matrix[:, block.outputs] = block.transform(values)
         return EncodedRows(matrix)
 
     def encode_columns(self, columns: list[Any], numbers: Callable[[Any], np.ndarray | None]) -> EncodedRows | None:
@@ -128,15 +132,7 @@ class CompiledFeatures:
                 if (parsed := numbers(columns[position])) is None:
                     return None
                 values[:, k] = parsed
-            if block.fill is not None:
-                missing = np.isnan(values)
-                if missing.any():
-                    values = np.where(missing, block.fill, values)
-            if block.mean is not None:
-                values -= block.mean
-            if block.scale is not None:
-                values /= block.scale
-            matrix[:, block.outputs] = values
+            matrix[:, block.outputs] = block.transform(values)
         return EncodedRows(matrix)
 
 

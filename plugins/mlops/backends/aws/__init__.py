@@ -12,21 +12,26 @@ if TYPE_CHECKING:
     from mlops.core.settings import Settings
 
 
+def _stage_settings(settings: Settings, target) -> Settings | None:
+    """``settings`` with a stage's connection, region and execution role; None when they are the
+    project's own."""
+    from dataclasses import replace
+
+    stage_settings = replace(settings, aws_conn_id=target.aws_conn_id or settings.aws_conn_id,
+                             aws_region=target.region or settings.aws_region,
+                             sagemaker_role_arn=target.execution_role_arn or settings.sagemaker_role_arn)
+    return None if stage_settings == settings else stage_settings
+
+
 def stage_hosting(settings: Settings):
     """``target -> SageMakerHosting`` in a stage's account: the stage's connection, region and
     execution role (:class:`~mlops.backends.base.StageTarget`); None for a target that is the
     project's own connection, region and role (the backend's hosting serves it)."""
-    from dataclasses import replace
-
     from mlops.backends.aws.hosting import SageMakerHosting
 
     def hosting(target):
-        stage_settings = replace(settings, aws_conn_id=target.aws_conn_id or settings.aws_conn_id,
-                                 aws_region=target.region or settings.aws_region,
-                                 sagemaker_role_arn=target.execution_role_arn or settings.sagemaker_role_arn)
-        if stage_settings == settings:
-            return None
-        return SageMakerHosting(stage_settings, account_id=target.account_id)
+        stage_settings = _stage_settings(settings, target)
+        return None if stage_settings is None else SageMakerHosting(stage_settings, account_id=target.account_id)
 
     return hosting
 
@@ -35,17 +40,11 @@ def stage_monitoring(settings: Settings):
     """``target -> SageMakerDataQualityMonitor`` in a stage's account (where its endpoint is, so
     the schedule can name it), with the stage's connection, region and execution role; None for
     the project's own (the backend's monitoring serves it)."""
-    from dataclasses import replace
-
     from mlops.backends.aws.model_monitor import SageMakerDataQualityMonitor
 
     def monitoring(target):
-        stage_settings = replace(settings, aws_conn_id=target.aws_conn_id or settings.aws_conn_id,
-                                 aws_region=target.region or settings.aws_region,
-                                 sagemaker_role_arn=target.execution_role_arn or settings.sagemaker_role_arn)
-        if stage_settings == settings:
-            return None
-        return SageMakerDataQualityMonitor(stage_settings)
+        stage_settings = _stage_settings(settings, target)
+        return None if stage_settings is None else SageMakerDataQualityMonitor(stage_settings)
 
     return monitoring
 
