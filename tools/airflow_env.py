@@ -15,7 +15,8 @@ import sys
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from mlops.core.settings import PROJECT_ROOT, get_settings
+from mlops.core.paths import PROJECT_ROOT
+from mlops.core.settings import get_settings
 
 EXECUTOR_VARIABLE = "MLOPS_AIRFLOW_EXECUTOR"
 EXECUTORS = ("local", "celery")

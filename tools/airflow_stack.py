@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlops.core.settings import PROJECT_ROOT
+from mlops.core.paths import PROJECT_ROOT
 from tools.airflow_env import CelerySettings, CeleryWorker, check_celery_database
 
 if TYPE_CHECKING:

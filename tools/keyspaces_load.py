@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlops.core.settings import PROJECT_ROOT
+from mlops.core.paths import PROJECT_ROOT
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -79,6 +79,7 @@ if _HERE not in sys.path:
     sys.path.insert(0, _HERE)
 
 from mlops_serving.columnar import (  # noqa: E402
+    ARROW_FLOAT_TEXTS_MIN,
     COLUMNAR_MIN_BYTES,
     columnar_frame,
     columnar_input,
@@ -118,7 +119,7 @@ from mlops_serving.records import (  # noqa: E402
 )
 
 __all__ = [
-    "COLUMNAR_MIN_BYTES", "CSV", "JSON", "MAX_ROWS_PER_REQUEST", "RESPONSE_KEYS", "CompiledFeatures",
+    "ARROW_FLOAT_TEXTS_MIN", "COLUMNAR_MIN_BYTES", "CSV", "JSON", "MAX_ROWS_PER_REQUEST", "RESPONSE_KEYS", "CompiledFeatures",
     "CompiledTrees", "EncodedRows", "ErrorResponse", "LoadedModel", "NotAcceptable", "RequestError",
     "UnsupportedContentType", "UnsupportedPipeline", "batch_input_fn", "coerce_numeric", "columnar_frame",
     "columnar_input", "compile_features", "compile_trees", "csv_field", "csv_lines", "csv_response_fields",

@@ -131,6 +131,6 @@ def described_endpoint(name: str, config: str, status: str = "InService", **extr
 
 
 def serving_dir() -> Path:
-    from mlops.core.settings import INCLUDE_DIR
+    from mlops.core.paths import INCLUDE_DIR
 
     return INCLUDE_DIR / "serving"

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from mlops.core.settings import PROJECT_ROOT
+from mlops.core.paths import PROJECT_ROOT
 
 CONTAINER_DIR = PROJECT_ROOT / "tests" / "container"
 REQUIREMENTS = CONTAINER_DIR / "sklearn-1.9-0-py311.txt"

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import textwrap
 
-from mlops.core.settings import PROJECT_ROOT
+from mlops.core.paths import PROJECT_ROOT
 
 TRAIN = textwrap.dedent("""
     import pickle, sys

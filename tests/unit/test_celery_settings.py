@@ -198,7 +198,7 @@ def test_importing_the_airflow_environment_helper_does_not_import_airflow():
     import subprocess
     import sys
 
-    from mlops.core.settings import PROJECT_ROOT
+    from mlops.core.paths import PROJECT_ROOT
 
     probe = "import sys, tools.airflow_env; print(sorted(m for m in sys.modules if m.split('.')[0] == 'airflow'))"
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,

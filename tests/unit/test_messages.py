@@ -27,7 +27,7 @@ def test_the_containers_copies_write_the_same_text():
     """The serving and training containers cannot import the plugin: they carry copies."""
     import importlib.util
 
-    from mlops.core.settings import INCLUDE_DIR
+    from mlops.core.paths import INCLUDE_DIR
 
     cases = [[], ["a", "b"], [f"column_{i}" for i in range(5_000)], ["x" * 10_000, "y"], [1, None, "z"]]
     for relative in ("serving/mlops_serving/messages.py", "training/mlops_train/messages.py"):

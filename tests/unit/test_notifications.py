@@ -158,7 +158,7 @@ def test_a_task_failing_on_a_silent_rollback_notifies_it_as_such(mlops_home):
 def test_every_dag_notifies_on_task_failure():
     from airflow.dag_processing.dagbag import DagBag
 
-    from mlops.core.settings import PROJECT_ROOT
+    from mlops.core.paths import PROJECT_ROOT
 
     bag = DagBag(str(PROJECT_ROOT / "dags"))
     assert bag.dags

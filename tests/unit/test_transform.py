@@ -542,6 +542,32 @@ def test_a_regression_response_and_a_missing_probability_are_written_as_the_csv_
         csv_writer_response(inference, with_nan, ALL_KEYS)
 
 
+def test_many_floats_are_written_as_repr_writes_them_whatever_their_magnitude():
+    """From ARROW_FLOAT_TEXTS_MIN values on, pyarrow writes the floats: its digits are repr's, its
+    notation differs below 1e-4, from 1e9 and for whole numbers, which repr then writes."""
+    from mlops.core.entrypoints import inference_module
+
+    inference = inference_module()
+    rng = np.random.default_rng(11)
+    n = 20_000
+    assert n >= inference.ARROW_FLOAT_TEXTS_MIN
+    p = rng.random(n)
+    p[:12] = [0.0, 1.0, 1e-4, np.nextafter(1e-4, 0), 1e-5, 5e-324, 0.5, 1 - 1e-12, 0.1, 1 / 3, 2 ** -30, 0.9999]
+    p[12:2000] *= 10.0 ** rng.integers(-12, 0, 1988)  # tiny probabilities: the e-notation of repr
+    proba = np.column_stack([1 - p, p])
+    classes = ["False.", "True."]
+    binary = {"predicted_label": np.asarray(classes, dtype=object)[proba.argmax(axis=1)], "probability": p,
+              "labels": classes, "probabilities": proba}
+    magnitudes = rng.choice([-1.0, 1.0], n) * 10.0 ** rng.uniform(-12, 20, n)
+    magnitudes[:8] = [1e9, np.nextafter(1e9, 0), -1e9, 123456789.5, 2.0, -0.0, 1e16, 1e22]
+    regression = {"predicted_label": magnitudes}
+
+    assert inference.write_response(binary, "text/csv", ALL_KEYS)[0] == \
+        csv_writer_response(inference, binary, ALL_KEYS)
+    assert inference.write_response(regression, "text/csv", ["predicted_label"])[0] == \
+        csv_writer_response(inference, regression, ["predicted_label"])
+
+
 def test_a_large_csv_request_is_read_column_by_column_into_the_row_by_row_input(schema_model_dir):
     """Column by column, a large request becomes exactly what the row-by-row reading gives: the
     compiled feature step's matrix (equal to the pipeline's own feature step), or the typed frame."""

@@ -130,11 +130,29 @@ def csv_field(value: Any) -> str:
     return out.getvalue()[:-2]
 
 
+ARROW_FLOAT_TEXTS_MIN = 256  # from this many values on, floats are written by pyarrow (about 5x faster)
+
+
 def _float_texts(values: np.ndarray) -> list[str] | None:
-    """``repr`` of each float (what csv and json write), via one list repr; None if any is not finite."""
+    """``repr`` of each float (what csv and json write); None if any is not finite.
+
+    Many values are cast to text by pyarrow, whose shortest round-trip digits are ``repr``'s; it
+    writes other notations outside ``1e-4 <= |x| < 1e9`` and for whole numbers, so those few
+    are written by ``repr`` itself.
+    """
     if values.dtype.kind != "f" or not np.isfinite(values).all():
         return None
-    return repr(values.tolist())[1:-1].split(", ")
+    if len(values) < ARROW_FLOAT_TEXTS_MIN:
+        return repr(values.tolist())[1:-1].split(", ")
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    values = np.asarray(values, dtype=np.float64)
+    texts = pc.cast(pa.array(values), pa.string()).to_pylist()
+    magnitude = np.abs(values)
+    for i in np.flatnonzero((magnitude < 1e-4) | (magnitude >= 1e9) | (values == np.trunc(values))).tolist():
+        texts[i] = repr(float(values[i]))
+    return texts
 
 
 def csv_response_fields(prediction: dict[str, Any], keys: list[str]) -> list[list[str]] | None:

@@ -12,7 +12,7 @@ import hashlib
 import shutil
 import subprocess
 
-from mlops.core.settings import PROJECT_ROOT
+from mlops.core.paths import PROJECT_ROOT
 
 CODE_FOLDERS = ("dags", "include", "plugins")
 SKIPPED = ("__pycache__", ".pytest_cache")

@@ -14,8 +14,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from mlops.core.config_schema import PROBLEM_TYPES, PipelineSpec, StageTarget
+from mlops.core.paths import PIPELINES_DIR
 from mlops.core.schema import describe, env_value
-from mlops.core.settings import PIPELINES_DIR
 
 __all__ = ["PROBLEM_TYPES", "STAGES", "ConfigError", "PipelineConfig", "StageTargetConfig", "available_pipelines",
            "load_pipeline", "pipelines_dir", "stage_target", "stage_targets"]

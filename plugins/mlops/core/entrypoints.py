@@ -7,7 +7,7 @@ import importlib.util
 import sys
 from types import ModuleType
 
-from mlops.core.settings import INCLUDE_DIR
+from mlops.core.paths import INCLUDE_DIR
 
 
 def _load(name: str, relative: str) -> ModuleType:

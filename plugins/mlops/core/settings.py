@@ -32,11 +32,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from mlops.core.paths import PROJECT_ROOT
 from mlops.core.schema import describe
 
-PROJECT_ROOT = Path(__file__).resolve().parents[3]
-INCLUDE_DIR = PROJECT_ROOT / "include"
-PIPELINES_DIR = INCLUDE_DIR / "pipelines"
 BACKENDS = ("local", "aws")
 
 

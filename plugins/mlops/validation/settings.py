@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from mlops.core.settings import INCLUDE_DIR
+from mlops.core.paths import INCLUDE_DIR
 
 if TYPE_CHECKING:
     from collections.abc import Mapping

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from mlops.backends.aws.s3 import split_s3_uri
 from mlops.backends.aws.sklearn_image import sklearn_image_uri
-from mlops.core.settings import INCLUDE_DIR
+from mlops.core.paths import INCLUDE_DIR
 
 if TYPE_CHECKING:
     from mlops.core.settings import Settings

@@ -44,8 +44,8 @@ from mlops.backends.aws.s3 import s3_uri, split_s3_uri
 from mlops.backends.aws.sklearn_image import sklearn_image_uri
 from mlops.backends.base import CVResult, JobHandle, TrainedModel, Trainer, TrainingData, Tuner, TuningResult
 from mlops.core.naming import MAX_ATTEMPTS, RETRY_ROOM, attempt_name, prefixed
+from mlops.core.paths import INCLUDE_DIR
 from mlops.core.schema import PositiveInt, env_value
-from mlops.core.settings import INCLUDE_DIR
 
 if TYPE_CHECKING:
     from mlops.core.settings import Settings

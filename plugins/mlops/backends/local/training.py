@@ -37,7 +37,7 @@ from mlops.backends.base import (
 )
 from mlops.backends.local.fold_race import fold_pool, fold_race_pruner
 from mlops.core import storage
-from mlops.core.settings import INCLUDE_DIR
+from mlops.core.paths import INCLUDE_DIR
 
 log = logging.getLogger(__name__)
 

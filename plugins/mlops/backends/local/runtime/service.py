@@ -28,8 +28,9 @@ from mlops.backends.local.runtime.endpoints import (
     pid_file,
 )
 from mlops.core.entrypoints import inference_module
+from mlops.core.paths import PROJECT_ROOT
 from mlops.core.schema import NonNegativeFloat, PositiveInt, env_value
-from mlops.core.settings import PROJECT_ROOT, Settings, get_settings
+from mlops.core.settings import Settings, get_settings
 from mlops.core.storage import write_text_atomic
 
 HOST = "127.0.0.1"  # the default bind address (MLOPS_RUNTIME_HOST)
