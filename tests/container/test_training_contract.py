@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 
-from conftest import REFIT_HYPERPARAMETERS, parquet_bytes, run_training_job
+from testkit.training_job import REFIT_HYPERPARAMETERS, parquet_bytes, run_training_job
 
 
 def test_the_refit_runs_under_the_toolkit_and_writes_the_model_where_sagemaker_collects_it(refit_job, churn_frame):
