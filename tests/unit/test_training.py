@@ -418,6 +418,38 @@ def test_killing_the_tuning_task_stops_its_fold_worker_processes(training_data, 
     assert not any(_alive(pid) for pid in workers)
 
 
+def test_a_fold_pool_starts_no_guess_after_the_rounds_last_score_is_in(monkeypatch):
+    """Once the score asked for is in, the pool returns it without handing a free worker the next
+    wanted fold: after a round's last score the race prunes first, and a guess on a trial it
+    prunes would hold a worker for a whole fit."""
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from mlops.backends.local import fold_race
+
+    class InstantScorer:
+        splits = [0, 1, 2]
+
+        def score(self, position, hyperparameters):
+            return 0.5 + position / 10
+
+    monkeypatch.setattr(fold_race, "_WORKER_SCORER", InstantScorer())
+    params = {0: {}, 1: {}}
+    wanted = [(0, 0), (1, 0), (0, 1)]  # the round's two folds, then a guess at trial 0's next one
+    with ThreadPoolExecutor(2) as executor:
+        pool = fold_race._FoldPool(InstantScorer(), 2, executor)
+        assert pool.result((0, 0), params, wanted) == 0.5
+        while not pool.futures[(1, 0)].done():
+            time.sleep(0.001)
+        assert pool.result((1, 0), params, wanted) == 0.5  # the round's last score
+
+        assert pool.started == 2 and (0, 1) not in pool.futures
+
+        # the next round asks for (0, 1): it starts then
+        assert pool.result((0, 1), params, [(0, 1)]) == 0.6
+        assert pool.started == 3
+
+
 def test_fold_race_pruner_keeps_only_the_leading_fraction_at_each_fold():
     import optuna
 

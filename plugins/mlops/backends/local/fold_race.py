@@ -77,13 +77,17 @@ class _FoldPool:
         from concurrent.futures import FIRST_COMPLETED, wait
 
         while True:
-            self._fill(params, wanted)
+            # The score first: when it is in, a free worker waits for the caller's next call. After
+            # the round's last score that call comes once the round is decided, so no worker starts
+            # a guess on a trial the round is about to prune (it would hold the worker for a fit).
             future = self.futures.get(key)  # None while every worker finishes a dropped task
             if future is not None and future.done():
                 self.done[key], seconds = future.result()
                 self.busy += seconds
                 return self.done[key]
-            wait(self._running(), return_when=FIRST_COMPLETED)
+            self._fill(params, wanted)
+            if (future := self.futures.get(key)) is None or not future.done():
+                wait(self._running(), return_when=FIRST_COMPLETED)
 
     def forget(self, number: int) -> None:
         """Drop a finished trial's tasks and scores; a task still running becomes stale."""
