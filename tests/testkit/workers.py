@@ -20,6 +20,12 @@ def write_then_die(text: str, how: int) -> None:
     os._exit(how)
 
 
+def write_unflushed(text: str) -> int:
+    """Write ``text`` to stderr without a newline or a flush (it stays in Python's buffer); the pid."""
+    sys.stderr.write(text)
+    return os.getpid()
+
+
 class DyingClassifier:
     """A binary classifier whose predictions kill the process predicting them with SIGKILL (as
     the kernel's OOM killer does), after a line to stderr."""

@@ -102,6 +102,20 @@ def test_what_workers_wrote_to_stderr_is_logged_when_the_pool_closes(caplog):
     assert "UserWarning: something to know" in caplog.text
 
 
+def test_a_finished_worker_exits_at_once_with_code_0_and_its_buffered_output_written(caplog):
+    """A worker leaves without the interpreter's teardown (os._exit): what it wrote but had not
+    flushed must still reach its stderr file, and its exit code stays 0."""
+    from testkit.workers import write_unflushed
+
+    with caplog.at_level(logging.WARNING, logger="mlops.backends.local.workers"), \
+            WorkerPool("job-buffered", 1, env={"PYTHONUNBUFFERED": ""}) as pool:  # Python's buffers, as by default
+        pid = pool.submit(write_unflushed, "a line still in the buffer").result()
+
+    assert [worker.exitcode for worker in pool._context.workers] == [0]
+    assert f"job-buffered: worker process {pid} wrote to stderr" in caplog.text
+    assert "a line still in the buffer" in caplog.text
+
+
 def test_a_ports_stop_ends_the_workers_of_this_process_and_the_work_fails_saying_so(tmp_path):
     """The local transform's stop (the base port's: what an operator's on_kill calls) ends every
     live pool's workers; the work waiting on them fails with WorkerPoolStopped, not WorkerDied."""
