@@ -485,6 +485,29 @@ def test_a_restarted_runtime_checks_the_artifacts_digest_again_and_serves_no_cha
     assert status_of(error) == 400 and "DigestMismatch" in str(error)
 
 
+def test_a_runtime_running_other_code_is_restarted_with_its_endpoints(own_hosting, mlops_home, models,
+                                                                      monkeypatch):
+    """A runtime left running while the checkout changed would serve new models with its old
+    handlers: the next start stops it and starts this checkout's, which restores the endpoints."""
+    from mlops.backends.local.runtime import service
+    from mlops.core.code_version import content_digest
+
+    uri, sha = package(models["b"], mlops_home, "b-code")
+    own_hosting.deploy(EndpointSpec("kept", "kept-config", uri, sha))
+    old_pid = read_pid(own_hosting.settings.runtime_dir)
+    assert service.ping(own_hosting.settings)["code"] == content_digest()
+    assert service.start_runtime(own_hosting.settings) == old_pid  # the same code: left alone
+
+    monkeypatch.setattr(service, "content_digest", lambda: "the checkout after a change")
+    new_pid = service.start_runtime(own_hosting.settings)
+
+    assert new_pid != old_pid
+    with pytest.raises(ProcessLookupError):
+        os.kill(old_pid, 0)
+    assert read_pid(own_hosting.settings.runtime_dir) == new_pid
+    assert invoke_csv(own_hosting.runtime_client(), "kept") == answers_of(models["b"])
+
+
 def test_stop_leaves_no_process_and_stopping_again_is_fine(own_hosting):
     own_hosting.ensure_running()
     runtime_dir = own_hosting.settings.runtime_dir

@@ -163,9 +163,10 @@ INFERENCE_ID_HEADER = "x-amzn-sagemaker-inference-id"  # InvokeEndpoint's Infere
 
 
 def create_app(table: EndpointTable, runtime_dir: Path, batcher: PredictionBatcher | None = None,
-               capture: CaptureWriter | None = None) -> FastAPI:
+               capture: CaptureWriter | None = None, code: str | None = None) -> FastAPI:
     """The runtime's ASGI app serving ``table``, predicting on ``batcher``'s thread; the invocations
-    of endpoints with a ``DataCaptureConfig`` are sampled into ``capture``'s buffer."""
+    of endpoints with a ``DataCaptureConfig`` are sampled into ``capture``'s buffer. ``/ping``
+    names ``code``, the digest of the code the runtime runs (:func:`~mlops.core.code_version.content_digest`)."""
     inference = table.inference
     batcher = batcher or PredictionBatcher(inference)
     capture = capture or CaptureWriter()
@@ -184,7 +185,7 @@ def create_app(table: EndpointTable, runtime_dir: Path, batcher: PredictionBatch
 
     @app.get("/ping")
     async def ping() -> dict[str, Any]:
-        return {"status": "Healthy", "pid": os.getpid(), "runtime_dir": str(runtime_dir),
+        return {"status": "Healthy", "pid": os.getpid(), "runtime_dir": str(runtime_dir), "code": code,
                 "handlers": getattr(inference, "__file__", None), "prediction_workers": batcher.workers,
                 "invocations": batcher.invocations, "predict_calls": batcher.predict_calls,
                 "capture": capture.stats()}

@@ -27,6 +27,7 @@ from mlops.backends.local.runtime.endpoints import (
     log_file,
     pid_file,
 )
+from mlops.core.code_version import content_digest
 from mlops.core.entrypoints import inference_module
 from mlops.core.paths import PROJECT_ROOT
 from mlops.core.schema import NonNegativeFloat, PositiveInt, env_value
@@ -95,7 +96,7 @@ def serve(settings: Settings) -> int:
         # or send an answer.
         sys.setswitchinterval(SWITCH_INTERVAL_S)
         freeze_heap()
-        app = create_app(table, runtime_dir, batcher)
+        app = create_app(table, runtime_dir, batcher, code=content_digest())
         config = uvicorn.Config(
             app, log_config=None, access_log=False, lifespan="off",
             timeout_graceful_shutdown=5,
@@ -204,12 +205,20 @@ def start_runtime(settings: Settings, timeout: float = 60.0) -> int:
     waits until it answers ``/ping``. A runtime at a URL off this machine (``MLOPS_RUNTIME_URL``)
     is a service started elsewhere: it is only waited for.
 
+    A runtime of this machine that runs other code than this process (the checkout changed, or
+    was removed and cloned again, while it ran) is stopped and started again: it would serve new
+    models with the old handlers. Its endpoints come back from its state, as after any restart.
+
     Raises ``RuntimeError`` naming the log when the runtime exits before answering or does not
     answer within ``timeout`` seconds, and when the URL is answered by something else.
     """
     info = ping(settings)
     if info is not None:
-        return int(info["pid"])
+        if not _runs_here(settings) or info.get("code") == (code := content_digest()):
+            return int(info["pid"])
+        log.warning("the runtime %s (pid %s) runs other code (%s, this checkout: %s): restarting it",
+                    settings.runtime_url, info["pid"], info.get("code") or "an older runtime", code)
+        _stop_pid(int(info["pid"]), 10.0)
     process = None
     if _runs_here(settings):
         runtime_dir = settings.runtime_dir
@@ -298,14 +307,19 @@ def stop_runtime(runtime_dir: Path, timeout: float = 10.0) -> int | None:
     if pid is None:
         pid_file(runtime_dir).unlink(missing_ok=True)
         return None
+    stopped = _stop_pid(pid, timeout)
+    _remove_pid_file(runtime_dir, pid)
+    return stopped
+
+
+def _stop_pid(pid: int, timeout: float) -> int | None:
+    """SIGTERM the runtime process ``pid``, SIGKILL it after ``timeout`` s; None if it was not one."""
     if not is_alive(pid) or not _is_runtime_process(pid):
-        _remove_pid_file(runtime_dir, pid)
         return None
     os.kill(pid, signal.SIGTERM)
     if not _wait_gone(pid, timeout):
         os.kill(pid, signal.SIGKILL)
         _wait_gone(pid, 5.0)
-    _remove_pid_file(runtime_dir, pid)
     return pid
 
 
