@@ -17,6 +17,7 @@ import subprocess
 import tarfile
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from botocore.exceptions import ClientError
 
@@ -64,10 +65,24 @@ def features(refit_job, churn_frame):
     return columns, churn_frame[columns].head(4)
 
 
+def many(rows, n: int = 300):
+    """``n`` records from ``rows``: copies with their numbers scaled, enough for the columnar path
+    and the floats pyarrow writes (256 or more)."""
+    copies = []
+    for i in range(-(-n // len(rows))):
+        copy = rows.copy()
+        numbers = copy.select_dtypes("number").columns
+        copy[numbers] = copy[numbers] * (1 + i / 50)
+        copies.append(copy)
+    return pd.concat(copies).head(n)
+
+
 CASES = {  # name -> request, built from the feature rows
     "ping": lambda cols, rows: {"method": "GET", "path": "/ping"},
     "csv": lambda cols, rows: post(csv_text(rows.values.tolist())),
     "json": lambda cols, rows: post(json.dumps({"instances": rows.to_dict(orient="records")}), JSON, JSON),
+    "csv_many": lambda cols, rows: post(csv_text(many(rows).values.tolist())),
+    "json_many": lambda cols, rows: post(json.dumps({"instances": many(rows).to_dict(orient="records")}), JSON, JSON),
     "fields": lambda cols, rows: post(csv_text([rows.values.tolist()[0][:-2]])),
     "not_a_number": lambda cols, rows: post(csv_text(rows.assign(**{"Day Mins": "lots"}).values.tolist())),
     "bad_json": lambda cols, rows: post('{"instances": [', JSON, JSON),
@@ -115,6 +130,16 @@ def test_valid_json_gets_the_same_predictions_as_csv(answers):
     assert (answer["status"], answer["content_type"]) == (200, JSON)
     assert [[p["predicted_label"], p["probability"]] for p in predictions] == \
         [[label, float(probability)] for label, probability in from_csv]
+
+
+def test_many_csv_records_are_written_column_by_column_with_the_floats_json_writes(answers):
+    """300 records take the handlers' columnar path in the container's libraries (its pyarrow
+    writes the probabilities): each one reads back as the JSON answer's float, written by repr."""
+    from_csv = list(csv.reader(io.StringIO(answers["csv_many"]["body"])))
+    predictions = json.loads(answers["json_many"]["body"])["predictions"]
+
+    assert answers["csv_many"]["status"] == 200 and len(from_csv) == len(predictions) == 300
+    assert from_csv == [[p["predicted_label"], repr(p["probability"])] for p in predictions]
 
 
 def test_a_record_with_the_wrong_field_count_is_a_400_naming_it(answers, features):
