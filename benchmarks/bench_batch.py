@@ -19,7 +19,7 @@ native thread per process (OpenMP teams wider than the machine only spin-wait on
   writing id, predicted label, probability and the per-class probabilities. ``--peer-slices``
   runs it once per slice size: the first (50,000, the issue's script) is *peer*, the fastest of
   all is *best peer* (the same script with its slice size tuned; 10,000 by default, the best of
-  5,000, 10,000 and 20,000 measured here: a 50,000-row slice of a row-major frame walks the
+  5,000, 10,000 and 50,000 measured here: a 50,000-row slice of a row-major frame walks the
   trees out of the CPU's caches, and how much that costs depends on the machine).
 * **limit**: the fitted pipeline's ``predict_proba`` alone over 5,000-row slices of rows already
   parsed into frames, 2 processes, each over half the rows; its wall time is from the first
