@@ -229,6 +229,19 @@ def test_files_another_run_published_meanwhile_skip_this_run(mlops_home, churn_f
     assert partitions.read_manifest(partitions.partition_path("churn", DS)) == before
 
 
+def test_a_retry_whose_files_a_run_of_another_date_published_meanwhile_is_skipped(mlops_home, churn_files):
+    """Try 1 failed before its commit; while it waited for its retry, a scheduled run (another
+    date) published the files and moved them: the retry skips, it does not fail."""
+    files = [land(churn_files[0], "a.csv")]
+    other = LandingToRawOperator(task_id="publish", use_case="churn", files=files, ds="2026-03-02")
+    other.execute(run_context())
+
+    with pytest.raises(AirflowSkipException, match="no earlier try moved any to .*: another run published them"):
+        publish(files, try_number=2)
+
+    assert not partitions.partition_path("churn", DS).exists()  # nothing written for this date
+
+
 def test_a_file_with_wrong_columns_fails_naming_it_and_nothing_moves(mlops_home, churn_files):
     good = land(churn_files[0], "good.csv")
     bad = land(churn_files[1].drop(columns=["Day Mins"]), "bad.csv")

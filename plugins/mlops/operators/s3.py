@@ -183,13 +183,15 @@ class LandingToRawOperator(BaseOperator):
         present = [path for path in landed if path.exists()]
         for path in set(landed) - set(present):
             self.log.warning("%s is no longer in the landing prefix (moved by an earlier try?)", path)
-        if not present and context["ti"].try_number == 1:
-            raise AirflowSkipException(f"none of the {len(landed)} file(s) is still under {landing_root}: "
-                                       "another run published them")
-        directory.mkdir(parents=True, exist_ok=True)
         processed = [path for path in (processed_root.rglob("*") if processed_root.exists() else []) if path.is_file()]
-        if not present and not processed:
-            raise ValueError(f"no landed files for {self.use_case}: {self.files!r}")
+        # None left: another run published them, unless an earlier try of this one moved them to
+        # processed/ after its commit (then this try finishes the job).
+        if not present and (context["ti"].try_number == 1 or not processed):
+            raise AirflowSkipException(f"none of the {len(landed)} file(s) is still under {landing_root}"
+                                       + ("" if context["ti"].try_number == 1 else
+                                          f" and no earlier try moved any to {processed_root}")
+                                       + ": another run published them")
+        directory.mkdir(parents=True, exist_ok=True)
 
         try:
             previous = partitions.read_manifest(directory)["files"]
