@@ -84,6 +84,13 @@ def airflow(tmp_path_factory):
         yield stack, api
 
 
+# The module's landed files end in .csv.faults and its s3_ingest runs look for that pattern: the
+# runs the hourly schedule creates (s3_ingest is unpaused here) look for *.csv and leave them alone.
+# Otherwise one created at an hour boundary took a section's file while its run waited to retry.
+LANDED = "*.csv.faults"
+INGEST_CONF = {"pattern": LANDED}
+
+
 def land(frame, *parts: str) -> None:
     from mlops.core.storage import data_path
 
@@ -102,11 +109,11 @@ def training(airflow):
     from tools.airflow_stack import now
 
     stack, api = airflow
-    land(generators_module().churn(CHURN_ROWS, seed=7), "landing", "churn", "customers-faults.csv")
+    land(generators_module().churn(CHURN_ROWS, seed=7), "landing", "churn", "customers-faults.csv.faults")
     for dag_id in ("s3_ingest", "train_model", "deploy_model"):
         api.unpause(dag_id)
     before = now()
-    ingest = api.send("POST", "/dags/s3_ingest/dagRuns", {"logical_date": f"{DS}T00:00:00Z", "conf": {}})["dag_run_id"]
+    ingest = api.send("POST", "/dags/s3_ingest/dagRuns", {"logical_date": f"{DS}T00:00:00Z", "conf": INGEST_CONF})["dag_run_id"]
     assert api.wait_for_run("s3_ingest", ingest, 600)["state"] == "success"
     run_id = api.wait_for_new_run("train_model", "asset_triggered", 300, after=before)
     RUNS["train_model"].append(run_id)
@@ -405,10 +412,10 @@ def disk_full_partition(airflow, full_disks):
     raw, _ = full_disks
     api.pause("train_model")  # the partition's Asset event would start a training run
     api.unpause("s3_ingest")
-    land(generators_module().churn(CHURN_ROWS, seed=11), "landing", "churn", "customers-disk.csv")
+    land(generators_module().churn(CHURN_ROWS, seed=11), "landing", "churn", "customers-disk.csv.faults")
     fill_up(raw)
     task_id = "churn.publish_raw_partition"
-    run_id = api.send("POST", "/dags/s3_ingest/dagRuns", {"logical_date": f"{DISK_DS}T00:00:00Z", "conf": {}})["dag_run_id"]
+    run_id = api.send("POST", "/dags/s3_ingest/dagRuns", {"logical_date": f"{DISK_DS}T00:00:00Z", "conf": INGEST_CONF})["dag_run_id"]
     failed = wait_for_task(api, "s3_ingest", run_id, task_id, ("up_for_retry", "failed"), RUN_TIMEOUT)
     partition = raw / f"ds={DISK_DS}"
     seen: dict = {"run_id": run_id, "failed": failed,
@@ -430,7 +437,7 @@ def test_a_partition_written_to_a_full_disk_fails_naming_it_and_leaves_nothing(d
     assert seen["failed"]["try_number"] == 1
     assert "[Errno 28] No space left on device" in seen["log"]
     assert seen["left"] == []  # no manifest, no torn part, no temporary file
-    assert seen["landed"] == ["customers-disk.csv"]  # the landed file is kept for the re-run
+    assert seen["landed"] == ["customers-disk.csv.faults"]  # the landed file is kept for the re-run
 
 
 def test_the_partition_is_published_once_after_space_is_freed(airflow, disk_full_partition):
@@ -534,11 +541,11 @@ def s3_landing(airflow, s3_store):
     s3 = s3_store
     api.pause("train_model")
     api.unpause("s3_ingest")
-    land(generators_module().churn(CHURN_ROWS, seed=13), "landing", "churn", "customers-s3.csv")
+    land(generators_module().churn(CHURN_ROWS, seed=13), "landing", "churn", "customers-s3.csv.faults")
     partition = f"{S3_PREFIX}/raw/churn/ds={S3_DS}/"
     s3.go_down_on(lambda r: r.method == "PUT" and r.key == f"{partition}_manifest.json")  # parts written
     task_id = "churn.publish_raw_partition"
-    run_id = api.send("POST", "/dags/s3_ingest/dagRuns", {"logical_date": f"{S3_DS}T00:00:00Z", "conf": {}})["dag_run_id"]
+    run_id = api.send("POST", "/dags/s3_ingest/dagRuns", {"logical_date": f"{S3_DS}T00:00:00Z", "conf": INGEST_CONF})["dag_run_id"]
     failed = wait_for_task(api, "s3_ingest", run_id, task_id, ("up_for_retry", "failed"), RUN_TIMEOUT)
     s3.start()  # the store is back before the retry (retry_delay: 1 minute)
     seen: dict = {"run_id": run_id, "failed": failed, "cut": s3.cut, "url": s3.url,
@@ -560,7 +567,7 @@ def test_landing_while_the_store_is_down_fails_naming_its_endpoint_and_publishes
     assert seen["failed"]["try_number"] == 1
     assert f'Could not connect to the endpoint URL: "{seen["url"]}/' in seen["log"]
     assert f"{seen['partition']}_manifest.json" not in seen["after_failure"]  # nothing published
-    assert f"{S3_PREFIX}/landing/churn/customers-s3.csv" in seen["after_failure"]  # nothing landed lost
+    assert f"{S3_PREFIX}/landing/churn/customers-s3.csv.faults" in seen["after_failure"]  # nothing landed lost
 
 
 def test_the_landing_retry_once_the_store_is_back_publishes_the_partition_once(s3_landing):
