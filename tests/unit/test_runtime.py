@@ -498,7 +498,7 @@ def test_a_runtime_running_other_code_is_restarted_with_its_endpoints(own_hostin
     assert service.ping(own_hosting.settings)["code"] == content_digest()
     assert service.start_runtime(own_hosting.settings) == old_pid  # the same code: left alone
 
-    monkeypatch.setattr(service, "content_digest", lambda: "the checkout after a change")
+    monkeypatch.setattr(service, "_this_code", lambda: "the checkout after a change")
     new_pid = service.start_runtime(own_hosting.settings)
 
     assert new_pid != old_pid

@@ -86,8 +86,7 @@ class _FoldPool:
                 self.busy += seconds
                 return self.done[key]
             self._fill(params, wanted)
-            if (future := self.futures.get(key)) is None or not future.done():
-                wait(self._running(), return_when=FIRST_COMPLETED)
+            wait(self._running(), return_when=FIRST_COMPLETED)  # at once when nothing else runs
 
     def forget(self, number: int) -> None:
         """Drop a finished trial's tasks and scores; a task still running becomes stale."""

@@ -4,6 +4,7 @@ clean environment, stop, status, and the command line (``python -m mlops.backend
 from __future__ import annotations
 
 import argparse
+import functools
 import ipaddress
 import json
 import logging
@@ -214,7 +215,7 @@ def start_runtime(settings: Settings, timeout: float = 60.0) -> int:
     """
     info = ping(settings)
     if info is not None:
-        if not _runs_here(settings) or info.get("code") == (code := content_digest()):
+        if not _runs_here(settings) or info.get("code") == (code := _this_code()):
             return int(info["pid"])
         log.warning("the runtime %s (pid %s) runs other code (%s, this checkout: %s): restarting it",
                     settings.runtime_url, info["pid"], info.get("code") or "an older runtime", code)
@@ -310,6 +311,12 @@ def stop_runtime(runtime_dir: Path, timeout: float = 10.0) -> int | None:
     stopped = _stop_pid(pid, timeout)
     _remove_pid_file(runtime_dir, pid)
     return stopped
+
+
+@functools.cache
+def _this_code() -> str:
+    """This process's code digest, once: every hosting call starts by checking the runtime."""
+    return content_digest()
 
 
 def _stop_pid(pid: int, timeout: float) -> int | None:
